@@ -1,0 +1,11 @@
+//! coco: a declarative, configuration-driven orchestrator.
+//!
+//! Files flow one way: `config` and `manifest` parse and validate what the operator wrote,
+//! `reconcile` diffs it against the `store` and applies the plan; `cli` drives it all.
+//! See `docs/ARCHITECTURE.md` for the map and its invariants.
+
+pub mod redact;
+pub mod store;
+pub mod yaml;
+pub mod scheduler;
+pub mod manifest;

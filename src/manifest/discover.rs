@@ -1,0 +1,76 @@
+//! Find the projects of a home: every direct sub-folder holding a `coco.yaml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::parse::load_project;
+use super::{MANIFEST_FILE, Project};
+use crate::yaml::Diagnostic;
+
+/// What a home holds: valid projects and the problems of the invalid ones.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Valid projects, by name.
+    pub projects: BTreeMap<String, Project>,
+    /// Problems, by the project folder they were found in.
+    pub invalid: BTreeMap<PathBuf, Vec<Diagnostic>>,
+}
+
+impl Discovery {
+    pub fn is_valid(&self) -> bool {
+        self.invalid.is_empty()
+    }
+
+    /// Every problem, in folder order.
+    pub fn problems(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.invalid.values().flatten()
+    }
+}
+
+/// The project folders of `home` (sorted), i.e. its sub-folders with a `coco.yaml`.
+pub fn project_dirs(home: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(home)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.join(MANIFEST_FILE).is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Load and validate the projects in `dirs`, checking that no two share a name.
+pub fn load_projects(dirs: &[PathBuf]) -> Discovery {
+    let mut discovery = Discovery::default();
+    for dir in dirs {
+        match load_project(dir) {
+            Ok(project) => {
+                if let Some(first) = discovery.projects.get(&project.name) {
+                    let file = dir.join(MANIFEST_FILE);
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    let doc = crate::yaml::Document::parse(&file, &text).ok();
+                    let message = format!(
+                        "project name `{}` is already used by {}",
+                        project.name,
+                        first.dir.join(MANIFEST_FILE).display()
+                    );
+                    let diagnostic = match doc {
+                        Some(doc) => doc.at(&["project".to_owned()], message),
+                        None => Diagnostic::new(&file, &text, crate::yaml::Position { line: 1, column: 1 }, message),
+                    };
+                    discovery.invalid.insert(dir.clone(), vec![diagnostic]);
+                } else {
+                    discovery.projects.insert(project.name.clone(), project);
+                }
+            }
+            Err(problems) => {
+                discovery.invalid.insert(dir.clone(), problems);
+            }
+        }
+    }
+    discovery
+}
+
+/// Load every project of `home`.
+pub fn discover(home: &Path) -> std::io::Result<Discovery> {
+    Ok(load_projects(&project_dirs(home)?))
+}

@@ -1,0 +1,121 @@
+//! Project manifests (`<home>/<project>/coco.yaml`): the desired state.
+//!
+//! `raw` mirrors the file; `parse` reads a file into a located [`crate::yaml::Document`] and
+//! `validate` resolves it into the domain types below, collecting every error; `discover`
+//! finds the projects of a home. No I/O here except reading the files in `parse`/`discover`.
+
+pub mod discover;
+pub mod parse;
+pub mod raw;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use raw::{Catchup, Concurrency, HumanDuration, RestartPolicy};
+
+use crate::scheduler::schedule::Schedule;
+
+/// The manifest file name inside a project folder.
+pub const MANIFEST_FILE: &str = "coco.yaml";
+
+/// A validated project: what must run, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub name: String,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    /// The project folder (absolute).
+    pub dir: PathBuf,
+    pub environment: Environment,
+    pub jobs: BTreeMap<String, Job>,
+    pub apps: BTreeMap<String, App>,
+}
+
+/// How the project's jobs and apps run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Environment {
+    /// Working directory, relative to the project folder (or absolute).
+    pub workdir: String,
+    /// Entries prepended to PATH.
+    pub path: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// A validated job definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub command: Vec<String>,
+    pub description: Option<String>,
+    /// A valid schedule expression (see [`Schedule`]); `None`: on demand only.
+    pub schedule: Option<String>,
+    /// A valid IANA time zone name.
+    pub timezone: String,
+    pub attempts: u32,
+    pub retry_delay: HumanDuration,
+    pub timeout: Option<HumanDuration>,
+    pub priority: i32,
+    pub max_parallel: u32,
+    pub concurrency: Concurrency,
+    pub catchup: Catchup,
+    pub args: BTreeMap<String, serde_json::Value>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Job {
+    /// The parsed schedule, if the job has one.
+    pub fn parsed_schedule(&self) -> Option<Schedule> {
+        self.schedule.as_deref().and_then(|s| Schedule::parse(s).ok())
+    }
+
+    /// The job's time zone.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::Tz::UTC)
+    }
+}
+
+/// A validated app (long-running server) definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub command: Vec<String>,
+    pub description: Option<String>,
+    pub port: Option<u16>,
+    pub health: Option<Health>,
+    pub restart: RestartPolicy,
+    pub env: BTreeMap<String, String>,
+    /// Hosts that may run it; empty: any.
+    pub hosts: Vec<String>,
+}
+
+/// How an app's health is checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub check: HealthCheck,
+    pub interval: HumanDuration,
+    pub timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// GET this path on 127.0.0.1:port, healthy on 2xx.
+    Http(String),
+    /// Connect to 127.0.0.1:port.
+    Tcp,
+}
+
+/// Hex SHA-256 of a value's JSON form: stable, since every map here is ordered.
+pub fn content_hash<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("manifest types always serialize");
+    hex::encode(Sha256::digest(&json))
+}
+
+/// Is `name` a valid project, job or app name (`[a-z][a-z0-9_-]*`)?
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+}

@@ -1,0 +1,130 @@
+//! Read one project's `coco.yaml` into a validated [`Project`], or every located problem.
+//!
+//! The outline is read first with raw values for jobs, apps and the environment, then each
+//! entry on its own, so a typo in one job does not hide an error in another.
+
+use std::path::Path;
+
+use super::raw::{RawApp, RawEnvironment, RawJob, RawManifest};
+use super::{MANIFEST_FILE, Project, validate};
+use crate::yaml::{Diagnostic, Document, Value};
+
+/// Read and validate `<dir>/coco.yaml`.
+pub fn load_project(dir: &Path) -> Result<Project, Vec<Diagnostic>> {
+    let file = dir.join(MANIFEST_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => parse_project(dir, &file, &text),
+        Err(error) => Err(vec![Diagnostic {
+            file: file.clone(),
+            position: crate::yaml::Position { line: 1, column: 1 },
+            message: format!("cannot read: {error}"),
+            suggestion: None,
+            source_line: None,
+        }]),
+    }
+}
+
+/// Validate the manifest `text` of the project in `dir` (read from `file`).
+pub fn parse_project(dir: &Path, file: &Path, text: &str) -> Result<Project, Vec<Diagnostic>> {
+    let doc = Document::parse(file, text).map_err(|d| vec![d])?;
+    let mut problems = Vec::new();
+    let top = match &doc.value {
+        Value::Null => Value::Mapping(Default::default()),
+        other => other.clone(),
+    };
+    let outline: RawManifest<Value, Value, Value> = match doc.deserialize(&[], &top) {
+        Ok(outline) => outline,
+        Err(diagnostic) => {
+            problems.push(diagnostic);
+            // Go on with what can be read, to report the jobs' and apps' errors too.
+            lenient_outline(&top)
+        }
+    };
+
+    let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match &outline.project {
+        Some(name) => {
+            validate::check_name(&doc, &["project".to_owned()], "project", name, &mut problems);
+            name.clone()
+        }
+        None => {
+            if !super::is_valid_name(&folder_name) {
+                problems.push(doc.at(
+                    &[],
+                    format!("folder name `{folder_name}` is not a valid project name: set `project:` to one ([a-z][a-z0-9_-]*)"),
+                ));
+            }
+            folder_name
+        }
+    };
+
+    let environment = match &outline.environment {
+        Some(raw) => doc
+            .deserialize::<RawEnvironment>(&["environment".to_owned()], raw)
+            .map_err(|d| problems.push(d))
+            .ok(),
+        None => None,
+    };
+    let environment = validate::environment(&doc, environment, &mut problems);
+
+    let mut jobs = std::collections::BTreeMap::new();
+    for (job_name, raw) in &outline.jobs {
+        let path = vec!["jobs".to_owned(), job_name.clone()];
+        validate::check_name(&doc, &path, "job", job_name, &mut problems);
+        match doc.deserialize::<RawJob>(&path, raw) {
+            Ok(raw) => {
+                jobs.insert(job_name.clone(), validate::job(&doc, job_name, raw, &mut problems));
+            }
+            Err(diagnostic) => problems.push(diagnostic),
+        }
+    }
+    let mut apps = std::collections::BTreeMap::new();
+    for (app_name, raw) in &outline.apps {
+        let path = vec!["apps".to_owned(), app_name.clone()];
+        validate::check_name(&doc, &path, "app", app_name, &mut problems);
+        match doc.deserialize::<RawApp>(&path, raw) {
+            Ok(raw) => {
+                apps.insert(app_name.clone(), validate::app(&doc, app_name, raw, &mut problems));
+            }
+            Err(diagnostic) => problems.push(diagnostic),
+        }
+    }
+
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| d.position);
+        problems.dedup();
+        return Err(problems);
+    }
+    Ok(Project {
+        name,
+        description: outline.description,
+        version: outline.version.map(|v| v.0),
+        dir: dir.to_path_buf(),
+        environment,
+        jobs,
+        apps,
+    })
+}
+
+/// The parts of a top-level mapping that have the expected shape, ignoring the rest.
+fn lenient_outline(top: &Value) -> RawManifest<Value, Value, Value> {
+    let get = |key: &str| top.as_mapping().and_then(|m| m.get(key));
+    let entries = |key: &str| {
+        get(key)
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    RawManifest {
+        project: get("project").and_then(Value::as_str).map(str::to_owned),
+        description: None,
+        version: None,
+        environment: get("environment").cloned(),
+        jobs: entries("jobs"),
+        apps: entries("apps"),
+    }
+}

@@ -1,0 +1,181 @@
+//! Resolve raw manifest entries into validated domain types, collecting every problem
+//! (with its position) rather than stopping at the first.
+//!
+//! Pure: works on a parsed [`Document`]; reads no files and no clock.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::raw::{CommandLine, RawApp, RawEnvironment, RawHealth, RawJob, Scalar};
+use super::{App, Environment, Health, HealthCheck, HumanDuration, Job, is_valid_name};
+use crate::scheduler::schedule::Schedule;
+use crate::yaml::{Diagnostic, Document, did_you_mean};
+
+/// Problems found so far; resolution goes on after each.
+pub type Problems = Vec<Diagnostic>;
+
+fn at(base: &[String], tail: &[&str]) -> Vec<String> {
+    base.iter().cloned().chain(tail.iter().map(|s| (*s).to_owned())).collect()
+}
+
+/// Check a job, app or project name at the key `path`.
+pub fn check_name(doc: &Document, path: &[String], kind: &str, name: &str, problems: &mut Problems) {
+    if !is_valid_name(name) {
+        problems.push(doc.at_key(
+            path,
+            format!("{kind} name `{name}` is not valid: use lower-case letters, digits, `_` and `-`, starting with a letter"),
+        ));
+    }
+}
+
+/// Resolve the project environment.
+pub fn environment(doc: &Document, raw: Option<RawEnvironment>, problems: &mut Problems) -> Environment {
+    let raw = raw.unwrap_or_default();
+    let base = vec!["environment".to_owned()];
+    let path = raw.path.unwrap_or_default();
+    for (index, entry) in path.iter().enumerate() {
+        if entry.trim().is_empty() {
+            problems.push(doc.at(&at(&base, &["path", &index.to_string()]), "empty PATH entry"));
+        }
+    }
+    Environment {
+        workdir: raw.workdir.unwrap_or_else(|| ".".to_owned()),
+        path,
+        env: env_map(doc, &at(&base, &["env"]), raw.env, problems),
+    }
+}
+
+/// Resolve the job at `jobs.<name>`.
+pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> Job {
+    let base = vec!["jobs".to_owned(), name.to_owned()];
+    let command = command(doc, &base, raw.command, problems);
+    let timezone = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
+    if timezone.parse::<chrono_tz::Tz>().is_err() {
+        let suggestion = did_you_mean(&timezone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
+        problems.push(
+            doc.at(&at(&base, &["timezone"]), format!("unknown time zone `{timezone}` (use an IANA name such as Europe/Berlin)"))
+                .with_suggestion(suggestion),
+        );
+    }
+    if let Some(schedule) = &raw.schedule {
+        if let Err(message) = Schedule::parse(schedule) {
+            problems.push(doc.at(&at(&base, &["schedule"]), message));
+        }
+    }
+    let attempts = raw.attempts.unwrap_or(1);
+    if attempts == 0 {
+        problems.push(doc.at(&at(&base, &["attempts"]), "attempts must be at least 1 (the first try counts)"));
+    }
+    let max_parallel = raw.max_parallel.unwrap_or(1);
+    if max_parallel == 0 {
+        problems.push(doc.at(&at(&base, &["max_parallel"]), "max_parallel must be at least 1"));
+    }
+    if let Some(HumanDuration(timeout)) = raw.timeout {
+        if timeout.is_zero() {
+            problems.push(doc.at(&at(&base, &["timeout"]), "timeout must be longer than 0s (leave it out for none)"));
+        }
+    }
+    let args = raw.args.unwrap_or_default();
+    for key in args.keys() {
+        if key.is_empty() {
+            problems.push(doc.at(&at(&base, &["args"]), "an argument name may not be empty"));
+        }
+    }
+    Job {
+        command,
+        description: raw.description,
+        schedule: raw.schedule.map(|s| s.trim().to_owned()),
+        timezone,
+        attempts,
+        retry_delay: raw.retry_delay.unwrap_or(HumanDuration(Duration::ZERO)),
+        timeout: raw.timeout,
+        priority: raw.priority.unwrap_or(0),
+        max_parallel,
+        concurrency: raw.concurrency.unwrap_or_default(),
+        catchup: raw.catchup.unwrap_or_default(),
+        args,
+        env: env_map(doc, &at(&base, &["env"]), raw.env, problems),
+    }
+}
+
+/// Resolve the app at `apps.<name>`.
+pub fn app(doc: &Document, name: &str, raw: RawApp, problems: &mut Problems) -> App {
+    let base = vec!["apps".to_owned(), name.to_owned()];
+    let command = command(doc, &base, raw.command, problems);
+    if raw.port == Some(0) {
+        problems.push(doc.at(&at(&base, &["port"]), "port must be from 1 to 65535"));
+    }
+    let health = raw.health.and_then(|h| health(doc, &base, raw.port, h, problems));
+    App {
+        command,
+        description: raw.description,
+        port: raw.port,
+        health,
+        restart: raw.restart.unwrap_or_default(),
+        env: env_map(doc, &at(&base, &["env"]), raw.env, problems),
+        hosts: raw.hosts.unwrap_or_default(),
+    }
+}
+
+fn health(doc: &Document, base: &[String], port: Option<u16>, raw: RawHealth, problems: &mut Problems) -> Option<Health> {
+    let path = at(base, &["health"]);
+    if port.is_none() {
+        problems.push(doc.at(&path, "a health check needs the app's `port`"));
+    }
+    let check = match (raw.http, raw.tcp) {
+        (Some(http), None | Some(false)) => {
+            if !http.starts_with('/') {
+                problems.push(doc.at(&at(&path, &["http"]), format!("health http path `{http}` must start with `/`")));
+            }
+            HealthCheck::Http(http)
+        }
+        (None, Some(true)) => HealthCheck::Tcp,
+        (Some(_), Some(true)) => {
+            problems.push(doc.at(&path, "a health check is either `http` or `tcp`, not both"));
+            return None;
+        }
+        (None, _) => {
+            problems.push(doc.at(&path, "a health check needs `http: /path` or `tcp: true`"));
+            return None;
+        }
+    };
+    Some(Health {
+        check,
+        interval: raw.interval.unwrap_or(HumanDuration(Duration::from_secs(10))),
+        timeout: raw.timeout.unwrap_or(HumanDuration(Duration::from_secs(2))),
+    })
+}
+
+/// A command as an argument list: a string is split like a shell would, never run by one.
+fn command(doc: &Document, base: &[String], raw: CommandLine, problems: &mut Problems) -> Vec<String> {
+    let path = at(base, &["command"]);
+    let args = match raw {
+        CommandLine::Args(args) => args.into_iter().map(|Scalar(s)| s).collect(),
+        CommandLine::Text(text) => match shell_words::split(&text) {
+            Ok(args) => args,
+            Err(_) => {
+                problems.push(doc.at(&path, format!("command `{text}` has an unbalanced quote")));
+                return Vec::new();
+            }
+        },
+    };
+    if args.first().is_none_or(|program| program.trim().is_empty()) {
+        problems.push(doc.at(&path, "command is empty: name the program to run"));
+    }
+    args
+}
+
+fn env_map(doc: &Document, path: &[String], raw: Option<BTreeMap<String, Scalar>>, problems: &mut Problems) -> BTreeMap<String, String> {
+    let raw = raw.unwrap_or_default();
+    for key in raw.keys() {
+        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            problems.push(doc.at_key(
+                &at(path, &[key]),
+                format!("environment variable name `{key}` is not valid: use letters, digits and `_`"),
+            ));
+        }
+    }
+    raw.into_iter().map(|(k, Scalar(v))| (k, v)).collect()
+}

@@ -1,0 +1,569 @@
+//! Embedded store: one SQLite file (WAL mode), zero setup.
+//!
+//! Several coco processes (the CLI and a running daemon) open the same file at once. That is
+//! safe because every trait method is one short statement (or one `BEGIN IMMEDIATE`
+//! transaction), WAL lets readers run beside the single writer, and `busy_timeout` makes a
+//! writer wait for the lock instead of failing with "database is locked".
+//!
+//! SQLite calls block, so each runs on tokio's blocking pool (`spawn_blocking`) holding this
+//! store's one connection behind a mutex; concurrency comes from opening more connections
+//! (more processes or more [`EmbeddedStore`]s), not from sharing one.
+//!
+//! Layout: a table per name in [`COLLECTIONS`]. Queried fields are real columns
+//! (timestamps as INTEGER milliseconds since the Unix epoch, UTC; booleans as 0/1); JSON
+//! documents (`manifest`, `definition`, `doc`) are TEXT.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{AppRecord, JobRecord, ProjectRecord, Store, StoreError, StoreResult};
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bumped when the DDL below changes incompatibly (kept in `PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Every table and index, `IF NOT EXISTS` so re-running is a no-op.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projects (
+    name       TEXT PRIMARY KEY NOT NULL,
+    hash       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    active     INTEGER NOT NULL,
+    applied_at INTEGER NOT NULL,
+    manifest   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id         TEXT PRIMARY KEY NOT NULL,
+    project    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    active     INTEGER NOT NULL,
+    next_fire  INTEGER,
+    last_fire  INTEGER,
+    updated_at INTEGER NOT NULL,
+    definition TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_project ON jobs (project);
+CREATE INDEX IF NOT EXISTS jobs_active_next_fire ON jobs (active, next_fire);
+CREATE TABLE IF NOT EXISTS apps (
+    id         TEXT PRIMARY KEY NOT NULL,
+    project    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    active     INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    definition TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS apps_project ON apps (project);
+CREATE TABLE IF NOT EXISTS fires (
+    job      TEXT NOT NULL,
+    instant  INTEGER NOT NULL,
+    fired_at INTEGER NOT NULL,
+    PRIMARY KEY (job, instant)
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id       TEXT PRIMARY KEY NOT NULL,
+    job      TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    created  INTEGER NOT NULL,
+    doc      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_state_priority_created ON queue (state, priority, created);
+CREATE INDEX IF NOT EXISTS queue_job ON queue (job);
+CREATE TABLE IF NOT EXISTS workers (
+    id        TEXT PRIMARY KEY NOT NULL,
+    heartbeat INTEGER NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workers_heartbeat ON workers (heartbeat);
+CREATE TABLE IF NOT EXISTS log (
+    id  TEXT PRIMARY KEY NOT NULL,
+    at  INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_at ON log (at);
+CREATE TABLE IF NOT EXISTS locks (
+    id      TEXT PRIMARY KEY NOT NULL,
+    owner   TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS locks_expires ON locks (expires);
+";
+
+/// The SQLite-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl EmbeddedStore {
+    /// Open (creating it and its parent directories if missing) the SQLite file at `path`
+    /// and configure the connection. Does not create tables: see [`Store::ensure_schema`].
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| StoreError::Io {
+                    path: parent.to_path_buf(),
+                    doing: "creating the state directory".into(),
+                    source,
+                })?;
+        }
+        let owned = path.to_path_buf();
+        let conn = blocking(path, move || {
+            let conn = Connection::open(&owned).map_err(sql(&owned, "opening"))?;
+            configure(&conn).map_err(sql(&owned, "configuring the connection"))?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The SQLite file this store uses.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` with the connection on the blocking pool; SQLite errors are reported as
+    /// happening while `doing`.
+    async fn run<T, F>(&self, doing: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let path = self.path.clone();
+        blocking(&self.path, move || {
+            // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
+            // back on drop), so a poisoned connection is still usable.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn).map_err(sql(&path, doing))
+        })
+        .await
+    }
+}
+
+/// Per-connection settings. WAL is persistent in the file; the rest is per connection.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Switching a fresh file to WAL needs a moment of exclusive access; when another process
+    // is doing the same at that instant SQLite may answer BUSY without calling the busy
+    // handler, so retry for a while.
+    let mut waited = Duration::ZERO;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+            row.get::<_, String>(0)
+        }) {
+            Ok(_) => break,
+            Err(e) if is_busy(&e) && waited < BUSY_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20));
+                waited += Duration::from_millis(20);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Run blocking `f` on tokio's blocking pool.
+async fn blocking<T, F>(path: &Path, f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            doing: "running a blocking SQLite call".into(),
+            source: std::io::Error::other(e),
+        }),
+    }
+}
+
+/// Map a rusqlite error to a [`StoreError::Sqlite`] naming the file and the operation.
+fn sql(path: &Path, doing: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + use<> {
+    let path = path.to_path_buf();
+    let doing = doing.to_string();
+    move |source| StoreError::Sqlite {
+        path,
+        doing,
+        source,
+    }
+}
+
+fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(what: &str, ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
+        what: what.to_string(),
+        message: format!("timestamp {ms} ms is out of range"),
+    })
+}
+
+fn to_json(value: &serde_json::Value) -> String {
+    // Serializing a `Value` cannot fail (its map keys are strings).
+    value.to_string()
+}
+
+fn from_json(what: &str, text: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        message: format!("invalid JSON document: {e}"),
+    })
+}
+
+/// A `projects` row as stored; [`ProjectRow::decode`] checks and converts it.
+struct ProjectRow {
+    name: String,
+    hash: String,
+    source: String,
+    active: bool,
+    applied_at: i64,
+    manifest: String,
+}
+
+const PROJECT_COLUMNS: &str = "name, hash, source, active, applied_at, manifest";
+
+impl ProjectRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get(0)?,
+            hash: row.get(1)?,
+            source: row.get(2)?,
+            active: row.get(3)?,
+            applied_at: row.get(4)?,
+            manifest: row.get(5)?,
+        })
+    }
+
+    fn decode(self) -> StoreResult<ProjectRecord> {
+        let what = format!("project {}", self.name);
+        Ok(ProjectRecord {
+            manifest: from_json(&what, &self.manifest)?,
+            applied_at: from_ms(&what, self.applied_at)?,
+            name: self.name,
+            hash: self.hash,
+            source: self.source,
+            active: self.active,
+        })
+    }
+}
+
+/// A `jobs` row as stored.
+struct JobRow {
+    id: String,
+    project: String,
+    name: String,
+    hash: String,
+    active: bool,
+    next_fire: Option<i64>,
+    last_fire: Option<i64>,
+    updated_at: i64,
+    definition: String,
+}
+
+const JOB_COLUMNS: &str =
+    "id, project, name, hash, active, next_fire, last_fire, updated_at, definition";
+
+impl JobRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            project: row.get(1)?,
+            name: row.get(2)?,
+            hash: row.get(3)?,
+            active: row.get(4)?,
+            next_fire: row.get(5)?,
+            last_fire: row.get(6)?,
+            updated_at: row.get(7)?,
+            definition: row.get(8)?,
+        })
+    }
+
+    fn decode(self) -> StoreResult<JobRecord> {
+        let what = format!("job {}", self.id);
+        Ok(JobRecord {
+            definition: from_json(&what, &self.definition)?,
+            next_fire: self.next_fire.map(|ms| from_ms(&what, ms)).transpose()?,
+            last_fire: self.last_fire.map(|ms| from_ms(&what, ms)).transpose()?,
+            updated_at: from_ms(&what, self.updated_at)?,
+            id: self.id,
+            project: self.project,
+            name: self.name,
+            hash: self.hash,
+            active: self.active,
+        })
+    }
+}
+
+/// An `apps` row as stored.
+struct AppRow {
+    id: String,
+    project: String,
+    name: String,
+    hash: String,
+    active: bool,
+    updated_at: i64,
+    definition: String,
+}
+
+const APP_COLUMNS: &str = "id, project, name, hash, active, updated_at, definition";
+
+impl AppRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            project: row.get(1)?,
+            name: row.get(2)?,
+            hash: row.get(3)?,
+            active: row.get(4)?,
+            updated_at: row.get(5)?,
+            definition: row.get(6)?,
+        })
+    }
+
+    fn decode(self) -> StoreResult<AppRecord> {
+        let what = format!("app {}", self.id);
+        Ok(AppRecord {
+            definition: from_json(&what, &self.definition)?,
+            updated_at: from_ms(&what, self.updated_at)?,
+            id: self.id,
+            project: self.project,
+            name: self.name,
+            hash: self.hash,
+            active: self.active,
+        })
+    }
+}
+
+/// Rows of `table` (optionally only those of `project`), sorted by `order`.
+fn select_all<R>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    order: &str,
+    project: Option<&str>,
+    read: fn(&Row<'_>) -> rusqlite::Result<R>,
+) -> rusqlite::Result<Vec<R>> {
+    match project {
+        Some(project) => {
+            let sql = format!("SELECT {columns} FROM {table} WHERE project = ?1 ORDER BY {order}");
+            conn.prepare_cached(&sql)?
+                .query_map([project], read)?
+                .collect()
+        }
+        None => {
+            let sql = format!("SELECT {columns} FROM {table} ORDER BY {order}");
+            conn.prepare_cached(&sql)?.query_map([], read)?.collect()
+        }
+    }
+}
+
+/// The row of `table` whose `key_column` is `key`.
+fn select_one<R>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    key_column: &str,
+    key: &str,
+    read: fn(&Row<'_>) -> rusqlite::Result<R>,
+) -> rusqlite::Result<Option<R>> {
+    let sql = format!("SELECT {columns} FROM {table} WHERE {key_column} = ?1");
+    conn.prepare_cached(&sql)?
+        .query_row([key], read)
+        .optional()
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn describe(&self) -> String {
+        format!("embedded store {}", self.path.display())
+    }
+
+    async fn ensure_schema(&self) -> StoreResult<()> {
+        self.run("creating the schema", |conn| {
+            // IMMEDIATE takes the write lock up front, so two processes running this at once
+            // simply take turns (waiting up to the busy timeout) instead of deadlocking.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            if version < SCHEMA_VERSION {
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {
+        self.run("listing projects", |conn| {
+            select_all(conn, "projects", PROJECT_COLUMNS, "name", None, ProjectRow::read)
+        })
+        .await?
+        .into_iter()
+        .map(ProjectRow::decode)
+        .collect()
+    }
+
+    async fn get_project(&self, name: &str) -> StoreResult<Option<ProjectRecord>> {
+        let name = name.to_string();
+        self.run("reading a project", move |conn| {
+            select_one(conn, "projects", PROJECT_COLUMNS, "name", &name, ProjectRow::read)
+        })
+        .await?
+        .map(ProjectRow::decode)
+        .transpose()
+    }
+
+    async fn put_project(&self, record: &ProjectRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let manifest = to_json(&r.manifest);
+        self.run("writing a project", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO projects (name, hash, source, active, applied_at, manifest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                r.name,
+                r.hash,
+                r.source,
+                r.active,
+                to_ms(r.applied_at),
+                manifest
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, project: Option<&str>) -> StoreResult<Vec<JobRecord>> {
+        let project = project.map(str::to_string);
+        self.run("listing jobs", move |conn| {
+            select_all(conn, "jobs", JOB_COLUMNS, "id", project.as_deref(), JobRow::read)
+        })
+        .await?
+        .into_iter()
+        .map(JobRow::decode)
+        .collect()
+    }
+
+    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        let id = id.to_string();
+        self.run("reading a job", move |conn| {
+            select_one(conn, "jobs", JOB_COLUMNS, "id", &id, JobRow::read)
+        })
+        .await?
+        .map(JobRow::decode)
+        .transpose()
+    }
+
+    async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let definition = to_json(&r.definition);
+        self.run("writing a job", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO jobs
+                   (id, project, name, hash, active, next_fire, last_fire, updated_at, definition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                r.id,
+                r.project,
+                r.name,
+                r.hash,
+                r.active,
+                r.next_fire.map(to_ms),
+                r.last_fire.map(to_ms),
+                to_ms(r.updated_at),
+                definition
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>> {
+        let project = project.map(str::to_string);
+        self.run("listing apps", move |conn| {
+            select_all(conn, "apps", APP_COLUMNS, "id", project.as_deref(), AppRow::read)
+        })
+        .await?
+        .into_iter()
+        .map(AppRow::decode)
+        .collect()
+    }
+
+    async fn get_app(&self, id: &str) -> StoreResult<Option<AppRecord>> {
+        let id = id.to_string();
+        self.run("reading an app", move |conn| {
+            select_one(conn, "apps", APP_COLUMNS, "id", &id, AppRow::read)
+        })
+        .await?
+        .map(AppRow::decode)
+        .transpose()
+    }
+
+    async fn put_app(&self, record: &AppRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let definition = to_json(&r.definition);
+        self.run("writing an app", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO apps
+                   (id, project, name, hash, active, updated_at, definition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                r.id,
+                r.project,
+                r.name,
+                r.hash,
+                r.active,
+                to_ms(r.updated_at),
+                definition
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_fire(&self, job: &str, instant: DateTime<Utc>) -> StoreResult<bool> {
+        let job = job.to_string();
+        let fired_at = to_ms(Utc::now());
+        self.run("recording a fire", move |conn| {
+            // The primary key (job, instant) makes exactly one insert succeed; the others
+            // change nothing.
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO fires (job, instant, fired_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![job, to_ms(instant), fired_at])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,179 @@
+//! Reading YAML files so that every problem can be shown at `path:line:column`.
+//!
+//! [`Document::parse`] keeps the text, the parsed value and a [`Positions`] index side by
+//! side; [`Document::deserialize`] turns any sub-tree into a typed value and, on failure,
+//! places the error on the offending key or value (with a "did you mean" for unknown keys).
+//! Callers deserialize sub-trees one by one (each job, each app) so that one bad entry does
+//! not hide the errors of the others. serde_yaml is used only here and in nothing that
+//! outlives a parse (it is deprecated upstream; this module is the seam to replace it).
+
+pub mod diagnostic;
+pub mod positions;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+pub use serde_yaml::Value;
+
+pub use diagnostic::{Diagnostic, did_you_mean};
+pub use positions::{Position, Positions};
+
+/// A parsed YAML file with the positions of its nodes.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: PathBuf,
+    pub text: String,
+    pub value: Value,
+    pub positions: Positions,
+}
+
+impl Document {
+    /// Parse `text` (read from `file`). A syntax error comes back located.
+    pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
+        let value: Value = serde_yaml::from_str(text).map_err(|error| {
+            let position = error
+                .location()
+                .map(|l| Position {
+                    line: l.line(),
+                    column: l.column(),
+                })
+                .unwrap_or(Position { line: 1, column: 1 });
+            Diagnostic::new(file, text, position, clean_message(&error.to_string()))
+        })?;
+        Ok(Document {
+            file: file.to_path_buf(),
+            text: text.to_owned(),
+            value,
+            positions: Positions::index(text),
+        })
+    }
+
+    /// A diagnostic placed at the node at `path`.
+    pub fn at(&self, path: &[String], message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(&self.file, &self.text, self.positions.locate(path), message)
+    }
+
+    /// A diagnostic placed at the key of `path` (falls back to its value).
+    pub fn at_key(&self, path: &[String], message: impl Into<String>) -> Diagnostic {
+        let position = self
+            .positions
+            .key(path)
+            .unwrap_or_else(|| self.positions.locate(path));
+        Diagnostic::new(&self.file, &self.text, position, message)
+    }
+
+    /// The value at `path`, if present.
+    pub fn get(&self, path: &[String]) -> Option<&Value> {
+        path.iter().try_fold(&self.value, |node, segment| match node {
+            Value::Mapping(map) => map.get(segment.as_str()),
+            Value::Sequence(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
+    }
+
+    /// Deserialize `value` (found at `path` in this document) into `T`, locating any error.
+    pub fn deserialize<T: DeserializeOwned>(&self, path: &[String], value: &Value) -> Result<T, Diagnostic> {
+        serde_path_to_error::deserialize(value.clone()).map_err(|error| {
+            let mut full: Vec<String> = path.to_vec();
+            full.extend(error.path().iter().filter_map(|segment| {
+                use serde_path_to_error::Segment;
+                match segment {
+                    Segment::Map { key } => Some(key.clone()),
+                    Segment::Seq { index } => Some(index.to_string()),
+                    Segment::Enum { variant } => Some(variant.clone()),
+                    Segment::Unknown => None,
+                }
+            }));
+            let message = clean_message(&error.inner().to_string());
+            match unknown_field(&message) {
+                Some((field, expected)) => {
+                    // The path may or may not already end in the unknown key.
+                    if full.last().map(String::as_str) != Some(field.as_str()) {
+                        full.push(field.clone());
+                    }
+                    let suggestion = did_you_mean(&field, expected.iter().map(String::as_str));
+                    let text = if suggestion.is_some() || expected.is_empty() {
+                        format!("unknown key `{field}`")
+                    } else {
+                        format!("unknown key `{field}`, expected one of: {}", expected.join(", "))
+                    };
+                    self.at_key(&full, text).with_suggestion(suggestion)
+                }
+                None => {
+                    let key = full.join(".");
+                    let text = if key.is_empty() { message } else { format!("`{key}`: {message}") };
+                    self.at(&full, text)
+                }
+            }
+        })
+    }
+}
+
+/// serde_yaml appends " at line X column Y" to some messages; the position is shown already.
+fn clean_message(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Split serde's "unknown field `x`, expected one of `a`, `b`" into `x` and `[a, b]`.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    let field = rest[..end].to_owned();
+    let expected = rest[end..]
+        .split('`')
+        .skip(2)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    Some((field, expected))
+}
+
+/// Build a path from dotted text: `path!("jobs", name, "schedule")`.
+pub fn path<const N: usize>(segments: [&str; N]) -> Vec<String> {
+    segments.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Job {
+        command: String,
+        attempts: Option<u32>,
+    }
+
+    fn doc(text: &str) -> Document {
+        Document::parse(Path::new("f.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let error = Document::parse(Path::new("f.yaml"), "a: [1, 2\nb: c\n").unwrap_err();
+        assert_eq!(error.file, Path::new("f.yaml"));
+        assert!(error.position.line >= 1, "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_are_located_with_a_suggestion() {
+        let d = doc("jobs:\n  hello:\n    command: x\n    atempts: 3\n");
+        let job = d.get(&path(["jobs", "hello"])).unwrap();
+        let error = d.deserialize::<Job>(&path(["jobs", "hello"]), job).unwrap_err();
+        assert_eq!(error.headline(), "f.yaml:4:5: unknown key `atempts` (did you mean `attempts`?)");
+    }
+
+    #[test]
+    fn type_errors_are_located_on_the_value() {
+        let d = doc("jobs:\n  hello:\n    command: x\n    attempts: many\n");
+        let job = d.get(&path(["jobs", "hello"])).unwrap();
+        let error = d.deserialize::<Job>(&path(["jobs", "hello"]), job).unwrap_err();
+        assert_eq!(error.position, Position { line: 4, column: 15 });
+        assert!(error.message.starts_with("`jobs.hello.attempts`: invalid type"), "{}", error.message);
+    }
+}

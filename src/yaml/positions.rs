@@ -1,0 +1,187 @@
+//! Where every node of a YAML document sits: `jobs.hello.schedule` → line 7, column 15.
+//!
+//! serde_yaml locates syntax errors, but a value that parses and is still wrong (a cron
+//! field of 61) needs its position too. [`Positions::index`] walks the document once with a
+//! parser that keeps markers (yaml-rust2) and records, for each path, where its key and its
+//! value start. Pure: text in, index out.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Positions of the keys and values of one YAML document, by path (map keys and sequence
+/// indexes as strings).
+#[derive(Debug, Default, Clone)]
+pub struct Positions {
+    values: HashMap<Vec<String>, Position>,
+    keys: HashMap<Vec<String>, Position>,
+    /// Where collection values start (less precise than keys for block collections).
+    collections: HashMap<Vec<String>, Position>,
+}
+
+impl Positions {
+    /// Index `text`. A document that does not parse yields an empty index (its syntax error
+    /// is reported by serde_yaml, with its own position).
+    pub fn index(text: &str) -> Positions {
+        let mut builder = Builder::default();
+        let mut parser = Parser::new_from_str(text);
+        let _ = parser.load(&mut builder, false);
+        builder.positions
+    }
+
+    /// Where the value at `path` starts.
+    pub fn value(&self, path: &[String]) -> Option<Position> {
+        self.values.get(path).copied()
+    }
+
+    /// Where the key naming `path` starts (for "unknown key" errors).
+    pub fn key(&self, path: &[String]) -> Option<Position> {
+        self.keys.get(path).copied()
+    }
+
+    /// The best position for an error at `path`: a scalar value, else its key, else where
+    /// its collection starts; else the same for the nearest known ancestor; else the top.
+    pub fn locate(&self, path: &[String]) -> Position {
+        (0..=path.len())
+            .rev()
+            .find_map(|len| {
+                let at = &path[..len];
+                self.value(at)
+                    .or_else(|| self.key(at))
+                    .or_else(|| self.collections.get(at).copied())
+            })
+            .unwrap_or(Position { line: 1, column: 1 })
+    }
+}
+
+/// One open collection while walking the events.
+enum Frame {
+    /// A mapping; `pending_key` is the key whose value comes next, if one was read.
+    Mapping { pending_key: Option<String> },
+    Sequence { next_index: usize },
+}
+
+#[derive(Default)]
+struct Builder {
+    positions: Positions,
+    path: Vec<String>,
+    stack: Vec<Frame>,
+}
+
+impl Builder {
+    /// A node (scalar or collection start) begins at `mark`: is it a key or a value?
+    /// Returns true when the node is a value (so a collection start must push a path segment).
+    fn node(&mut self, mark: Marker, scalar: Option<&str>) -> bool {
+        // yaml-rust2 counts columns from 0.
+        let position = Position {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
+        let values = if scalar.is_some() {
+            &mut self.positions.values
+        } else {
+            &mut self.positions.collections
+        };
+        match self.stack.last_mut() {
+            // The document itself: errors there point at the top of the file.
+            None => false,
+            Some(Frame::Mapping { pending_key }) => match pending_key.take() {
+                None => {
+                    // A key. Non-scalar keys are unusual; index them by their marker text.
+                    let key = scalar.map(str::to_owned).unwrap_or_else(|| "?".to_owned());
+                    let mut key_path = self.path.clone();
+                    key_path.push(key.clone());
+                    self.positions.keys.insert(key_path, position);
+                    *pending_key = Some(key);
+                    false
+                }
+                Some(key) => {
+                    self.path.push(key);
+                    values.insert(self.path.clone(), position);
+                    true
+                }
+            },
+            Some(Frame::Sequence { next_index }) => {
+                self.path.push(next_index.to_string());
+                *next_index += 1;
+                values.insert(self.path.clone(), position);
+                true
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::Scalar(text, ..) => {
+                if self.node(mark, Some(&text)) {
+                    self.path.pop();
+                }
+            }
+            Event::Alias(_) => {
+                if self.node(mark, None) {
+                    self.path.pop();
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_value = self.node(mark, None);
+                if !is_value && !self.stack.is_empty() {
+                    // A collection used as a mapping key: keep the stack balanced with a
+                    // placeholder segment.
+                    self.path.push("?".to_owned());
+                }
+                self.stack.push(match event {
+                    Event::MappingStart(..) => Frame::Mapping { pending_key: None },
+                    _ => Frame::Sequence { next_index: 0 },
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+                if !self.stack.is_empty() {
+                    self.path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(dotted: &str) -> Vec<String> {
+        dotted.split('.').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn indexes_nested_keys_values_and_sequences() {
+        let text = "project: a\njobs:\n  hello:\n    command: [echo, hi]\n    schedule: \"* * * * *\"\n  other:\n    command:\n      - x\n";
+        let p = Positions::index(text);
+        assert_eq!(p.value(&path("project")), Some(Position { line: 1, column: 10 }));
+        assert_eq!(p.key(&path("jobs.hello")), Some(Position { line: 3, column: 3 }));
+        assert_eq!(p.value(&path("jobs.hello.schedule")), Some(Position { line: 5, column: 15 }));
+        assert_eq!(p.value(&path("jobs.hello.command.1")), Some(Position { line: 4, column: 21 }));
+        assert_eq!(p.value(&path("jobs.other.command.0")), Some(Position { line: 8, column: 9 }));
+        assert_eq!(p.key(&path("jobs.other")), Some(Position { line: 6, column: 3 }));
+    }
+
+    #[test]
+    fn locate_falls_back_to_the_nearest_ancestor() {
+        let p = Positions::index("jobs:\n  hello:\n    attempts: 3\n");
+        assert_eq!(
+            p.locate(&path("jobs.hello.missing")),
+            Position { line: 2, column: 3 }
+        );
+        assert_eq!(p.locate(&path("nothing")), Position { line: 1, column: 1 });
+    }
+}
