@@ -9,3 +9,6 @@ pub mod store;
 pub mod yaml;
 pub mod scheduler;
 pub mod manifest;
+pub mod reconcile;
+pub mod cli;
+pub mod config;

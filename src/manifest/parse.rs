@@ -11,6 +11,9 @@ use crate::yaml::{Diagnostic, Document, Value};
 
 /// Read and validate `<dir>/coco.yaml`.
 pub fn load_project(dir: &Path) -> Result<Project, Vec<Diagnostic>> {
+    // Absolute, so that the stored project folder does not depend on where coco ran.
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir = dir.as_path();
     let file = dir.join(MANIFEST_FILE);
     match std::fs::read_to_string(&file) {
         Ok(text) => parse_project(dir, &file, &text),

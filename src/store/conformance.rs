@@ -38,6 +38,7 @@ cases!(
     app_round_trip,
     apps_listed_by_project,
     timestamps_kept_to_the_millisecond,
+    json_of_any_shape_round_trips,
     record_fire_once_per_key,
     record_fire_concurrent_single_winner,
 );
@@ -59,7 +60,7 @@ fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).expect("valid test timestamp")
 }
 
-/// A nested JSON document exercising every JSON type.
+/// A nested JSON document exercising every JSON type, in shapes every server stores as is.
 fn nested(n: i64) -> serde_json::Value {
     json!({
         "version": "1.2.3",
@@ -77,7 +78,7 @@ fn nested(n: i64) -> serde_json::Value {
         "list": [1, "two", 3.5, null, {"four": [4]}],
         "jobs": {
             "hello": {"cron": "*/5 * * * *", "command": ["echo", "hi"], "env": {"A": "1"}},
-            "deep": {"a": {"b": {"c": {"d": [[], [[]], {"e": "f"}]}}}},
+            "deep": {"a": {"b": {"c": {"d": [{}, {"e": "f"}, [], 1]}}}},
         },
     })
 }
@@ -128,12 +129,18 @@ fn ids<T>(records: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
 pub async fn ensure_schema_is_idempotent(store: &dyn Store) {
     let p = project(&tag(), 1);
     store.put_project(&p).await.expect("put_project");
-    store.ensure_schema().await.expect("ensure_schema, second time");
+    store
+        .ensure_schema()
+        .await
+        .expect("ensure_schema, second time");
     let (a, b) = tokio::join!(store.ensure_schema(), store.ensure_schema());
     a.expect("ensure_schema, concurrent 1");
     b.expect("ensure_schema, concurrent 2");
     assert!(
-        store.record_fire(&p.name, at(1_000)).await.expect("record_fire"),
+        store
+            .record_fire(&p.name, at(1_000))
+            .await
+            .expect("record_fire"),
         "record_fire works after ensure_schema ran again"
     );
     assert_eq!(
@@ -147,10 +154,28 @@ pub async fn ensure_schema_is_idempotent(store: &dyn Store) {
 pub async fn get_missing_is_none(store: &dyn Store) {
     let t = tag();
     assert_eq!(store.get_project(&t).await.expect("get_project"), None);
-    assert_eq!(store.get_job(&format!("{t}.x")).await.expect("get_job"), None);
-    assert_eq!(store.get_app(&format!("{t}.x")).await.expect("get_app"), None);
-    assert!(store.list_jobs(Some(&t)).await.expect("list_jobs").is_empty());
-    assert!(store.list_apps(Some(&t)).await.expect("list_apps").is_empty());
+    assert_eq!(
+        store.get_job(&format!("{t}.x")).await.expect("get_job"),
+        None
+    );
+    assert_eq!(
+        store.get_app(&format!("{t}.x")).await.expect("get_app"),
+        None
+    );
+    assert!(
+        store
+            .list_jobs(Some(&t))
+            .await
+            .expect("list_jobs")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_apps(Some(&t))
+            .await
+            .expect("list_apps")
+            .is_empty()
+    );
 }
 
 /// Every field of a project, including the nested manifest, comes back as written.
@@ -232,7 +257,10 @@ pub async fn job_round_trip(store: &dyn Store) {
     }
     let mut expected = vec![both, neither, next_only, last_only];
     expected.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(store.list_jobs(Some(&t)).await.expect("list_jobs"), expected);
+    assert_eq!(
+        store.list_jobs(Some(&t)).await.expect("list_jobs"),
+        expected
+    );
 }
 
 /// Replacing a job whose fire times were set with one where they are not clears them.
@@ -246,10 +274,16 @@ pub async fn job_replace_clears_fire_times(store: &dyn Store) {
     second.active = false;
     second.definition = json!({"replaced": true});
     store.put_job(&second).await.expect("put 2");
-    assert_eq!(store.get_job(&second.id).await.expect("get"), Some(second.clone()));
+    assert_eq!(
+        store.get_job(&second.id).await.expect("get"),
+        Some(second.clone())
+    );
     second.next_fire = Some(at(1_800_000_000_000));
     store.put_job(&second).await.expect("put 3");
-    assert_eq!(store.get_job(&second.id).await.expect("get"), Some(second.clone()));
+    assert_eq!(
+        store.get_job(&second.id).await.expect("get"),
+        Some(second.clone())
+    );
     assert_eq!(store.list_jobs(Some(&t)).await.expect("list"), vec![second]);
 }
 
@@ -277,7 +311,8 @@ pub async fn jobs_listed_by_project(store: &dyn Store) {
     );
     assert!(listed.iter().all(|j| j.project == p1));
     assert_eq!(
-        ids(&store.list_jobs(Some(&p2)).await.expect("list p2"), |j| &j.id),
+        ids(&store.list_jobs(Some(&p2)).await.expect("list p2"), |j| &j
+            .id),
         [format!("{p2}.a")]
     );
     let every = store.list_jobs(None).await.expect("list_jobs all");
@@ -290,7 +325,11 @@ pub async fn jobs_listed_by_project(store: &dyn Store) {
     assert_eq!(mine, expected, "list_jobs(None) lists every project's jobs");
     let mut sorted = ids(&every, |j| &j.id);
     sorted.sort();
-    assert_eq!(ids(&every, |j| &j.id), sorted, "list_jobs(None) sorted by id");
+    assert_eq!(
+        ids(&every, |j| &j.id),
+        sorted,
+        "list_jobs(None) sorted by id"
+    );
 }
 
 /// Every field of an app comes back as written; putting it again replaces it.
@@ -298,13 +337,19 @@ pub async fn app_round_trip(store: &dyn Store) {
     let t = tag();
     let mut a = app(&t, "web", 1);
     store.put_app(&a).await.expect("put_app");
-    assert_eq!(store.get_app(&a.id).await.expect("get_app").as_ref(), Some(&a));
+    assert_eq!(
+        store.get_app(&a.id).await.expect("get_app").as_ref(),
+        Some(&a)
+    );
     a.active = false;
     a.hash = "other".into();
     a.definition = json!(["a", "list", "now"]);
     a.updated_at = at(1_900_000_000_001);
     store.put_app(&a).await.expect("put_app again");
-    assert_eq!(store.get_app(&a.id).await.expect("get_app").as_ref(), Some(&a));
+    assert_eq!(
+        store.get_app(&a.id).await.expect("get_app").as_ref(),
+        Some(&a)
+    );
     assert_eq!(store.list_apps(Some(&t)).await.expect("list_apps"), vec![a]);
 }
 
@@ -314,7 +359,12 @@ pub async fn apps_listed_by_project(store: &dyn Store) {
     let (p1, p2) = (format!("{t}-p1"), format!("{t}-p2"));
     let mut inactive = app(&p1, "a", 3);
     inactive.active = false;
-    let all = [app(&p1, "z", 1), app(&p2, "m", 2), inactive, app(&p1, "b", 4)];
+    let all = [
+        app(&p1, "z", 1),
+        app(&p2, "m", 2),
+        inactive,
+        app(&p1, "b", 4),
+    ];
     for a in &all {
         store.put_app(a).await.expect("put_app");
     }
@@ -357,8 +407,63 @@ pub async fn timestamps_kept_to_the_millisecond(store: &dyn Store) {
     let j = store.get_job(&j.id).await.expect("get").expect("job");
     let a = store.get_app(&a.id).await.expect("get").expect("app");
     assert_eq!(p.applied_at, coarse);
-    assert_eq!((j.next_fire, j.last_fire, j.updated_at), (Some(coarse), Some(at(0)), coarse));
+    assert_eq!(
+        (j.next_fire, j.last_fire, j.updated_at),
+        (Some(coarse), Some(at(0)), coarse)
+    );
     assert_eq!(a.updated_at, coarse);
+}
+
+/// JSON that some servers refuse as a document (nested arrays, keys with `.` or a leading
+/// `$`, NUL characters, integers beyond `i64`) still comes back exactly as written.
+pub async fn json_of_any_shape_round_trips(store: &dyn Store) {
+    let t = tag();
+    let awkward = [
+        json!({"matrix": [[1, 2], [3, [4]]], "empty": [[]]}),
+        json!({"log.level": "debug", "a": {"b.c": 1}}),
+        json!({"$ref": "x", "ok": {"$inc": 1}}),
+        json!({"nul": "a\u{0}b", "k\u{0}": 1}),
+        json!({"big": u64::MAX, "small": i64::MIN}),
+        json!([[1], [2]]),
+        json!("just a string"),
+        json!(42),
+        json!(null),
+        json!(-0.0),
+        json!({"fine": [1, 2, {"x": [3]}]}),
+    ];
+    for (i, value) in awkward.iter().enumerate() {
+        let mut p = project(&format!("{t}-{i}"), 0);
+        p.manifest = value.clone();
+        let mut j = job(&t, &format!("j{i}"), 0);
+        j.definition = value.clone();
+        let mut a = app(&t, &format!("a{i}"), 0);
+        a.definition = value.clone();
+        store.put_project(&p).await.expect("put_project");
+        store.put_job(&j).await.expect("put_job");
+        store.put_app(&a).await.expect("put_app");
+        assert_eq!(
+            store.get_project(&p.name).await.expect("get").as_ref(),
+            Some(&p),
+            "{value}"
+        );
+        assert_eq!(
+            store.get_job(&j.id).await.expect("get").as_ref(),
+            Some(&j),
+            "{value}"
+        );
+        assert_eq!(
+            store.get_app(&a.id).await.expect("get").as_ref(),
+            Some(&a),
+            "{value}"
+        );
+    }
+    // Replacing an awkward document with a plain one (and back) leaves no trace of the other.
+    let mut j = job(&t, "switch", 0);
+    for value in [json!([[1]]), json!({"plain": true}), json!({"a.b": [[]]})] {
+        j.definition = value;
+        store.put_job(&j).await.expect("put_job");
+        assert_eq!(store.get_job(&j.id).await.expect("get").as_ref(), Some(&j));
+    }
 }
 
 /// The first `record_fire` of a `(job, instant)` wins; repeats lose; other keys are separate.
@@ -370,11 +475,23 @@ pub async fn record_fire_once_per_key(store: &dyn Store) {
         store.record_fire(&job, instant).await.expect("record_fire")
     };
     assert!(fire(job_a.clone(), instant).await, "first fire wins");
-    assert!(!fire(job_a.clone(), instant).await, "same (job, instant) again loses");
+    assert!(
+        !fire(job_a.clone(), instant).await,
+        "same (job, instant) again loses"
+    );
     assert!(!fire(job_a.clone(), instant).await, "and again");
-    assert!(fire(job_a.clone(), at(1_700_000_120_000)).await, "another instant wins");
-    assert!(fire(job_a.clone(), at(1_700_000_060_001)).await, "1 ms later is another instant");
-    assert!(fire(job_b.clone(), instant).await, "another job, same instant wins");
+    assert!(
+        fire(job_a.clone(), at(1_700_000_120_000)).await,
+        "another instant wins"
+    );
+    assert!(
+        fire(job_a.clone(), at(1_700_000_060_001)).await,
+        "1 ms later is another instant"
+    );
+    assert!(
+        fire(job_b.clone(), instant).await,
+        "another job, same instant wins"
+    );
     assert!(!fire(job_b, instant).await, "then loses");
     // Job ids that could collide if keys were joined naively.
     assert!(fire(format!("{t}.a@1"), at(2)).await);
@@ -402,6 +519,9 @@ pub async fn record_fire_concurrent_single_winner(store: &dyn Store) {
             results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
         ];
         let winners = results.iter().filter(|won| **won).count();
-        assert_eq!(winners, 1, "round {round}: exactly one winner, got {results:?}");
+        assert_eq!(
+            winners, 1,
+            "round {round}: exactly one winner, got {results:?}"
+        );
     }
 }

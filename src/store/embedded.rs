@@ -164,9 +164,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // handler, so retry for a while.
     let mut waited = Duration::ZERO;
     loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-            row.get::<_, String>(0)
-        }) {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
             Ok(_) => break,
             Err(e) if is_busy(&e) && waited < BUSY_TIMEOUT => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -394,9 +394,7 @@ fn select_one<R>(
     read: fn(&Row<'_>) -> rusqlite::Result<R>,
 ) -> rusqlite::Result<Option<R>> {
     let sql = format!("SELECT {columns} FROM {table} WHERE {key_column} = ?1");
-    conn.prepare_cached(&sql)?
-        .query_row([key], read)
-        .optional()
+    conn.prepare_cached(&sql)?.query_row([key], read).optional()
 }
 
 #[async_trait]
@@ -422,7 +420,14 @@ impl Store for EmbeddedStore {
 
     async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {
         self.run("listing projects", |conn| {
-            select_all(conn, "projects", PROJECT_COLUMNS, "name", None, ProjectRow::read)
+            select_all(
+                conn,
+                "projects",
+                PROJECT_COLUMNS,
+                "name",
+                None,
+                ProjectRow::read,
+            )
         })
         .await?
         .into_iter()
@@ -433,7 +438,14 @@ impl Store for EmbeddedStore {
     async fn get_project(&self, name: &str) -> StoreResult<Option<ProjectRecord>> {
         let name = name.to_string();
         self.run("reading a project", move |conn| {
-            select_one(conn, "projects", PROJECT_COLUMNS, "name", &name, ProjectRow::read)
+            select_one(
+                conn,
+                "projects",
+                PROJECT_COLUMNS,
+                "name",
+                &name,
+                ProjectRow::read,
+            )
         })
         .await?
         .map(ProjectRow::decode)
@@ -464,7 +476,14 @@ impl Store for EmbeddedStore {
     async fn list_jobs(&self, project: Option<&str>) -> StoreResult<Vec<JobRecord>> {
         let project = project.map(str::to_string);
         self.run("listing jobs", move |conn| {
-            select_all(conn, "jobs", JOB_COLUMNS, "id", project.as_deref(), JobRow::read)
+            select_all(
+                conn,
+                "jobs",
+                JOB_COLUMNS,
+                "id",
+                project.as_deref(),
+                JobRow::read,
+            )
         })
         .await?
         .into_iter()
@@ -510,7 +529,14 @@ impl Store for EmbeddedStore {
     async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>> {
         let project = project.map(str::to_string);
         self.run("listing apps", move |conn| {
-            select_all(conn, "apps", APP_COLUMNS, "id", project.as_deref(), AppRow::read)
+            select_all(
+                conn,
+                "apps",
+                APP_COLUMNS,
+                "id",
+                project.as_deref(),
+                AppRow::read,
+            )
         })
         .await?
         .into_iter()

@@ -1,7 +1,7 @@
 //! The state store: the single source of truth every coco process shares.
 //!
 //! One [`Store`] trait, two backends that pass one conformance suite
-//! (`conformance.rs`, run by `tests/it/store_*.rs`):
+//! (`conformance.rs`, run by `tests/it/store.rs`):
 //!
 //! - [`embedded`]: SQLite in WAL mode under `folder.state` (default `~/.coco/`), zero setup,
 //!   safe for several processes at once (the CLI and a running daemon).

@@ -1,8 +1,11 @@
 //! MongoDB store: the official `mongodb` driver; many hosts share one database.
 //!
 //! Records are documents whose `_id` is the record's key (project name, job id, app id);
-//! timestamps are BSON DateTimes (millisecond precision, UTC); `manifest` and `definition`
-//! are embedded documents converted from/to `serde_json::Value`.
+//! timestamps are BSON DateTimes (millisecond precision, UTC). `manifest` and `definition`
+//! are embedded documents converted from/to `serde_json::Value` — unless the JSON has a shape
+//! some servers refuse (FerretDB 1.x: nested arrays, keys with `.` or a leading `$`, NUL in
+//! strings; any server: integers above `i64::MAX`); such a document is kept as JSON text in
+//! `manifest_json` / `definition_json` instead, so every manifest round-trips on every server.
 //!
 //! Only widely implemented operations are used — `insert_one`, `replace_one` with upsert,
 //! `find` with a sort, `create`/`createIndexes`, `ping` — no transactions or change streams,
@@ -35,10 +38,25 @@ const NAMESPACE_EXISTS: i32 = 48;
 fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
     vec![
         ("jobs", "project", doc! { "project": 1 }, false),
-        ("jobs", "active_next_fire", doc! { "active": 1, "next_fire": 1 }, false),
+        (
+            "jobs",
+            "active_next_fire",
+            doc! { "active": 1, "next_fire": 1 },
+            false,
+        ),
         ("apps", "project", doc! { "project": 1 }, false),
-        ("fires", "job_instant", doc! { "job": 1, "instant": 1 }, true),
-        ("queue", "state_priority_created", doc! { "state": 1, "priority": 1, "created": 1 }, false),
+        (
+            "fires",
+            "job_instant",
+            doc! { "job": 1, "instant": 1 },
+            true,
+        ),
+        (
+            "queue",
+            "state_priority_created",
+            doc! { "state": 1, "priority": 1, "created": 1 },
+            false,
+        ),
         ("queue", "job", doc! { "job": 1 }, false),
         ("workers", "heartbeat", doc! { "heartbeat": 1 }, false),
         ("log", "at", doc! { "at": 1 }, false),
@@ -67,8 +85,8 @@ impl MongoStore {
             .get_or_insert(SERVER_SELECTION_TIMEOUT);
         options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
         options.app_name.get_or_insert_with(|| "coco".to_string());
-        let client = Client::with_options(options)
-            .map_err(mongo_err(&shown, "creating the client"))?;
+        let client =
+            Client::with_options(options).map_err(mongo_err(&shown, "creating the client"))?;
         let db = client.database(database);
         db.run_command(doc! { "ping": 1 }).await.map_err(mongo_err(
             &shown,
@@ -98,7 +116,10 @@ impl MongoStore {
     }
 
     fn err(&self, doing: &str) -> impl FnOnce(mongodb::error::Error) -> StoreError + use<> {
-        mongo_err(&self.url, &format!("{doing} in database {}", self.db.name()))
+        mongo_err(
+            &self.url,
+            &format!("{doing} in database {}", self.db.name()),
+        )
     }
 
     /// Every document of `collection` matching `filter`, sorted by `_id`.
@@ -137,14 +158,15 @@ impl MongoStore {
     async fn upsert(&self, collection: &str, doc: Document, doing: &str) -> StoreResult<()> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let coll = self.collection(collection);
-        let attempt = || coll.replace_one(doc! { "_id": id.clone() }, &doc).upsert(true);
+        let attempt = || {
+            coll.replace_one(doc! { "_id": id.clone() }, &doc)
+                .upsert(true)
+        };
         match attempt().await {
             Ok(_) => Ok(()),
             // Two concurrent upserts of a missing `_id` may both try to insert; the loser
             // gets a duplicate key error, and retrying replaces the winner's document.
-            Err(e) if is_duplicate_key(&e) => {
-                attempt().await.map(|_| ()).map_err(self.err(doing))
-            }
+            Err(e) if is_duplicate_key(&e) => attempt().await.map(|_| ()).map_err(self.err(doing)),
             Err(e) => Err(self.err(doing)(e)),
         }
     }
@@ -180,8 +202,30 @@ fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn to_bson_json(what: &str, value: &serde_json::Value) -> StoreResult<Bson> {
-    bson::to_bson(value).map_err(|e| corrupt(what, format!("cannot store JSON document: {e}")))
+/// Whether every MongoDB-compatible server stores `value` as is (see the module docs).
+fn portable(value: &serde_json::Value, in_array: bool) -> bool {
+    use serde_json::Value;
+    let key_ok = |k: &str| !k.starts_with('$') && !k.contains(['.', '\0']);
+    match value {
+        Value::Null | Value::Bool(_) => true,
+        Value::Number(n) => n.is_i64() || n.is_f64(),
+        Value::String(s) => !s.contains('\0'),
+        Value::Array(items) => !in_array && items.iter().all(|v| portable(v, true)),
+        Value::Object(map) => map.iter().all(|(k, v)| key_ok(k) && portable(v, false)),
+    }
+}
+
+/// Put JSON `value` into `doc` as embedded BSON under `field`, or as JSON text under
+/// `<field>_json` when it is not [`portable`].
+fn put_json(doc: &mut Document, field: &str, value: &serde_json::Value) -> StoreResult<()> {
+    if portable(value, false) {
+        let bson = bson::to_bson(value)
+            .map_err(|e| corrupt(field, format!("cannot convert JSON to BSON: {e}")))?;
+        doc.insert(field, bson);
+    } else {
+        doc.insert(format!("{field}_json"), value.to_string());
+    }
+    Ok(())
 }
 
 fn time(t: DateTime<Utc>) -> Bson {
@@ -215,9 +259,7 @@ impl<'a> Reader<'a> {
     }
 
     fn bool(&self, field: &str) -> StoreResult<bool> {
-        self.doc
-            .get_bool(field)
-            .map_err(|e| corrupt(&self.what, e))
+        self.doc.get_bool(field).map_err(|e| corrupt(&self.what, e))
     }
 
     fn time(&self, field: &str) -> StoreResult<DateTime<Utc>> {
@@ -235,6 +277,10 @@ impl<'a> Reader<'a> {
     }
 
     fn json(&self, field: &str) -> StoreResult<serde_json::Value> {
+        if let Ok(text) = self.doc.get_str(format!("{field}_json")) {
+            return serde_json::from_str(text)
+                .map_err(|e| corrupt(&self.what, format!("{field}_json: {e}")));
+        }
         let value = self
             .doc
             .get(field)
@@ -244,15 +290,15 @@ impl<'a> Reader<'a> {
 }
 
 fn project_doc(r: &ProjectRecord) -> StoreResult<Document> {
-    let what = format!("project {}", r.name);
-    Ok(doc! {
+    let mut doc = doc! {
         "_id": &r.name,
         "hash": &r.hash,
         "source": &r.source,
         "active": r.active,
         "applied_at": time(r.applied_at),
-        "manifest": to_bson_json(&what, &r.manifest)?,
-    })
+    };
+    put_json(&mut doc, "manifest", &r.manifest)?;
+    Ok(doc)
 }
 
 fn project_record(doc: &Document) -> StoreResult<ProjectRecord> {
@@ -268,8 +314,7 @@ fn project_record(doc: &Document) -> StoreResult<ProjectRecord> {
 }
 
 fn job_doc(r: &JobRecord) -> StoreResult<Document> {
-    let what = format!("job {}", r.id);
-    Ok(doc! {
+    let mut doc = doc! {
         "_id": &r.id,
         "project": &r.project,
         "name": &r.name,
@@ -278,8 +323,9 @@ fn job_doc(r: &JobRecord) -> StoreResult<Document> {
         "next_fire": opt_time(r.next_fire),
         "last_fire": opt_time(r.last_fire),
         "updated_at": time(r.updated_at),
-        "definition": to_bson_json(&what, &r.definition)?,
-    })
+    };
+    put_json(&mut doc, "definition", &r.definition)?;
+    Ok(doc)
 }
 
 fn job_record(doc: &Document) -> StoreResult<JobRecord> {
@@ -298,16 +344,16 @@ fn job_record(doc: &Document) -> StoreResult<JobRecord> {
 }
 
 fn app_doc(r: &AppRecord) -> StoreResult<Document> {
-    let what = format!("app {}", r.id);
-    Ok(doc! {
+    let mut doc = doc! {
         "_id": &r.id,
         "project": &r.project,
         "name": &r.name,
         "hash": &r.hash,
         "active": r.active,
         "updated_at": time(r.updated_at),
-        "definition": to_bson_json(&what, &r.definition)?,
-    })
+    };
+    put_json(&mut doc, "definition", &r.definition)?;
+    Ok(doc)
 }
 
 fn app_record(doc: &Document) -> StoreResult<AppRecord> {
@@ -422,7 +468,8 @@ impl Store for MongoStore {
     }
 
     async fn put_app(&self, record: &AppRecord) -> StoreResult<()> {
-        self.upsert("apps", app_doc(record)?, "writing an app").await
+        self.upsert("apps", app_doc(record)?, "writing an app")
+            .await
     }
 
     async fn record_fire(&self, job: &str, instant: DateTime<Utc>) -> StoreResult<bool> {
@@ -439,6 +486,33 @@ impl Store for MongoStore {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(self.err("recording a fire")(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::portable;
+
+    #[test]
+    fn plain_json_is_portable() {
+        let value = json!({"a": [1, "x", {"b": [2.5, null]}], "n": i64::MAX, "m": -1, "e": {}});
+        assert!(portable(&value, false));
+        assert!(portable(&json!([1, 2]), false));
+    }
+
+    #[test]
+    fn shapes_some_servers_refuse_are_not() {
+        for value in [
+            json!({"a": [[1]]}),
+            json!({"a.b": 1}),
+            json!({"x": {"$set": 1}}),
+            json!({"s": "a\u{0}b"}),
+            json!({"n": u64::MAX}),
+        ] {
+            assert!(!portable(&value, false), "{value}");
         }
     }
 }

@@ -85,7 +85,14 @@ impl Document {
                 }
             }));
             let message = clean_message(&error.inner().to_string());
-            match unknown_field(&message) {
+            if let Some((variant, expected)) = unknown_name("unknown variant `", &message) {
+                let suggestion = did_you_mean(&variant, expected.iter().map(String::as_str));
+                let key = full.join(".");
+                return self
+                    .at(&full, format!("`{key}`: `{variant}` is not one of: {}", expected.join(", ")))
+                    .with_suggestion(suggestion);
+            }
+            match unknown_name("unknown field `", &message) {
                 Some((field, expected)) => {
                     // The path may or may not already end in the unknown key.
                     if full.last().map(String::as_str) != Some(field.as_str()) {
@@ -117,9 +124,10 @@ fn clean_message(message: &str) -> String {
     }
 }
 
-/// Split serde's "unknown field `x`, expected one of `a`, `b`" into `x` and `[a, b]`.
-fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix("unknown field `")?;
+/// Split serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown variant ...")
+/// into `x` and `[a, b]`.
+fn unknown_name(prefix: &str, message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix(prefix)?;
     let end = rest.find('`')?;
     let field = rest[..end].to_owned();
     let expected = rest[end..]

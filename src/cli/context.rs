@@ -1,0 +1,45 @@
+//! What most verbs need first: the configuration, the projects of the home, the store.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::GlobalArgs;
+use crate::config::{self, Config, Overrides, Setting};
+use crate::manifest::discover::{Discovery, discover};
+use crate::store::{self, Store};
+
+impl GlobalArgs {
+    /// The command-line overrides of the configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            home: self.home.clone(),
+            state: self.state.clone(),
+            mongo_url: self.mongo_url.clone(),
+            mongo_database: self.mongo_database.clone(),
+        }
+    }
+}
+
+/// Load the configuration (files, COCO_* variables, flags).
+pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)> {
+    Ok(config::load_from_process(&global.overrides())?)
+}
+
+/// Discover and validate the projects of the configured home.
+pub fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
+    discover(&config.home).with_context(|| format!("reading the home folder {}", config.home.display()))
+}
+
+/// The folders of invalid projects (their stored state is kept as it is).
+pub fn invalid_dirs(discovery: &Discovery) -> BTreeSet<PathBuf> {
+    discovery.invalid.keys().cloned().collect()
+}
+
+/// Open the configured store (creating its schema if needed).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(store::open(&config.store).await?)
+}

@@ -1,0 +1,47 @@
+//! `coco plan`: what `apply` would change. Exit 0: nothing; 2: changes; 1: invalid input.
+
+use chrono::Utc;
+
+use super::{GlobalArgs, JsonFlag, context, output};
+use crate::reconcile::{self, Plan, render};
+
+/// Compute the plan for the configured home against the store; `None` if a manifest is
+/// invalid (the problems are printed).
+pub async fn compute(
+    global: &GlobalArgs,
+) -> anyhow::Result<Option<(std::sync::Arc<dyn crate::store::Store>, Plan, reconcile::Stored)>> {
+    let (config, _) = context::load_config(global)?;
+    let discovery = context::discover_home(&config)?;
+    if !discovery.is_valid() {
+        output::diagnostics(discovery.problems());
+        return Ok(None);
+    }
+    let store = context::open_store(&config).await?;
+    let stored = reconcile::load_stored(store.as_ref()).await?;
+    let plan = reconcile::diff(&discovery.projects, &stored, &context::invalid_dirs(&discovery), Utc::now());
+    Ok(Some((store, plan, stored)))
+}
+
+/// JSON form of a plan for `--json`.
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    let (create, update, deactivate) = plan.counts();
+    serde_json::json!({
+        "changes": plan.has_changes(),
+        "create": create,
+        "update": update,
+        "deactivate": deactivate,
+        "projects": plan.projects,
+    })
+}
+
+pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
+    let Some((_, plan, _)) = compute(global).await? else {
+        return Ok(1);
+    };
+    if flags.json {
+        output::json(&plan_json(&plan));
+    } else {
+        output::text(&render::render(&plan));
+    }
+    Ok(if plan.has_changes() { 2 } else { 0 })
+}

@@ -1,0 +1,210 @@
+//! The mirror of `local.yaml` as written — the core4 form — before anything is resolved.
+//!
+//! Every key is optional and unknown keys are rejected (with a "did you mean" through
+//! [`crate::yaml::Document::deserialize`]). One [`RawConfig`] is one layer of the cascade
+//! (defaults, a file, one environment variable, one flag); figment merges the layers and the
+//! merged `RawConfig` is resolved into a [`super::Config`]. serde_yaml stays behind this seam.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::Level;
+use crate::yaml::Value;
+
+/// The sections of `local.yaml` and their keys, as `section.key` (the names shown to users).
+pub const KEYS: &[&str] = &[
+    "DEFAULT.mongo_url",
+    "DEFAULT.mongo_database",
+    "logging.mongodb",
+    "logging.stderr",
+    "logging.stdout",
+    "folder.home",
+    "folder.state",
+    "folder.templates",
+    "worker.slots",
+    "worker.max_cpu",
+    "worker.min_free_ram",
+];
+
+/// The top level of a file: only used to reject unknown sections (each section is then read
+/// on its own, so an error in one does not hide the errors in another).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read for its unknown-key check only
+pub struct RawOutline {
+    #[serde(rename = "DEFAULT", alias = "default")]
+    pub default: Option<Value>,
+    pub logging: Option<Value>,
+    pub folder: Option<Value>,
+    pub worker: Option<Value>,
+    /// Reserved for the daemon's settings (later issues): accepted and ignored.
+    pub daemon: Option<Value>,
+}
+
+/// One layer of the configuration.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(rename = "DEFAULT", alias = "default", default)]
+    pub default: RawDefault,
+    #[serde(default)]
+    pub logging: RawLogging,
+    #[serde(default)]
+    pub folder: RawFolder,
+    #[serde(default)]
+    pub worker: RawWorker,
+}
+
+/// `DEFAULT`: where the state store is.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefault {
+    /// `mongodb://…`; absent (or empty) means the embedded store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongo_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongo_database: Option<String>,
+}
+
+/// `logging`: a level per destination; `~` turns a destination off.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogging {
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub mongodb: Option<LevelSetting>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<LevelSetting>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<LevelSetting>,
+}
+
+/// `folder`: where projects, state and templates live.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFolder {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<PathBuf>,
+}
+
+/// `worker`: capacity limits (read now, used by later issues).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorker {
+    /// Jobs run at once on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
+    /// Take no new job above this CPU use, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu: Option<f64>,
+    /// Take no new job below this much free memory, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_free_ram: Option<u64>,
+}
+
+/// A written level: a name, or `~` (or `off`) for "this destination is off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelSetting(pub Option<Level>);
+
+impl LevelSetting {
+    /// Parse a level name (any case), or `~`, `off`, `none`, `null` or nothing for off.
+    pub fn parse(text: &str) -> Option<LevelSetting> {
+        let text = text.trim();
+        if ["", "~", "off", "none", "null"].iter().any(|off| text.eq_ignore_ascii_case(off)) {
+            return Some(LevelSetting(None));
+        }
+        text.parse().ok().map(|level| LevelSetting(Some(level)))
+    }
+}
+
+impl Serialize for LevelSetting {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.map_or("off", Level::name))
+    }
+}
+
+impl<'de> Deserialize<'de> for LevelSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LevelVisitor;
+
+        impl<'de> Visitor<'de> for LevelVisitor {
+            type Value = LevelSetting;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a level (DEBUG, INFO, WARNING, ERROR, CRITICAL) or ~ for off")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<LevelSetting, E> {
+                LevelSetting::parse(text).ok_or_else(|| E::invalid_value(Unexpected::Str(text), &self))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<LevelSetting, E> {
+                Ok(LevelSetting(None))
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<LevelSetting, E> {
+                Ok(LevelSetting(None))
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<LevelSetting, D::Error> {
+                inner.deserialize_any(self)
+            }
+        }
+
+        deserializer.deserialize_any(LevelVisitor)
+    }
+}
+
+/// A key that is written is `Some`, even when its value is `~` (which means "off", not
+/// "not set": `stdout: ~` must override a lower layer's `stdout: INFO`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Result<RawConfig, String> {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_written_tilde_turns_a_level_off_and_an_absent_key_stays_unset() {
+        let config = raw("logging:\n  stdout: ~\n  stderr: debug\n").unwrap();
+        assert_eq!(config.logging.stdout, Some(LevelSetting(None)));
+        assert_eq!(config.logging.stderr, Some(LevelSetting(Some(Level::Debug))));
+        assert_eq!(config.logging.mongodb, None);
+    }
+
+    #[test]
+    fn bad_levels_name_the_choices() {
+        let error = raw("logging:\n  stderr: LOUD\n").unwrap_err();
+        assert!(error.contains("expected a level (DEBUG, INFO"), "{error}");
+    }
+
+    #[test]
+    fn every_listed_key_is_accepted() {
+        for key in KEYS {
+            let (section, name) = key.split_once('.').unwrap();
+            let value = match name {
+                "slots" | "max_cpu" | "min_free_ram" => "1",
+                _ => "INFO",
+            };
+            let text = format!("{section}:\n  {name}: {value}\n");
+            assert!(raw(&text).is_ok(), "{key}: {:?}", raw(&text));
+        }
+    }
+
+    #[test]
+    fn unlisted_keys_are_rejected() {
+        assert!(raw("folder:\n  hom: x\n").is_err());
+        assert!(raw("folders:\n  home: x\n").is_err());
+    }
+}

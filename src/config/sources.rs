@@ -1,0 +1,321 @@
+//! Each source of the cascade read into a validated, path-resolved [`Layer`].
+//!
+//! A file is checked with [`crate::yaml`] before it is merged, so every problem is placed at
+//! `path:line:column`; an environment variable or a flag is checked on its own, so its
+//! problem names the variable or the flag. A [`Layer`] is a figment [`Provider`] whose name
+//! is the provenance shown for the values it wins (`default`, the file path,
+//! `env COCO_FOLDER__HOME`, `flag --home`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map, Value as FigmentValue};
+use figment::{Metadata, Profile, Provider};
+
+use super::Problem;
+use super::raw::{KEYS, RawConfig, RawOutline};
+use crate::yaml::{Diagnostic, Document, Position, Value, did_you_mean};
+
+/// One layer of the cascade, validated, with its paths resolved.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The provenance of the values this layer wins.
+    pub name: String,
+    /// The file it was read from, if any.
+    pub file: Option<PathBuf>,
+    pub raw: RawConfig,
+    /// Where each written key (`section.key`) sits in the file.
+    pub lines: HashMap<&'static str, Position>,
+}
+
+impl Layer {
+    pub fn new(name: impl Into<String>, raw: RawConfig) -> Layer {
+        Layer {
+            name: name.into(),
+            file: None,
+            raw,
+            lines: HashMap::new(),
+        }
+    }
+
+    /// Provenance of `key` when this layer wins it: the name, plus `:line` for a file.
+    pub fn source_of(&self, key: &str) -> String {
+        match self.lines.get(key) {
+            Some(position) => format!("{}:{}", self.name, position.line),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        let metadata = Metadata::named(self.name.clone());
+        match &self.file {
+            Some(file) => metadata.source(figment::Source::File(file.clone())),
+            None => metadata,
+        }
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict = FigmentValue::serialize(&self.raw)?
+            .into_dict()
+            .ok_or_else(|| figment::Error::from(format!("{}: not a mapping", self.name)))?;
+        Ok(Map::from([(Profile::Default, dict)]))
+    }
+}
+
+/// Expand a leading `~` to `home`; make a relative path relative to `base` (a file's folder).
+pub fn resolve_path(path: &Path, home: &Path, base: Option<&Path>) -> PathBuf {
+    let expanded = match path.strip_prefix("~") {
+        Ok(rest) => home.join(rest),
+        Err(_) => path.to_path_buf(),
+    };
+    match base {
+        Some(base) if expanded.is_relative() => base.join(expanded),
+        _ => expanded,
+    }
+}
+
+fn resolve_paths(raw: &mut RawConfig, home: &Path, base: Option<&Path>) {
+    let folder = &mut raw.folder;
+    for path in [&mut folder.home, &mut folder.state, &mut folder.templates].into_iter().flatten() {
+        if !path.as_os_str().is_empty() {
+            *path = resolve_path(path, home, base);
+        }
+    }
+}
+
+/// What is wrong with the values of one layer (beyond their types), as `(key, message)`.
+pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if let Some(url) = &raw.default.mongo_url
+        && !url.is_empty()
+        && !url.starts_with("mongodb://")
+        && !url.starts_with("mongodb+srv://")
+    {
+        problems.push(("DEFAULT.mongo_url", "expected a `mongodb://` or `mongodb+srv://` URL".to_owned()));
+    }
+    if let Some(database) = &raw.default.mongo_database {
+        if database.is_empty() {
+            problems.push(("DEFAULT.mongo_database", "must not be empty".to_owned()));
+        } else if let Some(bad) = database.chars().find(|c| "/\\. \"$".contains(*c)) {
+            problems.push(("DEFAULT.mongo_database", format!("a database name cannot contain `{bad}`")));
+        }
+    }
+    let folder = &raw.folder;
+    for (key, path) in [
+        ("folder.home", &folder.home),
+        ("folder.state", &folder.state),
+        ("folder.templates", &folder.templates),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            problems.push((key, "must not be empty".to_owned()));
+        }
+    }
+    if raw.worker.slots == Some(0) {
+        problems.push(("worker.slots", "must be at least 1".to_owned()));
+    }
+    if let Some(cpu) = raw.worker.max_cpu
+        && !(cpu > 0.0 && cpu <= 100.0)
+    {
+        problems.push(("worker.max_cpu", "must be a percentage above 0 and at most 100".to_owned()));
+    }
+    problems
+}
+
+/// Read `text` (the contents of `file`) into a layer, or every located problem in it.
+pub fn parse_file(file: &Path, text: &str, home: &Path) -> Result<Layer, Vec<Diagnostic>> {
+    let doc = Document::parse(file, text).map_err(|d| vec![d])?;
+    let top = match &doc.value {
+        Value::Null => return Ok(file_layer(file, RawConfig::default(), HashMap::new())),
+        Value::Mapping(_) => doc.value.clone(),
+        _ => {
+            return Err(vec![doc.at(
+                &[],
+                "expected a mapping of sections (DEFAULT, logging, folder, worker)",
+            )]);
+        }
+    };
+    let mut problems = Vec::new();
+    if let Err(diagnostic) = doc.deserialize::<RawOutline>(&[], &top) {
+        problems.push(diagnostic);
+    }
+
+    // Each section on its own, so one bad section does not hide the others.
+    let written_default = if doc.get(&["default".to_owned()]).is_some() {
+        "default"
+    } else {
+        "DEFAULT"
+    };
+    let mut raw = RawConfig::default();
+    for (section, written) in [
+        ("DEFAULT", written_default),
+        ("logging", "logging"),
+        ("folder", "folder"),
+        ("worker", "worker"),
+    ] {
+        let path = vec![written.to_owned()];
+        let value = match doc.get(&path) {
+            None | Some(Value::Null) => continue,
+            Some(value) => value.clone(),
+        };
+        let result = match section {
+            "DEFAULT" => doc.deserialize(&path, &value).map(|v| raw.default = v),
+            "logging" => doc.deserialize(&path, &value).map(|v| raw.logging = v),
+            "folder" => doc.deserialize(&path, &value).map(|v| raw.folder = v),
+            _ => doc.deserialize(&path, &value).map(|v| raw.worker = v),
+        };
+        if let Err(diagnostic) = result {
+            problems.push(diagnostic);
+        }
+    }
+
+    let written = |key: &str| -> Vec<String> {
+        let (section, name) = key.split_once('.').unwrap_or((key, ""));
+        let section = if section == "DEFAULT" { written_default } else { section };
+        vec![section.to_owned(), name.to_owned()]
+    };
+    for (key, message) in check(&raw) {
+        problems.push(doc.at(&written(key), message));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    resolve_paths(&mut raw, home, file.parent());
+    let lines = KEYS
+        .iter()
+        .filter_map(|key| doc.positions.key(&written(key)).map(|position| (*key, position)))
+        .collect();
+    Ok(file_layer(file, raw, lines))
+}
+
+fn file_layer(file: &Path, raw: RawConfig, lines: HashMap<&'static str, Position>) -> Layer {
+    Layer {
+        name: file.display().to_string(),
+        file: Some(file.to_path_buf()),
+        raw,
+        lines,
+    }
+}
+
+/// Whether `var` is meant as a configuration key: `COCO_<SECTION>__<KEY>`. Other `COCO_`
+/// variables (`COCO_CONFIG`, `COCO_TEST_MONGO_URL`) are not.
+pub fn is_config_var(var: &str) -> bool {
+    var.strip_prefix("COCO_").is_some_and(|rest| rest.contains("__"))
+}
+
+/// Read the configuration variable `var` (see [`is_config_var`]) into a layer.
+pub fn parse_env(var: &str, value: &str, home: &Path) -> Result<Layer, Problem> {
+    let rest = var.strip_prefix("COCO_").unwrap_or(var);
+    let key = rest
+        .split_once("__")
+        .filter(|(_, name)| !name.contains("__"))
+        .map(|(section, name)| {
+            let section = section.to_lowercase();
+            let section = if section == "default" { "DEFAULT".to_owned() } else { section };
+            format!("{section}.{}", name.to_lowercase())
+        })
+        .and_then(|key| KEYS.iter().find(|known| **known == key).copied());
+    let Some(key) = key else {
+        let candidates: Vec<String> = KEYS.iter().map(|key| env_name(key)["COCO_".len()..].to_owned()).collect();
+        let suggestion = did_you_mean(&rest.to_uppercase(), candidates.iter().map(String::as_str))
+            .map(|name| format!("COCO_{name}"));
+        return Err(Problem::env(
+            var,
+            format!("not a configuration key (expected COCO_<SECTION>__<KEY>, one of: {})", env_names()),
+            suggestion,
+        ));
+    };
+
+    let (section, name) = key.split_once('.').unwrap_or((key, ""));
+    let layer_of = |scalar: Value| -> Result<RawConfig, String> {
+        let mut inner = serde_yaml::Mapping::new();
+        inner.insert(Value::from(name), scalar);
+        let mut outer = serde_yaml::Mapping::new();
+        outer.insert(Value::from(section), Value::Mapping(inner));
+        serde_yaml::from_value(Value::Mapping(outer)).map_err(|e| e.to_string())
+    };
+    // Text first (a database may be called `123`), then as a YAML scalar (`4`, `~`).
+    let raw = layer_of(Value::from(value)).or_else(|first| match serde_yaml::from_str::<Value>(value) {
+        Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::Null)) if !value.trim().is_empty() => {
+            layer_of(scalar)
+        }
+        _ => Err(first),
+    });
+    let mut raw = raw.map_err(|message| Problem::env(var, message, None))?;
+    if let Some((_, message)) = check(&raw).into_iter().next() {
+        return Err(Problem::env(var, message, None));
+    }
+    resolve_paths(&mut raw, home, None);
+    Ok(Layer::new(format!("env {var}"), raw))
+}
+
+/// `DEFAULT.mongo_url` → `COCO_DEFAULT__MONGO_URL`.
+pub fn env_name(key: &str) -> String {
+    format!("COCO_{}", key.replacen('.', "__", 1).to_uppercase())
+}
+
+fn env_names() -> String {
+    KEYS.iter().map(|key| env_name(key)).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOME: &str = "/home/u";
+
+    #[test]
+    fn tilde_and_relative_paths_are_resolved() {
+        let home = Path::new(HOME);
+        let base = Some(Path::new("/etc/coco"));
+        assert_eq!(resolve_path(Path::new("~"), home, base), Path::new("/home/u"));
+        assert_eq!(resolve_path(Path::new("~/x"), home, base), Path::new("/home/u/x"));
+        assert_eq!(resolve_path(Path::new("x/y"), home, base), Path::new("/etc/coco/x/y"));
+        assert_eq!(resolve_path(Path::new("/abs"), home, base), Path::new("/abs"));
+        assert_eq!(resolve_path(Path::new("~other"), home, None), Path::new("~other"));
+        assert_eq!(resolve_path(Path::new("rel"), home, None), Path::new("rel"));
+    }
+
+    #[test]
+    fn config_variables_have_a_double_underscore() {
+        assert!(is_config_var("COCO_FOLDER__HOME"));
+        assert!(!is_config_var("COCO_CONFIG"));
+        assert!(!is_config_var("COCO_TEST_MONGO_URL"));
+        assert!(!is_config_var("HOME"));
+    }
+
+    #[test]
+    fn env_values_are_typed_by_their_key() {
+        let home = Path::new(HOME);
+        let slots = parse_env("COCO_WORKER__SLOTS", "4", home).unwrap();
+        assert_eq!(slots.raw.worker.slots, Some(4));
+        let database = parse_env("COCO_DEFAULT__MONGO_DATABASE", "123", home).unwrap();
+        assert_eq!(database.raw.default.mongo_database.as_deref(), Some("123"));
+        let off = parse_env("COCO_LOGGING__STDOUT", "~", home).unwrap();
+        assert_eq!(off.raw.logging.stdout, Some(super::super::raw::LevelSetting(None)));
+        let folder = parse_env("COCO_FOLDER__HOME", "~/p", home).unwrap();
+        assert_eq!(folder.raw.folder.home.as_deref(), Some(Path::new("/home/u/p")));
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let error = parse_env("COCO_WORKER__SLOTS", "many", Path::new(HOME)).unwrap_err();
+        assert!(error.to_string().starts_with("environment variable COCO_WORKER__SLOTS: invalid type"), "{error}");
+        let error = parse_env("COCO_FOLDR__HOME", "x", Path::new(HOME)).unwrap_err();
+        assert!(error.to_string().contains("(did you mean `COCO_FOLDER__HOME`?)"), "{error}");
+    }
+
+    #[test]
+    fn values_are_checked_beyond_their_type() {
+        let raw: RawConfig =
+            serde_yaml::from_str("DEFAULT: {mongo_url: 'http://x', mongo_database: a.b}\nworker: {slots: 0, max_cpu: 120}")
+                .unwrap();
+        let keys: Vec<_> = check(&raw).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(
+            keys,
+            ["DEFAULT.mongo_url", "DEFAULT.mongo_database", "worker.slots", "worker.max_cpu"]
+        );
+    }
+}

@@ -1,0 +1,3 @@
+mod store;
+mod manifest;
+mod config;

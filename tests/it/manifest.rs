@@ -1,0 +1,298 @@
+//! Manifests: every kind of bad input is reported at file:line:column, all of them at once.
+
+use std::path::Path;
+
+use coco::manifest::discover::{discover, load_projects};
+use coco::manifest::parse::load_project;
+use coco::manifest::{Catchup, Concurrency, HealthCheck, RestartPolicy};
+
+/// Write `text` as `<tmp>/<folder>/coco.yaml` and return the folder.
+fn project(tmp: &Path, folder: &str, text: &str) -> std::path::PathBuf {
+    let dir = tmp.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("coco.yaml"), text).unwrap();
+    dir
+}
+
+/// The headlines of the problems of a manifest, with the temp dir cut off.
+fn problems(text: &str) -> Vec<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path(), "mypro", text);
+    let errors = load_project(&dir).expect_err("manifest should be invalid");
+    errors
+        .iter()
+        .map(|d| d.headline().replace(&format!("{}/", tmp.path().display()), ""))
+        .collect()
+}
+
+fn assert_problem(text: &str, expected: &str) {
+    let found = problems(text);
+    assert!(
+        found.iter().any(|p| p.starts_with(expected)),
+        "expected a problem starting with\n  {expected}\nfound\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_issue_example_is_valid_and_resolved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(
+        tmp.path(),
+        "mypro",
+        r#"
+project: mypro
+description: My first project
+version: 0.0.1
+environment:
+  workdir: .
+  path: [.venv/bin]
+  env: {PYTHONPATH: .}
+jobs:
+  hello:
+    command: [python3, mypro/hello.py]
+    schedule: "*/5 * * * *"
+    timezone: Europe/Berlin
+    attempts: 3
+    retry_delay: 30s
+    timeout: 10m
+    priority: 0
+    max_parallel: 1
+    concurrency: forbid
+    catchup: once
+    args: {n: 3}
+    env: {GREETING: hi}
+  split:
+    command: echo "two words" 'and more'
+    retry_delay: 1h30m
+apps:
+  web:
+    command: [python3, -m, http.server, "8080"]
+    port: 8080
+    health: {http: "/"}
+    restart: always
+    env: {PORT: "8080"}
+"#,
+    );
+    let p = load_project(&dir).unwrap();
+    assert_eq!(p.name, "mypro");
+    assert_eq!(p.version.as_deref(), Some("0.0.1"));
+    assert_eq!(p.environment.path, vec![".venv/bin"]);
+    let hello = &p.jobs["hello"];
+    assert_eq!(hello.command, vec!["python3", "mypro/hello.py"]);
+    assert_eq!(hello.attempts, 3);
+    assert_eq!(hello.retry_delay.0.as_secs(), 30);
+    assert_eq!(hello.timeout.unwrap().0.as_secs(), 600);
+    assert_eq!(hello.concurrency, Concurrency::Forbid);
+    assert_eq!(hello.catchup, Catchup::Once);
+    assert_eq!(hello.args["n"], serde_json::json!(3));
+    assert_eq!(hello.timezone, "Europe/Berlin");
+    let split = &p.jobs["split"];
+    assert_eq!(split.command, vec!["echo", "two words", "and more"]);
+    assert_eq!(split.retry_delay.0.as_secs(), 5400);
+    assert_eq!(split.timezone, "UTC");
+    assert_eq!(split.attempts, 1);
+    let web = &p.apps["web"];
+    assert_eq!(web.port, Some(8080));
+    assert_eq!(web.restart, RestartPolicy::Always);
+    assert_eq!(web.health.as_ref().unwrap().check, HealthCheck::Http("/".into()));
+}
+
+#[test]
+fn project_name_defaults_to_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path(), "folder-name", "jobs: {}\n");
+    assert_eq!(load_project(&dir).unwrap().name, "folder-name");
+    let dir = project(tmp.path(), "Bad Folder", "description: x\n");
+    let errors = load_project(&dir).unwrap_err();
+    assert!(errors[0].message.contains("set `project:`"), "{}", errors[0]);
+}
+
+#[test]
+fn syntax_error() {
+    assert_problem("jobs:\n  hello:\n    command: [echo, hi\n  other: 1\n", "mypro/coco.yaml:4:");
+}
+
+#[test]
+fn unknown_top_level_key_suggests() {
+    assert_problem(
+        "jobz:\n  hello:\n    command: [x]\n",
+        "mypro/coco.yaml:1:1: unknown key `jobz` (did you mean `jobs`?)",
+    );
+}
+
+#[test]
+fn unknown_job_key_suggests() {
+    assert_problem(
+        "jobs:\n  hello:\n    command: [x]\n    atempts: 3\n",
+        "mypro/coco.yaml:4:5: unknown key `atempts` (did you mean `attempts`?)",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_problem(
+        "jobs:\n  hello:\n    command: [x]\n    attempts: many\n",
+        "mypro/coco.yaml:4:15: `jobs.hello.attempts`: invalid type: string \"many\", expected u32",
+    );
+}
+
+#[test]
+fn missing_command() {
+    assert_problem("jobs:\n  hello:\n    schedule: '* * * * *'\n", "mypro/coco.yaml:3:5: `jobs.hello`: missing field `command`");
+}
+
+#[test]
+fn cron_field_out_of_range() {
+    assert_problem(
+        "jobs:\n  hello:\n    command: [x]\n    schedule: \"61 * * * *\"\n",
+        "mypro/coco.yaml:4:15: minute field `61`: 61 is out of range 0-59",
+    );
+}
+
+#[test]
+fn cron_wrong_field_count_and_macro() {
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    schedule: \"* * *\"\n",
+        "mypro/coco.yaml:4:15: a schedule has 5 fields",
+    );
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    schedule: \"@dayly\"\n",
+        "mypro/coco.yaml:4:15: unknown schedule macro `@dayly` (did you mean `@daily`?)",
+    );
+}
+
+#[test]
+fn unknown_time_zone_suggests() {
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    timezone: Europe/Berln\n",
+        "mypro/coco.yaml:4:15: unknown time zone `Europe/Berln` (use an IANA name such as Europe/Berlin) (did you mean `Europe/Berlin`?)",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    retry_delay: 30x\n",
+        "mypro/coco.yaml:4:18: `jobs.a.retry_delay`: invalid duration `30x`",
+    );
+}
+
+#[test]
+fn bad_enum_value_suggests() {
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    concurrency: forbidd\n",
+        "mypro/coco.yaml:4:18: `jobs.a.concurrency`: `forbidd` is not one of: allow, forbid, replace (did you mean `forbid`?)",
+    );
+    assert_problem(
+        "apps:\n  w:\n    command: [x]\n    restart: sometimes\n",
+        "mypro/coco.yaml:4:14: `apps.w.restart`: `sometimes` is not one of: always, on-failure, never",
+    );
+}
+
+#[test]
+fn bad_names() {
+    assert_problem("project: My Pro\n", "mypro/coco.yaml:1:10: project name `My Pro` is not valid");
+    assert_problem("jobs:\n  Hello!:\n    command: [x]\n", "mypro/coco.yaml:2:3: job name `Hello!` is not valid");
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    env: {\"BAD-NAME\": 1}\n",
+        "mypro/coco.yaml:4:11: environment variable name `BAD-NAME` is not valid",
+    );
+}
+
+#[test]
+fn bad_commands() {
+    assert_problem("jobs:\n  a:\n    command: []\n", "mypro/coco.yaml:3:14: command is empty");
+    assert_problem("jobs:\n  a:\n    command: \"echo 'open\"\n", "mypro/coco.yaml:3:14: command `echo 'open` has an unbalanced quote");
+    assert_problem(
+        "jobs:\n  a:\n    command: {run: x}\n",
+        "mypro/coco.yaml:3:14: `jobs.a.command`: expected a command: a list of arguments or a string, found a mapping",
+    );
+}
+
+#[test]
+fn bad_numbers() {
+    assert_problem("jobs:\n  a:\n    command: [x]\n    attempts: 0\n", "mypro/coco.yaml:4:15: attempts must be at least 1");
+    assert_problem("jobs:\n  a:\n    command: [x]\n    max_parallel: 0\n", "mypro/coco.yaml:4:19: max_parallel must be at least 1");
+    assert_problem("apps:\n  w:\n    command: [x]\n    port: 70000\n", "mypro/coco.yaml:4:11: `apps.w.port`: invalid value");
+}
+
+#[test]
+fn bad_health_checks() {
+    assert_problem(
+        "apps:\n  w:\n    command: [x]\n    health: {http: /}\n",
+        "mypro/coco.yaml:4:13: a health check needs the app's `port`",
+    );
+    assert_problem(
+        "apps:\n  w:\n    command: [x]\n    port: 80\n    health: {http: /, tcp: true}\n",
+        "mypro/coco.yaml:5:13: a health check is either `http` or `tcp`, not both",
+    );
+    assert_problem(
+        "apps:\n  w:\n    command: [x]\n    port: 80\n    health: {http: status}\n",
+        "mypro/coco.yaml:5:21: health http path `status` must start with `/`",
+    );
+}
+
+#[test]
+fn every_problem_in_a_file_is_reported() {
+    let found = problems(
+        "jobz: 1\njobs:\n  a:\n    command: [x]\n    atempts: 3\n  b:\n    command: [x]\n    schedule: \"* 25 * * *\"\n    timezone: Mars/Base\napps:\n  w:\n    command: []\n",
+    );
+    assert_eq!(found.len(), 5, "{found:#?}");
+    assert!(found[0].starts_with("mypro/coco.yaml:1:1: unknown key `jobz`"));
+    assert!(found[1].starts_with("mypro/coco.yaml:5:5: unknown key `atempts`"));
+    assert!(found[2].starts_with("mypro/coco.yaml:8:15: hour field"));
+    assert!(found[3].starts_with("mypro/coco.yaml:9:15: unknown time zone `Mars/Base`"));
+    assert!(found[4].starts_with("mypro/coco.yaml:12:14: command is empty"));
+}
+
+#[test]
+fn every_file_is_checked_and_duplicates_are_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    project(tmp.path(), "a", "project: same\n");
+    project(tmp.path(), "b", "project: same\n");
+    project(tmp.path(), "c", "jobs:\n  x:\n    command: [x]\n    attempts: -1\n");
+    project(tmp.path(), "d", "jobs:\n  ok:\n    command: [true]\n");
+    std::fs::create_dir_all(tmp.path().join("not-a-project")).unwrap();
+    let discovery = discover(tmp.path()).unwrap();
+    assert_eq!(discovery.projects.keys().collect::<Vec<_>>(), vec!["d", "same"]);
+    let problems: Vec<String> = discovery.problems().map(|d| d.headline()).collect();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].ends_with(&format!(
+        "b/coco.yaml:1:10: project name `same` is already used by {}",
+        tmp.path().join("a/coco.yaml").display()
+    )));
+    assert!(problems[1].contains("c/coco.yaml:4:15: `jobs.x.attempts`: invalid value: integer `-1`"));
+    // Loading a list of folders checks them the same way.
+    let again = load_projects(&[tmp.path().join("d")]);
+    assert!(again.is_valid());
+}
+
+#[test]
+fn the_caret_points_at_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path(), "mypro", "jobs:\n  a:\n    command: [x]\n    schedule: \"61 * * * *\"\n");
+    let shown = load_project(&dir).unwrap_err()[0].to_string();
+    assert!(shown.ends_with("4 |     schedule: \"61 * * * *\"\n  |               ^"), "{shown}");
+}
+
+#[test]
+fn examples_are_valid() {
+    let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/home");
+    let discovery = discover(&home).unwrap();
+    assert!(discovery.is_valid(), "{:#?}", discovery.invalid);
+    assert!(discovery.projects.len() >= 2);
+    assert!(discovery.projects.values().any(|p| !p.apps.is_empty()));
+    assert!(discovery.projects.values().flat_map(|p| p.jobs.values()).any(|j| j.schedule.is_some()));
+}
+
+#[test]
+fn schema_file_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/coco.schema.json");
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        written,
+        coco::cli::schema::manifest_schema(),
+        "docs/coco.schema.json is stale: run `cargo run -- schema > docs/coco.schema.json`"
+    );
+}

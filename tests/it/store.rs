@@ -1,0 +1,317 @@
+//! The store conformance suite (`coco::store::conformance`) against both backends, each case
+//! a named test: `store::embedded::<case>` and `store::mongo::<case>`.
+//!
+//! The MongoDB tests use the server at `COCO_TEST_MONGO_URL` (start one with
+//! `eval "$(tests/mongo_server.sh start)"`), a fresh database per test, dropped afterwards.
+//! Without that variable they fail, unless `COCO_TEST_SKIP_MONGO=1` says to skip them: a CI
+//! run never passes by silently testing nothing.
+//!
+//! Plus embedded-only tests: several connections and several processes on one file.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+
+use chrono::DateTime;
+use coco::store::embedded::EmbeddedStore;
+use coco::store::mongo::MongoStore;
+use coco::store::{Store, StoreError, conformance};
+use tempfile::TempDir;
+
+/// A fresh embedded store in its own temporary directory (removed on drop).
+struct EmbeddedFixture {
+    store: EmbeddedStore,
+    _dir: TempDir,
+}
+
+async fn embedded_store() -> EmbeddedFixture {
+    let dir = TempDir::new().expect("temp dir");
+    let store = EmbeddedStore::open(&dir.path().join("state/coco.db"))
+        .await
+        .expect("open embedded store");
+    store.ensure_schema().await.expect("ensure_schema");
+    EmbeddedFixture { store, _dir: dir }
+}
+
+/// A MongoDB store on a fresh database, dropped when this is dropped (even after a panic).
+struct MongoFixture {
+    store: MongoStore,
+    url: String,
+}
+
+impl Drop for MongoFixture {
+    fn drop(&mut self) {
+        // The test's runtime may be unwinding; drop the database from a runtime of our own.
+        let (url, database) = (self.url.clone(), self.store.database().to_string());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                MongoStore::connect(&url, &database)
+                    .await?
+                    .drop_database()
+                    .await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("note: could not drop the test database: {e}");
+        }
+    }
+}
+
+/// The MongoDB test store, or `None` when `COCO_TEST_SKIP_MONGO=1` and no URL is set.
+async fn mongo_store() -> Option<MongoFixture> {
+    let Ok(url) = std::env::var("COCO_TEST_MONGO_URL") else {
+        if std::env::var("COCO_TEST_SKIP_MONGO").as_deref() == Ok("1") {
+            eprintln!("skipped: COCO_TEST_SKIP_MONGO=1 and COCO_TEST_MONGO_URL is not set");
+            return None;
+        }
+        panic!(
+            "COCO_TEST_MONGO_URL is not set, so the MongoDB store tests cannot run. Start a \
+             test server with `eval \"$(tests/mongo_server.sh start)\"` (stop it with \
+             `eval \"$(tests/mongo_server.sh stop)\"`), or set COCO_TEST_SKIP_MONGO=1 to skip them."
+        );
+    };
+    let database = format!("coco_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let store = MongoStore::connect(&url, &database)
+        .await
+        .unwrap_or_else(|e| panic!("connect to COCO_TEST_MONGO_URL: {e}"));
+    let fixture = MongoFixture { store, url };
+    fixture.store.ensure_schema().await.expect("ensure_schema");
+    Some(fixture)
+}
+
+/// One `#[tokio::test]` per conformance case per backend, plus a check that this list is
+/// exactly `conformance::CASES`.
+macro_rules! conformance_tests {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let fixture = super::embedded_store().await;
+                    coco::store::conformance::$case(&fixture.store).await;
+                }
+            )*
+        }
+
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(fixture) = super::mongo_store().await {
+                        coco::store::conformance::$case(&fixture.store).await;
+                    }
+                }
+            )*
+        }
+
+        #[test]
+        fn every_conformance_case_is_tested() {
+            let tested = [$(stringify!($case)),*];
+            let listed: Vec<&str> = conformance::CASES.iter().map(|(name, _)| *name).collect();
+            assert_eq!(tested.as_slice(), listed.as_slice());
+        }
+    };
+}
+
+conformance_tests!(
+    ensure_schema_is_idempotent,
+    get_missing_is_none,
+    project_round_trip,
+    project_replace,
+    projects_sorted_by_name,
+    job_round_trip,
+    job_replace_clears_fire_times,
+    jobs_listed_by_project,
+    app_round_trip,
+    apps_listed_by_project,
+    timestamps_kept_to_the_millisecond,
+    json_of_any_shape_round_trips,
+    record_fire_once_per_key,
+    record_fire_concurrent_single_winner,
+);
+
+/// `run_all` runs the cases one after the other on one store (they do not interfere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_run_all_on_one_store() {
+    let fixture = embedded_store().await;
+    conformance::run_all(&fixture.store).await;
+    conformance::run_all(&fixture.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_run_all_on_one_store() {
+    if let Some(fixture) = mongo_store().await {
+        conformance::run_all(&fixture.store).await;
+    }
+}
+
+/// Record fires for keys `0..n` of one job from its own connection and runtime.
+fn fire_all(path: &Path, n: i64, start: &Barrier) -> Vec<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = EmbeddedStore::open(path).await.expect("open");
+        store.ensure_schema().await.expect("ensure_schema");
+        start.wait();
+        let mut won = Vec::new();
+        for i in 0..n {
+            let instant = DateTime::from_timestamp_millis(60_000 * i).expect("instant");
+            won.push(
+                store
+                    .record_fire("race.job", instant)
+                    .await
+                    .expect("record_fire"),
+            );
+        }
+        won
+    })
+}
+
+/// Two connections on one file (each its own thread and runtime, both opening a fresh file
+/// and ensuring the schema at once) race for the same 200 keys: no "database is locked",
+/// exactly one winner per key.
+#[test]
+fn embedded_two_connections_race_for_fires() {
+    const N: i64 = 200;
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("coco.db");
+    let start = Arc::new(Barrier::new(2));
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (path, start) = (path.clone(), Arc::clone(&start));
+            std::thread::spawn(move || fire_all(&path, N, &start))
+        })
+        .collect();
+    let results: Vec<Vec<bool>> = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer panicked"))
+        .collect();
+    assert_eq!(
+        (results[0].len(), results[1].len()),
+        (N as usize, N as usize)
+    );
+    for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+        assert!(a ^ b, "key {i}: exactly one winner, got {a} and {b}");
+    }
+}
+
+/// Env var telling a child copy of this test binary to act as one racing process.
+const CHILD_DB: &str = "COCO_TEST_STORE_CHILD_DB";
+
+/// Two OS processes open a fresh file at once and race for the same keys.
+#[test]
+fn embedded_two_processes_race_for_fires() {
+    let dir = TempDir::new().expect("temp dir");
+    let db = dir.path().join("coco.db");
+    let children: Vec<(PathBuf, std::process::Child)> = (0..2)
+        .map(|n| {
+            let out = dir.path().join(format!("child-{n}.txt"));
+            let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+                .args(["--exact", "store::embedded_race_child", "--test-threads=1"])
+                .env(CHILD_DB, &db)
+                .env("COCO_TEST_STORE_CHILD_OUT", &out)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn child test process");
+            (out, child)
+        })
+        .collect();
+    let results: Vec<Vec<String>> = children
+        .into_iter()
+        .map(|(out, mut child)| {
+            assert!(child.wait().expect("wait child").success(), "child failed");
+            std::fs::read_to_string(&out)
+                .expect("child result")
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert_eq!(results[0].len(), 200);
+    assert_eq!(results[1].len(), 200);
+    for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+        assert!(
+            (a == "true") ^ (b == "true"),
+            "key {i}: exactly one winner, got {a} and {b}"
+        );
+    }
+}
+
+/// The child half of [`embedded_two_processes_race_for_fires`]; does nothing on its own.
+#[test]
+fn embedded_race_child() {
+    let Some(db) = std::env::var_os(CHILD_DB) else {
+        return;
+    };
+    let out = std::env::var_os("COCO_TEST_STORE_CHILD_OUT").expect("child output path");
+    // No barrier across processes: both start right away and race from the first key.
+    let won = fire_all(Path::new(&db), 200, &Barrier::new(1));
+    let text: String = won.iter().map(|w| format!("{w}\n")).collect();
+    std::fs::write(out, text).expect("write child result");
+}
+
+/// Reopening a file keeps what was written; a second `open` + `ensure_schema` is harmless.
+#[tokio::test]
+async fn embedded_reopen_keeps_records() {
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("a/b/coco.db");
+    let first = EmbeddedStore::open(&path).await.expect("open");
+    first.ensure_schema().await.expect("schema");
+    assert!(
+        first
+            .record_fire("p.j", DateTime::UNIX_EPOCH)
+            .await
+            .unwrap()
+    );
+    drop(first);
+    let second = EmbeddedStore::open(&path).await.expect("reopen");
+    second.ensure_schema().await.expect("schema again");
+    assert!(
+        !second
+            .record_fire("p.j", DateTime::UNIX_EPOCH)
+            .await
+            .unwrap()
+    );
+    assert!(second.describe().contains(&path.display().to_string()));
+}
+
+/// An unreachable server fails `connect` quickly, naming the URL without its password.
+#[tokio::test]
+async fn mongo_connect_failure_is_clear_and_redacted() {
+    let url = "mongodb://coco:s3cret@127.0.0.1:9/?serverSelectionTimeoutMS=300";
+    let err = MongoStore::connect(url, "coco_none")
+        .await
+        .expect_err("nothing listens on port 9");
+    assert!(matches!(err, StoreError::Mongo { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("mongodb://coco:***@127.0.0.1:9"),
+        "{message}"
+    );
+    assert!(message.contains("coco_none"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
+}
+
+/// `describe` names the server and database, never the password.
+#[tokio::test]
+async fn mongo_describe_is_redacted() {
+    let Ok(url) = std::env::var("COCO_TEST_MONGO_URL") else {
+        return; // covered by the conformance tests' failure when the URL is missing
+    };
+    let with_password = url.replacen("mongodb://", "mongodb://nobody:s3cret@", 1);
+    // A server without auth may or may not accept unknown credentials; only the message
+    // matters here, whichever way connect goes.
+    let text = match MongoStore::connect(&with_password, "coco_describe").await {
+        Ok(store) => store.describe(),
+        Err(e) => e.to_string(),
+    };
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("nobody:***@"), "{text}");
+}
