@@ -4,11 +4,11 @@
 //! `reconcile` diffs it against the `store` and applies the plan; `cli` drives it all.
 //! See `docs/ARCHITECTURE.md` for the map and its invariants.
 
-pub mod redact;
-pub mod store;
-pub mod yaml;
-pub mod scheduler;
-pub mod manifest;
-pub mod reconcile;
 pub mod cli;
 pub mod config;
+pub mod manifest;
+pub mod reconcile;
+pub mod redact;
+pub mod scheduler;
+pub mod store;
+pub mod yaml;

@@ -47,7 +47,12 @@ mod tests {
 
     #[test]
     fn leaves_urls_without_password_alone() {
-        for url in ["mongodb://localhost:27017", "mongodb://user@host", "plain text", ""] {
+        for url in [
+            "mongodb://localhost:27017",
+            "mongodb://user@host",
+            "plain text",
+            "",
+        ] {
             assert_eq!(redact(url), url);
         }
     }

@@ -31,7 +31,8 @@ pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)
 
 /// Discover and validate the projects of the configured home.
 pub fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
-    discover(&config.home).with_context(|| format!("reading the home folder {}", config.home.display()))
+    discover(&config.home)
+        .with_context(|| format!("reading the home folder {}", config.home.display()))
 }
 
 /// The folders of invalid projects (their stored state is kept as it is).

@@ -9,7 +9,13 @@ use crate::reconcile::{self, Plan, render};
 /// invalid (the problems are printed).
 pub async fn compute(
     global: &GlobalArgs,
-) -> anyhow::Result<Option<(std::sync::Arc<dyn crate::store::Store>, Plan, reconcile::Stored)>> {
+) -> anyhow::Result<
+    Option<(
+        std::sync::Arc<dyn crate::store::Store>,
+        Plan,
+        reconcile::Stored,
+    )>,
+> {
     let (config, _) = context::load_config(global)?;
     let discovery = context::discover_home(&config)?;
     if !discovery.is_valid() {
@@ -18,7 +24,12 @@ pub async fn compute(
     }
     let store = context::open_store(&config).await?;
     let stored = reconcile::load_stored(store.as_ref()).await?;
-    let plan = reconcile::diff(&discovery.projects, &stored, &context::invalid_dirs(&discovery), Utc::now());
+    let plan = reconcile::diff(
+        &discovery.projects,
+        &stored,
+        &context::invalid_dirs(&discovery),
+        Utc::now(),
+    );
     Ok(Some((store, plan, stored)))
 }
 

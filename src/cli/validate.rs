@@ -17,7 +17,10 @@ pub struct ValidateArgs {
 /// The project folders a PATH argument names.
 fn project_dirs_of(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if path.is_file() {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Ok(vec![dir.to_path_buf()])
     } else if path.join(MANIFEST_FILE).is_file() {
         Ok(vec![path.to_path_buf()])
@@ -31,8 +34,9 @@ fn project_dirs_of(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<i32> {
     let dirs = if args.paths.is_empty() {
         let (config, _) = context::load_config(global)?;
-        project_dirs(&config.home)
-            .map_err(|e| anyhow::anyhow!("reading the home folder {}: {e}", config.home.display()))?
+        project_dirs(&config.home).map_err(|e| {
+            anyhow::anyhow!("reading the home folder {}: {e}", config.home.display())
+        })?
     } else {
         let mut dirs = Vec::new();
         for path in &args.paths {

@@ -87,7 +87,13 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Critical];
+    pub const ALL: [Level; 5] = [
+        Level::Debug,
+        Level::Info,
+        Level::Warning,
+        Level::Error,
+        Level::Critical,
+    ];
 
     /// `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`.
     pub fn name(self) -> &'static str {
@@ -127,7 +133,9 @@ impl FromStr for Level {
             .into_iter()
             .find(|level| level.name().eq_ignore_ascii_case(text))
             .or_else(|| text.eq_ignore_ascii_case("warn").then_some(Level::Warning))
-            .ok_or_else(|| format!("unknown level `{text}` (expected DEBUG, INFO, WARNING, ERROR or CRITICAL)"))
+            .ok_or_else(|| {
+                format!("unknown level `{text}` (expected DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+            })
     }
 }
 
@@ -264,7 +272,11 @@ pub enum ConfigError {
 ///
 /// Returns the configuration and every effective value with its provenance, in the order of
 /// [`raw::KEYS`]. Takes `env` as a parameter so that callers (and tests) decide what it is.
-pub fn load<I, K, V>(paths: &ConfigPaths, env: I, overrides: &Overrides) -> Result<(Config, Vec<Setting>), ConfigError>
+pub fn load<I, K, V>(
+    paths: &ConfigPaths,
+    env: I,
+    overrides: &Overrides,
+) -> Result<(Config, Vec<Setting>), ConfigError>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -336,7 +348,9 @@ where
         return Err(ConfigError::Invalid(problems));
     }
 
-    let figment = layers.iter().fold(Figment::new(), |figment, layer| figment.merge(layer));
+    let figment = layers
+        .iter()
+        .fold(Figment::new(), |figment, layer| figment.merge(layer));
     let merged: RawConfig = figment
         .extract()
         .map_err(|error| ConfigError::Merge(error.to_string()))?;
@@ -359,7 +373,8 @@ where
 
 /// [`load`] with the real environment, `/etc/coco` and the real home.
 pub fn load_from_process(overrides: &Overrides) -> Result<(Config, Vec<Setting>), ConfigError> {
-    let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     load(&ConfigPaths::from_env(), env, overrides)
 }
 
@@ -396,16 +411,24 @@ fn flags(overrides: &Overrides, home: &Path) -> Vec<Layer> {
         layers.push(Layer::new(format!("flag --{name}"), raw));
     };
     if let Some(path) = &overrides.home {
-        add("home", &|raw| raw.folder.home = Some(sources::resolve_path(path, home, None)));
+        add("home", &|raw| {
+            raw.folder.home = Some(sources::resolve_path(path, home, None))
+        });
     }
     if let Some(path) = &overrides.state {
-        add("state", &|raw| raw.folder.state = Some(sources::resolve_path(path, home, None)));
+        add("state", &|raw| {
+            raw.folder.state = Some(sources::resolve_path(path, home, None))
+        });
     }
     if let Some(url) = &overrides.mongo_url {
-        add("mongo-url", &|raw| raw.default.mongo_url = Some(url.clone()));
+        add("mongo-url", &|raw| {
+            raw.default.mongo_url = Some(url.clone())
+        });
     }
     if let Some(database) = &overrides.mongo_database {
-        add("mongo-database", &|raw| raw.default.mongo_database = Some(database.clone()));
+        add("mongo-database", &|raw| {
+            raw.default.mongo_database = Some(database.clone())
+        });
     }
     layers
 }
@@ -426,7 +449,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
         ("folder.templates", path(&raw.folder.templates)),
         ("worker.slots", raw.worker.slots.map(|v| v.to_string())),
         ("worker.max_cpu", raw.worker.max_cpu.map(|v| v.to_string())),
-        ("worker.min_free_ram", raw.worker.min_free_ram.map(|v| v.to_string())),
+        (
+            "worker.min_free_ram",
+            raw.worker.min_free_ram.map(|v| v.to_string()),
+        ),
     ];
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -479,7 +505,10 @@ mod tests {
 
     #[test]
     fn values_list_every_key() {
-        let keys: Vec<_> = values(&RawConfig::default()).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = values(&RawConfig::default())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, KEYS);
     }
 

@@ -73,11 +73,23 @@ pub struct RawDefault {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogging {
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mongodb: Option<LevelSetting>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stderr: Option<LevelSetting>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stdout: Option<LevelSetting>,
 }
 
@@ -116,7 +128,10 @@ impl LevelSetting {
     /// Parse a level name (any case), or `~`, `off`, `none`, `null` or nothing for off.
     pub fn parse(text: &str) -> Option<LevelSetting> {
         let text = text.trim();
-        if ["", "~", "off", "none", "null"].iter().any(|off| text.eq_ignore_ascii_case(off)) {
+        if ["", "~", "off", "none", "null"]
+            .iter()
+            .any(|off| text.eq_ignore_ascii_case(off))
+        {
             return Some(LevelSetting(None));
         }
         text.parse().ok().map(|level| LevelSetting(Some(level)))
@@ -141,7 +156,8 @@ impl<'de> Deserialize<'de> for LevelSetting {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<LevelSetting, E> {
-                LevelSetting::parse(text).ok_or_else(|| E::invalid_value(Unexpected::Str(text), &self))
+                LevelSetting::parse(text)
+                    .ok_or_else(|| E::invalid_value(Unexpected::Str(text), &self))
             }
 
             fn visit_unit<E: de::Error>(self) -> Result<LevelSetting, E> {
@@ -163,7 +179,9 @@ impl<'de> Deserialize<'de> for LevelSetting {
 
 /// A key that is written is `Some`, even when its value is `~` (which means "off", not
 /// "not set": `stdout: ~` must override a lower layer's `stdout: INFO`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
 }
 
@@ -179,7 +197,10 @@ mod tests {
     fn a_written_tilde_turns_a_level_off_and_an_absent_key_stays_unset() {
         let config = raw("logging:\n  stdout: ~\n  stderr: debug\n").unwrap();
         assert_eq!(config.logging.stdout, Some(LevelSetting(None)));
-        assert_eq!(config.logging.stderr, Some(LevelSetting(Some(Level::Debug))));
+        assert_eq!(
+            config.logging.stderr,
+            Some(LevelSetting(Some(Level::Debug)))
+        );
         assert_eq!(config.logging.mongodb, None);
     }
 

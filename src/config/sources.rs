@@ -78,7 +78,10 @@ pub fn resolve_path(path: &Path, home: &Path, base: Option<&Path>) -> PathBuf {
 
 fn resolve_paths(raw: &mut RawConfig, home: &Path, base: Option<&Path>) {
     let folder = &mut raw.folder;
-    for path in [&mut folder.home, &mut folder.state, &mut folder.templates].into_iter().flatten() {
+    for path in [&mut folder.home, &mut folder.state, &mut folder.templates]
+        .into_iter()
+        .flatten()
+    {
         if !path.as_os_str().is_empty() {
             *path = resolve_path(path, home, base);
         }
@@ -93,13 +96,19 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
         && !url.starts_with("mongodb://")
         && !url.starts_with("mongodb+srv://")
     {
-        problems.push(("DEFAULT.mongo_url", "expected a `mongodb://` or `mongodb+srv://` URL".to_owned()));
+        problems.push((
+            "DEFAULT.mongo_url",
+            "expected a `mongodb://` or `mongodb+srv://` URL".to_owned(),
+        ));
     }
     if let Some(database) = &raw.default.mongo_database {
         if database.is_empty() {
             problems.push(("DEFAULT.mongo_database", "must not be empty".to_owned()));
         } else if let Some(bad) = database.chars().find(|c| "/\\. \"$".contains(*c)) {
-            problems.push(("DEFAULT.mongo_database", format!("a database name cannot contain `{bad}`")));
+            problems.push((
+                "DEFAULT.mongo_database",
+                format!("a database name cannot contain `{bad}`"),
+            ));
         }
     }
     let folder = &raw.folder;
@@ -118,7 +127,10 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     if let Some(cpu) = raw.worker.max_cpu
         && !(cpu > 0.0 && cpu <= 100.0)
     {
-        problems.push(("worker.max_cpu", "must be a percentage above 0 and at most 100".to_owned()));
+        problems.push((
+            "worker.max_cpu",
+            "must be a percentage above 0 and at most 100".to_owned(),
+        ));
     }
     problems
 }
@@ -172,20 +184,29 @@ pub fn parse_file(file: &Path, text: &str, home: &Path) -> Result<Layer, Vec<Dia
 
     let written = |key: &str| -> Vec<String> {
         let (section, name) = key.split_once('.').unwrap_or((key, ""));
-        let section = if section == "DEFAULT" { written_default } else { section };
+        let section = if section == "DEFAULT" {
+            written_default
+        } else {
+            section
+        };
         vec![section.to_owned(), name.to_owned()]
     };
     for (key, message) in check(&raw) {
         problems.push(doc.at(&written(key), message));
     }
     if !problems.is_empty() {
+        problems.sort_by_key(|diagnostic| diagnostic.position);
         return Err(problems);
     }
 
     resolve_paths(&mut raw, home, file.parent());
     let lines = KEYS
         .iter()
-        .filter_map(|key| doc.positions.key(&written(key)).map(|position| (*key, position)))
+        .filter_map(|key| {
+            doc.positions
+                .key(&written(key))
+                .map(|position| (*key, position))
+        })
         .collect();
     Ok(file_layer(file, raw, lines))
 }
@@ -202,7 +223,8 @@ fn file_layer(file: &Path, raw: RawConfig, lines: HashMap<&'static str, Position
 /// Whether `var` is meant as a configuration key: `COCO_<SECTION>__<KEY>`. Other `COCO_`
 /// variables (`COCO_CONFIG`, `COCO_TEST_MONGO_URL`) are not.
 pub fn is_config_var(var: &str) -> bool {
-    var.strip_prefix("COCO_").is_some_and(|rest| rest.contains("__"))
+    var.strip_prefix("COCO_")
+        .is_some_and(|rest| rest.contains("__"))
 }
 
 /// Read the configuration variable `var` (see [`is_config_var`]) into a layer.
@@ -213,19 +235,29 @@ pub fn parse_env(var: &str, value: &str, home: &Path) -> Result<Layer, Problem> 
         .filter(|(_, name)| !name.contains("__"))
         .map(|(section, name)| {
             let section = section.to_lowercase();
-            let section = if section == "default" { "DEFAULT".to_owned() } else { section };
+            let section = if section == "default" {
+                "DEFAULT".to_owned()
+            } else {
+                section
+            };
             format!("{section}.{}", name.to_lowercase())
         })
         .and_then(|key| KEYS.iter().find(|known| **known == key).copied());
     let Some(key) = key else {
-        let candidates: Vec<String> = KEYS.iter().map(|key| env_name(key)["COCO_".len()..].to_owned()).collect();
+        let candidates: Vec<String> = KEYS
+            .iter()
+            .map(|key| env_name(key)["COCO_".len()..].to_owned())
+            .collect();
         let suggestion = did_you_mean(&rest.to_uppercase(), candidates.iter().map(String::as_str))
             .map(|name| format!("COCO_{name}"));
-        return Err(Problem::env(
-            var,
-            format!("not a configuration key (expected COCO_<SECTION>__<KEY>, one of: {})", env_names()),
-            suggestion,
-        ));
+        let message = match suggestion {
+            Some(_) => "not a configuration key".to_owned(),
+            None => format!(
+                "not a configuration key (expected COCO_<SECTION>__<KEY>, one of: {})",
+                env_names()
+            ),
+        };
+        return Err(Problem::env(var, message, suggestion));
     };
 
     let (section, name) = key.split_once('.').unwrap_or((key, ""));
@@ -237,12 +269,15 @@ pub fn parse_env(var: &str, value: &str, home: &Path) -> Result<Layer, Problem> 
         serde_yaml::from_value(Value::Mapping(outer)).map_err(|e| e.to_string())
     };
     // Text first (a database may be called `123`), then as a YAML scalar (`4`, `~`).
-    let raw = layer_of(Value::from(value)).or_else(|first| match serde_yaml::from_str::<Value>(value) {
-        Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::Null)) if !value.trim().is_empty() => {
-            layer_of(scalar)
-        }
-        _ => Err(first),
-    });
+    let raw =
+        layer_of(Value::from(value)).or_else(|first| match serde_yaml::from_str::<Value>(value) {
+            Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::Null))
+                if !value.trim().is_empty() =>
+            {
+                layer_of(scalar)
+            }
+            _ => Err(first),
+        });
     let mut raw = raw.map_err(|message| Problem::env(var, message, None))?;
     if let Some((_, message)) = check(&raw).into_iter().next() {
         return Err(Problem::env(var, message, None));
@@ -257,7 +292,10 @@ pub fn env_name(key: &str) -> String {
 }
 
 fn env_names() -> String {
-    KEYS.iter().map(|key| env_name(key)).collect::<Vec<_>>().join(", ")
+    KEYS.iter()
+        .map(|key| env_name(key))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -270,11 +308,26 @@ mod tests {
     fn tilde_and_relative_paths_are_resolved() {
         let home = Path::new(HOME);
         let base = Some(Path::new("/etc/coco"));
-        assert_eq!(resolve_path(Path::new("~"), home, base), Path::new("/home/u"));
-        assert_eq!(resolve_path(Path::new("~/x"), home, base), Path::new("/home/u/x"));
-        assert_eq!(resolve_path(Path::new("x/y"), home, base), Path::new("/etc/coco/x/y"));
-        assert_eq!(resolve_path(Path::new("/abs"), home, base), Path::new("/abs"));
-        assert_eq!(resolve_path(Path::new("~other"), home, None), Path::new("~other"));
+        assert_eq!(
+            resolve_path(Path::new("~"), home, base),
+            Path::new("/home/u")
+        );
+        assert_eq!(
+            resolve_path(Path::new("~/x"), home, base),
+            Path::new("/home/u/x")
+        );
+        assert_eq!(
+            resolve_path(Path::new("x/y"), home, base),
+            Path::new("/etc/coco/x/y")
+        );
+        assert_eq!(
+            resolve_path(Path::new("/abs"), home, base),
+            Path::new("/abs")
+        );
+        assert_eq!(
+            resolve_path(Path::new("~other"), home, None),
+            Path::new("~other")
+        );
         assert_eq!(resolve_path(Path::new("rel"), home, None), Path::new("rel"));
     }
 
@@ -294,17 +347,33 @@ mod tests {
         let database = parse_env("COCO_DEFAULT__MONGO_DATABASE", "123", home).unwrap();
         assert_eq!(database.raw.default.mongo_database.as_deref(), Some("123"));
         let off = parse_env("COCO_LOGGING__STDOUT", "~", home).unwrap();
-        assert_eq!(off.raw.logging.stdout, Some(super::super::raw::LevelSetting(None)));
+        assert_eq!(
+            off.raw.logging.stdout,
+            Some(super::super::raw::LevelSetting(None))
+        );
         let folder = parse_env("COCO_FOLDER__HOME", "~/p", home).unwrap();
-        assert_eq!(folder.raw.folder.home.as_deref(), Some(Path::new("/home/u/p")));
+        assert_eq!(
+            folder.raw.folder.home.as_deref(),
+            Some(Path::new("/home/u/p"))
+        );
     }
 
     #[test]
     fn bad_env_values_name_the_variable() {
         let error = parse_env("COCO_WORKER__SLOTS", "many", Path::new(HOME)).unwrap_err();
-        assert!(error.to_string().starts_with("environment variable COCO_WORKER__SLOTS: invalid type"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("environment variable COCO_WORKER__SLOTS: invalid type"),
+            "{error}"
+        );
         let error = parse_env("COCO_FOLDR__HOME", "x", Path::new(HOME)).unwrap_err();
-        assert!(error.to_string().contains("(did you mean `COCO_FOLDER__HOME`?)"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("(did you mean `COCO_FOLDER__HOME`?)"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -315,7 +384,12 @@ mod tests {
         let keys: Vec<_> = check(&raw).into_iter().map(|(key, _)| key).collect();
         assert_eq!(
             keys,
-            ["DEFAULT.mongo_url", "DEFAULT.mongo_database", "worker.slots", "worker.max_cpu"]
+            [
+                "DEFAULT.mongo_url",
+                "DEFAULT.mongo_database",
+                "worker.slots",
+                "worker.max_cpu"
+            ]
         );
     }
 }

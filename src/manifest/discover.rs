@@ -55,7 +55,12 @@ pub fn load_projects(dirs: &[PathBuf]) -> Discovery {
                     );
                     let diagnostic = match doc {
                         Some(doc) => doc.at(&["project".to_owned()], message),
-                        None => Diagnostic::new(&file, &text, crate::yaml::Position { line: 1, column: 1 }, message),
+                        None => Diagnostic::new(
+                            &file,
+                            &text,
+                            crate::yaml::Position { line: 1, column: 1 },
+                            message,
+                        ),
                     };
                     discovery.invalid.insert(dir.clone(), vec![diagnostic]);
                 } else {

@@ -68,7 +68,9 @@ pub struct Job {
 impl Job {
     /// The parsed schedule, if the job has one.
     pub fn parsed_schedule(&self) -> Option<Schedule> {
-        self.schedule.as_deref().and_then(|s| Schedule::parse(s).ok())
+        self.schedule
+            .as_deref()
+            .and_then(|s| Schedule::parse(s).ok())
     }
 
     /// The job's time zone.

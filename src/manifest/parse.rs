@@ -35,19 +35,23 @@ pub fn parse_project(dir: &Path, file: &Path, text: &str) -> Result<Project, Vec
         Value::Null => Value::Mapping(Default::default()),
         other => other.clone(),
     };
-    let outline: RawManifest<Value, Value, Value> = match doc.deserialize(&[], &top) {
-        Ok(outline) => outline,
-        Err(diagnostic) => {
-            problems.push(diagnostic);
-            // Go on with what can be read, to report the jobs' and apps' errors too.
-            lenient_outline(&top)
-        }
-    };
+    let (outline, found) = doc.deserialize_all::<RawManifest<Value, Value, Value>>(&[], &top);
+    problems.extend(found);
+    // Go on with what can be read, to report the jobs' and apps' errors too.
+    let outline = outline.unwrap_or_else(|| lenient_outline(&top));
 
-    let folder_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match &outline.project {
         Some(name) => {
-            validate::check_name(&doc, &["project".to_owned()], "project", name, &mut problems);
+            if !super::is_valid_name(name) {
+                problems.push(doc.at(
+                    &["project".to_owned()],
+                    format!("project name `{name}` is not valid: use lower-case letters, digits, `_` and `-`, starting with a letter"),
+                ));
+            }
             name.clone()
         }
         None => {
@@ -61,35 +65,38 @@ pub fn parse_project(dir: &Path, file: &Path, text: &str) -> Result<Project, Vec
         }
     };
 
-    let environment = match &outline.environment {
-        Some(raw) => doc
-            .deserialize::<RawEnvironment>(&["environment".to_owned()], raw)
-            .map_err(|d| problems.push(d))
-            .ok(),
-        None => None,
-    };
+    let environment = outline.environment.as_ref().and_then(|raw| {
+        let (environment, found) =
+            doc.deserialize_all::<RawEnvironment>(&["environment".to_owned()], raw);
+        problems.extend(found);
+        environment
+    });
     let environment = validate::environment(&doc, environment, &mut problems);
 
     let mut jobs = std::collections::BTreeMap::new();
     for (job_name, raw) in &outline.jobs {
         let path = vec!["jobs".to_owned(), job_name.clone()];
         validate::check_name(&doc, &path, "job", job_name, &mut problems);
-        match doc.deserialize::<RawJob>(&path, raw) {
-            Ok(raw) => {
-                jobs.insert(job_name.clone(), validate::job(&doc, job_name, raw, &mut problems));
-            }
-            Err(diagnostic) => problems.push(diagnostic),
+        let (raw, found) = doc.deserialize_all::<RawJob>(&path, raw);
+        problems.extend(found);
+        if let Some(raw) = raw {
+            jobs.insert(
+                job_name.clone(),
+                validate::job(&doc, job_name, raw, &mut problems),
+            );
         }
     }
     let mut apps = std::collections::BTreeMap::new();
     for (app_name, raw) in &outline.apps {
         let path = vec!["apps".to_owned(), app_name.clone()];
         validate::check_name(&doc, &path, "app", app_name, &mut problems);
-        match doc.deserialize::<RawApp>(&path, raw) {
-            Ok(raw) => {
-                apps.insert(app_name.clone(), validate::app(&doc, app_name, raw, &mut problems));
-            }
-            Err(diagnostic) => problems.push(diagnostic),
+        let (raw, found) = doc.deserialize_all::<RawApp>(&path, raw);
+        problems.extend(found);
+        if let Some(raw) = raw {
+            apps.insert(
+                app_name.clone(),
+                validate::app(&doc, app_name, raw, &mut problems),
+            );
         }
     }
 

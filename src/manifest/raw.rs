@@ -205,7 +205,8 @@ impl Scalar {
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Scalar::from_json(serde_json::Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+        Scalar::from_json(serde_json::Value::deserialize(deserializer)?)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -226,14 +227,22 @@ impl<'de> Deserialize<'de> for HumanDuration {
 }
 
 /// Read a [`HumanDuration`] from a string (`30s`) or a number of seconds.
-fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HumanDuration, D::Error> {
+fn deserialize_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HumanDuration, D::Error> {
     use serde::de::Error;
     match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::String(text) => parse_duration(&text).map(HumanDuration).map_err(D::Error::custom),
+        serde_json::Value::String(text) => parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(D::Error::custom),
         serde_json::Value::Number(n) => n
             .as_u64()
             .map(|secs| HumanDuration(std::time::Duration::from_secs(secs)))
-            .ok_or_else(|| D::Error::custom(format!("invalid duration `{n}`: expected whole seconds or e.g. 30s, 5m, 1h30m"))),
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "invalid duration `{n}`: expected whole seconds or e.g. 30s, 5m, 1h30m"
+                ))
+            }),
         other => Err(D::Error::custom(format!(
             "expected a duration such as 30s, 5m or 1h30m, found {}",
             json_kind(&other)

@@ -15,11 +15,20 @@ use crate::yaml::{Diagnostic, Document, did_you_mean};
 pub type Problems = Vec<Diagnostic>;
 
 fn at(base: &[String], tail: &[&str]) -> Vec<String> {
-    base.iter().cloned().chain(tail.iter().map(|s| (*s).to_owned())).collect()
+    base.iter()
+        .cloned()
+        .chain(tail.iter().map(|s| (*s).to_owned()))
+        .collect()
 }
 
 /// Check a job, app or project name at the key `path`.
-pub fn check_name(doc: &Document, path: &[String], kind: &str, name: &str, problems: &mut Problems) {
+pub fn check_name(
+    doc: &Document,
+    path: &[String],
+    kind: &str,
+    name: &str,
+    problems: &mut Problems,
+) {
     if !is_valid_name(name) {
         problems.push(doc.at_key(
             path,
@@ -29,13 +38,20 @@ pub fn check_name(doc: &Document, path: &[String], kind: &str, name: &str, probl
 }
 
 /// Resolve the project environment.
-pub fn environment(doc: &Document, raw: Option<RawEnvironment>, problems: &mut Problems) -> Environment {
+pub fn environment(
+    doc: &Document,
+    raw: Option<RawEnvironment>,
+    problems: &mut Problems,
+) -> Environment {
     let raw = raw.unwrap_or_default();
     let base = vec!["environment".to_owned()];
     let path = raw.path.unwrap_or_default();
     for (index, entry) in path.iter().enumerate() {
         if entry.trim().is_empty() {
-            problems.push(doc.at(&at(&base, &["path", &index.to_string()]), "empty PATH entry"));
+            problems.push(doc.at(
+                &at(&base, &["path", &index.to_string()]),
+                "empty PATH entry",
+            ));
         }
     }
     Environment {
@@ -53,27 +69,39 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
     if timezone.parse::<chrono_tz::Tz>().is_err() {
         let suggestion = did_you_mean(&timezone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
         problems.push(
-            doc.at(&at(&base, &["timezone"]), format!("unknown time zone `{timezone}` (use an IANA name such as Europe/Berlin)"))
-                .with_suggestion(suggestion),
+            doc.at(
+                &at(&base, &["timezone"]),
+                format!("unknown time zone `{timezone}` (use an IANA name such as Europe/Berlin)"),
+            )
+            .with_suggestion(suggestion),
         );
     }
-    if let Some(schedule) = &raw.schedule {
-        if let Err(message) = Schedule::parse(schedule) {
-            problems.push(doc.at(&at(&base, &["schedule"]), message));
-        }
+    if let Some(schedule) = &raw.schedule
+        && let Err(message) = Schedule::parse(schedule)
+    {
+        problems.push(doc.at(&at(&base, &["schedule"]), message));
     }
     let attempts = raw.attempts.unwrap_or(1);
     if attempts == 0 {
-        problems.push(doc.at(&at(&base, &["attempts"]), "attempts must be at least 1 (the first try counts)"));
+        problems.push(doc.at(
+            &at(&base, &["attempts"]),
+            "attempts must be at least 1 (the first try counts)",
+        ));
     }
     let max_parallel = raw.max_parallel.unwrap_or(1);
     if max_parallel == 0 {
-        problems.push(doc.at(&at(&base, &["max_parallel"]), "max_parallel must be at least 1"));
+        problems.push(doc.at(
+            &at(&base, &["max_parallel"]),
+            "max_parallel must be at least 1",
+        ));
     }
-    if let Some(HumanDuration(timeout)) = raw.timeout {
-        if timeout.is_zero() {
-            problems.push(doc.at(&at(&base, &["timeout"]), "timeout must be longer than 0s (leave it out for none)"));
-        }
+    if let Some(HumanDuration(timeout)) = raw.timeout
+        && timeout.is_zero()
+    {
+        problems.push(doc.at(
+            &at(&base, &["timeout"]),
+            "timeout must be longer than 0s (leave it out for none)",
+        ));
     }
     let args = raw.args.unwrap_or_default();
     for key in args.keys() {
@@ -105,7 +133,9 @@ pub fn app(doc: &Document, name: &str, raw: RawApp, problems: &mut Problems) -> 
     if raw.port == Some(0) {
         problems.push(doc.at(&at(&base, &["port"]), "port must be from 1 to 65535"));
     }
-    let health = raw.health.and_then(|h| health(doc, &base, raw.port, h, problems));
+    let health = raw
+        .health
+        .and_then(|h| health(doc, &base, raw.port, h, problems));
     App {
         command,
         description: raw.description,
@@ -117,7 +147,13 @@ pub fn app(doc: &Document, name: &str, raw: RawApp, problems: &mut Problems) -> 
     }
 }
 
-fn health(doc: &Document, base: &[String], port: Option<u16>, raw: RawHealth, problems: &mut Problems) -> Option<Health> {
+fn health(
+    doc: &Document,
+    base: &[String],
+    port: Option<u16>,
+    raw: RawHealth,
+    problems: &mut Problems,
+) -> Option<Health> {
     let path = at(base, &["health"]);
     if port.is_none() {
         problems.push(doc.at(&path, "a health check needs the app's `port`"));
@@ -125,7 +161,10 @@ fn health(doc: &Document, base: &[String], port: Option<u16>, raw: RawHealth, pr
     let check = match (raw.http, raw.tcp) {
         (Some(http), None | Some(false)) => {
             if !http.starts_with('/') {
-                problems.push(doc.at(&at(&path, &["http"]), format!("health http path `{http}` must start with `/`")));
+                problems.push(doc.at(
+                    &at(&path, &["http"]),
+                    format!("health http path `{http}` must start with `/`"),
+                ));
             }
             HealthCheck::Http(http)
         }
@@ -141,13 +180,20 @@ fn health(doc: &Document, base: &[String], port: Option<u16>, raw: RawHealth, pr
     };
     Some(Health {
         check,
-        interval: raw.interval.unwrap_or(HumanDuration(Duration::from_secs(10))),
+        interval: raw
+            .interval
+            .unwrap_or(HumanDuration(Duration::from_secs(10))),
         timeout: raw.timeout.unwrap_or(HumanDuration(Duration::from_secs(2))),
     })
 }
 
 /// A command as an argument list: a string is split like a shell would, never run by one.
-fn command(doc: &Document, base: &[String], raw: CommandLine, problems: &mut Problems) -> Vec<String> {
+fn command(
+    doc: &Document,
+    base: &[String],
+    raw: CommandLine,
+    problems: &mut Problems,
+) -> Vec<String> {
     let path = at(base, &["command"]);
     let args = match raw {
         CommandLine::Args(args) => args.into_iter().map(|Scalar(s)| s).collect(),
@@ -165,15 +211,25 @@ fn command(doc: &Document, base: &[String], raw: CommandLine, problems: &mut Pro
     args
 }
 
-fn env_map(doc: &Document, path: &[String], raw: Option<BTreeMap<String, Scalar>>, problems: &mut Problems) -> BTreeMap<String, String> {
+fn env_map(
+    doc: &Document,
+    path: &[String],
+    raw: Option<BTreeMap<String, Scalar>>,
+    problems: &mut Problems,
+) -> BTreeMap<String, String> {
     let raw = raw.unwrap_or_default();
     for key in raw.keys() {
-        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             problems.push(doc.at_key(
                 &at(path, &[key]),
-                format!("environment variable name `{key}` is not valid: use letters, digits and `_`"),
+                format!(
+                    "environment variable name `{key}` is not valid: use letters, digits and `_`"
+                ),
             ));
         }
     }

@@ -20,7 +20,12 @@ pub async fn load_stored(store: &dyn Store) -> StoreResult<Stored> {
 }
 
 /// Make the store match `plan`, which must have been computed against `stored`.
-pub async fn apply(store: &dyn Store, plan: &Plan, stored: &Stored, now: DateTime<Utc>) -> StoreResult<()> {
+pub async fn apply(
+    store: &dyn Store,
+    plan: &Plan,
+    stored: &Stored,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     for project in &plan.projects {
         for item in &project.items {
             if !item.change.is_change() {
@@ -40,7 +45,10 @@ pub async fn apply(store: &dyn Store, plan: &Plan, stored: &Stored, now: DateTim
                     } else if item.reschedule {
                         serde_json::from_value::<Job>(definition.clone())
                             .ok()
-                            .and_then(|job| job.parsed_schedule().and_then(|s| s.next_fire(job.tz(), now)))
+                            .and_then(|job| {
+                                job.parsed_schedule()
+                                    .and_then(|s| s.next_fire(job.tz(), now))
+                            })
                     } else {
                         old.and_then(|j| j.next_fire)
                     };

@@ -153,15 +153,24 @@ pub fn diff(
     invalid_dirs: &BTreeSet<PathBuf>,
     now: DateTime<Utc>,
 ) -> Plan {
-    let stored_projects: BTreeMap<&str, &ProjectRecord> =
-        stored.projects.iter().map(|p| (p.name.as_str(), p)).collect();
+    let stored_projects: BTreeMap<&str, &ProjectRecord> = stored
+        .projects
+        .iter()
+        .map(|p| (p.name.as_str(), p))
+        .collect();
     let mut jobs_by_project: BTreeMap<&str, BTreeMap<&str, &JobRecord>> = BTreeMap::new();
     for job in &stored.jobs {
-        jobs_by_project.entry(&job.project).or_default().insert(&job.name, job);
+        jobs_by_project
+            .entry(&job.project)
+            .or_default()
+            .insert(&job.name, job);
     }
     let mut apps_by_project: BTreeMap<&str, BTreeMap<&str, &AppRecord>> = BTreeMap::new();
     for app in &stored.apps {
-        apps_by_project.entry(&app.project).or_default().insert(&app.name, app);
+        apps_by_project
+            .entry(&app.project)
+            .or_default()
+            .insert(&app.name, app);
     }
 
     let names: BTreeSet<&str> = desired
@@ -181,7 +190,9 @@ pub fn diff(
             Some(project) => plan_present(project, record, &stored_jobs, &stored_apps, now),
             None => {
                 let kept = record.is_some_and(|r| {
-                    Path::new(&r.source).parent().is_some_and(|dir| invalid_dirs.contains(dir))
+                    Path::new(&r.source)
+                        .parent()
+                        .is_some_and(|dir| invalid_dirs.contains(dir))
                 });
                 if kept {
                     continue;
@@ -206,8 +217,15 @@ fn plan_present(
     let manifest = serde_json::to_value(project).expect("projects serialize");
     let change = match record {
         Some(record) if record.active => {
-            let changes = field_changes(&project_fields(&record.manifest), &project_fields(&manifest));
-            if changes.is_empty() { Change::Unchanged } else { Change::Update(changes) }
+            let changes = field_changes(
+                &project_fields(&record.manifest),
+                &project_fields(&manifest),
+            );
+            if changes.is_empty() {
+                Change::Unchanged
+            } else {
+                Change::Update(changes)
+            }
         }
         _ => Change::Create,
     };
@@ -227,7 +245,11 @@ fn plan_present(
         items.push(ItemPlan {
             kind: Kind::Job,
             name: name.clone(),
-            next_fires: if reschedule { upcoming(job, now) } else { Vec::new() },
+            next_fires: if reschedule {
+                upcoming(job, now)
+            } else {
+                Vec::new()
+            },
             change,
             definition: Some(definition),
             reschedule,
@@ -245,10 +267,14 @@ fn plan_present(
             reschedule: false,
         });
     }
-    items.extend(deactivations(stored_jobs, stored_apps, |kind, name| match kind {
-        Kind::Job => project.jobs.contains_key(name),
-        Kind::App => project.apps.contains_key(name),
-    }));
+    items.extend(deactivations(
+        stored_jobs,
+        stored_apps,
+        |kind, name| match kind {
+            Kind::Job => project.jobs.contains_key(name),
+            Kind::App => project.apps.contains_key(name),
+        },
+    ));
 
     ProjectPlan {
         name: project.name.clone(),
@@ -267,7 +293,11 @@ fn plan_absent(
 ) -> ProjectPlan {
     ProjectPlan {
         name: name.to_owned(),
-        change: if record.is_some_and(|r| r.active) { Change::Deactivate } else { Change::Unchanged },
+        change: if record.is_some_and(|r| r.active) {
+            Change::Deactivate
+        } else {
+            Change::Unchanged
+        },
         items: deactivations(stored_jobs, stored_apps, |_, _| false).collect(),
         desired: None,
         source: record.map(|r| PathBuf::from(&r.source)).unwrap_or_default(),
@@ -280,23 +310,35 @@ fn deactivations<'a>(
     stored_apps: &'a BTreeMap<&str, &AppRecord>,
     keep: impl Fn(Kind, &str) -> bool + 'a,
 ) -> impl Iterator<Item = ItemPlan> + 'a {
-    let jobs = stored_jobs.values().filter(|j| j.active).map(|j| (Kind::Job, j.name.as_str()));
-    let apps = stored_apps.values().filter(|a| a.active).map(|a| (Kind::App, a.name.as_str()));
-    jobs.chain(apps).filter(move |(kind, name)| !keep(*kind, name)).map(|(kind, name)| ItemPlan {
-        kind,
-        name: name.to_owned(),
-        change: Change::Deactivate,
-        definition: None,
-        next_fires: Vec::new(),
-        reschedule: false,
-    })
+    let jobs = stored_jobs
+        .values()
+        .filter(|j| j.active)
+        .map(|j| (Kind::Job, j.name.as_str()));
+    let apps = stored_apps
+        .values()
+        .filter(|a| a.active)
+        .map(|a| (Kind::App, a.name.as_str()));
+    jobs.chain(apps)
+        .filter(move |(kind, name)| !keep(*kind, name))
+        .map(|(kind, name)| ItemPlan {
+            kind,
+            name: name.to_owned(),
+            change: Change::Deactivate,
+            definition: None,
+            next_fires: Vec::new(),
+            reschedule: false,
+        })
 }
 
 fn item_change(stored: Option<(bool, &Value)>, desired: &Value) -> Change {
     match stored {
         Some((true, old)) => {
             let changes = field_changes(old, desired);
-            if changes.is_empty() { Change::Unchanged } else { Change::Update(changes) }
+            if changes.is_empty() {
+                Change::Unchanged
+            } else {
+                Change::Update(changes)
+            }
         }
         _ => Change::Create,
     }
@@ -321,9 +363,18 @@ fn collect_changes(prefix: &str, old: &Value, new: &Value, out: &mut Vec<FieldCh
     if let (Value::Object(old), Value::Object(new)) = (old, new) {
         let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
         for key in keys {
-            let field = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let field = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             let missing = Value::Null;
-            collect_changes(&field, old.get(key).unwrap_or(&missing), new.get(key).unwrap_or(&missing), out);
+            collect_changes(
+                &field,
+                old.get(key).unwrap_or(&missing),
+                new.get(key).unwrap_or(&missing),
+                out,
+            );
         }
     } else if old != new {
         out.push(FieldChange {

@@ -11,7 +11,10 @@ pub fn render(plan: &Plan) -> String {
     for project in &plan.projects {
         let header = match &project.change {
             Change::Create => format!("+ project {}", project.name),
-            Change::Deactivate => format!("- project {} (removed: its jobs and apps become inactive, history kept)", project.name),
+            Change::Deactivate => format!(
+                "- project {} (removed: its jobs and apps become inactive, history kept)",
+                project.name
+            ),
             Change::Update(_) => format!("~ project {}", project.name),
             Change::Unchanged => format!("  project {}", project.name),
         };
@@ -22,7 +25,10 @@ pub fn render(plan: &Plan) -> String {
         out.push('\n');
         if let Change::Update(fields) = &project.change {
             for field in fields {
-                out.push_str(&format!("      {}: {} → {}\n", field.field, field.old, field.new));
+                out.push_str(&format!(
+                    "      {}: {} → {}\n",
+                    field.field, field.old, field.new
+                ));
             }
         }
         for item in project.items.iter().filter(|i| i.change.is_change()) {
@@ -35,10 +41,17 @@ pub fn render(plan: &Plan) -> String {
                 Change::Deactivate => " (stopped)",
                 _ => "",
             };
-            out.push_str(&format!("    {} {kind} {}{note}\n", item.change.sign(), item.name));
+            out.push_str(&format!(
+                "    {} {kind} {}{note}\n",
+                item.change.sign(),
+                item.name
+            ));
             if let Change::Update(fields) = &item.change {
                 for field in fields {
-                    out.push_str(&format!("        {}: {} → {}\n", field.field, field.old, field.new));
+                    out.push_str(&format!(
+                        "        {}: {} → {}\n",
+                        field.field, field.old, field.new
+                    ));
                 }
             }
             if !item.next_fires.is_empty() {
@@ -71,7 +84,11 @@ pub fn one_line(plan: &Plan) -> Vec<String> {
             match &project.change {
                 Change::Update(fields) => parts.push(format!(
                     "~ project ({})",
-                    fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", ")
+                    fields
+                        .iter()
+                        .map(|f| f.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
                 Change::Create => parts.push("+ project".to_owned()),
                 Change::Deactivate => parts.push("- project".to_owned()),

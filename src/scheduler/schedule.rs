@@ -43,12 +43,42 @@ struct Field {
     names: &'static [&'static str],
 }
 
-const SECOND: Field = Field { name: "second", min: 0, max: 59, names: &[] };
-const MINUTE: Field = Field { name: "minute", min: 0, max: 59, names: &[] };
-const HOUR: Field = Field { name: "hour", min: 0, max: 23, names: &[] };
-const DAY_OF_MONTH: Field = Field { name: "day-of-month", min: 1, max: 31, names: &[] };
-const MONTH: Field = Field { name: "month", min: 1, max: 12, names: &MONTHS };
-const DAY_OF_WEEK: Field = Field { name: "day-of-week", min: 0, max: 7, names: &DAYS };
+const SECOND: Field = Field {
+    name: "second",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const MINUTE: Field = Field {
+    name: "minute",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOUR: Field = Field {
+    name: "hour",
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DAY_OF_MONTH: Field = Field {
+    name: "day-of-month",
+    min: 1,
+    max: 31,
+    names: &[],
+};
+const MONTH: Field = Field {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: &MONTHS,
+};
+const DAY_OF_WEEK: Field = Field {
+    name: "day-of-week",
+    min: 0,
+    max: 7,
+    names: &DAYS,
+};
 
 impl Schedule {
     /// Parse a schedule, or say what is wrong with it.
@@ -107,12 +137,17 @@ impl Schedule {
 
     /// The first `count` fire instants strictly after `after`, in `tz`.
     pub fn next_fires(&self, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Tz>> {
-        self.cron.after(&tz.from_utc_datetime(&after.naive_utc())).take(count).collect()
+        self.cron
+            .after(&tz.from_utc_datetime(&after.naive_utc()))
+            .take(count)
+            .collect()
     }
 
     /// The first fire instant strictly after `after`, in UTC.
     pub fn next_fire(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.next_fires(tz, after, 1).first().map(|t| t.with_timezone(&Utc))
+        self.next_fires(tz, after, 1)
+            .first()
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -135,7 +170,9 @@ fn check_field(field: &Field, spec: &str) -> Result<(), String> {
                 }
             }
         }
-        if range == "*" || (range == "?" && (field.name == "day-of-month" || field.name == "day-of-week")) {
+        if range == "*"
+            || (range == "?" && (field.name == "day-of-month" || field.name == "day-of-week"))
+        {
             continue;
         }
         let (low, high) = match range.split_once('-') {
@@ -221,7 +258,9 @@ mod tests {
     use chrono::Datelike;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -234,25 +273,37 @@ mod tests {
             .collect();
         assert_eq!(
             next,
-            ["2026-01-01T10:05:00+00:00", "2026-01-01T10:10:00+00:00", "2026-01-01T10:15:00+00:00"]
+            [
+                "2026-01-01T10:05:00+00:00",
+                "2026-01-01T10:10:00+00:00",
+                "2026-01-01T10:15:00+00:00"
+            ]
         );
     }
 
     #[test]
     fn six_fields_have_seconds_first() {
         let s = Schedule::parse("*/10 * * * * *").unwrap();
-        assert_eq!(s.next_fire(Tz::UTC, at("2026-01-01T10:00:01Z")), Some(at("2026-01-01T10:00:10Z")));
+        assert_eq!(
+            s.next_fire(Tz::UTC, at("2026-01-01T10:00:01Z")),
+            Some(at("2026-01-01T10:00:10Z"))
+        );
     }
 
     #[test]
     fn day_of_week_counts_like_crontab() {
         // 2026-01-05 is a Monday.
         let monday = Schedule::parse("0 9 * * 1").unwrap();
-        let fire = monday.next_fire(Tz::UTC, at("2026-01-01T00:00:00Z")).unwrap();
+        let fire = monday
+            .next_fire(Tz::UTC, at("2026-01-01T00:00:00Z"))
+            .unwrap();
         assert_eq!(fire, at("2026-01-05T09:00:00Z"));
         assert_eq!(fire.weekday(), chrono::Weekday::Mon);
         for sunday in ["0 9 * * 0", "0 9 * * 7", "0 9 * * SUN"] {
-            let fire = Schedule::parse(sunday).unwrap().next_fire(Tz::UTC, at("2026-01-01T00:00:00Z")).unwrap();
+            let fire = Schedule::parse(sunday)
+                .unwrap()
+                .next_fire(Tz::UTC, at("2026-01-01T00:00:00Z"))
+                .unwrap();
             assert_eq!(fire.weekday(), chrono::Weekday::Sun, "{sunday}");
         }
         let weekend = Schedule::parse("0 9 * * 6-7").unwrap();
@@ -267,9 +318,15 @@ mod tests {
     #[test]
     fn macros_expand() {
         let daily = Schedule::parse("@daily").unwrap();
-        assert_eq!(daily.next_fire(Tz::UTC, at("2026-01-01T10:00:00Z")), Some(at("2026-01-02T00:00:00Z")));
+        assert_eq!(
+            daily.next_fire(Tz::UTC, at("2026-01-01T10:00:00Z")),
+            Some(at("2026-01-02T00:00:00Z"))
+        );
         let hourly = Schedule::parse("@HOURLY").unwrap();
-        assert_eq!(hourly.next_fire(Tz::UTC, at("2026-01-01T10:00:00Z")), Some(at("2026-01-01T11:00:00Z")));
+        assert_eq!(
+            hourly.next_fire(Tz::UTC, at("2026-01-01T10:00:00Z")),
+            Some(at("2026-01-01T11:00:00Z"))
+        );
     }
 
     #[test]
@@ -277,7 +334,10 @@ mod tests {
         let s = Schedule::parse("0 3 * * *").unwrap();
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // 03:00 in Berlin in January is 02:00 UTC.
-        assert_eq!(s.next_fire(berlin, at("2026-01-01T00:00:00Z")), Some(at("2026-01-01T02:00:00Z")));
+        assert_eq!(
+            s.next_fire(berlin, at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T02:00:00Z"))
+        );
     }
 
     #[test]
@@ -285,7 +345,10 @@ mod tests {
         let cases = [
             ("61 * * * *", "minute field `61`: 61 is out of range 0-59"),
             ("* 24 * * *", "hour field `24`: 24 is out of range 0-23"),
-            ("* * 0 * *", "day-of-month field `0`: 0 is out of range 1-31"),
+            (
+                "* * 0 * *",
+                "day-of-month field `0`: 0 is out of range 1-31",
+            ),
             ("* * * 13 *", "month field `13`: 13 is out of range 1-12"),
             ("* * * * 8", "day-of-week field `8`: 8 is out of range 0-7"),
             ("*/0 * * * *", "minute field `*/0`: step `0`"),

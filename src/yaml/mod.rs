@@ -64,55 +64,150 @@ impl Document {
 
     /// The value at `path`, if present.
     pub fn get(&self, path: &[String]) -> Option<&Value> {
-        path.iter().try_fold(&self.value, |node, segment| match node {
-            Value::Mapping(map) => map.get(segment.as_str()),
-            Value::Sequence(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+        path.iter()
+            .try_fold(&self.value, |node, segment| match node {
+                Value::Mapping(map) => map.get(segment.as_str()),
+                Value::Sequence(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            })
     }
 
     /// Deserialize `value` (found at `path` in this document) into `T`, locating any error.
-    pub fn deserialize<T: DeserializeOwned>(&self, path: &[String], value: &Value) -> Result<T, Diagnostic> {
-        serde_path_to_error::deserialize(value.clone()).map_err(|error| {
-            let mut full: Vec<String> = path.to_vec();
-            full.extend(error.path().iter().filter_map(|segment| {
-                use serde_path_to_error::Segment;
-                match segment {
-                    Segment::Map { key } => Some(key.clone()),
-                    Segment::Seq { index } => Some(index.to_string()),
-                    Segment::Enum { variant } => Some(variant.clone()),
-                    Segment::Unknown => None,
+    pub fn deserialize<T: DeserializeOwned>(
+        &self,
+        path: &[String],
+        value: &Value,
+    ) -> Result<T, Diagnostic> {
+        self.try_deserialize(path, value)
+            .map_err(|(diagnostic, _)| diagnostic)
+    }
+
+    /// Deserialize `value` into `T` and report every problem, not only the first: after an
+    /// error inside the value, the offending entry is left out and the rest read again (its
+    /// default applies), so later checks still see the other fields. `None` when the value
+    /// cannot be read at all (e.g. a required field is missing).
+    pub fn deserialize_all<T: DeserializeOwned>(
+        &self,
+        path: &[String],
+        value: &Value,
+    ) -> (Option<T>, Vec<Diagnostic>) {
+        let mut value = value.clone();
+        let mut problems = Vec::new();
+        // Each round removes one entry, so this ends; the bound is a guard.
+        for _ in 0..100 {
+            match self.try_deserialize(path, &value) {
+                Ok(parsed) => return (Some(parsed), problems),
+                Err((diagnostic, relative)) => {
+                    problems.push(diagnostic);
+                    if relative.is_empty() || !remove(&mut value, &relative) {
+                        return (None, problems);
+                    }
                 }
-            }));
+            }
+        }
+        (None, problems)
+    }
+
+    /// Deserialize, or a located diagnostic plus the path of the offending entry relative to
+    /// `value`.
+    fn try_deserialize<T: DeserializeOwned>(
+        &self,
+        path: &[String],
+        value: &Value,
+    ) -> Result<T, (Diagnostic, Vec<String>)> {
+        serde_path_to_error::deserialize(value.clone()).map_err(|error| {
+            let mut relative: Vec<String> = error
+                .path()
+                .iter()
+                .filter_map(|segment| {
+                    use serde_path_to_error::Segment;
+                    match segment {
+                        Segment::Map { key } => Some(key.clone()),
+                        Segment::Seq { index } => Some(index.to_string()),
+                        Segment::Enum { variant } => Some(variant.clone()),
+                        Segment::Unknown => None,
+                    }
+                })
+                .collect();
             let message = clean_message(&error.inner().to_string());
             if let Some((variant, expected)) = unknown_name("unknown variant `", &message) {
+                let full = [path, &relative].concat();
                 let suggestion = did_you_mean(&variant, expected.iter().map(String::as_str));
                 let key = full.join(".");
-                return self
-                    .at(&full, format!("`{key}`: `{variant}` is not one of: {}", expected.join(", ")))
+                let diagnostic = self
+                    .at(
+                        &full,
+                        format!(
+                            "`{key}`: `{variant}` is not one of: {}",
+                            expected.join(", ")
+                        ),
+                    )
                     .with_suggestion(suggestion);
+                return (diagnostic, relative);
             }
-            match unknown_name("unknown field `", &message) {
-                Some((field, expected)) => {
-                    // The path may or may not already end in the unknown key.
-                    if full.last().map(String::as_str) != Some(field.as_str()) {
-                        full.push(field.clone());
-                    }
-                    let suggestion = did_you_mean(&field, expected.iter().map(String::as_str));
-                    let text = if suggestion.is_some() || expected.is_empty() {
-                        format!("unknown key `{field}`")
-                    } else {
-                        format!("unknown key `{field}`, expected one of: {}", expected.join(", "))
-                    };
-                    self.at_key(&full, text).with_suggestion(suggestion)
+            if let Some((field, expected)) = unknown_name("unknown field `", &message) {
+                // The path may or may not already end in the unknown key.
+                if relative.last().map(String::as_str) != Some(field.as_str()) {
+                    relative.push(field.clone());
                 }
-                None => {
-                    let key = full.join(".");
-                    let text = if key.is_empty() { message } else { format!("`{key}`: {message}") };
-                    self.at(&full, text)
-                }
+                let full = [path, &relative].concat();
+                let suggestion = did_you_mean(&field, expected.iter().map(String::as_str));
+                let text = if suggestion.is_some() || expected.is_empty() {
+                    format!("unknown key `{field}`")
+                } else {
+                    format!(
+                        "unknown key `{field}`, expected one of: {}",
+                        expected.join(", ")
+                    )
+                };
+                return (
+                    self.at_key(&full, text).with_suggestion(suggestion),
+                    relative,
+                );
             }
+            let full = [path, &relative].concat();
+            let key = full.join(".");
+            let text = if key.is_empty() {
+                message
+            } else {
+                format!("`{key}`: {message}")
+            };
+            (self.at(&full, text), relative)
         })
+    }
+}
+
+/// Remove the entry at `path` from `value`; false if there is none.
+fn remove(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for segment in parents {
+        node = match node {
+            Value::Mapping(map) => match map.get_mut(segment.as_str()) {
+                Some(child) => child,
+                None => return false,
+            },
+            Value::Sequence(items) => {
+                match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(child) => child,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match node {
+        Value::Mapping(map) => map.remove(last.as_str()).is_some(),
+        Value::Sequence(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -172,16 +267,35 @@ mod tests {
     fn unknown_keys_are_located_with_a_suggestion() {
         let d = doc("jobs:\n  hello:\n    command: x\n    atempts: 3\n");
         let job = d.get(&path(["jobs", "hello"])).unwrap();
-        let error = d.deserialize::<Job>(&path(["jobs", "hello"]), job).unwrap_err();
-        assert_eq!(error.headline(), "f.yaml:4:5: unknown key `atempts` (did you mean `attempts`?)");
+        let error = d
+            .deserialize::<Job>(&path(["jobs", "hello"]), job)
+            .unwrap_err();
+        assert_eq!(
+            error.headline(),
+            "f.yaml:4:5: unknown key `atempts` (did you mean `attempts`?)"
+        );
     }
 
     #[test]
     fn type_errors_are_located_on_the_value() {
         let d = doc("jobs:\n  hello:\n    command: x\n    attempts: many\n");
         let job = d.get(&path(["jobs", "hello"])).unwrap();
-        let error = d.deserialize::<Job>(&path(["jobs", "hello"]), job).unwrap_err();
-        assert_eq!(error.position, Position { line: 4, column: 15 });
-        assert!(error.message.starts_with("`jobs.hello.attempts`: invalid type"), "{}", error.message);
+        let error = d
+            .deserialize::<Job>(&path(["jobs", "hello"]), job)
+            .unwrap_err();
+        assert_eq!(
+            error.position,
+            Position {
+                line: 4,
+                column: 15
+            }
+        );
+        assert!(
+            error
+                .message
+                .starts_with("`jobs.hello.attempts`: invalid type"),
+            "{}",
+            error.message
+        );
     }
 }

@@ -23,7 +23,7 @@ pub struct Position {
 pub struct Positions {
     values: HashMap<Vec<String>, Position>,
     keys: HashMap<Vec<String>, Position>,
-    /// Where collection values start (less precise than keys for block collections).
+    /// Where flow collection values (`[..]`, `{..}`) start.
     collections: HashMap<Vec<String>, Position>,
 }
 
@@ -34,7 +34,17 @@ impl Positions {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut builder, false);
-        builder.positions
+        let mut positions = builder.positions;
+        // Only flow collections (`[..]`, `{..}`) start where the parser marks them; a block
+        // collection is better shown at its key.
+        let lines: Vec<&str> = text.lines().collect();
+        positions.collections.retain(|_, p| {
+            lines
+                .get(p.line.wrapping_sub(1))
+                .and_then(|line| line.chars().nth(p.column.wrapping_sub(1)))
+                .is_some_and(|c| c == '[' || c == '{')
+        });
+        positions
     }
 
     /// Where the value at `path` starts.
@@ -47,16 +57,16 @@ impl Positions {
         self.keys.get(path).copied()
     }
 
-    /// The best position for an error at `path`: a scalar value, else its key, else where
-    /// its collection starts; else the same for the nearest known ancestor; else the top.
+    /// The best position for an error at `path`: a scalar value or flow collection, else its
+    /// key; else the same for the nearest known ancestor; else the top of the file.
     pub fn locate(&self, path: &[String]) -> Position {
         (0..=path.len())
             .rev()
             .find_map(|len| {
                 let at = &path[..len];
                 self.value(at)
-                    .or_else(|| self.key(at))
                     .or_else(|| self.collections.get(at).copied())
+                    .or_else(|| self.key(at))
             })
             .unwrap_or(Position { line: 1, column: 1 })
     }
@@ -65,8 +75,12 @@ impl Positions {
 /// One open collection while walking the events.
 enum Frame {
     /// A mapping; `pending_key` is the key whose value comes next, if one was read.
-    Mapping { pending_key: Option<String> },
-    Sequence { next_index: usize },
+    Mapping {
+        pending_key: Option<String>,
+    },
+    Sequence {
+        next_index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -119,18 +133,25 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// A scalar value is complete at once: drop its path segment again.
+    fn leave_scalar(&mut self, is_value: bool) {
+        if is_value {
+            self.path.pop();
+        }
+    }
+}
+
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
             Event::Scalar(text, ..) => {
-                if self.node(mark, Some(&text)) {
-                    self.path.pop();
-                }
+                let is_value = self.node(mark, Some(&text));
+                self.leave_scalar(is_value);
             }
             Event::Alias(_) => {
-                if self.node(mark, None) {
-                    self.path.pop();
-                }
+                let is_value = self.node(mark, None);
+                self.leave_scalar(is_value);
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let is_value = self.node(mark, None);
@@ -167,12 +188,39 @@ mod tests {
     fn indexes_nested_keys_values_and_sequences() {
         let text = "project: a\njobs:\n  hello:\n    command: [echo, hi]\n    schedule: \"* * * * *\"\n  other:\n    command:\n      - x\n";
         let p = Positions::index(text);
-        assert_eq!(p.value(&path("project")), Some(Position { line: 1, column: 10 }));
-        assert_eq!(p.key(&path("jobs.hello")), Some(Position { line: 3, column: 3 }));
-        assert_eq!(p.value(&path("jobs.hello.schedule")), Some(Position { line: 5, column: 15 }));
-        assert_eq!(p.value(&path("jobs.hello.command.1")), Some(Position { line: 4, column: 21 }));
-        assert_eq!(p.value(&path("jobs.other.command.0")), Some(Position { line: 8, column: 9 }));
-        assert_eq!(p.key(&path("jobs.other")), Some(Position { line: 6, column: 3 }));
+        assert_eq!(
+            p.value(&path("project")),
+            Some(Position {
+                line: 1,
+                column: 10
+            })
+        );
+        assert_eq!(
+            p.key(&path("jobs.hello")),
+            Some(Position { line: 3, column: 3 })
+        );
+        assert_eq!(
+            p.value(&path("jobs.hello.schedule")),
+            Some(Position {
+                line: 5,
+                column: 15
+            })
+        );
+        assert_eq!(
+            p.value(&path("jobs.hello.command.1")),
+            Some(Position {
+                line: 4,
+                column: 21
+            })
+        );
+        assert_eq!(
+            p.value(&path("jobs.other.command.0")),
+            Some(Position { line: 8, column: 9 })
+        );
+        assert_eq!(
+            p.key(&path("jobs.other")),
+            Some(Position { line: 6, column: 3 })
+        );
     }
 
     #[test]

@@ -1,3 +1,5 @@
-mod store;
-mod manifest;
+mod cli;
 mod config;
+mod manifest;
+mod reconcile;
+mod store;

@@ -21,7 +21,10 @@ fn problems(text: &str) -> Vec<String> {
     let errors = load_project(&dir).expect_err("manifest should be invalid");
     errors
         .iter()
-        .map(|d| d.headline().replace(&format!("{}/", tmp.path().display()), ""))
+        .map(|d| {
+            d.headline()
+                .replace(&format!("{}/", tmp.path().display()), "")
+        })
         .collect()
 }
 
@@ -95,7 +98,10 @@ apps:
     let web = &p.apps["web"];
     assert_eq!(web.port, Some(8080));
     assert_eq!(web.restart, RestartPolicy::Always);
-    assert_eq!(web.health.as_ref().unwrap().check, HealthCheck::Http("/".into()));
+    assert_eq!(
+        web.health.as_ref().unwrap().check,
+        HealthCheck::Http("/".into())
+    );
 }
 
 #[test]
@@ -105,12 +111,19 @@ fn project_name_defaults_to_the_folder() {
     assert_eq!(load_project(&dir).unwrap().name, "folder-name");
     let dir = project(tmp.path(), "Bad Folder", "description: x\n");
     let errors = load_project(&dir).unwrap_err();
-    assert!(errors[0].message.contains("set `project:`"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("set `project:`"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
 fn syntax_error() {
-    assert_problem("jobs:\n  hello:\n    command: [echo, hi\n  other: 1\n", "mypro/coco.yaml:4:");
+    assert_problem(
+        "jobs:\n  hello:\n    command: [echo, hi\n  other: 1\n",
+        "mypro/coco.yaml:4:",
+    );
 }
 
 #[test]
@@ -139,7 +152,10 @@ fn wrong_type() {
 
 #[test]
 fn missing_command() {
-    assert_problem("jobs:\n  hello:\n    schedule: '* * * * *'\n", "mypro/coco.yaml:3:5: `jobs.hello`: missing field `command`");
+    assert_problem(
+        "jobs:\n  hello:\n    schedule: '* * * * *'\n",
+        "mypro/coco.yaml:2:3: `jobs.hello`: missing field `command`",
+    );
 }
 
 #[test]
@@ -192,8 +208,14 @@ fn bad_enum_value_suggests() {
 
 #[test]
 fn bad_names() {
-    assert_problem("project: My Pro\n", "mypro/coco.yaml:1:10: project name `My Pro` is not valid");
-    assert_problem("jobs:\n  Hello!:\n    command: [x]\n", "mypro/coco.yaml:2:3: job name `Hello!` is not valid");
+    assert_problem(
+        "project: My Pro\n",
+        "mypro/coco.yaml:1:10: project name `My Pro` is not valid",
+    );
+    assert_problem(
+        "jobs:\n  Hello!:\n    command: [x]\n",
+        "mypro/coco.yaml:2:3: job name `Hello!` is not valid",
+    );
     assert_problem(
         "jobs:\n  a:\n    command: [x]\n    env: {\"BAD-NAME\": 1}\n",
         "mypro/coco.yaml:4:11: environment variable name `BAD-NAME` is not valid",
@@ -202,8 +224,14 @@ fn bad_names() {
 
 #[test]
 fn bad_commands() {
-    assert_problem("jobs:\n  a:\n    command: []\n", "mypro/coco.yaml:3:14: command is empty");
-    assert_problem("jobs:\n  a:\n    command: \"echo 'open\"\n", "mypro/coco.yaml:3:14: command `echo 'open` has an unbalanced quote");
+    assert_problem(
+        "jobs:\n  a:\n    command: []\n",
+        "mypro/coco.yaml:3:14: command is empty",
+    );
+    assert_problem(
+        "jobs:\n  a:\n    command: \"echo 'open\"\n",
+        "mypro/coco.yaml:3:14: command `echo 'open` has an unbalanced quote",
+    );
     assert_problem(
         "jobs:\n  a:\n    command: {run: x}\n",
         "mypro/coco.yaml:3:14: `jobs.a.command`: expected a command: a list of arguments or a string, found a mapping",
@@ -212,9 +240,18 @@ fn bad_commands() {
 
 #[test]
 fn bad_numbers() {
-    assert_problem("jobs:\n  a:\n    command: [x]\n    attempts: 0\n", "mypro/coco.yaml:4:15: attempts must be at least 1");
-    assert_problem("jobs:\n  a:\n    command: [x]\n    max_parallel: 0\n", "mypro/coco.yaml:4:19: max_parallel must be at least 1");
-    assert_problem("apps:\n  w:\n    command: [x]\n    port: 70000\n", "mypro/coco.yaml:4:11: `apps.w.port`: invalid value");
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    attempts: 0\n",
+        "mypro/coco.yaml:4:15: attempts must be at least 1",
+    );
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    max_parallel: 0\n",
+        "mypro/coco.yaml:4:19: max_parallel must be at least 1",
+    );
+    assert_problem(
+        "apps:\n  w:\n    command: [x]\n    port: 70000\n",
+        "mypro/coco.yaml:4:11: `apps.w.port`: invalid value",
+    );
 }
 
 #[test]
@@ -229,7 +266,7 @@ fn bad_health_checks() {
     );
     assert_problem(
         "apps:\n  w:\n    command: [x]\n    port: 80\n    health: {http: status}\n",
-        "mypro/coco.yaml:5:21: health http path `status` must start with `/`",
+        "mypro/coco.yaml:5:20: health http path `status` must start with `/`",
     );
 }
 
@@ -251,18 +288,27 @@ fn every_file_is_checked_and_duplicates_are_caught() {
     let tmp = tempfile::tempdir().unwrap();
     project(tmp.path(), "a", "project: same\n");
     project(tmp.path(), "b", "project: same\n");
-    project(tmp.path(), "c", "jobs:\n  x:\n    command: [x]\n    attempts: -1\n");
+    project(
+        tmp.path(),
+        "c",
+        "jobs:\n  x:\n    command: [x]\n    attempts: -1\n",
+    );
     project(tmp.path(), "d", "jobs:\n  ok:\n    command: [true]\n");
     std::fs::create_dir_all(tmp.path().join("not-a-project")).unwrap();
     let discovery = discover(tmp.path()).unwrap();
-    assert_eq!(discovery.projects.keys().collect::<Vec<_>>(), vec!["d", "same"]);
+    assert_eq!(
+        discovery.projects.keys().collect::<Vec<_>>(),
+        vec!["d", "same"]
+    );
     let problems: Vec<String> = discovery.problems().map(|d| d.headline()).collect();
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(problems[0].ends_with(&format!(
         "b/coco.yaml:1:10: project name `same` is already used by {}",
         tmp.path().join("a/coco.yaml").display()
     )));
-    assert!(problems[1].contains("c/coco.yaml:4:15: `jobs.x.attempts`: invalid value: integer `-1`"));
+    assert!(
+        problems[1].contains("c/coco.yaml:4:15: `jobs.x.attempts`: invalid value: integer `-1`")
+    );
     // Loading a list of folders checks them the same way.
     let again = load_projects(&[tmp.path().join("d")]);
     assert!(again.is_valid());
@@ -271,9 +317,16 @@ fn every_file_is_checked_and_duplicates_are_caught() {
 #[test]
 fn the_caret_points_at_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = project(tmp.path(), "mypro", "jobs:\n  a:\n    command: [x]\n    schedule: \"61 * * * *\"\n");
+    let dir = project(
+        tmp.path(),
+        "mypro",
+        "jobs:\n  a:\n    command: [x]\n    schedule: \"61 * * * *\"\n",
+    );
     let shown = load_project(&dir).unwrap_err()[0].to_string();
-    assert!(shown.ends_with("4 |     schedule: \"61 * * * *\"\n  |               ^"), "{shown}");
+    assert!(
+        shown.ends_with("4 |     schedule: \"61 * * * *\"\n  |               ^"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -283,7 +336,13 @@ fn examples_are_valid() {
     assert!(discovery.is_valid(), "{:#?}", discovery.invalid);
     assert!(discovery.projects.len() >= 2);
     assert!(discovery.projects.values().any(|p| !p.apps.is_empty()));
-    assert!(discovery.projects.values().flat_map(|p| p.jobs.values()).any(|j| j.schedule.is_some()));
+    assert!(
+        discovery
+            .projects
+            .values()
+            .flat_map(|p| p.jobs.values())
+            .any(|j| j.schedule.is_some())
+    );
 }
 
 #[test]

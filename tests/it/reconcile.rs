@@ -10,7 +10,9 @@ use coco::reconcile::{self, Change, Kind, Plan};
 use coco::store::Store;
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-01-10T12:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-01-10T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn write(home: &Path, project: &str, text: &str) {
@@ -32,7 +34,9 @@ async fn apply(store: &dyn Store, home: &Path) -> Plan {
     let invalid: BTreeSet<PathBuf> = discovery.invalid.keys().cloned().collect();
     let stored = reconcile::load_stored(store).await.unwrap();
     let plan = reconcile::diff(&discovery.projects, &stored, &invalid, now());
-    reconcile::apply(store, &plan, &stored, now()).await.unwrap();
+    reconcile::apply(store, &plan, &stored, now())
+        .await
+        .unwrap();
     plan
 }
 
@@ -71,23 +75,49 @@ pub async fn first_apply_creates_then_nothing_changes(store: &dyn Store) {
     let home = tempfile::tempdir().unwrap();
     write(home.path(), "shop", SHOP);
     let first = apply(store, home.path()).await;
-    assert_eq!(first.counts(), (5, 0, 0), "project, 3 jobs and an app are created");
+    assert_eq!(
+        first.counts(),
+        (5, 0, 0),
+        "project, 3 jobs and an app are created"
+    );
     assert_eq!(first.projects[0].change, Change::Create);
     // The export job's next three fires, in Berlin time.
-    let export = first.projects[0].items.iter().find(|i| i.name == "export").unwrap();
+    let export = first.projects[0]
+        .items
+        .iter()
+        .find(|i| i.name == "export")
+        .unwrap();
     let fires: Vec<String> = export.next_fires.iter().map(|t| t.to_rfc3339()).collect();
     assert_eq!(
         fires,
-        ["2026-01-11T02:30:00+01:00", "2026-01-12T02:30:00+01:00", "2026-01-13T02:30:00+01:00"]
+        [
+            "2026-01-11T02:30:00+01:00",
+            "2026-01-12T02:30:00+01:00",
+            "2026-01-13T02:30:00+01:00"
+        ]
     );
     let job = store.get_job("shop.export").await.unwrap().unwrap();
     assert!(job.active);
-    assert_eq!(job.next_fire, Some(export.next_fires[0].with_timezone(&Utc)));
-    assert_eq!(store.get_job("shop.manual").await.unwrap().unwrap().next_fire, None);
+    assert_eq!(
+        job.next_fire,
+        Some(export.next_fires[0].with_timezone(&Utc))
+    );
+    assert_eq!(
+        store
+            .get_job("shop.manual")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_fire,
+        None
+    );
     assert!(store.get_app("shop.web").await.unwrap().unwrap().active);
     let project = store.get_project("shop").await.unwrap().unwrap();
     assert!(project.active);
-    assert_eq!(project.source, home.path().join("shop/coco.yaml").display().to_string());
+    assert_eq!(
+        project.source,
+        home.path().join("shop/coco.yaml").display().to_string()
+    );
 
     let again = plan(store, home.path()).await;
     assert!(!again.has_changes(), "{again:#?}");
@@ -109,32 +139,63 @@ pub async fn an_edit_updates_only_what_changed(store: &dyn Store) {
         &SHOP
             .replace("\"30 2 * * *\"", "\"0 4 * * *\"")
             .replace("MODE: prod", "MODE: test")
-            .replace("[python3, -m, http.server, \"8080\"]", "[python3, -m, http.server, \"8081\"]"),
+            .replace(
+                "[python3, -m, http.server, \"8080\"]",
+                "[python3, -m, http.server, \"8081\"]",
+            ),
     );
     let plan = apply(store, home.path()).await;
     assert_eq!(
         changes(&plan, "shop"),
-        vec![(Kind::Job, "export".to_owned(), "~"), (Kind::App, "web".to_owned(), "~")]
+        vec![
+            (Kind::Job, "export".to_owned(), "~"),
+            (Kind::App, "web".to_owned(), "~")
+        ]
     );
     let project = &plan.projects[0];
-    let Change::Update(fields) = &project.change else { panic!("{:?}", project.change) };
+    let Change::Update(fields) = &project.change else {
+        panic!("{:?}", project.change)
+    };
     assert_eq!(fields.len(), 1);
     assert_eq!(
-        (fields[0].field.as_str(), fields[0].old.as_str(), fields[0].new.as_str()),
+        (
+            fields[0].field.as_str(),
+            fields[0].old.as_str(),
+            fields[0].new.as_str()
+        ),
         ("environment.env.MODE", "\"prod\"", "\"test\"")
     );
     let export = project.items.iter().find(|i| i.name == "export").unwrap();
-    let Change::Update(fields) = &export.change else { panic!() };
+    let Change::Update(fields) = &export.change else {
+        panic!()
+    };
     assert_eq!(
-        (fields[0].field.as_str(), fields[0].old.as_str(), fields[0].new.as_str()),
+        (
+            fields[0].field.as_str(),
+            fields[0].old.as_str(),
+            fields[0].new.as_str()
+        ),
         ("schedule", "\"30 2 * * *\"", "\"0 4 * * *\"")
     );
     assert_eq!(
-        store.get_job("shop.export").await.unwrap().unwrap().next_fire,
-        Some(DateTime::parse_from_rfc3339("2026-01-11T03:00:00Z").unwrap().with_timezone(&Utc)),
+        store
+            .get_job("shop.export")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_fire,
+        Some(
+            DateTime::parse_from_rfc3339("2026-01-11T03:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc)
+        ),
         "04:00 in Berlin in January is 03:00 UTC"
     );
-    assert_eq!(store.get_job("shop.sync").await.unwrap().unwrap(), sync_before, "untouched");
+    assert_eq!(
+        store.get_job("shop.sync").await.unwrap().unwrap(),
+        sync_before,
+        "untouched"
+    );
     let web = store.get_app("shop.web").await.unwrap().unwrap();
     assert_ne!(web.hash, web_before.hash);
     assert!(!self::plan(store, home.path()).await.has_changes());
@@ -147,7 +208,10 @@ pub async fn a_removed_job_becomes_inactive_and_can_return(store: &dyn Store) {
     let without = SHOP.replace("  manual:\n    command: [true]\n", "");
     write(home.path(), "shop", &without);
     let plan = apply(store, home.path()).await;
-    assert_eq!(changes(&plan, "shop"), vec![(Kind::Job, "manual".to_owned(), "-")]);
+    assert_eq!(
+        changes(&plan, "shop"),
+        vec![(Kind::Job, "manual".to_owned(), "-")]
+    );
     let manual = store.get_job("shop.manual").await.unwrap().unwrap();
     assert!(!manual.active, "kept, inactive");
     assert_eq!(manual.definition["command"], serde_json::json!(["true"]));
@@ -155,7 +219,10 @@ pub async fn a_removed_job_becomes_inactive_and_can_return(store: &dyn Store) {
 
     write(home.path(), "shop", SHOP);
     let plan = apply(store, home.path()).await;
-    assert_eq!(changes(&plan, "shop"), vec![(Kind::Job, "manual".to_owned(), "+")]);
+    assert_eq!(
+        changes(&plan, "shop"),
+        vec![(Kind::Job, "manual".to_owned(), "+")]
+    );
     assert!(store.get_job("shop.manual").await.unwrap().unwrap().active);
 }
 
@@ -170,8 +237,22 @@ pub async fn a_removed_project_is_deactivated(store: &dyn Store) {
     assert_eq!(plan.projects[0].change, Change::Deactivate);
     assert_eq!(plan.counts(), (0, 0, 5));
     assert!(!store.get_project("shop").await.unwrap().unwrap().active);
-    assert!(store.list_jobs(Some("shop")).await.unwrap().iter().all(|j| !j.active && j.next_fire.is_none()));
-    assert!(store.list_apps(Some("shop")).await.unwrap().iter().all(|a| !a.active));
+    assert!(
+        store
+            .list_jobs(Some("shop"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| !j.active && j.next_fire.is_none())
+    );
+    assert!(
+        store
+            .list_apps(Some("shop"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| !a.active)
+    );
     assert!(store.get_project("other").await.unwrap().unwrap().active);
     assert!(!self::plan(store, home.path()).await.has_changes());
 }
@@ -181,9 +262,16 @@ pub async fn an_invalid_manifest_keeps_the_last_good_state(store: &dyn Store) {
     write(home.path(), "shop", SHOP);
     apply(store, home.path()).await;
     let before = reconcile::load_stored(store).await.unwrap();
-    write(home.path(), "shop", &SHOP.replace("30 2 * * *", "61 2 * * *"));
+    write(
+        home.path(),
+        "shop",
+        &SHOP.replace("30 2 * * *", "61 2 * * *"),
+    );
     let plan = plan(store, home.path()).await;
-    assert!(!plan.has_changes(), "an invalid project is neither changed nor deactivated: {plan:#?}");
+    assert!(
+        !plan.has_changes(),
+        "an invalid project is neither changed nor deactivated: {plan:#?}"
+    );
     let after = reconcile::load_stored(store).await.unwrap();
     assert_eq!(before.jobs, after.jobs);
     assert_eq!(before.projects, after.projects);

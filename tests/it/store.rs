@@ -18,12 +18,12 @@ use coco::store::{Store, StoreError, conformance};
 use tempfile::TempDir;
 
 /// A fresh embedded store in its own temporary directory (removed on drop).
-struct EmbeddedFixture {
-    store: EmbeddedStore,
+pub(crate) struct EmbeddedFixture {
+    pub(crate) store: EmbeddedStore,
     _dir: TempDir,
 }
 
-async fn embedded_store() -> EmbeddedFixture {
+pub(crate) async fn embedded_store() -> EmbeddedFixture {
     let dir = TempDir::new().expect("temp dir");
     let store = EmbeddedStore::open(&dir.path().join("state/coco.db"))
         .await
@@ -33,8 +33,8 @@ async fn embedded_store() -> EmbeddedFixture {
 }
 
 /// A MongoDB store on a fresh database, dropped when this is dropped (even after a panic).
-struct MongoFixture {
-    store: MongoStore,
+pub(crate) struct MongoFixture {
+    pub(crate) store: MongoStore,
     url: String,
 }
 
@@ -62,7 +62,7 @@ impl Drop for MongoFixture {
 }
 
 /// The MongoDB test store, or `None` when `COCO_TEST_SKIP_MONGO=1` and no URL is set.
-async fn mongo_store() -> Option<MongoFixture> {
+pub(crate) async fn mongo_store() -> Option<MongoFixture> {
     let Ok(url) = std::env::var("COCO_TEST_MONGO_URL") else {
         if std::env::var("COCO_TEST_SKIP_MONGO").as_deref() == Ok("1") {
             eprintln!("skipped: COCO_TEST_SKIP_MONGO=1 and COCO_TEST_MONGO_URL is not set");
