@@ -24,9 +24,12 @@ impl GlobalArgs {
     }
 }
 
-/// Load the configuration (files, COCO_* variables, flags).
+/// Load the configuration (files, COCO_* variables, flags) and start logging as it says.
 pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)> {
-    Ok(config::load_from_process(&global.overrides())?)
+    let (config, settings) = config::load_from_process(&global.overrides())?;
+    crate::logging::init(&config.logging);
+    tracing::debug!(files = ?config.files, store = %crate::redact::redact(&format!("{:?}", config.store)), "configuration loaded");
+    Ok((config, settings))
 }
 
 /// Discover and validate the projects of the configured home.

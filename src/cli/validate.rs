@@ -6,12 +6,15 @@ use clap::Args;
 
 use super::{GlobalArgs, context, output};
 use crate::manifest::MANIFEST_FILE;
-use crate::manifest::discover::{load_projects, project_dirs};
+use crate::manifest::discover::{Discovery, load_projects, project_dirs};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// A coco.yaml, a project folder or a home folder; default: the configured home.
     pub paths: Vec<PathBuf>,
+    /// Print the result as JSON: valid projects and every problem with file, line, column.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The project folders a PATH argument names.
@@ -45,6 +48,10 @@ pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<i32> {
         dirs
     };
     let discovery = load_projects(&dirs);
+    if args.json {
+        output::json(&json(&discovery));
+        return Ok(if discovery.is_valid() { 0 } else { 1 });
+    }
     if !discovery.is_valid() {
         output::diagnostics(discovery.problems());
         return Ok(1);
@@ -64,4 +71,33 @@ pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<i32> {
         ));
     }
     Ok(0)
+}
+
+/// The `--json` form of a validation.
+fn json(discovery: &Discovery) -> serde_json::Value {
+    let projects: Vec<serde_json::Value> = discovery
+        .projects
+        .values()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "file": p.dir.join(MANIFEST_FILE),
+                "jobs": p.jobs.keys().collect::<Vec<_>>(),
+                "apps": p.apps.keys().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let problems: Vec<serde_json::Value> = discovery
+        .problems()
+        .map(|d| {
+            serde_json::json!({
+                "file": d.file,
+                "line": d.position.line,
+                "column": d.position.column,
+                "message": d.message,
+                "suggestion": d.suggestion,
+            })
+        })
+        .collect();
+    serde_json::json!({"ok": discovery.is_valid(), "projects": projects, "problems": problems})
 }

@@ -103,6 +103,19 @@ fn validate_prints_ok_lines_or_every_problem() {
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
     let file_only = sandbox.coco(&["validate", file.to_str().unwrap()]);
     assert_eq!(file_only.status.code(), Some(1));
+
+    let json = sandbox.coco(&["validate", "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["projects"][0]["name"], "hello");
+    assert_eq!(json["problems"][0]["line"], 4);
+    assert_eq!(json["problems"][0]["column"], 5);
+    assert_eq!(json["problems"][0]["suggestion"], "attempts");
+    assert_eq!(
+        json["problems"][1]["message"],
+        "day-of-week field `9`: 9 is out of range 0-7"
+    );
 }
 
 #[test]
