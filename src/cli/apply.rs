@@ -13,7 +13,11 @@ pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
     if flags.json {
         output::json(&plan::plan_json(&plan));
     } else if plan.has_changes() {
-        output::text(&format!("{}Applied.", render::render(&plan)));
+        output::text(&format!(
+            "{}Applied to the {}.",
+            render::render(&plan),
+            store.describe()
+        ));
     } else {
         output::text(&render::render(&plan));
     }

@@ -140,7 +140,11 @@ fn plan_and_apply_are_idempotent_with_exit_codes() {
 
     let apply = sandbox.coco(&["apply"]);
     assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
-    assert!(stdout(&apply).contains("Applied."));
+    assert!(
+        stdout(&apply).contains("Applied to the embedded store "),
+        "{}",
+        stdout(&apply)
+    );
     assert!(
         sandbox.dir.path().join("state/coco.db").exists(),
         "embedded store under folder.state"
