@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::diff::{Change, Kind, Plan, Stored, definition_hash};
-use crate::manifest::{Job, content_hash};
+use crate::manifest::content_hash;
 use crate::store::{AppRecord, JobRecord, ProjectRecord, Store, StoreResult};
 
 /// Read everything the diff compares against.
@@ -43,12 +43,8 @@ pub async fn apply(
                     let next_fire = if !active {
                         None
                     } else if item.reschedule {
-                        serde_json::from_value::<Job>(definition.clone())
-                            .ok()
-                            .and_then(|job| {
-                                job.parsed_schedule()
-                                    .and_then(|s| s.next_fire(job.tz(), now))
-                            })
+                        // The diff computed the upcoming fires; the first one is next.
+                        item.next_fires.first().map(|t| t.with_timezone(&Utc))
                     } else {
                         old.and_then(|j| j.next_fire)
                     };

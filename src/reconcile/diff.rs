@@ -76,8 +76,9 @@ pub struct ItemPlan {
     pub definition: Option<Value>,
     /// For a job whose schedule takes effect: the next fire instants, in its time zone.
     pub next_fires: Vec<DateTime<chrono_tz::Tz>>,
-    /// For a job whose schedule takes effect: the next fire instant to store. For other
-    /// changes the stored next/last fire are kept.
+    /// The job's schedule or time zone takes effect: apply stores the first of
+    /// `next_fires` as its next fire (none if unscheduled). For other changes the stored
+    /// next/last fire are kept.
     #[serde(skip)]
     pub reschedule: bool,
 }

@@ -277,6 +277,34 @@ pub async fn an_invalid_manifest_keeps_the_last_good_state(store: &dyn Store) {
     assert_eq!(before.projects, after.projects);
 }
 
+pub async fn removing_a_schedule_clears_the_next_fire(store: &dyn Store) {
+    let home = tempfile::tempdir().unwrap();
+    write(home.path(), "shop", SHOP);
+    apply(store, home.path()).await;
+    assert!(
+        store
+            .get_job("shop.sync")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_fire
+            .is_some()
+    );
+    write(
+        home.path(),
+        "shop",
+        &SHOP.replace("    schedule: \"0 * * * *\"\n", ""),
+    );
+    let plan = apply(store, home.path()).await;
+    assert_eq!(
+        changes(&plan, "shop"),
+        vec![(Kind::Job, "sync".to_owned(), "~")]
+    );
+    let sync = store.get_job("shop.sync").await.unwrap().unwrap();
+    assert_eq!(sync.next_fire, None, "on demand only now");
+    assert!(sync.active);
+}
+
 /// One `#[tokio::test]` per case per backend.
 macro_rules! reconcile_tests {
     ($($case:ident),* $(,)?) => {
@@ -308,4 +336,5 @@ reconcile_tests!(
     a_removed_job_becomes_inactive_and_can_return,
     a_removed_project_is_deactivated,
     an_invalid_manifest_keeps_the_last_good_state,
+    removing_a_schedule_clears_the_next_fire,
 );
