@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod manifest;
+pub mod process;
+pub mod queue;
 pub mod reconcile;
 pub mod redact;
 pub mod scheduler;

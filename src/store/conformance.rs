@@ -6,15 +6,24 @@
 //! runs exactly these) and [`run_all`] runs them in turn on one store.
 //!
 //! Cases do not assume an empty store: each names its records with a fresh unique tag, so
-//! they can share one database and run in any order.
+//! they can share one database and run in any order. The queue cases (claims pick from the
+//! whole queue) also leave no claimable or running run behind: each ends by draining the
+//! queue ([`drain`]), so the next one starts with only final runs in it.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
-use super::{AppRecord, JobRecord, ProjectRecord, Store};
+use super::{
+    AppRecord, Enqueued, JobRecord, LiveReport, Paused, ProjectRecord, RunFilter, RunRecord,
+    StateChange, Store,
+};
+use crate::queue::dedupe_key;
+use crate::queue::state::{Outcome, RunState};
 
 /// A boxed conformance case.
 pub type Case = for<'a> fn(&'a dyn Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -41,6 +50,19 @@ cases!(
     json_of_any_shape_round_trips,
     record_fire_once_per_key,
     record_fire_concurrent_single_winner,
+    run_round_trip,
+    duplicate_enqueue_refused_while_blocking,
+    concurrent_duplicate_enqueue_single_winner,
+    claim_order_priority_then_age,
+    claim_honours_pauses,
+    max_parallel_limits_running_runs,
+    finish_releases_the_slot,
+    finish_only_by_its_worker,
+    concurrent_claims_each_run_once,
+    zombies_taken_back_once,
+    heartbeat_keeps_a_run_alive,
+    report_run_shows_progress,
+    runs_listed_by_state_and_project,
 );
 
 /// Run every case, in order, on `store`.
@@ -524,4 +546,847 @@ pub async fn record_fire_concurrent_single_winner(store: &dyn Store) {
             "round {round}: exactly one winner, got {results:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The queue.
+
+/// The start of every queue case's simulated clock.
+const T0: i64 = 1_700_000_000_000;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn later(ms: i64) -> DateTime<Utc> {
+    at(T0 + ms)
+}
+
+/// A pending run of `project.job` with `args`, created `created_ms` after [`T0`]: 2
+/// attempts, max_parallel 1, retry delay 10 s.
+fn run(project: &str, job: &str, args: serde_json::Value, created_ms: i64) -> RunRecord {
+    let job = format!("{project}.{job}");
+    let created = later(created_ms);
+    RunRecord {
+        id: ulid::Ulid::new().to_string(),
+        dedupe: dedupe_key(&job, &args),
+        job,
+        project: project.to_string(),
+        args,
+        state: RunState::Pending,
+        priority: 0,
+        attempt: 0,
+        attempts: 2,
+        max_parallel: 1,
+        retry_delay_ms: 10_000,
+        timeout_ms: None,
+        created,
+        not_before: created,
+        started: None,
+        finished: None,
+        worker: None,
+        pid: None,
+        heartbeat: None,
+        progress: None,
+        progress_message: None,
+        exit_code: None,
+        reason: None,
+        parent: None,
+        force: false,
+        history: vec![StateChange {
+            state: RunState::Pending,
+            at: created,
+            note: None,
+        }],
+    }
+}
+
+async fn enqueue_new(store: &dyn Store, r: &RunRecord) {
+    assert_eq!(
+        store.enqueue(r).await.expect("enqueue"),
+        Enqueued::Queued(r.id.clone()),
+        "enqueue {} ({})",
+        r.id,
+        r.job
+    );
+}
+
+async fn claim(store: &dyn Store, worker: &str, now: DateTime<Utc>) -> Option<RunRecord> {
+    store
+        .claim_run(worker, now, &Paused::default())
+        .await
+        .expect("claim_run")
+}
+
+async fn claim_id(store: &dyn Store, worker: &str, now: DateTime<Utc>) -> Option<String> {
+    claim(store, worker, now).await.map(|r| r.id)
+}
+
+/// End `run`'s try (as its worker) with `outcome` at `now`; it must still be its worker's.
+async fn finish(
+    store: &dyn Store,
+    run: &RunRecord,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> RunRecord {
+    let worker = run.worker.as_deref().expect("a claimed run has a worker");
+    let exit_code = match outcome {
+        Outcome::Exited(code) => Some(code),
+        Outcome::Deferred => Some(75),
+        _ => None,
+    };
+    store
+        .finish_run(&run.id, worker, &run.end(outcome, exit_code, now))
+        .await
+        .expect("finish_run")
+        .unwrap_or_else(|| panic!("finish_run {}: not running or not {worker}'s", run.id))
+}
+
+async fn get(store: &dyn Store, id: &str) -> RunRecord {
+    store
+        .get_run(id)
+        .await
+        .expect("get_run")
+        .unwrap_or_else(|| panic!("run {id} exists"))
+}
+
+/// Bring every run in the store to a final state: finish running ones, claim and finish
+/// the rest (far in the future, so every `not_before` has passed).
+pub async fn drain(store: &dyn Store) {
+    let future = at(32_503_680_000_000); // year 3000
+    for _ in 0..10_000 {
+        let running = store
+            .list_runs(&RunFilter {
+                state: Some(RunState::Running),
+                ..RunFilter::default()
+            })
+            .await
+            .expect("list_runs");
+        for r in &running {
+            finish(store, r, Outcome::Exited(0), future).await;
+        }
+        let forced = Paused::default();
+        match store
+            .claim_run("drain", future, &forced)
+            .await
+            .expect("claim")
+        {
+            Some(r) => {
+                finish(store, &r, Outcome::Exited(0), future).await;
+            }
+            None if running.is_empty() => return,
+            None => {}
+        }
+    }
+    panic!("the queue does not drain");
+}
+
+/// Every field of a run comes back as enqueued (timestamps to the millisecond), awkward
+/// arguments included; a missing run is `None`.
+pub async fn run_round_trip(store: &dyn Store) {
+    let t = tag();
+    let mut r = run(&t, "job", json!({"n": 3, "nested": nested(1)}), 0);
+    r.priority = -7;
+    r.attempts = 5;
+    r.max_parallel = 3;
+    r.retry_delay_ms = u64::MAX / 4;
+    r.timeout_ms = Some(90_000);
+    r.not_before = later(60_000);
+    r.parent = Some("01PARENT".into());
+    r.force = true;
+    r.created = Utc
+        .timestamp_millis_opt(T0 + 5)
+        .unwrap()
+        .with_nanosecond(5_999_999)
+        .unwrap();
+    r.history.push(StateChange {
+        state: RunState::Pending,
+        at: later(6),
+        note: Some("ünïcode note".into()),
+    });
+    enqueue_new(store, &r).await;
+    let expected = r.clone().truncated_to_ms();
+    assert_eq!(expected.created, later(5));
+    assert_eq!(
+        get(store, &r.id).await,
+        expected,
+        "get_run returns what was put"
+    );
+    let listed = store
+        .list_runs(&RunFilter {
+            project: Some(t.clone()),
+            ..RunFilter::default()
+        })
+        .await
+        .expect("list_runs");
+    assert_eq!(listed, vec![expected]);
+
+    let mut awkward = run(&t, "awkward", json!({"a.b": [[1]], "$x": "\u{0}"}), 1);
+    awkward.args = json!({"a.b": [[1]], "$x": "nul \u{0}", "big": u64::MAX});
+    enqueue_new(store, &awkward).await;
+    assert_eq!(get(store, &awkward.id).await, awkward);
+    assert_eq!(
+        store
+            .get_run(&format!("{t}-missing"))
+            .await
+            .expect("get_run"),
+        None
+    );
+    drain(store).await;
+}
+
+/// A second enqueue of the same job and arguments is refused (naming the first run) while
+/// that run is pending, running, failed or deferred, and allowed once it is complete,
+/// error or killed. Other arguments or another job are separate.
+pub async fn duplicate_enqueue_refused_while_blocking(store: &dyn Store) {
+    let t = tag();
+    let args = json!({"x": 1, "y": [1, 2]});
+    let same_args_reordered = json!({"y": [1, 2], "x": 1});
+    let first = run(&t, "j", args.clone(), 0);
+    enqueue_new(store, &first).await;
+    let refused = |blocking: &RunRecord, state: &str| {
+        let (blocking, state) = (blocking.id.clone(), state.to_string());
+        let again = run(&t, "j", same_args_reordered.clone(), 1);
+        async move {
+            assert_eq!(
+                store.enqueue(&again).await.expect("enqueue"),
+                Enqueued::Duplicate(blocking),
+                "refused while {state}"
+            );
+            assert_eq!(store.get_run(&again.id).await.expect("get"), None);
+        }
+    };
+    refused(&first, "pending").await;
+    // Other arguments, another job: not duplicates (and not claimable during this case).
+    for mut other in [
+        run(&t, "j", json!({"x": 2, "y": [1, 2]}), 2),
+        run(&t, "other", args.clone(), 3),
+    ] {
+        other.not_before = later(1_000_000);
+        enqueue_new(store, &other).await;
+    }
+
+    // Only `first` is claimable.
+    let claimed = claim(store, "w1", later(0)).await.expect("claim first");
+    assert_eq!(claimed.id, first.id);
+    refused(&first, "running").await;
+    let failed = finish(store, &claimed, Outcome::Exited(1), later(10)).await;
+    assert_eq!(failed.state, RunState::Failed);
+    refused(&first, "failed").await;
+    // Claimable again 10 s (the retry delay) after it failed, and not before.
+    assert_eq!(claim_id(store, "w1", later(10_009)).await, None);
+    let claimed = claim(store, "w1", later(10_010))
+        .await
+        .expect("claim retry");
+    assert_eq!(
+        (claimed.id.as_str(), claimed.attempt),
+        (first.id.as_str(), 2)
+    );
+    let deferred = finish(store, &claimed, Outcome::Deferred, later(10_020)).await;
+    assert_eq!(
+        (deferred.state, deferred.attempt),
+        (RunState::Deferred, 1),
+        "a deferral gives its attempt back"
+    );
+    refused(&first, "deferred").await;
+    let claimed = claim(store, "w1", later(20_020))
+        .await
+        .expect("claim deferred");
+    assert_eq!(claimed.id, first.id);
+    finish(store, &claimed, Outcome::Exited(0), later(20_030)).await;
+
+    // complete, error and killed all free the key.
+    let mut previous = first.id.clone();
+    for (outcome, state) in [
+        (Outcome::Exited(0), RunState::Complete),
+        (Outcome::Signalled, RunState::Error),
+        (Outcome::Killed, RunState::Killed),
+    ] {
+        assert!(
+            get(store, &previous).await.state.is_final(),
+            "{previous} ended"
+        );
+        let mut next = run(&t, "j", same_args_reordered.clone(), 0);
+        next.attempts = 1;
+        next.priority = 100;
+        enqueue_new(store, &next).await;
+        let claimed = claim(store, "w2", later(30_000)).await.expect("claim");
+        assert_eq!(claimed.id, next.id, "highest priority first");
+        let ended = finish(store, &claimed, outcome, later(30_001)).await;
+        assert_eq!(ended.state, state);
+        previous = next.id;
+    }
+    enqueue_new(store, &run(&t, "j", args, 4)).await;
+    drain(store).await;
+}
+
+/// Eight concurrent enqueues of the same job and arguments: exactly one is queued, the
+/// others are refused naming it.
+pub async fn concurrent_duplicate_enqueue_single_winner(store: &dyn Store) {
+    for round in 0..3 {
+        let t = tag();
+        let runs: Vec<RunRecord> = (0..8)
+            .map(|i| run(&t, "j", json!({"r": round}), i))
+            .collect();
+        let go = |i: usize| store.enqueue(&runs[i]);
+        let results = tokio::join!(go(0), go(1), go(2), go(3), go(4), go(5), go(6), go(7));
+        let results = [
+            results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
+        ]
+        .map(|r| r.expect("enqueue"));
+        let winners: Vec<&String> = results
+            .iter()
+            .filter_map(|r| match r {
+                Enqueued::Queued(id) => Some(id),
+                Enqueued::Duplicate(_) => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: one winner: {results:?}");
+        let winner = winners[0].clone();
+        for r in &results {
+            if let Enqueued::Duplicate(id) = r {
+                assert_eq!(id, &winner, "round {round}: refusals name the winner");
+            }
+        }
+        let listed = store
+            .list_runs(&RunFilter {
+                project: Some(t),
+                ..RunFilter::default()
+            })
+            .await
+            .expect("list_runs");
+        assert_eq!(ids(&listed, |r| &r.id), [winner], "round {round}");
+    }
+    drain(store).await;
+}
+
+/// Claims take the highest priority first, then the oldest; a run is not claimed before
+/// its `not_before`. The claimed run is running: attempt + 1, worker, started, heartbeat.
+pub async fn claim_order_priority_then_age(store: &dyn Store) {
+    let t = tag();
+    let mut runs = [
+        run(&t, "a", json!({}), 1),
+        run(&t, "b", json!({}), 3),
+        run(&t, "c", json!({}), 2),
+        run(&t, "d", json!({}), 0),
+        run(&t, "e", json!({}), 0),
+        run(&t, "f", json!({}), 4),
+    ];
+    runs[0].priority = 0;
+    runs[1].priority = 5;
+    runs[2].priority = 5;
+    runs[3].priority = 9;
+    runs[3].not_before = later(100);
+    runs[4].priority = -1;
+    runs[5].priority = 0;
+    for r in &runs {
+        enqueue_new(store, r).await;
+    }
+    let now = later(50);
+    let mut order = Vec::new();
+    while let Some(claimed) = claim(store, "w", now).await {
+        assert_eq!(claimed.state, RunState::Running);
+        assert_eq!(claimed.attempt, 1);
+        assert_eq!(claimed.worker.as_deref(), Some("w"));
+        assert_eq!((claimed.started, claimed.heartbeat), (Some(now), Some(now)));
+        assert_eq!(
+            claimed.history.last().map(|c| c.state),
+            Some(RunState::Running)
+        );
+        assert_eq!(
+            get(store, &claimed.id).await,
+            claimed,
+            "get_run shows the claim"
+        );
+        order.push(claimed.job.clone());
+    }
+    let job = |j: &str| format!("{t}.{j}");
+    assert_eq!(order, [job("c"), job("b"), job("a"), job("f"), job("e")]);
+    assert_eq!(
+        claim(store, "w", later(100)).await.map(|r| r.job),
+        Some(job("d")),
+        "claimable from its not_before on"
+    );
+    drain(store).await;
+}
+
+/// Runs of a paused project are not claimed, nor any while everything is paused — unless
+/// the run is forced.
+pub async fn claim_honours_pauses(store: &dyn Store) {
+    let t = tag();
+    let (p1, p2) = (format!("{t}-p1"), format!("{t}-p2"));
+    let a = run(&p1, "a", json!({}), 0);
+    let b = run(&p2, "b", json!({}), 1);
+    let mut forced = run(&p1, "forced", json!({}), 2);
+    forced.force = true;
+    for r in [&a, &b, &forced] {
+        enqueue_new(store, r).await;
+    }
+    let now = later(10);
+    let claim_paused = |paused: Paused| async move {
+        store
+            .claim_run("w", now, &paused)
+            .await
+            .expect("claim_run")
+            .map(|r| r.id)
+    };
+    let all = Paused {
+        all: true,
+        projects: vec![],
+    };
+    assert_eq!(claim_paused(all.clone()).await, Some(forced.id.clone()));
+    assert_eq!(
+        claim_paused(all).await,
+        None,
+        "only forced runs while all paused"
+    );
+    let p1_paused = Paused {
+        all: false,
+        projects: vec![p1.clone()],
+    };
+    assert_eq!(claim_paused(p1_paused.clone()).await, Some(b.id.clone()));
+    assert_eq!(claim_paused(p1_paused).await, None, "p1 is paused");
+    assert_eq!(claim_paused(Paused::default()).await, Some(a.id.clone()));
+    drain(store).await;
+}
+
+/// A job with `max_parallel` n has at most n runs running at once, across all workers;
+/// other jobs' runs are claimed meanwhile.
+pub async fn max_parallel_limits_running_runs(store: &dyn Store) {
+    let t = tag();
+    let mut one = Vec::new();
+    for i in 0..3 {
+        let mut r = run(&t, "one", json!({"i": i}), i);
+        r.priority = 10;
+        one.push(r);
+    }
+    let mut two = Vec::new();
+    for i in 0..3 {
+        let mut r = run(&t, "two", json!({"i": i}), 10 + i);
+        r.priority = 5;
+        r.max_parallel = 2;
+        two.push(r);
+    }
+    let other = run(&t, "other", json!({}), 20);
+    for r in one.iter().chain(&two).chain([&other]) {
+        enqueue_new(store, r).await;
+    }
+    let now = later(100);
+    let mut claimed = Vec::new();
+    for worker in ["w1", "w2", "w3", "w4", "w5"] {
+        match claim(store, worker, now).await {
+            Some(r) => claimed.push(r.id),
+            None => break,
+        }
+    }
+    assert_eq!(
+        claimed,
+        [
+            one[0].id.clone(),
+            two[0].id.clone(),
+            two[1].id.clone(),
+            other.id.clone()
+        ],
+        "one of job `one`, two of job `two`, then the other job"
+    );
+    assert_eq!(claim_id(store, "w6", now).await, None);
+    drain(store).await;
+}
+
+/// Ending a try frees its job's slot: the job's next run becomes claimable — after a
+/// finish and after a zombie take-back alike.
+pub async fn finish_releases_the_slot(store: &dyn Store) {
+    let t = tag();
+    let runs: Vec<RunRecord> = (0..3).map(|i| run(&t, "j", json!({"i": i}), i)).collect();
+    for r in &runs {
+        enqueue_new(store, r).await;
+    }
+    let now = later(100);
+    let first = claim(store, "w1", now).await.expect("claim");
+    assert_eq!(first.id, runs[0].id);
+    assert_eq!(
+        claim_id(store, "w2", now).await,
+        None,
+        "the job's slot is taken"
+    );
+    finish(store, &first, Outcome::Exited(0), later(200)).await;
+    let second = claim(store, "w2", later(200))
+        .await
+        .expect("claim after finish");
+    assert_eq!(second.id, runs[1].id);
+    assert_eq!(claim_id(store, "w1", later(200)).await, None);
+    let taken = store
+        .take_back_zombies(later(200 + 61_000), secs(60))
+        .await
+        .expect("take_back_zombies");
+    assert_eq!(ids(&taken, |r| &r.id), vec![second.id.clone()]);
+    // The zombie's retry waits its delay; the third run takes the freed slot.
+    let third = claim(store, "w3", later(200 + 61_000))
+        .await
+        .expect("claim");
+    assert_eq!(third.id, runs[2].id);
+    drain(store).await;
+}
+
+/// Only the worker that claimed a run can end it, once, while it runs.
+pub async fn finish_only_by_its_worker(store: &dyn Store) {
+    let t = tag();
+    let r = run(&t, "j", json!({}), 0);
+    enqueue_new(store, &r).await;
+    let end = r.end(Outcome::Exited(0), Some(0), later(5));
+    assert_eq!(
+        store.finish_run(&r.id, "w1", &end).await.expect("finish"),
+        None,
+        "a pending run is not finished"
+    );
+    let claimed = claim(store, "w1", later(1)).await.expect("claim");
+    let mut bogus = claimed.end(Outcome::Exited(0), Some(0), later(5));
+    bogus.next.state = RunState::Running;
+    let err = store
+        .finish_run(&r.id, "w1", &bogus)
+        .await
+        .expect_err("a try cannot end running");
+    assert!(matches!(err, super::StoreError::Invalid { .. }), "{err:?}");
+    let end = claimed.end(Outcome::Exited(3), Some(3), later(5));
+    assert_eq!(
+        store.finish_run(&r.id, "w2", &end).await.expect("finish"),
+        None,
+        "another worker's run"
+    );
+    assert_eq!(
+        store
+            .finish_run(&format!("{t}-missing"), "w1", &end)
+            .await
+            .expect("finish"),
+        None
+    );
+    let ended = store
+        .finish_run(&r.id, "w1", &end)
+        .await
+        .expect("finish")
+        .expect("its own worker ends it");
+    assert_eq!(ended.state, RunState::Failed);
+    assert_eq!(ended.exit_code, Some(3));
+    assert_eq!(ended.reason.as_deref(), Some("exit"));
+    assert_eq!(ended.finished, Some(later(5)));
+    assert_eq!(ended.not_before, later(10_005));
+    assert_eq!(get(store, &r.id).await, ended);
+    assert_eq!(
+        store.finish_run(&r.id, "w1", &end).await.expect("finish"),
+        None,
+        "ended once only"
+    );
+    drain(store).await;
+}
+
+/// Eight concurrent claimers over 100 runs (several jobs, ample `max_parallel`): every
+/// run is claimed exactly once.
+pub async fn concurrent_claims_each_run_once(store: &dyn Store) {
+    const N: i64 = 100;
+    let t = tag();
+    for i in 0..N {
+        let mut r = run(&t, &format!("j{}", i % 4), json!({"i": i}), i);
+        r.max_parallel = 100;
+        r.priority = (i % 3) as i32;
+        enqueue_new(store, &r).await;
+    }
+    let now = later(1_000);
+    let claimer = |worker: &'static str| async move {
+        let mut mine = Vec::new();
+        while let Some(r) = claim(store, worker, now).await {
+            assert_eq!(r.worker.as_deref(), Some(worker));
+            mine.push(r.id);
+        }
+        mine
+    };
+    let got = tokio::join!(
+        claimer("w0"),
+        claimer("w1"),
+        claimer("w2"),
+        claimer("w3"),
+        claimer("w4"),
+        claimer("w5"),
+        claimer("w6"),
+        claimer("w7")
+    );
+    let all: Vec<String> = [got.0, got.1, got.2, got.3, got.4, got.5, got.6, got.7]
+        .into_iter()
+        .flatten()
+        .collect();
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), N as usize, "claims made");
+    assert_eq!(unique.len(), N as usize, "each run claimed once");
+    let running = store
+        .list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            project: Some(t),
+            limit: None,
+        })
+        .await
+        .expect("list_runs");
+    assert_eq!(running.len(), N as usize);
+    assert!(running.iter().all(|r| r.attempt == 1));
+    drain(store).await;
+}
+
+/// Running runs whose heartbeat is older than `zombie_after` are taken back exactly once
+/// (two reapers at once): retried while attempts are left, else errored; their worker can
+/// no longer end them.
+pub async fn zombies_taken_back_once(store: &dyn Store) {
+    let t = tag();
+    let retried = run(&t, "retried", json!({}), 0);
+    let mut errored = run(&t, "errored", json!({}), 1);
+    errored.attempts = 1;
+    let alive = run(&t, "alive", json!({}), 2);
+    for r in [&retried, &errored, &alive] {
+        enqueue_new(store, r).await;
+    }
+    let claimed_at = later(100);
+    let mut claimed = Vec::new();
+    for worker in ["w1", "w2", "w3"] {
+        claimed.push(claim(store, worker, claimed_at).await.expect("claim"));
+    }
+    let alive_worker = claimed
+        .iter()
+        .find(|r| r.id == alive.id)
+        .and_then(|r| r.worker.clone())
+        .expect("alive claimed");
+    let beat = store
+        .heartbeat(
+            &alive_worker,
+            std::slice::from_ref(&alive.id),
+            later(50_000),
+        )
+        .await
+        .expect("heartbeat");
+    assert_eq!(beat, vec![alive.id.clone()]);
+
+    let now = later(100 + 70_000);
+    let (a, b) = tokio::join!(
+        store.take_back_zombies(now, secs(60)),
+        store.take_back_zombies(now, secs(60))
+    );
+    let mut taken: Vec<RunRecord> = a.expect("reaper a");
+    taken.extend(b.expect("reaper b"));
+    taken.sort_by(|x, y| x.job.cmp(&y.job));
+    assert_eq!(
+        ids(&taken, |r| &r.id),
+        [errored.id.clone(), retried.id.clone()],
+        "each zombie taken back once, the live run not at all"
+    );
+    let (e, r) = (&taken[0], &taken[1]);
+    assert_eq!(
+        (e.state, e.reason.as_deref(), e.attempt),
+        (RunState::Error, Some("zombie"), 1)
+    );
+    assert_eq!(
+        (r.state, r.reason.as_deref(), r.attempt),
+        (RunState::Failed, Some("zombie"), 1)
+    );
+    assert_eq!(r.not_before, now + chrono::TimeDelta::seconds(10));
+    assert_eq!(r.finished, Some(now));
+    assert_eq!(get(store, &r.id).await, *r);
+    assert_eq!(get(store, &alive.id).await.state, RunState::Running);
+
+    // The lost worker can neither heartbeat nor end it any more.
+    let lost = claimed
+        .iter()
+        .find(|c| c.id == retried.id)
+        .expect("claimed");
+    let worker = lost.worker.as_deref().expect("worker");
+    assert!(
+        store
+            .heartbeat(worker, std::slice::from_ref(&retried.id), now)
+            .await
+            .expect("heartbeat")
+            .is_empty()
+    );
+    let end = lost.end(Outcome::Exited(0), Some(0), now);
+    assert_eq!(
+        store
+            .finish_run(&lost.id, worker, &end)
+            .await
+            .expect("finish"),
+        None
+    );
+    // Nothing left to take back; the retry is claimed after its delay, attempt 2.
+    assert!(
+        store
+            .take_back_zombies(now, secs(60))
+            .await
+            .expect("reap")
+            .is_empty()
+    );
+    let again = claim(store, "w4", now + chrono::TimeDelta::seconds(10))
+        .await
+        .expect("retry claimed");
+    assert_eq!((again.id.as_str(), again.attempt), (retried.id.as_str(), 2));
+    // The errored run freed its dedupe key.
+    enqueue_new(store, &run(&t, "errored", json!({}), 3)).await;
+    drain(store).await;
+}
+
+/// A heartbeat keeps a running run from being taken back; only its own worker's counts,
+/// and `get_run` shows the latest.
+pub async fn heartbeat_keeps_a_run_alive(store: &dyn Store) {
+    let t = tag();
+    let r = run(&t, "j", json!({}), 0);
+    enqueue_new(store, &r).await;
+    let claimed = claim(store, "w1", later(0)).await.expect("claim");
+    let beat = |worker: &'static str, ms: i64| {
+        let ids = vec![r.id.clone(), format!("{t}-missing")];
+        async move {
+            store
+                .heartbeat(worker, &ids, later(ms))
+                .await
+                .expect("heartbeat")
+        }
+    };
+    assert_eq!(beat("w1", 50_000).await, vec![r.id.clone()]);
+    assert_eq!(get(store, &r.id).await.heartbeat, Some(later(50_000)));
+    assert!(beat("w2", 100_000).await.is_empty(), "not w2's run");
+    let reap = |ms: i64| async move {
+        store
+            .take_back_zombies(later(ms), secs(60))
+            .await
+            .expect("take_back_zombies")
+    };
+    assert!(reap(100_000).await.is_empty(), "heartbeat 50 s ago");
+    assert_eq!(get(store, &r.id).await.state, RunState::Running);
+    assert_eq!(beat("w1", 150_000).await, vec![r.id.clone()]);
+    assert!(reap(200_000).await.is_empty(), "heartbeat 50 s ago");
+    let taken = reap(210_001).await;
+    assert_eq!(
+        ids(&taken, |r| &r.id),
+        vec![claimed.id.clone()],
+        "silent for 60 s"
+    );
+    assert_eq!(
+        taken[0].heartbeat,
+        Some(later(150_000)),
+        "last heartbeat kept"
+    );
+    drain(store).await;
+}
+
+/// `list_runs` filters by state and project (exactly), newest first, up to a limit.
+pub async fn runs_listed_by_state_and_project(store: &dyn Store) {
+    let t = tag();
+    let (p1, p2, prefix) = (format!("{t}-p1"), format!("{t}-p2"), format!("{t}-p"));
+    let runs = [
+        run(&p1, "a", json!({}), 3),
+        run(&p1, "b", json!({}), 1),
+        run(&p2, "a", json!({}), 2),
+        run(&p1, "c", json!({}), 4),
+        run(&prefix, "a", json!({}), 5),
+    ];
+    for r in &runs {
+        enqueue_new(store, r).await;
+    }
+    let claimed = claim(store, "w", later(1)).await.expect("claim");
+    assert_eq!(claimed.id, runs[1].id, "the oldest");
+    let mine = &t;
+    let list = |state: Option<RunState>, project: Option<&str>, limit: Option<usize>| {
+        let filter = RunFilter {
+            state,
+            project: project.map(str::to_string),
+            limit,
+        };
+        async move {
+            let listed = store.list_runs(&filter).await.expect("list_runs");
+            if let Some(state) = state {
+                assert!(listed.iter().all(|r| r.state == state), "{filter:?}");
+            }
+            listed
+                .into_iter()
+                .filter(|r| r.project.starts_with(mine))
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let id = |i: usize| runs[i].id.clone();
+    assert_eq!(list(None, Some(&p1), None).await, [id(3), id(0), id(1)]);
+    assert_eq!(list(None, Some(&p1), Some(2)).await, [id(3), id(0)]);
+    assert_eq!(list(None, Some(&p1), Some(0)).await, Vec::<String>::new());
+    assert_eq!(
+        list(Some(RunState::Pending), Some(&p1), None).await,
+        [id(3), id(0)]
+    );
+    assert_eq!(
+        list(Some(RunState::Running), Some(&p1), None).await,
+        [id(1)]
+    );
+    assert_eq!(list(Some(RunState::Running), None, None).await, [id(1)]);
+    assert_eq!(
+        list(Some(RunState::Pending), None, None).await,
+        [id(4), id(3), id(0), id(2)]
+    );
+    assert_eq!(
+        list(Some(RunState::Complete), Some(&p1), None).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(list(None, Some(&p2), None).await, [id(2)]);
+    assert_eq!(
+        list(None, Some(&format!("{t}-none")), None).await,
+        Vec::<String>::new()
+    );
+    drain(store).await;
+}
+
+/// A worker's report (pid, progress) shows in `get_run` and `list_runs`, refreshes the
+/// heartbeat, and is kept when the try ends; a run not the worker's is refused.
+pub async fn report_run_shows_progress(store: &dyn Store) {
+    let t = tag();
+    let r = run(&t, "j", json!({}), 0);
+    enqueue_new(store, &r).await;
+    let report = |worker: &'static str, report: LiveReport, ms: i64| {
+        let id = r.id.clone();
+        async move {
+            store
+                .report_run(&id, worker, &report, later(ms))
+                .await
+                .expect("report_run")
+        }
+    };
+    let pid = LiveReport {
+        pid: Some(4242),
+        ..LiveReport::default()
+    };
+    assert!(!report("w1", pid.clone(), 1).await, "not running yet");
+    let claimed = claim(store, "w1", later(0)).await.expect("claim");
+    assert!(report("w1", pid, 10).await);
+    assert!(!report("w2", LiveReport::default(), 10).await, "not w2's");
+    let progress = LiveReport {
+        pid: None,
+        progress: Some(0.25),
+        progress_message: Some("a quarter".into()),
+    };
+    assert!(report("w1", progress, 20).await);
+    let got = get(store, &r.id).await;
+    assert_eq!(
+        (
+            got.pid,
+            got.progress,
+            got.progress_message.as_deref(),
+            got.heartbeat
+        ),
+        (Some(4242), Some(0.25), Some("a quarter"), Some(later(20)))
+    );
+    let listed = store
+        .list_runs(&RunFilter {
+            project: Some(t.clone()),
+            ..RunFilter::default()
+        })
+        .await
+        .expect("list_runs");
+    assert_eq!(listed, vec![got.clone()]);
+    let ended = finish(store, &claimed, Outcome::Exited(0), later(30)).await;
+    assert_eq!(
+        (ended.pid, ended.progress, ended.progress_message.as_deref()),
+        (Some(4242), Some(0.25), Some("a quarter")),
+        "kept at the end"
+    );
+    assert_eq!(get(store, &r.id).await, ended);
+    assert!(!report("w1", LiveReport::default(), 40).await, "ended");
+    drain(store).await;
 }

@@ -11,23 +11,35 @@
 //!
 //! Layout: a table per name in [`COLLECTIONS`]. Queried fields are real columns
 //! (timestamps as INTEGER milliseconds since the Unix epoch, UTC; booleans as 0/1); JSON
-//! documents (`manifest`, `definition`, `doc`) are TEXT.
+//! documents (`manifest`, `definition`, `doc`) are TEXT. A `queue` row's `doc` is the whole
+//! [`RunRecord`]; its columns repeat the fields queries need and are rewritten with it.
+//!
+//! Each queue method is one `BEGIN IMMEDIATE` transaction (read, decide, write), so checks
+//! such as "no blocking run with this dedupe key" or "fewer than `max_parallel` running"
+//! hold across every connection and process.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use super::{AppRecord, JobRecord, ProjectRecord, Store, StoreError, StoreResult};
+use super::{
+    AppRecord, Enqueued, JobRecord, LiveReport, Paused, ProjectRecord, RunEnd, RunFilter,
+    RunRecord, Store, StoreError, StoreResult,
+};
+use crate::queue::state::RunState;
 
 /// How long a statement waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped when the DDL below changes incompatibly (kept in `PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// 2: the `queue` table got its real columns (version 1's was never written to, so it is
+/// dropped and recreated).
+const SCHEMA_VERSION: i64 = 2;
 
 /// Every table and index, `IF NOT EXISTS` so re-running is a no-op.
 const SCHEMA: &str = "
@@ -69,15 +81,24 @@ CREATE TABLE IF NOT EXISTS fires (
     PRIMARY KEY (job, instant)
 );
 CREATE TABLE IF NOT EXISTS queue (
-    id       TEXT PRIMARY KEY NOT NULL,
-    job      TEXT NOT NULL,
-    state    TEXT NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0,
-    created  INTEGER NOT NULL,
-    doc      TEXT NOT NULL
+    id         TEXT PRIMARY KEY NOT NULL,
+    job        TEXT NOT NULL,
+    project    TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    priority   INTEGER NOT NULL,
+    created    INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    dedupe     TEXT NOT NULL,
+    worker     TEXT,
+    heartbeat  INTEGER,
+    forced     INTEGER NOT NULL,
+    doc        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_state_priority_created ON queue (state, priority, created);
-CREATE INDEX IF NOT EXISTS queue_job ON queue (job);
+CREATE INDEX IF NOT EXISTS queue_job_state ON queue (job, state);
+CREATE INDEX IF NOT EXISTS queue_dedupe_state ON queue (dedupe, state);
+CREATE INDEX IF NOT EXISTS queue_project_created ON queue (project, created);
+CREATE INDEX IF NOT EXISTS queue_created ON queue (created);
 CREATE TABLE IF NOT EXISTS workers (
     id        TEXT PRIMARY KEY NOT NULL,
     heartbeat INTEGER NOT NULL,
@@ -397,6 +418,96 @@ fn select_one<R>(
     conn.prepare_cached(&sql)?.query_row([key], read).optional()
 }
 
+/// `'a','b'`: the stored names of `states`, for an SQL `IN (...)`.
+fn state_list(states: &[RunState]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A run from its `doc` column.
+fn decode_run(text: &str) -> rusqlite::Result<RunRecord> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// The run with this id.
+fn read_run(conn: &Connection, id: &str) -> rusqlite::Result<Option<RunRecord>> {
+    conn.prepare_cached("SELECT doc FROM queue WHERE id = ?1")?
+        .query_row([id], |row| row.get::<_, String>(0))
+        .optional()?
+        .map(|doc| decode_run(&doc))
+        .transpose()
+}
+
+/// Insert `r` (`replace`: or replace the run with its id), its queried fields as columns
+/// and the whole record as the `doc` JSON.
+fn write_run(conn: &Connection, r: &RunRecord, replace: bool) -> rusqlite::Result<()> {
+    let doc = serde_json::to_string(r)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let verb = if replace {
+        "INSERT OR REPLACE"
+    } else {
+        "INSERT"
+    };
+    conn.prepare_cached(&format!(
+        "{verb} INTO queue (id, job, project, state, priority, created, not_before, dedupe,
+                            worker, heartbeat, forced, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        r.id,
+        r.job,
+        r.project,
+        r.state.as_str(),
+        r.priority,
+        to_ms(r.created),
+        to_ms(r.not_before),
+        r.dedupe,
+        r.worker,
+        r.heartbeat.map(to_ms),
+        r.force,
+        doc
+    ])?;
+    Ok(())
+}
+
+/// Pick and claim the next run (see [`Store::claim_run`]) inside the caller's transaction.
+fn claim_in(
+    conn: &Connection,
+    worker: &str,
+    now: DateTime<Utc>,
+    paused: &Paused,
+) -> rusqlite::Result<Option<RunRecord>> {
+    let forced_only = if paused.all { "AND forced = 1" } else { "" };
+    let sql = format!(
+        "SELECT doc FROM queue WHERE state IN ({}) AND not_before <= ?1 {forced_only}
+         ORDER BY priority DESC, created ASC, id ASC",
+        state_list(&RunState::CLAIMABLE)
+    );
+    let mut candidates = conn.prepare_cached(&sql)?;
+    let mut rows = candidates.query([to_ms(now)])?;
+    let mut count_running =
+        conn.prepare_cached("SELECT COUNT(*) FROM queue WHERE job = ?1 AND state = 'running'")?;
+    let mut full: HashSet<String> = HashSet::new();
+    while let Some(row) = rows.next()? {
+        let run = decode_run(&row.get::<_, String>(0)?)?;
+        if !paused.allows(&run) || full.contains(&run.job) {
+            continue;
+        }
+        let running: i64 = count_running.query_row([&run.job], |row| row.get(0))?;
+        if running >= i64::from(run.max_parallel.max(1)) {
+            full.insert(run.job);
+            continue;
+        }
+        return Ok(Some(run.claimed(worker, now)));
+    }
+    Ok(None)
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     fn describe(&self) -> String {
@@ -408,8 +519,11 @@ impl Store for EmbeddedStore {
             // IMMEDIATE takes the write lock up front, so two processes running this at once
             // simply take turns (waiting up to the busy timeout) instead of deadlocking.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(SCHEMA)?;
             let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            if version < 2 {
+                tx.execute_batch("DROP TABLE IF EXISTS queue")?;
+            }
+            tx.execute_batch(SCHEMA)?;
             if version < SCHEMA_VERSION {
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
@@ -589,6 +703,196 @@ impl Store for EmbeddedStore {
                 )?
                 .execute(params![job, to_ms(instant), fired_at])?;
             Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {
+        let r = run.clone().truncated_to_ms();
+        self.run("enqueueing a run", move |conn| {
+            // The write lock is taken up front, so the check and the insert are one step for
+            // every other connection.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sql = format!(
+                "SELECT id FROM queue WHERE dedupe = ?1 AND state IN ({}) ORDER BY created LIMIT 1",
+                state_list(&RunState::BLOCKING)
+            );
+            let existing: Option<String> = tx
+                .prepare_cached(&sql)?
+                .query_row([&r.dedupe], |row| row.get(0))
+                .optional()?;
+            if let Some(id) = existing {
+                return Ok(Enqueued::Duplicate(id));
+            }
+            write_run(&tx, &r, false)?;
+            tx.commit()?;
+            Ok(Enqueued::Queued(r.id))
+        })
+        .await
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        let id = id.to_string();
+        self.run("reading a run", move |conn| read_run(conn, &id))
+            .await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
+        use rusqlite::types::Value;
+        let filter = filter.clone();
+        self.run("listing runs", move |conn| {
+            let mut conditions = Vec::new();
+            let mut values: Vec<Value> = Vec::new();
+            if let Some(state) = filter.state {
+                values.push(Value::Text(state.as_str().to_string()));
+                conditions.push(format!("state = ?{}", values.len()));
+            }
+            if let Some(project) = filter.project {
+                values.push(Value::Text(project));
+                conditions.push(format!("project = ?{}", values.len()));
+            }
+            let mut sql = "SELECT doc FROM queue".to_string();
+            if !conditions.is_empty() {
+                sql += &format!(" WHERE {}", conditions.join(" AND "));
+            }
+            sql += " ORDER BY created DESC, id DESC";
+            if let Some(limit) = filter.limit {
+                sql += &format!(" LIMIT {limit}");
+            }
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let docs = stmt
+                .query_map(params_from_iter(values), |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            docs.iter().map(|doc| decode_run(doc)).collect()
+        })
+        .await
+    }
+
+    async fn claim_run(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        paused: &Paused,
+    ) -> StoreResult<Option<RunRecord>> {
+        let (worker, paused) = (worker.to_string(), paused.clone());
+        self.run("claiming a run", move |conn| {
+            // Under the write lock: no other connection sees the run before it is running,
+            // nor counts the job's running runs in between.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let claimed = claim_in(&tx, &worker, now, &paused)?;
+            if let Some(run) = &claimed {
+                write_run(&tx, run, true)?;
+                tx.commit()?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        runs: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let (worker, runs) = (worker.to_string(), runs.to_vec());
+        self.run("recording a heartbeat", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut alive = Vec::new();
+            for id in runs {
+                let Some(mut run) = read_run(&tx, &id)? else {
+                    continue;
+                };
+                if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                    continue;
+                }
+                run.heartbeat = Some(now);
+                write_run(&tx, &run.truncated_to_ms(), true)?;
+                alive.push(id);
+            }
+            tx.commit()?;
+            Ok(alive)
+        })
+        .await
+    }
+
+    async fn report_run(
+        &self,
+        id: &str,
+        worker: &str,
+        report: &LiveReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (id, worker, report) = (id.to_string(), worker.to_string(), report.clone());
+        self.run("recording a run's progress", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut run) = read_run(&tx, &id)? else {
+                return Ok(false);
+            };
+            if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                return Ok(false);
+            }
+            run.heartbeat = Some(now);
+            run.pid = report.pid.or(run.pid);
+            run.progress = report.progress.or(run.progress);
+            run.progress_message = report.progress_message.or(run.progress_message);
+            write_run(&tx, &run.truncated_to_ms(), true)?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn finish_run(
+        &self,
+        id: &str,
+        worker: &str,
+        end: &RunEnd,
+    ) -> StoreResult<Option<RunRecord>> {
+        end.check(id)?;
+        let (id, worker, end) = (id.to_string(), worker.to_string(), end.clone());
+        self.run("finishing a run", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(run) = read_run(&tx, &id)? else {
+                return Ok(None);
+            };
+            if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                return Ok(None);
+            }
+            let ended = run.ended(&end);
+            write_run(&tx, &ended, true)?;
+            tx.commit()?;
+            Ok(Some(ended))
+        })
+        .await
+    }
+
+    async fn take_back_zombies(
+        &self,
+        now: DateTime<Utc>,
+        zombie_after: Duration,
+    ) -> StoreResult<Vec<RunRecord>> {
+        let cutoff =
+            to_ms(now).saturating_sub(i64::try_from(zombie_after.as_millis()).unwrap_or(i64::MAX));
+        self.run("taking back zombie runs", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let docs = tx
+                .prepare_cached(
+                    "SELECT doc FROM queue WHERE state = 'running' AND COALESCE(heartbeat, 0) < ?1
+                     ORDER BY id",
+                )?
+                .query_map([cutoff], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let mut taken = Vec::new();
+            for doc in docs {
+                let run = decode_run(&doc)?;
+                let end = run.zombie_end(now);
+                let ended = run.ended(&end);
+                write_run(&tx, &ended, true)?;
+                taken.push(ended);
+            }
+            tx.commit()?;
+            Ok(taken)
         })
         .await
     }

@@ -9,8 +9,16 @@
 //!   implemented operations are used (CRUD, find-and-modify, unique indexes), so it also runs
 //!   on MongoDB-compatible servers such as FerretDB.
 //!
-//! Records are plain data ([`ProjectRecord`], [`JobRecord`], [`AppRecord`]); definitions are
-//! kept as JSON documents so the store never needs to know the manifest's Rust types.
+//! Records are plain data ([`ProjectRecord`], [`JobRecord`], [`AppRecord`], [`RunRecord`]);
+//! definitions and arguments are kept as JSON documents so the store never needs to know the
+//! manifest's Rust types.
+//!
+//! The queue methods ([`Store::enqueue`], [`Store::claim_run`], [`Store::heartbeat`],
+//! [`Store::finish_run`], [`Store::take_back_zombies`]) are the atomic steps of a run's life
+//! (see [`crate::queue::state`] for the states): each happens exactly once however many
+//! processes and hosts share the store. The embedded store does each in one `BEGIN
+//! IMMEDIATE` transaction; the MongoDB store wins each by inserting a unique marker document
+//! (see `mongo.rs`).
 //! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers`, `log`, `locks`, `fires`;
 //! [`Store::ensure_schema`] creates them and their indexes idempotently.
 
@@ -20,10 +28,13 @@ pub mod mongo;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::queue::state::{self, Outcome, RunState};
 
 /// Names of every collection (MongoDB) / table (SQLite) coco keeps.
 pub const COLLECTIONS: &[&str] = &[
@@ -79,6 +90,223 @@ pub struct AppRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One run of a job (a `queue` document): created by an enqueue, claimed by a worker, ended
+/// by the worker (or taken back from a lost one). Timestamps are kept to the millisecond.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// A ULID (unique key; sorts by creation time).
+    pub id: String,
+    /// `project.job`.
+    pub job: String,
+    pub project: String,
+    /// Arguments (a JSON object).
+    pub args: serde_json::Value,
+    /// [`crate::queue::dedupe_key`] of job and args: at most one run per key is in a
+    /// [`RunState::BLOCKING`] state.
+    pub dedupe: String,
+    pub state: RunState,
+    /// Higher is claimed first.
+    pub priority: i32,
+    /// Tries started so far (a deferral gives its try back).
+    pub attempt: u32,
+    /// Tries allowed.
+    pub attempts: u32,
+    /// How many runs of this job may run at once, across all workers (copied from the job at
+    /// enqueue; 0 is taken as 1).
+    pub max_parallel: u32,
+    pub retry_delay_ms: u64,
+    pub timeout_ms: Option<u64>,
+    pub created: DateTime<Utc>,
+    /// Not claimed before this instant.
+    pub not_before: DateTime<Utc>,
+    /// When the latest try started / ended.
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    /// The worker of the latest try.
+    pub worker: Option<String>,
+    pub pid: Option<u32>,
+    /// The latest sign of life of its worker while running.
+    pub heartbeat: Option<DateTime<Utc>>,
+    pub progress: Option<f64>,
+    pub progress_message: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Why the latest try ended other than by exit 0 / 75: `exit`, `signal`, `timeout`,
+    /// `killed`, `zombie`.
+    pub reason: Option<String>,
+    /// The run that enqueued this one.
+    pub parent: Option<String>,
+    /// Claimable even while its project or the whole queue is paused.
+    pub force: bool,
+    /// Every state the run entered, oldest first.
+    pub history: Vec<StateChange>,
+}
+
+/// One entry of [`RunRecord::history`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub state: RunState,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+impl RunRecord {
+    /// Its retry delay.
+    pub fn retry_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_delay_ms)
+    }
+
+    /// Every timestamp truncated to the millisecond (what every backend keeps).
+    pub fn truncated_to_ms(mut self) -> Self {
+        let ms =
+            |t: DateTime<Utc>| DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t);
+        self.created = ms(self.created);
+        self.not_before = ms(self.not_before);
+        self.started = self.started.map(ms);
+        self.finished = self.finished.map(ms);
+        self.heartbeat = self.heartbeat.map(ms);
+        for change in &mut self.history {
+            change.at = ms(change.at);
+        }
+        self
+    }
+
+    /// Apply a claim by `worker` at `now`: `running`, one more attempt, fresh try fields.
+    pub fn claimed(mut self, worker: &str, now: DateTime<Utc>) -> Self {
+        self.state = RunState::Running;
+        self.attempt += 1;
+        self.worker = Some(worker.to_string());
+        self.started = Some(now);
+        self.finished = None;
+        self.heartbeat = Some(now);
+        self.pid = None;
+        self.progress = None;
+        self.progress_message = None;
+        self.exit_code = None;
+        self.reason = None;
+        self.history.push(StateChange {
+            state: RunState::Running,
+            at: now,
+            note: Some(format!("attempt {} on {worker}", self.attempt)),
+        });
+        self.truncated_to_ms()
+    }
+
+    /// Apply the end of a try.
+    pub fn ended(mut self, end: &RunEnd) -> Self {
+        self.state = end.next.state;
+        self.attempt = end.next.attempt;
+        if let Some(not_before) = end.next.not_before {
+            self.not_before = not_before;
+        }
+        self.finished = Some(end.at);
+        self.exit_code = end.exit_code;
+        self.reason = end.next.reason.map(str::to_string);
+        self.history.push(StateChange {
+            state: end.next.state,
+            at: end.at,
+            note: end.note.clone(),
+        });
+        self.truncated_to_ms()
+    }
+
+    /// How this (running) run's try ends with `outcome` at `now`, per the state machine.
+    pub fn end(&self, outcome: Outcome, exit_code: Option<i32>, now: DateTime<Utc>) -> RunEnd {
+        let next = state::after_try(&state::Ended {
+            outcome,
+            attempt: self.attempt,
+            attempts: self.attempts,
+            retry_delay: self.retry_delay(),
+            now,
+        });
+        RunEnd {
+            next,
+            at: now,
+            exit_code,
+            note: None,
+        }
+    }
+
+    /// The end of this (running) run because its worker was lost.
+    pub fn zombie_end(&self, now: DateTime<Utc>) -> RunEnd {
+        let worker = self.worker.as_deref().unwrap_or("?");
+        RunEnd {
+            note: Some(format!("worker {worker} stopped heartbeating")),
+            ..self.end(Outcome::WorkerLost, None, now)
+        }
+    }
+}
+
+/// What a worker reports about a running try ([`Store::report_run`]): `Some` fields replace
+/// the stored value, `None` leaves it as is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveReport {
+    pub pid: Option<u32>,
+    /// Fraction done, 0.0 to 1.0.
+    pub progress: Option<f64>,
+    pub progress_message: Option<String>,
+}
+
+/// How a try ended, as written by [`Store::finish_run`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    /// From [`state::after_try`]: the new state (never `pending`/`running`), attempts spent,
+    /// `not_before` for a retry or deferral, reason.
+    pub next: state::Next,
+    /// When it ended (`finished`).
+    pub at: DateTime<Utc>,
+    pub exit_code: Option<i32>,
+    /// Note for the history entry.
+    pub note: Option<String>,
+}
+
+impl RunEnd {
+    /// Refuse an end whose state is not one a try can end in (`pending`, `running`).
+    pub fn check(&self, id: &str) -> StoreResult<()> {
+        match self.next.state {
+            RunState::Pending | RunState::Running => Err(StoreError::Invalid {
+                doing: format!("finishing run {id}"),
+                message: format!("a try cannot end in state {}", self.next.state),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The answer to [`Store::enqueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The run was added (its id).
+    Queued(String),
+    /// Refused: this run (id) of the same job and arguments is still pending, running,
+    /// failed or deferred.
+    Duplicate(String),
+}
+
+/// Which runs [`Store::list_runs`] returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub state: Option<RunState>,
+    pub project: Option<String>,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
+}
+
+/// What [`Store::claim_run`] may not pick: runs marked `force` are claimed regardless.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Paused {
+    /// The whole queue is paused (halt).
+    pub all: bool,
+    /// These projects are paused.
+    pub projects: Vec<String>,
+}
+
+impl Paused {
+    /// May `run` be claimed under these pauses?
+    pub fn allows(&self, run: &RunRecord) -> bool {
+        run.force || (!self.all && !self.projects.contains(&run.project))
+    }
+}
+
 /// What went wrong talking to the store, and while doing what.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -99,6 +327,8 @@ pub enum StoreError {
     },
     #[error("store record {what}: {message}")]
     Corrupt { what: String, message: String },
+    #[error("{doing}: {message}")]
+    Invalid { doing: String, message: String },
     #[error("embedded store {path}: {doing}: {source}")]
     Io {
         path: PathBuf,
@@ -142,6 +372,71 @@ pub trait Store: Send + Sync {
     /// Record that `job` fired for `instant`. Returns true for the first caller only, across
     /// every process and host sharing the store (a unique key on `(job, instant)`).
     async fn record_fire(&self, job: &str, instant: DateTime<Utc>) -> StoreResult<bool>;
+
+    // The queue. Every method is safe with many processes on many hosts at once.
+
+    /// Add a `pending` run — unless a run with the same `dedupe` key is in a blocking state
+    /// (pending, running, failed, deferred): then nothing is added and that run's id is
+    /// returned. Of concurrent enqueues of one key exactly one is queued.
+    async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued>;
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;
+
+    /// Runs matching `filter`, newest (by `created`, then id) first.
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>>;
+
+    /// Claim the next run for `worker`: among claimable runs (pending, failed, deferred)
+    /// with `not_before <= now` that `paused` allows, the highest priority, then the oldest,
+    /// whose job has fewer than `max_parallel` runs running. It becomes `running` (attempt
+    /// + 1, worker, started and heartbeat `now`). Each claimable state is claimed exactly
+    /// once, however many workers claim at once. `None`: nothing to do.
+    async fn claim_run(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        paused: &Paused,
+    ) -> StoreResult<Option<RunRecord>>;
+
+    /// Record that `worker` is alive and still running `runs`; returns those of them that
+    /// are indeed still running and owned by `worker` (a run missing from the answer was
+    /// taken back or ended: stop it).
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        runs: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Record `report` (pid, progress) for run `id` and refresh its heartbeat, if it is still
+    /// running and owned by `worker`: returns whether it was.
+    async fn report_run(
+        &self,
+        id: &str,
+        worker: &str,
+        report: &LiveReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// End the try of run `id` if it is still running and owned by `worker`, releasing its
+    /// job slot (an `end` in state pending or running is refused with
+    /// [`StoreError::Invalid`]). Returns the updated run, or `None` when it was not (any more) `worker`'s
+    /// to end (taken back as a zombie, ended already).
+    async fn finish_run(
+        &self,
+        id: &str,
+        worker: &str,
+        end: &RunEnd,
+    ) -> StoreResult<Option<RunRecord>>;
+
+    /// Take back every running run whose latest heartbeat is older than `now -
+    /// zombie_after`: retried (`failed`) while attempts are left, else `error`, reason
+    /// `zombie`. Each is taken back exactly once however many reapers run; returns the runs
+    /// this call took back, updated.
+    async fn take_back_zombies(
+        &self,
+        now: DateTime<Utc>,
+        zombie_after: Duration,
+    ) -> StoreResult<Vec<RunRecord>>;
 }
 
 /// Where the state lives, as resolved from the configuration.

@@ -11,7 +11,37 @@
 //! `find` with a sort, `create`/`createIndexes`, `ping` — no transactions or change streams,
 //! so MongoDB-compatible servers (FerretDB) work too. Uniqueness that matters across hosts
 //! (one fire per `(job, instant)`) rests on unique keys, never on read-then-write.
+//!
+//! ## The queue
+//!
+//! FerretDB's single-document updates and find-and-modify are not atomic under concurrent
+//! clients (measured: double claims, lost `$inc`s); an `insert_one` into a unique `_id` and
+//! `delete_one`'s count are. So every step that must happen once is won by inserting a
+//! marker document into `locks`, and a run document only ever has one writer at a time.
+//! Each run document carries a sequence number `seq`, bumped by every claim and every end
+//! of a try, and every write of it is a `replace_one` filtered on the `seq` it was read at:
+//!
+//! - `dedupe:{key}` (field `run`): inserted before the run, deleted when the run reaches a
+//!   final state. A marker whose run is final, or missing for over [`STALE_DEDUPE`], is
+//!   stale (a crash between two writes) and is removed by the next enqueue of that key.
+//! - `slot:{job}:{k}` for `k < max_parallel` (fields `run`, `seq`, `at`): a job slot, taken
+//!   before claiming, released when the try ends.
+//! - `claim:{run}:{seq}`: its inserter alone moves the run from claimable to `running`
+//!   (`seq + 1`), then deletes the marker (a late claimer that read `seq` can no longer
+//!   match the run).
+//! - `end:{run}:{seq}`: the one that ends the try — the worker finishing it or a reaper
+//!   taking it back — alone moves the run out of `running`, then deletes the marker.
+//! - `live:{run}`: heartbeat, pid and progress of the running try, written by its worker,
+//!   so those frequent writes never touch (and can never undo) the run document; they are
+//!   copied into the run document when the try ends.
+//!
+//! A process that dies between two of these writes leaves a lock behind; the reaper
+//! ([`Store::take_back_zombies`]) cleans up locks older than `zombie_after`: frees slots
+//! whose try is not running, and moves a run still at a dead claimer's `seq` on (marker
+//! `orphan:{run}:{seq}`) so it can be claimed again. Only a claimer or ender that stalls
+//! for longer than `zombie_after` between its marker and its update could race the reaper.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,7 +51,11 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::{AppRecord, COLLECTIONS, JobRecord, ProjectRecord, Store, StoreError, StoreResult};
+use super::{
+    AppRecord, COLLECTIONS, Enqueued, JobRecord, LiveReport, Paused, ProjectRecord, RunEnd,
+    RunFilter, RunRecord, StateChange, Store, StoreError, StoreResult,
+};
+use crate::queue::state::RunState;
 use crate::redact::redact;
 
 /// How long an operation waits for a usable server before failing (unless the URL sets
@@ -58,6 +92,22 @@ fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
             false,
         ),
         ("queue", "job", doc! { "job": 1 }, false),
+        ("queue", "job_state", doc! { "job": 1, "state": 1 }, false),
+        (
+            "queue",
+            "project_created",
+            doc! { "project": 1, "created": 1 },
+            false,
+        ),
+        ("queue", "created", doc! { "created": 1 }, false),
+        (
+            "queue",
+            "claimable",
+            doc! { "state": 1, "not_before": 1 },
+            false,
+        ),
+        ("locks", "kind_run", doc! { "kind": 1, "run": 1 }, false),
+        ("locks", "kind_at", doc! { "kind": 1, "at": 1 }, false),
         ("workers", "heartbeat", doc! { "heartbeat": 1 }, false),
         ("log", "at", doc! { "at": 1 }, false),
         ("locks", "expires", doc! { "expires": 1 }, false),
@@ -276,6 +326,56 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn opt_str(&self, field: &str) -> StoreResult<Option<String>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(_) => self.str(field).map(Some),
+        }
+    }
+
+    fn state(&self, field: &str) -> StoreResult<RunState> {
+        let name = self.str(field)?;
+        RunState::parse(&name)
+            .ok_or_else(|| corrupt(&self.what, format!("{field}: unknown run state {name:?}")))
+    }
+
+    /// An integer field (stored as int32, int64 or a whole double) as `T`.
+    fn int<T: TryFrom<i64>>(&self, field: &str) -> StoreResult<T> {
+        self.opt_int(field)?
+            .ok_or_else(|| corrupt(&self.what, format!("field {field:?} is missing")))
+    }
+
+    fn opt_int<T: TryFrom<i64>>(&self, field: &str) -> StoreResult<Option<T>> {
+        let n = match self.doc.get(field) {
+            None | Some(Bson::Null) => return Ok(None),
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            Some(Bson::Double(d)) if d.fract() == 0.0 => *d as i64,
+            Some(other) => {
+                return Err(corrupt(
+                    &self.what,
+                    format!("{field}: expected an integer, found {other}"),
+                ));
+            }
+        };
+        T::try_from(n)
+            .map(Some)
+            .map_err(|_| corrupt(&self.what, format!("{field}: {n} is out of range")))
+    }
+
+    fn opt_f64(&self, field: &str) -> StoreResult<Option<f64>> {
+        match self.doc.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(Bson::Double(d)) => Ok(Some(*d)),
+            Some(Bson::Int32(n)) => Ok(Some(f64::from(*n))),
+            Some(Bson::Int64(n)) => Ok(Some(*n as f64)),
+            Some(other) => Err(corrupt(
+                &self.what,
+                format!("{field}: expected a number, found {other}"),
+            )),
+        }
+    }
+
     fn json(&self, field: &str) -> StoreResult<serde_json::Value> {
         if let Ok(text) = self.doc.get_str(format!("{field}_json")) {
             return serde_json::from_str(text)
@@ -373,6 +473,443 @@ fn project_filter(project: Option<&str>) -> Document {
     match project {
         Some(p) => doc! { "project": p },
         None => doc! {},
+    }
+}
+
+/// A dedupe marker whose run does not exist yet is taken as being enqueued right now for
+/// this long; after that it is stale.
+const STALE_DEDUPE: Duration = Duration::from_secs(60);
+
+/// How many times one `claim_run` looks through the candidates while it keeps losing them
+/// to other claimers.
+const MAX_CLAIM_PASSES: usize = 50;
+
+/// What became of one claim attempt.
+enum Claim {
+    Won(Box<RunRecord>),
+    /// Another claimer got the run first.
+    Lost,
+    /// Every slot of the run's job is taken.
+    Full,
+}
+
+/// A random number (for spreading concurrent claimers).
+fn random() -> u64 {
+    ulid::Ulid::new().random() as u64
+}
+
+fn ms_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn opt_str(s: Option<&str>) -> Bson {
+    s.map_or(Bson::Null, |s| Bson::String(s.to_string()))
+}
+
+/// The `queue` document of `r`, with its sequence number.
+fn run_doc(r: &RunRecord, seq: i64) -> StoreResult<Document> {
+    let history: Vec<Bson> = r
+        .history
+        .iter()
+        .map(|c| {
+            Bson::Document(doc! {
+                "state": c.state.as_str(),
+                "at": time(c.at),
+                "note": opt_str(c.note.as_deref()),
+            })
+        })
+        .collect();
+    let mut doc = doc! {
+        "_id": &r.id,
+        "job": &r.job,
+        "project": &r.project,
+        "dedupe": &r.dedupe,
+        "state": r.state.as_str(),
+        "priority": r.priority,
+        "attempt": i64::from(r.attempt),
+        "attempts": i64::from(r.attempts),
+        "max_parallel": i64::from(r.max_parallel),
+        "retry_delay_ms": ms_i64(r.retry_delay_ms),
+        "timeout_ms": r.timeout_ms.map_or(Bson::Null, |t| Bson::Int64(ms_i64(t))),
+        "created": time(r.created),
+        "not_before": time(r.not_before),
+        "started": opt_time(r.started),
+        "finished": opt_time(r.finished),
+        "worker": opt_str(r.worker.as_deref()),
+        "pid": r.pid.map_or(Bson::Null, |p| Bson::Int64(i64::from(p))),
+        "heartbeat": opt_time(r.heartbeat),
+        "progress": r.progress.map_or(Bson::Null, Bson::Double),
+        "progress_message": opt_str(r.progress_message.as_deref()),
+        "exit_code": r.exit_code.map_or(Bson::Null, Bson::Int32),
+        "reason": opt_str(r.reason.as_deref()),
+        "parent": opt_str(r.parent.as_deref()),
+        "force": r.force,
+        "history": history,
+        "seq": seq,
+    };
+    put_json(&mut doc, "args", &r.args)?;
+    Ok(doc)
+}
+
+/// A run and its sequence number from its `queue` document.
+fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
+    let r = Reader::new("run", doc);
+    let history = doc
+        .get_array("history")
+        .map_err(|e| corrupt(&r.what, e))?
+        .iter()
+        .map(|entry| {
+            let entry = entry
+                .as_document()
+                .ok_or_else(|| corrupt(&r.what, "history entry is not a document"))?;
+            let e = Reader {
+                what: r.what.clone(),
+                doc: entry,
+            };
+            Ok(StateChange {
+                state: e.state("state")?,
+                at: e.time("at")?,
+                note: e.opt_str("note")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let record = RunRecord {
+        id: r.str("_id")?,
+        job: r.str("job")?,
+        project: r.str("project")?,
+        args: r.json("args")?,
+        dedupe: r.str("dedupe")?,
+        state: r.state("state")?,
+        priority: r.int("priority")?,
+        attempt: r.int("attempt")?,
+        attempts: r.int("attempts")?,
+        max_parallel: r.int("max_parallel")?,
+        retry_delay_ms: r.int("retry_delay_ms")?,
+        timeout_ms: r.opt_int("timeout_ms")?,
+        created: r.time("created")?,
+        not_before: r.time("not_before")?,
+        started: r.opt_time("started")?,
+        finished: r.opt_time("finished")?,
+        worker: r.opt_str("worker")?,
+        pid: r.opt_int("pid")?,
+        heartbeat: r.opt_time("heartbeat")?,
+        progress: r.opt_f64("progress")?,
+        progress_message: r.opt_str("progress_message")?,
+        exit_code: r.opt_int("exit_code")?,
+        reason: r.opt_str("reason")?,
+        parent: r.opt_str("parent")?,
+        force: r.bool("force")?,
+        history,
+    };
+    Ok((record, r.int("seq")?))
+}
+
+/// Copy the running try's live fields (heartbeat, pid, progress) from its `live:` document,
+/// if that belongs to the current try (sequence number `seq`).
+fn overlay_live(run: &mut RunRecord, seq: i64, live: Option<&Document>) {
+    let Some(live) = live else { return };
+    let r = Reader::new("live", live);
+    let current = r.opt_int::<i64>("seq").ok().flatten() == Some(seq)
+        && live.get_str("worker").ok() == run.worker.as_deref();
+    if run.state != RunState::Running || !current {
+        return;
+    }
+    if let Ok(t) = live.get_datetime("heartbeat") {
+        run.heartbeat = Some(t.to_chrono());
+    }
+    run.pid = r.opt_int("pid").ok().flatten();
+    run.progress = r.opt_f64("progress").ok().flatten();
+    run.progress_message = r.opt_str("progress_message").ok().flatten();
+}
+
+fn live_id(run: &str) -> String {
+    format!("live:{run}")
+}
+
+impl MongoStore {
+    fn locks(&self) -> Collection<Document> {
+        self.collection("locks")
+    }
+
+    /// Insert a marker into `locks`: true if this call created it, false if it existed.
+    async fn insert_marker(&self, marker: Document, doing: &str) -> StoreResult<bool> {
+        match self.locks().insert_one(marker).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(self.err(doing)(e)),
+        }
+    }
+
+    /// Every document of `collection` matching `filter`, sorted by `sort`, at most `limit`.
+    async fn find_all(
+        &self,
+        collection: &str,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+        doing: &str,
+    ) -> StoreResult<Vec<Document>> {
+        let coll = self.collection(collection);
+        let mut find = coll.find(filter).sort(sort);
+        if let Some(limit) = limit {
+            find = find.limit(limit);
+        }
+        let mut cursor = find.await.map_err(self.err(doing))?;
+        let mut docs = Vec::new();
+        while cursor.advance().await.map_err(self.err(doing))? {
+            docs.push(cursor.deserialize_current().map_err(self.err(doing))?);
+        }
+        Ok(docs)
+    }
+
+    /// Runs from their documents, with the live fields of running ones filled in.
+    async fn runs_with_live(
+        &self,
+        docs: &[Document],
+        doing: &str,
+    ) -> StoreResult<Vec<(RunRecord, i64)>> {
+        let runs = docs
+            .iter()
+            .map(run_record)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let running: Vec<String> = runs
+            .iter()
+            .filter(|(r, _)| r.state == RunState::Running)
+            .map(|(r, _)| live_id(&r.id))
+            .collect();
+        if running.is_empty() {
+            return Ok(runs);
+        }
+        let live: HashMap<String, Document> = self
+            .find_all(
+                "locks",
+                doc! { "_id": { "$in": running } },
+                doc! { "_id": 1 },
+                None,
+                doing,
+            )
+            .await?
+            .into_iter()
+            .filter_map(|d| Some((d.get_str("_id").ok()?.to_string(), d)))
+            .collect();
+        Ok(runs
+            .into_iter()
+            .map(|(mut run, seq)| {
+                let key = live_id(&run.id);
+                overlay_live(&mut run, seq, live.get(&key));
+                (run, seq)
+            })
+            .collect())
+    }
+
+    async fn read_run(&self, id: &str, doing: &str) -> StoreResult<Option<(RunRecord, i64)>> {
+        let Some(doc) = self.find_by_id("queue", id, doing).await? else {
+            return Ok(None);
+        };
+        Ok(self.runs_with_live(&[doc], doing).await?.pop())
+    }
+
+    /// Take a free slot of `run`'s job for the try that will have sequence number `seq`,
+    /// trying slot `first` first: `Some(slot id)`, or `None` when all `max_parallel` are
+    /// taken.
+    async fn take_slot(
+        &self,
+        run: &RunRecord,
+        seq: i64,
+        first: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        let max = run.max_parallel.max(1);
+        for i in 0..max {
+            let id = format!("slot:{}:{}", run.job, (first + i) % max);
+            let slot = doc! {
+                "_id": &id, "kind": "slot", "job": &run.job, "run": &run.id,
+                "seq": seq, "at": time(now),
+            };
+            if self.insert_marker(slot, "taking a job slot").await? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn delete_lock(&self, filter: Document, doing: &str) -> StoreResult<()> {
+        self.locks()
+            .delete_many(filter)
+            .await
+            .map(|_| ())
+            .map_err(self.err(doing))
+    }
+
+    /// Replace run `id` by `doc` if its sequence number is still `seq`: whether it was.
+    async fn replace_run(
+        &self,
+        id: &str,
+        seq: i64,
+        doc: Document,
+        doing: &str,
+    ) -> StoreResult<bool> {
+        let updated = self
+            .collection("queue")
+            .replace_one(doc! { "_id": id, "seq": seq }, doc)
+            .await
+            .map_err(self.err(doing))?;
+        Ok(updated.matched_count == 1)
+    }
+
+    /// Try to claim `run` (read at sequence number `seq`) for `worker`, taking a job slot
+    /// from `first_slot` on.
+    async fn try_claim(
+        &self,
+        run: &RunRecord,
+        seq: i64,
+        worker: &str,
+        now: DateTime<Utc>,
+        first_slot: u32,
+    ) -> StoreResult<Claim> {
+        let doing = "claiming a run";
+        let Some(slot) = self.take_slot(run, seq + 1, first_slot, now).await? else {
+            return Ok(Claim::Full);
+        };
+        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker = doc! {
+            "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
+            "worker": worker, "at": time(now),
+        };
+        let won = self.insert_marker(marker, doing).await?;
+        let claimed = run.clone().claimed(worker, now);
+        if !won
+            || !self
+                .replace_run(&run.id, seq, run_doc(&claimed, seq + 1)?, doing)
+                .await?
+        {
+            if won {
+                // The run moved on since it was read (claimed and ended meanwhile).
+                self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+            }
+            self.delete_lock(
+                doc! { "_id": &slot, "run": &run.id, "seq": seq + 1 },
+                "releasing a job slot",
+            )
+            .await?;
+            return Ok(Claim::Lost);
+        }
+        let live = doc! {
+            "_id": live_id(&run.id), "kind": "live", "run": &run.id, "seq": seq + 1,
+            "worker": worker, "heartbeat": time(now), "pid": Bson::Null,
+            "progress": Bson::Null, "progress_message": Bson::Null,
+        };
+        self.upsert("locks", live, doing).await?;
+        // Once the run's `seq` has moved on, a late claimer that read `seq` can no longer
+        // match it: the marker has done its job.
+        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        Ok(Claim::Won(Box::new(claimed)))
+    }
+
+    /// End the running try of `run` (read at sequence number `seq`) with `end`, if this call
+    /// wins `end:{run}:{seq}`; then release what the try held.
+    async fn end_try(
+        &self,
+        run: RunRecord,
+        seq: i64,
+        end: &RunEnd,
+        doing: &str,
+    ) -> StoreResult<Option<RunRecord>> {
+        let marker_id = format!("end:{}:{seq}", run.id);
+        let marker = doc! {
+            "_id": &marker_id, "kind": "end", "run": &run.id, "seq": seq, "at": time(end.at),
+        };
+        if !self.insert_marker(marker, doing).await? {
+            return Ok(None);
+        }
+        let ended = run.ended(end);
+        if !self
+            .replace_run(&ended.id, seq, run_doc(&ended, seq + 1)?, doing)
+            .await?
+        {
+            self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+            return Ok(None);
+        }
+        self.delete_lock(
+            doc! { "_id": live_id(&ended.id), "seq": seq },
+            "removing a run's live document",
+        )
+        .await?;
+        self.delete_lock(
+            doc! { "kind": "slot", "run": &ended.id, "seq": seq },
+            "releasing a job slot",
+        )
+        .await?;
+        if ended.state.is_final() {
+            self.delete_lock(
+                doc! { "_id": format!("dedupe:{}", ended.dedupe), "run": &ended.id },
+                "releasing a dedupe key",
+            )
+            .await?;
+        }
+        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        Ok(Some(ended))
+    }
+
+    /// Clean up after processes that died between two writes, for locks older than
+    /// `cutoff`: free job slots whose try is not running; delete claim and end markers
+    /// whose run moved on; and where a run is still at a dead claimer's (or ender's)
+    /// sequence number, move it on so it can be claimed (taken back) again.
+    async fn recover_stale_locks(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let doing = "recovering stale locks";
+        let stale = self
+            .find_all(
+                "locks",
+                doc! { "kind": { "$in": ["slot", "claim", "end"] }, "at": { "$lt": time(cutoff) } },
+                doc! { "_id": 1 },
+                None,
+                doing,
+            )
+            .await?;
+        for lock in stale {
+            let r = Reader::new("lock", &lock);
+            let (Ok(id), Ok(kind), Ok(run_id), Ok(seq)) = (
+                r.str("_id"),
+                r.str("kind"),
+                r.str("run"),
+                r.int::<i64>("seq"),
+            ) else {
+                continue;
+            };
+            let run = match self.find_by_id("queue", &run_id, doing).await? {
+                Some(doc) => Some(run_record(&doc)?),
+                None => None,
+            };
+            let in_use = match (kind.as_str(), &run) {
+                // A slot is held by the running try with its sequence number.
+                ("slot", Some((r, s))) => r.state == RunState::Running && *s == seq,
+                // A claim marker whose run is still claimable at its sequence number: the
+                // claimer died before updating the run.
+                ("claim", Some((r, s))) if *s == seq && r.state.is_claimable() => {
+                    let orphan = doc! {
+                        "_id": format!("orphan:{run_id}:{seq}"), "kind": "orphan",
+                        "run": &run_id, "seq": seq, "at": time(now),
+                    };
+                    if self.insert_marker(orphan, doing).await? {
+                        self.replace_run(&run_id, seq, run_doc(r, seq + 1)?, doing)
+                            .await?;
+                    }
+                    false
+                }
+                // An end marker whose run is still running at its sequence number: the ender
+                // died before updating the run; removing the marker lets a reaper end it.
+                _ => false,
+            };
+            if !in_use {
+                self.delete_lock(doc! { "_id": &id, "run": &run_id, "seq": seq }, doing)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -487,6 +1024,251 @@ impl Store for MongoStore {
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(self.err("recording a fire")(e)),
         }
+    }
+
+    async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {
+        let doing = "enqueueing a run";
+        let run = run.clone().truncated_to_ms();
+        let marker_id = format!("dedupe:{}", run.dedupe);
+        // A stale marker is removed and the insert retried; a few rounds cover concurrent
+        // enqueuers removing it too.
+        for _ in 0..5 {
+            let marker = doc! {
+                "_id": &marker_id, "kind": "dedupe", "run": &run.id, "at": time(Utc::now()),
+            };
+            if self.insert_marker(marker, doing).await? {
+                let inserted = self.collection("queue").insert_one(run_doc(&run, 0)?).await;
+                if let Err(e) = inserted {
+                    self.delete_lock(doc! { "_id": &marker_id, "run": &run.id }, doing)
+                        .await?;
+                    return Err(self.err(doing)(e));
+                }
+                return Ok(Enqueued::Queued(run.id));
+            }
+            let Some(marker) = self.find_by_id("locks", &marker_id, doing).await? else {
+                continue; // removed meanwhile: try again
+            };
+            let holder = marker
+                .get_str("run")
+                .map_err(|e| corrupt(&marker_id, e))?
+                .to_string();
+            let stale = match self.find_by_id("queue", &holder, doing).await? {
+                Some(doc) => !run_record(&doc)?.0.state.blocks_duplicate(),
+                None => marker
+                    .get_datetime("at")
+                    .map_or(true, |at| at.to_chrono() + STALE_DEDUPE < Utc::now()),
+            };
+            if !stale {
+                return Ok(Enqueued::Duplicate(holder));
+            }
+            self.delete_lock(doc! { "_id": &marker_id, "run": &holder }, doing)
+                .await?;
+        }
+        Err(corrupt(
+            &marker_id,
+            "dedupe marker kept changing while enqueueing; try again",
+        ))
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        Ok(self.read_run(id, "reading a run").await?.map(|(r, _)| r))
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
+        let doing = "listing runs";
+        if filter.limit == Some(0) {
+            return Ok(Vec::new()); // to a server, limit 0 means none
+        }
+        let mut query = doc! {};
+        if let Some(state) = filter.state {
+            query.insert("state", state.as_str());
+        }
+        if let Some(project) = &filter.project {
+            query.insert("project", project);
+        }
+        let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let docs = self
+            .find_all(
+                "queue",
+                query,
+                doc! { "created": -1, "_id": -1 },
+                limit,
+                doing,
+            )
+            .await?;
+        Ok(self
+            .runs_with_live(&docs, doing)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    async fn claim_run(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        paused: &Paused,
+    ) -> StoreResult<Option<RunRecord>> {
+        let doing = "claiming a run";
+        let claimable: Vec<&str> = RunState::CLAIMABLE.iter().map(|s| s.as_str()).collect();
+        let mut filter = doc! {
+            "state": { "$in": claimable },
+            "not_before": { "$lte": time(now) },
+        };
+        if paused.all {
+            filter.insert("force", true);
+        }
+        // Concurrent claimers read the same candidates in the same order; after losing one
+        // to another claimer, skip a few at random so they spread out, and look again from
+        // the top until a pass loses nothing (only then is there nothing to claim).
+        for _ in 0..MAX_CLAIM_PASSES {
+            let mut cursor = self
+                .collection("queue")
+                .find(filter.clone())
+                .sort(doc! { "priority": -1, "created": 1, "_id": 1 })
+                .await
+                .map_err(self.err(doing))?;
+            let mut full: HashSet<String> = HashSet::new();
+            let (mut lost, mut skip) = (false, 0);
+            while cursor.advance().await.map_err(self.err(doing))? {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let doc: Document = cursor.deserialize_current().map_err(self.err(doing))?;
+                let (run, seq) = run_record(&doc)?;
+                if !paused.allows(&run) || full.contains(&run.job) {
+                    continue;
+                }
+                // With several slots, a cheap first look spares trying each; the slots decide.
+                let max = run.max_parallel.max(1);
+                if max > 1 {
+                    let running = self
+                        .collection("queue")
+                        .count_documents(doc! { "job": &run.job, "state": "running" })
+                        .await
+                        .map_err(self.err(doing))?;
+                    if running >= u64::from(max) {
+                        full.insert(run.job);
+                        continue;
+                    }
+                }
+                let first = (random() % u64::from(max)) as u32;
+                match self.try_claim(&run, seq, worker, now, first).await? {
+                    Claim::Won(claimed) => return Ok(Some(*claimed)),
+                    Claim::Lost => (lost, skip) = (true, random() % 8),
+                    Claim::Full => {
+                        full.insert(run.job);
+                    }
+                }
+            }
+            if !lost {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        runs: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let mut alive = Vec::new();
+        for id in runs {
+            let updated = self
+                .locks()
+                .update_one(
+                    doc! { "_id": live_id(id), "worker": worker },
+                    doc! { "$set": { "heartbeat": time(now) } },
+                )
+                .await
+                .map_err(self.err("recording a heartbeat"))?;
+            if updated.matched_count == 1 {
+                alive.push(id.clone());
+            }
+        }
+        Ok(alive)
+    }
+
+    async fn report_run(
+        &self,
+        id: &str,
+        worker: &str,
+        report: &LiveReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut set = doc! { "heartbeat": time(now) };
+        if let Some(pid) = report.pid {
+            set.insert("pid", i64::from(pid));
+        }
+        if let Some(progress) = report.progress {
+            set.insert("progress", progress);
+        }
+        if let Some(message) = &report.progress_message {
+            set.insert("progress_message", message);
+        }
+        let updated = self
+            .locks()
+            .update_one(
+                doc! { "_id": live_id(id), "worker": worker },
+                doc! { "$set": set },
+            )
+            .await
+            .map_err(self.err("recording a run's progress"))?;
+        Ok(updated.matched_count == 1)
+    }
+
+    async fn finish_run(
+        &self,
+        id: &str,
+        worker: &str,
+        end: &RunEnd,
+    ) -> StoreResult<Option<RunRecord>> {
+        end.check(id)?;
+        let doing = "finishing a run";
+        let Some((run, seq)) = self.read_run(id, doing).await? else {
+            return Ok(None);
+        };
+        if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+            return Ok(None);
+        }
+        self.end_try(run, seq, end, doing).await
+    }
+
+    async fn take_back_zombies(
+        &self,
+        now: DateTime<Utc>,
+        zombie_after: Duration,
+    ) -> StoreResult<Vec<RunRecord>> {
+        let doing = "taking back zombie runs";
+        let cutoff = chrono::TimeDelta::from_std(zombie_after)
+            .ok()
+            .and_then(|after| now.checked_sub_signed(after))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let docs = self
+            .find_all(
+                "queue",
+                doc! { "state": "running" },
+                doc! { "_id": 1 },
+                None,
+                doing,
+            )
+            .await?;
+        let mut taken = Vec::new();
+        for (run, seq) in self.runs_with_live(&docs, doing).await? {
+            if run.heartbeat.is_some_and(|t| t >= cutoff) {
+                continue;
+            }
+            let end = run.zombie_end(now);
+            if let Some(ended) = self.end_try(run, seq, &end, doing).await? {
+                taken.push(ended);
+            }
+        }
+        self.recover_stale_locks(cutoff, now).await?;
+        Ok(taken)
     }
 }
 

@@ -1,5 +1,6 @@
 mod cli;
 mod config;
 mod manifest;
+mod process;
 mod reconcile;
 mod store;

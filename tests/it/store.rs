@@ -6,15 +6,18 @@
 //! Without that variable they fail, unless `COCO_TEST_SKIP_MONGO=1` says to skip them: a CI
 //! run never passes by silently testing nothing.
 //!
-//! Plus embedded-only tests: several connections and several processes on one file.
+//! Plus embedded-only tests: several connections and several processes on one file (fires
+//! and claims).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use chrono::DateTime;
+use coco::queue::state::RunState;
 use coco::store::embedded::EmbeddedStore;
 use coco::store::mongo::MongoStore;
-use coco::store::{Store, StoreError, conformance};
+use coco::store::{Paused, RunRecord, Store, StoreError, conformance};
 use tempfile::TempDir;
 
 /// A fresh embedded store in its own temporary directory (removed on drop).
@@ -132,6 +135,19 @@ conformance_tests!(
     json_of_any_shape_round_trips,
     record_fire_once_per_key,
     record_fire_concurrent_single_winner,
+    run_round_trip,
+    duplicate_enqueue_refused_while_blocking,
+    concurrent_duplicate_enqueue_single_winner,
+    claim_order_priority_then_age,
+    claim_honours_pauses,
+    max_parallel_limits_running_runs,
+    finish_releases_the_slot,
+    finish_only_by_its_worker,
+    concurrent_claims_each_run_once,
+    zombies_taken_back_once,
+    heartbeat_keeps_a_run_alive,
+    report_run_shows_progress,
+    runs_listed_by_state_and_project,
 );
 
 /// `run_all` runs the cases one after the other on one store (they do not interfere).
@@ -199,6 +215,91 @@ fn embedded_two_connections_race_for_fires() {
     for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
         assert!(a ^ b, "key {i}: exactly one winner, got {a} and {b}");
     }
+}
+
+/// Claim runs from `path` on a connection and runtime of its own until none is left.
+fn claim_all(path: &Path, worker: &str, start: &Barrier) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = EmbeddedStore::open(path).await.expect("open");
+        start.wait();
+        let now = DateTime::from_timestamp_millis(1_800_000_000_000).expect("now");
+        let mut mine = Vec::new();
+        while let Some(run) = store
+            .claim_run(worker, now, &Paused::default())
+            .await
+            .expect("claim_run")
+        {
+            mine.push(run.id);
+        }
+        mine
+    })
+}
+
+/// Eight connections on one file (each its own thread and runtime) claim 100 runs of
+/// three jobs at once: every run is claimed exactly once, and a job with `max_parallel` 2
+/// never has more than 2 running.
+#[test]
+fn embedded_eight_connections_claim_each_run_once() {
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("coco.db");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = EmbeddedStore::open(&path).await.expect("open");
+        store.ensure_schema().await.expect("ensure_schema");
+        for i in 0..100 {
+            let job = format!("race.j{}", i % 3);
+            let args = serde_json::json!({ "i": i });
+            let created = DateTime::from_timestamp_millis(1_700_000_000_000 + i).expect("t");
+            let run = RunRecord {
+                id: ulid::Ulid::new().to_string(),
+                dedupe: coco::queue::dedupe_key(&job, &args),
+                job,
+                project: "race".into(),
+                args,
+                state: RunState::Pending,
+                priority: 0,
+                attempt: 0,
+                attempts: 1,
+                max_parallel: if i % 3 == 0 { 2 } else { 100 },
+                retry_delay_ms: 0,
+                timeout_ms: None,
+                created,
+                not_before: created,
+                started: None,
+                finished: None,
+                worker: None,
+                pid: None,
+                heartbeat: None,
+                progress: None,
+                progress_message: None,
+                exit_code: None,
+                reason: None,
+                parent: None,
+                force: false,
+                history: vec![],
+            };
+            store.enqueue(&run).await.expect("enqueue");
+        }
+    });
+    let start = Arc::new(Barrier::new(8));
+    let claimers: Vec<_> = (0..8)
+        .map(|n| {
+            let (path, start) = (path.clone(), Arc::clone(&start));
+            std::thread::spawn(move || claim_all(&path, &format!("w{n}"), &start))
+        })
+        .collect();
+    let all: Vec<String> = claimers
+        .into_iter()
+        .flat_map(|c| c.join().expect("claimer panicked"))
+        .collect();
+    let unique: std::collections::HashSet<&String> = all.iter().collect();
+    // Job j0 (34 runs) has max_parallel 2 and nothing finishes: 2 of its runs are claimed.
+    assert_eq!(all.len(), 2 + 33 + 33, "claims made");
+    assert_eq!(unique.len(), all.len(), "each run claimed once");
 }
 
 /// Env var telling a child copy of this test binary to act as one racing process.
@@ -314,4 +415,115 @@ async fn mongo_describe_is_redacted() {
     };
     assert!(!text.contains("s3cret"), "{text}");
     assert!(text.contains("nobody:***@"), "{text}");
+}
+
+/// MongoDB: locks left by processes that died between two writes (a claim marker before the
+/// run was updated, its job slot, an end marker before the run was ended) are cleaned up by
+/// the reaper once older than `zombie_after`, so the run is claimed and taken back again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_locks_of_dead_processes_are_recovered() {
+    use mongodb::bson::{Document, doc};
+    let Some(fixture) = mongo_store().await else {
+        return;
+    };
+    let store = &fixture.store;
+    let url = std::env::var("COCO_TEST_MONGO_URL").expect("url");
+    let client = mongodb::Client::with_uri_str(&url).await.expect("client");
+    let locks = client
+        .database(store.database())
+        .collection::<Document>("locks");
+    let t = |s: i64| DateTime::from_timestamp_millis(1_700_000_000_000 + 1000 * s).expect("t");
+    let bson_t = |s: i64| mongodb::bson::DateTime::from_chrono(t(s));
+
+    let args = serde_json::json!({});
+    let created = t(0);
+    let run = RunRecord {
+        id: ulid::Ulid::new().to_string(),
+        dedupe: coco::queue::dedupe_key("dead.job", &args),
+        job: "dead.job".into(),
+        project: "dead".into(),
+        args,
+        state: RunState::Pending,
+        priority: 0,
+        attempt: 0,
+        attempts: 3,
+        max_parallel: 1,
+        retry_delay_ms: 0,
+        timeout_ms: None,
+        created,
+        not_before: created,
+        started: None,
+        finished: None,
+        worker: None,
+        pid: None,
+        heartbeat: None,
+        progress: None,
+        progress_message: None,
+        exit_code: None,
+        reason: None,
+        parent: None,
+        force: false,
+        history: vec![],
+    };
+    store.enqueue(&run).await.expect("enqueue");
+    // A claimer died after taking the slot and winning the claim marker.
+    locks
+        .insert_many([
+            doc! { "_id": format!("claim:{}:0", run.id), "kind": "claim", "run": &run.id,
+            "seq": 0_i64, "worker": "dead", "at": bson_t(0) },
+            doc! { "_id": "slot:dead.job:0", "kind": "slot", "job": "dead.job", "run": &run.id,
+            "seq": 1_i64, "at": bson_t(0) },
+        ])
+        .await
+        .expect("insert dead claimer's locks");
+    let claim = |s: i64| async move {
+        store
+            .claim_run("w", t(s), &Paused::default())
+            .await
+            .expect("claim_run")
+    };
+    assert!(claim(1).await.is_none(), "stuck behind the dead claimer");
+    let reap = |s: i64| async move {
+        store
+            .take_back_zombies(t(s), Duration::from_secs(60))
+            .await
+            .expect("take_back_zombies")
+    };
+    assert!(reap(30).await.is_empty(), "too early to recover");
+    assert!(claim(31).await.is_none(), "still stuck");
+    assert!(reap(120).await.is_empty());
+    let claimed = claim(121).await.expect("claimable again");
+    assert_eq!((claimed.id.as_str(), claimed.attempt), (run.id.as_str(), 1));
+
+    // Its worker died after winning the end marker (seq 2: enqueue 0, recovery 1, claim 2).
+    locks
+        .insert_one(doc! { "_id": format!("end:{}:2", run.id), "kind": "end",
+        "run": &run.id, "seq": 2_i64, "at": bson_t(121) })
+        .await
+        .expect("insert dead ender's marker");
+    assert!(reap(200).await.is_empty(), "the end marker still blocks");
+    let taken = reap(201).await;
+    assert_eq!(
+        taken.len(),
+        1,
+        "taken back once the dead end marker is gone"
+    );
+    assert_eq!(taken[0].reason.as_deref(), Some("zombie"));
+    let again = claim(202).await.expect("retry claimed");
+    assert_eq!(again.attempt, 2);
+    let end = again.end(coco::queue::state::Outcome::Exited(0), Some(0), t(203));
+    let done = store
+        .finish_run(&again.id, "w", &end)
+        .await
+        .expect("finish")
+        .expect("finished");
+    assert_eq!(done.state, RunState::Complete);
+    let left: Vec<String> = locks
+        .distinct("_id", doc! { "kind": { "$ne": "orphan" } })
+        .await
+        .expect("locks")
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert!(left.is_empty(), "no locks left behind: {left:?}");
 }

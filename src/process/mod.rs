@@ -1,0 +1,761 @@
+//! THE one place coco starts child processes (job runs, app servers).
+//!
+//! A [`Spec`] says what to run: an argv (never a shell), an explicit absolute working directory,
+//! declared environment variables added on top of coco's own, and directories prepended to
+//! `PATH`. [`spawn`] resolves the program on that new `PATH` itself (so a project's
+//! `.venv/bin/python3` is found), then starts it with stdin null, stdout and stderr piped, in a
+//! process group of its own, and (Linux) with `PR_SET_PDEATHSIG = SIGKILL` so a child never
+//! outlives a killed coco.
+//!
+//! Theory of operation: the [`Child`] handle owns the leader process; signals go to the whole
+//! group ([`Child::signal_group`]), so grandchildren (`sh -c 'a & b'`) are reached too.
+//! [`Child::terminate_group`] sends SIGTERM, waits for the leader and then for the rest of the
+//! group (polled: non-children cannot be waited for) up to a grace period, then SIGKILLs the
+//! group. [`Child::capture`] spawns one reader task per pipe; each sends [`Event`]s through a
+//! bounded channel. [`run_to_end`] ties it together for a job: spawn, capture, wait with a
+//! timeout and a cancel future, terminate what is left of the group, drain the output.
+//!
+//! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
+//! from async code (a runtime worker thread), never from `spawn_blocking`. Dropping a [`Child`]
+//! whose leader has not been reaped SIGKILLs its group; once the leader is reaped, only
+//! [`Child::terminate_group`] (which [`run_to_end`] calls) cleans up stray group members.
+
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::process::{ChildStderr, ChildStdout};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub use output::{Event, LineKind, LogLevel, Stream, TailBuffer, parse_line};
+
+/// `PATH` used when neither the spec nor coco's environment has one.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How often [`Child::terminate_group`] checks whether the rest of the group is gone.
+const GROUP_POLL: Duration = Duration::from_millis(20);
+
+/// After SIGKILL, how long [`Child::terminate_group`] waits for the group to be gone (a process
+/// in uninterruptible sleep dies only when its I/O completes).
+const KILL_SETTLE: Duration = Duration::from_secs(1);
+
+/// Capacity of the channel between the output readers and [`run_to_end`].
+const EVENT_CHANNEL: usize = 256;
+
+/// After the group is gone, how long [`run_to_end`] waits for the pipes to close (a process
+/// that left the group, e.g. with `setsid`, may hold them open forever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
+/// What to run, where, and with which environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The program and its arguments, passed as is (no shell, no splitting, no expansion).
+    pub program_and_args: Vec<String>,
+    /// Absolute working directory; it must exist.
+    pub cwd: PathBuf,
+    /// Added on top of the inherited environment (a declared `PATH` replaces the inherited one
+    /// before `path_prepend` is applied).
+    pub env: BTreeMap<String, String>,
+    /// Prepended to `PATH`, first entry first; the program is looked up on the new `PATH`.
+    pub path_prepend: Vec<PathBuf>,
+}
+
+impl Spec {
+    pub fn new<S: Into<String>>(
+        program_and_args: impl IntoIterator<Item = S>,
+        cwd: impl Into<PathBuf>,
+    ) -> Spec {
+        Spec {
+            program_and_args: program_and_args.into_iter().map(Into::into).collect(),
+            cwd: cwd.into(),
+            env: BTreeMap::new(),
+            path_prepend: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Spec {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn path_prepend(mut self, dir: impl Into<PathBuf>) -> Spec {
+        self.path_prepend.push(dir.into());
+        self
+    }
+
+    /// `argv[0]` as written, or `""` for an empty command.
+    pub fn program(&self) -> &str {
+        self.program_and_args.first().map_or("", String::as_str)
+    }
+}
+
+/// Why a process could not be started; each names the program and the directory.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("nothing to run in {}: the command is empty", cwd.display())]
+    EmptyCommand { cwd: PathBuf },
+    #[error("cannot run `{program}`: working directory {} is not an absolute path", cwd.display())]
+    CwdNotAbsolute { program: String, cwd: PathBuf },
+    #[error("cannot run `{program}`: working directory {} does not exist", cwd.display())]
+    CwdMissing { program: String, cwd: PathBuf },
+    #[error("cannot run `{program}`: working directory {} is not a directory", cwd.display())]
+    CwdNotDirectory { program: String, cwd: PathBuf },
+    #[error(
+        "cannot run `{program}` in {}: environment variable {key:?} has an invalid name or value",
+        cwd.display()
+    )]
+    InvalidEnv {
+        program: String,
+        cwd: PathBuf,
+        key: String,
+    },
+    #[error(
+        "cannot run `{program}` in {}: directory {} cannot be put on PATH (it contains ':')",
+        cwd.display(),
+        dir.display()
+    )]
+    InvalidPathEntry {
+        program: String,
+        cwd: PathBuf,
+        dir: PathBuf,
+    },
+    #[error("cannot run `{program}` in {}: program not found on PATH {path}", cwd.display())]
+    NotFoundOnPath {
+        program: String,
+        cwd: PathBuf,
+        path: String,
+    },
+    #[error("cannot run `{program}` in {}: {} does not exist", cwd.display(), resolved.display())]
+    NotFound {
+        program: String,
+        cwd: PathBuf,
+        resolved: PathBuf,
+    },
+    #[error(
+        "cannot run `{program}` in {}: {} is not an executable file",
+        cwd.display(),
+        resolved.display()
+    )]
+    NotExecutable {
+        program: String,
+        cwd: PathBuf,
+        resolved: PathBuf,
+    },
+    #[error("cannot run `{program}` ({}) in {}: {source}", resolved.display(), cwd.display())]
+    Spawn {
+        program: String,
+        cwd: PathBuf,
+        resolved: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// A signal coco sends to a process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Hup,
+    Int,
+    Quit,
+    Kill,
+    Usr1,
+    Usr2,
+    Term,
+    Cont,
+    Stop,
+}
+
+impl Signal {
+    const ALL: [Signal; 9] = [
+        Signal::Hup,
+        Signal::Int,
+        Signal::Quit,
+        Signal::Kill,
+        Signal::Usr1,
+        Signal::Usr2,
+        Signal::Term,
+        Signal::Cont,
+        Signal::Stop,
+    ];
+
+    pub fn as_raw(self) -> i32 {
+        match self {
+            Signal::Hup => libc::SIGHUP,
+            Signal::Int => libc::SIGINT,
+            Signal::Quit => libc::SIGQUIT,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Usr1 => libc::SIGUSR1,
+            Signal::Usr2 => libc::SIGUSR2,
+            Signal::Term => libc::SIGTERM,
+            Signal::Cont => libc::SIGCONT,
+            Signal::Stop => libc::SIGSTOP,
+        }
+    }
+
+    pub fn from_raw(raw: i32) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.as_raw() == raw)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Quit => "SIGQUIT",
+            Signal::Kill => "SIGKILL",
+            Signal::Usr1 => "SIGUSR1",
+            Signal::Usr2 => "SIGUSR2",
+            Signal::Term => "SIGTERM",
+            Signal::Cont => "SIGCONT",
+            Signal::Stop => "SIGSTOP",
+        }
+    }
+}
+
+/// How a process ended: an exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl From<ExitStatus> for Exit {
+    fn from(status: ExitStatus) -> Exit {
+        Exit {
+            code: status.code(),
+            signal: status.signal(),
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(raw)) => match Signal::from_raw(raw) {
+                Some(signal) => write!(f, "killed by {}", signal.name()),
+                None => write!(f, "killed by signal {raw}"),
+            },
+            (None, None) => f.write_str("unknown exit"),
+        }
+    }
+}
+
+/// What [`Child::terminate_group`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Termination {
+    /// How the leader ended (it may have exited before or because of SIGTERM).
+    pub exit: Exit,
+    /// The grace ran out and the group was sent SIGKILL.
+    pub forced: bool,
+}
+
+/// Start `spec`: see the module documentation for what is guaranteed.
+pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
+    let cwd = spec.cwd.clone();
+    let Some(program) = spec.program_and_args.first().cloned() else {
+        return Err(SpawnError::EmptyCommand { cwd });
+    };
+    if !cwd.is_absolute() {
+        return Err(SpawnError::CwdNotAbsolute { program, cwd });
+    }
+    match std::fs::metadata(&cwd) {
+        Err(_) => return Err(SpawnError::CwdMissing { program, cwd }),
+        Ok(meta) if !meta.is_dir() => return Err(SpawnError::CwdNotDirectory { program, cwd }),
+        Ok(_) => {}
+    }
+    if let Some(key) = spec.env.iter().find_map(|(key, value)| {
+        let bad = key.is_empty() || key.contains(['=', '\0']) || value.contains('\0');
+        bad.then(|| key.clone())
+    }) {
+        return Err(SpawnError::InvalidEnv { program, cwd, key });
+    }
+    let path = match new_path(spec) {
+        Ok(path) => path,
+        Err(dir) => return Err(SpawnError::InvalidPathEntry { program, cwd, dir }),
+    };
+    let resolved = resolve_program(&program, &cwd, &path)?;
+
+    let mut command = command(&resolved);
+    command
+        .arg0(&program)
+        .args(&spec.program_and_args[1..])
+        .current_dir(&cwd)
+        .envs(&spec.env)
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure only makes async-signal-safe calls (prctl, getppid) and builds an
+        // io::Error from an errno, which does not allocate.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                // coco died between fork and prctl: the death signal will never come.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut inner = command.spawn().map_err(|source| SpawnError::Spawn {
+        program: program.clone(),
+        cwd: cwd.clone(),
+        resolved: resolved.clone(),
+        source,
+    })?;
+    let pid = inner
+        .id()
+        .filter(|&pid| pid > 1 && pid <= i32::MAX as u32)
+        .expect("a freshly spawned child has a pid");
+    tracing::debug!(pid, program = %program, cwd = %cwd.display(), "spawned");
+    Ok(Child {
+        stdout: inner.stdout.take(),
+        stderr: inner.stderr.take(),
+        inner,
+        pid,
+        program,
+        exit: None,
+    })
+}
+
+/// The only `Command::new` in coco.
+#[allow(clippy::disallowed_methods)]
+fn command(program: &Path) -> tokio::process::Command {
+    tokio::process::Command::new(program)
+}
+
+/// `path_prepend` entries, then the declared or inherited `PATH`; `Err(dir)` for an entry that
+/// cannot be part of a `PATH`.
+fn new_path(spec: &Spec) -> Result<OsString, PathBuf> {
+    let base = match spec.env.get("PATH") {
+        Some(path) => OsString::from(path),
+        None => std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+    };
+    let mut entries: Vec<&[u8]> = Vec::new();
+    for dir in &spec.path_prepend {
+        let bytes = dir.as_os_str().as_bytes();
+        if bytes.contains(&b':') {
+            return Err(dir.clone());
+        }
+        entries.push(bytes);
+    }
+    if !base.is_empty() || entries.is_empty() {
+        entries.push(base.as_bytes());
+    }
+    Ok(OsString::from_vec(entries.join(&b':')))
+}
+
+/// Find the program the way `execvp` would, but on the child's `PATH` and relative to its cwd.
+fn resolve_program(program: &str, cwd: &Path, path: &OsString) -> Result<PathBuf, SpawnError> {
+    if program.contains('/') {
+        let resolved = cwd.join(program);
+        return match std::fs::metadata(&resolved) {
+            Err(_) => Err(SpawnError::NotFound {
+                program: program.to_string(),
+                cwd: cwd.to_path_buf(),
+                resolved,
+            }),
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(resolved),
+            Ok(_) => Err(SpawnError::NotExecutable {
+                program: program.to_string(),
+                cwd: cwd.to_path_buf(),
+                resolved,
+            }),
+        };
+    }
+    if !program.is_empty() {
+        for dir in std::env::split_paths(path) {
+            let candidate = cwd.join(dir).join(program);
+            if is_executable_file(&candidate) {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(SpawnError::NotFoundOnPath {
+        program: program.to_string(),
+        cwd: cwd.to_path_buf(),
+        path: path.to_string_lossy().into_owned(),
+    })
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A running (or finished, not yet dropped) child process and its process group.
+#[derive(Debug)]
+pub struct Child {
+    inner: tokio::process::Child,
+    pid: u32,
+    program: String,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    exit: Option<Exit>,
+}
+
+impl Child {
+    /// The leader's pid, which is also the process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `argv[0]` as given in the spec.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Send `signal` to every process of the group. `Ok(false)` if the group no longer exists.
+    pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
+        kill_group(self.pid, signal.as_raw())
+    }
+
+    /// Whether any live (non-zombie) process is left in the group, the leader included.
+    pub fn group_alive(&self) -> io::Result<bool> {
+        group_alive(self.pid)
+    }
+
+    /// Wait for the leader to exit (cancel-safe; after the first time, returns the same exit).
+    pub async fn wait(&mut self) -> io::Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        let exit = Exit::from(self.inner.wait().await?);
+        self.exit = Some(exit);
+        Ok(exit)
+    }
+
+    /// The leader's exit if it has already ended.
+    pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
+        if self.exit.is_none() {
+            self.exit = self.inner.try_wait()?.map(Exit::from);
+        }
+        Ok(self.exit)
+    }
+
+    /// SIGTERM to the group; wait up to `grace` for the leader and then the rest of the group
+    /// to end; SIGKILL the group if anything is left (and wait up to a second for it to die).
+    /// Also cleans up after a leader that has already exited.
+    pub async fn terminate_group(&mut self, grace: Duration) -> io::Result<Termination> {
+        let deadline = Instant::now() + grace;
+        self.signal_group(Signal::Term)?;
+        if tokio::time::timeout_at(deadline, self.wait()).await.is_ok() {
+            while self.group_alive()? && Instant::now() < deadline {
+                tokio::time::sleep(GROUP_POLL.min(deadline - Instant::now())).await;
+            }
+        }
+        let forced = self.exit.is_none() || self.group_alive()?;
+        if forced {
+            tracing::debug!(
+                pid = self.pid,
+                program = %self.program,
+                ?grace,
+                "grace over, SIGKILL to the group"
+            );
+            self.signal_group(Signal::Kill)?;
+        }
+        let exit = self.wait().await?;
+        if forced {
+            // SIGKILL is delivered asynchronously: give the members a moment to actually die.
+            let settle = Instant::now() + KILL_SETTLE;
+            while self.group_alive()? && Instant::now() < settle {
+                tokio::time::sleep(GROUP_POLL).await;
+            }
+        }
+        Ok(Termination { exit, forced })
+    }
+
+    /// Read stdout and stderr (once: later calls capture nothing) into `tx`, one task each.
+    pub fn capture(&mut self, tx: mpsc::Sender<Event>) -> Capture {
+        let mut tasks = JoinSet::new();
+        if let Some(stdout) = self.stdout.take() {
+            tasks.spawn(output::read_lines(stdout, Stream::Stdout, tx.clone()));
+        }
+        if let Some(stderr) = self.stderr.take() {
+            tasks.spawn(output::read_lines(stderr, Stream::Stderr, tx));
+        }
+        Capture { tasks }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Only while the leader is unreaped: its pid (the group id) cannot have been reused.
+        if matches!(self.try_wait(), Ok(None)) {
+            let _ = self.signal_group(Signal::Kill);
+        }
+    }
+}
+
+/// The reader tasks of [`Child::capture`]. Dropping it stops reading (and closes the pipes).
+#[derive(Debug)]
+pub struct Capture {
+    tasks: JoinSet<()>,
+}
+
+impl Capture {
+    /// Wait until both streams have reached their end (cancel-safe).
+    pub async fn finished(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn kill_group(pgid: u32, signal: i32) -> io::Result<bool> {
+    // pid 0 or 1 would signal coco's own group or every process: never.
+    assert!(pgid > 1, "refusing to signal process group {pgid}");
+    // SAFETY: plain syscall with integer arguments.
+    if unsafe { libc::killpg(pgid as libc::pid_t, signal) } == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ESRCH) => Ok(false),
+        _ => Err(error),
+    }
+}
+
+fn group_alive(pgid: u32) -> io::Result<bool> {
+    match kill_group(pgid, 0) {
+        Ok(false) => Ok(false),
+        Ok(true) => Ok(group_has_live_member(pgid)),
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => Ok(true),
+        Err(error) => Err(error),
+    }
+}
+
+/// Zombies still count for `killpg(pgid, 0)`; an orphan's zombie lingers forever under an
+/// init that does not reap (common in containers). So look at the states in /proc (Linux);
+/// if that cannot be read, assume the group is alive.
+fn group_has_live_member(pgid: u32) -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(name) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may contain anything, so split after ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+    })
+}
+
+/// How a [`run_to_end`] run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub pid: u32,
+    pub exit: Exit,
+    /// The timeout ran out and the group was terminated.
+    pub timed_out: bool,
+    /// The cancel future completed and the group was terminated.
+    pub cancelled: bool,
+    /// Something in the group outlived SIGTERM plus the grace and was SIGKILLed.
+    pub forced: bool,
+    /// Every line was delivered (false if a process that left the group kept a pipe open).
+    pub output_complete: bool,
+}
+
+/// Why [`run_to_end`] failed: the process could not be started, or (rarely) not waited for
+/// or signalled.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("`{program}` (pid {pid}): {doing}: {source}")]
+    Process {
+        program: String,
+        pid: u32,
+        doing: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Run `spec` to its end: capture its output into `on_event` (in order per stream), stop the
+/// group when `timeout` runs out or `cancel` completes (SIGTERM, `grace`, SIGKILL), and once
+/// the leader has exited terminate whatever it left running in its group.
+pub async fn run_to_end(
+    spec: &Spec,
+    timeout: Option<Duration>,
+    grace: Duration,
+    cancel: impl Future<Output = ()>,
+    mut on_event: impl FnMut(Event),
+) -> Result<Outcome, RunError> {
+    let mut child = spawn(spec)?;
+    let failed = |child: &Child, doing: &'static str| {
+        let (program, pid) = (child.program.clone(), child.pid);
+        move |source| RunError::Process {
+            program,
+            pid,
+            doing,
+            source,
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(EVENT_CHANNEL);
+    let capture = child.capture(tx);
+    let mut events_open = true;
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let mut cancel = pin!(cancel);
+    let (mut timed_out, mut cancelled) = (false, false);
+
+    loop {
+        tokio::select! {
+            event = rx.recv(), if events_open => match event {
+                Some(event) => on_event(event),
+                None => events_open = false,
+            },
+            exit = child.wait() => {
+                exit.map_err(failed(&child, "waiting for it to exit"))?;
+                break;
+            }
+            () = sleep_until(deadline) => {
+                timed_out = true;
+                break;
+            }
+            () = &mut cancel => {
+                cancelled = true;
+                break;
+            }
+        }
+    }
+
+    let mut forced = false;
+    let stop = timed_out || cancelled;
+    if stop
+        || child
+            .group_alive()
+            .map_err(failed(&child, "checking its process group"))?
+    {
+        let error = failed(&child, "terminating its process group");
+        let mut terminate = pin!(child.terminate_group(grace));
+        let termination = loop {
+            tokio::select! {
+                event = rx.recv(), if events_open => match event {
+                    Some(event) => on_event(event),
+                    None => events_open = false,
+                },
+                termination = &mut terminate => break termination,
+            }
+        };
+        forced = termination.map_err(error)?.forced;
+    }
+    let exit = child
+        .wait()
+        .await
+        .map_err(failed(&child, "waiting for it to exit"))?;
+
+    let drain_deadline = Instant::now() + DRAIN_AFTER_EXIT;
+    while events_open {
+        match tokio::time::timeout_at(drain_deadline, rx.recv()).await {
+            Ok(Some(event)) => on_event(event),
+            Ok(None) => events_open = false,
+            Err(_) => break,
+        }
+    }
+    drop(capture);
+    if events_open {
+        tracing::warn!(
+            pid = child.pid,
+            program = %child.program,
+            "output still open after the process group ended; stopped reading"
+        );
+    }
+    Ok(Outcome {
+        pid: child.pid,
+        exit,
+        timed_out,
+        cancelled,
+        forced,
+        output_complete: !events_open,
+    })
+}
+
+/// Sleep until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(env: &[(&str, &str)], prepend: &[&str]) -> Spec {
+        let mut spec = Spec::new(["x"], "/");
+        for (key, value) in env {
+            spec = spec.env(*key, *value);
+        }
+        for dir in prepend {
+            spec = spec.path_prepend(*dir);
+        }
+        spec
+    }
+
+    #[test]
+    fn path_prepend_goes_first() {
+        let spec = spec_with(&[("PATH", "/usr/bin:/bin")], &["/a/bin", "/b"]);
+        assert_eq!(new_path(&spec).unwrap(), "/a/bin:/b:/usr/bin:/bin");
+        let spec = spec_with(&[("PATH", "")], &["/a/bin"]);
+        assert_eq!(new_path(&spec).unwrap(), "/a/bin");
+        let spec = spec_with(&[("PATH", "/bin")], &[]);
+        assert_eq!(new_path(&spec).unwrap(), "/bin");
+        let spec = spec_with(&[], &["/x:y"]);
+        assert_eq!(new_path(&spec).unwrap_err(), PathBuf::from("/x:y"));
+    }
+
+    #[test]
+    fn exit_display() {
+        let exit = |code, signal| Exit { code, signal }.to_string();
+        assert_eq!(exit(Some(3), None), "exit code 3");
+        assert_eq!(exit(None, Some(9)), "killed by SIGKILL");
+        assert_eq!(exit(None, Some(64)), "killed by signal 64");
+    }
+
+    #[test]
+    fn signals_round_trip() {
+        for signal in Signal::ALL {
+            assert_eq!(Signal::from_raw(signal.as_raw()), Some(signal));
+        }
+    }
+}

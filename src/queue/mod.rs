@@ -1,0 +1,181 @@
+//! The job queue: runs (one [`RunRecord`] each) move through [`state::RunState`]s.
+//!
+//! - [`state`]: the pure state machine (what happens when a try ends).
+//! - The store does the atomic parts (enqueue with dedupe, claim, heartbeat, finish, zombie
+//!   take-back): see the queue methods of [`crate::store::Store`].
+//! - This module builds new runs from a job definition ([`new_run`]) and their dedupe key.
+
+pub mod state;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::manifest::Job;
+use crate::store::{RunRecord, StateChange};
+use state::RunState;
+
+/// The key two runs share when they are "the same work": SHA-256 over the job id and the
+/// canonical JSON of its arguments (object keys sorted, so `{"a":1,"b":2}` and
+/// `{"b":2,"a":1}` are the same).
+pub fn dedupe_key(job: &str, args: &serde_json::Value) -> String {
+    let canonical = serde_json::json!([job, canonical(args)]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// `value` with every object's keys sorted (serde_json's `Map` keeps insertion order only
+/// with the `preserve_order` feature; sort explicitly so the key never depends on it).
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// What a new run is made from, besides the job definition.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    /// `project.job`.
+    pub job_id: &'a str,
+    pub project: &'a str,
+    /// Arguments (a JSON object).
+    pub args: serde_json::Value,
+    pub now: DateTime<Utc>,
+    /// Earliest start; `None`: now.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The run that enqueued this one, if any.
+    pub parent: Option<String>,
+    /// Claimable even while its project or the whole queue is paused.
+    pub force: bool,
+}
+
+/// A fresh `pending` run of `job`, with a new ULID and the job's limits copied in.
+pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    RunRecord {
+        id: ulid::Ulid::new().to_string(),
+        job: new.job_id.to_string(),
+        project: new.project.to_string(),
+        dedupe: dedupe_key(new.job_id, &new.args),
+        args: new.args,
+        state: RunState::Pending,
+        priority: job.priority,
+        attempt: 0,
+        attempts: job.attempts,
+        max_parallel: job.max_parallel,
+        retry_delay_ms: ms(job.retry_delay.0),
+        timeout_ms: job.timeout.map(|t| ms(t.0)),
+        created: new.now,
+        not_before: new.not_before.unwrap_or(new.now),
+        started: None,
+        finished: None,
+        worker: None,
+        pid: None,
+        heartbeat: None,
+        progress: None,
+        progress_message: None,
+        exit_code: None,
+        reason: None,
+        parent: new.parent,
+        force: new.force,
+        history: vec![StateChange {
+            state: RunState::Pending,
+            at: new.now,
+            note: None,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use chrono::DateTime;
+    use serde_json::json;
+
+    use super::{NewRun, dedupe_key, new_run};
+    use crate::manifest::{Catchup, Concurrency, HumanDuration, Job};
+    use crate::queue::state::RunState;
+
+    #[test]
+    fn new_run_copies_the_job_limits() {
+        let job = Job {
+            command: vec!["true".into()],
+            description: None,
+            schedule: None,
+            timezone: "UTC".into(),
+            attempts: 3,
+            retry_delay: HumanDuration(Duration::from_secs(30)),
+            timeout: Some(HumanDuration(Duration::from_millis(1500))),
+            priority: 7,
+            max_parallel: 2,
+            concurrency: Concurrency::default(),
+            catchup: Catchup::default(),
+            args: BTreeMap::new(),
+            env: BTreeMap::new(),
+        };
+        let now = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        let run = new_run(
+            &job,
+            NewRun {
+                job_id: "p.j",
+                project: "p",
+                args: json!({"n": 1}),
+                now,
+                not_before: None,
+                parent: Some("parent".into()),
+                force: true,
+            },
+        );
+        assert_eq!(run.id.len(), 26, "a ULID");
+        assert_eq!((run.job.as_str(), run.project.as_str()), ("p.j", "p"));
+        assert_eq!(run.dedupe, dedupe_key("p.j", &json!({"n": 1})));
+        assert_eq!(run.state, RunState::Pending);
+        assert_eq!((run.attempt, run.attempts, run.max_parallel), (0, 3, 2));
+        assert_eq!(
+            (run.priority, run.retry_delay_ms, run.timeout_ms),
+            (7, 30_000, Some(1500))
+        );
+        assert_eq!((run.created, run.not_before), (now, now));
+        assert_eq!(run.parent.as_deref(), Some("parent"));
+        assert!(run.force);
+        assert_eq!(run.history.len(), 1);
+    }
+
+    #[test]
+    fn dedupe_key_ignores_key_order_but_not_values_or_job() {
+        let a = dedupe_key("p.j", &json!({"a": 1, "b": {"x": [1, 2], "y": null}}));
+        let b = dedupe_key("p.j", &json!({"b": {"y": null, "x": [1, 2]}, "a": 1}));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_ne!(
+            a,
+            dedupe_key("p.k", &json!({"a": 1, "b": {"x": [1, 2], "y": null}}))
+        );
+        assert_ne!(
+            a,
+            dedupe_key("p.j", &json!({"a": 1, "b": {"x": [2, 1], "y": null}}))
+        );
+        assert_ne!(
+            dedupe_key("p.j", &json!({"a": "1"})),
+            dedupe_key("p.j", &json!({"a": 1}))
+        );
+        assert_ne!(
+            dedupe_key("p.j", &json!({})),
+            dedupe_key("p.j", &json!(null))
+        );
+    }
+}
