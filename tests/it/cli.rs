@@ -36,6 +36,7 @@ impl Sandbox {
         self.coco_env(args, &[])
     }
 
+    #[allow(clippy::disallowed_methods)] // runs the coco binary under test
     fn coco_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coco"));
         command

@@ -307,6 +307,7 @@ const CHILD_DB: &str = "COCO_TEST_STORE_CHILD_DB";
 
 /// Two OS processes open a fresh file at once and race for the same keys.
 #[test]
+#[allow(clippy::disallowed_methods)] // runs copies of this test binary
 fn embedded_two_processes_race_for_fires() {
     let dir = TempDir::new().expect("temp dir");
     let db = dir.path().join("coco.db");
