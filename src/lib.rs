@@ -14,4 +14,5 @@ pub mod reconcile;
 pub mod redact;
 pub mod scheduler;
 pub mod store;
+pub mod worker;
 pub mod yaml;

@@ -2,13 +2,19 @@
 //! Verbs return an [`ExitCode`]-like number; only [`output`] prints.
 
 pub mod apply;
+pub mod args;
 pub mod config;
 pub mod context;
+pub mod detail;
+pub mod enqueue;
+pub mod list;
 pub mod not_yet;
 pub mod output;
 pub mod plan;
+pub mod run;
 pub mod schema;
 pub mod validate;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -76,16 +82,22 @@ pub enum Command {
     Daemon(not_yet::Rest),
     /// Run the scheduler alone.
     Scheduler(not_yet::Rest),
-    /// Run a worker in the foreground.
-    Worker(not_yet::Rest),
-    /// Enqueue a run of a job: `coco enqueue PROJECT.JOB [--arg k=v]`.
-    Enqueue(not_yet::Rest),
-    /// Run a job in the foreground, without the queue.
-    Run(not_yet::Rest),
-    /// List runs.
-    List(not_yet::Rest),
-    /// Everything about one run.
-    Detail(not_yet::Rest),
+    /// Run a worker in the foreground: claim and run queued runs until Ctrl-C / SIGTERM.
+    Worker(worker::WorkerArgs),
+    /// Enqueue a run of an applied job and print its id (core4: `coco --enqueue`).
+    ///
+    /// Exit 1 if the job is unknown, or if a run of the same job with the same arguments is
+    /// still pending, running, failed or deferred (its id is named).
+    Enqueue(enqueue::EnqueueArgs),
+    /// Run a job in the foreground, in its project's environment, without the queue.
+    ///
+    /// Reads the project's coco.yaml from the home (not the store). Exit status: the job's
+    /// exit code; 128 + signal if it was killed; 124 if its timeout ran out.
+    Run(run::RunArgs),
+    /// List runs, newest first (core4: `coco --list`).
+    List(list::ListArgs),
+    /// Everything about one run: fields, state history, output (core4: `coco --detail`).
+    Detail(detail::DetailArgs),
     /// Output of a run or an app.
     Logs(not_yet::Rest),
     /// Kill a running run.
@@ -144,12 +156,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Apply(flags) => apply::run(&global, flags).await,
         Command::Schema => schema::run(),
         Command::Daemon(_) | Command::Scheduler(_) => not_yet::run("daemon/scheduler", 4),
-        Command::Worker(_)
-        | Command::Enqueue(_)
-        | Command::Run(_)
-        | Command::List(_)
-        | Command::Detail(_)
-        | Command::Logs(_)
+        Command::Enqueue(args) => enqueue::run(&global, &args).await,
+        Command::Run(args) => run::run(&global, &args).await,
+        Command::List(args) => list::run(&global, &args).await,
+        Command::Detail(args) => detail::run(&global, &args).await,
+        Command::Worker(args) => worker::run(&global, &args).await,
+        Command::Logs(_)
         | Command::Kill(_)
         | Command::Restart(_)
         | Command::Remove(_)

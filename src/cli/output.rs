@@ -15,6 +15,15 @@ pub fn text(text: &str) {
     }
 }
 
+/// Print text to stderr as is (a job's own stderr lines under `coco run`).
+pub fn text_stderr(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    if !text.ends_with('\n') && !text.is_empty() {
+        let _ = stderr.write_all(b"\n");
+    }
+}
+
 /// Print a value as pretty JSON to stdout.
 pub fn json<T: Serialize>(value: &T) {
     text(&serde_json::to_string_pretty(value).expect("output values serialize"));

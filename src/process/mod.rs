@@ -618,9 +618,22 @@ pub async fn run_to_end(
     timeout: Option<Duration>,
     grace: Duration,
     cancel: impl Future<Output = ()>,
+    on_event: impl FnMut(Event),
+) -> Result<Outcome, RunError> {
+    run_to_end_observed(spec, timeout, grace, cancel, |_| {}, on_event).await
+}
+
+/// [`run_to_end`], calling `on_spawn` with the leader's pid (the group id) once it started.
+pub async fn run_to_end_observed(
+    spec: &Spec,
+    timeout: Option<Duration>,
+    grace: Duration,
+    cancel: impl Future<Output = ()>,
+    on_spawn: impl FnOnce(u32),
     mut on_event: impl FnMut(Event),
 ) -> Result<Outcome, RunError> {
     let mut child = spawn(spec)?;
+    on_spawn(child.pid);
     let failed = |child: &Child, doing: &'static str| {
         let (program, pid) = (child.program.clone(), child.pid);
         move |source| RunError::Process {

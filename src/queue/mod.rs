@@ -7,6 +7,12 @@
 
 pub mod state;
 
+/// Wake the idle workers of this host now (they poll otherwise): call after an enqueue.
+/// Returns how many workers were reached. See [`crate::worker::wake`].
+pub fn wake(state_dir: &std::path::Path) -> usize {
+    crate::worker::wake::poke(state_dir)
+}
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

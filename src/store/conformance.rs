@@ -63,6 +63,7 @@ cases!(
     heartbeat_keeps_a_run_alive,
     report_run_shows_progress,
     runs_listed_by_state_and_project,
+    output_replaced_and_read_back,
 );
 
 /// Run every case, in order, on `store`.
@@ -1389,4 +1390,20 @@ pub async fn report_run_shows_progress(store: &dyn Store) {
     assert_eq!(get(store, &r.id).await, ended);
     assert!(!report("w1", LiveReport::default(), 40).await, "ended");
     drain(store).await;
+}
+
+/// A run's output is kept by id, replaced by the next `put_output`, and `None` when never put.
+pub async fn output_replaced_and_read_back(store: &dyn Store) {
+    let id = ulid::Ulid::new().to_string();
+    assert_eq!(store.get_output(&id).await.unwrap(), None);
+    store.put_output(&id, "first\n").await.unwrap();
+    assert_eq!(
+        store.get_output(&id).await.unwrap().as_deref(),
+        Some("first\n")
+    );
+    let long = "é line\n".repeat(10_000);
+    store.put_output(&id, &long).await.unwrap();
+    assert_eq!(store.get_output(&id).await.unwrap(), Some(long));
+    store.put_output(&id, "").await.unwrap();
+    assert_eq!(store.get_output(&id).await.unwrap().as_deref(), Some(""));
 }

@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS fires (
     fired_at INTEGER NOT NULL,
     PRIMARY KEY (job, instant)
 );
+CREATE TABLE IF NOT EXISTS outputs (
+    id   TEXT PRIMARY KEY NOT NULL,
+    text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS queue (
     id         TEXT PRIMARY KEY NOT NULL,
     job        TEXT NOT NULL,
@@ -893,6 +897,26 @@ impl Store for EmbeddedStore {
             }
             tx.commit()?;
             Ok(taken)
+        })
+        .await
+    }
+
+    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
+        let (id, text) = (id.to_string(), text.to_string());
+        self.run("keeping a run's output", move |conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO outputs (id, text) VALUES (?1, ?2)")?
+                .execute(params![id, text])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_output(&self, id: &str) -> StoreResult<Option<String>> {
+        let id = id.to_string();
+        self.run("reading a run's output", move |conn| {
+            conn.prepare_cached("SELECT text FROM outputs WHERE id = ?1")?
+                .query_row(params![id], |row| row.get(0))
+                .optional()
         })
         .await
     }

@@ -19,7 +19,8 @@
 //! processes and hosts share the store. The embedded store does each in one `BEGIN
 //! IMMEDIATE` transaction; the MongoDB store wins each by inserting a unique marker document
 //! (see `mongo.rs`).
-//! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers`, `log`, `locks`, `fires`;
+//! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers`, `log`, `locks`, `fires`,
+//! `outputs` (the output tail of each run's latest try);
 //! [`Store::ensure_schema`] creates them and their indexes idempotently.
 
 pub mod conformance;
@@ -38,7 +39,7 @@ use crate::queue::state::{self, Outcome, RunState};
 
 /// Names of every collection (MongoDB) / table (SQLite) coco keeps.
 pub const COLLECTIONS: &[&str] = &[
-    "projects", "jobs", "apps", "queue", "workers", "log", "locks", "fires",
+    "projects", "jobs", "apps", "queue", "workers", "log", "locks", "fires", "outputs",
 ];
 
 /// The applied manifest of one project.
@@ -437,6 +438,12 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         zombie_after: Duration,
     ) -> StoreResult<Vec<RunRecord>>;
+
+    /// Keep `text` as the output (tail) of run `id`'s latest try, replacing what was kept.
+    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()>;
+
+    /// The output (tail) kept for run `id`, if any.
+    async fn get_output(&self, id: &str) -> StoreResult<Option<String>>;
 }
 
 /// Where the state lives, as resolved from the configuration.

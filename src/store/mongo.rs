@@ -1270,6 +1270,29 @@ impl Store for MongoStore {
         self.recover_stale_locks(cutoff, now).await?;
         Ok(taken)
     }
+
+    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
+        self.upsert(
+            "outputs",
+            doc! { "_id": id, "text": text },
+            &format!("keeping the output of run {id}"),
+        )
+        .await
+    }
+
+    async fn get_output(&self, id: &str) -> StoreResult<Option<String>> {
+        let doing = format!("reading the output of run {id}");
+        let Some(doc) = self.find_by_id("outputs", id, &doing).await? else {
+            return Ok(None);
+        };
+        match doc.get_str("text") {
+            Ok(text) => Ok(Some(text.to_string())),
+            Err(e) => Err(StoreError::Corrupt {
+                what: format!("outputs {id}"),
+                message: e.to_string(),
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

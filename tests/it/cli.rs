@@ -303,7 +303,7 @@ fn a_bad_local_yaml_is_located() {
 #[test]
 fn later_verbs_say_not_yet() {
     let sandbox = Sandbox::new();
-    let output = sandbox.coco(&["enqueue", "hello.greet", "--arg", "n=3"]);
+    let output = sandbox.coco(&["jobs", "--json"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("not yet"), "{}", stderr(&output));
 }

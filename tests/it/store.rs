@@ -148,6 +148,7 @@ conformance_tests!(
     heartbeat_keeps_a_run_alive,
     report_run_shows_progress,
     runs_listed_by_state_and_project,
+    output_replaced_and_read_back,
 );
 
 /// `run_all` runs the cases one after the other on one store (they do not interfere).

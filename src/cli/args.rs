@@ -1,0 +1,247 @@
+//! Pure command-line helpers shared by the queue verbs: core4's `--verb` spellings, `k=v`
+//! run arguments typed as JSON, and `PROJECT.JOB` names. No I/O.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use serde_json::Value;
+
+/// core4's spellings (`coco --enqueue NAME`) and the verb each stands for.
+const CORE4_VERBS: &[(&str, &str)] = &[
+    ("--enqueue", "enqueue"),
+    ("--detail", "detail"),
+    ("--worker", "worker"),
+    ("--halt", "halt"),
+    ("--init", "init"),
+    ("--build", "build"),
+    ("--release", "release"),
+    ("--list", "list"),
+    ("--listing", "list"),
+];
+
+/// Global options that take a value (they may come before the verb).
+const GLOBAL_WITH_VALUE: &[&str] = &[
+    "--config",
+    "--home",
+    "--state",
+    "--mongo-url",
+    "--mongo-database",
+];
+
+/// Rewrite core4's spellings into verbs before clap parses: the first argument that is not a
+/// global option, if it is `--enqueue` (or `--enqueue=NAME`) and the like, becomes the verb
+/// (`enqueue NAME`). Anything else is returned unchanged.
+pub fn core4_aliases(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = argv.into_iter().collect();
+    let mut index = 1;
+    while index < argv.len() {
+        let Some(arg) = argv[index].to_str() else {
+            break;
+        };
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value)),
+            None => (arg, None),
+        };
+        if GLOBAL_WITH_VALUE.contains(&flag) {
+            index += if value.is_some() { 1 } else { 2 };
+            continue;
+        }
+        if let Some((_, verb)) = CORE4_VERBS.iter().find(|(spelling, _)| *spelling == flag) {
+            let value = value.map(OsString::from);
+            argv[index] = OsString::from(verb);
+            if let Some(value) = value {
+                argv.insert(index + 1, value);
+            }
+        }
+        break;
+    }
+    argv
+}
+
+/// One `--arg KEY=VALUE` of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunArg {
+    pub key: String,
+    pub value: Value,
+}
+
+/// Parse `KEY=VALUE`: VALUE is taken as JSON where it parses (`3`, `true`, `[1,2]`,
+/// `{"a":1}`, `null`, `"quoted"`), else as the string it is.
+pub fn parse_arg(text: &str) -> Result<RunArg, String> {
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(format!("`{text}` is not KEY=VALUE"));
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("`{text}` has no KEY before `=`"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok(RunArg {
+        key: key.to_owned(),
+        value,
+    })
+}
+
+/// The arguments of a run: the job's defaults, with `given` on top (a later key wins).
+pub fn merge_args(defaults: &BTreeMap<String, Value>, given: &[RunArg]) -> Value {
+    let mut merged: serde_json::Map<String, Value> = defaults
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for arg in given {
+        merged.insert(arg.key.clone(), arg.value.clone());
+    }
+    Value::Object(merged)
+}
+
+/// Split `PROJECT.JOB` at its first dot; `None` unless both parts are there.
+pub fn split_job(name: &str) -> Option<(&str, &str)> {
+    name.split_once('.')
+        .filter(|(project, job)| !project.is_empty() && !job.is_empty())
+}
+
+/// Names among `candidates` close to `word` (Jaro-Winkler above 0.8, or the same job name in
+/// another project), best first, at most `max`.
+pub fn close_names<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    max: usize,
+) -> Vec<String> {
+    fn job_part(name: &str) -> &str {
+        name.split_once('.').map_or(name, |(_, job)| job)
+    }
+    let wanted_job = job_part(word);
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|candidate| {
+            let score = strsim::jaro_winkler(word, candidate)
+                .max(strsim::jaro_winkler(wanted_job, job_part(candidate)) - 0.05);
+            (score, candidate)
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored
+        .into_iter()
+        .take(max)
+        .map(|(_, name)| name.to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        core4_aliases(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn core4_spellings_become_verbs() {
+        assert_eq!(
+            rewrite(&["coco", "--enqueue", "p.j", "--arg", "a=1"]),
+            ["coco", "enqueue", "p.j", "--arg", "a=1"]
+        );
+        assert_eq!(
+            rewrite(&["coco", "--detail", "01ABC"]),
+            ["coco", "detail", "01ABC"]
+        );
+        assert_eq!(
+            rewrite(&["coco", "--enqueue=p.j"]),
+            ["coco", "enqueue", "p.j"]
+        );
+        assert_eq!(rewrite(&["coco", "--listing"]), ["coco", "list"]);
+        assert_eq!(rewrite(&["coco", "--list"]), ["coco", "list"]);
+        for (spelling, verb) in [
+            ("--worker", "worker"),
+            ("--halt", "halt"),
+            ("--init", "init"),
+            ("--build", "build"),
+            ("--release", "release"),
+        ] {
+            assert_eq!(rewrite(&["coco", spelling]), ["coco", verb]);
+        }
+    }
+
+    #[test]
+    fn global_options_may_come_first() {
+        assert_eq!(
+            rewrite(&["coco", "--home", "/h", "--enqueue", "p.j"]),
+            ["coco", "--home", "/h", "enqueue", "p.j"]
+        );
+        assert_eq!(
+            rewrite(&["coco", "--state=/s", "--detail", "x"]),
+            ["coco", "--state=/s", "detail", "x"]
+        );
+    }
+
+    #[test]
+    fn only_a_leading_spelling_is_rewritten() {
+        let unchanged = [
+            vec!["coco", "list", "--detail"],
+            vec!["coco", "enqueue", "p.j", "--arg", "--enqueue"],
+            vec!["coco", "--help"],
+            vec!["coco"],
+            vec!["coco", "--home"],
+            vec!["coco", "--enqueuex", "p.j"],
+        ];
+        for args in unchanged {
+            assert_eq!(rewrite(&args), args);
+        }
+    }
+
+    #[test]
+    fn arg_values_are_json_where_they_parse() {
+        let value = |text: &str| parse_arg(text).unwrap().value;
+        assert_eq!(value("n=3"), json!(3));
+        assert_eq!(value("n=2.5"), json!(2.5));
+        assert_eq!(value("flag=true"), json!(true));
+        assert_eq!(value("list=[1,2]"), json!([1, 2]));
+        assert_eq!(value(r#"obj={"a":1}"#), json!({"a": 1}));
+        assert_eq!(value("nothing=null"), json!(null));
+        assert_eq!(value(r#"quoted="3""#), json!("3"));
+        assert_eq!(value("name=world"), json!("world"));
+        assert_eq!(value("empty="), json!(""));
+        assert_eq!(value("eq=a=b"), json!("a=b"));
+        assert_eq!(value("broken=[1,"), json!("[1,"));
+        assert_eq!(parse_arg(" k =1").unwrap().key, "k");
+        assert!(parse_arg("novalue").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_arg("=1").is_err());
+    }
+
+    #[test]
+    fn given_args_override_defaults() {
+        let defaults = BTreeMap::from([("a".to_owned(), json!(1)), ("b".to_owned(), json!("x"))]);
+        let given = [parse_arg("b=2").unwrap(), parse_arg("c=[]").unwrap()];
+        assert_eq!(
+            merge_args(&defaults, &given),
+            json!({"a": 1, "b": 2, "c": []})
+        );
+        assert_eq!(merge_args(&BTreeMap::new(), &[]), json!({}));
+    }
+
+    #[test]
+    fn job_names_split_at_the_first_dot() {
+        assert_eq!(split_job("p.j"), Some(("p", "j")));
+        assert_eq!(split_job("p.j.k"), Some(("p", "j.k")));
+        assert_eq!(split_job("pj"), None);
+        assert_eq!(split_job(".j"), None);
+        assert_eq!(split_job("p."), None);
+    }
+
+    #[test]
+    fn close_names_are_ranked() {
+        let jobs = ["hello.greet", "hello.great", "other.greet", "zzz.qqq"];
+        let close = close_names("hello.greeet", jobs, 3);
+        assert_eq!(close[0], "hello.greet");
+        assert!(close.contains(&"hello.great".to_owned()));
+        assert!(!close.contains(&"zzz.qqq".to_owned()));
+        assert_eq!(close_names("greet", jobs, 3).len(), 3);
+        assert!(close_names("nothing-like-it", jobs, 3).is_empty());
+    }
+}

@@ -1,0 +1,109 @@
+//! `coco enqueue PROJECT.JOB [--arg k=v …]`: add a pending run of an applied job and print
+//! its id. Exit 1 for an unknown job or when the same job with the same arguments is still
+//! pending, running, failed or deferred.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::Args;
+
+use super::args::{self, RunArg};
+use super::{GlobalArgs, context, output};
+use crate::manifest::Job;
+use crate::queue::{self, NewRun};
+use crate::store::{Enqueued, JobRecord, Store};
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The job to run, as PROJECT.JOB (it must be applied: see `coco apply`).
+    #[arg(value_name = "PROJECT.JOB")]
+    pub job: String,
+    /// A run argument, KEY=VALUE (repeatable). VALUE is JSON where it parses (`3`, `true`,
+    /// `[1,2]`, `{"a":1}`), else a string; it overrides the job's default `args`.
+    #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = args::parse_arg)]
+    pub args: Vec<RunArg>,
+    /// Priority of this run (higher is claimed first; default: the job's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// Claim the run even while its project or the whole queue is paused.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32> {
+    let (config, _) = context::load_config(global)?;
+    let store = context::open_store(&config).await?;
+    let Some(record) = find_job(store.as_ref(), &args.job).await? else {
+        return Ok(1);
+    };
+    let job: Job = serde_json::from_value(record.definition.clone())
+        .with_context(|| format!("reading the stored definition of job {}", record.id))?;
+    let mut run = queue::new_run(
+        &job,
+        NewRun {
+            job_id: &record.id,
+            project: &record.project,
+            args: args::merge_args(&job.args, &args.args),
+            now: Utc::now(),
+            not_before: None,
+            parent: None,
+            force: args.force,
+        },
+    );
+    if let Some(priority) = args.priority {
+        run.priority = priority;
+    }
+    match store.enqueue(&run).await? {
+        Enqueued::Queued(id) => {
+            // Idle workers of this host start it now rather than at their next poll.
+            let woken = queue::wake(&config.state_dir);
+            tracing::debug!(run = %id, woken, "enqueued");
+            output::text(&id);
+            Ok(0)
+        }
+        Enqueued::Duplicate(existing) => {
+            let state = match store.get_run(&existing).await? {
+                Some(run) => format!(" ({})", run.state),
+                None => String::new(),
+            };
+            output::error(&format!(
+                "not enqueued: run {existing}{state} of {} with the same arguments already exists; \
+                 see `coco detail {existing}`",
+                record.id
+            ));
+            Ok(1)
+        }
+    }
+}
+
+/// The active, applied job called `name`; `None` after printing why not and the close names.
+pub async fn find_job(store: &dyn Store, name: &str) -> anyhow::Result<Option<JobRecord>> {
+    if let Some(record) = store.get_job(name).await?
+        && record.active
+    {
+        return Ok(Some(record));
+    }
+    let jobs = store.list_jobs(None).await?;
+    let active: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.active)
+        .map(|j| j.id.as_str())
+        .collect();
+    let removed = jobs.iter().any(|j| j.id == name && !j.active);
+    let mut message = if removed {
+        format!("job `{name}` was removed from its manifest (inactive); it cannot be enqueued")
+    } else if args::split_job(name).is_none() {
+        format!("unknown job `{name}`: name it as PROJECT.JOB")
+    } else {
+        format!("unknown job `{name}`: no applied job has that name")
+    };
+    let close = args::close_names(name, active.iter().copied(), 3);
+    if !close.is_empty() {
+        message.push_str(&format!(" (did you mean {}?)", close.join(", ")));
+    } else if active.is_empty() {
+        message.push_str("; no jobs are applied yet: run `coco apply`");
+    } else if active.len() <= 10 {
+        message.push_str(&format!("; applied jobs: {}", active.join(", ")));
+    }
+    output::error(&message);
+    Ok(None)
+}

@@ -1,0 +1,190 @@
+//! `coco list [STATE]`: runs, newest first, as a table (id, job, state, progress, attempts, age,
+//! runtime, worker) or as JSON.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
+
+use super::{GlobalArgs, context, output};
+use crate::queue::state::RunState;
+use crate::store::{RunFilter, RunRecord};
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs in this state: pending, running, complete, failed, deferred, error, killed.
+    /// (A positional, because `--state` is the global option naming the state folder.)
+    #[arg(value_name = "STATE", value_parser = parse_state)]
+    pub run_state: Option<RunState>,
+    /// Only runs of this project.
+    #[arg(long, value_name = "PROJECT")]
+    pub project: Option<String>,
+    /// At most this many runs (the newest).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_state(text: &str) -> Result<RunState, String> {
+    RunState::parse(&text.to_ascii_lowercase()).ok_or_else(|| {
+        let names: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state `{text}` (one of {})", names.join(", "))
+    })
+}
+
+pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<i32> {
+    let (config, _) = context::load_config(global)?;
+    let store = context::open_store(&config).await?;
+    let runs = store
+        .list_runs(&RunFilter {
+            state: args.run_state,
+            project: args.project.clone(),
+            limit: args.limit,
+        })
+        .await?;
+    if args.json {
+        output::json(&runs);
+    } else if runs.is_empty() {
+        output::text("No runs.");
+    } else {
+        let now = Utc::now();
+        let rows: Vec<Vec<String>> = runs.iter().map(|run| row(run, now)).collect();
+        output::table(
+            &[
+                "ID", "JOB", "STATE", "PROGRESS", "ATTEMPTS", "AGE", "RUNTIME", "WORKER",
+            ],
+            &rows,
+        );
+    }
+    Ok(0)
+}
+
+/// One table row of `run` as seen at `now` (pure).
+pub fn row(run: &RunRecord, now: DateTime<Utc>) -> Vec<String> {
+    vec![
+        run.id.clone(),
+        run.job.clone(),
+        run.state.to_string(),
+        progress(run.progress),
+        format!("{}/{}", run.attempt, run.attempts),
+        human_duration(now - run.created),
+        runtime(run, now).map_or_else(|| "-".to_owned(), human_duration),
+        run.worker.clone().unwrap_or_else(|| "-".to_owned()),
+    ]
+}
+
+/// `42%`, or `-` without progress.
+pub fn progress(fraction: Option<f64>) -> String {
+    match fraction {
+        Some(fraction) => format!("{:.0}%", (fraction * 100.0).clamp(0.0, 100.0).floor()),
+        None => "-".to_owned(),
+    }
+}
+
+/// How long the latest try ran (still running: until `now`); `None` before the first try.
+pub fn runtime(run: &RunRecord, now: DateTime<Utc>) -> Option<TimeDelta> {
+    let started = run.started?;
+    let end = match (run.state, run.finished) {
+        (RunState::Running, _) | (_, None) => now,
+        (_, Some(finished)) => finished,
+    };
+    Some(end - started)
+}
+
+/// A duration in its largest whole unit: `3s`, `2m`, `1h`, `4d` (negative is `0s`); under a
+/// minute below 10 s keeps a tenth (`1.5s`) when it has one, and under a second it is `ms`.
+pub fn human_duration(delta: TimeDelta) -> String {
+    let ms = delta.num_milliseconds().max(0);
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..10_000 if ms % 1_000 >= 100 => format!("{:.1}s", (ms / 100) as f64 / 10.0),
+        1_000..60_000 => format!("{}s", ms / 1_000),
+        60_000..3_600_000 => format!("{}m", ms / 60_000),
+        3_600_000..86_400_000 => format!("{}h", ms / 3_600_000),
+        _ => format!("{}d", ms / 86_400_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::manifest::{Catchup, Concurrency, HumanDuration, Job};
+    use crate::queue::{NewRun, new_run};
+
+    #[test]
+    fn durations_are_short_and_human() {
+        let d = |ms| human_duration(TimeDelta::milliseconds(ms));
+        assert_eq!(d(-5), "0ms");
+        assert_eq!(d(250), "250ms");
+        assert_eq!(d(1_500), "1.5s");
+        assert_eq!(d(3_000), "3s");
+        assert_eq!(d(3_040), "3s");
+        assert_eq!(d(59_999), "59s");
+        assert_eq!(d(120_000), "2m");
+        assert_eq!(d(3_599_000), "59m");
+        assert_eq!(d(3_600_000), "1h");
+        assert_eq!(d(86_400_000 * 3), "3d");
+    }
+
+    #[test]
+    fn progress_is_a_percentage() {
+        assert_eq!(progress(None), "-");
+        assert_eq!(progress(Some(0.42)), "42%");
+        assert_eq!(progress(Some(1.0)), "100%");
+        assert_eq!(progress(Some(0.999)), "99%");
+    }
+
+    #[test]
+    fn rows_show_attempts_age_runtime_and_worker() {
+        let job = Job {
+            command: vec!["true".into()],
+            description: None,
+            schedule: None,
+            timezone: "UTC".into(),
+            attempts: 3,
+            retry_delay: HumanDuration(Duration::from_secs(1)),
+            timeout: None,
+            priority: 0,
+            max_parallel: 1,
+            concurrency: Concurrency::default(),
+            catchup: Catchup::default(),
+            args: BTreeMap::new(),
+            env: BTreeMap::new(),
+        };
+        let created = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        let run = new_run(
+            &job,
+            NewRun {
+                job_id: "p.j",
+                project: "p",
+                args: json!({}),
+                now: created,
+                not_before: None,
+                parent: None,
+                force: false,
+            },
+        );
+        let now = created + TimeDelta::seconds(125);
+        let pending = row(&run, now);
+        assert_eq!(
+            pending[1..],
+            ["p.j", "pending", "-", "0/3", "2m", "-", "-"].map(String::from)
+        );
+        let mut running = run
+            .clone()
+            .claimed("host-1", created + TimeDelta::seconds(5));
+        running.progress = Some(0.5);
+        assert_eq!(
+            row(&running, now)[2..],
+            ["running", "50%", "1/3", "2m", "2m", "host-1"].map(String::from)
+        );
+        running.state = RunState::Complete;
+        running.finished = Some(created + TimeDelta::seconds(8));
+        assert_eq!(row(&running, now)[6], "3s");
+    }
+}

@@ -1,0 +1,272 @@
+//! The worker: claims runs from the store and runs up to `slots` of them at once.
+//!
+//! Theory of operation: [`Worker::run`] is one loop owning a [`JoinSet`] of run tasks (each
+//! [`run::execute`], told to stop through its own `watch` channel). Each turn it claims runs
+//! while slots are free, then sleeps until the first of: a run ended (a slot is free), the
+//! heartbeat tick, the zombie tick, a wake-up datagram, the poll delay, or shutdown.
+//!
+//! - Idle polling is adaptive: `poll_min` after any claim or freed slot, doubling up to
+//!   `poll_max` while nothing is claimable. On the same host an enqueue wakes the workers at
+//!   once through [`wake`]: each worker binds a UNIX datagram socket under
+//!   `<state_dir>/wake/`, and [`crate::queue::wake`] sends a byte to every socket there.
+//! - Heartbeat: every `heartbeat_every` the worker reports its running runs; one missing from
+//!   the store's answer is no longer ours (taken back or killed) and is stopped
+//!   ([`run::Stop::Lost`]).
+//! - Every `zombie_every` it takes back the runs of workers that stopped heartbeating.
+//! - Shutdown: claiming stops; running runs get `shutdown_grace` to finish, then their process
+//!   groups are terminated and the runs handed back (`WorkerLost`: retried while attempts are
+//!   left).
+//!
+//! The store is the only shared state: a worker that dies loses nothing but its heartbeat,
+//! and its runs are taken back as zombies by any other worker.
+
+pub mod env;
+pub mod run;
+pub mod wake;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::store::{Paused, Store, StoreResult};
+use run::{Executed, RunSettings, Stop};
+
+/// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Runs at once (at least 1).
+    pub slots: usize,
+    pub heartbeat_every: Duration,
+    /// How often to take back zombies.
+    pub zombie_every: Duration,
+    /// A running run whose heartbeat is older than this is a zombie.
+    pub zombie_after: Duration,
+    /// Idle polling starts at `poll_min` and doubles up to `poll_max`.
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    /// On shutdown, how long running runs may go on before they are stopped.
+    pub shutdown_grace: Duration,
+    /// Where the wake-up socket is bound (`<state_dir>/wake/`); `None`: polling only.
+    pub wake_dir: Option<PathBuf>,
+    pub run: RunSettings,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            slots: std::thread::available_parallelism().map_or(1, usize::from),
+            heartbeat_every: Duration::from_secs(3),
+            zombie_every: Duration::from_secs(30),
+            zombie_after: Duration::from_secs(60),
+            poll_min: Duration::from_millis(5),
+            poll_max: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
+            wake_dir: None,
+            run: RunSettings::default(),
+        }
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Runs claimed.
+    pub claimed: usize,
+    /// Runs finished by this worker (any end state).
+    pub finished: usize,
+    /// Runs handed back at shutdown or found no longer ours.
+    pub handed_back: usize,
+}
+
+/// A worker: claims and runs up to `settings.slots` runs from `store` as `name`.
+pub struct Worker {
+    pub name: String,
+    pub store: Arc<dyn Store>,
+    pub settings: WorkerSettings,
+}
+
+/// One running run, as the loop sees it.
+struct Running {
+    stop: watch::Sender<Option<Stop>>,
+}
+
+impl Worker {
+    pub fn new(name: impl Into<String>, store: Arc<dyn Store>, settings: WorkerSettings) -> Self {
+        Worker {
+            name: name.into(),
+            store,
+            settings,
+        }
+    }
+
+    /// Work until `shutdown` completes, then hand back what is still running (see the module
+    /// documentation). Store errors are logged and retried, never fatal.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Summary {
+        let settings = &self.settings;
+        let slots = settings.slots.max(1);
+        let mut summary = Summary::default();
+        let mut tasks: JoinSet<StoreResult<Executed>> = JoinSet::new();
+        let mut running: HashMap<String, Running> = HashMap::new();
+        let mut shutdown = pin!(shutdown);
+        let mut heartbeat = tokio::time::interval(settings.heartbeat_every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut zombies = tokio::time::interval(settings.zombie_every);
+        zombies.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut wake = settings
+            .wake_dir
+            .as_ref()
+            .and_then(|dir| wake::Listener::bind(dir, &self.name));
+        let mut poll = settings.poll_min;
+        tracing::info!(worker = %self.name, slots, store = %self.store.describe(), "worker started");
+
+        loop {
+            while running.len() < slots {
+                match self
+                    .store
+                    .claim_run(&self.name, Utc::now(), &Paused::default())
+                    .await
+                {
+                    Ok(Some(claimed)) => {
+                        tracing::info!(worker = %self.name, run = %claimed.id, job = %claimed.job, attempt = claimed.attempt, "claimed");
+                        summary.claimed += 1;
+                        poll = settings.poll_min;
+                        let (stop, stop_rx) = watch::channel(None);
+                        running.insert(claimed.id.clone(), Running { stop });
+                        let (store, name, run_settings) = (
+                            Arc::clone(&self.store),
+                            self.name.clone(),
+                            settings.run.clone(),
+                        );
+                        tasks.spawn(async move {
+                            run::execute(store.as_ref(), &name, claimed, &run_settings, stop_rx)
+                                .await
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(worker = %self.name, "claiming a run: {error}");
+                        break;
+                    }
+                }
+            }
+            let idle = running.len() < slots;
+            let poll_delay = tokio::time::sleep(if idle { poll } else { settings.poll_max });
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(joined) = tasks.join_next() => {
+                    self.ended(joined, &mut running, &mut summary);
+                    poll = settings.poll_min;
+                }
+                _ = heartbeat.tick() => self.heartbeat(&running).await,
+                _ = zombies.tick() => self.take_back_zombies().await,
+                () = wake::woken(&mut wake) => poll = settings.poll_min,
+                () = poll_delay => {
+                    if idle {
+                        poll = (poll * 2).min(settings.poll_max);
+                    }
+                }
+            }
+        }
+
+        // Shutdown: no more claims; let the runs finish for a while, then stop them.
+        tracing::info!(worker = %self.name, running = running.len(), "worker stopping");
+        let deadline = Instant::now() + settings.shutdown_grace;
+        let mut stopped = false;
+        while !tasks.is_empty() {
+            tokio::select! {
+                Some(joined) = tasks.join_next() => self.ended(joined, &mut running, &mut summary),
+                _ = heartbeat.tick() => self.heartbeat(&running).await,
+                () = tokio::time::sleep_until(deadline), if !stopped => {
+                    for run in running.values() {
+                        let _ = run.stop.send(Some(Stop::Shutdown));
+                    }
+                    stopped = true;
+                }
+            }
+        }
+        if let Some(listener) = wake {
+            listener.remove();
+        }
+        tracing::info!(worker = %self.name, ?summary, "worker stopped");
+        summary
+    }
+
+    /// Book-keeping for a run task that ended.
+    fn ended(
+        &self,
+        joined: Result<StoreResult<Executed>, tokio::task::JoinError>,
+        running: &mut HashMap<String, Running>,
+        summary: &mut Summary,
+    ) {
+        match joined {
+            Ok(Ok(executed)) => {
+                running.remove(&executed.id);
+                match &executed.finished {
+                    Some(run) if run.reason.as_deref() == Some("zombie") => {
+                        summary.handed_back += 1;
+                        tracing::info!(worker = %self.name, run = %run.id, state = %run.state, "handed back");
+                    }
+                    Some(run) => {
+                        summary.finished += 1;
+                        tracing::info!(worker = %self.name, run = %run.id, state = %run.state, "finished");
+                    }
+                    None => summary.handed_back += 1,
+                }
+            }
+            Ok(Err(error)) => {
+                // The run's end could not be written: it stays running until its heartbeat
+                // goes stale and a reaper takes it back.
+                tracing::error!(worker = %self.name, "finishing a run: {error}");
+                self.forget_finished(running);
+            }
+            Err(error) => {
+                tracing::error!(worker = %self.name, "a run task failed: {error}");
+                self.forget_finished(running);
+            }
+        }
+    }
+
+    /// Drop the entries whose task is gone (their stop channel has no receiver any more).
+    fn forget_finished(&self, running: &mut HashMap<String, Running>) {
+        running.retain(|_, run| !run.stop.is_closed());
+    }
+
+    /// Heartbeat the running runs; stop those the store no longer lists as ours.
+    async fn heartbeat(&self, running: &HashMap<String, Running>) {
+        let ids: Vec<String> = running.keys().cloned().collect();
+        match self.store.heartbeat(&self.name, &ids, Utc::now()).await {
+            Ok(alive) => {
+                for (id, run) in running {
+                    if !alive.contains(id) {
+                        tracing::warn!(worker = %self.name, run = %id, "no longer ours: stopping it");
+                        let _ = run.stop.send(Some(Stop::Lost));
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(worker = %self.name, "heartbeat: {error}"),
+        }
+    }
+
+    async fn take_back_zombies(&self) {
+        match self
+            .store
+            .take_back_zombies(Utc::now(), self.settings.zombie_after)
+            .await
+        {
+            Ok(taken) => {
+                for run in taken {
+                    tracing::warn!(worker = %self.name, run = %run.id, lost = ?run.worker, state = %run.state, "took back a zombie run");
+                }
+            }
+            Err(error) => tracing::warn!(worker = %self.name, "taking back zombies: {error}"),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! One claimed run, from its stored definition to `finish_run`.
+//!
+//! [`execute`] reads the run's project and job from the store, builds the process spec
+//! ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout, a grace period,
+//! a stop signal from the worker), and meanwhile:
+//!
+//! - keeps the newest output lines in a [`TailBuffer`] (`::log::` lines as `LEVEL message`,
+//!   `::progress::` lines not at all) and stores it with [`Store::put_output`] at the end;
+//! - reports the pid once started, and progress, with [`Store::report_run`] at most every
+//!   `report_every` (a reporter future polled next to the process; the spawn and event
+//!   callbacks only record what is new).
+//!
+//! The try's end is mapped to a [`state::Outcome`]: exit 0 complete, exit 75 deferred, other
+//! exits failed/error (reason `exit`), a signal nobody coco sent `signal`, the timeout
+//! `timeout`, a worker shutdown `zombie` (handed back to be retried). A run whose command
+//! cannot be worked out or started ends like a failed exit with reason `setup` and the cause
+//! in the history note. A run the store says is no longer ours ([`Stop::Lost`]) is stopped
+//! and not finished: its new owner or reaper already decided its fate.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use super::env::{self, EnvError};
+use crate::process::{self, Event, LineKind, RunError, TailBuffer};
+use crate::queue::state::Outcome;
+use crate::store::{LiveReport, RunEnd, RunRecord, Store, StoreResult};
+
+/// Exit code recorded for a run whose command could not be worked out or started (as a shell
+/// would for "command not found").
+pub const EXIT_SETUP: i32 = 127;
+
+/// How runs are executed.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// After SIGTERM (timeout, shutdown), how long the group has before SIGKILL.
+    pub grace: Duration,
+    /// Progress is reported to the store at most this often.
+    pub report_every: Duration,
+    /// Bytes of output tail kept per run.
+    pub tail_bytes: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            grace: Duration::from_secs(5),
+            report_every: Duration::from_millis(100),
+            tail_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why the worker stops a running run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The store no longer lists it as ours (taken back, killed): stop, do not finish.
+    Lost,
+    /// The worker shuts down: stop, and hand it back to be retried.
+    Shutdown,
+}
+
+/// What became of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    pub id: String,
+    /// The run as finished; `None` when it was no longer ours to finish.
+    pub finished: Option<RunRecord>,
+}
+
+/// What the event callback collects and the reporter sends.
+#[derive(Debug, Default)]
+struct Live {
+    tail: TailBuffer,
+    report: LiveReport,
+    dirty: bool,
+}
+
+/// Run `run` (claimed by `worker`) to its end and finish it in the store; `stop` tells it to
+/// stop early (see [`Stop`]).
+pub async fn execute(
+    store: &dyn Store,
+    worker: &str,
+    run: RunRecord,
+    settings: &RunSettings,
+    mut stop: watch::Receiver<Option<Stop>>,
+) -> StoreResult<Executed> {
+    let id = run.id.clone();
+    let spec = match spec_of(store, &run).await? {
+        Ok(spec) => spec,
+        Err(error) => {
+            tracing::warn!(run = %id, "{error}");
+            let finished = finish_setup_failure(store, worker, &run, &error.to_string()).await?;
+            return Ok(Executed { id, finished });
+        }
+    };
+
+    let live = Arc::new(Mutex::new(Live {
+        tail: TailBuffer::new(settings.tail_bytes),
+        ..Live::default()
+    }));
+    let on_event = {
+        let live = Arc::clone(&live);
+        let id = id.clone();
+        move |event: Event| {
+            let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+            match event.kind {
+                LineKind::Output(line) => live.tail.push(&line),
+                LineKind::Log { level, message } => {
+                    tracing::debug!(run = %id, %level, "{message}");
+                    live.tail.push(&format!("{level} {message}"));
+                }
+                LineKind::Progress { fraction, message } => {
+                    live.report.progress = Some(fraction);
+                    live.report.progress_message = message;
+                    live.dirty = true;
+                }
+            }
+        }
+    };
+    let stopped = async {
+        match stop.wait_for(Option::is_some).await {
+            Ok(reason) => *reason,
+            // The worker is gone without saying why: treat as a shutdown.
+            Err(_) => Some(Stop::Shutdown),
+        }
+    };
+    let stop_reason: Arc<Mutex<Option<Stop>>> = Arc::default();
+    let cancel = {
+        let stop_reason = Arc::clone(&stop_reason);
+        async move {
+            let reason = stopped.await;
+            *stop_reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        }
+    };
+    let timeout = run.timeout_ms.map(Duration::from_millis);
+    let on_spawn = |pid| {
+        let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+        live.report.pid = Some(pid);
+        live.dirty = true;
+    };
+    let process =
+        process::run_to_end_observed(&spec, timeout, settings.grace, cancel, on_spawn, on_event);
+    let result = with_reports(store, worker, &id, &live, settings.report_every, process).await;
+
+    let now = Utc::now();
+    let (outcome, exit_code, note) = match &result {
+        Ok(ended) => {
+            let note = Some(ended.exit.to_string());
+            if ended.cancelled {
+                let reason = *stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
+                match reason {
+                    Some(Stop::Lost) => {
+                        tracing::info!(run = %id, "no longer ours: stopped, not finished");
+                        store_output(store, &id, &live).await;
+                        return Ok(Executed { id, finished: None });
+                    }
+                    _ => (
+                        Outcome::WorkerLost,
+                        None,
+                        Some(format!("worker {worker} shut down")),
+                    ),
+                }
+            } else if ended.timed_out {
+                let timeout = timeout.unwrap_or_default();
+                let note = format!("timed out after {}", humantime::format_duration(timeout));
+                (Outcome::TimedOut, ended.exit.code, Some(note))
+            } else if let Some(code) = ended.exit.code {
+                (Outcome::from_exit_code(code), Some(code), note)
+            } else {
+                (Outcome::Signalled, None, note)
+            }
+        }
+        Err(RunError::Spawn(error)) => {
+            let message = error.to_string();
+            tracing::warn!(run = %id, "{message}");
+            store_output(store, &id, &live).await;
+            let finished = finish_setup_failure(store, worker, &run, &message).await?;
+            return Ok(Executed { id, finished });
+        }
+        Err(error @ RunError::Process { .. }) => {
+            tracing::warn!(run = %id, "{error}");
+            (Outcome::Signalled, None, Some(error.to_string()))
+        }
+    };
+    if let Ok(ended) = &result {
+        let report = LiveReport {
+            pid: Some(ended.pid),
+            ..live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .report
+                .clone()
+        };
+        if let Err(error) = store.report_run(&id, worker, &report, now).await {
+            tracing::warn!(run = %id, "reporting the pid: {error}");
+        }
+    }
+    store_output(store, &id, &live).await;
+    let end = RunEnd {
+        note,
+        ..run.end(outcome, exit_code, now)
+    };
+    let finished = store.finish_run(&id, worker, &end).await?;
+    Ok(Executed { id, finished })
+}
+
+/// The spec of `run`, or why there is none (`Err` of the outer result: the store failed).
+async fn spec_of(
+    store: &dyn Store,
+    run: &RunRecord,
+) -> StoreResult<Result<process::Spec, EnvError>> {
+    let project = store.get_project(&run.project).await?;
+    let job = store.get_job(&run.job).await?;
+    Ok(env::decode(run, project.as_ref(), job.as_ref())
+        .and_then(|(project, job)| env::build_spec(&project, &job, run)))
+}
+
+/// Poll `process` while reporting new progress at most every `every`.
+async fn with_reports<T>(
+    store: &dyn Store,
+    worker: &str,
+    id: &str,
+    live: &Mutex<Live>,
+    every: Duration,
+    process: impl Future<Output = T>,
+) -> T {
+    let reporter = async {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let report = {
+                let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+                if !std::mem::take(&mut live.dirty) {
+                    continue;
+                }
+                live.report.clone()
+            };
+            if let Err(error) = store.report_run(id, worker, &report, Utc::now()).await {
+                tracing::warn!(run = %id, "reporting progress: {error}");
+            }
+        }
+    };
+    tokio::select! {
+        result = process => result,
+        never = reporter => never,
+    }
+}
+
+/// Store the output tail (a failure is logged: the run's end matters more).
+async fn store_output(store: &dyn Store, id: &str, live: &Mutex<Live>) {
+    let text = {
+        let live = live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut text = String::new();
+        if live.tail.dropped_lines() > 0 {
+            text.push_str(&format!(
+                "[{} earlier lines not kept]\n",
+                live.tail.dropped_lines()
+            ));
+        }
+        text.push_str(&live.tail.text());
+        text
+    };
+    if let Err(error) = store.put_output(id, &text).await {
+        tracing::warn!(run = %id, "keeping the output: {error}");
+    }
+}
+
+/// End a try whose command could not be worked out or started: like a failed exit (retried
+/// while attempts are left), reason `setup`, the cause in the note.
+async fn finish_setup_failure(
+    store: &dyn Store,
+    worker: &str,
+    run: &RunRecord,
+    message: &str,
+) -> StoreResult<Option<RunRecord>> {
+    let mut end = run.end(Outcome::Exited(EXIT_SETUP), None, Utc::now());
+    end.next.reason = Some("setup");
+    end.note = Some(message.to_string());
+    store.finish_run(&run.id, worker, &end).await
+}

@@ -1,0 +1,587 @@
+//! Workers against both store backends, with real processes and short intervals: outcomes,
+//! environment, retries, deferral, timeouts, max_parallel, shutdown, wake-up, and two workers
+//! sharing one store running every run exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use coco::manifest::{Catchup, Concurrency, Environment, HumanDuration, Job, Project};
+use coco::queue::state::RunState;
+use coco::queue::{self, NewRun, new_run};
+use coco::store::{Enqueued, JobRecord, ProjectRecord, RunRecord, Store};
+use coco::worker::run::RunSettings;
+use coco::worker::{Summary, Worker, WorkerSettings};
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A project folder (`<tmp>/proj`) with jobs applied to the store.
+struct Setup {
+    dir: TempDir,
+    store: Arc<dyn Store>,
+}
+
+fn job(command: &[&str]) -> Job {
+    Job {
+        command: command.iter().map(|s| s.to_string()).collect(),
+        description: None,
+        schedule: None,
+        timezone: "UTC".into(),
+        attempts: 1,
+        retry_delay: HumanDuration(Duration::ZERO),
+        timeout: None,
+        priority: 0,
+        max_parallel: 10,
+        concurrency: Concurrency::default(),
+        catchup: Catchup::default(),
+        args: BTreeMap::new(),
+        env: BTreeMap::new(),
+    }
+}
+
+/// `sh -c SCRIPT`.
+fn sh(script: &str) -> Job {
+    job(&["sh", "-c", script])
+}
+
+impl Setup {
+    /// Apply project `proj` (workdir `work`, `bin` on PATH, env MODE=test) with `jobs`.
+    async fn new(store: Arc<dyn Store>, jobs: &[(&str, Job)]) -> Setup {
+        let dir = TempDir::new().unwrap();
+        let root = dir.path().join("proj");
+        std::fs::create_dir_all(root.join("work")).unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        let project = Project {
+            name: "proj".into(),
+            description: None,
+            version: None,
+            dir: root.clone(),
+            environment: Environment {
+                workdir: "work".into(),
+                path: vec!["bin".into()],
+                env: BTreeMap::from([("MODE".into(), "test".into())]),
+            },
+            jobs: jobs
+                .iter()
+                .map(|(n, j)| (n.to_string(), j.clone()))
+                .collect(),
+            apps: BTreeMap::new(),
+        };
+        let now = Utc::now();
+        store
+            .put_project(&ProjectRecord {
+                name: "proj".into(),
+                hash: "h".into(),
+                manifest: serde_json::to_value(&project).unwrap(),
+                source: root.join("coco.yaml").display().to_string(),
+                active: true,
+                applied_at: now,
+            })
+            .await
+            .unwrap();
+        for (name, job) in jobs {
+            store
+                .put_job(&JobRecord {
+                    id: format!("proj.{name}"),
+                    project: "proj".into(),
+                    name: name.to_string(),
+                    definition: serde_json::to_value(job).unwrap(),
+                    hash: "h".into(),
+                    active: true,
+                    next_fire: None,
+                    last_fire: None,
+                    updated_at: now,
+                })
+                .await
+                .unwrap();
+        }
+        Setup { dir, store }
+    }
+
+    fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("proj")
+    }
+
+    /// Enqueue a run of `proj.NAME` with `args`; returns its id.
+    async fn enqueue(&self, name: &str, args: serde_json::Value) -> String {
+        let record = self.store.get_job(&format!("proj.{name}")).await.unwrap();
+        let job: Job = serde_json::from_value(record.unwrap().definition).unwrap();
+        let run = new_run(
+            &job,
+            NewRun {
+                job_id: &format!("proj.{name}"),
+                project: "proj",
+                args,
+                now: Utc::now(),
+                not_before: None,
+                parent: None,
+                force: false,
+            },
+        );
+        match self.store.enqueue(&run).await.unwrap() {
+            Enqueued::Queued(id) => id,
+            other => panic!("not queued: {other:?}"),
+        }
+    }
+
+    async fn run(&self, id: &str) -> RunRecord {
+        self.store.get_run(id).await.unwrap().unwrap()
+    }
+
+    async fn output(&self, id: &str) -> String {
+        self.store.get_output(id).await.unwrap().unwrap_or_default()
+    }
+
+    /// Wait until every run in `ids` is in one of `states` (panics after 20 s).
+    async fn wait_for(&self, ids: &[String], states: &[RunState]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut all = true;
+            for id in ids {
+                if !states.contains(&self.run(id).await.state) {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let mut seen = Vec::new();
+                for id in ids {
+                    seen.push(self.run(id).await.state);
+                }
+                panic!("runs did not reach {states:?}: {seen:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Fast settings for tests.
+fn settings(slots: usize) -> WorkerSettings {
+    WorkerSettings {
+        slots,
+        heartbeat_every: Duration::from_millis(200),
+        zombie_every: Duration::from_secs(1),
+        zombie_after: Duration::from_secs(30),
+        poll_min: Duration::from_millis(5),
+        poll_max: Duration::from_millis(100),
+        shutdown_grace: Duration::from_millis(200),
+        wake_dir: None,
+        run: RunSettings {
+            grace: Duration::from_millis(200),
+            report_every: Duration::from_millis(50),
+            tail_bytes: 64 * 1024,
+        },
+    }
+}
+
+/// A worker running in a task until [`Running::stop`].
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Summary>,
+}
+
+impl Running {
+    fn start(name: &str, store: &Arc<dyn Store>, settings: WorkerSettings) -> Running {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let worker = Worker::new(name, Arc::clone(store), settings);
+        let task = tokio::spawn(worker.run(async {
+            let _ = stopped.await;
+        }));
+        Running { stop, task }
+    }
+
+    async fn stop(self) -> Summary {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the worker stops in time")
+            .expect("the worker task does not panic")
+    }
+}
+
+const DONE: &[RunState] = &[RunState::Complete, RunState::Error, RunState::Killed];
+
+fn executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Zombies count as gone: look at /proc.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next()),
+            Some("Z" | "X")
+        ),
+        Err(_) => false,
+    }
+}
+
+pub async fn exit_0_completes_with_its_output_kept(store: Arc<dyn Store>) {
+    let setup = Setup::new(
+        store,
+        &[(
+            "ok",
+            sh("echo hello; echo '::progress:: 0.5 half way'; echo '::log:: WARN careful'; echo oops >&2"),
+        )],
+    )
+    .await;
+    let id = setup.enqueue("ok", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(2));
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    let summary = worker.stop().await;
+    assert_eq!((summary.claimed, summary.finished), (1, 1));
+    let run = setup.run(&id).await;
+    assert_eq!(run.state, RunState::Complete);
+    assert_eq!((run.attempt, run.exit_code), (1, Some(0)));
+    assert_eq!(run.worker.as_deref(), Some("w1"));
+    assert!(run.pid.is_some_and(|pid| pid > 1));
+    assert_eq!(run.progress, Some(0.5));
+    assert_eq!(run.progress_message.as_deref(), Some("half way"));
+    let output = setup.output(&id).await;
+    for line in ["hello", "WARN careful", "oops"] {
+        assert!(output.lines().any(|l| l == line), "{line:?} in {output:?}");
+    }
+    assert!(!output.contains("::progress::"), "{output}");
+}
+
+pub async fn env_cwd_path_and_args_reach_the_process(store: Arc<dyn Store>) {
+    let mut show = job(&["show", "{{args.n}}", "{{args.who}} & <co>", "{{attempt}}"]);
+    show.env = BTreeMap::from([("JOBVAR".into(), "j".into())]);
+    show.args = BTreeMap::from([("who".into(), json!("default"))]);
+    let setup = Setup::new(store, &[("show", show)]).await;
+    executable(
+        &setup.root().join("bin/show"),
+        "#!/bin/sh\nfor a in \"$@\"; do echo \"arg=$a\"; done\necho \"pwd=$(pwd)\"\n\
+         echo \"mode=$MODE jobvar=$JOBVAR job=$COCO_JOB project=$COCO_PROJECT attempt=$COCO_ATTEMPT\"\n\
+         echo \"run=$COCO_RUN_ID\"\necho \"args=$COCO_ARGS\"\necho \"path=$PATH\"\n",
+    );
+    let id = setup.enqueue("show", json!({"n": 42})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    worker.stop().await;
+    let run = setup.run(&id).await;
+    let output = setup.output(&id).await;
+    assert_eq!(run.state, RunState::Complete, "{output}");
+    let lines: Vec<&str> = output.lines().collect();
+    let root = setup.root();
+    assert_eq!(
+        &lines[..4],
+        [
+            "arg=42",
+            "arg=default & <co>",
+            "arg=1",
+            &format!("pwd={}", root.join("work").display()),
+        ]
+    );
+    assert_eq!(
+        lines[4],
+        "mode=test jobvar=j job=proj.show project=proj attempt=1"
+    );
+    assert_eq!(lines[5], format!("run={id}"));
+    let args: serde_json::Value =
+        serde_json::from_str(lines[6].strip_prefix("args=").unwrap()).unwrap();
+    assert_eq!(args, json!({"n": 42, "who": "default"}));
+    assert!(
+        lines[7].starts_with(&format!("path={}:", root.join("bin").display())),
+        "{}",
+        lines[7]
+    );
+}
+
+pub async fn a_failure_is_retried_then_ends_in_error(store: Arc<dyn Store>) {
+    let mut fail = sh("echo try $COCO_ATTEMPT; exit 1");
+    fail.attempts = 2;
+    let setup = Setup::new(store, &[("fail", fail)]).await;
+    let id = setup.enqueue("fail", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    let summary = worker.stop().await;
+    assert_eq!(summary.claimed, 2);
+    let run = setup.run(&id).await;
+    assert_eq!(run.state, RunState::Error);
+    assert_eq!((run.attempt, run.exit_code), (2, Some(1)));
+    assert_eq!(run.reason.as_deref(), Some("exit"));
+    let states: Vec<RunState> = run.history.iter().map(|c| c.state).collect();
+    assert_eq!(
+        states,
+        [
+            RunState::Pending,
+            RunState::Running,
+            RunState::Failed,
+            RunState::Running,
+            RunState::Error
+        ]
+    );
+    assert_eq!(
+        setup.output(&id).await,
+        "try 2\n",
+        "the latest try's output"
+    );
+}
+
+pub async fn exit_75_defers_without_spending_an_attempt(store: Arc<dyn Store>) {
+    let mut later = sh("exit 75");
+    later.retry_delay = HumanDuration(Duration::from_secs(3600));
+    let setup = Setup::new(store, &[("later", later)]).await;
+    let id = setup.enqueue("later", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup
+        .wait_for(std::slice::from_ref(&id), &[RunState::Deferred])
+        .await;
+    worker.stop().await;
+    let run = setup.run(&id).await;
+    assert_eq!((run.attempt, run.exit_code), (0, Some(75)));
+    assert!(run.not_before > Utc::now() + chrono::TimeDelta::minutes(59));
+}
+
+pub async fn a_timeout_kills_the_process_group(store: Arc<dyn Store>) {
+    let mut slow = sh("sleep 30 & echo $! > child.pid; echo started; wait");
+    slow.timeout = Some(HumanDuration(Duration::from_millis(300)));
+    let setup = Setup::new(store, &[("slow", slow)]).await;
+    let id = setup.enqueue("slow", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    worker.stop().await;
+    let run = setup.run(&id).await;
+    assert_eq!(run.state, RunState::Error);
+    assert_eq!(run.reason.as_deref(), Some("timeout"));
+    assert_eq!(setup.output(&id).await, "started\n");
+    let pid: i32 = std::fs::read_to_string(setup.root().join("work/child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!pid_alive(pid), "the group's background sleep is gone");
+}
+
+pub async fn max_parallel_is_honoured(store: Arc<dyn Store>) {
+    let mut one = sh("echo start >> ../log; sleep 0.2; echo end >> ../log");
+    one.max_parallel = 1;
+    let setup = Setup::new(store, &[("one", one)]).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(setup.enqueue("one", json!({ "n": n })).await);
+    }
+    let worker = Running::start("w1", &setup.store, settings(2));
+    setup.wait_for(&ids, DONE).await;
+    worker.stop().await;
+    let log = std::fs::read_to_string(setup.root().join("log")).unwrap();
+    assert_eq!(log, "start\nend\n".repeat(3), "never two at once");
+}
+
+pub async fn two_workers_run_each_run_exactly_once(store: Arc<dyn Store>) {
+    let mut append = sh("echo $COCO_RUN_ID >> ../ran");
+    append.max_parallel = 20;
+    let setup = Setup::new(store, &[("append", append)]).await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(setup.enqueue("append", json!({ "n": n })).await);
+    }
+    let a = Running::start("wa", &setup.store, settings(3));
+    let b = Running::start("wb", &setup.store, settings(3));
+    setup.wait_for(&ids, DONE).await;
+    let (a, b) = (a.stop().await, b.stop().await);
+    assert_eq!(a.claimed + b.claimed, 20, "{a:?} {b:?}");
+    let ran = std::fs::read_to_string(setup.root().join("ran")).unwrap();
+    let lines: Vec<&str> = ran.lines().collect();
+    assert_eq!(lines.len(), 20, "{ran}");
+    let ran: BTreeSet<&str> = lines.into_iter().collect();
+    let expected: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(ran, expected);
+    for id in &ids {
+        assert_eq!(setup.run(id).await.state, RunState::Complete);
+    }
+}
+
+/// No fixed polling tick: with 2 slots, short runs go through at process-spawn speed.
+pub async fn short_runs_are_not_held_back_by_polling(store: Arc<dyn Store>) {
+    let mut quick = job(&["true"]);
+    quick.max_parallel = 2;
+    let setup = Setup::new(store, &[("quick", quick)]).await;
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        ids.push(setup.enqueue("quick", json!({ "n": n })).await);
+    }
+    let mut slow_poll = settings(2);
+    slow_poll.poll_min = Duration::from_secs(1);
+    slow_poll.poll_max = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    let worker = Running::start("w1", &setup.store, slow_poll);
+    setup.wait_for(&ids, DONE).await;
+    let elapsed = started.elapsed();
+    worker.stop().await;
+    eprintln!("40 runs in {elapsed:?}");
+    // A 1 s tick per claim would take 40 / 2 * 1 = 20 s; a freed slot claims at once (the
+    // margin is for slow stores under a loaded test run).
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+pub async fn shutdown_hands_running_runs_back(store: Arc<dyn Store>) {
+    let mut long = sh("echo $$ > pid; sleep 30");
+    long.attempts = 2;
+    let setup = Setup::new(store, &[("long", long)]).await;
+    let id = setup.enqueue("long", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup
+        .wait_for(std::slice::from_ref(&id), &[RunState::Running])
+        .await;
+    let pid_file = setup.root().join("work/pid");
+    while !pid_file.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The pid is reported while it runs (within a report interval).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while setup.run(&id).await.pid != Some(pid as u32) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pid is reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let summary = worker.stop().await;
+    assert_eq!(summary.handed_back, 1, "{summary:?}");
+    let run = setup.run(&id).await;
+    assert_eq!(run.state, RunState::Failed, "retried later");
+    assert_eq!(run.reason.as_deref(), Some("zombie"));
+    assert!(!pid_alive(pid));
+}
+
+pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>) {
+    let mut long = sh("echo $$ > pid; sleep 30");
+    long.attempts = 3;
+    let setup = Setup::new(store, &[("long", long)]).await;
+    let id = setup.enqueue("long", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    let pid_file = setup.root().join("work/pid");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !pid_file.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "the run started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another reaper, an hour from now, finds the run a zombie.
+    let taken = setup
+        .store
+        .take_back_zombies(
+            Utc::now() + chrono::TimeDelta::hours(1),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The next heartbeat (200 ms) tells the worker; its process group is terminated.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the process was stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let summary = worker.stop().await;
+    assert_eq!(
+        (summary.finished, summary.handed_back),
+        (0, 1),
+        "{summary:?}"
+    );
+    let run = setup.run(&id).await;
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!((run.attempt, run.reason.as_deref()), (1, Some("zombie")));
+}
+
+pub async fn a_template_error_fails_the_run_with_its_cause(store: Arc<dyn Store>) {
+    let setup = Setup::new(store, &[("bad", job(&["echo", "{{args.missing}}"]))]).await;
+    let id = setup.enqueue("bad", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    worker.stop().await;
+    let run = setup.run(&id).await;
+    assert_eq!(run.state, RunState::Error);
+    assert_eq!(run.reason.as_deref(), Some("setup"));
+    let note = run.history.last().unwrap().note.clone().unwrap_or_default();
+    assert!(note.contains("{{args.missing}}"), "{note}");
+}
+
+pub async fn an_enqueue_wakes_an_idle_worker(store: Arc<dyn Store>) {
+    let setup = Setup::new(store, &[("ok", sh("true"))]).await;
+    let state_dir = setup.dir.path().join("state");
+    let mut slow_poll = settings(1);
+    slow_poll.poll_min = Duration::from_secs(5);
+    slow_poll.poll_max = Duration::from_secs(5);
+    slow_poll.heartbeat_every = Duration::from_secs(5);
+    slow_poll.zombie_every = Duration::from_secs(5);
+    slow_poll.wake_dir = Some(coco::worker::wake::dir(&state_dir));
+    let worker = Running::start("w1", &setup.store, slow_poll);
+    // Let it find the queue empty and go to sleep.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = setup.enqueue("ok", json!({})).await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(queue::wake(&state_dir), 1);
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "woken, not polled: {:?}",
+        started.elapsed()
+    );
+    worker.stop().await;
+    assert_eq!(setup.run(&id).await.state, RunState::Complete);
+}
+
+/// One `#[tokio::test]` per case per backend.
+macro_rules! worker_tests {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let fixture = crate::store::embedded_store().await;
+                    super::$case(std::sync::Arc::new(fixture.store.clone())).await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(fixture) = crate::store::mongo_store().await {
+                        super::$case(std::sync::Arc::new(fixture.store.clone())).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+worker_tests!(
+    exit_0_completes_with_its_output_kept,
+    env_cwd_path_and_args_reach_the_process,
+    a_failure_is_retried_then_ends_in_error,
+    exit_75_defers_without_spending_an_attempt,
+    a_timeout_kills_the_process_group,
+    max_parallel_is_honoured,
+    two_workers_run_each_run_exactly_once,
+    short_runs_are_not_held_back_by_polling,
+    shutdown_hands_running_runs_back,
+    a_run_taken_back_is_stopped_and_not_finished,
+    a_template_error_fails_the_run_with_its_cause,
+    an_enqueue_wakes_an_idle_worker,
+);
