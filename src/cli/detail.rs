@@ -113,46 +113,26 @@ pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use serde_json::json;
 
     use super::*;
-    use crate::manifest::{Catchup, Concurrency, HumanDuration, Job};
+    use crate::manifest::{HumanDuration, Job};
     use crate::queue::{NewRun, new_run};
 
     #[test]
     fn detail_shows_fields_and_history() {
         let job = Job {
-            command: vec!["true".into()],
-            description: None,
-            schedule: None,
-            timezone: "UTC".into(),
             attempts: 2,
             retry_delay: HumanDuration(Duration::from_secs(30)),
             timeout: Some(HumanDuration(Duration::from_secs(120))),
             priority: 5,
-            max_parallel: 1,
-            concurrency: Concurrency::default(),
-            catchup: Catchup::default(),
-            args: BTreeMap::new(),
-            env: BTreeMap::new(),
+            ..Job::with_command(&["true"])
         };
         let created = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        let run = new_run(
-            &job,
-            NewRun {
-                job_id: "p.j",
-                project: "p",
-                args: json!({"n": 3}),
-                now: created,
-                not_before: None,
-                parent: None,
-                force: false,
-            },
-        )
-        .claimed("host-1", created + TimeDelta::seconds(2));
+        let run = new_run(&job, NewRun::new("p.j", "p", json!({"n": 3}), created))
+            .claimed("host-1", created + TimeDelta::seconds(2));
         let text = render(&run, created + TimeDelta::seconds(62));
         assert!(text.contains("state:        running\n"), "{text}");
         assert!(text.contains("args:         {\"n\":3}\n"), "{text}");

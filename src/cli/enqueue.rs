@@ -46,6 +46,7 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
             now: Utc::now(),
             not_before: None,
             parent: None,
+            restart_of: None,
             force: args.force,
         },
     );

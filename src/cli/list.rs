@@ -107,13 +107,12 @@ pub fn human_duration(delta: TimeDelta) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use serde_json::json;
 
     use super::*;
-    use crate::manifest::{Catchup, Concurrency, HumanDuration, Job};
+    use crate::manifest::{HumanDuration, Job};
     use crate::queue::{NewRun, new_run};
 
     #[test]
@@ -142,33 +141,12 @@ mod tests {
     #[test]
     fn rows_show_attempts_age_runtime_and_worker() {
         let job = Job {
-            command: vec!["true".into()],
-            description: None,
-            schedule: None,
-            timezone: "UTC".into(),
             attempts: 3,
             retry_delay: HumanDuration(Duration::from_secs(1)),
-            timeout: None,
-            priority: 0,
-            max_parallel: 1,
-            concurrency: Concurrency::default(),
-            catchup: Catchup::default(),
-            args: BTreeMap::new(),
-            env: BTreeMap::new(),
+            ..Job::with_command(&["true"])
         };
         let created = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        let run = new_run(
-            &job,
-            NewRun {
-                job_id: "p.j",
-                project: "p",
-                args: json!({}),
-                now: created,
-                not_before: None,
-                parent: None,
-                force: false,
-            },
-        );
+        let run = new_run(&job, NewRun::new("p.j", "p", json!({}), created));
         let now = created + TimeDelta::seconds(125);
         let pending = row(&run, now);
         assert_eq!(

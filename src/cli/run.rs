@@ -82,6 +82,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             now: Utc::now(),
             not_before: None,
             parent: None,
+            restart_of: None,
             force: false,
         },
     );

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
+use crate::worker::load::Limits;
 use crate::worker::{Worker, WorkerSettings, wake};
 
 /// Arguments of `coco worker`.
@@ -24,8 +25,15 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     let store = context::open_store(&config).await?;
     let mut settings = WorkerSettings {
         wake_dir: Some(wake::dir(&config.state_dir)),
+        limits: Limits {
+            max_cpu: config.worker.max_cpu,
+            min_free_ram_mib: config.worker.min_free_ram,
+        },
         ..WorkerSettings::default()
     };
+    if let Some(bytes) = config.worker.max_output {
+        settings.run.tail_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
     if let Some(slots) = args.slots.or(config.worker.slots) {
         settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
     }
@@ -39,24 +47,18 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     let worker = Worker::new(name.clone(), Arc::clone(&store), settings);
     let summary = worker.run(shutdown_signal()).await;
     output::text(&format!(
-        "worker {name} stopped: {} claimed, {} finished, {} handed back",
-        summary.claimed, summary.finished, summary.handed_back
+        "worker {name} stopped{}: {} claimed, {} finished, {} handed back",
+        if summary.halted { " (halted)" } else { "" },
+        summary.claimed,
+        summary.finished,
+        summary.handed_back
     ));
     Ok(0)
 }
 
 /// `HOST-PID`.
 fn default_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
-    // truncates, and we stop at the first NUL.
-    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".to_string()
-    };
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", crate::worker::host_name(), std::process::id())
 }
 
 /// Completes on the first SIGINT or SIGTERM.

@@ -148,7 +148,7 @@ pub struct Logging {
     pub stdout: Option<Level>,
 }
 
-/// The `worker` section (capacity limits; used by later issues).
+/// The `worker` section: capacity limits of this host's workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WorkerConfig {
     /// Jobs run at once on this host.
@@ -157,6 +157,8 @@ pub struct WorkerConfig {
     pub max_cpu: Option<f64>,
     /// Take no new job below this much free memory, in MiB.
     pub min_free_ram: Option<u64>,
+    /// Bytes of output kept per run (its tail); `None`: 1 MiB.
+    pub max_output: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -453,6 +455,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
             "worker.min_free_ram",
             raw.worker.min_free_ram.map(|v| v.to_string()),
         ),
+        (
+            "worker.max_output",
+            raw.worker.max_output.map(|v| v.to_string()),
+        ),
     ];
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -485,6 +491,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>) -> Config {
             slots: raw.worker.slots,
             max_cpu: raw.worker.max_cpu,
             min_free_ram: raw.worker.min_free_ram,
+            max_output: raw.worker.max_output.map(|size| size.0),
         },
         files,
     }

@@ -27,6 +27,7 @@ pub const KEYS: &[&str] = &[
     "worker.slots",
     "worker.max_cpu",
     "worker.min_free_ram",
+    "worker.max_output",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -118,6 +119,86 @@ pub struct RawWorker {
     /// Take no new job below this much free memory, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_free_ram: Option<u64>,
+    /// Output kept per run (its tail), e.g. `1MiB` (the default), `512KiB`, or bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output: Option<ByteSize>,
+}
+
+/// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
+/// (`KB`/`MB`/`GB` are read as the same powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parse `1048576`, `1MiB`, `512 KiB`, `2mb`.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size (e.g. 1MiB, 512KiB, 65536)"))?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
+                ));
+            }
+        };
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0;
+        match bytes {
+            0 => write!(f, "0"),
+            b if b % (1 << 30) == 0 => write!(f, "{}GiB", b >> 30),
+            b if b % (1 << 20) == 0 => write!(f, "{}MiB", b >> 20),
+            b if b % (1 << 10) == 0 => write!(f, "{}KiB", b >> 10),
+            b => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size such as 1MiB, 512KiB or a number of bytes")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A written level: a name, or `~` (or `off`) for "this destination is off".
@@ -215,12 +296,33 @@ mod tests {
         for key in KEYS {
             let (section, name) = key.split_once('.').unwrap();
             let value = match name {
-                "slots" | "max_cpu" | "min_free_ram" => "1",
+                "slots" | "max_cpu" | "min_free_ram" | "max_output" => "1",
                 _ => "INFO",
             };
             let text = format!("{section}:\n  {name}: {value}\n");
             assert!(raw(&text).is_ok(), "{key}: {:?}", raw(&text));
         }
+    }
+
+    #[test]
+    fn sizes_read_with_or_without_a_unit() {
+        assert_eq!(ByteSize::parse("65536"), Ok(ByteSize(65536)));
+        assert_eq!(ByteSize::parse("1MiB"), Ok(ByteSize(1 << 20)));
+        assert_eq!(ByteSize::parse("512 kb"), Ok(ByteSize(512 << 10)));
+        assert_eq!(ByteSize::parse("2G"), Ok(ByteSize(2 << 30)));
+        assert!(
+            ByteSize::parse("1TB")
+                .unwrap_err()
+                .contains("unknown size unit `tb`")
+        );
+        assert!(ByteSize::parse("lots").unwrap_err().contains("not a size"));
+        assert_eq!(ByteSize(1 << 20).to_string(), "1MiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+        let read = raw("worker:\n  max_output: 256KiB\n").unwrap();
+        assert_eq!(read.worker.max_output, Some(ByteSize(256 << 10)));
+        let read = raw("worker:\n  max_output: 4096\n").unwrap();
+        assert_eq!(read.worker.max_output, Some(ByteSize(4096)));
+        assert!(raw("worker:\n  max_output: 3 parsecs\n").is_err());
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     if raw.worker.slots == Some(0) {
         problems.push(("worker.slots", "must be at least 1".to_owned()));
     }
+    if raw.worker.max_output.is_some_and(|size| size.0 < 1024) {
+        problems.push((
+            "worker.max_output",
+            "must be at least 1KiB (the tail of a run's output is kept)".to_owned(),
+        ));
+    }
     if let Some(cpu) = raw.worker.max_cpu
         && !(cpu > 0.0 && cpu <= 100.0)
     {

@@ -63,9 +63,49 @@ pub struct Job {
     pub catchup: Catchup,
     pub args: BTreeMap<String, serde_json::Value>,
     pub env: BTreeMap<String, String>,
+    /// Jobs enqueued when a run completes, as given (`job` or `project.job`); see
+    /// [`Job::followers`]. Left out of the stored form when empty, so adding the field kept
+    /// the hashes of existing jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<String>,
 }
 
 impl Job {
+    /// A job running `command` with every default a manifest gives (one attempt, no retry
+    /// delay, no timeout, no schedule, priority 0, one run at a time).
+    pub fn with_command<S: AsRef<str>>(command: &[S]) -> Job {
+        Job {
+            command: command.iter().map(|s| s.as_ref().to_string()).collect(),
+            description: None,
+            schedule: None,
+            timezone: "UTC".into(),
+            attempts: 1,
+            retry_delay: HumanDuration(std::time::Duration::ZERO),
+            timeout: None,
+            priority: 0,
+            max_parallel: 1,
+            concurrency: Concurrency::default(),
+            catchup: Catchup::default(),
+            args: BTreeMap::new(),
+            env: BTreeMap::new(),
+            then: Vec::new(),
+        }
+    }
+
+    /// The `project.job` ids of [`Job::then`], for a job of `project`.
+    pub fn followers(&self, project: &str) -> Vec<String> {
+        self.then
+            .iter()
+            .map(|name| {
+                if name.contains('.') {
+                    name.clone()
+                } else {
+                    format!("{project}.{name}")
+                }
+            })
+            .collect()
+    }
+
     /// The parsed schedule, if the job has one.
     pub fn parsed_schedule(&self) -> Option<Schedule> {
         self.schedule

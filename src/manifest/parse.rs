@@ -86,6 +86,7 @@ pub fn parse_project(dir: &Path, file: &Path, text: &str) -> Result<Project, Vec
             );
         }
     }
+    validate::chains(&doc, &jobs, &mut problems);
     let mut apps = std::collections::BTreeMap::new();
     for (app_name, raw) in &outline.apps {
         let path = vec!["apps".to_owned(), app_name.clone()];

@@ -75,6 +75,9 @@ pub struct RawJob {
     pub args: Option<BTreeMap<String, serde_json::Value>>,
     /// Environment variables, over the project's.
     pub env: Option<BTreeMap<String, Scalar>>,
+    /// Jobs to enqueue when a run completes (exit 0): `job` of this project or `project.job`.
+    /// They get the completed run's id as `COCO_PARENT_RUN`.
+    pub then: Option<Vec<String>>,
 }
 
 /// One app server.

@@ -123,7 +123,77 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
         catchup: raw.catchup.unwrap_or_default(),
         args,
         env: env_map(doc, &at(&base, &["env"]), raw.env, problems),
+        then: raw.then.unwrap_or_default(),
     }
+}
+
+/// Check the `then:` chains of a project's `jobs`: every entry is `job` (of this project, and
+/// it exists) or `project.job` (checked when it runs: other projects are not known here), and
+/// no chain within the project leads back to where it started (that would never end).
+pub fn chains(doc: &Document, jobs: &BTreeMap<String, Job>, problems: &mut Problems) {
+    for (name, job) in jobs {
+        for (index, target) in job.then.iter().enumerate() {
+            let path = vec![
+                "jobs".to_owned(),
+                name.clone(),
+                "then".to_owned(),
+                index.to_string(),
+            ];
+            let parts: Vec<&str> = target.split('.').collect();
+            match parts.as_slice() {
+                [job_name] if !jobs.contains_key(*job_name) => problems.push(
+                    doc.at(&path, format!("`then`: this project has no job `{target}`"))
+                        .with_suggestion(did_you_mean(target, jobs.keys().map(String::as_str))),
+                ),
+                [_] => {}
+                [project, job_name] if is_valid_name(project) && is_valid_name(job_name) => {}
+                _ => problems.push(doc.at(
+                    &path,
+                    format!("`then`: `{target}` is not a job name: use `job` or `project.job`"),
+                )),
+            }
+        }
+    }
+    for start in jobs.keys() {
+        if let Some(cycle) = chain_cycle(jobs, start) {
+            let path = vec!["jobs".to_owned(), start.clone(), "then".to_owned()];
+            problems.push(doc.at(
+                &path,
+                format!(
+                    "`then` chains run in a circle ({}): it would never end",
+                    cycle.join(" → ")
+                ),
+            ));
+            // One report per circle is enough.
+            return;
+        }
+    }
+}
+
+/// A same-project `then:` path from `start` back to `start`, if there is one.
+fn chain_cycle(jobs: &BTreeMap<String, Job>, start: &str) -> Option<Vec<String>> {
+    let mut stack = vec![vec![start.to_owned()]];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = stack.pop() {
+        let last = path.last()?;
+        for next in jobs
+            .get(last)
+            .map(|j| j.then.as_slice())
+            .unwrap_or_default()
+        {
+            if next == start {
+                let mut cycle = path.clone();
+                cycle.push(next.clone());
+                return Some(cycle);
+            }
+            if jobs.contains_key(next) && seen.insert(next.clone()) {
+                let mut longer = path.clone();
+                longer.push(next.clone());
+                stack.push(longer);
+            }
+        }
+    }
+    None
 }
 
 /// Resolve the app at `apps.<name>`.

@@ -4,13 +4,21 @@
 //! - The store does the atomic parts (enqueue with dedupe, claim, heartbeat, finish, zombie
 //!   take-back): see the queue methods of [`crate::store::Store`].
 //! - This module builds new runs from a job definition ([`new_run`]) and their dedupe key.
+//! - [`chain`]: `then:` followers enqueued when a run completes.
 
+pub mod chain;
 pub mod state;
 
 /// Wake the idle workers of this host now (they poll otherwise): call after an enqueue.
 /// Returns how many workers were reached. See [`crate::worker::wake`].
 pub fn wake(state_dir: &std::path::Path) -> usize {
-    crate::worker::wake::poke(state_dir)
+    crate::worker::wake::poke(state_dir, crate::worker::wake::Poke::Queue)
+}
+
+/// Tell the workers of this host that a run was killed or the pauses or halt changed, so
+/// they act now rather than at their next heartbeat. Returns how many were reached.
+pub fn wake_control(state_dir: &std::path::Path) -> usize {
+    crate::worker::wake::poke(state_dir, crate::worker::wake::Poke::Control)
 }
 
 use std::time::Duration;
@@ -19,8 +27,13 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::Job;
-use crate::store::{RunRecord, StateChange};
+use crate::store::{JobRecord, RunRecord, StateChange};
 use state::RunState;
+
+/// The job definition stored in `record`.
+pub fn job_of(record: &JobRecord) -> Result<Job, serde_json::Error> {
+    serde_json::from_value(record.definition.clone())
+}
 
 /// The key two runs share when they are "the same work": SHA-256 over the job id and the
 /// canonical JSON of its arguments (object keys sorted, so `{"a":1,"b":2}` and
@@ -61,10 +74,34 @@ pub struct NewRun<'a> {
     pub now: DateTime<Utc>,
     /// Earliest start; `None`: now.
     pub not_before: Option<DateTime<Utc>>,
-    /// The run that enqueued this one, if any.
+    /// The run that enqueued this one (a `then:` chain), if any.
     pub parent: Option<String>,
+    /// The run this one restarts, if any.
+    pub restart_of: Option<String>,
     /// Claimable even while its project or the whole queue is paused.
     pub force: bool,
+}
+
+impl<'a> NewRun<'a> {
+    /// A run of `job_id` (of `project`) with `args`, created `now`, startable at once, with
+    /// no parent, not a restart, not forced.
+    pub fn new(
+        job_id: &'a str,
+        project: &'a str,
+        args: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Self {
+        NewRun {
+            job_id,
+            project,
+            args,
+            now,
+            not_before: None,
+            parent: None,
+            restart_of: None,
+            force: false,
+        }
+    }
 }
 
 /// A fresh `pending` run of `job`, with a new ULID and the job's limits copied in.
@@ -95,6 +132,7 @@ pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
         exit_code: None,
         reason: None,
         parent: new.parent,
+        restart_of: new.restart_of,
         force: new.force,
         history: vec![StateChange {
             state: RunState::Pending,
@@ -106,44 +144,32 @@ pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use chrono::DateTime;
     use serde_json::json;
 
     use super::{NewRun, dedupe_key, new_run};
-    use crate::manifest::{Catchup, Concurrency, HumanDuration, Job};
+    use crate::manifest::{HumanDuration, Job};
     use crate::queue::state::RunState;
 
     #[test]
     fn new_run_copies_the_job_limits() {
         let job = Job {
-            command: vec!["true".into()],
-            description: None,
-            schedule: None,
-            timezone: "UTC".into(),
             attempts: 3,
             retry_delay: HumanDuration(Duration::from_secs(30)),
             timeout: Some(HumanDuration(Duration::from_millis(1500))),
             priority: 7,
             max_parallel: 2,
-            concurrency: Concurrency::default(),
-            catchup: Catchup::default(),
-            args: BTreeMap::new(),
-            env: BTreeMap::new(),
+            ..Job::with_command(&["true"])
         };
         let now = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
         let run = new_run(
             &job,
             NewRun {
-                job_id: "p.j",
-                project: "p",
-                args: json!({"n": 1}),
-                now,
-                not_before: None,
                 parent: Some("parent".into()),
                 force: true,
+                ..NewRun::new("p.j", "p", json!({"n": 1}), now)
             },
         );
         assert_eq!(run.id.len(), 26, "a ULID");

@@ -5,12 +5,16 @@
 //!    ▲                  │   ├──► deferred ──(not_before)──┐     (exit 75: attempt not spent)
 //!    │                  │   ├──► failed ────(not_before)──┤     (attempts left)
 //!    │                  │   ├──► error                    │     (no attempts left)
-//!    │                  │   └──► killed                   │
+//!    │                  │   └──► killed                   │     (operator: coco kill)
 //!    └──────────────────┴─────────────────────────────────┘ claimable again
+//!
+//! pending, failed, deferred ──► killed   (coco kill)
+//!                           └─► removed  (coco remove)
 //! ```
 //!
 //! A `failed` or `deferred` run is claimed again once its `not_before` has passed; there is
-//! no separate promotion back to `pending`. `complete`, `error` and `killed` are final.
+//! no separate promotion back to `pending`. `complete`, `error`, `killed` and `removed` are
+//! final; a final run is never claimed and never blocks a new enqueue of the same work.
 
 use std::time::Duration;
 
@@ -39,11 +43,13 @@ pub enum RunState {
     Error,
     /// Killed by an operator. Final.
     Killed,
+    /// Taken out of the queue by an operator before it ran (again); kept for history. Final.
+    Removed,
 }
 
 impl RunState {
     /// Every state, in lifecycle order.
-    pub const ALL: [RunState; 7] = [
+    pub const ALL: [RunState; 8] = [
         RunState::Pending,
         RunState::Running,
         RunState::Complete,
@@ -51,6 +57,7 @@ impl RunState {
         RunState::Deferred,
         RunState::Error,
         RunState::Killed,
+        RunState::Removed,
     ];
 
     /// The states a worker may claim (once `not_before` has passed).
@@ -74,6 +81,7 @@ impl RunState {
             RunState::Deferred => "deferred",
             RunState::Error => "error",
             RunState::Killed => "killed",
+            RunState::Removed => "removed",
         }
     }
 
@@ -96,7 +104,7 @@ impl RunState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            RunState::Complete | RunState::Error | RunState::Killed
+            RunState::Complete | RunState::Error | RunState::Killed | RunState::Removed
         )
     }
 }
@@ -366,7 +374,7 @@ mod tests {
             .collect();
         assert_eq!(claimable, [Pending, Failed, Deferred]);
         let finals: Vec<_> = RunState::ALL.into_iter().filter(|s| s.is_final()).collect();
-        assert_eq!(finals, [Complete, Error, Killed]);
+        assert_eq!(finals, [Complete, Error, Killed, Removed]);
         for s in RunState::ALL {
             assert_ne!(s.blocks_duplicate(), s.is_final(), "{s}");
         }

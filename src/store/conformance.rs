@@ -593,6 +593,7 @@ fn run(project: &str, job: &str, args: serde_json::Value, created_ms: i64) -> Ru
         exit_code: None,
         reason: None,
         parent: None,
+        restart_of: None,
         force: false,
         history: vec![StateChange {
             state: RunState::Pending,

@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::{
-    AppRecord, Enqueued, JobRecord, LiveReport, Paused, ProjectRecord, RunEnd, RunFilter,
-    RunRecord, Store, StoreError, StoreResult,
+    AppRecord, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, MemberRecord, Paused,
+    ProjectRecord, RunEnd, RunFilter, RunRecord, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 
@@ -122,6 +122,10 @@ CREATE TABLE IF NOT EXISTS locks (
     doc     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS locks_expires ON locks (expires);
+CREATE TABLE IF NOT EXISTS control (
+    key TEXT PRIMARY KEY NOT NULL,
+    at  INTEGER NOT NULL
+);
 ";
 
 /// The SQLite-backed [`Store`].
@@ -899,6 +903,130 @@ impl Store for EmbeddedStore {
             Ok(taken)
         })
         .await
+    }
+
+    async fn cancel_run(
+        &self,
+        id: &str,
+        cancel: Cancel,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Cancelled> {
+        let id = id.to_string();
+        self.run("cancelling a run", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(run) = read_run(&tx, &id)? else {
+                return Ok(Cancelled::Missing);
+            };
+            if !cancel.applies_to(run.state) {
+                return Ok(Cancelled::Refused(run));
+            }
+            let done = if run.state == RunState::Running {
+                let end = run.kill_end(now);
+                run.ended(&end)
+            } else {
+                run.cancelled(cancel, now)
+            };
+            write_run(&tx, &done, true)?;
+            tx.commit()?;
+            Ok(Cancelled::Done(done))
+        })
+        .await
+    }
+
+    async fn control(&self) -> StoreResult<Control> {
+        self.run("reading pauses and halts", |conn| {
+            let rows = conn
+                .prepare_cached("SELECT key, at FROM control ORDER BY key")?
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut control = Control::default();
+            for (key, at) in rows {
+                match key.as_str() {
+                    "halt" => control.halt_before = DateTime::from_timestamp_millis(at),
+                    "pause" => control.paused_all = true,
+                    _ => {
+                        if let Some(project) = key.strip_prefix("pause:") {
+                            control.paused_projects.push(project.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(control)
+        })
+        .await
+    }
+
+    async fn set_paused(&self, project: Option<&str>, paused: bool) -> StoreResult<()> {
+        let key = project.map_or_else(|| "pause".to_string(), |p| format!("pause:{p}"));
+        let at = to_ms(Utc::now());
+        self.run("pausing or resuming", move |conn| {
+            if paused {
+                conn.prepare_cached("INSERT OR REPLACE INTO control (key, at) VALUES (?1, ?2)")?
+                    .execute(params![key, at])?;
+            } else {
+                conn.prepare_cached("DELETE FROM control WHERE key = ?1")?
+                    .execute([key])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn halt(&self, before: DateTime<Utc>) -> StoreResult<()> {
+        let at = to_ms(before);
+        self.run("recording a halt", move |conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO control (key, at) VALUES ('halt', ?1)")?
+                .execute([at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
+        let doc = serde_json::to_string(member).map_err(|e| StoreError::Invalid {
+            doing: "recording a worker".into(),
+            message: e.to_string(),
+        })?;
+        let (name, heartbeat) = (member.name.clone(), to_ms(member.heartbeat));
+        self.run("recording a worker", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO workers (id, heartbeat, doc) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![name, heartbeat, doc])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_member(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.run("forgetting a worker", move |conn| {
+            conn.prepare_cached("DELETE FROM workers WHERE id = ?1")?
+                .execute([name])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>> {
+        let docs = self
+            .run("listing workers", |conn| {
+                conn.prepare_cached("SELECT doc FROM workers ORDER BY id")?
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                serde_json::from_str::<MemberRecord>(doc).map_err(|e| StoreError::Corrupt {
+                    what: "workers".into(),
+                    message: e.to_string(),
+                })
+            })
+            .map(|member| member.map(MemberRecord::truncated_to_ms))
+            .collect()
     }
 
     async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {

@@ -19,8 +19,9 @@
 //! processes and hosts share the store. The embedded store does each in one `BEGIN
 //! IMMEDIATE` transaction; the MongoDB store wins each by inserting a unique marker document
 //! (see `mongo.rs`).
-//! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers`, `log`, `locks`, `fires`,
-//! `outputs` (the output tail of each run's latest try);
+//! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers` (every live worker and
+//! daemon, for `coco alive`), `log`, `locks`, `fires`, `outputs` (the output tail of each
+//! run's latest try), `control` (pauses and halt requests);
 //! [`Store::ensure_schema`] creates them and their indexes idempotently.
 
 pub mod conformance;
@@ -39,7 +40,7 @@ use crate::queue::state::{self, Outcome, RunState};
 
 /// Names of every collection (MongoDB) / table (SQLite) coco keeps.
 pub const COLLECTIONS: &[&str] = &[
-    "projects", "jobs", "apps", "queue", "workers", "log", "locks", "fires", "outputs",
+    "projects", "jobs", "apps", "queue", "workers", "log", "locks", "fires", "outputs", "control",
 ];
 
 /// The applied manifest of one project.
@@ -134,8 +135,11 @@ pub struct RunRecord {
     /// Why the latest try ended other than by exit 0 / 75: `exit`, `signal`, `timeout`,
     /// `killed`, `zombie`.
     pub reason: Option<String>,
-    /// The run that enqueued this one.
+    /// The run that enqueued this one (a `then:` chain).
     pub parent: Option<String>,
+    /// The run this one restarts (`coco restart`).
+    #[serde(default)]
+    pub restart_of: Option<String>,
     /// Claimable even while its project or the whole queue is paused.
     pub force: bool,
     /// Every state the run entered, oldest first.
@@ -227,6 +231,34 @@ impl RunRecord {
         }
     }
 
+    /// The end of this (running) run because an operator killed it.
+    pub fn kill_end(&self, now: DateTime<Utc>) -> RunEnd {
+        RunEnd {
+            note: Some("killed by an operator".to_string()),
+            ..self.end(Outcome::Killed, None, now)
+        }
+    }
+
+    /// Take this (not running) run out of the queue: `killed` or `removed` at `now`.
+    pub fn cancelled(mut self, cancel: Cancel, now: DateTime<Utc>) -> Self {
+        let (state, note) = match cancel {
+            Cancel::Kill => (
+                RunState::Killed,
+                "killed by an operator before it ran again",
+            ),
+            Cancel::Remove => (RunState::Removed, "removed by an operator"),
+        };
+        self.state = state;
+        self.finished = Some(now);
+        self.reason = Some(state.as_str().to_string());
+        self.history.push(StateChange {
+            state,
+            at: now,
+            note: Some(note.to_string()),
+        });
+        self.truncated_to_ms()
+    }
+
     /// The end of this (running) run because its worker was lost.
     pub fn zombie_end(&self, now: DateTime<Utc>) -> RunEnd {
         let worker = self.worker.as_deref().unwrap_or("?");
@@ -281,6 +313,96 @@ pub enum Enqueued {
     /// Refused: this run (id) of the same job and arguments is still pending, running,
     /// failed or deferred.
     Duplicate(String),
+}
+
+/// What an operator does to one run ([`Store::cancel_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// `coco kill`: a running run's try ends `killed` (its worker sees that at its next
+    /// heartbeat and ends the process group); a waiting run (pending, failed, deferred)
+    /// becomes `killed` at once.
+    Kill,
+    /// `coco remove`: a waiting run becomes `removed` (kept for history); not for running runs.
+    Remove,
+}
+
+impl Cancel {
+    /// May a run in `state` be cancelled this way?
+    pub fn applies_to(self, state: RunState) -> bool {
+        match self {
+            Cancel::Kill => state.is_claimable() || state == RunState::Running,
+            Cancel::Remove => state.is_claimable(),
+        }
+    }
+}
+
+/// The answer to [`Store::cancel_run`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// Done: the run as it is now.
+    Done(RunRecord),
+    /// The run's state does not allow it (or it changed under us and no longer does): the
+    /// run as it is.
+    Refused(RunRecord),
+    /// No run has this id.
+    Missing,
+}
+
+/// Operator switches every worker and daemon follows ([`Store::control`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Control {
+    /// `coco pause` without a project: no new runs at all (except forced ones).
+    pub paused_all: bool,
+    /// Projects paused one by one, sorted.
+    pub paused_projects: Vec<String>,
+    /// `coco halt`: every worker and daemon started before this instant stops.
+    pub halt_before: Option<DateTime<Utc>>,
+}
+
+impl Control {
+    /// What claims must leave alone under these switches.
+    pub fn paused(&self) -> Paused {
+        Paused {
+            all: self.paused_all,
+            projects: self.paused_projects.clone(),
+        }
+    }
+
+    /// Must a process that started at `started` stop?
+    pub fn halts(&self, started: DateTime<Utc>) -> bool {
+        self.halt_before.is_some_and(|before| started < before)
+    }
+}
+
+/// One live coco process that works on the store (`coco alive`): a worker or a daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Unique name (workers: `--name`, default `HOST-PID`).
+    pub name: String,
+    /// `worker` or `daemon`.
+    pub kind: String,
+    pub host: String,
+    pub pid: u32,
+    pub started: DateTime<Utc>,
+    /// Its latest sign of life.
+    pub heartbeat: DateTime<Utc>,
+    /// Runs at once (workers).
+    pub slots: u32,
+    /// Ids of the runs it is running.
+    pub running: Vec<String>,
+    /// Why it takes no new runs right now (paused, overloaded), if so.
+    pub holding: Option<String>,
+}
+
+impl MemberRecord {
+    /// Timestamps truncated to the millisecond (what every backend keeps).
+    pub fn truncated_to_ms(mut self) -> Self {
+        let ms =
+            |t: DateTime<Utc>| DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t);
+        self.started = ms(self.started);
+        self.heartbeat = ms(self.heartbeat);
+        self
+    }
 }
 
 /// Which runs [`Store::list_runs`] returns.
@@ -438,6 +560,35 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         zombie_after: Duration,
     ) -> StoreResult<Vec<RunRecord>>;
+
+    /// Kill or remove run `id` (see [`Cancel`]), exactly once even against a worker claiming
+    /// or finishing it at the same moment. A killed running run keeps its worker's output;
+    /// the worker notices at its next heartbeat and ends the process group.
+    async fn cancel_run(
+        &self,
+        id: &str,
+        cancel: Cancel,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Cancelled>;
+
+    /// The operator switches (pauses, halt).
+    async fn control(&self) -> StoreResult<Control>;
+
+    /// Pause (`paused`) or resume starting new runs of `project`, or of everything (`None`).
+    /// Resuming everything does not resume projects paused one by one.
+    async fn set_paused(&self, project: Option<&str>, paused: bool) -> StoreResult<()>;
+
+    /// Ask every worker and daemon started before `before` to stop.
+    async fn halt(&self, before: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Insert or replace the record of a live worker or daemon (by name).
+    async fn put_member(&self, member: &MemberRecord) -> StoreResult<()>;
+
+    /// Forget a worker or daemon that stopped.
+    async fn remove_member(&self, name: &str) -> StoreResult<()>;
+
+    /// Every recorded worker and daemon, sorted by name.
+    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>>;
 
     /// Keep `text` as the output (tail) of run `id`'s latest try, replacing what was kept.
     async fn put_output(&self, id: &str, text: &str) -> StoreResult<()>;

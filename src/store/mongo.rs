@@ -52,8 +52,9 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
-    AppRecord, COLLECTIONS, Enqueued, JobRecord, LiveReport, Paused, ProjectRecord, RunEnd,
-    RunFilter, RunRecord, StateChange, Store, StoreError, StoreResult,
+    AppRecord, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
+    MemberRecord, Paused, ProjectRecord, RunEnd, RunFilter, RunRecord, StateChange, Store,
+    StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 use crate::redact::redact;
@@ -543,6 +544,7 @@ fn run_doc(r: &RunRecord, seq: i64) -> StoreResult<Document> {
         "exit_code": r.exit_code.map_or(Bson::Null, Bson::Int32),
         "reason": opt_str(r.reason.as_deref()),
         "parent": opt_str(r.parent.as_deref()),
+        "restart_of": opt_str(r.restart_of.as_deref()),
         "force": r.force,
         "history": history,
         "seq": seq,
@@ -598,6 +600,7 @@ fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
         exit_code: r.opt_int("exit_code")?,
         reason: r.opt_str("reason")?,
         parent: r.opt_str("parent")?,
+        restart_of: r.opt_str("restart_of")?,
         force: r.bool("force")?,
         history,
     };
@@ -849,6 +852,39 @@ impl MongoStore {
         }
         self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
         Ok(Some(ended))
+    }
+
+    /// Take waiting run `run` (read at sequence number `seq`) out of the queue, if this call
+    /// wins `claim:{run}:{seq}` against every claimer: whether it did.
+    async fn cancel_waiting(
+        &self,
+        run: &RunRecord,
+        seq: i64,
+        cancel: Cancel,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RunRecord>> {
+        let doing = "cancelling a run";
+        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker = doc! {
+            "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
+            "worker": "operator", "at": time(now),
+        };
+        if !self.insert_marker(marker, doing).await? {
+            return Ok(None);
+        }
+        let cancelled = run.clone().cancelled(cancel, now);
+        let replaced = self
+            .replace_run(&run.id, seq, run_doc(&cancelled, seq + 1)?, doing)
+            .await?;
+        if replaced {
+            self.delete_lock(
+                doc! { "_id": format!("dedupe:{}", cancelled.dedupe), "run": &cancelled.id },
+                "releasing a dedupe key",
+            )
+            .await?;
+        }
+        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        Ok(replaced.then_some(cancelled))
     }
 
     /// Clean up after processes that died between two writes, for locks older than
@@ -1269,6 +1305,142 @@ impl Store for MongoStore {
         }
         self.recover_stale_locks(cutoff, now).await?;
         Ok(taken)
+    }
+
+    async fn cancel_run(
+        &self,
+        id: &str,
+        cancel: Cancel,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Cancelled> {
+        let doing = "cancelling a run";
+        // A claimer or the run's worker may win the run's next step first: read again and
+        // retry while the run is still in a state this applies to.
+        for _ in 0..MAX_CLAIM_PASSES {
+            let Some((run, seq)) = self.read_run(id, doing).await? else {
+                return Ok(Cancelled::Missing);
+            };
+            if !cancel.applies_to(run.state) {
+                return Ok(Cancelled::Refused(run));
+            }
+            let done = if run.state == RunState::Running {
+                let end = run.kill_end(now);
+                self.end_try(run, seq, &end, doing).await?
+            } else {
+                self.cancel_waiting(&run, seq, cancel, now).await?
+            };
+            if let Some(run) = done {
+                return Ok(Cancelled::Done(run));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err(StoreError::Invalid {
+            doing: format!("cancelling run {id}"),
+            message: "the run kept changing state; try again".to_string(),
+        })
+    }
+
+    async fn control(&self) -> StoreResult<Control> {
+        let doing = "reading pauses and halts";
+        let docs = self
+            .find_all("control", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        let mut control = Control::default();
+        for doc in docs {
+            let r = Reader::new("control", &doc);
+            let key = r.str("_id")?;
+            match key.as_str() {
+                "halt" => control.halt_before = Some(r.time("before")?),
+                "pause" => control.paused_all = true,
+                _ => {
+                    if let Some(project) = key.strip_prefix("pause:") {
+                        control.paused_projects.push(project.to_string());
+                    }
+                }
+            }
+        }
+        Ok(control)
+    }
+
+    async fn set_paused(&self, project: Option<&str>, paused: bool) -> StoreResult<()> {
+        let key = project.map_or_else(|| "pause".to_string(), |p| format!("pause:{p}"));
+        let doing = if paused { "pausing" } else { "resuming" };
+        if paused {
+            self.upsert(
+                "control",
+                doc! { "_id": &key, "at": time(Utc::now()) },
+                doing,
+            )
+            .await
+        } else {
+            self.collection("control")
+                .delete_one(doc! { "_id": &key })
+                .await
+                .map(|_| ())
+                .map_err(self.err(doing))
+        }
+    }
+
+    async fn halt(&self, before: DateTime<Utc>) -> StoreResult<()> {
+        self.upsert(
+            "control",
+            doc! { "_id": "halt", "before": time(before) },
+            "recording a halt",
+        )
+        .await
+    }
+
+    async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
+        let doc = doc! {
+            "_id": &member.name,
+            "kind": &member.kind,
+            "host": &member.host,
+            "pid": i64::from(member.pid),
+            "started": time(member.started),
+            "heartbeat": time(member.heartbeat),
+            "slots": i64::from(member.slots),
+            "running": member.running.iter().map(|id| Bson::String(id.clone())).collect::<Vec<_>>(),
+            "holding": opt_str(member.holding.as_deref()),
+        };
+        self.upsert("workers", doc, "recording a worker").await
+    }
+
+    async fn remove_member(&self, name: &str) -> StoreResult<()> {
+        self.collection("workers")
+            .delete_one(doc! { "_id": name })
+            .await
+            .map(|_| ())
+            .map_err(self.err("forgetting a worker"))
+    }
+
+    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>> {
+        let doing = "listing workers";
+        let docs = self
+            .find_all("workers", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let r = Reader::new("worker", doc);
+                let running = doc
+                    .get_array("running")
+                    .map_err(|e| corrupt(&r.what, e))?
+                    .iter()
+                    .map(|id| id.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| corrupt(&r.what, "running: not a list of run ids"))?;
+                Ok(MemberRecord {
+                    name: r.str("_id")?,
+                    kind: r.str("kind")?,
+                    host: r.str("host")?,
+                    pid: r.int("pid")?,
+                    started: r.time("started")?,
+                    heartbeat: r.time("heartbeat")?,
+                    slots: r.int("slots")?,
+                    running,
+                    holding: r.opt_str("holding")?,
+                })
+            })
+            .collect()
     }
 
     async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {

@@ -170,7 +170,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::manifest::{Catchup, Concurrency, Environment, HumanDuration};
+    use crate::manifest::{Environment, HumanDuration};
     use crate::queue::{NewRun, new_run};
 
     fn project() -> Project {
@@ -194,19 +194,10 @@ mod tests {
 
     fn job(command: &[&str]) -> Job {
         Job {
-            command: command.iter().map(|s| s.to_string()).collect(),
-            description: None,
-            schedule: None,
-            timezone: "UTC".into(),
-            attempts: 1,
             retry_delay: HumanDuration(Duration::from_secs(1)),
-            timeout: None,
-            priority: 0,
-            max_parallel: 1,
-            concurrency: Concurrency::default(),
-            catchup: Catchup::default(),
             args: BTreeMap::from([("day".into(), json!("monday")), ("n".into(), json!(1))]),
             env: BTreeMap::from([("SHARED".into(), "job".into())]),
+            ..Job::with_command(command)
         }
     }
 
@@ -215,13 +206,8 @@ mod tests {
         let mut run = new_run(
             job,
             NewRun {
-                job_id: "shop.export",
-                project: "shop",
-                args,
-                now,
-                not_before: None,
                 parent: parent.map(str::to_string),
-                force: false,
+                ..NewRun::new("shop.export", "shop", args, now)
             },
         );
         run.attempt = 2;

@@ -1,26 +1,34 @@
 //! The worker: claims runs from the store and runs up to `slots` of them at once.
 //!
 //! Theory of operation: [`Worker::run`] is one loop owning a [`JoinSet`] of run tasks (each
-//! [`run::execute`], told to stop through its own `watch` channel). Each turn it claims runs
-//! while slots are free, then sleeps until the first of: a run ended (a slot is free), the
-//! heartbeat tick, the zombie tick, a wake-up datagram, the poll delay, or shutdown.
+//! [`run::execute`], told to stop through its own `watch` channel). Each turn it reads the
+//! operator switches if due, claims runs while slots are free, then sleeps until the first
+//! of: a run ended (a slot is free), the heartbeat tick, the zombie tick, a wake-up datagram,
+//! the poll delay, or shutdown.
 //!
 //! - Idle polling is adaptive: `poll_min` after any claim or freed slot, doubling up to
 //!   `poll_max` while nothing is claimable. On the same host an enqueue wakes the workers at
 //!   once through [`wake`]: each worker binds a UNIX datagram socket under
 //!   `<state_dir>/wake/`, and [`crate::queue::wake`] sends a byte to every socket there.
-//! - Heartbeat: every `heartbeat_every` the worker reports its running runs; one missing from
-//!   the store's answer is no longer ours (taken back or killed) and is stopped
-//!   ([`run::Stop::Lost`]).
+//! - Heartbeat: every `heartbeat_every` the worker reports its running runs and refreshes its
+//!   [`MemberRecord`] (`coco alive`); a run missing from the store's answer is no longer ours
+//!   (taken back, or killed by `coco kill`) and is stopped ([`run::Stop::Lost`]). A control
+//!   wake-up ([`wake::Poke::Control`], sent by `kill`, `pause`, `halt`) heartbeats at once.
+//! - Operator switches ([`Control`]) are read every `control_every` and on a control
+//!   wake-up: paused projects (or everything) are not claimed, except runs enqueued with
+//!   `--force`; a halt for workers started before it shuts the worker down.
+//! - Host limits ([`load::Limits`]): while CPU use or free memory is past them, only forced
+//!   runs are claimed.
 //! - Every `zombie_every` it takes back the runs of workers that stopped heartbeating.
-//! - Shutdown: claiming stops; running runs get `shutdown_grace` to finish, then their process
-//!   groups are terminated and the runs handed back (`WorkerLost`: retried while attempts are
-//!   left).
+//! - Shutdown (signal or halt): claiming stops; running runs get `shutdown_grace` to finish,
+//!   then their process groups are terminated and the runs handed back (`WorkerLost`:
+//!   retried while attempts are left).
 //!
 //! The store is the only shared state: a worker that dies loses nothing but its heartbeat,
 //! and its runs are taken back as zombies by any other worker.
 
 pub mod env;
+pub mod load;
 pub mod run;
 pub mod wake;
 
@@ -31,12 +39,13 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::store::{Paused, Store, StoreResult};
+use crate::queue::chain::Followed;
+use crate::store::{Control, MemberRecord, Paused, Store, StoreResult};
 use run::{Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
@@ -52,6 +61,10 @@ pub struct WorkerSettings {
     /// Idle polling starts at `poll_min` and doubles up to `poll_max`.
     pub poll_min: Duration,
     pub poll_max: Duration,
+    /// How often pauses and halts are read (and at once on a control wake-up).
+    pub control_every: Duration,
+    /// No new runs (except forced ones) while the host is past these.
+    pub limits: load::Limits,
     /// On shutdown, how long running runs may go on before they are stopped.
     pub shutdown_grace: Duration,
     /// Where the wake-up socket is bound (`<state_dir>/wake/`); `None`: polling only.
@@ -68,12 +81,17 @@ impl Default for WorkerSettings {
             zombie_after: Duration::from_secs(60),
             poll_min: Duration::from_millis(5),
             poll_max: Duration::from_millis(500),
+            control_every: Duration::from_secs(1),
+            limits: load::Limits::default(),
             shutdown_grace: Duration::from_secs(10),
             wake_dir: None,
             run: RunSettings::default(),
         }
     }
 }
+
+/// Records of workers and daemons silent for longer than this are dropped by the reaper.
+const FORGET_MEMBERS_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What a worker did before it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,6 +102,8 @@ pub struct Summary {
     pub finished: usize,
     /// Runs handed back at shutdown or found no longer ours.
     pub handed_back: usize,
+    /// It stopped because of `coco halt`.
+    pub halted: bool,
 }
 
 /// A worker: claims and runs up to `settings.slots` runs from `store` as `name`.
@@ -98,6 +118,15 @@ struct Running {
     stop: watch::Sender<Option<Stop>>,
 }
 
+/// The operator switches as last read, and what they (and the host's load) hold back.
+struct Switches {
+    control: Control,
+    read_at: Option<Instant>,
+    sampler: load::Sampler,
+    /// Why no (or fewer) runs are claimed now, for logs and `coco alive`.
+    holding: Option<String>,
+}
+
 impl Worker {
     pub fn new(name: impl Into<String>, store: Arc<dyn Store>, settings: WorkerSettings) -> Self {
         Worker {
@@ -107,11 +136,13 @@ impl Worker {
         }
     }
 
-    /// Work until `shutdown` completes, then hand back what is still running (see the module
-    /// documentation). Store errors are logged and retried, never fatal.
+    /// Work until `shutdown` completes or a halt applies to this worker, then hand back what
+    /// is still running (see the module documentation). Store errors are logged and retried,
+    /// never fatal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Summary {
         let settings = &self.settings;
         let slots = settings.slots.max(1);
+        let started = Utc::now();
         let mut summary = Summary::default();
         let mut tasks: JoinSet<StoreResult<Executed>> = JoinSet::new();
         let mut running: HashMap<String, Running> = HashMap::new();
@@ -124,16 +155,26 @@ impl Worker {
             .wake_dir
             .as_ref()
             .and_then(|dir| wake::Listener::bind(dir, &self.name));
+        let mut switches = Switches {
+            control: Control::default(),
+            read_at: None,
+            sampler: load::Sampler::new(settings.limits, Duration::from_secs(1)),
+            holding: None,
+        };
         let mut poll = settings.poll_min;
         tracing::info!(worker = %self.name, slots, store = %self.store.describe(), "worker started");
+        self.announce(started, slots, &running, &switches).await;
 
         loop {
+            self.read_switches(&mut switches, false).await;
+            if switches.control.halts(started) {
+                tracing::info!(worker = %self.name, "halted by `coco halt`");
+                summary.halted = true;
+                break;
+            }
+            let paused = self.holding(&mut switches);
             while running.len() < slots {
-                match self
-                    .store
-                    .claim_run(&self.name, Utc::now(), &Paused::default())
-                    .await
-                {
+                match self.store.claim_run(&self.name, Utc::now(), &paused).await {
                     Ok(Some(claimed)) => {
                         tracing::info!(worker = %self.name, run = %claimed.id, job = %claimed.job, attempt = claimed.attempt, "claimed");
                         summary.claimed += 1;
@@ -165,9 +206,18 @@ impl Worker {
                     self.ended(joined, &mut running, &mut summary);
                     poll = settings.poll_min;
                 }
-                _ = heartbeat.tick() => self.heartbeat(&running).await,
+                _ = heartbeat.tick() => {
+                    self.heartbeat(&running).await;
+                    self.announce(started, slots, &running, &switches).await;
+                }
                 _ = zombies.tick() => self.take_back_zombies().await,
-                () = wake::woken(&mut wake) => poll = settings.poll_min,
+                woken = wake::woken(&mut wake) => {
+                    poll = settings.poll_min;
+                    if woken.control {
+                        self.read_switches(&mut switches, true).await;
+                        self.heartbeat(&running).await;
+                    }
+                }
                 () = poll_delay => {
                     if idle {
                         poll = (poll * 2).min(settings.poll_max);
@@ -183,7 +233,10 @@ impl Worker {
         while !tasks.is_empty() {
             tokio::select! {
                 Some(joined) = tasks.join_next() => self.ended(joined, &mut running, &mut summary),
-                _ = heartbeat.tick() => self.heartbeat(&running).await,
+                _ = heartbeat.tick() => {
+                    self.heartbeat(&running).await;
+                    self.announce(started, slots, &running, &switches).await;
+                }
                 () = tokio::time::sleep_until(deadline), if !stopped => {
                     for run in running.values() {
                         let _ = run.stop.send(Some(Stop::Shutdown));
@@ -195,8 +248,80 @@ impl Worker {
         if let Some(listener) = wake {
             listener.remove();
         }
+        if let Err(error) = self.store.remove_member(&self.name).await {
+            tracing::warn!(worker = %self.name, "forgetting this worker in the store: {error}");
+        }
         tracing::info!(worker = %self.name, ?summary, "worker stopped");
         summary
+    }
+
+    /// Read the operator switches if they are due (or `now`); on a store error keep the last.
+    async fn read_switches(&self, switches: &mut Switches, now: bool) {
+        let due = now
+            || switches
+                .read_at
+                .is_none_or(|at| at.elapsed() >= self.settings.control_every);
+        if !due {
+            return;
+        }
+        match self.store.control().await {
+            Ok(control) => switches.control = control,
+            Err(error) => tracing::warn!(worker = %self.name, "reading pauses and halts: {error}"),
+        }
+        switches.read_at = Some(Instant::now());
+    }
+
+    /// What claims must leave alone now: the pauses, and everything unforced while the host
+    /// is past its limits. Logs when that changes.
+    fn holding(&self, switches: &mut Switches) -> Paused {
+        let mut paused = switches.control.paused();
+        let busy = switches.sampler.check();
+        let holding = if let Some(busy) = busy {
+            paused.all = true;
+            Some(format!("host busy: {busy}"))
+        } else if paused.all {
+            Some("paused (coco resume to go on)".to_string())
+        } else if !paused.projects.is_empty() {
+            Some(format!("projects paused: {}", paused.projects.join(", ")))
+        } else {
+            None
+        };
+        if holding != switches.holding {
+            match &holding {
+                Some(why) => {
+                    tracing::info!(worker = %self.name, "holding back new runs: {why}");
+                }
+                None => tracing::info!(worker = %self.name, "taking new runs again"),
+            }
+            switches.holding = holding;
+        }
+        paused
+    }
+
+    /// Record (or refresh) this worker in the store for `coco alive`.
+    async fn announce(
+        &self,
+        started: DateTime<Utc>,
+        slots: usize,
+        running: &HashMap<String, Running>,
+        switches: &Switches,
+    ) {
+        let mut ids: Vec<String> = running.keys().cloned().collect();
+        ids.sort();
+        let member = MemberRecord {
+            name: self.name.clone(),
+            kind: "worker".to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+            started,
+            heartbeat: Utc::now(),
+            slots: u32::try_from(slots).unwrap_or(u32::MAX),
+            running: ids,
+            holding: switches.holding.clone(),
+        };
+        if let Err(error) = self.store.put_member(&member).await {
+            tracing::warn!(worker = %self.name, "recording this worker in the store: {error}");
+        }
     }
 
     /// Book-keeping for a run task that ended.
@@ -209,6 +334,7 @@ impl Worker {
         match joined {
             Ok(Ok(executed)) => {
                 running.remove(&executed.id);
+                self.followed(&executed);
                 match &executed.finished {
                     Some(run) if run.reason.as_deref() == Some("zombie") => {
                         summary.handed_back += 1;
@@ -231,6 +357,29 @@ impl Worker {
                 tracing::error!(worker = %self.name, "a run task failed: {error}");
                 self.forget_finished(running);
             }
+        }
+    }
+
+    /// Log the `then:` followers of a completed run, and wake this host's other workers for
+    /// those enqueued.
+    fn followed(&self, executed: &Executed) {
+        let mut queued = false;
+        for follower in &executed.followers {
+            match follower {
+                Followed::Queued { job, run } => {
+                    queued = true;
+                    tracing::info!(worker = %self.name, parent = %executed.id, %job, %run, "enqueued a follower");
+                }
+                Followed::Duplicate { job, run } => {
+                    tracing::info!(worker = %self.name, parent = %executed.id, %job, %run, "follower already waiting: not enqueued again");
+                }
+                Followed::Skipped { job, why } => {
+                    tracing::warn!(worker = %self.name, parent = %executed.id, %job, "follower not enqueued: {why}");
+                }
+            }
+        }
+        if queued && let Some(dir) = &self.settings.wake_dir {
+            wake::poke_dir(dir, wake::Poke::Queue);
         }
     }
 
@@ -268,5 +417,34 @@ impl Worker {
             }
             Err(error) => tracing::warn!(worker = %self.name, "taking back zombies: {error}"),
         }
+        self.forget_silent_members().await;
+    }
+
+    /// Drop the records of workers and daemons silent for [`FORGET_MEMBERS_AFTER`] (killed
+    /// without a chance to say goodbye).
+    async fn forget_silent_members(&self) {
+        let Ok(members) = self.store.list_members().await else {
+            return;
+        };
+        let now = Utc::now();
+        for member in members {
+            let silent = (now - member.heartbeat).to_std().unwrap_or_default();
+            if silent > FORGET_MEMBERS_AFTER {
+                let _ = self.store.remove_member(&member.name).await;
+            }
+        }
+    }
+}
+
+/// This host's name (`localhost` if it cannot be read).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".to_string()
     }
 }

@@ -4,11 +4,15 @@
 //! ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout, a grace period,
 //! a stop signal from the worker), and meanwhile:
 //!
-//! - keeps the newest output lines in a [`TailBuffer`] (`::log::` lines as `LEVEL message`,
-//!   `::progress::` lines not at all) and stores it with [`Store::put_output`] at the end;
+//! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
+//!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
+//!   stores it with [`Store::put_output`] at most every `output_every` while new lines
+//!   arrive, and at the end — so `coco logs --follow` reads it while the run goes on;
 //! - reports the pid once started, and progress, with [`Store::report_run`] at most every
 //!   `report_every` (a reporter future polled next to the process; the spawn and event
 //!   callbacks only record what is new).
+//!
+//! A run that ends `complete` enqueues its job's `then:` followers ([`chain`]).
 //!
 //! The try's end is mapped to a [`state::Outcome`]: exit 0 complete, exit 75 deferred, other
 //! exits failed/error (reason `exit`), a signal nobody coco sent `signal`, the timeout
@@ -25,8 +29,9 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::env::{self, EnvError};
-use crate::process::{self, Event, LineKind, RunError, TailBuffer};
-use crate::queue::state::Outcome;
+use crate::process::{self, Event, LineKind, RunError, Stream, TailBuffer};
+use crate::queue::chain::{self, Followed};
+use crate::queue::state::{Outcome, RunState};
 use crate::store::{LiveReport, RunEnd, RunRecord, Store, StoreResult};
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
@@ -40,16 +45,22 @@ pub struct RunSettings {
     pub grace: Duration,
     /// Progress is reported to the store at most this often.
     pub report_every: Duration,
-    /// Bytes of output tail kept per run.
+    /// Output is stored at most this often while the run goes on.
+    pub output_every: Duration,
+    /// Bytes of output tail kept per run (`worker.max_output`).
     pub tail_bytes: usize,
 }
+
+/// Default of [`RunSettings::tail_bytes`]: 1 MiB.
+pub const DEFAULT_TAIL_BYTES: usize = 1024 * 1024;
 
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
             grace: Duration::from_secs(5),
             report_every: Duration::from_millis(100),
-            tail_bytes: 1024 * 1024,
+            output_every: Duration::from_secs(1),
+            tail_bytes: DEFAULT_TAIL_BYTES,
         }
     }
 }
@@ -69,6 +80,8 @@ pub struct Executed {
     pub id: String,
     /// The run as finished; `None` when it was no longer ours to finish.
     pub finished: Option<RunRecord>,
+    /// Its `then:` followers, when it completed.
+    pub followers: Vec<Followed>,
 }
 
 /// What the event callback collects and the reporter sends.
@@ -76,7 +89,15 @@ pub struct Executed {
 struct Live {
     tail: TailBuffer,
     report: LiveReport,
+    /// A report is due.
     dirty: bool,
+    /// Lines arrived since the output was last stored.
+    new_output: bool,
+}
+
+/// One kept output line: `HH:MM:SS.mmm out text` (UTC).
+pub fn tail_line(at: chrono::DateTime<Utc>, tag: &str, text: &str) -> String {
+    format!("{} {tag} {text}", at.format("%H:%M:%S%.3f"))
 }
 
 /// Run `run` (claimed by `worker`) to its end and finish it in the store; `stop` tells it to
@@ -94,7 +115,7 @@ pub async fn execute(
         Err(error) => {
             tracing::warn!(run = %id, "{error}");
             let finished = finish_setup_failure(store, worker, &run, &error.to_string()).await?;
-            return Ok(Executed { id, finished });
+            return Ok(Executed::without_followers(id, finished));
         }
     };
 
@@ -108,10 +129,19 @@ pub async fn execute(
         move |event: Event| {
             let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
             match event.kind {
-                LineKind::Output(line) => live.tail.push(&line),
+                LineKind::Output(line) => {
+                    let tag = match event.stream {
+                        Stream::Stdout => "out",
+                        Stream::Stderr => "err",
+                    };
+                    live.tail.push(&tail_line(event.at, tag, &line));
+                    live.new_output = true;
+                }
                 LineKind::Log { level, message } => {
                     tracing::debug!(run = %id, %level, "{message}");
-                    live.tail.push(&format!("{level} {message}"));
+                    live.tail
+                        .push(&tail_line(event.at, "log", &format!("{level} {message}")));
+                    live.new_output = true;
                 }
                 LineKind::Progress { fraction, message } => {
                     live.report.progress = Some(fraction);
@@ -144,7 +174,7 @@ pub async fn execute(
     };
     let process =
         process::run_to_end_observed(&spec, timeout, settings.grace, cancel, on_spawn, on_event);
-    let result = with_reports(store, worker, &id, &live, settings.report_every, process).await;
+    let result = with_reports(store, worker, &id, &live, settings, process).await;
 
     let now = Utc::now();
     let (outcome, exit_code, note) = match &result {
@@ -156,7 +186,7 @@ pub async fn execute(
                     Some(Stop::Lost) => {
                         tracing::info!(run = %id, "no longer ours: stopped, not finished");
                         store_output(store, &id, &live).await;
-                        return Ok(Executed { id, finished: None });
+                        return Ok(Executed::without_followers(id, None));
                     }
                     _ => (
                         Outcome::WorkerLost,
@@ -179,7 +209,7 @@ pub async fn execute(
             tracing::warn!(run = %id, "{message}");
             store_output(store, &id, &live).await;
             let finished = finish_setup_failure(store, worker, &run, &message).await?;
-            return Ok(Executed { id, finished });
+            return Ok(Executed::without_followers(id, finished));
         }
         Err(error @ RunError::Process { .. }) => {
             tracing::warn!(run = %id, "{error}");
@@ -205,7 +235,29 @@ pub async fn execute(
         ..run.end(outcome, exit_code, now)
     };
     let finished = store.finish_run(&id, worker, &end).await?;
-    Ok(Executed { id, finished })
+    let mut followers = Vec::new();
+    if let Some(done) = finished.as_ref().filter(|r| r.state == RunState::Complete) {
+        // The run is complete whatever happens here: a failure is logged, not returned.
+        match chain::enqueue_followers(store, done, Utc::now()).await {
+            Ok(followed) => followers = followed,
+            Err(error) => tracing::warn!(run = %id, "enqueueing its `then` jobs: {error}"),
+        }
+    }
+    Ok(Executed {
+        id,
+        finished,
+        followers,
+    })
+}
+
+impl Executed {
+    fn without_followers(id: String, finished: Option<RunRecord>) -> Self {
+        Executed {
+            id,
+            finished,
+            followers: Vec::new(),
+        }
+    }
 }
 
 /// The spec of `run`, or why there is none (`Err` of the outer result: the store failed).
@@ -219,17 +271,36 @@ async fn spec_of(
         .and_then(|(project, job)| env::build_spec(&project, &job, run)))
 }
 
-/// Poll `process` while reporting new progress at most every `every`.
+/// Poll `process` while reporting new progress at most every `report_every` and storing new
+/// output at most every `output_every`.
 async fn with_reports<T>(
     store: &dyn Store,
     worker: &str,
     id: &str,
     live: &Mutex<Live>,
-    every: Duration,
+    settings: &RunSettings,
     process: impl Future<Output = T>,
 ) -> T {
+    let outputs = async {
+        let mut tick = tokio::time::interval(settings.output_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate: nothing to store yet.
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let due = std::mem::take(
+                &mut live
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .new_output,
+            );
+            if due {
+                store_output(store, id, live).await;
+            }
+        }
+    };
     let reporter = async {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(settings.report_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -248,6 +319,7 @@ async fn with_reports<T>(
     tokio::select! {
         result = process => result,
         never = reporter => never,
+        never = outputs => never,
     }
 }
 

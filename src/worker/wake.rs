@@ -3,7 +3,9 @@
 //! Each worker binds a UNIX datagram socket `<state_dir>/wake/<name>-<pid>.sock`
 //! ([`Listener`]); [`poke`] (called through [`crate::queue::wake`]) sends one byte to every
 //! socket in that folder, without blocking, and removes sockets nobody listens on any more.
-//! A wake-up is only a hint: a lost datagram costs at most one poll interval.
+//! The byte says what changed ([`Poke`]): the queue (claim now), or the operator switches
+//! (`kill`, `pause`, `halt`: read them and heartbeat now). A wake-up is only a hint: a lost
+//! datagram costs at most one poll (or heartbeat) interval.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,31 @@ use tokio::net::UnixDatagram;
 /// The folder of wake-up sockets under a state folder.
 pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("wake")
+}
+
+/// What a wake-up is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poke {
+    /// Runs were enqueued: claim.
+    Queue,
+    /// A run was killed, or pauses or a halt changed: read the switches and heartbeat.
+    Control,
+}
+
+impl Poke {
+    fn byte(self) -> u8 {
+        match self {
+            Poke::Queue => 1,
+            Poke::Control => 2,
+        }
+    }
+}
+
+/// What the datagrams drained by one [`Listener::recv`] asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Woken {
+    pub queue: bool,
+    pub control: bool,
 }
 
 /// A worker's wake-up socket; [`Listener::remove`] deletes it.
@@ -46,13 +73,27 @@ impl Listener {
     }
 
     /// Wait for a wake-up, draining every datagram already queued.
-    pub async fn recv(&self) {
+    pub async fn recv(&self) -> Woken {
         let mut buf = [0u8; 16];
-        if self.socket.recv(&mut buf).await.is_err() {
+        let mut woken = Woken::default();
+        let mut note = |bytes: &[u8]| {
+            for &byte in bytes {
+                if byte == Poke::Control.byte() {
+                    woken.control = true;
+                } else {
+                    woken.queue = true;
+                }
+            }
+        };
+        match self.socket.recv(&mut buf).await {
+            Ok(n) => note(&buf[..n]),
             // Never spin on a broken socket.
-            std::future::pending::<()>().await;
+            Err(_) => std::future::pending::<()>().await,
         }
-        while self.socket.try_recv(&mut buf).is_ok() {}
+        while let Ok(n) = self.socket.try_recv(&mut buf) {
+            note(&buf[..n]);
+        }
+        woken
     }
 
     pub fn path(&self) -> &Path {
@@ -66,16 +107,22 @@ impl Listener {
 }
 
 /// Wait for a wake-up on `listener`, or forever without one.
-pub async fn woken(listener: &mut Option<Listener>) {
+pub async fn woken(listener: &mut Option<Listener>) -> Woken {
     match listener {
         Some(listener) => listener.recv().await,
         None => std::future::pending().await,
     }
 }
 
-/// Poke every worker listening under `state_dir`; returns how many were reached.
-pub fn poke(state_dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir(state_dir)) else {
+/// Poke every worker listening under `state_dir` about `what`; returns how many were
+/// reached.
+pub fn poke(state_dir: &Path, what: Poke) -> usize {
+    poke_dir(&dir(state_dir), what)
+}
+
+/// Poke every worker listening in the wake-up folder `wake_dir` (see [`dir`]).
+pub fn poke_dir(wake_dir: &Path, what: Poke) -> usize {
+    let Ok(entries) = std::fs::read_dir(wake_dir) else {
         return 0;
     };
     let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else {
@@ -88,7 +135,7 @@ pub fn poke(state_dir: &Path) -> usize {
         if path.extension().is_none_or(|ext| ext != "sock") {
             continue;
         }
-        match socket.send_to(&[1], &path) {
+        match socket.send_to(&[what.byte()], &path) {
             Ok(_) => reached += 1,
             // A full queue means a wake-up is already pending.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => reached += 1,
@@ -117,13 +164,30 @@ mod tests {
         };
         // "gone" has the same pid, so it has a different name only by its worker name.
         assert!(stale.exists());
-        assert_eq!(poke(state.path()), 1);
+        assert_eq!(poke(state.path(), Poke::Queue), 1);
         assert!(!stale.exists(), "nobody listens there any more");
-        tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv())
-            .await
-            .expect("woken");
+        let second = std::time::Duration::from_secs(1);
+        let woken = tokio::time::timeout(second, listener.recv()).await;
+        assert_eq!(
+            woken.expect("woken"),
+            Woken {
+                queue: true,
+                control: false
+            }
+        );
+        assert_eq!(poke(state.path(), Poke::Control), 1);
+        assert_eq!(poke(state.path(), Poke::Queue), 1);
+        let woken = tokio::time::timeout(second, listener.recv()).await;
+        assert_eq!(
+            woken.expect("woken"),
+            Woken {
+                queue: true,
+                control: true
+            },
+            "drained together"
+        );
         listener.remove();
-        assert_eq!(poke(state.path()), 0);
-        assert_eq!(poke(&state.path().join("missing")), 0);
+        assert_eq!(poke(state.path(), Poke::Queue), 0);
+        assert_eq!(poke(&state.path().join("missing"), Poke::Queue), 0);
     }
 }

@@ -280,6 +280,7 @@ fn embedded_eight_connections_claim_each_run_once() {
                 exit_code: None,
                 reason: None,
                 parent: None,
+                restart_of: None,
                 force: false,
                 history: vec![],
             };
@@ -464,6 +465,7 @@ async fn mongo_locks_of_dead_processes_are_recovered() {
         exit_code: None,
         reason: None,
         parent: None,
+        restart_of: None,
         force: false,
         history: vec![],
     };

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use coco::manifest::{Catchup, Concurrency, Environment, HumanDuration, Job, Project};
+use coco::manifest::{Environment, HumanDuration, Job, Project};
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun, new_run};
 use coco::store::{Enqueued, JobRecord, ProjectRecord, RunRecord, Store};
+use coco::worker::load::Limits;
 use coco::worker::run::RunSettings;
 use coco::worker::{Summary, Worker, WorkerSettings};
 use serde_json::json;
@@ -28,19 +29,8 @@ struct Setup {
 
 fn job(command: &[&str]) -> Job {
     Job {
-        command: command.iter().map(|s| s.to_string()).collect(),
-        description: None,
-        schedule: None,
-        timezone: "UTC".into(),
-        attempts: 1,
-        retry_delay: HumanDuration(Duration::ZERO),
-        timeout: None,
-        priority: 0,
         max_parallel: 10,
-        concurrency: Concurrency::default(),
-        catchup: Catchup::default(),
-        args: BTreeMap::new(),
-        env: BTreeMap::new(),
+        ..Job::with_command(command)
     }
 }
 
@@ -111,18 +101,8 @@ impl Setup {
     async fn enqueue(&self, name: &str, args: serde_json::Value) -> String {
         let record = self.store.get_job(&format!("proj.{name}")).await.unwrap();
         let job: Job = serde_json::from_value(record.unwrap().definition).unwrap();
-        let run = new_run(
-            &job,
-            NewRun {
-                job_id: &format!("proj.{name}"),
-                project: "proj",
-                args,
-                now: Utc::now(),
-                not_before: None,
-                parent: None,
-                force: false,
-            },
-        );
+        let job_id = format!("proj.{name}");
+        let run = new_run(&job, NewRun::new(&job_id, "proj", args, Utc::now()));
         match self.store.enqueue(&run).await.unwrap() {
             Enqueued::Queued(id) => id,
             other => panic!("not queued: {other:?}"),
@@ -133,8 +113,23 @@ impl Setup {
         self.store.get_run(id).await.unwrap().unwrap()
     }
 
-    async fn output(&self, id: &str) -> String {
+    /// The kept output lines of run `id` as stored: `HH:MM:SS.mmm out|err|log TEXT`.
+    async fn raw_output(&self, id: &str) -> String {
         self.store.get_output(id).await.unwrap().unwrap_or_default()
+    }
+
+    /// The kept output of run `id`, its lines without time and stream.
+    async fn output(&self, id: &str) -> String {
+        self.raw_output(id)
+            .await
+            .lines()
+            .map(|line| {
+                let (time, rest) = line.split_once(' ').unwrap_or(("", line));
+                assert!(is_time_of_day(time), "{time:?} in {line:?}");
+                let (_stream, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                format!("{text}\n")
+            })
+            .collect()
     }
 
     /// Wait until every run in `ids` is in one of `states` (panics after 20 s).
@@ -163,6 +158,11 @@ impl Setup {
     }
 }
 
+/// `HH:MM:SS.mmm`.
+fn is_time_of_day(text: &str) -> bool {
+    chrono::NaiveTime::parse_from_str(text, "%H:%M:%S%.3f").is_ok() && text.len() == 12
+}
+
 /// Fast settings for tests.
 fn settings(slots: usize) -> WorkerSettings {
     WorkerSettings {
@@ -172,11 +172,14 @@ fn settings(slots: usize) -> WorkerSettings {
         zombie_after: Duration::from_secs(30),
         poll_min: Duration::from_millis(5),
         poll_max: Duration::from_millis(100),
+        control_every: Duration::from_millis(100),
+        limits: Limits::default(),
         shutdown_grace: Duration::from_millis(200),
         wake_dir: None,
         run: RunSettings {
             grace: Duration::from_millis(200),
             report_every: Duration::from_millis(50),
+            output_every: Duration::from_millis(100),
             tail_bytes: 64 * 1024,
         },
     }
@@ -247,11 +250,13 @@ pub async fn exit_0_completes_with_its_output_kept(store: Arc<dyn Store>) {
     assert!(run.pid.is_some_and(|pid| pid > 1));
     assert_eq!(run.progress, Some(0.5));
     assert_eq!(run.progress_message.as_deref(), Some("half way"));
-    let output = setup.output(&id).await;
-    for line in ["hello", "WARN careful", "oops"] {
-        assert!(output.lines().any(|l| l == line), "{line:?} in {output:?}");
+    let output = setup.raw_output(&id).await;
+    let tagged: Vec<&str> = output.lines().map(|l| &l[13..]).collect();
+    for line in ["out hello", "log WARN careful", "err oops"] {
+        assert!(tagged.contains(&line), "{line:?} in {output:?}");
     }
     assert!(!output.contains("::progress::"), "{output}");
+    assert_eq!(setup.output(&id).await.lines().count(), 3, "{output}");
 }
 
 pub async fn env_cwd_path_and_args_reach_the_process(store: Arc<dyn Store>) {

@@ -1,0 +1,84 @@
+//! `then:` chains: when a run completes, enqueue the jobs its job names, each with the
+//! completed run as `parent` (the child process sees it as `COCO_PARENT_RUN`).
+//!
+//! A follower is enqueued like `coco enqueue` would (its job's default arguments, its
+//! priority, the same dedupe rule); one that cannot be (unknown or removed job, a duplicate
+//! still waiting) is reported and skipped, never failing the run that completed.
+
+use chrono::{DateTime, Utc};
+
+use super::{NewRun, job_of, new_run};
+use crate::store::{Enqueued, RunRecord, Store, StoreResult};
+
+/// What became of one follower of a completed run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// Enqueued as this run.
+    Queued { job: String, run: String },
+    /// Not enqueued: a run of the same job and arguments is still waiting or running.
+    Duplicate { job: String, run: String },
+    /// Not enqueued, and why (unknown or inactive job, unreadable definition).
+    Skipped { job: String, why: String },
+}
+
+/// Enqueue the followers of `completed` (a run that just ended `complete`), as of `now`.
+pub async fn enqueue_followers(
+    store: &dyn Store,
+    completed: &RunRecord,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<Followed>> {
+    let Some(record) = store.get_job(&completed.job).await? else {
+        return Ok(Vec::new());
+    };
+    let Ok(job) = job_of(&record) else {
+        return Ok(Vec::new());
+    };
+    let mut followed = Vec::new();
+    for target in job.followers(&completed.project) {
+        let follower = match store.get_job(&target).await? {
+            Some(record) if record.active => record,
+            Some(_) => {
+                followed.push(Followed::Skipped {
+                    job: target,
+                    why: "the job was removed from its manifest".into(),
+                });
+                continue;
+            }
+            None => {
+                followed.push(Followed::Skipped {
+                    job: target,
+                    why: "no applied job has that name".into(),
+                });
+                continue;
+            }
+        };
+        let definition = match job_of(&follower) {
+            Ok(definition) => definition,
+            Err(error) => {
+                followed.push(Followed::Skipped {
+                    job: target,
+                    why: format!("its stored definition is unreadable: {error}"),
+                });
+                continue;
+            }
+        };
+        let run = new_run(
+            &definition,
+            NewRun {
+                job_id: &follower.id,
+                project: &follower.project,
+                args: serde_json::to_value(&definition.args).unwrap_or_default(),
+                now,
+                not_before: None,
+                parent: Some(completed.id.clone()),
+                restart_of: None,
+                force: false,
+            },
+        );
+        followed.push(match store.enqueue(&run).await? {
+            Enqueued::Queued(run) => Followed::Queued { job: target, run },
+            Enqueued::Duplicate(run) => Followed::Duplicate { job: target, run },
+        });
+    }
+    Ok(followed)
+}
