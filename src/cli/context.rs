@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::GlobalArgs;
+use super::{GlobalArgs, output};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
-use crate::store::{self, Store};
+use crate::store::{self, RunRecord, Store};
 
 impl GlobalArgs {
     /// The command-line overrides of the configuration.
@@ -46,4 +46,18 @@ pub fn invalid_dirs(discovery: &Discovery) -> BTreeSet<PathBuf> {
 /// Open the configured store (creating its schema if needed).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store::open(&config.store).await?)
+}
+
+/// The run `id` (any case, as `coco list` prints it); `None` after printing that there is
+/// none.
+pub async fn find_run(store: &dyn Store, id: &str) -> anyhow::Result<Option<RunRecord>> {
+    let normalized = id.trim().to_ascii_uppercase();
+    let run = store.get_run(&normalized).await?;
+    if run.is_none() {
+        output::error(&format!(
+            "no run with id `{id}` in the {} (see `coco list`)",
+            store.describe()
+        ));
+    }
+    Ok(run)
 }

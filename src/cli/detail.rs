@@ -20,13 +20,7 @@ pub struct DetailArgs {
 pub async fn run(global: &GlobalArgs, args: &DetailArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store(&config).await?;
-    let id = args.id.trim().to_ascii_uppercase();
-    let Some(run) = store.get_run(&id).await? else {
-        output::error(&format!(
-            "no run with id `{}` in the {}",
-            args.id,
-            store.describe()
-        ));
+    let Some(run) = context::find_run(store.as_ref(), &args.id).await? else {
         return Ok(1);
     };
     let tail = store.get_output(&run.id).await?;
@@ -79,6 +73,7 @@ pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
         ("timeout", or_dash(run.timeout_ms.map(ms))),
         ("force", run.force.to_string()),
         ("parent", or_dash(run.parent.clone())),
+        ("restart_of", or_dash(run.restart_of.clone())),
         ("created", time(Some(run.created))),
         ("not_before", time(Some(run.not_before))),
         ("started", time(run.started)),

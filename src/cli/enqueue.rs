@@ -1,13 +1,13 @@
-//! `coco enqueue PROJECT.JOB [--arg k=v …]`: add a pending run of an applied job and print
-//! its id. Exit 1 for an unknown job or when the same job with the same arguments is still
-//! pending, running, failed or deferred.
+//! `coco enqueue PROJECT.JOB [--arg k=v …] [--wait]`: add a pending run of an applied job and
+//! print its id. Exit 1 for an unknown job or when the same job with the same arguments is
+//! still pending, running, failed or deferred. `--wait` follows the run (see [`super::wait`]).
 
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::Args;
 
 use super::args::{self, RunArg};
-use super::{GlobalArgs, context, output};
+use super::{GlobalArgs, context, output, wait};
 use crate::manifest::Job;
 use crate::queue::{self, NewRun};
 use crate::store::{Enqueued, JobRecord, Store};
@@ -24,9 +24,14 @@ pub struct EnqueueArgs {
     /// Priority of this run (higher is claimed first; default: the job's).
     #[arg(long, allow_negative_numbers = true)]
     pub priority: Option<i32>,
-    /// Claim the run even while its project or the whole queue is paused.
+    /// Claim the run even while its project or the whole queue is paused, or the host is
+    /// past worker.max_cpu / worker.min_free_ram.
     #[arg(long)]
     pub force: bool,
+    /// Follow the run to its end (retries included) with a progress bar, and exit with its
+    /// exit status: the job's exit code, 124 for a timeout, 137 if killed.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32> {
@@ -59,7 +64,16 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
             let woken = queue::wake(&config.state_dir);
             tracing::debug!(run = %id, woken, "enqueued");
             output::text(&id);
-            Ok(0)
+            if !args.wait {
+                return Ok(0);
+            }
+            match wait::follow(store.as_ref(), &id).await? {
+                Some(run) => Ok(wait::exit_status(&run)),
+                None => {
+                    output::error(&format!("run {id} disappeared from the store"));
+                    Ok(1)
+                }
+            }
         }
         Enqueued::Duplicate(existing) => {
             let state = match store.get_run(&existing).await? {

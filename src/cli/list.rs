@@ -10,7 +10,8 @@ use crate::store::{RunFilter, RunRecord};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only runs in this state: pending, running, complete, failed, deferred, error, killed.
+    /// Only runs in this state: pending, running, complete, failed, deferred, error, killed,
+    /// removed.
     /// (A positional, because `--state` is the global option naming the state folder.)
     #[arg(value_name = "STATE", value_parser = parse_state)]
     pub run_state: Option<RunState>,

@@ -1,24 +1,33 @@
 //! The command line: clap types, and one file per verb. [`run`] dispatches with one `match`.
 //! Verbs return an [`ExitCode`]-like number; only [`output`] prints.
 
+pub mod alive;
 pub mod apply;
 pub mod args;
 pub mod config;
 pub mod context;
 pub mod detail;
 pub mod enqueue;
+pub mod halt;
+pub mod kill;
 pub mod list;
+pub mod logs;
 pub mod not_yet;
 pub mod output;
+pub mod pause;
 pub mod plan;
+pub mod restart;
 pub mod run;
 pub mod schema;
 pub mod validate;
+pub mod wait;
 pub mod worker;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::store::Cancel;
 
 /// coco: declare in YAML what must run — jobs, schedules, environments, app servers — and
 /// coco makes it so.
@@ -98,24 +107,30 @@ pub enum Command {
     List(list::ListArgs),
     /// Everything about one run: fields, state history, output (core4: `coco --detail`).
     Detail(detail::DetailArgs),
-    /// Output of a run or an app.
-    Logs(not_yet::Rest),
-    /// Kill a running run.
-    Kill(not_yet::Rest),
-    /// Re-enqueue a finished or failed run.
-    Restart(not_yet::Rest),
-    /// Remove a pending run.
-    Remove(not_yet::Rest),
-    /// Ask every worker and daemon to finish and exit.
-    Halt(not_yet::Rest),
-    /// Workers and daemons with their heartbeat age.
-    Alive(not_yet::Rest),
-    /// Pause starting new runs (globally or for one project).
-    Pause(not_yet::Rest),
-    /// Resume starting new runs.
-    Resume(not_yet::Rest),
-    /// Show whether coco or a project is paused.
-    Mode(not_yet::Rest),
+    /// Output kept of a run's latest try, with times; --follow prints it as it comes.
+    Logs(logs::LogsArgs),
+    /// Kill runs: a running run's process group is ended; a waiting run never starts.
+    ///
+    /// The run ends in state `killed` (final; it does not block enqueueing the same work).
+    Kill(kill::CancelArgs),
+    /// Enqueue a finished or failed run again, as a new run linked to the old one.
+    Restart(restart::RestartArgs),
+    /// Take waiting runs (pending, failed, deferred) out of the queue; they are kept as
+    /// `removed`.
+    Remove(kill::CancelArgs),
+    /// Ask every worker and daemon started before now to finish its runs and exit
+    /// (core4: `coco --halt`).
+    Halt(halt::HaltArgs),
+    /// Workers and daemons with their heartbeat age (core4: `coco --alive`).
+    Alive(alive::AliveArgs),
+    /// Start no new runs (of everything, or of one project) until `coco resume`.
+    ///
+    /// Running runs finish; runs enqueued with --force still start.
+    Pause(pause::PauseArgs),
+    /// Start new runs again (everything, or one project).
+    Resume(pause::PauseArgs),
+    /// Show whether coco or any project is paused, and the last halt.
+    Mode(JsonFlag),
     /// Jobs with schedule, time zone, last and next fire.
     Jobs(not_yet::Rest),
     /// App servers with state, pid, uptime, restarts.
@@ -161,15 +176,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::List(args) => list::run(&global, &args).await,
         Command::Detail(args) => detail::run(&global, &args).await,
         Command::Worker(args) => worker::run(&global, &args).await,
-        Command::Logs(_)
-        | Command::Kill(_)
-        | Command::Restart(_)
-        | Command::Remove(_)
-        | Command::Halt(_)
-        | Command::Alive(_)
-        | Command::Pause(_)
-        | Command::Resume(_)
-        | Command::Mode(_) => not_yet::run("the job queue and workers", 3),
+        Command::Logs(args) => logs::run(&global, &args).await,
+        Command::Kill(args) => kill::run(&global, &args, Cancel::Kill).await,
+        Command::Restart(args) => restart::run(&global, &args).await,
+        Command::Remove(args) => kill::run(&global, &args, Cancel::Remove).await,
+        Command::Halt(args) => halt::run(&global, &args).await,
+        Command::Alive(args) => alive::run(&global, &args).await,
+        Command::Pause(args) => pause::run(&global, &args, true).await,
+        Command::Resume(args) => pause::run(&global, &args, false).await,
+        Command::Mode(flags) => pause::mode(&global, flags).await,
         Command::Jobs(_) | Command::Apps(_) | Command::Status(_) | Command::Log(_) => {
             not_yet::run("the daemon's views", 4)
         }

@@ -5,7 +5,9 @@
 //!    ▲                  │   ├──► deferred ──(not_before)──┐     (exit 75: attempt not spent)
 //!    │                  │   ├──► failed ────(not_before)──┤     (attempts left)
 //!    │                  │   ├──► error                    │     (no attempts left)
-//!    │                  │   └──► killed                   │     (operator: coco kill)
+//!    │                  │   ├──► killed                   │     (operator: coco kill)
+//!    │                  │   └──► pending                  │     (handed back at shutdown:
+//!    │                  │                                 │      attempt not spent)
 //!    └──────────────────┴─────────────────────────────────┘ claimable again
 //!
 //! pending, failed, deferred ──► killed   (coco kill)
@@ -130,6 +132,9 @@ pub enum Outcome {
     Killed,
     /// Its worker stopped heartbeating (a zombie).
     WorkerLost,
+    /// Its worker shut down (signal, `coco halt`) and stopped it: it runs again, the
+    /// attempt is not spent.
+    HandedBack,
 }
 
 impl Outcome {
@@ -152,6 +157,7 @@ impl Outcome {
             Outcome::TimedOut => Some("timeout"),
             Outcome::Killed => Some("killed"),
             Outcome::WorkerLost => Some("zombie"),
+            Outcome::HandedBack => Some("shutdown"),
         }
     }
 }
@@ -187,6 +193,7 @@ pub struct Next {
 /// - exit 0 → `complete`;
 /// - exit 75 / deferred → `deferred` at `now + retry_delay`, the attempt not spent;
 /// - killed → `killed`, whatever attempts are left;
+/// - handed back at a worker's shutdown → `pending` now, the attempt not spent;
 /// - any other failure (non-zero exit, signal, timeout, lost worker) → `failed` at
 ///   `now + retry_delay` while `attempt < attempts`, else `error`.
 pub fn after_try(ended: &Ended) -> Next {
@@ -209,6 +216,11 @@ pub fn after_try(ended: &Ended) -> Next {
             Some(later),
         ),
         Outcome::Killed => next(RunState::Killed, ended.attempt, None),
+        Outcome::HandedBack => next(
+            RunState::Pending,
+            ended.attempt.saturating_sub(1),
+            Some(ended.now),
+        ),
         Outcome::Exited(_) | Outcome::Signalled | Outcome::TimedOut | Outcome::WorkerLost => {
             if ended.attempt < ended.attempts.max(1) {
                 next(RunState::Failed, ended.attempt, Some(later))
@@ -337,6 +349,20 @@ mod tests {
         }
         assert_eq!(Outcome::from_exit_code(75), Outcome::Deferred);
         assert_eq!(Outcome::from_exit_code(74), Outcome::Exited(74));
+    }
+
+    #[test]
+    fn a_run_handed_back_at_shutdown_is_pending_again_with_its_attempt_back() {
+        let next = ended(Outcome::HandedBack, 1, 1);
+        assert_eq!(
+            next,
+            Next {
+                state: RunState::Pending,
+                attempt: 0,
+                not_before: Some(now()),
+                reason: Some("shutdown"),
+            }
+        );
     }
 
     #[test]

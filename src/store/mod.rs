@@ -282,7 +282,8 @@ pub struct LiveReport {
 /// How a try ended, as written by [`Store::finish_run`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEnd {
-    /// From [`state::after_try`]: the new state (never `pending`/`running`), attempts spent,
+    /// From [`state::after_try`]: the new state (never `running`; `pending` only when handed
+    /// back at shutdown), attempts spent,
     /// `not_before` for a retry or deferral, reason.
     pub next: state::Next,
     /// When it ended (`finished`).
@@ -293,9 +294,13 @@ pub struct RunEnd {
 }
 
 impl RunEnd {
-    /// Refuse an end whose state is not one a try can end in (`pending`, `running`).
+    /// Refuse an end whose state is not one a try can end in (`running`; `pending` only for
+    /// a try handed back at shutdown).
     pub fn check(&self, id: &str) -> StoreResult<()> {
+        let handed_back =
+            self.next.state == RunState::Pending && self.next.reason == Some("shutdown");
         match self.next.state {
+            RunState::Pending if handed_back => Ok(()),
             RunState::Pending | RunState::Running => Err(StoreError::Invalid {
                 doing: format!("finishing run {id}"),
                 message: format!("a try cannot end in state {}", self.next.state),

@@ -21,8 +21,8 @@
 //!   runs are claimed.
 //! - Every `zombie_every` it takes back the runs of workers that stopped heartbeating.
 //! - Shutdown (signal or halt): claiming stops; running runs get `shutdown_grace` to finish,
-//!   then their process groups are terminated and the runs handed back (`WorkerLost`:
-//!   retried while attempts are left).
+//!   then their process groups are terminated and the runs handed back (`pending` again,
+//!   the attempt not spent).
 //!
 //! The store is the only shared state: a worker that dies loses nothing but its heartbeat,
 //! and its runs are taken back as zombies by any other worker.
@@ -336,7 +336,7 @@ impl Worker {
                 running.remove(&executed.id);
                 self.followed(&executed);
                 match &executed.finished {
-                    Some(run) if run.reason.as_deref() == Some("zombie") => {
+                    Some(run) if run.reason.as_deref() == Some("shutdown") => {
                         summary.handed_back += 1;
                         tracing::info!(worker = %self.name, run = %run.id, state = %run.state, "handed back");
                     }

@@ -16,7 +16,8 @@
 //!
 //! The try's end is mapped to a [`state::Outcome`]: exit 0 complete, exit 75 deferred, other
 //! exits failed/error (reason `exit`), a signal nobody coco sent `signal`, the timeout
-//! `timeout`, a worker shutdown `zombie` (handed back to be retried). A run whose command
+//! `timeout`, a worker shutdown `shutdown` (handed back: pending again, the attempt not
+//! spent). A run whose command
 //! cannot be worked out or started ends like a failed exit with reason `setup` and the cause
 //! in the history note. A run the store says is no longer ours ([`Stop::Lost`]) is stopped
 //! and not finished: its new owner or reaper already decided its fate.
@@ -189,9 +190,9 @@ pub async fn execute(
                         return Ok(Executed::without_followers(id, None));
                     }
                     _ => (
-                        Outcome::WorkerLost,
+                        Outcome::HandedBack,
                         None,
-                        Some(format!("worker {worker} shut down")),
+                        Some(format!("handed back: worker {worker} shut down")),
                     ),
                 }
             } else if ended.timed_out {

@@ -432,8 +432,7 @@ pub async fn short_runs_are_not_held_back_by_polling(store: Arc<dyn Store>) {
 }
 
 pub async fn shutdown_hands_running_runs_back(store: Arc<dyn Store>) {
-    let mut long = sh("echo $$ > pid; sleep 30");
-    long.attempts = 2;
+    let long = sh("echo $$ > pid; sleep 30");
     let setup = Setup::new(store, &[("long", long)]).await;
     let id = setup.enqueue("long", json!({})).await;
     let worker = Running::start("w1", &setup.store, settings(1));
@@ -461,8 +460,9 @@ pub async fn shutdown_hands_running_runs_back(store: Arc<dyn Store>) {
     let summary = worker.stop().await;
     assert_eq!(summary.handed_back, 1, "{summary:?}");
     let run = setup.run(&id).await;
-    assert_eq!(run.state, RunState::Failed, "retried later");
-    assert_eq!(run.reason.as_deref(), Some("zombie"));
+    assert_eq!(run.state, RunState::Pending, "runs again");
+    assert_eq!(run.attempt, 0, "the attempt is not spent");
+    assert_eq!(run.reason.as_deref(), Some("shutdown"));
     assert!(!pid_alive(pid));
 }
 

@@ -1,0 +1,99 @@
+//! `coco kill ID…` and `coco remove ID…`: take runs out of the queue.
+//!
+//! - kill: a running run's try ends `killed`; its worker sees that at once on this host (a
+//!   control wake-up), else at its next heartbeat, and ends the job's process group. A
+//!   waiting run (pending, failed, deferred) becomes `killed` at once.
+//! - remove: a waiting run becomes `removed` (kept, with its history, for `coco list` and
+//!   `coco detail`); a running run must be killed instead.
+//!
+//! Exit 1 if any id is unknown or in a state the verb does not apply to.
+
+use chrono::Utc;
+use clap::Args;
+
+use super::{GlobalArgs, context, output};
+use crate::queue::{self, state::RunState};
+use crate::store::{Cancel, Cancelled, RunRecord};
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Ids of the runs (as `coco list` prints them).
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+}
+
+pub async fn run(global: &GlobalArgs, args: &CancelArgs, cancel: Cancel) -> anyhow::Result<i32> {
+    let (config, _) = context::load_config(global)?;
+    let store = context::open_store(&config).await?;
+    let mut status = 0;
+    let mut killed_running = false;
+    for id in &args.ids {
+        let id = id.trim().to_ascii_uppercase();
+        match store.cancel_run(&id, cancel, Utc::now()).await? {
+            Cancelled::Done(run) => {
+                let was_running = previous_state(&run) == Some(RunState::Running);
+                killed_running |= was_running;
+                output::text(&done_message(&run, was_running));
+            }
+            Cancelled::Refused(run) => {
+                output::error(&refusal(&run, cancel));
+                status = 1;
+            }
+            Cancelled::Missing => {
+                output::error(&format!(
+                    "no run with id `{id}` in the {} (see `coco list`)",
+                    store.describe()
+                ));
+                status = 1;
+            }
+        }
+    }
+    if killed_running {
+        // The workers of this host stop the process now rather than at their next heartbeat.
+        queue::wake_control(&config.state_dir);
+    }
+    Ok(status)
+}
+
+/// The state a run was in before its latest change.
+fn previous_state(run: &RunRecord) -> Option<RunState> {
+    let n = run.history.len();
+    (n >= 2).then(|| run.history[n - 2].state)
+}
+
+/// What was done (pure).
+pub fn done_message(run: &RunRecord, was_running: bool) -> String {
+    let verb = run.state.as_str();
+    if was_running {
+        let worker = run.worker.as_deref().unwrap_or("its worker");
+        format!(
+            "{verb} run {} of {} (attempt {}): {worker} ends its process group",
+            run.id, run.job, run.attempt
+        )
+    } else {
+        format!("{verb} run {} of {} before it ran again", run.id, run.job)
+    }
+}
+
+/// Why nothing was done (pure).
+pub fn refusal(run: &RunRecord, cancel: Cancel) -> String {
+    match (cancel, run.state) {
+        (Cancel::Remove, RunState::Running) => format!(
+            "run {} of {} is running: stop it with `coco kill {}`",
+            run.id, run.job, run.id
+        ),
+        (_, state) => format!(
+            "run {} of {} is {state} already: only {} runs can be {}",
+            run.id,
+            run.job,
+            match cancel {
+                Cancel::Kill => "pending, running, failed or deferred",
+                Cancel::Remove => "pending, failed or deferred",
+            },
+            match cancel {
+                Cancel::Kill => "killed",
+                Cancel::Remove => "removed",
+            }
+        ),
+    }
+}
