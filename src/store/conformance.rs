@@ -19,8 +19,8 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
 use super::{
-    AppRecord, Enqueued, JobRecord, LiveReport, Paused, ProjectRecord, RunFilter, RunRecord,
-    StateChange, Store,
+    AppRecord, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, MemberRecord, Paused,
+    ProjectRecord, RunFilter, RunRecord, StateChange, Store,
 };
 use crate::queue::dedupe_key;
 use crate::queue::state::{Outcome, RunState};
@@ -64,6 +64,12 @@ cases!(
     report_run_shows_progress,
     runs_listed_by_state_and_project,
     output_replaced_and_read_back,
+    kill_ends_waiting_and_running_runs,
+    remove_takes_only_waiting_runs,
+    kill_racing_claims_changes_each_run_once,
+    handed_back_run_is_pending_with_its_attempt,
+    pauses_and_halt_round_trip,
+    members_recorded_listed_and_forgotten,
 );
 
 /// Run every case, in order, on `store`.
@@ -1407,4 +1413,310 @@ pub async fn output_replaced_and_read_back(store: &dyn Store) {
     assert_eq!(store.get_output(&id).await.unwrap(), Some(long));
     store.put_output(&id, "").await.unwrap();
     assert_eq!(store.get_output(&id).await.unwrap().as_deref(), Some(""));
+}
+
+/// `cancel_run` with `cancel` at `now`, expecting it done.
+async fn cancelled(store: &dyn Store, id: &str, cancel: Cancel, now: DateTime<Utc>) -> RunRecord {
+    match store.cancel_run(id, cancel, now).await.expect("cancel_run") {
+        Cancelled::Done(run) => run,
+        other => panic!("{cancel:?} {id}: {other:?}"),
+    }
+}
+
+/// Kill: a waiting run becomes `killed` at once (and no longer blocks the same work); a
+/// running run's try ends `killed` and its worker can neither finish nor heartbeat it any
+/// more; a final run is refused; an unknown id is missing.
+pub async fn kill_ends_waiting_and_running_runs(store: &dyn Store) {
+    let t = tag();
+    let waiting = run(&t, "waiting", json!({}), 0);
+    let busy = run(&t, "busy", json!({}), 1);
+    enqueue_new(store, &waiting).await;
+    enqueue_new(store, &busy).await;
+    let killed = cancelled(store, &waiting.id, Cancel::Kill, later(5)).await;
+    assert_eq!(killed.state, RunState::Killed);
+    assert_eq!(killed.reason.as_deref(), Some("killed"));
+    assert_eq!(killed.finished, Some(later(5)));
+    assert_eq!(killed.attempt, 0, "it never ran");
+    assert_eq!(get(store, &waiting.id).await, killed, "as stored");
+    let again = run(&t, "waiting", json!({}), 2);
+    enqueue_new(store, &again).await;
+
+    let claimed = loop {
+        let r = claim(store, "w1", later(10)).await.expect("a run to claim");
+        if r.id == busy.id {
+            break r;
+        }
+        finish(store, &r, Outcome::Exited(0), later(11)).await;
+    };
+    let killed = cancelled(store, &busy.id, Cancel::Kill, later(20)).await;
+    assert_eq!(killed.state, RunState::Killed);
+    assert_eq!((killed.attempt, killed.worker.as_deref()), (1, Some("w1")));
+    let states: Vec<RunState> = killed.history.iter().map(|c| c.state).collect();
+    assert_eq!(
+        states,
+        [RunState::Pending, RunState::Running, RunState::Killed]
+    );
+    assert_eq!(get(store, &busy.id).await, killed, "as stored");
+    assert!(
+        store
+            .heartbeat("w1", std::slice::from_ref(&busy.id), later(21))
+            .await
+            .expect("heartbeat")
+            .is_empty(),
+        "the worker learns it is no longer its run"
+    );
+    let end = claimed.end(Outcome::Exited(0), Some(0), later(22));
+    assert_eq!(
+        store
+            .finish_run(&busy.id, "w1", &end)
+            .await
+            .expect("finish"),
+        None,
+        "a killed run is not finished again"
+    );
+    match store
+        .cancel_run(&busy.id, Cancel::Kill, later(30))
+        .await
+        .expect("cancel")
+    {
+        Cancelled::Refused(run) => assert_eq!(run.state, RunState::Killed),
+        other => panic!("a final run is refused: {other:?}"),
+    }
+    assert_eq!(
+        store
+            .cancel_run(&format!("{t}-missing"), Cancel::Kill, later(30))
+            .await
+            .expect("cancel"),
+        Cancelled::Missing
+    );
+    drain(store).await;
+}
+
+/// Remove: pending, failed and deferred runs become `removed` (kept, final, never claimed,
+/// not blocking the same work); running and final runs are refused.
+pub async fn remove_takes_only_waiting_runs(store: &dyn Store) {
+    let t = tag();
+    let pending = run(&t, "pending", json!({}), 0);
+    let mut failing = run(&t, "failing", json!({}), 1);
+    failing.attempts = 3;
+    failing.retry_delay_ms = 3_600_000;
+    enqueue_new(store, &pending).await;
+    enqueue_new(store, &failing).await;
+    let removed = cancelled(store, &pending.id, Cancel::Remove, later(5)).await;
+    assert_eq!(removed.state, RunState::Removed);
+    assert_eq!(removed.reason.as_deref(), Some("removed"));
+    assert!(removed.state.is_final());
+
+    let claimed = claim(store, "w1", later(10)).await.expect("claim");
+    assert_eq!(claimed.id, failing.id, "the removed run is not claimed");
+    match store
+        .cancel_run(&failing.id, Cancel::Remove, later(11))
+        .await
+        .expect("cancel")
+    {
+        Cancelled::Refused(run) => assert_eq!(run.state, RunState::Running),
+        other => panic!("a running run is not removed: {other:?}"),
+    }
+    let failed = finish(store, &claimed, Outcome::Exited(1), later(12)).await;
+    assert_eq!(failed.state, RunState::Failed);
+    let removed = cancelled(store, &failing.id, Cancel::Remove, later(13)).await;
+    assert_eq!((removed.state, removed.attempt), (RunState::Removed, 1));
+    match store
+        .cancel_run(&failing.id, Cancel::Remove, later(14))
+        .await
+        .expect("cancel")
+    {
+        Cancelled::Refused(run) => assert_eq!(run.state, RunState::Removed),
+        other => panic!("a removed run is not removed again: {other:?}"),
+    }
+    for (job, ms) in [("pending", 20), ("failing", 21)] {
+        enqueue_new(store, &run(&t, job, json!({}), ms)).await;
+    }
+    let removed_only = store
+        .list_runs(&RunFilter {
+            state: Some(RunState::Removed),
+            project: Some(t.clone()),
+            limit: None,
+        })
+        .await
+        .expect("list_runs");
+    assert_eq!(removed_only.len(), 2, "removed runs are kept and listed");
+    drain(store).await;
+}
+
+/// Kills racing four claimers over the same runs: each run is claimed at most once and
+/// ends `killed` exactly once, with a history that never runs twice.
+pub async fn kill_racing_claims_changes_each_run_once(store: &dyn Store) {
+    const N: i64 = 40;
+    let t = tag();
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let mut r = run(&t, &format!("j{}", i % 4), json!({"i": i}), i);
+        r.max_parallel = 100;
+        enqueue_new(store, &r).await;
+        ids.push(r.id);
+    }
+    let now = later(1_000);
+    let claimer = |worker: &'static str| async move {
+        let mut mine = Vec::new();
+        while let Some(r) = claim(store, worker, now).await {
+            mine.push(r.id);
+        }
+        mine
+    };
+    let killer = async {
+        let mut done = 0;
+        for id in &ids {
+            if let Cancelled::Done(_) = store.cancel_run(id, Cancel::Kill, now).await.expect("kill")
+            {
+                done += 1;
+            }
+        }
+        done
+    };
+    let (a, b, c, d, killed) = tokio::join!(
+        claimer("w0"),
+        claimer("w1"),
+        claimer("w2"),
+        claimer("w3"),
+        killer
+    );
+    assert_eq!(killed, N, "every run was killed, waiting or running");
+    let claimed: Vec<String> = [a, b, c, d].into_iter().flatten().collect();
+    let unique: HashSet<&String> = claimed.iter().collect();
+    assert_eq!(unique.len(), claimed.len(), "no run claimed twice");
+    for id in &ids {
+        let r = get(store, id).await;
+        assert_eq!(r.state, RunState::Killed, "{id}");
+        let runs = r
+            .history
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .count();
+        let kills = r
+            .history
+            .iter()
+            .filter(|c| c.state == RunState::Killed)
+            .count();
+        assert_eq!(kills, 1, "{id}: {:?}", r.history);
+        assert_eq!(
+            runs,
+            usize::from(claimed.contains(id)),
+            "{id}: {:?}",
+            r.history
+        );
+    }
+    drain(store).await;
+}
+
+/// A try handed back at its worker's shutdown leaves the run pending, claimable at once,
+/// still blocking the same work, with the attempt given back.
+pub async fn handed_back_run_is_pending_with_its_attempt(store: &dyn Store) {
+    let t = tag();
+    let r = run(&t, "j", json!({}), 0);
+    enqueue_new(store, &r).await;
+    let claimed = claim(store, "w1", later(10)).await.expect("claim");
+    assert_eq!(claimed.id, r.id);
+    let back = finish(store, &claimed, Outcome::HandedBack, later(20)).await;
+    assert_eq!(back.state, RunState::Pending);
+    assert_eq!(
+        (back.attempt, back.reason.as_deref()),
+        (0, Some("shutdown"))
+    );
+    assert_eq!(back.not_before, later(20));
+    assert!(matches!(
+        store.enqueue(&run(&t, "j", json!({}), 30)).await.expect("enqueue"),
+        Enqueued::Duplicate(id) if id == r.id
+    ));
+    let again = claim(store, "w2", later(20)).await.expect("claimed again");
+    assert_eq!((again.id.as_str(), again.attempt), (r.id.as_str(), 1));
+    drain(store).await;
+}
+
+/// Pauses (everything, or projects one by one) and the halt instant read back as set.
+pub async fn pauses_and_halt_round_trip(store: &dyn Store) {
+    let t = tag();
+    let (a, b) = (format!("{t}-a"), format!("{t}-b"));
+    store.set_paused(Some(&b), true).await.expect("pause b");
+    store.set_paused(Some(&a), true).await.expect("pause a");
+    store
+        .set_paused(Some(&a), true)
+        .await
+        .expect("pause a again");
+    store.set_paused(None, true).await.expect("pause all");
+    let control = store.control().await.expect("control");
+    assert!(control.paused_all);
+    let mine: Vec<&String> = control
+        .paused_projects
+        .iter()
+        .filter(|p| p.starts_with(&t))
+        .collect();
+    assert_eq!(mine, [&a, &b], "sorted, once each");
+    store.set_paused(None, false).await.expect("resume all");
+    let control = store.control().await.expect("control");
+    assert!(!control.paused_all);
+    assert!(control.paused_projects.contains(&a), "projects stay paused");
+    store.set_paused(Some(&a), false).await.expect("resume a");
+    store.set_paused(Some(&b), false).await.expect("resume b");
+    store
+        .set_paused(Some(&b), false)
+        .await
+        .expect("resume b again");
+    let control = store.control().await.expect("control");
+    assert!(!control.paused_projects.iter().any(|p| p.starts_with(&t)));
+    assert_eq!(
+        control.paused(),
+        Paused {
+            all: false,
+            projects: control.paused_projects.clone()
+        }
+    );
+
+    let halt = later(50);
+    store.halt(halt).await.expect("halt");
+    let control = store.control().await.expect("control");
+    assert_eq!(control.halt_before, Some(halt));
+    assert!(control.halts(later(49)), "started before: stops");
+    assert!(!control.halts(later(50)), "started at or after: goes on");
+    assert!(!Control::default().halts(later(0)));
+}
+
+/// Worker and daemon records are replaced by name, listed sorted, and removed.
+pub async fn members_recorded_listed_and_forgotten(store: &dyn Store) {
+    let t = tag();
+    let member = |name: &str, beat: i64| MemberRecord {
+        name: format!("{t}-{name}"),
+        kind: "worker".into(),
+        host: "host".into(),
+        pid: 42,
+        started: later(0),
+        heartbeat: later(beat),
+        slots: 4,
+        running: vec![format!("{t}-r1"), format!("{t}-r2")],
+        holding: None,
+    };
+    store.put_member(&member("b", 1)).await.expect("put");
+    store.put_member(&member("a", 1)).await.expect("put");
+    let updated = MemberRecord {
+        running: vec![],
+        holding: Some("paused".into()),
+        ..member("b", 2)
+    };
+    store.put_member(&updated).await.expect("replace");
+    let mine = |all: Vec<MemberRecord>| -> Vec<MemberRecord> {
+        all.into_iter().filter(|m| m.name.starts_with(&t)).collect()
+    };
+    assert_eq!(
+        mine(store.list_members().await.expect("list")),
+        [member("a", 1), updated.clone()]
+    );
+    store
+        .remove_member(&format!("{t}-a"))
+        .await
+        .expect("remove");
+    store
+        .remove_member(&format!("{t}-a"))
+        .await
+        .expect("remove again");
+    assert_eq!(mine(store.list_members().await.expect("list")), [updated]);
 }

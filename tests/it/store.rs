@@ -149,6 +149,12 @@ conformance_tests!(
     report_run_shows_progress,
     runs_listed_by_state_and_project,
     output_replaced_and_read_back,
+    kill_ends_waiting_and_running_runs,
+    remove_takes_only_waiting_runs,
+    kill_racing_claims_changes_each_run_once,
+    handed_back_run_is_pending_with_its_attempt,
+    pauses_and_halt_round_trip,
+    members_recorded_listed_and_forgotten,
 );
 
 /// `run_all` runs the cases one after the other on one store (they do not interfere).
