@@ -1,73 +1,14 @@
 //! The `coco` binary end to end: real processes, a temporary home, config and store.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-/// A temporary user home with `~/.coco/local.yaml` pointing at `~/home` for projects and
-/// `~/state` for the embedded store.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(".coco")).unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        std::fs::write(
-            dir.path().join(".coco/local.yaml"),
-            "logging:\n  stderr: INFO\nfolder:\n  home: ~/home\n  state: ~/state\n",
-        )
-        .unwrap();
-        Sandbox { dir }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn project(&self, name: &str, text: &str) {
-        std::fs::create_dir_all(self.home().join(name)).unwrap();
-        std::fs::write(self.home().join(name).join("coco.yaml"), text).unwrap();
-    }
-
-    /// Run coco with HOME set to the sandbox and no COCO_* variables from outside.
-    fn coco(&self, args: &[&str]) -> Output {
-        self.coco_env(args, &[])
-    }
-
-    #[allow(clippy::disallowed_methods)] // runs the coco binary under test
-    fn coco_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coco"));
-        command
-            .args(args)
-            .env("HOME", self.dir.path())
-            .current_dir(self.dir.path());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("COCO_") {
-                command.env_remove(key);
-            }
-        }
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.output().unwrap()
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{Sandbox, stderr, stdout};
 
 const HELLO: &str = "jobs:\n  greet:\n    command: [echo, hi]\n    schedule: \"*/5 * * * *\"\n    timezone: Europe/Berlin\n";
 
 #[test]
 fn validate_prints_ok_lines_or_every_problem() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     sandbox.project("hello", HELLO);
     let ok = sandbox.coco(&["validate"]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
@@ -121,7 +62,7 @@ fn validate_prints_ok_lines_or_every_problem() {
 
 #[test]
 fn plan_and_apply_are_idempotent_with_exit_codes() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     sandbox.project("hello", HELLO);
     let plan = sandbox.coco(&["plan"]);
     assert_eq!(
@@ -185,7 +126,7 @@ fn plan_and_apply_are_idempotent_with_exit_codes() {
 
 #[test]
 fn plan_json_is_machine_readable() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     sandbox.project("hello", HELLO);
     let plan = sandbox.coco(&["plan", "--json"]);
     assert_eq!(plan.status.code(), Some(2));
@@ -208,7 +149,7 @@ fn plan_json_is_machine_readable() {
 
 #[test]
 fn an_invalid_manifest_changes_nothing() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     sandbox.project("hello", HELLO);
     assert_eq!(sandbox.coco(&["apply"]).status.code(), Some(0));
     sandbox.project("hello", &HELLO.replace("Europe/Berlin", "Europe/Berln"));
@@ -236,7 +177,7 @@ fn an_invalid_manifest_changes_nothing() {
 
 #[test]
 fn config_shows_sources_and_hides_passwords() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     let output = sandbox.coco_env(
         &["config", "--json", "--home", "/srv/projects"],
         &[
@@ -285,7 +226,7 @@ fn config_shows_sources_and_hides_passwords() {
 
 #[test]
 fn a_bad_local_yaml_is_located() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     std::fs::write(
         sandbox.dir.path().join(".coco/local.yaml"),
         "folder:\n  hom: /x\n",
@@ -302,7 +243,7 @@ fn a_bad_local_yaml_is_located() {
 
 #[test]
 fn later_verbs_say_not_yet() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     let output = sandbox.coco(&["jobs", "--json"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("not yet"), "{}", stderr(&output));
@@ -310,7 +251,7 @@ fn later_verbs_say_not_yet() {
 
 #[test]
 fn help_teaches() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     let help = stdout(&sandbox.coco(&["plan", "--help"]));
     assert!(
         help.contains("Exit status: 0 nothing to change, 2 changes, 1 invalid input"),
@@ -328,7 +269,7 @@ fn plan_and_apply_on_mongodb() {
         );
         return;
     };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::with_stderr_level("INFO");
     sandbox.project("hello", HELLO);
     let database = format!("coco_cli_{}", ulid::Ulid::new().to_string().to_lowercase());
     let args = |verb: &'static str| {

@@ -1,8 +1,10 @@
 mod cli;
 mod config;
+mod control_cli;
 mod manifest;
 mod process;
 mod queue_cli;
 mod reconcile;
 mod store;
+mod support;
 mod worker;

@@ -1,102 +1,7 @@
 //! The queue verbs of the `coco` binary end to end: enqueue, list, detail, run, and core4's
 //! `--verb` spellings, against a temporary home and store.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-/// A temporary user home with `~/.coco/local.yaml` pointing at `~/home` for projects and
-/// `~/state` for the embedded store.
-struct Sandbox {
-    dir: tempfile::TempDir,
-    /// Extra arguments after the verb (e.g. a MongoDB store).
-    store_args: Vec<String>,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(".coco")).unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        std::fs::write(
-            dir.path().join(".coco/local.yaml"),
-            "logging:\n  stderr: WARNING\nfolder:\n  home: ~/home\n  state: ~/state\n",
-        )
-        .unwrap();
-        Sandbox {
-            dir,
-            store_args: Vec::new(),
-        }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn project(&self, name: &str, text: &str) {
-        std::fs::create_dir_all(self.home().join(name)).unwrap();
-        std::fs::write(self.home().join(name).join("coco.yaml"), text).unwrap();
-    }
-
-    fn file(&self, path: &str, text: &str, executable: bool) {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.home().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        if executable {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-
-    /// Apply the home's projects; panics unless it worked.
-    fn apply(&self) {
-        let apply = self.coco(&["apply"]);
-        assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
-    }
-
-    /// Run coco with HOME set to the sandbox and no COCO_* variables from outside.
-    #[allow(clippy::disallowed_methods)] // runs the coco binary under test
-    fn coco(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coco"));
-        command
-            .args(args)
-            .args(&self.store_args)
-            .env("HOME", self.dir.path())
-            .current_dir(self.dir.path());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("COCO_") {
-                command.env_remove(key);
-            }
-        }
-        command.output().unwrap()
-    }
-
-    /// Enqueue and return the printed id; panics unless it worked.
-    fn enqueue(&self, args: &[&str]) -> String {
-        let mut all = vec!["enqueue"];
-        all.extend_from_slice(args);
-        let output = self.coco(&all);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        let id = stdout(&output).trim().to_owned();
-        assert_eq!(id.len(), 26, "a ULID: {id:?}");
-        id
-    }
-
-    fn list_json(&self, args: &[&str]) -> Vec<serde_json::Value> {
-        let mut all = vec!["list", "--json"];
-        all.extend_from_slice(args);
-        let output = self.coco(&all);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        serde_json::from_str(&stdout(&output)).unwrap()
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{Sandbox, stderr, stdout};
 
 const SHOP: &str = "\
 jobs:
@@ -440,21 +345,9 @@ fn run_executes_in_the_foreground_with_env_args_and_cwd() {
 
 #[test]
 fn queue_verbs_on_mongodb() {
-    let Ok(url) = std::env::var("COCO_TEST_MONGO_URL") else {
-        assert_eq!(
-            std::env::var("COCO_TEST_SKIP_MONGO").as_deref(),
-            Ok("1"),
-            "COCO_TEST_MONGO_URL is not set (tests/run.sh starts a server), nor COCO_TEST_SKIP_MONGO=1"
-        );
+    let Some(sandbox) = Sandbox::on_mongodb("coco_qcli") else {
         return;
     };
-    let mut sandbox = Sandbox::new();
-    sandbox.store_args = vec![
-        "--mongo-url".into(),
-        url,
-        "--mongo-database".into(),
-        format!("coco_qcli_{}", ulid::Ulid::new().to_string().to_lowercase()),
-    ];
     sandbox.project("shop", SHOP);
     sandbox.apply();
     queue_verbs(&sandbox);

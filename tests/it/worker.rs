@@ -21,6 +21,8 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::support::pid_alive;
+
 /// A project folder (`<tmp>/proj`) with jobs applied to the store.
 struct Setup {
     dir: TempDir,
@@ -215,18 +217,6 @@ const DONE: &[RunState] = &[RunState::Complete, RunState::Error, RunState::Kille
 fn executable(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // Zombies count as gone: look at /proc.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next()),
-            Some("Z" | "X")
-        ),
-        Err(_) => false,
-    }
 }
 
 pub async fn exit_0_completes_with_its_output_kept(store: Arc<dyn Store>) {
