@@ -52,16 +52,13 @@ pub struct RunSettings {
     pub tail_bytes: usize,
 }
 
-/// Default of [`RunSettings::tail_bytes`]: 1 MiB.
-pub const DEFAULT_TAIL_BYTES: usize = 1024 * 1024;
-
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
             grace: Duration::from_secs(5),
             report_every: Duration::from_millis(100),
             output_every: Duration::from_secs(1),
-            tail_bytes: DEFAULT_TAIL_BYTES,
+            tail_bytes: TailBuffer::DEFAULT_MAX_BYTES,
         }
     }
 }

@@ -385,6 +385,27 @@ fn wrong_types_name_the_key_the_file_and_the_position() {
     let error = m.error(&[], &no_flags());
     assert!(error.contains(":2:10: must be at least 1"), "{error}");
     assert!(error.contains(":3:12: must be a percentage"), "{error}");
+
+    m.user("worker:\n  max_output: 3 parsecs\n");
+    let error = m.error(&[], &no_flags());
+    assert!(
+        error.contains(":2:15: `worker.max_output`: unknown size unit `parsecs`"),
+        "{error}"
+    );
+    m.user("worker:\n  max_output: 100\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains(":2:15: must be at least 1KiB"), "{error}");
+}
+
+#[test]
+fn output_cap_reads_with_a_unit_from_files_and_variables() {
+    let m = Machine::new();
+    m.user("worker:\n  max_output: 256KiB\n");
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.worker.max_output, Some(256 * 1024));
+    assert_eq!(setting(&settings, "worker.max_output").0, "256KiB");
+    let (config, _) = m.ok(&[("COCO_WORKER__MAX_OUTPUT", "2MiB")], &no_flags());
+    assert_eq!(config.worker.max_output, Some(2 << 20));
 }
 
 #[test]

@@ -355,3 +355,36 @@ fn schema_file_is_up_to_date() {
         "docs/coco.schema.json is stale: run `cargo run -- schema > docs/coco.schema.json`"
     );
 }
+
+#[test]
+fn bad_then_chains() {
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    then: [bee]\n  b:\n    command: [x]\n  bees:\n    command: [x]\n",
+        "mypro/coco.yaml:4:12: `then`: this project has no job `bee` (did you mean `bees`?)",
+    );
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    then:\n      - b\n      - Other.Job.x\n  b:\n    command: [x]\n",
+        "mypro/coco.yaml:6:9: `then`: `Other.Job.x` is not a job name: use `job` or `project.job`",
+    );
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    then: [b]\n  b:\n    command: [x]\n    then: [a]\n",
+        "mypro/coco.yaml:4:11: `then` chains run in a circle (a → b → a): it would never end",
+    );
+    assert_problem(
+        "jobs:\n  a:\n    command: [x]\n    then: [a]\n",
+        "mypro/coco.yaml:4:11: `then` chains run in a circle (a → a)",
+    );
+}
+
+#[test]
+fn then_chains_resolve_to_job_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(
+        tmp.path(),
+        "mypro",
+        "jobs:\n  a:\n    command: [x]\n    then: [b, other.c]\n  b:\n    command: [x]\n",
+    );
+    let project = load_project(&dir).expect("valid");
+    assert_eq!(project.jobs["a"].followers("mypro"), ["mypro.b", "other.c"]);
+    assert!(project.jobs["b"].then.is_empty());
+}

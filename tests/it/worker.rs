@@ -12,7 +12,9 @@ use chrono::Utc;
 use coco::manifest::{Environment, HumanDuration, Job, Project};
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun, new_run};
-use coco::store::{Enqueued, JobRecord, ProjectRecord, RunRecord, Store};
+use coco::store::{
+    Cancel, Cancelled, Enqueued, JobRecord, ProjectRecord, RunFilter, RunRecord, Store,
+};
 use coco::worker::load::Limits;
 use coco::worker::run::RunSettings;
 use coco::worker::{Summary, Worker, WorkerSettings};
@@ -106,6 +108,21 @@ impl Setup {
         let job_id = format!("proj.{name}");
         let run = new_run(&job, NewRun::new(&job_id, "proj", args, Utc::now()));
         match self.store.enqueue(&run).await.unwrap() {
+            Enqueued::Queued(id) => id,
+            other => panic!("not queued: {other:?}"),
+        }
+    }
+
+    /// Enqueue a forced run (claimed even while paused or the host is busy).
+    async fn enqueue_forced(&self, name: &str, args: serde_json::Value) -> String {
+        let record = self.store.get_job(&format!("proj.{name}")).await.unwrap();
+        let job: Job = serde_json::from_value(record.unwrap().definition).unwrap();
+        let job_id = format!("proj.{name}");
+        let new = NewRun {
+            force: true,
+            ..NewRun::new(&job_id, "proj", args, Utc::now())
+        };
+        match self.store.enqueue(&new_run(&job, new)).await.unwrap() {
             Enqueued::Queued(id) => id,
             other => panic!("not queued: {other:?}"),
         }
@@ -407,18 +424,20 @@ pub async fn short_runs_are_not_held_back_by_polling(store: Arc<dyn Store>) {
     for n in 0..40 {
         ids.push(setup.enqueue("quick", json!({ "n": n })).await);
     }
-    let mut slow_poll = settings(2);
-    slow_poll.poll_min = Duration::from_secs(1);
-    slow_poll.poll_max = Duration::from_secs(1);
-    let started = tokio::time::Instant::now();
-    let worker = Running::start("w1", &setup.store, slow_poll);
+    // Nothing but a freed slot can make this worker claim again: no poll, tick or wake-up
+    // comes within the test's patience (an hour each). Had it waited for one, the runs
+    // beyond the first two would never start and `wait_for` would give up.
+    let hour = Duration::from_secs(3600);
+    let mut no_ticks = settings(2);
+    no_ticks.poll_min = hour;
+    no_ticks.poll_max = hour;
+    no_ticks.heartbeat_every = hour;
+    no_ticks.zombie_every = hour;
+    no_ticks.control_every = hour;
+    let worker = Running::start("w1", &setup.store, no_ticks);
     setup.wait_for(&ids, DONE).await;
-    let elapsed = started.elapsed();
-    worker.stop().await;
-    eprintln!("40 runs in {elapsed:?}");
-    // A 1 s tick per claim would take 40 / 2 * 1 = 20 s; a freed slot claims at once (the
-    // margin is for slow stores under a loaded test run).
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let summary = worker.stop().await;
+    assert_eq!((summary.claimed, summary.finished), (40, 40));
 }
 
 pub async fn shutdown_hands_running_runs_back(store: Arc<dyn Store>) {
@@ -519,29 +538,207 @@ pub async fn a_template_error_fails_the_run_with_its_cause(store: Arc<dyn Store>
 pub async fn an_enqueue_wakes_an_idle_worker(store: Arc<dyn Store>) {
     let setup = Setup::new(store, &[("ok", sh("true"))]).await;
     let state_dir = setup.dir.path().join("state");
-    let mut slow_poll = settings(1);
-    slow_poll.poll_min = Duration::from_secs(5);
-    slow_poll.poll_max = Duration::from_secs(5);
-    slow_poll.heartbeat_every = Duration::from_secs(5);
-    slow_poll.zombie_every = Duration::from_secs(5);
-    slow_poll.wake_dir = Some(coco::worker::wake::dir(&state_dir));
-    let worker = Running::start("w1", &setup.store, slow_poll);
+    // Only the wake-up can make it look again: no poll or tick comes within the test's
+    // patience (an hour each); without it `wait_for` gives up.
+    let hour = Duration::from_secs(3600);
+    let mut no_ticks = settings(1);
+    no_ticks.poll_min = hour;
+    no_ticks.poll_max = hour;
+    no_ticks.heartbeat_every = hour;
+    no_ticks.zombie_every = hour;
+    no_ticks.control_every = hour;
+    no_ticks.wake_dir = Some(coco::worker::wake::dir(&state_dir));
+    let worker = Running::start("w1", &setup.store, no_ticks);
     // Let it find the queue empty and go to sleep.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let id = setup.enqueue("ok", json!({})).await;
-    let started = tokio::time::Instant::now();
     assert_eq!(queue::wake(&state_dir), 1);
     setup.wait_for(std::slice::from_ref(&id), DONE).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "woken, not polled: {:?}",
-        started.elapsed()
-    );
     worker.stop().await;
     assert_eq!(setup.run(&id).await.state, RunState::Complete);
 }
 
 /// One `#[tokio::test]` per case per backend.
+pub async fn a_busy_host_starts_only_forced_runs(store: Arc<dyn Store>) {
+    let setup = Setup::new(store, &[("ok", sh("true"))]).await;
+    let normal = setup.enqueue("ok", json!({"n": 1})).await;
+    let forced = setup.enqueue_forced("ok", json!({"n": 2})).await;
+    let mut busy = settings(2);
+    busy.limits = Limits {
+        max_cpu: None,
+        min_free_ram_mib: Some(u64::MAX / 2),
+    };
+    let worker = Running::start("w1", &setup.store, busy);
+    setup.wait_for(std::slice::from_ref(&forced), DONE).await;
+    // The older normal run would have been claimed first, had the limit not held it back.
+    assert_eq!(setup.run(&normal).await.state, RunState::Pending);
+    let members = setup.store.list_members().await.unwrap();
+    let holding = members[0].holding.clone().unwrap_or_default();
+    assert!(holding.contains("worker.min_free_ram"), "{holding}");
+    let summary = worker.stop().await;
+    assert_eq!(summary.claimed, 1);
+}
+
+pub async fn pauses_hold_back_unforced_runs_until_resumed(store: Arc<dyn Store>) {
+    let setup = Setup::new(store, &[("ok", sh("true"))]).await;
+    setup.store.set_paused(Some("proj"), true).await.unwrap();
+    let held = setup.enqueue("ok", json!({"n": 1})).await;
+    let forced = setup.enqueue_forced("ok", json!({"n": 2})).await;
+    let worker = Running::start("w1", &setup.store, settings(2));
+    setup.wait_for(std::slice::from_ref(&forced), DONE).await;
+    assert_eq!(setup.run(&held).await.state, RunState::Pending, "paused");
+    // Resumed: claimed once the worker reads the switches again (control_every).
+    setup.store.set_paused(Some("proj"), false).await.unwrap();
+    setup.wait_for(std::slice::from_ref(&held), DONE).await;
+    worker.stop().await;
+}
+
+pub async fn a_halt_stops_workers_started_before_it(store: Arc<dyn Store>) {
+    let setup = Setup::new(store, &[("ok", sh("true"))]).await;
+    let old = Running::start("old", &setup.store, settings(1));
+    let id = setup.enqueue("ok", json!({})).await;
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    assert_eq!(setup.store.list_members().await.unwrap().len(), 1, "listed");
+    setup.store.halt(Utc::now()).await.unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), old.task)
+        .await
+        .expect("the worker stops by itself")
+        .unwrap();
+    assert!(summary.halted, "{summary:?}");
+    assert!(
+        setup.store.list_members().await.unwrap().is_empty(),
+        "forgotten"
+    );
+    let young = Running::start("young", &setup.store, settings(1));
+    let id = setup.enqueue("ok", json!({"n": 2})).await;
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    let summary = young.stop().await;
+    assert!(!summary.halted, "started after the halt");
+    assert_eq!(summary.finished, 1);
+}
+
+pub async fn a_kill_ends_the_process_group_at_the_next_heartbeat(store: Arc<dyn Store>) {
+    let setup = Setup::new(store, &[("long", sh("echo $$ > pid; sleep 30"))]).await;
+    let id = setup.enqueue("long", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(1));
+    setup
+        .wait_for(std::slice::from_ref(&id), &[RunState::Running])
+        .await;
+    let pid_file = setup.root().join("work/pid");
+    while std::fs::read_to_string(&pid_file).map_or(true, |t| !t.ends_with('\n')) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    match setup
+        .store
+        .cancel_run(&id, Cancel::Kill, Utc::now())
+        .await
+        .unwrap()
+    {
+        Cancelled::Done(run) => assert_eq!(run.state, RunState::Killed),
+        other => panic!("{other:?}"),
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while pid_alive(pid) {
+        assert!(tokio::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let summary = worker.stop().await;
+    assert_eq!(
+        (summary.finished, summary.handed_back),
+        (0, 1),
+        "{summary:?}"
+    );
+    let run = setup.run(&id).await;
+    assert_eq!(
+        run.state,
+        RunState::Killed,
+        "the worker did not overwrite the kill"
+    );
+}
+
+pub async fn then_enqueues_followers_with_their_parent(store: Arc<dyn Store>) {
+    let mut first = sh("echo first");
+    first.then = vec!["second".into(), "proj.third".into(), "ghost".into()];
+    let setup = Setup::new(
+        store,
+        &[
+            ("first", first),
+            ("second", sh("echo $COCO_PARENT_RUN > parent.txt")),
+            ("third", sh("true")),
+        ],
+    )
+    .await;
+    let id = setup.enqueue("first", json!({})).await;
+    let worker = Running::start("w1", &setup.store, settings(2));
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let followers = loop {
+        let runs = setup.store.list_runs(&RunFilter::default()).await.unwrap();
+        let followers: Vec<RunRecord> = runs.into_iter().filter(|r| r.id != id).collect();
+        if followers.len() == 2 && followers.iter().all(|r| r.state == RunState::Complete) {
+            break followers;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{followers:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    worker.stop().await;
+    let mut jobs: Vec<&str> = followers.iter().map(|r| r.job.as_str()).collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        ["proj.second", "proj.third"],
+        "the unknown job is skipped"
+    );
+    assert!(
+        followers
+            .iter()
+            .all(|r| r.parent.as_deref() == Some(id.as_str()))
+    );
+    let written = std::fs::read_to_string(setup.root().join("work/parent.txt")).unwrap();
+    assert_eq!(written.trim(), id);
+}
+
+pub async fn output_beyond_the_cap_keeps_its_tail(store: Arc<dyn Store>) {
+    let setup = Setup::new(
+        store,
+        &[(
+            "chatty",
+            sh("i=0; while [ $i -lt 1000 ]; do echo \"line $i\"; i=$((i+1)); done"),
+        )],
+    )
+    .await;
+    let id = setup.enqueue("chatty", json!({})).await;
+    let mut capped = settings(1);
+    capped.run.tail_bytes = 4096;
+    let worker = Running::start("w1", &setup.store, capped);
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    worker.stop().await;
+    let output = setup.raw_output(&id).await;
+    let mut lines = output.lines();
+    let header = lines.next().unwrap();
+    let kept: Vec<&str> = lines.collect();
+    let dropped: usize = header
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(" earlier lines not kept]"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a header saying what was dropped: {header:?}"));
+    assert_eq!(dropped + kept.len(), 1000, "every line kept or counted");
+    assert!(
+        kept.last().unwrap().ends_with(" out line 999"),
+        "the newest lines"
+    );
+    assert!(
+        output.len() - header.len() - 1 <= 4096,
+        "{} bytes",
+        output.len()
+    );
+}
+
 macro_rules! worker_tests {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -579,4 +776,10 @@ worker_tests!(
     a_run_taken_back_is_stopped_and_not_finished,
     a_template_error_fails_the_run_with_its_cause,
     an_enqueue_wakes_an_idle_worker,
+    a_busy_host_starts_only_forced_runs,
+    pauses_hold_back_unforced_runs_until_resumed,
+    a_halt_stops_workers_started_before_it,
+    a_kill_ends_the_process_group_at_the_next_heartbeat,
+    then_enqueues_followers_with_their_parent,
+    output_beyond_the_cap_keeps_its_tail,
 );
