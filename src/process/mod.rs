@@ -19,8 +19,11 @@
 //! from async code (a runtime worker thread), never from `spawn_blocking`. Dropping a [`Child`]
 //! whose leader has not been reaped SIGKILLs its group; once the leader is reaped, only
 //! [`Child::terminate_group`] (which [`run_to_end`] calls) cleans up stray group members.
+//! What a job started outlives a SIGKILLed worker until the run is taken back:
+//! [`sweep::kill_run_orphans`] ends it then.
 
 pub mod output;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

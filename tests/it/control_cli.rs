@@ -252,3 +252,121 @@ fn control_verbs(sandbox: &Sandbox) {
     ok(sandbox, &["halt", "--wait"], 0);
     assert_eq!(later.wait_exit(), Some(0));
 }
+
+/// Every try of `nap` records its shell's pid and its `sleep`'s pid (a grandchild of the
+/// worker, out of reach of the death signal); the first try sleeps long, a retry ends at once.
+const NAPS: &str = "\
+jobs:
+  nap:
+    command: [sh, -c, 'if [ $COCO_ATTEMPT = 1 ]; then sleep 30 & echo $! >> sleeps; echo $$ >> shells; wait; fi']
+    attempts: 2
+    max_parallel: 10
+";
+
+#[test]
+fn a_sigkilled_worker_loses_nothing_on_the_embedded_store() {
+    sigkilled_worker(&Sandbox::new());
+}
+
+#[test]
+fn a_sigkilled_worker_loses_nothing_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_crash") {
+        sigkilled_worker(&sandbox);
+    }
+}
+
+fn pids(sandbox: &Sandbox, file: &str) -> Vec<i32> {
+    std::fs::read_to_string(sandbox.home().join("work").join(file))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL a `coco worker` with 5 runs in flight: its jobs die with it (the death signal),
+/// what they started is swept when a new worker takes the runs back, and every run
+/// completes on a second attempt.
+fn sigkilled_worker(sandbox: &Sandbox) {
+    use coco::store::StoreLocation;
+    use coco::worker::{Worker, WorkerSettings};
+
+    sandbox.project("work", NAPS);
+    sandbox.apply();
+    let mut doomed = sandbox.spawn(&["worker", "--slots", "5", "--name", "doomed"]);
+    let ids: Vec<String> = (0..5)
+        .map(|i| sandbox.enqueue(&["work.nap", "--arg", &format!("i={i}")]))
+        .collect();
+    wait_until("5 tries running", || {
+        pids(sandbox, "shells").len() == 5 && pids(sandbox, "sleeps").len() == 5
+    });
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    for pid in pids(sandbox, "shells") {
+        wait_until(&format!("job {pid} outlived its worker"), || {
+            !pid_alive(pid)
+        });
+    }
+    for id in &ids {
+        assert_eq!(
+            sandbox.run_json(id)["state"],
+            "running",
+            "not ended by anyone yet"
+        );
+    }
+
+    let location = match sandbox.store_args.as_slice() {
+        [_, url, _, database] => StoreLocation::Mongo {
+            url: url.clone(),
+            database: database.clone(),
+        },
+        _ => StoreLocation::Embedded {
+            path: sandbox.dir.path().join("state/coco.db"),
+        },
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(coco::store::open(&location)).unwrap();
+    let settings = WorkerSettings {
+        slots: 5,
+        zombie_after: Duration::from_secs(1),
+        zombie_every: Duration::from_millis(200),
+        ..WorkerSettings::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let rescuer = rt.spawn(Worker::new("rescuer", store, settings).run(async {
+        let _ = stopped.await;
+    }));
+    for pid in pids(sandbox, "sleeps") {
+        wait_until(&format!("{pid} was not swept"), || !pid_alive(pid));
+    }
+    for id in &ids {
+        let run = sandbox.wait_for_state(id, "complete");
+        assert_eq!(run["attempt"], 2, "{run:#}");
+        assert_eq!(run["worker"], "rescuer");
+        let states: Vec<&str> = run["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|change| change["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            states,
+            ["pending", "running", "failed", "running", "complete"]
+        );
+    }
+    stop.send(()).unwrap();
+    let summary = rt.block_on(rescuer).unwrap();
+    assert_eq!((summary.claimed, summary.finished), (5, 5));
+    assert_eq!(
+        pids(sandbox, "shells").len(),
+        5,
+        "no second try ran the long branch"
+    );
+}

@@ -1,0 +1,70 @@
+//! Orphans of a lost worker: processes of this host still carrying a run's `COCO_RUN_ID`.
+//!
+//! `PR_SET_PDEATHSIG` kills a job's own process when its worker dies, but not what that
+//! process started (`sh -c 'a; b'`): those live on in the job's process group with nobody to
+//! end them. Before a zombie run is taken back and retried, the reaper sweeps them: every
+//! process whose environment holds exactly `COCO_RUN_ID=<id>` gets SIGKILL. A ULID never
+//! repeats, so nothing else can match; on another host, nothing matches. Linux only (reads
+//! `/proc`); elsewhere it finds nothing.
+
+use std::path::Path;
+
+/// SIGKILL every process of this host (that we may signal) whose environment has
+/// `COCO_RUN_ID=run_id`; returns how many were signalled.
+pub fn kill_run_orphans(run_id: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let needle = format!("COCO_RUN_ID={run_id}");
+    let own = std::process::id();
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == own || !carries(&entry.path(), &needle) {
+            continue;
+        }
+        let Ok(raw) = libc::pid_t::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: kill(2) only sends a signal; the pid was read from /proc just now and its
+        // environment names the run, so it is one of that run's processes.
+        if unsafe { libc::kill(raw, libc::SIGKILL) } == 0 {
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Does the process at `/proc/<pid>` have `needle` (`KEY=value`) in its environment?
+fn carries(proc_dir: &Path, needle: &str) -> bool {
+    std::fs::read(proc_dir.join("environ"))
+        .map(|environ| has_entry(&environ, needle))
+        .unwrap_or(false)
+}
+
+/// Is `needle` one of the NUL-separated entries of `environ` (pure)?
+pub fn has_entry(environ: &[u8], needle: &str) -> bool {
+    environ
+        .split(|&b| b == 0)
+        .any(|entry| entry == needle.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_entry;
+
+    #[test]
+    fn only_whole_entries_match() {
+        let environ = b"PATH=/bin\0COCO_RUN_ID=01ABC\0HOME=/h\0";
+        assert!(has_entry(environ, "COCO_RUN_ID=01ABC"));
+        assert!(!has_entry(environ, "COCO_RUN_ID=01AB"));
+        assert!(!has_entry(b"XCOCO_RUN_ID=01ABC\0", "COCO_RUN_ID=01ABC"));
+        assert!(!has_entry(b"", "COCO_RUN_ID=01ABC"));
+    }
+}
