@@ -128,6 +128,21 @@ impl Setup {
         }
     }
 
+    /// The pid a job wrote (with its newline) into `work/FILE`, waiting up to 10 s for it.
+    async fn pid_written(&self, file: &str) -> i32 {
+        let path = self.root().join("work").join(file);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && text.ends_with('\n')
+            {
+                return text.trim().parse().unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no pid in {path:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn run(&self, id: &str) -> RunRecord {
         self.store.get_run(id).await.unwrap().unwrap()
     }
@@ -174,6 +189,18 @@ impl Setup {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Wait up to 20 s for process `pid` to be gone.
+async fn wait_gone(pid: i32, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while pid_alive(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {pid} is still alive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -448,15 +475,7 @@ pub async fn shutdown_hands_running_runs_back(store: Arc<dyn Store>) {
     setup
         .wait_for(std::slice::from_ref(&id), &[RunState::Running])
         .await;
-    let pid_file = setup.root().join("work/pid");
-    while !pid_file.exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = setup.pid_written("pid").await;
     // The pid is reported while it runs (within a report interval).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while setup.run(&id).await.pid != Some(pid as u32) {
@@ -481,12 +500,7 @@ pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>)
     let setup = Setup::new(store, &[("long", long)]).await;
     let id = setup.enqueue("long", json!({})).await;
     let worker = Running::start("w1", &setup.store, settings(1));
-    let pid_file = setup.root().join("work/pid");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !pid_file.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "the run started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let pid = setup.pid_written("pid").await;
     // Another reaper, an hour from now, finds the run a zombie.
     let taken = setup
         .store
@@ -497,20 +511,8 @@ pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>)
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     // The next heartbeat (200 ms) tells the worker; its process group is terminated.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the process was stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_gone(pid, "the process was stopped").await;
     let summary = worker.stop().await;
     assert_eq!(
         (summary.finished, summary.handed_back),
@@ -624,15 +626,7 @@ pub async fn a_kill_ends_the_process_group_at_the_next_heartbeat(store: Arc<dyn 
     setup
         .wait_for(std::slice::from_ref(&id), &[RunState::Running])
         .await;
-    let pid_file = setup.root().join("work/pid");
-    while std::fs::read_to_string(&pid_file).map_or(true, |t| !t.ends_with('\n')) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = setup.pid_written("pid").await;
     match setup
         .store
         .cancel_run(&id, Cancel::Kill, Utc::now())
@@ -642,11 +636,7 @@ pub async fn a_kill_ends_the_process_group_at_the_next_heartbeat(store: Arc<dyn 
         Cancelled::Done(run) => assert_eq!(run.state, RunState::Killed),
         other => panic!("{other:?}"),
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while pid_alive(pid) {
-        assert!(tokio::time::Instant::now() < deadline, "still running");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_gone(pid, "the killed run's process").await;
     let summary = worker.stop().await;
     assert_eq!(
         (summary.finished, summary.handed_back),
