@@ -1,10 +1,12 @@
-//! Pure command-line helpers shared by the queue verbs: core4's `--verb` spellings, `k=v`
-//! run arguments typed as JSON, and `PROJECT.JOB` names. No I/O.
+//! Pure command-line helpers shared by the queue verbs: core4's `--verb` spellings (and
+//! `list --state NAME`), `k=v` run arguments typed as JSON, and `PROJECT.JOB` names. No I/O.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use serde_json::Value;
+
+use crate::queue::state::RunState;
 
 /// core4's spellings (`coco --enqueue NAME`) and the verb each stands for.
 const CORE4_VERBS: &[(&str, &str)] = &[
@@ -60,9 +62,36 @@ pub fn core4_aliases(argv: impl IntoIterator<Item = OsString>) -> Vec<OsString> 
                 argv.insert(index + 1, value);
             }
         }
+        if argv[index] == "list" {
+            list_state_filter(&mut argv, index + 1);
+        }
         break;
     }
     argv
+}
+
+/// `coco list --state running`: after the `list` verb, `--state NAME` (or `--state=NAME`)
+/// with a run state's name is the filter, not the global state folder: it becomes the
+/// positional `NAME`.
+fn list_state_filter(argv: &mut Vec<OsString>, from: usize) {
+    let is_state = |text: &str| RunState::parse(&text.to_ascii_lowercase()).is_some();
+    let mut index = from;
+    while index < argv.len() {
+        let arg = argv[index].to_str().unwrap_or_default().to_owned();
+        if arg == "--state"
+            && let Some(name) = argv.get(index + 1).and_then(|v| v.to_str())
+            && is_state(name)
+        {
+            argv.remove(index);
+            continue;
+        }
+        if let Some(name) = arg.strip_prefix("--state=")
+            && is_state(name)
+        {
+            argv[index] = OsString::from(name);
+        }
+        index += 1;
+    }
 }
 
 /// One `--arg KEY=VALUE` of a run.
@@ -140,6 +169,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn list_state_names_are_the_filter_after_the_verb() {
+        assert_eq!(
+            rewrite(&["coco", "list", "--state", "running", "--json"]),
+            ["coco", "list", "running", "--json"]
+        );
+        assert_eq!(
+            rewrite(&["coco", "--listing", "--state=Failed"]),
+            ["coco", "list", "Failed"]
+        );
+        assert_eq!(
+            rewrite(&["coco", "--state", "/s", "list", "--state", "/other"]),
+            ["coco", "--state", "/s", "list", "--state", "/other"],
+            "a folder stays the global option"
+        );
+        assert_eq!(
+            rewrite(&["coco", "detail", "--state", "running"]),
+            ["coco", "detail", "--state", "running"],
+            "only for list"
+        );
+    }
 
     fn rewrite(args: &[&str]) -> Vec<String> {
         core4_aliases(args.iter().map(OsString::from))

@@ -12,7 +12,7 @@ use crate::store::{RunFilter, RunRecord};
 pub struct ListArgs {
     /// Only runs in this state: pending, running, complete, failed, deferred, error, killed,
     /// removed.
-    /// (A positional, because `--state` is the global option naming the state folder.)
+    /// (`--state NAME` after `list` works too; elsewhere `--state` names the state folder.)
     #[arg(value_name = "STATE", value_parser = parse_state)]
     pub run_state: Option<RunState>,
     /// Only runs of this project.

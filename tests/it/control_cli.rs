@@ -124,6 +124,9 @@ fn control_verbs(sandbox: &Sandbox) {
     );
     let run = sandbox.wait_for_state(&sleeper, "killed");
     assert_eq!(run["reason"], "killed");
+    let killed_runs = sandbox.list_json(&["--state", "killed"]);
+    assert_eq!(killed_runs.len(), 1, "{killed_runs:?}");
+    assert_eq!(killed_runs[0]["id"], sleeper.as_str());
     let deadline = Instant::now() + Duration::from_secs(10);
     while pid_alive(pid) {
         assert!(
