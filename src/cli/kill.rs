@@ -70,8 +70,10 @@ pub fn done_message(run: &RunRecord, was_running: bool) -> String {
             "{verb} run {} of {} (attempt {}): {worker} ends its process group",
             run.id, run.job, run.attempt
         )
+    } else if run.attempt == 0 {
+        format!("{verb} run {} of {} before it started", run.id, run.job)
     } else {
-        format!("{verb} run {} of {} before it ran again", run.id, run.job)
+        format!("{verb} run {} of {} before its next try", run.id, run.job)
     }
 }
 

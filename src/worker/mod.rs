@@ -396,7 +396,7 @@ impl Worker {
             Ok(alive) => {
                 for (id, run) in running {
                     if !alive.contains(id) {
-                        tracing::warn!(worker = %self.name, run = %id, "no longer ours: stopping it");
+                        tracing::info!(worker = %self.name, run = %id, "no longer ours (killed, or taken back): stopping it");
                         let _ = run.stop.send(Some(Stop::Lost));
                     }
                 }
