@@ -20,17 +20,22 @@
 //! - [`exactly_once`]: 4 worker processes, 2,000 runs appending their id to one file.
 //! - [`crash`]: SIGKILL a worker with 50 runs in flight; a new worker finishes them all.
 //!
+//! On FerretDB the throughput and exactly-once sizes default to smaller counts
+//! (`--mongo-runs`, `--mongo-contention-runs`): its SQLite backend uses no index but `_id`, so
+//! each queue operation scans the whole collection and the time per run grows with the runs
+//! stored (see docs/benchmarks.md); 5,000 runs there take hours.
+//!
 //! Progress goes to stderr, the figures (Markdown tables) to stdout. The exit status is 1
 //! when a correctness check (exactly once, crash) fails or any benchmark could not run.
 
 mod crash;
 mod exactly_once;
 mod latency;
+mod report;
 mod sandbox;
 mod throughput;
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -58,9 +63,18 @@ struct Options {
     /// Benchmarks to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Bench>,
-    /// Throughput: runs of `true`.
+    /// Throughput: runs of `true` (embedded store).
     #[arg(long, default_value_t = 5000)]
     runs: usize,
+    /// Throughput: runs of `true` on FerretDB.
+    #[arg(long, default_value_t = 500)]
+    mongo_runs: usize,
+    /// Throughput: repetitions, each in a fresh sandbox (embedded store).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Throughput: repetitions on FerretDB.
+    #[arg(long, default_value_t = 1)]
+    mongo_repeat: usize,
     /// Throughput: worker slots (and xargs -P).
     #[arg(long, default_value_t = 2)]
     slots: usize,
@@ -70,9 +84,12 @@ struct Options {
     /// Latency: idle time before each enqueue, in milliseconds.
     #[arg(long, default_value_t = 250)]
     latency_gap_ms: u64,
-    /// Exactly once: runs.
+    /// Exactly once: runs (embedded store).
     #[arg(long, default_value_t = 2000)]
     contention_runs: usize,
+    /// Exactly once: runs on FerretDB.
+    #[arg(long, default_value_t = 400)]
+    mongo_contention_runs: usize,
     /// Exactly once: worker processes.
     #[arg(long, default_value_t = 4)]
     contention_workers: usize,
@@ -105,13 +122,41 @@ enum Bench {
     Crash,
 }
 
+/// How big the benchmarks are on one store.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub runs: usize,
+    pub repeat: usize,
+    pub contention_runs: usize,
+}
+
+impl Options {
+    fn sizes(&self, backend: &Backend) -> Sizes {
+        match backend {
+            Backend::Embedded => Sizes {
+                runs: self.runs,
+                repeat: self.repeat,
+                contention_runs: self.contention_runs,
+            },
+            Backend::Mongo { .. } => Sizes {
+                runs: self.mongo_runs,
+                repeat: self.mongo_repeat,
+                contention_runs: self.mongo_contention_runs,
+            },
+        }
+    }
+}
+
 /// Everything measured on one store; `Err` holds why a benchmark could not run.
-struct Results {
-    backend: Backend,
-    throughput: Option<Result<Throughput, String>>,
-    latency: Option<Result<Latency, String>>,
-    exactly_once: Option<Result<ExactlyOnce, String>>,
-    crash: Option<Result<Crash, String>>,
+pub struct Results {
+    pub backend: Backend,
+    pub sizes: Sizes,
+    /// The load average when this store's benchmarks started.
+    pub load: String,
+    pub throughput: Option<Result<Vec<Throughput>, String>>,
+    pub latency: Option<Result<Latency, String>>,
+    pub exactly_once: Option<Result<ExactlyOnce, String>>,
+    pub crash: Option<Result<Crash, String>>,
 }
 
 impl Results {
@@ -151,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== {}", backend.label());
         all.push(run_store(&options, &coco, backend).await);
     }
-    println!("{}", report(&options, &all));
+    println!("{}", report::markdown(&options, &coco, &all));
     if all.iter().all(Results::passed) {
         Ok(())
     } else {
@@ -186,28 +231,44 @@ fn backends(options: &Options) -> anyhow::Result<Vec<Backend>> {
 }
 
 /// Run the selected benchmarks on one store, each in a sandbox of its own.
-async fn run_store(options: &Options, coco: &std::path::Path, backend: Backend) -> Results {
+async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results {
     let wanted = |bench| options.only.is_empty() || options.only.contains(&bench);
+    let sizes = options.sizes(&backend);
     let jobs = Jobs {
         nap_secs: options.nap_secs,
     };
     let sandbox = |name: &'static str| Sandbox::new(coco, &backend, name, &jobs);
     let mut results = Results {
         backend: backend.clone(),
+        sizes,
+        load: report::load_average(),
         throughput: None,
         latency: None,
         exactly_once: None,
         crash: None,
     };
     if wanted(Bench::Throughput) {
-        eprintln!("-- throughput");
-        let result = async {
-            let sandbox = sandbox("throughput").await?;
-            let result = throughput::measure(&sandbox, options.runs, options.slots).await;
-            sandbox.close().await;
-            result
-        };
-        results.throughput = Some(logged(result.await));
+        let mut all = Vec::new();
+        for n in 1..=sizes.repeat {
+            eprintln!("-- throughput {n}/{}", sizes.repeat);
+            let result = async {
+                let sandbox = sandbox("throughput").await?;
+                let result = throughput::measure(&sandbox, sizes.runs, options.slots).await;
+                sandbox.close().await;
+                result
+            };
+            match result.await {
+                Ok(measured) => all.push(measured),
+                Err(error) => {
+                    all.clear();
+                    results.throughput = Some(logged(Err(error)));
+                    break;
+                }
+            }
+        }
+        if !all.is_empty() {
+            results.throughput = Some(Ok(all));
+        }
     }
     if wanted(Bench::Latency) {
         eprintln!("-- pick-up latency");
@@ -226,7 +287,7 @@ async fn run_store(options: &Options, coco: &std::path::Path, backend: Backend) 
             let sandbox = sandbox("contention").await?;
             let result = exactly_once::check(
                 &sandbox,
-                options.contention_runs,
+                sizes.contention_runs,
                 options.contention_workers,
                 options.contention_slots,
             )
@@ -255,148 +316,4 @@ fn logged<T>(result: anyhow::Result<T>) -> Result<T, String> {
         eprintln!("  failed: {error:#}");
         format!("{error:#}")
     })
-}
-
-/// The figures as Markdown: the machine, then one table per benchmark.
-fn report(options: &Options, all: &[Results]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{}\n", machine());
-    if all.iter().any(|r| r.throughput.is_some()) {
-        let _ = writeln!(
-            out,
-            "Throughput: {} runs of `true`, `coco worker --slots {}`; coco timed from worker \
-             spawn to the last run's `finished`.\n\n\
-             | store | enqueue runs/s | coco runs/s | coco after start-up | xargs -P{} runs/s | coco / xargs |\n\
-             |---|---|---|---|---|---|",
-            options.runs, options.slots, options.slots
-        );
-        for r in all {
-            let row = match &r.throughput {
-                Some(Ok(t)) => format!(
-                    "{:.0} | {:.0} | {:.0}/s (start-up {:.0?}) | {:.0} | {:.2}",
-                    t.enqueue_rate(),
-                    t.coco_rate(),
-                    t.steady_rate(),
-                    t.start_up,
-                    t.xargs_rate(),
-                    t.ratio()
-                ),
-                Some(Err(e)) => format!("error: {e} | | | |"),
-                None => continue,
-            };
-            let _ = writeln!(out, "| {} | {row} |", r.backend.label());
-        }
-        out.push('\n');
-    }
-    if all.iter().any(|r| r.latency.is_some()) {
-        let _ = writeln!(
-            out,
-            "Pick-up latency: enqueue (+ wake) of one run → `date +%s%N` in the job, idle \
-             worker, {} repetitions, {} ms idle before each.\n\n\
-             | store | p50 | p99 | max | of which enqueue call (p50) |\n|---|---|---|---|---|",
-            options.latency_reps, options.latency_gap_ms
-        );
-        for r in all {
-            let row = match &r.latency {
-                Some(Ok(l)) => format!(
-                    "{} | {} | {} | {}",
-                    ms(l.p(0.5)),
-                    ms(l.p(0.99)),
-                    ms(l.p(1.0)),
-                    ms(l.enqueue_p50())
-                ),
-                Some(Err(e)) => format!("error: {e} | | |"),
-                None => continue,
-            };
-            let _ = writeln!(out, "| {} | {row} |", r.backend.label());
-        }
-        out.push('\n');
-    }
-    if all.iter().any(|r| r.exactly_once.is_some()) {
-        let _ = writeln!(
-            out,
-            "Exactly once: {} runs appending `$COCO_RUN_ID` to one file, {} `coco worker` \
-             processes × {} slots, enqueued while they run.\n\n\
-             | store | result | enqueue → all done | runs per worker |\n|---|---|---|---|",
-            options.contention_runs, options.contention_workers, options.contention_slots
-        );
-        for r in all {
-            let row = match &r.exactly_once {
-                Some(Ok(e)) => format!(
-                    "{} | {:.1?} | {}",
-                    e.verdict(),
-                    e.took,
-                    e.per_worker
-                        .iter()
-                        .map(|(w, n)| format!("{w} {n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(Err(e)) => format!("error: {e} | |"),
-                None => continue,
-            };
-            let _ = writeln!(out, "| {} | {row} |", r.backend.label());
-        }
-        out.push('\n');
-    }
-    if all.iter().any(|r| r.crash.is_some()) {
-        let _ = writeln!(
-            out,
-            "Crash: SIGKILL a `coco worker` with {} × `sleep {}` (+ {} probe runs) in flight; \
-             a new worker (zombie_after 1 s) retries them. Times from the kill.\n\n\
-             | store | result | job pids gone | last taken back | all complete | probe: grandchildren alive |\n\
-             |---|---|---|---|---|---|",
-            options.crash_runs, options.nap_secs, options.crash_probe
-        );
-        for r in all {
-            let row = match &r.crash {
-                Some(Ok(c)) => format!(
-                    "{} | {:.0?} | {:.2?} | {:.2?} | {}/{} |",
-                    c.verdict(),
-                    c.pids_gone,
-                    c.taken_back,
-                    c.all_done,
-                    c.grandchildren.0,
-                    c.grandchildren.1
-                ),
-                Some(Err(e)) => format!("error: {e} | | | | |"),
-                None => continue,
-            };
-            let _ = writeln!(out, "| {} | {row}", r.backend.label());
-            if let Some(Ok(c)) = &r.crash {
-                for wrong in c.wrong.iter().take(5) {
-                    let _ = writeln!(out, "  - {wrong}");
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Microseconds as milliseconds with two decimals.
-fn ms(us: u64) -> String {
-    format!("{:.2} ms", us as f64 / 1000.0)
-}
-
-/// CPUs, kernel, CPU model and build profile, for the record.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    format!(
-        "Machine: {cpus} CPUs ({model}), Linux {}; {profile} build.",
-        kernel.trim()
-    )
 }
