@@ -20,7 +20,7 @@ use crate::sandbox::Sandbox;
 
 const WARM_UP: usize = 5;
 
-/// Latencies in microseconds, sorted.
+/// Latencies in microseconds, in the order measured.
 #[derive(Debug, Clone)]
 pub struct Latency {
     pub pick_up: Vec<u64>,
@@ -30,11 +30,27 @@ pub struct Latency {
 
 impl Latency {
     pub fn p(&self, q: f64) -> u64 {
-        percentile(&self.pick_up, q)
+        percentile(&sorted(&self.pick_up), q)
     }
+
     pub fn enqueue_p50(&self) -> u64 {
-        percentile(&self.enqueue, 0.5)
+        percentile(&sorted(&self.enqueue), 0.5)
     }
+
+    /// The median of the first and of the last `n` repetitions: does the latency grow as
+    /// runs accumulate in the store?
+    pub fn drift(&self, n: usize) -> (u64, u64) {
+        let n = n.min(self.pick_up.len());
+        let first = sorted(&self.pick_up[..n]);
+        let last = sorted(&self.pick_up[self.pick_up.len() - n..]);
+        (percentile(&first, 0.5), percentile(&last, 0.5))
+    }
+}
+
+fn sorted(values: &[u64]) -> Vec<u64> {
+    let mut values = values.to_vec();
+    values.sort_unstable();
+    values
 }
 
 /// Nearest-rank percentile of sorted `values` (0 for none).
@@ -67,8 +83,6 @@ pub async fn measure(sandbox: &Sandbox, reps: usize, gap: Duration) -> anyhow::R
         }
     }
     worker.stop().await?;
-    pick_up.sort_unstable();
-    enqueue.sort_unstable();
     Ok(Latency { pick_up, enqueue })
 }
 

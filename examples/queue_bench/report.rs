@@ -44,12 +44,15 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
                 let enqueue = median(reps.iter().map(Throughput::enqueue_rate));
                 let coco = median(reps.iter().map(Throughput::coco_rate));
                 let xargs = median(reps.iter().map(Throughput::xargs_rate));
-                let each: Vec<String> = reps.iter().map(|t| format!("{:.2}", t.ratio())).collect();
+                let each: Vec<String> = reps.iter().map(|t| fig(t.ratio())).collect();
                 format!(
-                    "{} × {} | {enqueue:.0} | {coco:.0} | {xargs:.0} | **{:.2}** | {}",
+                    "{} × {} | {} | {} | {} | **{}** | {}",
                     r.sizes.runs,
                     reps.len(),
-                    coco / xargs,
+                    fig(enqueue),
+                    fig(coco),
+                    fig(xargs),
+                    fig(coco / xargs),
                     each.join(", ")
                 )
             }
@@ -70,20 +73,25 @@ fn latency(out: &mut String, options: &Options, all: &[Results]) {
         "Pick-up latency: one `coco worker --slots 1`, idle {gap} ms before each enqueue; \
          enqueue + `coco::queue::wake` → the job's own `date +%s%N`; {reps} repetitions after 5 \
          warm-up ones.\n\n\
-         | store | p50 | p99 | max | enqueue call alone (p50) |\n|---|---|---|---|---|",
+         | store | p50 | p99 | max | enqueue call alone (p50) | p50 of the first / last 50 |\n|---|---|---|---|---|---|",
         gap = options.latency_gap_ms,
         reps = options.latency_reps
     );
     for r in all {
         let row = match &r.latency {
-            Some(Ok(l)) => format!(
-                "{} | {} | {} | {}",
-                ms(l.p(0.5)),
-                ms(l.p(0.99)),
-                ms(l.p(1.0)),
-                ms(l.enqueue_p50())
-            ),
-            Some(Err(e)) => format!("error: {e} | | |"),
+            Some(Ok(l)) => {
+                let (first, last) = l.drift(50);
+                format!(
+                    "{} | {} | {} | {} | {} / {}",
+                    ms(l.p(0.5)),
+                    ms(l.p(0.99)),
+                    ms(l.p(1.0)),
+                    ms(l.enqueue_p50()),
+                    ms(first),
+                    ms(last)
+                )
+            }
+            Some(Err(e)) => format!("error: {e} | | | |"),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());
@@ -178,6 +186,15 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
+}
+
+/// `x` to three significant digits (no exponent): 2193, 218, 5.02, 0.0998.
+fn fig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
 }
 
 /// Microseconds as milliseconds with two decimals.
