@@ -33,9 +33,10 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
         out,
         "Throughput: N runs of `true` enqueued, then one `coco worker --slots {slots}`, timed from \
          its spawn to the last run's `finished`; `xargs -P{slots} -n1 true` over N arguments \
-         right before, in the same sandbox. Medians over the repetitions.\n\n\
-         | store | N × reps | enqueue runs/s | coco runs/s | xargs -P{slots} runs/s | coco / xargs | ratio per rep |\n\
-         |---|---|---|---|---|---|---|",
+         right before, in the same sandbox; `coco::process` = the same N × `true` through \
+         coco's process builder, {slots} at once, no store. Medians over the repetitions.\n\n\
+         | store | N × reps | enqueue runs/s | coco runs/s | xargs -P{slots} runs/s | coco / xargs | ratio per rep | coco::process runs/s |\n\
+         |---|---|---|---|---|---|---|---|",
         slots = options.slots
     );
     for r in all {
@@ -44,19 +45,21 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
                 let enqueue = median(reps.iter().map(Throughput::enqueue_rate));
                 let coco = median(reps.iter().map(Throughput::coco_rate));
                 let xargs = median(reps.iter().map(Throughput::xargs_rate));
+                let process = median(reps.iter().map(Throughput::process_rate));
                 let each: Vec<String> = reps.iter().map(|t| fig(t.ratio())).collect();
                 format!(
-                    "{} × {} | {} | {} | {} | **{}** | {}",
+                    "{} × {} | {} | {} | {} | **{}** | {} | {}",
                     r.sizes.runs,
                     reps.len(),
                     fig(enqueue),
                     fig(coco),
                     fig(xargs),
                     fig(coco / xargs),
-                    each.join(", ")
+                    each.join(", "),
+                    fig(process)
                 )
             }
-            Some(Err(e)) => format!("{} | error: {e} | | | | |", r.sizes.runs),
+            Some(Err(e)) => format!("{} | error: {e} | | | | | |", r.sizes.runs),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());

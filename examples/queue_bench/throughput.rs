@@ -8,13 +8,21 @@
 //! connection), reported apart as "start-up". The runs are checked for completion every
 //! 250 ms by listing (limit 1) the pending and running ones; the end time comes from the
 //! records, not from the check. xargs is timed from spawn to exit.
+//!
+//! A second baseline splits the gap: the same N runs of `true` through `coco::process`
+//! (`run_to_end`, what the worker uses: fork with a death signal and a process group, output
+//! pipes, group check) from this process, `slots` at a time, with no store at all.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use chrono::{DateTime, Utc};
+use coco::process;
 use coco::queue::state::RunState;
 use serde_json::json;
+use tokio::task::JoinSet;
 
 use crate::sandbox::{Sandbox, host_command};
 
@@ -26,6 +34,8 @@ pub struct Throughput {
     pub enqueue: Duration,
     /// `xargs -P SLOTS` running `true` `runs` times.
     pub xargs: Duration,
+    /// `coco::process::run_to_end` running `true` `runs` times, SLOTS at once.
+    pub process: Duration,
     /// Worker spawned → last run finished.
     pub coco: Duration,
     /// Worker spawned → first run started.
@@ -38,6 +48,9 @@ impl Throughput {
     }
     pub fn xargs_rate(&self) -> f64 {
         rate(self.runs, self.xargs)
+    }
+    pub fn process_rate(&self) -> f64 {
+        rate(self.runs, self.process)
     }
     pub fn enqueue_rate(&self) -> f64 {
         rate(self.runs, self.enqueue)
@@ -61,6 +74,11 @@ pub async fn measure(sandbox: &Sandbox, runs: usize, slots: usize) -> anyhow::Re
         "  xargs -P{slots}: {runs} × true in {xargs:.2?} ({:.0}/s)",
         rate(runs, xargs)
     );
+    let process = process_baseline(sandbox, runs, slots).await?;
+    eprintln!(
+        "  coco::process, {slots} at once: {runs} × true in {process:.2?} ({:.0}/s)",
+        rate(runs, process)
+    );
     let job = sandbox.job("noop").await?;
     let started = Instant::now();
     for i in 0..runs {
@@ -83,6 +101,7 @@ pub async fn measure(sandbox: &Sandbox, runs: usize, slots: usize) -> anyhow::Re
         runs,
         enqueue,
         xargs,
+        process,
         coco: since(t0, last),
         start_up: since(t0, first),
     };
@@ -113,6 +132,39 @@ async fn xargs_baseline(sandbox: &Sandbox, runs: usize, slots: usize) -> anyhow:
         Ok(started.elapsed())
     })
     .await?
+}
+
+/// `runs` × `true` through `coco::process::run_to_end`, `slots` tasks each taking the next.
+async fn process_baseline(
+    sandbox: &Sandbox,
+    runs: usize,
+    slots: usize,
+) -> anyhow::Result<Duration> {
+    let spec = Arc::new(process::Spec::new(["true"], sandbox.project_dir()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..slots {
+        let (spec, next) = (Arc::clone(&spec), Arc::clone(&next));
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < runs {
+                let ended = process::run_to_end(
+                    &spec,
+                    None,
+                    Duration::from_secs(1),
+                    std::future::pending(),
+                    |_| {},
+                )
+                .await?;
+                ensure!(ended.exit.code == Some(0), "true ended {}", ended.exit);
+            }
+            Ok(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok(started.elapsed())
 }
 
 /// The first `started` and the last `finished` of the runs, after checking that all `runs`
