@@ -40,6 +40,8 @@ pub struct Crash {
     pub runs: usize,
     /// `bench.nest` probe runs in flight too.
     pub probe: usize,
+    /// Victim spawned → every run running with its pid recorded.
+    pub in_flight_after: Duration,
     /// Recorded job pids still alive `EXIT_WAIT` after the kill.
     pub survivors: usize,
     /// Kill → the last recorded pid gone.
@@ -84,15 +86,17 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     for i in 0..probe {
         sandbox.enqueue("nest", &nest, json!({ "i": i })).await?;
     }
+    let spawned = Instant::now();
     let victim = sandbox.worker("victim", total)?;
     let first = wait_in_flight(sandbox, total).await?;
+    let in_flight_after = spawned.elapsed();
     victim.kill().await?;
     let killed = Instant::now();
     let killed_at = Utc::now();
     let (survivors, pids_gone) = wait_pids_gone(&first).await;
     let grandchildren = grandchildren_alive(sandbox)?;
     eprintln!(
-        "  killed the worker with {total} runs in flight; recorded pids gone after {pids_gone:.0?}, \
+        "  {total} runs in flight {in_flight_after:.2?} after the worker's spawn; killed it; recorded pids gone after {pids_gone:.0?}, \
          {survivors} survivors; probe grandchildren alive: {}/{}",
         grandchildren.0, grandchildren.1
     );
@@ -122,6 +126,7 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     Ok(Crash {
         runs,
         probe,
+        in_flight_after,
         survivors,
         pids_gone,
         taken_back: last_take_back(&records, killed_at),

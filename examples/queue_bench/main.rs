@@ -102,8 +102,9 @@ struct Options {
     /// Crash: extra `sh -c 'sleep & wait'` runs whose grandchildren are counted.
     #[arg(long, default_value_t = 5)]
     crash_probe: usize,
-    /// Crash: seconds each crash run sleeps.
-    #[arg(long, default_value_t = 2)]
+    /// Crash: seconds each crash run sleeps (long enough for one worker to claim them all:
+    /// on FerretDB on 2 CPUs that takes over 2 s).
+    #[arg(long, default_value_t = 5)]
     nap_secs: u32,
 }
 
