@@ -215,11 +215,11 @@ fn rescuer_settings(slots: usize) -> WorkerSettings {
         poll_min: Duration::from_millis(5),
         poll_max: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(1),
-        wake_dir: None,
         run: RunSettings {
             grace: Duration::from_millis(500),
             ..RunSettings::default()
         },
+        ..WorkerSettings::default()
     }
 }
 

@@ -250,15 +250,7 @@ impl Sandbox {
         let job_id = format!("bench.{name}");
         let run = queue::new_run(
             job,
-            NewRun {
-                job_id: &job_id,
-                project: "bench",
-                args,
-                now: Utc::now(),
-                not_before: None,
-                parent: None,
-                force: false,
-            },
+            NewRun::new(&job_id, "bench", args, Utc::now()),
         );
         match self.store.enqueue(&run).await? {
             Enqueued::Queued(id) => Ok(id),

@@ -103,6 +103,8 @@ CREATE INDEX IF NOT EXISTS queue_job_state ON queue (job, state);
 CREATE INDEX IF NOT EXISTS queue_dedupe_state ON queue (dedupe, state);
 CREATE INDEX IF NOT EXISTS queue_project_created ON queue (project, created);
 CREATE INDEX IF NOT EXISTS queue_created ON queue (created);
+CREATE INDEX IF NOT EXISTS queue_claimable ON queue (priority DESC, created, id)
+    WHERE state IN ('pending','failed','deferred');
 CREATE TABLE IF NOT EXISTS workers (
     id        TEXT PRIMARY KEY NOT NULL,
     heartbeat INTEGER NOT NULL,
@@ -492,7 +494,7 @@ fn claim_in(
 ) -> rusqlite::Result<Option<RunRecord>> {
     let forced_only = if paused.all { "AND forced = 1" } else { "" };
     let sql = format!(
-        "SELECT doc FROM queue WHERE state IN ({}) AND not_before <= ?1 {forced_only}
+        "SELECT id FROM queue INDEXED BY queue_claimable WHERE state IN ({}) AND not_before <= ?1 {forced_only}
          ORDER BY priority DESC, created ASC, id ASC",
         state_list(&RunState::CLAIMABLE)
     );
@@ -502,7 +504,10 @@ fn claim_in(
         conn.prepare_cached("SELECT COUNT(*) FROM queue WHERE job = ?1 AND state = 'running'")?;
     let mut full: HashSet<String> = HashSet::new();
     while let Some(row) = rows.next()? {
-        let run = decode_run(&row.get::<_, String>(0)?)?;
+        let id: String = row.get(0)?;
+        let Some(run) = read_run(conn, &id)? else {
+            continue;
+        };
         if !paused.allows(&run) || full.contains(&run.job) {
             continue;
         }
