@@ -248,10 +248,7 @@ impl Sandbox {
         args: serde_json::Value,
     ) -> anyhow::Result<String> {
         let job_id = format!("bench.{name}");
-        let run = queue::new_run(
-            job,
-            NewRun::new(&job_id, "bench", args, Utc::now()),
-        );
+        let run = queue::new_run(job, NewRun::new(&job_id, "bench", args, Utc::now()));
         match self.store.enqueue(&run).await? {
             Enqueued::Queued(id) => Ok(id),
             Enqueued::Duplicate(id) => bail!("enqueue refused: duplicate of run {id}"),
