@@ -2,7 +2,7 @@
 //!
 //! `PR_SET_PDEATHSIG` kills a job's own process when its worker dies, but not what that
 //! process started (`sh -c 'a; b'`): those live on in the job's process group with nobody to
-//! end them. Before a zombie run is taken back and retried, the reaper sweeps them: every
+//! end them. The worker that takes a zombie run back sweeps them before it claims anything: every
 //! process whose environment holds exactly `COCO_RUN_ID=<id>` gets SIGKILL. A ULID never
 //! repeats, so nothing else can match; on another host, nothing matches. Linux only (reads
 //! `/proc`); elsewhere it finds nothing.

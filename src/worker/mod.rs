@@ -45,8 +45,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::queue::chain::Followed;
-use crate::queue::state::RunState;
-use crate::store::{Control, MemberRecord, Paused, RunFilter, Store, StoreResult};
+use crate::store::{Control, MemberRecord, Paused, Store, StoreResult};
 use run::{Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
@@ -406,7 +405,6 @@ impl Worker {
     }
 
     async fn take_back_zombies(&self) {
-        self.sweep_orphans().await;
         match self
             .store
             .take_back_zombies(Utc::now(), self.settings.zombie_after)
@@ -415,36 +413,17 @@ impl Worker {
             Ok(taken) => {
                 for run in taken {
                     tracing::warn!(worker = %self.name, run = %run.id, lost = ?run.worker, state = %run.state, "took back a zombie run");
+                    // End what the lost try started on this host before anything claims
+                    // the retry (see crate::process::sweep).
+                    let killed = crate::process::sweep::kill_run_orphans(&run.id);
+                    if killed > 0 {
+                        tracing::warn!(worker = %self.name, run = %run.id, killed, "ended processes the lost worker left behind");
+                    }
                 }
             }
             Err(error) => tracing::warn!(worker = %self.name, "taking back zombies: {error}"),
         }
         self.forget_silent_members().await;
-    }
-
-    /// Before zombie runs are taken back (and may be retried), end what their jobs started
-    /// on this host and outlived the lost worker (see [`crate::process::sweep`]).
-    async fn sweep_orphans(&self) {
-        let Ok(running) = self
-            .store
-            .list_runs(&RunFilter {
-                state: Some(RunState::Running),
-                ..RunFilter::default()
-            })
-            .await
-        else {
-            return;
-        };
-        let cutoff = Utc::now()
-            - chrono::TimeDelta::from_std(self.settings.zombie_after).unwrap_or_default();
-        for run in running {
-            if run.heartbeat.is_none_or(|beat| beat < cutoff) {
-                let killed = crate::process::sweep::kill_run_orphans(&run.id);
-                if killed > 0 {
-                    tracing::warn!(worker = %self.name, run = %run.id, killed, "ended processes a lost worker left behind");
-                }
-            }
-        }
     }
 
     /// Drop the records of workers and daemons silent for [`FORGET_MEMBERS_AFTER`] (killed
