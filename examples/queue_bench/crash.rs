@@ -12,9 +12,11 @@
 //! 4. Every run must end `complete` at attempt 2, its history pending → running → failed →
 //!    running → complete, its second try by the new worker with a new pid.
 //!
-//! Probe (reported, not a pass/fail check): `probe` runs of `bench.nest`, `sh -c 'sleep N &
-//! …; wait'`, are in flight too; the death signal reaches `sh` (the recorded pid) but not the
-//! `sleep` it forked, so the report counts the grandchildren still alive after the kill.
+//! Probe: `probe` runs of `bench.nest`, `sh -c 'sleep N & …; wait'`, are in flight too; the
+//! death signal reaches `sh` (the recorded pid) but not the `sleep` it forked. The report
+//! counts those grandchildren alive after the kill, and again once every run was taken back:
+//! by then the rescuer must have swept them (`coco::process::sweep`), or the check fails —
+//! their retries would otherwise run beside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,11 +56,13 @@ pub struct Crash {
     pub wrong: Vec<String>,
     /// Probe: grandchildren alive after the kill, of how many.
     pub grandchildren: (usize, usize),
+    /// Probe: grandchildren alive once every run was taken back, of how many.
+    pub grandchildren_after: (usize, usize),
 }
 
 impl Crash {
     pub fn passed(&self) -> bool {
-        self.survivors == 0 && self.wrong.is_empty()
+        self.survivors == 0 && self.wrong.is_empty() && self.grandchildren_after.0 == 0
     }
 
     pub fn verdict(&self) -> String {
@@ -69,9 +73,10 @@ impl Crash {
             )
         } else {
             format!(
-                "FAIL ({} survivors, {} runs wrong)",
+                "FAIL ({} survivors, {} runs wrong, {} grandchildren not swept)",
                 self.survivors,
-                self.wrong.len()
+                self.wrong.len(),
+                self.grandchildren_after.0
             )
         }
     }
@@ -110,6 +115,19 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     let rescuer = tokio::spawn(rescuer.run(async {
         let _ = stopped.await;
     }));
+    wait_taken_back(sandbox, total).await?;
+    // The rescuer sweeps right after its take-back is written: give it a moment (the
+    // grandchildren would live for seconds on their own).
+    let swept_by = Instant::now() + Duration::from_secs(1);
+    let mut grandchildren_after = grandchildren_alive(sandbox)?;
+    while grandchildren_after.0 > 0 && Instant::now() < swept_by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        grandchildren_after = grandchildren_alive(sandbox)?;
+    }
+    eprintln!(
+        "  all taken back; probe grandchildren alive: {}/{}",
+        grandchildren_after.0, grandchildren_after.1
+    );
     sandbox
         .wait_idle(Duration::from_millis(100), Duration::from_secs(120))
         .await?;
@@ -133,7 +151,28 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
         all_done,
         wrong,
         grandchildren,
+        grandchildren_after,
     })
+}
+
+/// Wait until every one of the `total` runs was taken back (its history has a `failed`).
+async fn wait_taken_back(sandbox: &Sandbox, total: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = sandbox.runs().await?;
+        let back = runs
+            .iter()
+            .filter(|r| r.history.iter().any(|c| c.state == RunState::Failed))
+            .count();
+        if back == total {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "only {back} of {total} taken back after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// What a crashed run's first try looked like.

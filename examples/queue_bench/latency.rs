@@ -104,8 +104,11 @@ async fn wait_for_stamp(sandbox: &Sandbox, id: &str) -> anyhow::Result<u64> {
         }
     }
     let output = sandbox.store.get_output(id).await?.unwrap_or_default();
+    // The kept line is `HH:MM:SS.mmm out TEXT`: the stamp is its last word.
     output
-        .trim()
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
         .parse()
         .with_context(|| format!("run {id} printed {output:?}, not a nanosecond stamp"))
 }

@@ -150,8 +150,8 @@ fn crash(out: &mut String, options: &Options, all: &[Results]) {
         "Crash: a `coco worker` with {runs} × `sleep {nap}` (2 attempts) + {probe} probe runs \
          `sh -c 'sleep {nap} & …; wait'` in flight is SIGKILLed; a worker with zombie_after 1 s \
          then takes them back. Times from the kill but the first.\n\n\
-         | store | result | all in flight after | recorded job pids gone | last taken back | all complete | probe: grandchildren alive after the kill |\n\
-         |---|---|---|---|---|---|---|",
+         | store | result | all in flight after | recorded job pids gone | last taken back | all complete | probe: grandchildren alive after the kill | … once taken back |\n\
+         |---|---|---|---|---|---|---|---|",
         runs = options.crash_runs,
         nap = options.nap_secs,
         probe = options.crash_probe
@@ -159,16 +159,18 @@ fn crash(out: &mut String, options: &Options, all: &[Results]) {
     for r in all {
         let row = match &r.crash {
             Some(Ok(c)) => format!(
-                "{} | {:.2?} | {:.1?} | {:.2?} | {:.2?} | {} of {}",
+                "{} | {:.2?} | {:.1?} | {:.2?} | {:.2?} | {} of {} | {} of {}",
                 c.verdict(),
                 c.in_flight_after,
                 c.pids_gone,
                 c.taken_back,
                 c.all_done,
                 c.grandchildren.0,
-                c.grandchildren.1
+                c.grandchildren.1,
+                c.grandchildren_after.0,
+                c.grandchildren_after.1
             ),
-            Some(Err(e)) => format!("error: {e} | | | | |"),
+            Some(Err(e)) => format!("error: {e} | | | | | |"),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());
