@@ -70,6 +70,7 @@ cases!(
     handed_back_run_is_pending_with_its_attempt,
     pauses_and_halt_round_trip,
     members_recorded_listed_and_forgotten,
+    finish_keeps_the_last_report,
 );
 
 /// Run every case, in order, on `store`.
@@ -1719,4 +1720,40 @@ pub async fn members_recorded_listed_and_forgotten(store: &dyn Store) {
         .await
         .expect("remove again");
     assert_eq!(mine(store.list_members().await.expect("list")), [updated]);
+}
+
+/// A try's end carries what was not reported yet (pid, progress): the finished run has it;
+/// what it leaves out stays as reported.
+pub async fn finish_keeps_the_last_report(store: &dyn Store) {
+    let t = tag();
+    let r = run(&t, "j", json!({}), 0);
+    enqueue_new(store, &r).await;
+    let claimed = claim(store, "w1", later(10)).await.expect("claim");
+    let reported = LiveReport {
+        progress_message: Some("half".into()),
+        ..LiveReport::default()
+    };
+    assert!(
+        store
+            .report_run(&r.id, "w1", &reported, later(11))
+            .await
+            .expect("report")
+    );
+    let mut end = claimed.end(Outcome::Exited(0), Some(0), later(20));
+    end.report = LiveReport {
+        pid: Some(4242),
+        progress: Some(1.0),
+        progress_message: None,
+    };
+    let done = store
+        .finish_run(&r.id, "w1", &end)
+        .await
+        .expect("finish")
+        .expect("ours");
+    assert_eq!(
+        (done.pid, done.progress, done.progress_message.as_deref()),
+        (Some(4242), Some(1.0), Some("half"))
+    );
+    assert_eq!(get(store, &r.id).await, done, "as stored");
+    drain(store).await;
 }

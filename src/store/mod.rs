@@ -205,6 +205,13 @@ impl RunRecord {
         }
         self.finished = Some(end.at);
         self.exit_code = end.exit_code;
+        self.pid = end.report.pid.or(self.pid);
+        self.progress = end.report.progress.or(self.progress);
+        self.progress_message = end
+            .report
+            .progress_message
+            .clone()
+            .or(self.progress_message.take());
         self.reason = end.next.reason.map(str::to_string);
         self.history.push(StateChange {
             state: end.next.state,
@@ -228,6 +235,7 @@ impl RunRecord {
             at: now,
             exit_code,
             note: None,
+            report: LiveReport::default(),
         }
     }
 
@@ -291,6 +299,9 @@ pub struct RunEnd {
     pub exit_code: Option<i32>,
     /// Note for the history entry.
     pub note: Option<String>,
+    /// The try's last pid and progress not reported yet (`Some` fields replace the stored
+    /// ones), so a short run needs no separate [`Store::report_run`].
+    pub report: LiveReport,
 }
 
 impl RunEnd {

@@ -91,6 +91,9 @@ struct Live {
     dirty: bool,
     /// Lines arrived since the output was last stored.
     new_output: bool,
+    /// Output may be kept from an earlier try of the run (so even nothing must replace it),
+    /// or was stored during this one.
+    output_stored: bool,
 }
 
 /// One kept output line: `HH:MM:SS.mmm out text` (UTC).
@@ -117,8 +120,14 @@ pub async fn execute(
         }
     };
 
+    let tries = run
+        .history
+        .iter()
+        .filter(|change| change.state == RunState::Running)
+        .count();
     let live = Arc::new(Mutex::new(Live {
         tail: TailBuffer::new(settings.tail_bytes),
+        output_stored: tries > 1,
         ..Live::default()
     }));
     let on_event = {
@@ -214,22 +223,22 @@ pub async fn execute(
             (Outcome::Signalled, None, Some(error.to_string()))
         }
     };
-    if let Ok(ended) = &result {
-        let report = LiveReport {
+    // What the reporter has not sent yet goes with the end (one write fewer for short runs).
+    let report = match &result {
+        Ok(ended) => LiveReport {
             pid: Some(ended.pid),
             ..live
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .report
                 .clone()
-        };
-        if let Err(error) = store.report_run(&id, worker, &report, now).await {
-            tracing::warn!(run = %id, "reporting the pid: {error}");
-        }
-    }
+        },
+        Err(_) => LiveReport::default(),
+    };
     store_output(store, &id, &live).await;
     let end = RunEnd {
         note,
+        report,
         ..run.end(outcome, exit_code, now)
     };
     let finished = store.finish_run(&id, worker, &end).await?;
@@ -322,9 +331,14 @@ async fn with_reports<T>(
 }
 
 /// Store the output tail (a failure is logged: the run's end matters more).
+/// A first try that printed nothing stores nothing (one write fewer for a silent run).
 async fn store_output(store: &dyn Store, id: &str, live: &Mutex<Live>) {
     let text = {
-        let live = live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+        if live.tail.is_empty() && live.tail.dropped_lines() == 0 && !live.output_stored {
+            return;
+        }
+        live.output_stored = true;
         let mut text = String::new();
         if live.tail.dropped_lines() > 0 {
             text.push_str(&format!(

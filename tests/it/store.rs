@@ -155,6 +155,7 @@ conformance_tests!(
     handed_back_run_is_pending_with_its_attempt,
     pauses_and_halt_round_trip,
     members_recorded_listed_and_forgotten,
+    finish_keeps_the_last_report,
 );
 
 /// `run_all` runs the cases one after the other on one store (they do not interfere).
