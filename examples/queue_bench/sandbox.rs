@@ -236,7 +236,7 @@ impl Sandbox {
             .get_job(&format!("bench.{name}"))
             .await?
             .with_context(|| format!("job bench.{name} is not applied"))?;
-        Ok(serde_json::from_value(record.definition)?)
+        Ok(coco::queue::job_of(&record)?)
     }
 
     /// Enqueue a run of `bench.NAME` as `coco enqueue` does (without the wake-up: see

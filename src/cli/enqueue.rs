@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::args::{self, RunArg};
 use super::{GlobalArgs, context, output, wait};
-use crate::manifest::Job;
 use crate::queue::{self, NewRun};
 use crate::store::{Enqueued, JobRecord, Store};
 
@@ -40,7 +39,7 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
     let Some(record) = find_job(store.as_ref(), &args.job).await? else {
         return Ok(1);
     };
-    let job: Job = serde_json::from_value(record.definition.clone())
+    let job = queue::job_of(&record)
         .with_context(|| format!("reading the stored definition of job {}", record.id))?;
     let mut run = queue::new_run(
         &job,

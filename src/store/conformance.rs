@@ -2,8 +2,8 @@
 //!
 //! One `pub async fn` per case, each taking a store whose schema is already ensured and
 //! panicking (with a message) on the first violation. `tests/it/store.rs` runs every case as
-//! its own named test against each backend; [`CASES`] lists them all (the test checks that it
-//! runs exactly these) and [`run_all`] runs them in turn on one store.
+//! its own named test against each backend; [`CASES`] lists them all and [`run_all`] runs them
+//! in turn on one store. Both come from one list, [`conformance_cases!`].
 //!
 //! Cases do not assume an empty store: each names its records with a fresh unique tag, so
 //! they can share one database and run in any order. The queue cases (claims pick from the
@@ -22,11 +22,57 @@ use super::{
     AppRecord, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, MemberRecord, Paused,
     ProjectRecord, RunFilter, RunRecord, StateChange, Store,
 };
-use crate::queue::dedupe_key;
+use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
+use crate::queue::{NewRun, new_run};
 
 /// A boxed conformance case.
 pub type Case = for<'a> fn(&'a dyn Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Call macro `$then!` with the name of every case, once: [`CASES`] here and the tests of
+/// `tests/it/store.rs` come from this one list.
+#[macro_export]
+macro_rules! conformance_cases {
+    ($then:ident) => {
+        $then!(
+            ensure_schema_is_idempotent,
+            get_missing_is_none,
+            project_round_trip,
+            project_replace,
+            projects_sorted_by_name,
+            job_round_trip,
+            job_replace_clears_fire_times,
+            jobs_listed_by_project,
+            app_round_trip,
+            apps_listed_by_project,
+            timestamps_kept_to_the_millisecond,
+            json_of_any_shape_round_trips,
+            record_fire_once_per_key,
+            record_fire_concurrent_single_winner,
+            run_round_trip,
+            duplicate_enqueue_refused_while_blocking,
+            concurrent_duplicate_enqueue_single_winner,
+            claim_order_priority_then_age,
+            claim_honours_pauses,
+            max_parallel_limits_running_runs,
+            finish_releases_the_slot,
+            finish_only_by_its_worker,
+            concurrent_claims_each_run_once,
+            zombies_taken_back_once,
+            heartbeat_keeps_a_run_alive,
+            report_run_shows_progress,
+            runs_listed_by_state_and_project,
+            output_replaced_and_read_back,
+            kill_ends_waiting_and_running_runs,
+            remove_takes_only_waiting_runs,
+            kill_racing_claims_changes_each_run_once,
+            handed_back_run_is_pending_with_its_attempt,
+            pauses_and_halt_round_trip,
+            members_recorded_listed_and_forgotten,
+            finish_keeps_the_last_report,
+        );
+    };
+}
 
 macro_rules! cases {
     ($($name:ident),* $(,)?) => {
@@ -35,43 +81,7 @@ macro_rules! cases {
     };
 }
 
-cases!(
-    ensure_schema_is_idempotent,
-    get_missing_is_none,
-    project_round_trip,
-    project_replace,
-    projects_sorted_by_name,
-    job_round_trip,
-    job_replace_clears_fire_times,
-    jobs_listed_by_project,
-    app_round_trip,
-    apps_listed_by_project,
-    timestamps_kept_to_the_millisecond,
-    json_of_any_shape_round_trips,
-    record_fire_once_per_key,
-    record_fire_concurrent_single_winner,
-    run_round_trip,
-    duplicate_enqueue_refused_while_blocking,
-    concurrent_duplicate_enqueue_single_winner,
-    claim_order_priority_then_age,
-    claim_honours_pauses,
-    max_parallel_limits_running_runs,
-    finish_releases_the_slot,
-    finish_only_by_its_worker,
-    concurrent_claims_each_run_once,
-    zombies_taken_back_once,
-    heartbeat_keeps_a_run_alive,
-    report_run_shows_progress,
-    runs_listed_by_state_and_project,
-    output_replaced_and_read_back,
-    kill_ends_waiting_and_running_runs,
-    remove_takes_only_waiting_runs,
-    kill_racing_claims_changes_each_run_once,
-    handed_back_run_is_pending_with_its_attempt,
-    pauses_and_halt_round_trip,
-    members_recorded_listed_and_forgotten,
-    finish_keeps_the_last_report,
-);
+conformance_cases!(cases);
 
 /// Run every case, in order, on `store`.
 pub async fn run_all(store: &dyn Store) {
@@ -573,41 +583,16 @@ fn later(ms: i64) -> DateTime<Utc> {
 /// A pending run of `project.job` with `args`, created `created_ms` after [`T0`]: 2
 /// attempts, max_parallel 1, retry delay 10 s.
 fn run(project: &str, job: &str, args: serde_json::Value, created_ms: i64) -> RunRecord {
-    let job = format!("{project}.{job}");
-    let created = later(created_ms);
-    RunRecord {
-        id: ulid::Ulid::new().to_string(),
-        dedupe: dedupe_key(&job, &args),
-        job,
-        project: project.to_string(),
-        args,
-        state: RunState::Pending,
-        priority: 0,
-        attempt: 0,
+    let job_id = format!("{project}.{job}");
+    let definition = Job {
         attempts: 2,
-        max_parallel: 1,
-        retry_delay_ms: 10_000,
-        timeout_ms: None,
-        created,
-        not_before: created,
-        started: None,
-        finished: None,
-        worker: None,
-        pid: None,
-        heartbeat: None,
-        progress: None,
-        progress_message: None,
-        exit_code: None,
-        reason: None,
-        parent: None,
-        restart_of: None,
-        force: false,
-        history: vec![StateChange {
-            state: RunState::Pending,
-            at: created,
-            note: None,
-        }],
-    }
+        retry_delay: HumanDuration(secs(10)),
+        ..Job::with_command(&["true"])
+    };
+    new_run(
+        &definition,
+        NewRun::new(&job_id, project, args, later(created_ms)),
+    )
 }
 
 async fn enqueue_new(store: &dyn Store, r: &RunRecord) {
@@ -625,6 +610,16 @@ async fn claim(store: &dyn Store, worker: &str, now: DateTime<Utc>) -> Option<Ru
         .claim_run(worker, now, &Paused::default())
         .await
         .expect("claim_run")
+}
+
+/// Claim as `worker` until nothing is left: the ids claimed.
+async fn claim_all(store: &dyn Store, worker: &str, now: DateTime<Utc>) -> Vec<String> {
+    let mut mine = Vec::new();
+    while let Some(r) = claim(store, worker, now).await {
+        assert_eq!(r.worker.as_deref(), Some(worker));
+        mine.push(r.id);
+    }
+    mine
 }
 
 async fn claim_id(store: &dyn Store, worker: &str, now: DateTime<Utc>) -> Option<String> {
@@ -1100,14 +1095,7 @@ pub async fn concurrent_claims_each_run_once(store: &dyn Store) {
         enqueue_new(store, &r).await;
     }
     let now = later(1_000);
-    let claimer = |worker: &'static str| async move {
-        let mut mine = Vec::new();
-        while let Some(r) = claim(store, worker, now).await {
-            assert_eq!(r.worker.as_deref(), Some(worker));
-            mine.push(r.id);
-        }
-        mine
-    };
+    let claimer = |worker| claim_all(store, worker, now);
     let got = tokio::join!(
         claimer("w0"),
         claimer("w1"),
@@ -1558,13 +1546,7 @@ pub async fn kill_racing_claims_changes_each_run_once(store: &dyn Store) {
         ids.push(r.id);
     }
     let now = later(1_000);
-    let claimer = |worker: &'static str| async move {
-        let mut mine = Vec::new();
-        while let Some(r) = claim(store, worker, now).await {
-            mine.push(r.id);
-        }
-        mine
-    };
+    let claimer = |worker| claim_all(store, worker, now);
     let killer = async {
         let mut done = 0;
         for id in &ids {

@@ -846,9 +846,7 @@ impl Store for EmbeddedStore {
                 return Ok(false);
             }
             run.heartbeat = Some(now);
-            run.pid = report.pid.or(run.pid);
-            run.progress = report.progress.or(run.progress);
-            run.progress_message = report.progress_message.or(run.progress_message);
+            run.apply(&report);
             write_run(&tx, &run.truncated_to_ms(), true)?;
             tx.commit()?;
             Ok(true)

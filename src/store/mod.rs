@@ -196,6 +196,19 @@ impl RunRecord {
         self.truncated_to_ms()
     }
 
+    /// Take the `Some` fields of `report` (pid, progress) over the stored ones.
+    pub fn apply(&mut self, report: &LiveReport) {
+        if let Some(pid) = report.pid {
+            self.pid = Some(pid);
+        }
+        if let Some(progress) = report.progress {
+            self.progress = Some(progress);
+        }
+        if let Some(message) = &report.progress_message {
+            self.progress_message = Some(message.clone());
+        }
+    }
+
     /// Apply the end of a try.
     pub fn ended(mut self, end: &RunEnd) -> Self {
         self.state = end.next.state;
@@ -205,13 +218,7 @@ impl RunRecord {
         }
         self.finished = Some(end.at);
         self.exit_code = end.exit_code;
-        self.pid = end.report.pid.or(self.pid);
-        self.progress = end.report.progress.or(self.progress);
-        self.progress_message = end
-            .report
-            .progress_message
-            .clone()
-            .or(self.progress_message.take());
+        self.apply(&end.report);
         self.reason = end.next.reason.map(str::to_string);
         self.history.push(StateChange {
             state: end.next.state,

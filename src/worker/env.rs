@@ -70,8 +70,8 @@ pub fn decode(
     };
     let project: Project = serde_json::from_value(project.manifest.clone())
         .map_err(corrupt(&format!("manifest of project {}", project.name)))?;
-    let job: Job = serde_json::from_value(job.definition.clone())
-        .map_err(corrupt(&format!("definition of job {}", job.id)))?;
+    let job: Job =
+        crate::queue::job_of(job).map_err(corrupt(&format!("definition of job {}", job.id)))?;
     Ok((project, job))
 }
 

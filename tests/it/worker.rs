@@ -103,23 +103,20 @@ impl Setup {
 
     /// Enqueue a run of `proj.NAME` with `args`; returns its id.
     async fn enqueue(&self, name: &str, args: serde_json::Value) -> String {
-        let record = self.store.get_job(&format!("proj.{name}")).await.unwrap();
-        let job: Job = serde_json::from_value(record.unwrap().definition).unwrap();
-        let job_id = format!("proj.{name}");
-        let run = new_run(&job, NewRun::new(&job_id, "proj", args, Utc::now()));
-        match self.store.enqueue(&run).await.unwrap() {
-            Enqueued::Queued(id) => id,
-            other => panic!("not queued: {other:?}"),
-        }
+        self.enqueue_with(name, args, false).await
     }
 
     /// Enqueue a forced run (claimed even while paused or the host is busy).
     async fn enqueue_forced(&self, name: &str, args: serde_json::Value) -> String {
-        let record = self.store.get_job(&format!("proj.{name}")).await.unwrap();
-        let job: Job = serde_json::from_value(record.unwrap().definition).unwrap();
+        self.enqueue_with(name, args, true).await
+    }
+
+    async fn enqueue_with(&self, name: &str, args: serde_json::Value, force: bool) -> String {
         let job_id = format!("proj.{name}");
+        let record = self.store.get_job(&job_id).await.unwrap().unwrap();
+        let job = queue::job_of(&record).unwrap();
         let new = NewRun {
-            force: true,
+            force,
             ..NewRun::new(&job_id, "proj", args, Utc::now())
         };
         match self.store.enqueue(&new_run(&job, new)).await.unwrap() {
@@ -228,6 +225,20 @@ fn settings(slots: usize) -> WorkerSettings {
             output_every: Duration::from_millis(100),
             tail_bytes: 64 * 1024,
         },
+    }
+}
+
+/// `settings` with every poll and timer an hour long: within a test, the worker then looks
+/// at the queue again only when a run of its own ends (or it is woken).
+fn without_ticks(settings: WorkerSettings) -> WorkerSettings {
+    let hour = Duration::from_secs(3600);
+    WorkerSettings {
+        poll_min: hour,
+        poll_max: hour,
+        heartbeat_every: hour,
+        zombie_every: hour,
+        control_every: hour,
+        ..settings
     }
 }
 
@@ -395,11 +406,7 @@ pub async fn a_timeout_kills_the_process_group(store: Arc<dyn Store>) {
     assert_eq!(run.state, RunState::Error);
     assert_eq!(run.reason.as_deref(), Some("timeout"));
     assert_eq!(setup.output(&id).await, "started\n");
-    let pid: i32 = std::fs::read_to_string(setup.root().join("work/child.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = setup.pid_written("child.pid").await;
     assert!(!pid_alive(pid), "the group's background sleep is gone");
 }
 
@@ -454,14 +461,7 @@ pub async fn short_runs_are_not_held_back_by_polling(store: Arc<dyn Store>) {
     // Nothing but a freed slot can make this worker claim again: no poll, tick or wake-up
     // comes within the test's patience (an hour each). Had it waited for one, the runs
     // beyond the first two would never start and `wait_for` would give up.
-    let hour = Duration::from_secs(3600);
-    let mut no_ticks = settings(2);
-    no_ticks.poll_min = hour;
-    no_ticks.poll_max = hour;
-    no_ticks.heartbeat_every = hour;
-    no_ticks.zombie_every = hour;
-    no_ticks.control_every = hour;
-    let worker = Running::start("w1", &setup.store, no_ticks);
+    let worker = Running::start("w1", &setup.store, without_ticks(settings(2)));
     setup.wait_for(&ids, DONE).await;
     let summary = worker.stop().await;
     assert_eq!((summary.claimed, summary.finished), (40, 40));
@@ -542,14 +542,10 @@ pub async fn an_enqueue_wakes_an_idle_worker(store: Arc<dyn Store>) {
     let state_dir = setup.dir.path().join("state");
     // Only the wake-up can make it look again: no poll or tick comes within the test's
     // patience (an hour each); without it `wait_for` gives up.
-    let hour = Duration::from_secs(3600);
-    let mut no_ticks = settings(1);
-    no_ticks.poll_min = hour;
-    no_ticks.poll_max = hour;
-    no_ticks.heartbeat_every = hour;
-    no_ticks.zombie_every = hour;
-    no_ticks.control_every = hour;
-    no_ticks.wake_dir = Some(coco::worker::wake::dir(&state_dir));
+    let no_ticks = WorkerSettings {
+        wake_dir: Some(coco::worker::wake::dir(&state_dir)),
+        ..without_ticks(settings(1))
+    };
     let worker = Running::start("w1", &setup.store, no_ticks);
     // Let it find the queue empty and go to sleep.
     tokio::time::sleep(Duration::from_millis(300)).await;
