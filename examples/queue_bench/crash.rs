@@ -3,20 +3,21 @@
 //!
 //! 1. Enqueue `runs` runs of `bench.nap` (`sleep N`, two attempts) and start one worker
 //!    process with a slot for each; wait until every run is `running` with its pid recorded.
-//! 2. SIGKILL the worker and reap it. Every recorded pid must be gone (the children have
-//!    `PR_SET_PDEATHSIG = SIGKILL`) within `EXIT_WAIT` — before any new worker starts, so no
-//!    run's work can run twice at once.
+//! 2. SIGKILL the worker and reap it. Every recorded pid must be gone (the worker's process
+//!    guard, `coco __guard`, kills every process carrying its marker) within `EXIT_WAIT` —
+//!    before any new worker starts, so no run's work can run twice at once.
 //! 3. Start a second worker in this process through the library, with short zombie settings
 //!    (`coco worker` has no flags for them): heartbeat-less runs older than 1 s are taken back
 //!    (`failed`, reason `zombie`) and retried.
 //! 4. Every run must end `complete` at attempt 2, its history pending → running → failed →
 //!    running → complete, its second try by the new worker with a new pid.
 //!
-//! Probe: `probe` runs of `bench.nest`, `sh -c 'sleep N & …; wait'`, are in flight too; the
-//! death signal reaches `sh` (the recorded pid) but not the `sleep` it forked. The report
-//! counts those grandchildren alive after the kill, and again once every run was taken back:
-//! by then the rescuer must have swept them (`coco::process::sweep`), or the check fails —
-//! their retries would otherwise run beside them.
+//! Probe: `probe` runs of `bench.nest`, `sh -c 'sleep N & …; wait'`, are in flight too. The
+//! recorded pid is the `sh`; the `sleep` it forked carries the guard's marker too, so it must
+//! be gone within `EXIT_WAIT` of the kill as well (a death signal would reach only `sh`). The
+//! report counts those grandchildren alive after the kill, and again once every run was taken
+//! back, when the rescuer's sweep (`coco::process::sweep`, the second line) has run; either
+//! count above 0 fails the check — their retries would otherwise run beside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,7 +63,10 @@ pub struct Crash {
 
 impl Crash {
     pub fn passed(&self) -> bool {
-        self.survivors == 0 && self.wrong.is_empty() && self.grandchildren_after.0 == 0
+        self.survivors == 0
+            && self.wrong.is_empty()
+            && self.grandchildren.0 == 0
+            && self.grandchildren_after.0 == 0
     }
 
     pub fn verdict(&self) -> String {
@@ -73,9 +77,10 @@ impl Crash {
             )
         } else {
             format!(
-                "FAIL ({} survivors, {} runs wrong, {} grandchildren not swept)",
+                "FAIL ({} survivors, {} runs wrong, {} grandchildren alive after the kill, {} once taken back)",
                 self.survivors,
                 self.wrong.len(),
+                self.grandchildren.0,
                 self.grandchildren_after.0
             )
         }
@@ -99,7 +104,11 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     let killed = Instant::now();
     let killed_at = Utc::now();
     let (survivors, pids_gone) = wait_pids_gone(&first).await;
-    let grandchildren = grandchildren_alive(sandbox)?;
+    let mut grandchildren = grandchildren_alive(sandbox)?;
+    while grandchildren.0 > 0 && killed.elapsed() < EXIT_WAIT {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        grandchildren = grandchildren_alive(sandbox)?;
+    }
     eprintln!(
         "  {total} runs in flight {in_flight_after:.2?} after the worker's spawn; killed it; recorded pids gone after {pids_gone:.0?}, \
          {survivors} survivors; probe grandchildren alive: {}/{}",

@@ -10,8 +10,8 @@
 //! records, not from the check. xargs is timed from spawn to exit.
 //!
 //! A second baseline splits the gap: the same N runs of `true` through `coco::process`
-//! (`run_to_end`, what the worker uses: fork with a death signal and a process group, output
-//! pipes, group check) from this process, `slots` at a time, with no store at all.
+//! (`run_to_end`, what the worker uses: `posix_spawn` under a guard marker, a process group,
+//! output pipes, group check) from this process, `slots` at a time, with no store at all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,13 +134,18 @@ async fn xargs_baseline(sandbox: &Sandbox, runs: usize, slots: usize) -> anyhow:
     .await?
 }
 
-/// `runs` × `true` through `coco::process::run_to_end`, `slots` tasks each taking the next.
+/// `runs` × `true` through `coco::process::run_to_end`, `slots` tasks each taking the next,
+/// spawned as `coco worker` spawns jobs: under a guard marker (`posix_spawn`; no guard process
+/// is needed, since every `true` ends by itself).
 async fn process_baseline(
     sandbox: &Sandbox,
     runs: usize,
     slots: usize,
 ) -> anyhow::Result<Duration> {
-    let spec = Arc::new(process::Spec::new(["true"], sandbox.project_dir()));
+    let spec = Arc::new(process::Spec {
+        containment: process::Containment::Guard("queue-bench".into()),
+        ..process::Spec::new(["true"], sandbox.project_dir())
+    });
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = JoinSet::new();

@@ -151,6 +151,12 @@ pub enum Command {
     Install(not_yet::Rest),
     /// Projects of the home with version, branch and state.
     Projects(not_yet::Rest),
+    /// Internal: the process guard a worker starts (see `coco::process::guard`).
+    #[command(name = "__guard", hide = true)]
+    Guard {
+        /// The `COCO_GUARD` value of the processes to end.
+        marker: String,
+    },
 }
 
 /// `--json` for read commands.
@@ -194,5 +200,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         | Command::Releases(_)
         | Command::Install(_)
         | Command::Projects(_) => not_yet::run("the project life cycle", 5),
+        Command::Guard { marker } => {
+            tokio::task::spawn_blocking(move || crate::process::guard::serve(&marker)).await?;
+            Ok(0)
+        }
     }
 }

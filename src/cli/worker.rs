@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
+use crate::process::guard::Guard;
 use crate::worker::load::Limits;
 use crate::worker::{Worker, WorkerSettings, wake};
 
@@ -37,6 +38,9 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     if let Some(slots) = args.slots.or(config.worker.slots) {
         settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
     }
+    // Kept until the worker is done: dropping it lets the guard sweep what is left.
+    let guard = start_guard();
+    settings.run.guard = guard.as_ref().map(Guard::handle);
     let name = args.name.clone().unwrap_or_else(default_name);
     output::text(&format!(
         "worker {name}: {} slot{} on {} (stop with Ctrl-C)",
@@ -53,7 +57,21 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
         summary.finished,
         summary.handed_back
     ));
+    drop(guard);
     Ok(0)
+}
+
+/// The process guard of this worker's jobs, or `None` (with a warning: jobs then get the
+/// death signal, which costs a full fork per run and misses what a job starts).
+fn start_guard() -> Option<Guard> {
+    let started = std::env::current_exe().and_then(Guard::start);
+    match started {
+        Ok(guard) => Some(guard),
+        Err(error) => {
+            tracing::warn!("cannot start the process guard: {error}");
+            None
+        }
+    }
 }
 
 /// `HOST-PID`.

@@ -4,8 +4,10 @@
 //! declared environment variables added on top of coco's own, and directories prepended to
 //! `PATH`. [`spawn`] resolves the program on that new `PATH` itself (so a project's
 //! `.venv/bin/python3` is found), then starts it with stdin null, stdout and stderr piped, in a
-//! process group of its own, and (Linux) with `PR_SET_PDEATHSIG = SIGKILL` so a child never
-//! outlives a killed coco.
+//! process group of its own, contained so that a child never outlives a killed coco
+//! ([`Containment`]): under a process [`guard`] (spawned with `posix_spawn`, the fast path
+//! a worker takes) or, without one, with `PR_SET_PDEATHSIG = SIGKILL` (Linux; needs a full
+//! fork).
 //!
 //! Theory of operation: the [`Child`] handle owns the leader process; signals go to the whole
 //! group ([`Child::signal_group`]), so grandchildren (`sh -c 'a & b'`) are reached too.
@@ -16,12 +18,15 @@
 //! timeout and a cancel future, terminate what is left of the group, drain the output.
 //!
 //! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
-//! from async code (a runtime worker thread), never from `spawn_blocking`. Dropping a [`Child`]
-//! whose leader has not been reaped SIGKILLs its group; once the leader is reaped, only
-//! [`Child::terminate_group`] (which [`run_to_end`] calls) cleans up stray group members.
-//! What a job started outlives a SIGKILLed worker until the run is taken back:
-//! [`sweep::kill_run_orphans`] ends it then.
+//! from async code (a runtime worker thread), never from `spawn_blocking`; std uses
+//! `posix_spawn` only because the program is resolved to a path here and a guarded spawn
+//! has no pre-exec code. Dropping a [`Child`] whose leader has not been reaped SIGKILLs its
+//! group; once the leader is reaped, only [`Child::terminate_group`] (which [`run_to_end`]
+//! calls) cleans up stray group members.
+//! Under the death signal, what a job started outlives a SIGKILLed worker until the run is
+//! taken back: [`sweep::kill_run_orphans`] ends it then (a guard ends it at once).
 
+pub mod guard;
 pub mod output;
 pub mod sweep;
 
@@ -74,6 +79,20 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     /// Prepended to `PATH`, first entry first; the program is looked up on the new `PATH`.
     pub path_prepend: Vec<PathBuf>,
+    /// How the child is kept from outliving coco.
+    pub containment: Containment,
+}
+
+/// How a child is kept from outliving the coco process that started it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Containment {
+    /// `PR_SET_PDEATHSIG = SIGKILL`, set between fork and exec (Linux): the child dies with
+    /// the thread that spawned it. Costs a full fork of coco per spawn.
+    #[default]
+    DeathSignal,
+    /// The child carries `COCO_GUARD=<marker>`; the [`guard`] holding that marker kills it
+    /// (and what it started) when coco dies. Spawned with `posix_spawn`.
+    Guard(String),
 }
 
 impl Spec {
@@ -86,6 +105,7 @@ impl Spec {
             cwd: cwd.into(),
             env: BTreeMap::new(),
             path_prepend: Vec::new(),
+            containment: Containment::DeathSignal,
         }
     }
 
@@ -307,23 +327,14 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    #[cfg(target_os = "linux")]
-    {
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure only makes async-signal-safe calls (prctl, getppid) and builds an
-        // io::Error from an errno, which does not allocate.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                // coco died between fork and prctl: the death signal will never come.
-                if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
+    match &spec.containment {
+        Containment::Guard(marker) => {
+            command.env(guard::ENV, marker);
         }
+        #[cfg(target_os = "linux")]
+        Containment::DeathSignal => set_death_signal(&mut command),
+        #[cfg(not(target_os = "linux"))]
+        Containment::DeathSignal => {}
     }
     let mut inner = command.spawn().map_err(|source| SpawnError::Spawn {
         program: program.clone(),
@@ -347,6 +358,27 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
 }
 
 /// The only `Command::new` in coco.
+/// Make the child SIGKILLed when the spawning thread dies (the pre-exec code this needs makes
+/// std fork instead of using `posix_spawn`).
+#[cfg(target_os = "linux")]
+fn set_death_signal(command: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure only makes async-signal-safe calls (prctl, getppid) and builds an
+    // io::Error from an errno, which does not allocate.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // coco died between fork and prctl: the death signal will never come.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 #[allow(clippy::disallowed_methods)]
 fn command(program: &Path) -> tokio::process::Command {
     tokio::process::Command::new(program)

@@ -12,10 +12,16 @@ use std::path::Path;
 /// SIGKILL every process of this host (that we may signal) whose environment has
 /// `COCO_RUN_ID=run_id`; returns how many were signalled.
 pub fn kill_run_orphans(run_id: &str) -> usize {
+    kill_carrying(&format!("COCO_RUN_ID={run_id}"))
+}
+
+/// SIGKILL every other process of this host (that we may signal) whose environment has the
+/// entry `needle` (`KEY=value`); returns how many were signalled. A process that has exited
+/// but is not yet reaped has no environment left, so it is not counted twice.
+pub fn kill_carrying(needle: &str) -> usize {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
-    let needle = format!("COCO_RUN_ID={run_id}");
     let own = std::process::id();
     let mut killed = 0;
     for entry in entries.flatten() {
@@ -26,14 +32,14 @@ pub fn kill_run_orphans(run_id: &str) -> usize {
         else {
             continue;
         };
-        if pid == own || !carries(&entry.path(), &needle) {
+        if pid == own || !carries(&entry.path(), needle) {
             continue;
         }
         let Ok(raw) = libc::pid_t::try_from(pid) else {
             continue;
         };
         // SAFETY: kill(2) only sends a signal; the pid was read from /proc just now and its
-        // environment names the run, so it is one of that run's processes.
+        // environment carries the needle (a run id or a guard marker), so it is ours to end.
         if unsafe { libc::kill(raw, libc::SIGKILL) } == 0 {
             killed += 1;
         }

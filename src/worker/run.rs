@@ -30,7 +30,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::env::{self, EnvError};
-use crate::process::{self, Event, LineKind, RunError, Stream, TailBuffer};
+use crate::process::{self, Event, LineKind, RunError, Stream, TailBuffer, guard};
 use crate::queue::chain::{self, Followed};
 use crate::queue::state::{Outcome, RunState};
 use crate::store::{LiveReport, RunEnd, RunRecord, Store, StoreResult};
@@ -50,6 +50,8 @@ pub struct RunSettings {
     pub output_every: Duration,
     /// Bytes of output tail kept per run (`worker.max_output`).
     pub tail_bytes: usize,
+    /// The process guard jobs are put under; `None`: each gets the death signal.
+    pub guard: Option<guard::Handle>,
 }
 
 impl Default for RunSettings {
@@ -59,6 +61,7 @@ impl Default for RunSettings {
             report_every: Duration::from_millis(100),
             output_every: Duration::from_secs(1),
             tail_bytes: TailBuffer::DEFAULT_MAX_BYTES,
+            guard: None,
         }
     }
 }
@@ -111,7 +114,7 @@ pub async fn execute(
     mut stop: watch::Receiver<Option<Stop>>,
 ) -> StoreResult<Executed> {
     let id = run.id.clone();
-    let spec = match spec_of(store, &run).await? {
+    let mut spec = match spec_of(store, &run).await? {
         Ok(spec) => spec,
         Err(error) => {
             tracing::warn!(run = %id, "{error}");
@@ -119,6 +122,9 @@ pub async fn execute(
             return Ok(Executed::without_followers(id, finished));
         }
     };
+    if let Some(guard) = &settings.guard {
+        spec.containment = guard.containment();
+    }
 
     let tries = run
         .history

@@ -257,7 +257,8 @@ fn control_verbs(sandbox: &Sandbox) {
 }
 
 /// Every try of `nap` records its shell's pid and its `sleep`'s pid (a grandchild of the
-/// worker, out of reach of the death signal); the first try sleeps long, a retry ends at once.
+/// worker, out of reach of the death signal, not of the guard); the first try sleeps long, a
+/// retry ends at once.
 const NAPS: &str = "\
 jobs:
   nap:
@@ -294,9 +295,26 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// SIGKILL a `coco worker` with 5 runs in flight: its jobs die with it (the death signal),
-/// what they started is swept when a new worker takes the runs back, and every run
-/// completes on a second attempt.
+/// The pid of `worker`'s process guard (`coco __guard …`, a child of the worker).
+fn guard_of(worker: u32) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(worker) && cmdline.split(|&b| b == 0).any(|arg| arg == b"__guard")
+        })
+}
+
+/// SIGKILL a `coco worker` with 5 runs in flight: its process guard (restarted once after it
+/// was killed itself) ends its jobs and what they started, at once; a new worker takes the
+/// runs back and every run completes on a second attempt.
 fn sigkilled_worker(sandbox: &Sandbox) {
     use coco::store::StoreLocation;
     use coco::worker::{Worker, WorkerSettings};
@@ -310,10 +328,19 @@ fn sigkilled_worker(sandbox: &Sandbox) {
     wait_until("5 tries running", || {
         pids(sandbox, "shells").len() == 5 && pids(sandbox, "sleeps").len() == 5
     });
+    let first_guard = guard_of(doomed.child.id()).expect("the worker has a guard");
+    // SAFETY: kill(2) on the guard process found just now.
+    assert_eq!(unsafe { libc::kill(first_guard, libc::SIGKILL) }, 0);
+    wait_until("the guard is restarted", || {
+        guard_of(doomed.child.id()).is_some_and(|pid| pid != first_guard)
+    });
     doomed.child.kill().unwrap();
     doomed.child.wait().unwrap();
-    for pid in pids(sandbox, "shells") {
-        wait_until(&format!("job {pid} outlived its worker"), || {
+    for pid in pids(sandbox, "shells")
+        .into_iter()
+        .chain(pids(sandbox, "sleeps"))
+    {
+        wait_until(&format!("job process {pid} outlived its worker"), || {
             !pid_alive(pid)
         });
     }
@@ -346,9 +373,6 @@ fn sigkilled_worker(sandbox: &Sandbox) {
     let rescuer = rt.spawn(Worker::new("rescuer", store, settings).run(async {
         let _ = stopped.await;
     }));
-    for pid in pids(sandbox, "sleeps") {
-        wait_until(&format!("{pid} was not swept"), || !pid_alive(pid));
-    }
     for id in &ids {
         let run = sandbox.wait_for_state(id, "complete");
         assert_eq!(run["attempt"], 2, "{run:#}");

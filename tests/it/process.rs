@@ -1,12 +1,14 @@
 //! `coco::process` with real processes: argv, cwd, env, PATH, output parsing, exits, timeouts,
-//! process groups and the parent-death signal. Every interval is short; no test takes seconds.
+//! process groups, the parent-death signal and the process guard. Every interval is short; no
+//! test takes seconds.
 
 use std::future::pending;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coco::process::{
-    Event, Exit, LineKind, LogLevel, Outcome, Signal, SpawnError, Spec, Stream, run_to_end, spawn,
+    Containment, Event, Exit, LineKind, LogLevel, Outcome, Signal, SpawnError, Spec, Stream,
+    run_to_end, spawn,
 };
 use tempfile::TempDir;
 use tokio::sync::mpsc;
@@ -441,4 +443,51 @@ async fn parent_death_kills_the_job() {
         gone_within(job, Duration::from_secs(2)).await,
         "job {job} outlived its worker"
     );
+}
+
+/// `coco __guard M`, the process guard `coco worker` starts beside itself.
+#[allow(clippy::disallowed_methods)] // runs the coco binary under test
+fn guard_process(marker: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_coco"))
+        .args(["__guard", marker])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A child spawned under a guard carries `COCO_GUARD=<marker>`. The guard waits for end of
+/// file on its stdin (its worker gone), then kills every process carrying its marker — what
+/// they started included — and nothing else.
+#[tokio::test]
+async fn the_guard_ends_its_marked_processes_once_its_worker_is_gone() {
+    let dir = TempDir::new().unwrap();
+    let marker = format!("test-{}", ulid::Ulid::new());
+    let mut marked = sh(
+        "echo $COCO_GUARD > seen; sleep 30 & echo $! > inner; wait",
+        dir.path(),
+    );
+    marked.containment = Containment::Guard(marker.clone());
+    let child = spawn(&marked).unwrap();
+    let inner = read_pid_file(&dir.path().join("inner")).await;
+    let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
+    assert_eq!(seen.trim(), marker);
+    let mut bystander = Spec::new(["sleep", "30"], dir.path());
+    bystander.containment = Containment::Guard(format!("{marker}-other"));
+    let bystander = spawn(&bystander).unwrap();
+
+    let mut guard = guard_process(&marker);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !gone(child.pid()) && !gone(inner),
+        "the guard does nothing while its stdin is open"
+    );
+    drop(guard.stdin.take());
+    let status = tokio::task::spawn_blocking(move || guard.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(gone_within(child.pid(), GRACE).await, "the marked child");
+    assert!(gone_within(inner, GRACE).await, "what it started");
+    assert!(!gone(bystander.pid()), "another guard's process lives");
 }

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use coco::manifest::{Environment, HumanDuration, Job, Project};
+use coco::process::{self, Spec};
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun, new_run};
 use coco::store::{
-    Cancel, Cancelled, Enqueued, JobRecord, ProjectRecord, RunFilter, RunRecord, Store,
+    Cancel, Cancelled, Enqueued, JobRecord, Paused, ProjectRecord, RunFilter, RunRecord, Store,
 };
 use coco::worker::load::Limits;
 use coco::worker::run::RunSettings;
@@ -224,6 +225,7 @@ fn settings(slots: usize) -> WorkerSettings {
             report_every: Duration::from_millis(50),
             output_every: Duration::from_millis(100),
             tail_bytes: 64 * 1024,
+            guard: None,
         },
     }
 }
@@ -524,6 +526,51 @@ pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>)
     assert_eq!((run.attempt, run.reason.as_deref()), (1, Some("zombie")));
 }
 
+/// What a try started lives on after its worker was lost (the death signal reaches only the
+/// job's own process, and a guard may be gone too): the worker that takes the run back kills
+/// every process carrying the run's `COCO_RUN_ID` before the retry starts.
+pub async fn a_take_back_sweeps_what_the_lost_try_started(store: Arc<dyn Store>) {
+    let mut retry = job(&["true"]);
+    retry.attempts = 2;
+    let setup = Setup::new(store, &[("job", retry)]).await;
+    let id = setup.enqueue("job", json!({})).await;
+    // The lost worker's try: claimed by `ghost`, which never heartbeats again; its process
+    // started a grandchild, then died alone.
+    let run = setup
+        .store
+        .claim_run("ghost", Utc::now(), &Paused::default())
+        .await
+        .unwrap()
+        .expect("the run is claimed");
+    let lost_try = Spec::new(
+        ["sh", "-c", "sleep 30 & echo $! > inner; wait"],
+        setup.root().join("work"),
+    )
+    .env("COCO_RUN_ID", &run.id);
+    let mut leader = process::spawn(&lost_try).unwrap();
+    let inner = setup.pid_written("inner").await;
+    // SAFETY: kill(2) on the leader we spawned, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(leader.pid() as i32, libc::SIGKILL) }, 0);
+    leader.wait().await.unwrap();
+    assert!(pid_alive(inner), "the grandchild outlives its leader");
+
+    let rescuer = Running::start(
+        "rescuer",
+        &setup.store,
+        WorkerSettings {
+            zombie_after: Duration::from_millis(300),
+            zombie_every: Duration::from_millis(100),
+            ..settings(1)
+        },
+    );
+    wait_gone(inner, "the take-back swept the lost try's grandchild").await;
+    setup.wait_for(std::slice::from_ref(&id), DONE).await;
+    rescuer.stop().await;
+    let run = setup.run(&id).await;
+    assert_eq!((run.state, run.attempt), (RunState::Complete, 2), "{run:?}");
+    assert_eq!(run.worker.as_deref(), Some("rescuer"));
+}
+
 pub async fn a_template_error_fails_the_run_with_its_cause(store: Arc<dyn Store>) {
     let setup = Setup::new(store, &[("bad", job(&["echo", "{{args.missing}}"]))]).await;
     let id = setup.enqueue("bad", json!({})).await;
@@ -760,6 +807,7 @@ worker_tests!(
     short_runs_are_not_held_back_by_polling,
     shutdown_hands_running_runs_back,
     a_run_taken_back_is_stopped_and_not_finished,
+    a_take_back_sweeps_what_the_lost_try_started,
     a_template_error_fails_the_run_with_its_cause,
     an_enqueue_wakes_an_idle_worker,
     a_busy_host_starts_only_forced_runs,
