@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod logging;
 pub mod manifest;
 pub mod process;

@@ -104,10 +104,13 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     let killed = Instant::now();
     let killed_at = Utc::now();
     let (survivors, pids_gone) = wait_pids_gone(&first).await;
-    let mut grandchildren = grandchildren_alive(sandbox)?;
+    // The first tries' shells are gone: no grandchild is added until the retries start
+    // (whose own grandchildren are not the crash's business).
+    let orphans = grandchildren(sandbox);
+    let mut grandchildren = alive_of(&orphans);
     while grandchildren.0 > 0 && killed.elapsed() < EXIT_WAIT {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        grandchildren = grandchildren_alive(sandbox)?;
+        grandchildren = alive_of(&orphans);
     }
     eprintln!(
         "  {total} runs in flight {in_flight_after:.2?} after the worker's spawn; killed it; recorded pids gone after {pids_gone:.0?}, \
@@ -128,10 +131,10 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     // The rescuer sweeps right after its take-back is written: give it a moment (the
     // grandchildren would live for seconds on their own).
     let swept_by = Instant::now() + Duration::from_secs(1);
-    let mut grandchildren_after = grandchildren_alive(sandbox)?;
+    let mut grandchildren_after = alive_of(&orphans);
     while grandchildren_after.0 > 0 && Instant::now() < swept_by {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        grandchildren_after = grandchildren_alive(sandbox)?;
+        grandchildren_after = alive_of(&orphans);
     }
     eprintln!(
         "  all taken back; probe grandchildren alive: {}/{}",
@@ -245,12 +248,17 @@ async fn wait_pids_gone(first: &HashMap<String, FirstTry>) -> (usize, Duration) 
 }
 
 /// The probe's grandchildren (`sleep`s forked by `bench.nest`) still alive: (alive, total).
-fn grandchildren_alive(sandbox: &Sandbox) -> anyhow::Result<(usize, usize)> {
+/// The probe's grandchildren (`sleep`s forked by `bench.nest`) recorded so far.
+fn grandchildren(sandbox: &Sandbox) -> Vec<u32> {
     let path = sandbox.project_dir().join("grandchildren.txt");
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Of `pids`, those still running `sleep`: (alive, total).
+fn alive_of(pids: &[u32]) -> (usize, usize) {
     let alive = pids.iter().filter(|&&pid| alive_as(pid, "sleep")).count();
-    Ok((alive, pids.len()))
+    (alive, pids.len())
 }
 
 /// A worker that takes back runs whose heartbeat is over a second old, checking 4× a second.

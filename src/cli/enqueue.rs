@@ -44,14 +44,13 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
     let mut run = queue::new_run(
         &job,
         NewRun {
-            job_id: &record.id,
-            project: &record.project,
-            args: args::merge_args(&job.args, &args.args),
-            now: Utc::now(),
-            not_before: None,
-            parent: None,
-            restart_of: None,
             force: args.force,
+            ..NewRun::new(
+                &record.id,
+                &record.project,
+                args::merge_args(&job.args, &args.args),
+                Utc::now(),
+            )
         },
     );
     if let Some(priority) = args.priority {

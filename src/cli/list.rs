@@ -18,6 +18,9 @@ pub struct ListArgs {
     /// Only runs of this project.
     #[arg(long, value_name = "PROJECT")]
     pub project: Option<String>,
+    /// Only runs of this job (`project.job`).
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<String>,
     /// At most this many runs (the newest).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -40,6 +43,7 @@ pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<i32> {
         .list_runs(&RunFilter {
             state: args.run_state,
             project: args.project.clone(),
+            job: args.job.clone(),
             limit: args.limit,
         })
         .await?;

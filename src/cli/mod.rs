@@ -6,9 +6,11 @@ pub mod apply;
 pub mod args;
 pub mod config;
 pub mod context;
+pub mod daemon;
 pub mod detail;
 pub mod enqueue;
 pub mod halt;
+pub mod jobs;
 pub mod kill;
 pub mod list;
 pub mod logs;
@@ -87,10 +89,13 @@ pub enum Command {
     /// Print the JSON Schema of coco.yaml (for editors; also in docs/coco.schema.json).
     Schema,
 
-    /// Run the daemon: watch files, converge, schedule, run workers and apps.
-    Daemon(not_yet::Rest),
-    /// Run the scheduler alone.
-    Scheduler(not_yet::Rest),
+    /// Run the daemon: watch files, converge, schedule, run a worker (and apps).
+    ///
+    /// Saving a manifest applies it (an invalid one is reported and changes nothing); stops
+    /// on Ctrl-C, SIGTERM or `coco halt`, handing running runs back.
+    Daemon(daemon::DaemonArgs),
+    /// Run the scheduler alone: fire the applied schedules until Ctrl-C / SIGTERM.
+    Scheduler,
     /// Run a worker in the foreground: claim and run queued runs until Ctrl-C / SIGTERM.
     Worker(worker::WorkerArgs),
     /// Enqueue a run of an applied job and print its id (core4: `coco --enqueue`).
@@ -131,8 +136,8 @@ pub enum Command {
     Resume(pause::PauseArgs),
     /// Show whether coco or any project is paused, and the last halt.
     Mode(JsonFlag),
-    /// Jobs with schedule, time zone, last and next fire.
-    Jobs(not_yet::Rest),
+    /// Applied jobs with schedule, time zone, last and next fire, and their latest run.
+    Jobs(jobs::JobsArgs),
     /// App servers with state, pid, uptime, restarts.
     Apps(not_yet::Rest),
     /// One screen: daemons, apps, schedules, queue, manifest errors.
@@ -176,7 +181,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(flags) => plan::run(&global, flags).await,
         Command::Apply(flags) => apply::run(&global, flags).await,
         Command::Schema => schema::run(),
-        Command::Daemon(_) | Command::Scheduler(_) => not_yet::run("daemon/scheduler", 4),
+        Command::Daemon(args) => daemon::run(&global, &args).await,
+        Command::Scheduler => daemon::scheduler(&global).await,
         Command::Enqueue(args) => enqueue::run(&global, &args).await,
         Command::Run(args) => run::run(&global, &args).await,
         Command::List(args) => list::run(&global, &args).await,
@@ -191,7 +197,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Pause(args) => pause::run(&global, &args, true).await,
         Command::Resume(args) => pause::run(&global, &args, false).await,
         Command::Mode(flags) => pause::mode(&global, flags).await,
-        Command::Jobs(_) | Command::Apps(_) | Command::Status(_) | Command::Log(_) => {
+        Command::Jobs(args) => jobs::run(&global, &args).await,
+        Command::Apps(_) | Command::Status(_) | Command::Log(_) => {
             not_yet::run("the daemon's views", 4)
         }
         Command::Init(_)

@@ -75,16 +75,12 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
     let job_id = format!("{}.{job_name}", project.name);
     let mut run = queue::new_run(
         job,
-        NewRun {
-            job_id: &job_id,
-            project: &project.name,
-            args: args::merge_args(&job.args, &args.args),
-            now: Utc::now(),
-            not_before: None,
-            parent: None,
-            restart_of: None,
-            force: false,
-        },
+        NewRun::new(
+            &job_id,
+            &project.name,
+            args::merge_args(&job.args, &args.args),
+            Utc::now(),
+        ),
     );
     run.attempt = 1;
     // The same cwd, PATH, environment and argv rendering as a queued run gets.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
+use crate::config::Config;
 use crate::process::guard::Guard;
 use crate::worker::load::Limits;
 use crate::worker::{Worker, WorkerSettings, wake};
@@ -24,20 +25,7 @@ pub struct WorkerArgs {
 pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store(&config).await?;
-    let mut settings = WorkerSettings {
-        wake_dir: Some(wake::dir(&config.state_dir)),
-        limits: Limits {
-            max_cpu: config.worker.max_cpu,
-            min_free_ram_mib: config.worker.min_free_ram,
-        },
-        ..WorkerSettings::default()
-    };
-    if let Some(bytes) = config.worker.max_output {
-        settings.run.tail_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-    }
-    if let Some(slots) = args.slots.or(config.worker.slots) {
-        settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
-    }
+    let mut settings = settings(&config, args.slots);
     // Kept until the worker is done: dropping it lets the guard sweep what is left.
     let guard = start_guard();
     settings.run.guard = guard.as_ref().map(Guard::handle);
@@ -61,9 +49,28 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     Ok(0)
 }
 
+/// The worker settings local.yaml gives, with `slots` (a flag) winning over `worker.slots`.
+pub fn settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
+    let mut settings = WorkerSettings {
+        wake_dir: Some(wake::dir(&config.state_dir)),
+        limits: Limits {
+            max_cpu: config.worker.max_cpu,
+            min_free_ram_mib: config.worker.min_free_ram,
+        },
+        ..WorkerSettings::default()
+    };
+    if let Some(bytes) = config.worker.max_output {
+        settings.run.tail_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    if let Some(slots) = slots.or(config.worker.slots) {
+        settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
+    }
+    settings
+}
+
 /// The process guard of this worker's jobs, or `None` (with a warning: jobs then get the
 /// death signal, which costs a full fork per run and misses what a job starts).
-fn start_guard() -> Option<Guard> {
+pub fn start_guard() -> Option<Guard> {
     let started = std::env::current_exe().and_then(Guard::start);
     match started {
         Ok(guard) => Some(guard),
@@ -75,12 +82,12 @@ fn start_guard() -> Option<Guard> {
 }
 
 /// `HOST-PID`.
-fn default_name() -> String {
+pub fn default_name() -> String {
     format!("{}-{}", crate::worker::host_name(), std::process::id())
 }
 
 /// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

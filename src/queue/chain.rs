@@ -65,14 +65,13 @@ pub async fn enqueue_followers(
         let run = new_run(
             &definition,
             NewRun {
-                job_id: &follower.id,
-                project: &follower.project,
-                args: serde_json::to_value(&definition.args).unwrap_or_default(),
-                now,
-                not_before: None,
                 parent: Some(completed.id.clone()),
-                restart_of: None,
-                force: false,
+                ..NewRun::new(
+                    &follower.id,
+                    &follower.project,
+                    serde_json::to_value(&definition.args).unwrap_or_default(),
+                    now,
+                )
             },
         );
         followed.push(match store.enqueue(&run).await? {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::manifest::Job;
+use crate::manifest::{Concurrency, Job};
 use crate::store::{JobRecord, RunRecord, StateChange};
 use state::RunState;
 
@@ -80,6 +80,8 @@ pub struct NewRun<'a> {
     pub restart_of: Option<String>,
     /// Claimable even while its project or the whole queue is paused.
     pub force: bool,
+    /// The schedule instant this run was fired for, if the scheduler enqueued it.
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl<'a> NewRun<'a> {
@@ -100,18 +102,33 @@ impl<'a> NewRun<'a> {
             parent: None,
             restart_of: None,
             force: false,
+            scheduled_for: None,
         }
     }
 }
 
 /// A fresh `pending` run of `job`, with a new ULID and the job's limits copied in.
+///
+/// A scheduled run of a job with `concurrency: allow` gets a dedupe key of its own (the
+/// instant is part of it), so it is queued beside the job's active runs; every other run is
+/// "the same work" as a blocking run of the same job and arguments.
 pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let dedupe = match new.scheduled_for {
+        Some(instant) if job.concurrency == Concurrency::Allow => dedupe_key(
+            new.job_id,
+            &serde_json::json!({ "args": new.args, "scheduled_for": instant.timestamp_millis() }),
+        ),
+        _ => dedupe_key(new.job_id, &new.args),
+    };
+    let note = new
+        .scheduled_for
+        .map(|instant| format!("scheduled for {}", instant.to_rfc3339()));
     RunRecord {
         id: ulid::Ulid::new().to_string(),
         job: new.job_id.to_string(),
         project: new.project.to_string(),
-        dedupe: dedupe_key(new.job_id, &new.args),
+        dedupe,
         args: new.args,
         state: RunState::Pending,
         priority: job.priority,
@@ -137,7 +154,7 @@ pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
         history: vec![StateChange {
             state: RunState::Pending,
             at: new.now,
-            note: None,
+            note,
         }],
     }
 }

@@ -5,10 +5,19 @@
 //! Day-of-week follows crontab (0 or 7 = Sunday, 1 = Monday), not the `cron` crate's 1 =
 //! Sunday: numbers are rewritten to names before the crate sees them. Each field is checked
 //! here first so that an error names the field and its allowed range. Pure: no clock.
+//!
+//! Daylight saving time, as Vixie cron does it, so that no fire is doubled or silently lost:
+//! a schedule whose hour field is a wildcard (`*`, `*/2`: it fires through the day like an
+//! interval) fires at every instant whose wall-clock time matches — both passes of a repeated
+//! hour, nothing for the times a gap skips (they do not exist). A fixed-hour schedule
+//! (`30 2 * * *`) fires once per wall-clock time: in a repeated hour only on the first pass,
+//! and a time a gap skips fires at the end of the gap (03:00 for 02:30 when clocks jump from
+//! 02:00 to 03:00).
 
 use std::str::FromStr;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::offset::LocalResult;
+use chrono::{DateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::yaml::did_you_mean;
@@ -18,7 +27,13 @@ use crate::yaml::did_you_mean;
 pub struct Schedule {
     source: String,
     cron: cron::Schedule,
+    /// The hour field is a wildcard (see the module docs on daylight saving time).
+    every_hour: bool,
 }
+
+/// Candidates the `cron` crate yields that are looked at before giving up (a fixed-hour
+/// schedule skips at most one per repeated hour).
+const CANDIDATES: usize = 64;
 
 const MACROS: &[(&str, &str)] = &[
     ("@yearly", "0 0 0 1 1 *"),
@@ -124,9 +139,14 @@ impl Schedule {
         };
         let cron = cron::Schedule::from_str(&six_fields)
             .map_err(|e| format!("invalid schedule `{text}`: {e}"))?;
+        let every_hour = six_fields
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|hour| hour.starts_with('*'));
         Ok(Schedule {
             source: text.to_owned(),
             cron,
+            every_hour,
         })
     }
 
@@ -137,17 +157,127 @@ impl Schedule {
 
     /// The first `count` fire instants strictly after `after`, in `tz`.
     pub fn next_fires(&self, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Tz>> {
-        self.cron
-            .after(&tz.from_utc_datetime(&after.naive_utc()))
-            .take(count)
-            .collect()
+        let mut fires = Vec::with_capacity(count);
+        let mut from = after;
+        while fires.len() < count {
+            let Some(next) = self.next_fire(tz, from) else {
+                break;
+            };
+            fires.push(next.with_timezone(&tz));
+            from = next;
+        }
+        fires
     }
 
-    /// The first fire instant strictly after `after`, in UTC.
+    /// The first fire instant strictly after `after`, in UTC (daylight saving time as the
+    /// module docs say).
     pub fn next_fire(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.next_fires(tz, after, 1)
-            .first()
-            .map(|t| t.with_timezone(&Utc))
+        let local_after = tz.from_utc_datetime(&after.naive_utc());
+        for candidate in self.cron.after(&local_after).take(CANDIDATES) {
+            let instant = candidate.with_timezone(&Utc);
+            // Around a repeated hour the crate may offer the first pass of a time already
+            // passed in the second.
+            if instant <= after {
+                continue;
+            }
+            if let Some(moved) = self.fire_in_transition(tz, after, instant) {
+                return Some(moved);
+            }
+            if !self.every_hour && second_pass(tz, &candidate) {
+                continue;
+            }
+            return Some(instant);
+        }
+        None
+    }
+
+    /// A fire the `cron` crate's wall-clock walk misses between `after` and `before`
+    /// (exclusive): for a fixed-hour schedule, the end of a gap that skipped a time it
+    /// matches; for an every-hour schedule, a match in the second pass of a repeated hour.
+    fn fire_in_transition(
+        &self,
+        tz: Tz,
+        after: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        for (at, old, new) in transitions(tz, after, before) {
+            let shift = TimeDelta::seconds(i64::from(new - old).abs());
+            // The wall-clock times of the change, [wall, wall + shift): a gap that does not
+            // exist (clocks forward), or an hour lived a second time from `at` on (back).
+            let wall = (at + TimeDelta::seconds(i64::from(new.min(old)))).naive_utc();
+            let probe = Utc.from_utc_datetime(&(wall - TimeDelta::seconds(1)));
+            let Some(first) = self.cron.after(&probe).next().map(|t| t.naive_utc()) else {
+                continue;
+            };
+            if first >= wall + shift {
+                continue;
+            }
+            let fire = if new > old {
+                // A gap: only fixed-hour schedules move the skipped time to its end.
+                if self.every_hour {
+                    continue;
+                }
+                at
+            } else {
+                // A repeat: only every-hour schedules fire in the second pass.
+                if !self.every_hour {
+                    continue;
+                }
+                Utc.from_utc_datetime(&(first - TimeDelta::seconds(i64::from(new))))
+            };
+            if fire > after && fire < before {
+                return Some(fire);
+            }
+        }
+        None
+    }
+}
+
+/// The UTC offset changes of `tz` in `(after, before]`: (instant, old offset, new offset), in
+/// seconds east of UTC. Offsets change a few times a year: look a day at a time, then bisect
+/// to the second.
+fn transitions(
+    tz: Tz,
+    after: DateTime<Utc>,
+    before: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, i32, i32)> {
+    let offset = |secs: i64| {
+        DateTime::from_timestamp(secs, 0).map_or(0, |t| {
+            tz.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc()
+        })
+    };
+    let (first, last) = (after.timestamp(), before.timestamp());
+    let mut found = Vec::new();
+    let mut day_start = first;
+    while day_start < last {
+        let day_end = (day_start + 86_400).min(last);
+        let (old, new) = (offset(day_start), offset(day_end));
+        if old != new {
+            let (mut low, mut high) = (day_start, day_end);
+            while high - low > 1 {
+                let middle = low + (high - low) / 2;
+                if offset(middle) == old {
+                    low = middle;
+                } else {
+                    high = middle;
+                }
+            }
+            if let Some(at) = DateTime::from_timestamp(high, 0) {
+                found.push((at, old, new));
+            }
+        }
+        day_start = day_end;
+    }
+    found
+}
+
+/// Is `candidate` the second instant of a wall-clock time that happens twice?
+fn second_pass(tz: Tz, candidate: &DateTime<Tz>) -> bool {
+    match tz.from_local_datetime(&candidate.naive_local()) {
+        LocalResult::Ambiguous(first, _) => *candidate != first,
+        _ => false,
     }
 }
 
@@ -338,6 +468,88 @@ mod tests {
             s.next_fire(berlin, at("2026-01-01T00:00:00Z")),
             Some(at("2026-01-01T02:00:00Z"))
         );
+    }
+
+    fn berlin() -> Tz {
+        "Europe/Berlin".parse().unwrap()
+    }
+
+    fn fires(schedule: &str, tz: Tz, after: &str, count: usize) -> Vec<DateTime<Utc>> {
+        Schedule::parse(schedule)
+            .unwrap()
+            .next_fires(tz, at(after), count)
+            .iter()
+            .map(|t| t.with_timezone(&Utc))
+            .collect()
+    }
+
+    // Berlin, 2026-03-29: 02:00 CET becomes 03:00 CEST (01:00 UTC).
+    #[test]
+    fn a_fixed_time_skipped_by_the_spring_gap_fires_at_its_end() {
+        assert_eq!(
+            fires("30 2 * * *", berlin(), "2026-03-28T12:00:00Z", 2),
+            [at("2026-03-29T01:00:00Z"), at("2026-03-30T00:30:00Z")]
+        );
+        // Two skipped times still fire once.
+        assert_eq!(
+            fires("0,30 2 * * *", berlin(), "2026-03-28T12:00:00Z", 2),
+            [at("2026-03-29T01:00:00Z"), at("2026-03-30T00:00:00Z")]
+        );
+        // A time outside the gap is not moved.
+        assert_eq!(
+            fires("30 3 * * *", berlin(), "2026-03-28T12:00:00Z", 1),
+            [at("2026-03-29T01:30:00Z")]
+        );
+    }
+
+    #[test]
+    fn an_interval_schedule_has_nothing_in_the_spring_gap() {
+        assert_eq!(
+            fires("*/30 * * * *", berlin(), "2026-03-29T00:10:00Z", 3),
+            [
+                at("2026-03-29T00:30:00Z"), // 01:30 CET
+                at("2026-03-29T01:00:00Z"), // 03:00 CEST
+                at("2026-03-29T01:30:00Z"),
+            ]
+        );
+    }
+
+    // Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET (01:00 UTC); 02:xx happens twice.
+    #[test]
+    fn a_fixed_time_in_the_repeated_autumn_hour_fires_once() {
+        assert_eq!(
+            fires("30 2 * * *", berlin(), "2026-10-24T12:00:00Z", 2),
+            [at("2026-10-25T00:30:00Z"), at("2026-10-26T01:30:00Z")]
+        );
+        // Asked from inside the second pass, the first pass is not offered again.
+        assert_eq!(
+            fires("30 2 * * *", berlin(), "2026-10-25T01:10:00Z", 1),
+            [at("2026-10-26T01:30:00Z")]
+        );
+    }
+
+    #[test]
+    fn an_interval_schedule_fires_in_both_passes_of_the_autumn_hour() {
+        assert_eq!(
+            fires("*/30 * * * *", berlin(), "2026-10-25T00:10:00Z", 4),
+            [
+                at("2026-10-25T00:30:00Z"), // 02:30 CEST
+                at("2026-10-25T01:00:00Z"), // 02:00 CET
+                at("2026-10-25T01:30:00Z"), // 02:30 CET
+                at("2026-10-25T02:00:00Z"), // 03:00 CET
+            ]
+        );
+    }
+
+    #[test]
+    fn a_daily_job_fires_once_a_day_through_a_year_of_clock_changes() {
+        let year = fires("30 2 * * *", berlin(), "2025-12-31T23:59:59Z", 365);
+        let days: std::collections::BTreeSet<_> = year
+            .iter()
+            .map(|t| t.with_timezone(&berlin()).date_naive())
+            .collect();
+        assert_eq!(days.len(), 365, "one fire on each day of 2026");
+        assert!(days.iter().all(|d| d.year() == 2026));
     }
 
     #[test]

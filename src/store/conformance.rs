@@ -42,6 +42,7 @@ macro_rules! conformance_cases {
             projects_sorted_by_name,
             job_round_trip,
             job_replace_clears_fire_times,
+            fire_times_set_only_for_the_same_definition,
             jobs_listed_by_project,
             app_round_trip,
             apps_listed_by_project,
@@ -325,6 +326,51 @@ pub async fn job_replace_clears_fire_times(store: &dyn Store) {
         Some(second.clone())
     );
     assert_eq!(store.list_jobs(Some(&t)).await.expect("list"), vec![second]);
+}
+
+/// `set_fire_times` changes the two fire times and nothing else, and only while the job has
+/// the hash the scheduler read.
+pub async fn fire_times_set_only_for_the_same_definition(store: &dyn Store) {
+    let t = tag();
+    let mut stored = job(&t, "j", 1);
+    store.put_job(&stored).await.expect("put");
+    let (last, next) = (Some(at(1_800_000_000_000)), Some(at(1_800_000_060_000)));
+    assert!(
+        store
+            .set_fire_times(&stored.id, &stored.hash, last, next)
+            .await
+            .expect("set")
+    );
+    (stored.last_fire, stored.next_fire) = (last, next);
+    assert_eq!(
+        store.get_job(&stored.id).await.expect("get"),
+        Some(stored.clone())
+    );
+    assert!(
+        store
+            .set_fire_times(&stored.id, &stored.hash, last, None)
+            .await
+            .expect("clear next")
+    );
+    stored.next_fire = None;
+    assert_eq!(
+        store.get_job(&stored.id).await.expect("get"),
+        Some(stored.clone())
+    );
+    assert!(
+        !store
+            .set_fire_times(&stored.id, "another-hash", None, Some(at(1)))
+            .await
+            .expect("stale hash"),
+        "a re-applied job keeps the fire times apply gave it"
+    );
+    assert!(
+        !store
+            .set_fire_times(&format!("{t}.missing"), &stored.hash, None, None)
+            .await
+            .expect("missing")
+    );
+    assert_eq!(store.get_job(&stored.id).await.expect("get"), Some(stored));
 }
 
 /// `list_jobs` filters by project exactly (not by prefix) and sorts by id; `None` lists all.
@@ -1117,7 +1163,7 @@ pub async fn concurrent_claims_each_run_once(store: &dyn Store) {
         .list_runs(&RunFilter {
             state: Some(RunState::Running),
             project: Some(t),
-            limit: None,
+            ..RunFilter::default()
         })
         .await
         .expect("list_runs");
@@ -1266,7 +1312,7 @@ pub async fn heartbeat_keeps_a_run_alive(store: &dyn Store) {
     drain(store).await;
 }
 
-/// `list_runs` filters by state and project (exactly), newest first, up to a limit.
+/// `list_runs` filters by state, project and job (exactly), newest first, up to a limit.
 pub async fn runs_listed_by_state_and_project(store: &dyn Store) {
     let t = tag();
     let (p1, p2, prefix) = (format!("{t}-p1"), format!("{t}-p2"), format!("{t}-p"));
@@ -1288,6 +1334,7 @@ pub async fn runs_listed_by_state_and_project(store: &dyn Store) {
             state,
             project: project.map(str::to_string),
             limit,
+            ..RunFilter::default()
         };
         async move {
             let listed = store.list_runs(&filter).await.expect("list_runs");
@@ -1325,6 +1372,21 @@ pub async fn runs_listed_by_state_and_project(store: &dyn Store) {
     assert_eq!(list(None, Some(&p2), None).await, [id(2)]);
     assert_eq!(
         list(None, Some(&format!("{t}-none")), None).await,
+        Vec::<String>::new()
+    );
+    let by_job = |job: String, limit: Option<usize>| async move {
+        let filter = RunFilter {
+            job: Some(job),
+            limit,
+            ..RunFilter::default()
+        };
+        let listed = store.list_runs(&filter).await.expect("list_runs by job");
+        listed.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(by_job(runs[0].job.clone(), None).await, [id(0)]);
+    assert_eq!(by_job(runs[2].job.clone(), Some(1)).await, [id(2)]);
+    assert_eq!(
+        by_job(format!("{p1}.none"), None).await,
         Vec::<String>::new()
     );
     drain(store).await;
@@ -1525,7 +1587,7 @@ pub async fn remove_takes_only_waiting_runs(store: &dyn Store) {
         .list_runs(&RunFilter {
             state: Some(RunState::Removed),
             project: Some(t.clone()),
-            limit: None,
+            ..RunFilter::default()
         })
         .await
         .expect("list_runs");

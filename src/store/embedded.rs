@@ -653,6 +653,30 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn set_fire_times(
+        &self,
+        id: &str,
+        hash: &str,
+        last_fire: Option<DateTime<Utc>>,
+        next_fire: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let (id, hash) = (id.to_string(), hash.to_string());
+        self.run("recording a job's fire times", move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE jobs SET last_fire = ?1, next_fire = ?2 WHERE id = ?3 AND hash = ?4",
+                )?
+                .execute(params![
+                    last_fire.map(to_ms),
+                    next_fire.map(to_ms),
+                    id,
+                    hash
+                ])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>> {
         let project = project.map(str::to_string);
         self.run("listing apps", move |conn| {
@@ -763,6 +787,10 @@ impl Store for EmbeddedStore {
             if let Some(project) = filter.project {
                 values.push(Value::Text(project));
                 conditions.push(format!("project = ?{}", values.len()));
+            }
+            if let Some(job) = filter.job {
+                values.push(Value::Text(job));
+                conditions.push(format!("job = ?{}", values.len()));
             }
             let mut sql = "SELECT doc FROM queue".to_string();
             if !conditions.is_empty() {

@@ -433,6 +433,8 @@ impl MemberRecord {
 pub struct RunFilter {
     pub state: Option<RunState>,
     pub project: Option<String>,
+    /// `project.job`.
+    pub job: Option<String>,
     /// At most this many (the newest).
     pub limit: Option<usize>,
 }
@@ -514,6 +516,17 @@ pub trait Store: Send + Sync {
     async fn get_app(&self, id: &str) -> StoreResult<Option<AppRecord>>;
     /// Insert or replace the app with this id.
     async fn put_app(&self, record: &AppRecord) -> StoreResult<()>;
+
+    /// Set a job's `last_fire` and `next_fire` (nothing else), only while its definition
+    /// still has `hash`. Returns false, changing nothing, when the job is missing or was
+    /// re-applied with another definition (whose fire times apply computed anew).
+    async fn set_fire_times(
+        &self,
+        id: &str,
+        hash: &str,
+        last_fire: Option<DateTime<Utc>>,
+        next_fire: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
 
     /// Record that `job` fired for `instant`. Returns true for the first caller only, across
     /// every process and host sharing the store (a unique key on `(job, instant)`).

@@ -1024,6 +1024,24 @@ impl Store for MongoStore {
         self.upsert("jobs", job_doc(record)?, "writing a job").await
     }
 
+    async fn set_fire_times(
+        &self,
+        id: &str,
+        hash: &str,
+        last_fire: Option<DateTime<Utc>>,
+        next_fire: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let result = self
+            .collection("jobs")
+            .update_one(
+                doc! { "_id": id, "hash": hash },
+                doc! { "$set": { "last_fire": opt_time(last_fire), "next_fire": opt_time(next_fire) } },
+            )
+            .await
+            .map_err(self.err("recording a job's fire times"))?;
+        Ok(result.matched_count == 1)
+    }
+
     async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>> {
         self.find_sorted("apps", project_filter(project), "listing apps")
             .await?
@@ -1121,6 +1139,9 @@ impl Store for MongoStore {
         }
         if let Some(project) = &filter.project {
             query.insert("project", project);
+        }
+        if let Some(job) = &filter.job {
+            query.insert("job", job);
         }
         let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let docs = self

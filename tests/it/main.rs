@@ -1,6 +1,7 @@
 mod cli;
 mod config;
 mod control_cli;
+mod daemon;
 mod manifest;
 mod process;
 mod queue_cli;

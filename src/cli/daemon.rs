@@ -1,0 +1,112 @@
+//! `coco daemon` (watch, converge, schedule, work) and `coco scheduler` (the scheduler alone).
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{GlobalArgs, context, output, worker};
+use crate::config::ConfigPaths;
+use crate::daemon::{self, DaemonSetup, Parts};
+use crate::process::guard::Guard;
+use crate::scheduler::{Scheduler, SchedulerSettings};
+
+/// Arguments of `coco daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Run no worker (another process or host runs the queue).
+    #[arg(long)]
+    pub no_worker: bool,
+    /// Run no scheduler (another daemon fires the schedules; running several is safe too).
+    #[arg(long)]
+    pub no_scheduler: bool,
+    /// Supervise no app servers.
+    #[arg(long)]
+    pub no_apps: bool,
+    /// Worker slots (default: worker.slots from local.yaml, else the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub slots: Option<u32>,
+    /// Name of this daemon's worker in the store (default: HOST-PID).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// Run the daemon until SIGINT/SIGTERM or `coco halt`.
+pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> {
+    let (config, _) = context::load_config(global)?;
+    let store = context::open_store(&config).await?;
+    let parts = Parts {
+        worker: !args.no_worker,
+        scheduler: !args.no_scheduler,
+        apps: !args.no_apps,
+    };
+    let mut settings = worker::settings(&config, args.slots);
+    // Kept until the daemon is done: dropping it lets the guard sweep what is left.
+    let guard = parts.worker.then(worker::start_guard).flatten();
+    settings.run.guard = guard.as_ref().map(Guard::handle);
+    let mut config_files = config.files.clone();
+    let overrides = global.overrides();
+    config_files.push(
+        overrides
+            .config_file
+            .clone()
+            .unwrap_or_else(|| ConfigPaths::from_env().user_file()),
+    );
+    config_files.sort();
+    config_files.dedup();
+    output::text(&format!(
+        "daemon: home {} on {} (stop with Ctrl-C)",
+        config.home.display(),
+        store.describe()
+    ));
+    let name = args.name.clone().unwrap_or_else(worker::default_name);
+    let stopped = daemon::run(
+        DaemonSetup {
+            config,
+            overrides,
+            config_files,
+            store,
+            parts,
+            worker_name: name,
+            worker: settings,
+        },
+        worker::shutdown_signal(),
+    )
+    .await?;
+    output::text(&format!(
+        "daemon stopped{}: {} convergence passes{}",
+        if stopped.halted { " (halted)" } else { "" },
+        stopped.passes,
+        stopped
+            .worker
+            .map(|w| format!(
+                "; worker: {} claimed, {} finished, {} handed back",
+                w.claimed, w.finished, w.handed_back
+            ))
+            .unwrap_or_default()
+    ));
+    drop(guard);
+    Ok(0)
+}
+
+/// `coco scheduler`: fire the store's schedules until SIGINT/SIGTERM.
+pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
+    let (config, _) = context::load_config(global)?;
+    let store = context::open_store(&config).await?;
+    output::text(&format!(
+        "scheduler on {} (stop with Ctrl-C)",
+        store.describe()
+    ));
+    let scheduler = Scheduler::new(
+        Arc::clone(&store),
+        SchedulerSettings {
+            state_dir: Some(config.state_dir.clone()),
+            ..SchedulerSettings::default()
+        },
+    );
+    let counts = scheduler.run(worker::shutdown_signal()).await;
+    output::text(&format!(
+        "scheduler stopped: {} enqueued, {} skipped while active, {} replaced, {} missed, {} fired elsewhere",
+        counts.enqueued, counts.forbidden, counts.replaced, counts.missed, counts.lost
+    ));
+    Ok(0)
+}

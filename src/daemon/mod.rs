@@ -1,0 +1,239 @@
+//! `coco daemon`: the process that makes "edit YAML and save" a deploy.
+//!
+//! One process per host runs, as tokio tasks:
+//!
+//! - the converger (this module's loop): a [`converge`] pass at start, then one per debounced
+//!   file change ([`watch`]): manifests, project folders created or deleted, local.yaml;
+//! - the [`Scheduler`], told to re-read the jobs after every pass that changed something;
+//! - a [`Worker`] (the queue's, with its process guard);
+//! - (the app supervisor comes with its own module.)
+//!
+//! Theory of operation: every part stops when the shared stop signal flips — on SIGINT or
+//! SIGTERM, on `coco halt` (read from the store every [`CONTROL_EVERY`], and seen by the
+//! worker itself), or when the worker ends for any reason. The worker then hands back or
+//! finishes its runs within its grace period. Nothing is kept only in memory: a daemon killed
+//! with SIGKILL is restarted and converges from the files and the store.
+//!
+//! A change of local.yaml is read again: a new `folder.home` is watched and converged at once;
+//! what cannot change under a running daemon (the store, the state folder, the worker's
+//! settings) is reported as needing a restart.
+
+pub mod converge;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch as signal;
+
+use crate::config::{Config, Overrides};
+use crate::scheduler::{Scheduler, SchedulerSettings};
+use crate::store::Store;
+use crate::worker::{Summary, Worker, WorkerSettings};
+
+/// How often the daemon reads `coco halt` from the store itself (the worker also does).
+pub const CONTROL_EVERY: Duration = Duration::from_secs(1);
+
+/// Which parts run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub worker: bool,
+    pub scheduler: bool,
+    pub apps: bool,
+}
+
+/// Everything a daemon needs.
+pub struct DaemonSetup {
+    pub config: Config,
+    /// The command-line overrides, to read local.yaml again as the daemon was started.
+    pub overrides: Overrides,
+    /// Files whose change re-reads the configuration (they need not exist).
+    pub config_files: Vec<PathBuf>,
+    pub store: Arc<dyn Store>,
+    pub parts: Parts,
+    /// The worker's name and settings (used if `parts.worker`).
+    pub worker_name: String,
+    pub worker: WorkerSettings,
+}
+
+/// Why the daemon stopped, and what its parts did.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    pub halted: bool,
+    pub passes: usize,
+    pub worker: Option<Summary>,
+}
+
+/// Run the daemon until `shutdown` completes or a halt says so.
+pub async fn run(
+    setup: DaemonSetup,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Stopped> {
+    let DaemonSetup {
+        mut config,
+        overrides,
+        config_files,
+        store,
+        parts,
+        worker_name,
+        worker: worker_settings,
+    } = setup;
+    let started = Utc::now();
+    let (stop_tx, stop_rx) = signal::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let mut watch = watch::Watch::new(&config.home, &config_files)?;
+    let mut outcome = Stopped::default();
+    pass(&config, store.as_ref(), &mut outcome).await;
+
+    let scheduler = parts.scheduler.then(|| {
+        Scheduler::new(
+            Arc::clone(&store),
+            SchedulerSettings {
+                state_dir: Some(config.state_dir.clone()),
+                ..SchedulerSettings::default()
+            },
+        )
+    });
+    let reload = scheduler.as_ref().map(Scheduler::reload);
+    let scheduler = scheduler.map(|scheduler| tokio::spawn(scheduler.run(stopped())));
+    let mut worker = parts.worker.then(|| {
+        let worker = Worker::new(worker_name.clone(), Arc::clone(&store), worker_settings);
+        tokio::spawn(worker.run(stopped()))
+    });
+    if parts.apps {
+        tracing::info!("app supervisor: not part of this version yet");
+    }
+    tracing::info!(
+        home = %config.home.display(),
+        store = %store.describe(),
+        worker = parts.worker,
+        scheduler = parts.scheduler,
+        "daemon started"
+    );
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut control = tokio::time::interval(CONTROL_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            summary = async { worker.as_mut().expect("guarded").await }, if worker.is_some() => {
+                worker = None;
+                match summary {
+                    Ok(summary) => {
+                        outcome.halted |= summary.halted;
+                        outcome.worker = Some(summary);
+                    }
+                    Err(error) => tracing::error!("the worker task failed: {error}"),
+                }
+                break;
+            }
+            _ = control.tick() => match store.control().await {
+                Ok(control) if control.halts(started) => {
+                    outcome.halted = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!("cannot read the halt switch: {error}"),
+            },
+            change = watch.next_change() => {
+                let Some(change) = change else {
+                    tracing::error!("the file watcher stopped; restart the daemon");
+                    break;
+                };
+                if change.config {
+                    reread_config(&mut config, &overrides, &mut watch);
+                }
+                if pass(&config, store.as_ref(), &mut outcome).await
+                    && let Some(reload) = &reload
+                {
+                    reload.notify_one();
+                }
+            }
+        }
+    }
+
+    tracing::info!(halted = outcome.halted, "daemon stopping");
+    let _ = stop_tx.send(true);
+    if let Some(worker) = worker {
+        match worker.await {
+            Ok(summary) => outcome.worker = Some(summary),
+            Err(error) => tracing::error!("the worker task failed: {error}"),
+        }
+    }
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
+    Ok(outcome)
+}
+
+/// One convergence pass, logged; true if it changed the store.
+async fn pass(config: &Config, store: &dyn Store, outcome: &mut Stopped) -> bool {
+    outcome.passes += 1;
+    let started = std::time::Instant::now();
+    match converge::converge(&config.home, store, Utc::now()).await {
+        Ok(pass) => {
+            for problem in &pass.problems {
+                tracing::error!("{problem}");
+            }
+            let took = started.elapsed();
+            if pass.changed() {
+                tracing::info!(?took, "applied: {}", converge::summary(&pass.plan));
+            } else {
+                tracing::debug!(?took, "no changes");
+            }
+            pass.changed()
+        }
+        Err(error) => {
+            tracing::error!("cannot converge: {error:#}");
+            false
+        }
+    }
+}
+
+/// Read the configuration again after local.yaml changed: take a new home at once, say what
+/// needs a restart. A configuration that does not load is reported and ignored.
+fn reread_config(config: &mut Config, overrides: &Overrides, watch: &mut watch::Watch) {
+    let fresh = match crate::config::load_from_process(overrides) {
+        Ok((fresh, _)) => fresh,
+        Err(error) => {
+            tracing::error!("configuration not reloaded: {error}");
+            return;
+        }
+    };
+    if fresh.home != config.home {
+        tracing::info!(
+            from = %config.home.display(),
+            to = %fresh.home.display(),
+            "folder.home changed: watching the new home"
+        );
+        watch.set_home(&fresh.home);
+        config.home = fresh.home.clone();
+    }
+    let mut restart = Vec::new();
+    if fresh.store != config.store {
+        restart.push("the store (DEFAULT.mongo_url / mongo_database)");
+    }
+    if fresh.state_dir != config.state_dir {
+        restart.push("folder.state");
+    }
+    if fresh.worker != config.worker {
+        restart.push("the worker settings");
+    }
+    if fresh.logging != config.logging {
+        restart.push("logging");
+    }
+    if !restart.is_empty() {
+        tracing::warn!(
+            "local.yaml changed {}: restart the daemon for it to take effect",
+            restart.join(", ")
+        );
+    }
+}

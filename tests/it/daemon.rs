@@ -1,0 +1,227 @@
+//! `coco daemon` and `coco scheduler` as real processes on a temporary home, on both stores:
+//! saved edits converge (truncate-and-write, rename, new and deleted projects), a typo
+//! changes nothing, schedules fire each instant once across two daemons, `concurrency`
+//! policies, and the life cycle (SIGTERM, `coco halt`).
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Sandbox, stderr};
+
+fn both(test: fn(&Sandbox)) {
+    test(&Sandbox::new());
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_daemon") {
+        test(&sandbox);
+    }
+}
+
+/// Wait (up to 20 s) until `coco plan` says the store matches the files.
+fn wait_converged(sandbox: &Sandbox, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let plan = sandbox.coco(&["plan"]);
+        if plan.status.code() == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never converged; plan says:\n{}{}",
+            String::from_utf8_lossy(&plan.stdout),
+            stderr(&plan)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn manifest(jobs: &[&str]) -> String {
+    let mut text = String::from("jobs:\n");
+    for job in jobs {
+        text.push_str(&format!("  {job}:\n    command: [\"true\"]\n"));
+    }
+    text
+}
+
+/// Is job `id` active in the store? (`coco enqueue` knows only applied, active jobs.)
+fn enqueue_works(sandbox: &Sandbox, job: &str) -> bool {
+    sandbox.coco(&["enqueue", job]).status.code() == Some(0)
+}
+
+#[test]
+fn saved_edits_converge_and_a_typo_changes_nothing() {
+    both(saved_edits_converge);
+}
+
+fn saved_edits_converge(sandbox: &Sandbox) {
+    sandbox.project("work", &manifest(&["a"]));
+    let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+    wait_converged(sandbox, "the start-up pass");
+
+    // Truncate and write in place.
+    let file = sandbox.home().join("work/coco.yaml");
+    std::fs::write(&file, manifest(&["a", "b"])).unwrap();
+    wait_converged(sandbox, "a write in place");
+    assert!(enqueue_works(sandbox, "work.b"));
+
+    // Save by rename, as vim and many editors do.
+    let temp = sandbox.home().join("work/.coco.yaml.tmp");
+    std::fs::write(&temp, manifest(&["a", "b", "c"])).unwrap();
+    std::fs::rename(&temp, &file).unwrap();
+    wait_converged(sandbox, "a save by rename");
+    assert!(enqueue_works(sandbox, "work.c"));
+
+    // A typo: reported with its position, the stored state kept.
+    std::fs::write(&file, "jobs:\n  a:\n    command: [\"true\"\n").unwrap();
+    daemon.wait_for_log("coco.yaml:");
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("work/coco.yaml:"))
+        .unwrap_or_else(|| panic!("no located error in:\n{log}"));
+    assert!(
+        line.split("coco.yaml:")
+            .nth(1)
+            .is_some_and(|rest| rest.split(':').take(2).all(|n| n.parse::<u32>().is_ok())),
+        "path:line:column: {line}"
+    );
+    assert!(
+        enqueue_works(sandbox, "work.a"),
+        "nothing was deactivated by the typo"
+    );
+
+    // A project created while the daemon runs, then the typo fixed.
+    sandbox.project("extra", &manifest(&["x"]));
+    std::fs::write(&file, manifest(&["a"])).unwrap();
+    wait_converged(sandbox, "a new project and a fix");
+    assert!(enqueue_works(sandbox, "extra.x"));
+    assert!(!enqueue_works(sandbox, "work.c"), "c left the manifest");
+
+    // A project folder deleted: its jobs become inactive.
+    std::fs::remove_dir_all(sandbox.home().join("extra")).unwrap();
+    wait_converged(sandbox, "a deleted project");
+    assert!(!enqueue_works(sandbox, "extra.x"));
+    drop(daemon);
+}
+
+const TICK: &str = "\
+jobs:
+  tick:
+    command: [\"true\"]
+    schedule: '* * * * * *'
+    concurrency: allow
+";
+
+/// The instants (ms) the runs of `job` were scheduled for, from their first history note.
+fn scheduled_instants(sandbox: &Sandbox, job: &str) -> Vec<String> {
+    let mut instants: Vec<String> = sandbox
+        .list_json(&[
+            "--project",
+            job.split('.').next().unwrap(),
+            "--limit",
+            "1000",
+        ])
+        .iter()
+        .filter(|run| run["job"] == job)
+        .map(|run| {
+            let detail = sandbox.run_json(run["id"].as_str().unwrap());
+            detail["history"][0]["note"]
+                .as_str()
+                .and_then(|note| note.strip_prefix("scheduled for "))
+                .unwrap_or_else(|| panic!("not a scheduled run: {detail:#}"))
+                .to_owned()
+        })
+        .collect();
+    instants.sort();
+    instants
+}
+
+#[test]
+fn two_daemons_fire_each_instant_once() {
+    both(two_daemons_fire_once);
+}
+
+fn two_daemons_fire_once(sandbox: &Sandbox) {
+    sandbox.project("clock", TICK);
+    sandbox.apply();
+    let first = sandbox.spawn(&["daemon", "--no-worker"]);
+    let second = sandbox.spawn(&["scheduler"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sandbox.list_json(&["--project", "clock"]).len() < 4 {
+        assert!(Instant::now() < deadline, "no fires:\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(first);
+    drop(second);
+    let instants = scheduled_instants(sandbox, "clock.tick");
+    let mut unique = instants.clone();
+    unique.dedup();
+    assert_eq!(unique, instants, "an instant fired twice");
+    let seconds: Vec<i64> = instants
+        .iter()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp())
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[1] - w[0] == 1),
+        "every second fired, none lost: {instants:?}"
+    );
+}
+
+fn policy(concurrency: &str) -> String {
+    format!(
+        "jobs:\n  busy:\n    command: [sleep, '30']\n    schedule: '* * * * * *'\n    concurrency: {concurrency}\n"
+    )
+}
+
+/// Without a worker every run stays pending, i.e. active.
+#[test]
+fn forbid_skips_fires_while_a_run_is_active() {
+    both(|sandbox| {
+        sandbox.project("p", &policy("forbid"));
+        sandbox.apply();
+        let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+        // Three seconds of fires: only the first is queued.
+        std::thread::sleep(Duration::from_millis(3200));
+        drop(daemon);
+        let runs = sandbox.list_json(&["--project", "p"]);
+        assert_eq!(runs.len(), 1, "{runs:#?}");
+        assert_eq!(runs[0]["state"], "pending");
+    });
+}
+
+#[test]
+fn replace_kills_the_active_run_for_the_new_one() {
+    both(|sandbox| {
+        sandbox.project("p", &policy("replace"));
+        sandbox.apply();
+        let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sandbox.list_json(&["--project", "p"]).len() < 3 {
+            assert!(Instant::now() < deadline, "no fires:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(daemon);
+        let runs = sandbox.list_json(&["--project", "p"]);
+        let pending = runs.iter().filter(|run| run["state"] == "pending").count();
+        let killed = runs.iter().filter(|run| run["state"] == "killed").count();
+        assert_eq!(pending, 1, "{runs:#?}");
+        assert_eq!(killed, runs.len() - 1, "{runs:#?}");
+    });
+}
+
+#[test]
+fn sigterm_and_halt_stop_the_daemon() {
+    both(|sandbox| {
+        sandbox.project("work", &manifest(&["a"]));
+        let mut daemon = sandbox.spawn(&["daemon", "--slots", "1"]);
+        wait_converged(sandbox, "start-up");
+        // SAFETY: kill(2) on the daemon we spawned, not yet reaped.
+        unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+
+        let mut daemon = sandbox.spawn(&["daemon", "--slots", "1"]);
+        daemon.wait_for_log("daemon: home");
+        std::thread::sleep(Duration::from_millis(100));
+        let halt = sandbox.coco(&["halt"]);
+        assert_eq!(halt.status.code(), Some(0), "{}", stderr(&halt));
+        assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+        assert!(daemon.log().contains("(halted)"), "{}", daemon.log());
+    });
+}
