@@ -7,7 +7,7 @@
 //!    guard, `coco __guard`, kills every process carrying its marker) within `EXIT_WAIT` —
 //!    before any new worker starts, so no run's work can run twice at once.
 //! 3. Start a second worker in this process through the library, with short zombie settings
-//!    (`coco worker` has no flags for them): heartbeat-less runs older than 1 s are taken back
+//!    (`coco worker` has no flags for them): heartbeat-less runs older than 3 s are taken back
 //!    (`failed`, reason `zombie`) and retried.
 //! 4. Every run must end `complete` at attempt 2, its history pending → running → failed →
 //!    running → complete, its second try by the new worker with a new pid.
@@ -261,13 +261,15 @@ fn alive_of(pids: &[u32]) -> (usize, usize) {
     (alive, pids.len())
 }
 
-/// A worker that takes back runs whose heartbeat is over a second old, checking 4× a second.
+/// A worker that takes back runs whose heartbeat is over 3 s old, checking 4× a second. (With
+/// 1 s, on FerretDB, one heartbeat round over 55 runs could take longer than that, and the
+/// rescuer took its own runs back as zombies.)
 fn rescuer_settings(slots: usize) -> WorkerSettings {
     WorkerSettings {
         slots,
         heartbeat_every: Duration::from_millis(200),
         zombie_every: Duration::from_millis(250),
-        zombie_after: Duration::from_secs(1),
+        zombie_after: Duration::from_secs(3),
         poll_min: Duration::from_millis(5),
         poll_max: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(1),

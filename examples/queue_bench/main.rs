@@ -103,8 +103,8 @@ struct Options {
     #[arg(long, default_value_t = 5)]
     crash_probe: usize,
     /// Crash: seconds each crash run sleeps (long enough for one worker to claim them all:
-    /// on FerretDB on 2 CPUs that takes over 2 s).
-    #[arg(long, default_value_t = 5)]
+    /// on FerretDB on 2 CPUs that can take 5 s).
+    #[arg(long, default_value_t = 10)]
     nap_secs: u32,
 }
 

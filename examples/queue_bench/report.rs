@@ -148,7 +148,7 @@ fn crash(out: &mut String, options: &Options, all: &[Results]) {
     let _ = writeln!(
         out,
         "Crash: a `coco worker` with {runs} × `sleep {nap}` (2 attempts) + {probe} probe runs \
-         `sh -c 'sleep {nap} & …; wait'` in flight is SIGKILLed; a worker with zombie_after 1 s \
+         `sh -c 'sleep {nap} & …; wait'` in flight is SIGKILLed; a worker with zombie_after 3 s \
          then takes them back. Times from the kill but the first.\n\n\
          | store | result | all in flight after | recorded job pids gone | last taken back | all complete | probe: grandchildren alive after the kill | … once taken back |\n\
          |---|---|---|---|---|---|---|---|",

@@ -225,3 +225,31 @@ fn sigterm_and_halt_stop_the_daemon() {
         assert!(daemon.log().contains("(halted)"), "{}", daemon.log());
     });
 }
+
+#[test]
+fn jobs_lists_schedules_and_latest_runs() {
+    let sandbox = Sandbox::new();
+    sandbox.project("clock", TICK);
+    sandbox.project("plain", &manifest(&["once"]));
+    sandbox.apply();
+    let id = sandbox.enqueue(&["plain.once"]);
+    let output = sandbox.coco(&["jobs", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:#?}");
+    let tick = &jobs[0];
+    assert_eq!(tick["job"], "clock.tick");
+    assert_eq!(tick["schedule"], "* * * * * *");
+    assert_eq!(tick["timezone"], "UTC");
+    assert!(tick["next_fire"].is_string(), "apply set the next fire");
+    let once = &jobs[1];
+    assert_eq!(
+        (&once["last_run"], &once["last_state"]),
+        (&serde_json::json!(id), &serde_json::json!("pending"))
+    );
+    let text = crate::support::stdout(&sandbox.coco(&["jobs"]));
+    assert!(
+        text.contains("clock.tick") && text.contains("in "),
+        "{text}"
+    );
+}
