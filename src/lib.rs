@@ -15,5 +15,6 @@ pub mod reconcile;
 pub mod redact;
 pub mod scheduler;
 pub mod store;
+pub mod supervisor;
 pub mod worker;
 pub mod yaml;

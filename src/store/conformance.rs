@@ -19,8 +19,8 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
 use super::{
-    AppRecord, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, MemberRecord, Paused,
-    ProjectRecord, RunFilter, RunRecord, StateChange, Store,
+    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
+    MemberRecord, Paused, ProjectRecord, RunFilter, RunRecord, StateChange, Store,
 };
 use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
@@ -50,6 +50,8 @@ macro_rules! conformance_cases {
             json_of_any_shape_round_trips,
             record_fire_once_per_key,
             record_fire_concurrent_single_winner,
+            app_owned_by_one_daemon_until_stale,
+            app_claim_concurrent_single_winner,
             run_round_trip,
             duplicate_enqueue_refused_while_blocking,
             concurrent_duplicate_enqueue_single_winner,
@@ -609,6 +611,115 @@ pub async fn record_fire_concurrent_single_winner(store: &dyn Store) {
             winners, 1,
             "round {round}: exactly one winner, got {results:?}"
         );
+    }
+}
+
+fn app_status(id: &str, owner: &str, heartbeat_ms: i64) -> AppStatus {
+    AppStatus {
+        id: id.to_string(),
+        owner: owner.to_string(),
+        host: "host-a".into(),
+        owner_pid: 42,
+        state: "healthy".into(),
+        hash: "hash-1".into(),
+        pid: Some(4711),
+        started: Some(at(heartbeat_ms - 5_000)),
+        restarts: 2,
+        health: Some("GET /: 200".into()),
+        healthy: Some(true),
+        checked: Some(at(heartbeat_ms - 1)),
+        heartbeat: at(heartbeat_ms),
+    }
+}
+
+/// The first claim of an app wins it; others are refused while its holder heartbeats, and
+/// take it over once the holder's heartbeat is older than they allow; only the holder
+/// releases it.
+pub async fn app_owned_by_one_daemon_until_stale(store: &dyn Store) {
+    let id = format!("{}.web", tag());
+    let mine = |status: &AppStatus| status.id == id;
+    let a = app_status(&id, "daemon-a", 1_700_000_010_000);
+    assert!(store.claim_app(&a, at(0)).await.expect("claim a"));
+    let b = app_status(&id, "daemon-b", 1_700_000_011_000);
+    assert!(
+        !store
+            .claim_app(&b, at(1_700_000_000_000))
+            .await
+            .expect("claim b"),
+        "a's heartbeat is fresh"
+    );
+    let a2 = AppStatus {
+        restarts: 3,
+        ..app_status(&id, "daemon-a", 1_700_000_012_000)
+    };
+    assert!(store.claim_app(&a2, at(0)).await.expect("a renews"));
+    let listed: Vec<AppStatus> = store
+        .list_app_status()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(mine)
+        .collect();
+    assert_eq!(listed, [a2.clone()]);
+    // b allows 1 s of silence; a's heartbeat is 3 s old.
+    let b2 = app_status(&id, "daemon-b", 1_700_000_015_000);
+    assert!(
+        store
+            .claim_app(&b2, at(1_700_000_014_000))
+            .await
+            .expect("b takes over")
+    );
+    assert!(
+        !store.claim_app(&a2, at(0)).await.expect("a is out"),
+        "a lost the app"
+    );
+    store
+        .release_app(&id, "daemon-a")
+        .await
+        .expect("a releases");
+    let listed: Vec<AppStatus> = store
+        .list_app_status()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(mine)
+        .collect();
+    assert_eq!(listed, [b2], "only the holder releases");
+    store
+        .release_app(&id, "daemon-b")
+        .await
+        .expect("b releases");
+    assert!(
+        !store
+            .list_app_status()
+            .await
+            .expect("list")
+            .iter()
+            .any(mine)
+    );
+}
+
+/// Of concurrent claims of a free app, exactly one wins.
+pub async fn app_claim_concurrent_single_winner(store: &dyn Store) {
+    for round in 0..5 {
+        let id = format!("{}.web", tag());
+        let claim = |owner: &'static str| {
+            let status = app_status(&id, owner, 1_700_000_000_000 + round);
+            async move { store.claim_app(&status, at(0)).await.expect("claim_app") }
+        };
+        let results = tokio::join!(
+            claim("d1"),
+            claim("d2"),
+            claim("d3"),
+            claim("d4"),
+            claim("d5"),
+            claim("d6")
+        );
+        let results = [
+            results.0, results.1, results.2, results.3, results.4, results.5,
+        ];
+        let winners = results.iter().filter(|won| **won).count();
+        assert_eq!(winners, 1, "round {round}: {results:?}");
     }
 }
 

@@ -28,8 +28,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::{
-    AppRecord, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, MemberRecord, Paused,
-    ProjectRecord, RunEnd, RunFilter, RunRecord, Store, StoreError, StoreResult,
+    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
+    MemberRecord, Paused, ProjectRecord, RunEnd, RunFilter, RunRecord, Store, StoreError,
+    StoreResult,
 };
 use crate::queue::state::RunState;
 
@@ -111,6 +112,12 @@ CREATE TABLE IF NOT EXISTS workers (
     doc       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workers_heartbeat ON workers (heartbeat);
+CREATE TABLE IF NOT EXISTS app_status (
+    id        TEXT PRIMARY KEY NOT NULL,
+    owner     TEXT NOT NULL,
+    heartbeat INTEGER NOT NULL,
+    doc       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log (
     id  TEXT PRIMARY KEY NOT NULL,
     at  INTEGER NOT NULL,
@@ -1057,6 +1064,74 @@ impl Store for EmbeddedStore {
                 })
             })
             .map(|member| member.map(MemberRecord::truncated_to_ms))
+            .collect()
+    }
+
+    async fn claim_app(
+        &self,
+        status: &AppStatus,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let status = status.clone().truncated_to_ms();
+        let doc = serde_json::to_string(&status).map_err(|e| StoreError::Invalid {
+            doing: "recording an app's status".into(),
+            message: e.to_string(),
+        })?;
+        self.run("claiming an app", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let holder: Option<(String, i64)> = tx
+                .prepare_cached("SELECT owner, heartbeat FROM app_status WHERE id = ?1")?
+                .query_row([&status.id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let free = match holder {
+                None => true,
+                Some((owner, heartbeat)) => {
+                    owner == status.owner || heartbeat < to_ms(stale_before)
+                }
+            };
+            if free {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO app_status (id, owner, heartbeat, doc)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    status.id,
+                    status.owner,
+                    to_ms(status.heartbeat),
+                    doc
+                ])?;
+                tx.commit()?;
+            }
+            Ok(free)
+        })
+        .await
+    }
+
+    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()> {
+        let (id, owner) = (id.to_string(), owner.to_string());
+        self.run("releasing an app", move |conn| {
+            conn.prepare_cached("DELETE FROM app_status WHERE id = ?1 AND owner = ?2")?
+                .execute([id, owner])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_app_status(&self) -> StoreResult<Vec<AppStatus>> {
+        let docs = self
+            .run("listing app statuses", |conn| {
+                conn.prepare_cached("SELECT doc FROM app_status ORDER BY id")?
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                serde_json::from_str::<AppStatus>(doc).map_err(|e| StoreError::Corrupt {
+                    what: "app_status".into(),
+                    message: e.to_string(),
+                })
+            })
             .collect()
     }
 

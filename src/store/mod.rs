@@ -40,7 +40,17 @@ use crate::queue::state::{self, Outcome, RunState};
 
 /// Names of every collection (MongoDB) / table (SQLite) coco keeps.
 pub const COLLECTIONS: &[&str] = &[
-    "projects", "jobs", "apps", "queue", "workers", "log", "locks", "fires", "outputs", "control",
+    "projects",
+    "jobs",
+    "apps",
+    "app_status",
+    "queue",
+    "workers",
+    "log",
+    "locks",
+    "fires",
+    "outputs",
+    "control",
 ];
 
 /// The applied manifest of one project.
@@ -397,6 +407,46 @@ impl Control {
     }
 }
 
+/// What the daemon supervising an app reports about it (`coco apps`); the record also says
+/// which daemon owns the app, so that two daemons never both run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppStatus {
+    /// `project.app`.
+    pub id: String,
+    /// The daemon supervising it (its name).
+    pub owner: String,
+    /// The owner's host and pid there.
+    pub host: String,
+    pub owner_pid: u32,
+    /// `starting`, `healthy`, `unhealthy`, `backoff`, `exited` or `stopped`.
+    pub state: String,
+    /// The definition hash the process was started from.
+    pub hash: String,
+    pub pid: Option<u32>,
+    /// When the current process started.
+    pub started: Option<DateTime<Utc>>,
+    /// Restarts since the owner took the app.
+    pub restarts: u32,
+    /// The latest health check: what it said, whether it passed, when.
+    pub health: Option<String>,
+    pub healthy: Option<bool>,
+    pub checked: Option<DateTime<Utc>>,
+    /// The owner's latest sign of life.
+    pub heartbeat: DateTime<Utc>,
+}
+
+impl AppStatus {
+    /// Timestamps cut to whole milliseconds, as the stores keep them.
+    pub fn truncated_to_ms(mut self) -> AppStatus {
+        let ms =
+            |t: DateTime<Utc>| DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t);
+        self.started = self.started.map(ms);
+        self.checked = self.checked.map(ms);
+        self.heartbeat = ms(self.heartbeat);
+        self
+    }
+}
+
 /// One live coco process that works on the store (`coco alive`): a worker or a daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -527,6 +577,18 @@ pub trait Store: Send + Sync {
         last_fire: Option<DateTime<Utc>>,
         next_fire: Option<DateTime<Utc>>,
     ) -> StoreResult<bool>;
+
+    /// Write `status` if its owner holds the app already, or nobody does, or the holder's
+    /// heartbeat is older than `stale_before` (it is taken over). True if written: the caller
+    /// owns the app. Of concurrent claims of a free app exactly one wins.
+    async fn claim_app(&self, status: &AppStatus, stale_before: DateTime<Utc>)
+    -> StoreResult<bool>;
+
+    /// Forget app `id`'s status if `owner` holds it (the app was stopped or removed).
+    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()>;
+
+    /// Every app status, by id.
+    async fn list_app_status(&self) -> StoreResult<Vec<AppStatus>>;
 
     /// Record that `job` fired for `instant`. Returns true for the first caller only, across
     /// every process and host sharing the store (a unique key on `(job, instant)`).

@@ -52,7 +52,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
-    AppRecord, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
+    AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
     MemberRecord, Paused, ProjectRecord, RunEnd, RunFilter, RunRecord, StateChange, Store,
     StoreError, StoreResult,
 };
@@ -1409,6 +1409,90 @@ impl Store for MongoStore {
             "recording a halt",
         )
         .await
+    }
+
+    async fn claim_app(
+        &self,
+        status: &AppStatus,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let doing = "claiming an app";
+        let status = status.clone().truncated_to_ms();
+        let json = serde_json::to_string(&status).map_err(|e| StoreError::Invalid {
+            doing: doing.into(),
+            message: e.to_string(),
+        })?;
+        let record = doc! {
+            "_id": &status.id,
+            "owner": &status.owner,
+            "heartbeat": time(status.heartbeat),
+            "status_json": json,
+        };
+        let coll = self.collection("app_status");
+        // Single-document updates may not be atomic (FerretDB): a free app is won by an
+        // insert, a stale holder is removed by a delete that names its heartbeat (one
+        // deleter succeeds), and only the holder replaces its own record.
+        for _ in 0..2 {
+            match coll.insert_one(record.clone()).await {
+                Ok(_) => return Ok(true),
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(self.err(doing)(e)),
+            }
+            let Some(current) = coll
+                .find_one(doc! { "_id": &status.id })
+                .await
+                .map_err(self.err(doing))?
+            else {
+                continue; // released meanwhile: try the insert again
+            };
+            let owner = current.get_str("owner").unwrap_or_default().to_owned();
+            if owner == status.owner {
+                let replaced = coll
+                    .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
+                    .await
+                    .map_err(self.err(doing))?;
+                return Ok(replaced.matched_count == 1);
+            }
+            let heartbeat = current.get_datetime("heartbeat").map(|t| t.to_chrono());
+            match heartbeat {
+                Ok(heartbeat) if heartbeat < stale_before => {
+                    let removed = coll
+                        .delete_one(doc! {
+                            "_id": &status.id, "owner": &owner, "heartbeat": time(heartbeat),
+                        })
+                        .await
+                        .map_err(self.err(doing))?;
+                    if removed.deleted_count != 1 {
+                        return Ok(false);
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()> {
+        self.collection("app_status")
+            .delete_one(doc! { "_id": id, "owner": owner })
+            .await
+            .map(|_| ())
+            .map_err(self.err("releasing an app"))
+    }
+
+    async fn list_app_status(&self) -> StoreResult<Vec<AppStatus>> {
+        let doing = "listing app statuses";
+        let docs = self
+            .find_all("app_status", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let json = doc
+                    .get_str("status_json")
+                    .map_err(|e| corrupt("app status", e))?;
+                serde_json::from_str::<AppStatus>(json).map_err(|e| corrupt("app status", e))
+            })
+            .collect()
     }
 
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
