@@ -660,7 +660,7 @@ pub async fn app_owned_by_one_daemon_until_stale(store: &dyn Store) {
         .into_iter()
         .filter(mine)
         .collect();
-    assert_eq!(listed, [a2.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&a2));
     // b allows 1 s of silence; a's heartbeat is 3 s old.
     let b2 = app_status(&id, "daemon-b", 1_700_000_015_000);
     assert!(
