@@ -39,10 +39,11 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         scheduler: !args.no_scheduler,
         apps: !args.no_apps,
     };
-    let mut settings = worker::settings(&config, args.slots);
+    let settings = worker::settings(&config, args.slots);
     // Kept until the daemon is done: dropping it lets the guard sweep what is left.
-    let guard = parts.worker.then(worker::start_guard).flatten();
-    settings.run.guard = guard.as_ref().map(Guard::handle);
+    let guard = (parts.worker || parts.apps)
+        .then(worker::start_guard)
+        .flatten();
     let mut config_files = config.files.clone();
     let overrides = global.overrides();
     config_files.push(
@@ -66,8 +67,9 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
             config_files,
             store,
             parts,
-            worker_name: name,
+            name,
             worker: settings,
+            guard: guard.as_ref().map(Guard::handle),
         },
         worker::shutdown_signal(),
     )

@@ -1,5 +1,6 @@
 //! `coco logs ID [--follow]`: the output kept of a run's latest try, each line as
-//! `HH:MM:SS.mmm out|err|log TEXT` (UTC).
+//! `HH:MM:SS.mmm out|err|log TEXT` (UTC). `coco logs PROJECT.APP [--follow]`: the same for an
+//! app server (its tail across restarts; `--follow` until Ctrl-C).
 //!
 //! `--follow` prints new lines as the worker stores them (about every second) until the run
 //! is no longer pending or running, then a line saying how it ended. The kept output is a
@@ -19,10 +20,11 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Id of the run.
+    /// Id of the run, or `project.app` for an app server.
     #[arg(value_name = "ID")]
     pub id: String,
-    /// Keep printing new output until the run is no longer pending or running.
+    /// Keep printing new output until the run is no longer pending or running (an app's:
+    /// until Ctrl-C).
     #[arg(long, short = 'f')]
     pub follow: bool,
 }
@@ -30,6 +32,9 @@ pub struct LogsArgs {
 pub async fn run(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store(&config).await?;
+    if args.id.contains('.') && store.get_app(&args.id).await?.is_some() {
+        return app_logs(store.as_ref(), &args.id, args.follow).await;
+    }
     let Some(run) = context::find_run(store.as_ref(), &args.id).await? else {
         return Ok(1);
     };
@@ -41,6 +46,27 @@ pub async fn run(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     follow(store.as_ref(), run).await
+}
+
+/// The output kept of app `id` (stored under `app:<id>` by the daemon running it).
+async fn app_logs(store: &dyn Store, id: &str, follow: bool) -> anyhow::Result<i32> {
+    let key = format!("app:{id}");
+    if !follow {
+        match store.get_output(&key).await? {
+            Some(text) if !text.is_empty() => output::text(&text),
+            _ => output::text_stderr(&format!("(no output kept for app {id} yet)")),
+        }
+        return Ok(0);
+    }
+    let mut follower = Follower::default();
+    loop {
+        let text = store.get_output(&key).await?.unwrap_or_default();
+        let lines = follower.new_lines(0, &text);
+        if !lines.is_empty() {
+            output::text(&lines.join("\n"));
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
 }
 
 async fn follow(store: &dyn Store, mut run: RunRecord) -> anyhow::Result<i32> {

@@ -3,6 +3,7 @@
 
 pub mod alive;
 pub mod apply;
+pub mod apps;
 pub mod args;
 pub mod config;
 pub mod context;
@@ -138,8 +139,8 @@ pub enum Command {
     Mode(JsonFlag),
     /// Applied jobs with schedule, time zone, last and next fire, and their latest run.
     Jobs(jobs::JobsArgs),
-    /// App servers with state, pid, uptime, restarts.
-    Apps(not_yet::Rest),
+    /// App servers with state, host, pid, uptime, restarts and latest health check.
+    Apps(apps::AppsArgs),
     /// One screen: daemons, apps, schedules, queue, manifest errors.
     Status(not_yet::Rest),
     /// Records of the log collection.
@@ -198,9 +199,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Resume(args) => pause::run(&global, &args, false).await,
         Command::Mode(flags) => pause::mode(&global, flags).await,
         Command::Jobs(args) => jobs::run(&global, &args).await,
-        Command::Apps(_) | Command::Status(_) | Command::Log(_) => {
-            not_yet::run("the daemon's views", 4)
-        }
+        Command::Apps(args) => apps::run(&global, &args).await,
+        Command::Status(_) | Command::Log(_) => not_yet::run("the daemon's views", 4),
         Command::Init(_)
         | Command::Build(_)
         | Command::Release(_)

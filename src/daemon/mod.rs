@@ -6,7 +6,7 @@
 //!   file change ([`watch`]): manifests, project folders created or deleted, local.yaml;
 //! - the [`Scheduler`], told to re-read the jobs after every pass that changed something;
 //! - a [`Worker`] (the queue's, with its process guard);
-//! - (the app supervisor comes with its own module.)
+//! - the app [`Supervisor`], told to look at the apps after every pass that changed something.
 //!
 //! Theory of operation: every part stops when the shared stop signal flips — on SIGINT or
 //! SIGTERM, on `coco halt` (read from the store every [`CONTROL_EVERY`], and seen by the
@@ -29,8 +29,10 @@ use chrono::Utc;
 use tokio::sync::watch as signal;
 
 use crate::config::{Config, Overrides};
+use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::Store;
+use crate::supervisor::{Supervisor, app};
 use crate::worker::{Summary, Worker, WorkerSettings};
 
 /// How often the daemon reads `coco halt` from the store itself (the worker also does).
@@ -53,9 +55,12 @@ pub struct DaemonSetup {
     pub config_files: Vec<PathBuf>,
     pub store: Arc<dyn Store>,
     pub parts: Parts,
-    /// The worker's name and settings (used if `parts.worker`).
-    pub worker_name: String,
+    /// The daemon's name (its worker's, and the owner of its apps) and the worker's settings
+    /// (used if `parts.worker`).
+    pub name: String,
     pub worker: WorkerSettings,
+    /// The process guard of the jobs and apps this daemon starts.
+    pub guard: Option<guard::Handle>,
 }
 
 /// Why the daemon stopped, and what its parts did.
@@ -77,9 +82,11 @@ pub async fn run(
         config_files,
         store,
         parts,
-        worker_name,
-        worker: worker_settings,
+        name,
+        worker: mut worker_settings,
+        guard,
     } = setup;
+    worker_settings.run.guard = guard.clone();
     let started = Utc::now();
     let (stop_tx, stop_rx) = signal::channel(false);
     let stopped = move || {
@@ -104,18 +111,35 @@ pub async fn run(
     });
     let reload = scheduler.as_ref().map(Scheduler::reload);
     let scheduler = scheduler.map(|scheduler| tokio::spawn(scheduler.run(stopped())));
+    let tail_bytes = worker_settings.run.tail_bytes;
     let mut worker = parts.worker.then(|| {
-        let worker = Worker::new(worker_name.clone(), Arc::clone(&store), worker_settings);
+        let worker = Worker::new(name.clone(), Arc::clone(&store), worker_settings);
         tokio::spawn(worker.run(stopped()))
     });
-    if parts.apps {
-        tracing::info!("app supervisor: not part of this version yet");
-    }
+    let supervisor = parts.apps.then(|| {
+        Supervisor::new(
+            Arc::clone(&store),
+            app::Settings {
+                owner: name.clone(),
+                host: crate::worker::host_name(),
+                owner_pid: std::process::id(),
+                status_every: Duration::from_secs(1),
+                stale_after: Duration::from_secs(10),
+                grace: Duration::from_secs(5),
+                output_every: Duration::from_secs(1),
+                tail_bytes,
+                guard,
+            },
+        )
+    });
+    let apps_reload = supervisor.as_ref().map(Supervisor::reload);
+    let supervisor = supervisor.map(|supervisor| tokio::spawn(supervisor.run(stopped())));
     tracing::info!(
         home = %config.home.display(),
         store = %store.describe(),
         worker = parts.worker,
         scheduler = parts.scheduler,
+        apps = parts.apps,
         "daemon started"
     );
 
@@ -151,10 +175,10 @@ pub async fn run(
                 if change.config {
                     reread_config(&mut config, &overrides, &mut watch);
                 }
-                if pass(&config, store.as_ref(), &mut outcome).await
-                    && let Some(reload) = &reload
-                {
-                    reload.notify_one();
+                if pass(&config, store.as_ref(), &mut outcome).await {
+                    for reload in reload.iter().chain(apps_reload.iter()) {
+                        reload.notify_one();
+                    }
                 }
             }
         }
@@ -170,6 +194,9 @@ pub async fn run(
     }
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
+    }
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
     }
     Ok(outcome)
 }

@@ -130,14 +130,7 @@ pub fn build_spec(project: &Project, job: &Job, run: &RunRecord) -> Result<Spec,
         });
     }
 
-    let mut spec = Spec::new(argv, resolve(&project.dir, &project.environment.workdir));
-    spec.path_prepend = project
-        .environment
-        .path
-        .iter()
-        .map(|entry| resolve(&project.dir, entry))
-        .collect();
-    spec.env.extend(project.environment.env.clone());
+    let mut spec = project_spec(project, argv);
     spec.env.extend(job.env.clone());
     spec = spec
         .env("COCO_RUN_ID", &run.id)
@@ -149,6 +142,20 @@ pub fn build_spec(project: &Project, job: &Job, run: &RunRecord) -> Result<Spec,
         spec = spec.env("COCO_PARENT_RUN", parent);
     }
     Ok(spec)
+}
+
+/// `argv` in `project`'s environment: its working directory, PATH entries and variables (the
+/// part every job run and app process of the project shares).
+pub fn project_spec(project: &Project, argv: Vec<String>) -> Spec {
+    let mut spec = Spec::new(argv, resolve(&project.dir, &project.environment.workdir));
+    spec.path_prepend = project
+        .environment
+        .path
+        .iter()
+        .map(|entry| resolve(&project.dir, entry))
+        .collect();
+    spec.env.extend(project.environment.env.clone());
+    spec
 }
 
 /// `entry` relative to `dir` (an absolute entry stays; an empty one is `dir`).

@@ -1,0 +1,407 @@
+//! One supervised app: a task that owns the app's process from start to stop.
+//!
+//! Theory of operation: the task starts the process ([`Plan::spec`], in its project's
+//! environment), captures its output into a tail stored as `app:<id>` (`coco logs APP`),
+//! checks its health every `interval` (every [`STARTING_CHECK`] until it first passes), and
+//! writes its [`AppStatus`] every `status_every` — which also renews the daemon's hold on the
+//! app ([`Store::claim_app`]); a refused write means another daemon took the app over, and the
+//! process is stopped. A process that ends is started again as the restart policy says, after
+//! the [`backoff`] delay; [`UNHEALTHY_RESTART`] failed checks in a row after it was healthy
+//! restart it too. A new [`Plan`] (definition or project environment changed) replaces the
+//! process: without a port, the new one is started first and the old one stopped once the new
+//! one runs; with a port (which two processes cannot share) the old one is stopped first.
+//! [`Order::Stop`] stops the process (SIGTERM, grace, SIGKILL to its group) and releases the
+//! app in the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{backoff, health};
+use crate::manifest::App;
+use crate::process::{self, Child, Event, LineKind, Stream, TailBuffer, guard};
+use crate::store::{AppStatus, Store};
+use crate::worker::run::tail_line;
+
+/// Health checks this often until the first one passes.
+pub const STARTING_CHECK: Duration = Duration::from_millis(100);
+
+/// Failed checks in a row that restart an app that was healthy.
+pub const UNHEALTHY_RESTART: u32 = 3;
+
+/// What to run for an app, and the hash that says when it changed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `project.app`.
+    pub id: String,
+    pub app: App,
+    pub spec: process::Spec,
+    /// Of the definition and the project environment.
+    pub hash: String,
+}
+
+/// What the supervisor tells an app's task.
+#[derive(Debug)]
+pub enum Order {
+    /// Run this plan (replacing the process if the hash differs).
+    Run(Box<Plan>),
+    /// Stop the process and release the app.
+    Stop,
+}
+
+/// Who supervises, and how.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The daemon's name, host and pid (the app's owner in the store).
+    pub owner: String,
+    pub host: String,
+    pub owner_pid: u32,
+    /// How often the status is written (and the hold renewed).
+    pub status_every: Duration,
+    /// A holder silent for this long may be taken over.
+    pub stale_after: Duration,
+    /// After SIGTERM, how long the group has before SIGKILL.
+    pub grace: Duration,
+    /// How often captured output is stored.
+    pub output_every: Duration,
+    pub tail_bytes: usize,
+    pub guard: Option<guard::Handle>,
+}
+
+/// The running process of an app.
+struct Running {
+    child: Child,
+    _capture: process::Capture,
+    started: DateTime<Utc>,
+    since: Instant,
+}
+
+/// The app's task state.
+struct Supervised {
+    store: Arc<dyn Store>,
+    settings: Arc<Settings>,
+    plan: Plan,
+    running: Option<Running>,
+    state: &'static str,
+    restarts: u32,
+    in_a_row: u32,
+    restart_at: Option<Instant>,
+    health: Option<String>,
+    healthy: Option<bool>,
+    checked: Option<DateTime<Utc>>,
+    ever_healthy: bool,
+    failed_checks: u32,
+    tail: TailBuffer,
+    output_dirty: bool,
+    events: mpsc::Sender<Event>,
+}
+
+/// Supervise `plan` until [`Order::Stop`], the orders' sender is dropped, or another daemon
+/// takes the app over.
+pub async fn supervise(
+    store: Arc<dyn Store>,
+    settings: Arc<Settings>,
+    plan: Plan,
+    mut orders: mpsc::Receiver<Order>,
+) {
+    let (events, mut output) = mpsc::channel::<Event>(256);
+    let tail = TailBuffer::new(settings.tail_bytes);
+    let mut app = Supervised {
+        store,
+        settings: Arc::clone(&settings),
+        plan,
+        running: None,
+        state: "starting",
+        restarts: 0,
+        in_a_row: 0,
+        restart_at: None,
+        health: None,
+        healthy: None,
+        checked: None,
+        ever_healthy: false,
+        failed_checks: 0,
+        tail,
+        output_dirty: false,
+        events,
+    };
+    app.start().await;
+    let mut status_tick = tokio::time::interval(settings.status_every);
+    let mut output_tick = tokio::time::interval(settings.output_every);
+    let mut next_check = Instant::now() + STARTING_CHECK;
+    loop {
+        let restart_at = app.restart_at;
+        let checking = app.running.is_some() && app.health_check().is_some();
+        tokio::select! {
+            order = orders.recv() => match order {
+                Some(Order::Run(plan)) => {
+                    if plan.hash != app.plan.hash {
+                        app.replace(*plan).await;
+                        next_check = Instant::now() + STARTING_CHECK;
+                    }
+                }
+                Some(Order::Stop) | None => {
+                    app.stop().await;
+                    break;
+                }
+            },
+            exit = async { app.running.as_mut().expect("checked").child.wait().await }, if app.running.is_some() => {
+                app.ended(exit.ok()).await;
+            }
+            () = async { tokio::time::sleep_until(restart_at.expect("checked")).await }, if restart_at.is_some() => {
+                app.restart_at = None;
+                app.restarts += 1;
+                app.start().await;
+                next_check = Instant::now() + STARTING_CHECK;
+            }
+            () = tokio::time::sleep_until(next_check), if checking => {
+                if app.check().await {
+                    // A failing app that was healthy is restarted.
+                    app.restart_unhealthy().await;
+                }
+                next_check = Instant::now() + app.check_interval();
+            }
+            Some(event) = output.recv() => app.output(event),
+            _ = output_tick.tick() => app.store_output().await,
+            _ = status_tick.tick() => {
+                if !app.report().await {
+                    tracing::warn!(app = %app.plan.id, "another daemon took the app over: stopping it here");
+                    app.terminate().await;
+                    break;
+                }
+            }
+        }
+    }
+    app.store_output().await;
+}
+
+impl Supervised {
+    fn health_check(&self) -> Option<(&crate::manifest::Health, u16)> {
+        Some((self.plan.app.health.as_ref()?, self.plan.app.port?))
+    }
+
+    fn check_interval(&self) -> Duration {
+        match self.health_check() {
+            Some((health, _)) if self.healthy == Some(true) => health.interval.0,
+            _ => STARTING_CHECK,
+        }
+    }
+
+    /// Start the plan's process; on failure, retry after the backoff.
+    async fn start(&mut self) {
+        let mut spec = self.plan.spec.clone();
+        if let Some(guard) = &self.settings.guard {
+            spec.containment = guard.containment();
+        }
+        match process::spawn(&spec) {
+            Ok(mut child) => {
+                let capture = child.capture(self.events.clone());
+                tracing::info!(app = %self.plan.id, pid = child.pid(), "app started");
+                self.running = Some(Running {
+                    child,
+                    _capture: capture,
+                    started: Utc::now(),
+                    since: Instant::now(),
+                });
+                self.state = if self.health_check().is_some() {
+                    "starting"
+                } else {
+                    "running"
+                };
+                self.healthy = None;
+                self.failed_checks = 0;
+                self.ever_healthy = false;
+            }
+            Err(error) => {
+                tracing::error!(app = %self.plan.id, "cannot start: {error}");
+                self.push_line("log", &format!("ERROR cannot start: {error}"));
+                self.schedule_restart(Duration::ZERO, false);
+            }
+        }
+        self.report().await;
+    }
+
+    /// The process ended by itself.
+    async fn ended(&mut self, exit: Option<process::Exit>) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        let uptime = running.since.elapsed();
+        let success = exit.is_some_and(|exit| exit.success());
+        let text = exit.map_or("ended".to_owned(), |exit| exit.to_string());
+        tracing::warn!(app = %self.plan.id, uptime = ?uptime, "app exited: {text}");
+        self.push_line("log", &format!("WARNING exited: {text}"));
+        self.schedule_restart(uptime, success);
+        self.report().await;
+    }
+
+    /// Restart as the policy says (after the backoff), or mark the app exited.
+    fn schedule_restart(&mut self, uptime: Duration, success: bool) {
+        if backoff::restarts(self.plan.app.restart, success) {
+            self.in_a_row = backoff::in_a_row(self.in_a_row, uptime);
+            let delay = backoff::delay(self.in_a_row);
+            self.restart_at = Some(Instant::now() + delay);
+            self.state = "backoff";
+        } else {
+            self.restart_at = None;
+            self.state = "exited";
+        }
+    }
+
+    /// One health check; true if the app should be restarted for failing.
+    async fn check(&mut self) -> bool {
+        let Some((health, port)) = self.health_check() else {
+            return false;
+        };
+        let (check, timeout) = (health.check.clone(), health.timeout.0);
+        let result = health::check(&check, port, timeout).await;
+        self.checked = Some(Utc::now());
+        match result {
+            Ok(text) => {
+                if self.healthy != Some(true) {
+                    tracing::info!(app = %self.plan.id, "app healthy: {text}");
+                }
+                self.health = Some(text);
+                self.healthy = Some(true);
+                self.ever_healthy = true;
+                self.failed_checks = 0;
+                self.state = "healthy";
+                false
+            }
+            Err(text) => {
+                self.health = Some(text);
+                self.healthy = Some(false);
+                if self.ever_healthy {
+                    self.failed_checks += 1;
+                    self.state = "unhealthy";
+                }
+                self.failed_checks >= UNHEALTHY_RESTART
+            }
+        }
+    }
+
+    async fn restart_unhealthy(&mut self) {
+        tracing::warn!(
+            app = %self.plan.id,
+            "{} health checks failed in a row: restarting", UNHEALTHY_RESTART
+        );
+        self.push_line("log", "WARNING unhealthy: restarting");
+        self.terminate().await;
+        self.schedule_restart(Duration::ZERO, false);
+        self.report().await;
+    }
+
+    /// Replace the process with one of `plan`.
+    async fn replace(&mut self, plan: Plan) {
+        tracing::info!(app = %plan.id, "definition changed: restarting the app");
+        let shares_port = plan.app.port.is_some() || self.plan.app.port.is_some();
+        self.plan = plan;
+        self.restart_at = None;
+        self.in_a_row = 0;
+        if shares_port {
+            self.terminate().await;
+            self.restarts += 1;
+            self.start().await;
+        } else {
+            let old = self.running.take();
+            self.restarts += 1;
+            self.start().await;
+            if let Some(mut old) = old {
+                let _ = old.child.terminate_group(self.settings.grace).await;
+            }
+        }
+    }
+
+    /// Stop the process, if any (SIGTERM, grace, SIGKILL).
+    async fn terminate(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            match running.child.terminate_group(self.settings.grace).await {
+                Ok(done) => {
+                    tracing::info!(app = %self.plan.id, forced = done.forced, "app stopped")
+                }
+                Err(error) => tracing::warn!(app = %self.plan.id, "stopping: {error}"),
+            }
+        }
+    }
+
+    /// Stop for good and release the app.
+    async fn stop(&mut self) {
+        self.terminate().await;
+        self.state = "stopped";
+        if let Err(error) = self
+            .store
+            .release_app(&self.plan.id, &self.settings.owner)
+            .await
+        {
+            tracing::warn!(app = %self.plan.id, "cannot release: {error}");
+        }
+    }
+
+    fn output(&mut self, event: Event) {
+        let (tag, text) = match event.kind {
+            LineKind::Output(line) => (
+                match event.stream {
+                    Stream::Stdout => "out",
+                    Stream::Stderr => "err",
+                },
+                line,
+            ),
+            LineKind::Log { level, message } => ("log", format!("{level} {message}")),
+            LineKind::Progress { fraction, message } => (
+                "log",
+                format!("progress {fraction} {}", message.unwrap_or_default()),
+            ),
+        };
+        self.tail.push(&tail_line(event.at, tag, &text));
+        self.output_dirty = true;
+    }
+
+    fn push_line(&mut self, tag: &str, text: &str) {
+        self.tail.push(&tail_line(Utc::now(), tag, text));
+        self.output_dirty = true;
+    }
+
+    async fn store_output(&mut self) {
+        if !self.output_dirty {
+            return;
+        }
+        self.output_dirty = false;
+        let key = format!("app:{}", self.plan.id);
+        if let Err(error) = self.store.put_output(&key, &self.tail.text()).await {
+            tracing::warn!(app = %self.plan.id, "cannot store output: {error}");
+        }
+    }
+
+    /// Write the status (renewing the hold); false if another daemon holds the app.
+    async fn report(&mut self) -> bool {
+        let now = Utc::now();
+        let status = AppStatus {
+            id: self.plan.id.clone(),
+            owner: self.settings.owner.clone(),
+            host: self.settings.host.clone(),
+            owner_pid: self.settings.owner_pid,
+            state: self.state.to_owned(),
+            hash: self.plan.hash.clone(),
+            pid: self.running.as_ref().map(|r| r.child.pid()),
+            started: self.running.as_ref().map(|r| r.started),
+            restarts: self.restarts,
+            health: self.health.clone(),
+            healthy: self.healthy,
+            checked: self.checked,
+            heartbeat: now,
+        };
+        let stale_before = now
+            - chrono::TimeDelta::from_std(self.settings.stale_after)
+                .unwrap_or(chrono::TimeDelta::MAX);
+        match self.store.claim_app(&status, stale_before).await {
+            Ok(held) => held,
+            Err(error) => {
+                // The store is away: keep running, try again at the next tick.
+                tracing::warn!(app = %self.plan.id, "cannot record the app's status: {error}");
+                true
+            }
+        }
+    }
+}
