@@ -22,6 +22,7 @@ pub mod plan;
 pub mod restart;
 pub mod run;
 pub mod schema;
+pub mod status;
 pub mod validate;
 pub mod wait;
 pub mod worker;
@@ -142,7 +143,7 @@ pub enum Command {
     /// App servers with state, host, pid, uptime, restarts and latest health check.
     Apps(apps::AppsArgs),
     /// One screen: daemons, apps, schedules, queue, manifest errors.
-    Status(not_yet::Rest),
+    Status(JsonFlag),
     /// Records of the log collection.
     Log(not_yet::Rest),
     /// Create a project from a template.
@@ -200,7 +201,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Mode(flags) => pause::mode(&global, flags).await,
         Command::Jobs(args) => jobs::run(&global, &args).await,
         Command::Apps(args) => apps::run(&global, &args).await,
-        Command::Status(_) | Command::Log(_) => not_yet::run("the daemon's views", 4),
+        Command::Status(flags) => status::run(&global, flags).await,
+        Command::Log(_) => not_yet::run("the daemon's views", 4),
         Command::Init(_)
         | Command::Build(_)
         | Command::Release(_)

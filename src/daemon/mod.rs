@@ -31,7 +31,7 @@ use tokio::sync::watch as signal;
 use crate::config::{Config, Overrides};
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
-use crate::store::Store;
+use crate::store::{MemberRecord, Problems, Store};
 use crate::supervisor::{Supervisor, app};
 use crate::worker::{Summary, Worker, WorkerSettings};
 
@@ -87,6 +87,7 @@ pub async fn run(
         guard,
     } = setup;
     worker_settings.run.guard = guard.clone();
+    worker_settings.kind = "daemon";
     let started = Utc::now();
     let (stop_tx, stop_rx) = signal::channel(false);
     let stopped = move || {
@@ -98,7 +99,7 @@ pub async fn run(
 
     let mut watch = watch::Watch::new(&config.home, &config_files)?;
     let mut outcome = Stopped::default();
-    pass(&config, store.as_ref(), &mut outcome).await;
+    pass(&config, store.as_ref(), &name, &mut outcome).await;
 
     let scheduler = parts.scheduler.then(|| {
         Scheduler::new(
@@ -159,14 +160,20 @@ pub async fn run(
                 }
                 break;
             }
-            _ = control.tick() => match store.control().await {
-                Ok(control) if control.halts(started) => {
-                    outcome.halted = true;
-                    break;
+            _ = control.tick() => {
+                if worker.is_none() {
+                    // The worker records itself; without one, the daemon does.
+                    announce(store.as_ref(), &name, started).await;
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!("cannot read the halt switch: {error}"),
-            },
+                match store.control().await {
+                    Ok(control) if control.halts(started) => {
+                        outcome.halted = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!("cannot read the halt switch: {error}"),
+                }
+            }
             change = watch.next_change() => {
                 let Some(change) = change else {
                     tracing::error!("the file watcher stopped; restart the daemon");
@@ -175,7 +182,7 @@ pub async fn run(
                 if change.config {
                     reread_config(&mut config, &overrides, &mut watch);
                 }
-                if pass(&config, store.as_ref(), &mut outcome).await {
+                if pass(&config, store.as_ref(), &name, &mut outcome).await {
                     for reload in reload.iter().chain(apps_reload.iter()) {
                         reload.notify_one();
                     }
@@ -198,17 +205,53 @@ pub async fn run(
     if let Some(supervisor) = supervisor {
         let _ = supervisor.await;
     }
+    let _ = store.remove_member(&name).await;
+    let cleared = Problems {
+        source: name.clone(),
+        at: Utc::now(),
+        problems: Vec::new(),
+    };
+    if let Err(error) = store.put_problems(&cleared).await {
+        tracing::warn!("cannot clear this daemon's manifest problems: {error}");
+    }
     Ok(outcome)
 }
 
-/// One convergence pass, logged; true if it changed the store.
-async fn pass(config: &Config, store: &dyn Store, outcome: &mut Stopped) -> bool {
+/// Record this daemon (one without a worker) for `coco alive` and `coco halt --wait`.
+async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>) {
+    let member = MemberRecord {
+        name: name.to_owned(),
+        kind: "daemon".into(),
+        host: crate::worker::host_name(),
+        pid: std::process::id(),
+        started,
+        heartbeat: Utc::now(),
+        slots: 0,
+        running: Vec::new(),
+        holding: None,
+    };
+    if let Err(error) = store.put_member(&member).await {
+        tracing::warn!("recording this daemon in the store: {error}");
+    }
+}
+
+/// One convergence pass, logged, its problems recorded under `name` for `coco status`; true
+/// if it changed the store.
+async fn pass(config: &Config, store: &dyn Store, name: &str, outcome: &mut Stopped) -> bool {
     outcome.passes += 1;
     let started = std::time::Instant::now();
     match converge::converge(&config.home, store, Utc::now()).await {
         Ok(pass) => {
             for problem in &pass.problems {
                 tracing::error!("{problem}");
+            }
+            let problems = Problems {
+                source: name.to_owned(),
+                at: Utc::now(),
+                problems: pass.problems.iter().map(ToString::to_string).collect(),
+            };
+            if let Err(error) = store.put_problems(&problems).await {
+                tracing::warn!("cannot record the manifest problems: {error}");
             }
             let took = started.elapsed();
             if pass.changed() {

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::{
     AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
-    MemberRecord, Paused, ProjectRecord, RunFilter, RunRecord, StateChange, Store,
+    MemberRecord, Paused, Problems, ProjectRecord, RunFilter, RunRecord, StateChange, Store,
 };
 use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
@@ -52,6 +52,7 @@ macro_rules! conformance_cases {
             record_fire_concurrent_single_winner,
             app_owned_by_one_daemon_until_stale,
             app_claim_concurrent_single_winner,
+            problems_replaced_and_cleared_per_source,
             run_round_trip,
             duplicate_enqueue_refused_while_blocking,
             concurrent_duplicate_enqueue_single_winner,
@@ -721,6 +722,57 @@ pub async fn app_claim_concurrent_single_winner(store: &dyn Store) {
         let winners = results.iter().filter(|won| **won).count();
         assert_eq!(winners, 1, "round {round}: {results:?}");
     }
+}
+
+/// Each source's problems replace its earlier ones; an empty list clears them.
+pub async fn problems_replaced_and_cleared_per_source(store: &dyn Store) {
+    let t = tag();
+    let (a, b) = (format!("{t}-a"), format!("{t}-b"));
+    let mine = |p: &Problems| p.source == a || p.source == b;
+    let first = Problems {
+        source: a.clone(),
+        at: at(1_700_000_000_000),
+        problems: vec![
+            "x/coco.yaml:1:2: bad".into(),
+            "y/coco.yaml:3:4: worse".into(),
+        ],
+    };
+    store.put_problems(&first).await.expect("put a");
+    let other = Problems {
+        source: b.clone(),
+        at: at(1_700_000_000_001),
+        problems: vec!["z/coco.yaml:5:6: b's".into()],
+    };
+    store.put_problems(&other).await.expect("put b");
+    let replaced = Problems {
+        at: at(1_700_000_000_002),
+        problems: vec!["x/coco.yaml:9:9: now this".into()],
+        ..first.clone()
+    };
+    store.put_problems(&replaced).await.expect("replace a");
+    let listed: Vec<Problems> = store
+        .list_problems()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(mine)
+        .collect();
+    assert_eq!(listed, [replaced, other.clone()]);
+    store
+        .put_problems(&Problems {
+            problems: Vec::new(),
+            ..first
+        })
+        .await
+        .expect("clear a");
+    let listed: Vec<Problems> = store
+        .list_problems()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(mine)
+        .collect();
+    assert_eq!(listed, [other]);
 }
 
 // ---------------------------------------------------------------------------------------

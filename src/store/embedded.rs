@@ -29,7 +29,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, 
 
 use super::{
     AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
-    MemberRecord, Paused, ProjectRecord, RunEnd, RunFilter, RunRecord, Store, StoreError,
+    MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter, RunRecord, Store, StoreError,
     StoreResult,
 };
 use crate::queue::state::RunState;
@@ -112,6 +112,10 @@ CREATE TABLE IF NOT EXISTS workers (
     doc       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workers_heartbeat ON workers (heartbeat);
+CREATE TABLE IF NOT EXISTS problems (
+    source TEXT PRIMARY KEY NOT NULL,
+    doc    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS app_status (
     id        TEXT PRIMARY KEY NOT NULL,
     owner     TEXT NOT NULL,
@@ -1129,6 +1133,47 @@ impl Store for EmbeddedStore {
             .map(|doc| {
                 serde_json::from_str::<AppStatus>(doc).map_err(|e| StoreError::Corrupt {
                     what: "app_status".into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_problems(&self, problems: &Problems) -> StoreResult<()> {
+        let mut problems = problems.clone();
+        problems.at =
+            DateTime::from_timestamp_millis(problems.at.timestamp_millis()).unwrap_or(problems.at);
+        let doc = serde_json::to_string(&problems).map_err(|e| StoreError::Invalid {
+            doing: "recording manifest problems".into(),
+            message: e.to_string(),
+        })?;
+        self.run("recording manifest problems", move |conn| {
+            if problems.problems.is_empty() {
+                conn.prepare_cached("DELETE FROM problems WHERE source = ?1")?
+                    .execute([&problems.source])?;
+            } else {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO problems (source, doc) VALUES (?1, ?2)",
+                )?
+                .execute([&problems.source, &doc])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_problems(&self) -> StoreResult<Vec<Problems>> {
+        let docs = self
+            .run("listing manifest problems", |conn| {
+                conn.prepare_cached("SELECT doc FROM problems ORDER BY source")?
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                serde_json::from_str::<Problems>(doc).map_err(|e| StoreError::Corrupt {
+                    what: "problems".into(),
                     message: e.to_string(),
                 })
             })

@@ -51,6 +51,7 @@ pub const COLLECTIONS: &[&str] = &[
     "fires",
     "outputs",
     "control",
+    "problems",
 ];
 
 /// The applied manifest of one project.
@@ -447,6 +448,16 @@ impl AppStatus {
     }
 }
 
+/// The manifest problems one daemon currently sees (`coco status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problems {
+    /// The daemon that found them (its name).
+    pub source: String,
+    pub at: DateTime<Utc>,
+    /// `path:line:column: message`, one each.
+    pub problems: Vec<String>,
+}
+
 /// One live coco process that works on the store (`coco alive`): a worker or a daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -589,6 +600,12 @@ pub trait Store: Send + Sync {
 
     /// Every app status, by id.
     async fn list_app_status(&self) -> StoreResult<Vec<AppStatus>>;
+
+    /// Replace what `problems.source` recorded before; an empty list removes the record.
+    async fn put_problems(&self, problems: &Problems) -> StoreResult<()>;
+
+    /// Every daemon's current manifest problems, by source.
+    async fn list_problems(&self) -> StoreResult<Vec<Problems>>;
 
     /// Record that `job` fired for `instant`. Returns true for the first caller only, across
     /// every process and host sharing the store (a unique key on `(job, instant)`).

@@ -53,8 +53,8 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
     AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
-    MemberRecord, Paused, ProjectRecord, RunEnd, RunFilter, RunRecord, StateChange, Store,
-    StoreError, StoreResult,
+    MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter, RunRecord, StateChange,
+    Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 use crate::redact::redact;
@@ -1491,6 +1491,48 @@ impl Store for MongoStore {
                     .get_str("status_json")
                     .map_err(|e| corrupt("app status", e))?;
                 serde_json::from_str::<AppStatus>(json).map_err(|e| corrupt("app status", e))
+            })
+            .collect()
+    }
+
+    async fn put_problems(&self, problems: &Problems) -> StoreResult<()> {
+        let doing = "recording manifest problems";
+        if problems.problems.is_empty() {
+            return self
+                .collection("problems")
+                .delete_one(doc! { "_id": &problems.source })
+                .await
+                .map(|_| ())
+                .map_err(self.err(doing));
+        }
+        let doc = doc! {
+            "_id": &problems.source,
+            "at": time(problems.at),
+            "problems": problems.problems.iter().map(|p| Bson::String(p.clone())).collect::<Vec<_>>(),
+        };
+        self.upsert("problems", doc, doing).await
+    }
+
+    async fn list_problems(&self) -> StoreResult<Vec<Problems>> {
+        let doing = "listing manifest problems";
+        let docs = self
+            .find_all("problems", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let r = Reader::new("problems", doc);
+                let problems = doc
+                    .get_array("problems")
+                    .map_err(|e| corrupt("problems", e))?
+                    .iter()
+                    .map(|p| p.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| corrupt("problems", "problems: not a list of strings"))?;
+                Ok(Problems {
+                    source: r.str("_id")?,
+                    at: r.time("at")?,
+                    problems,
+                })
             })
             .collect()
     }

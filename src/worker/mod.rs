@@ -70,6 +70,8 @@ pub struct WorkerSettings {
     /// Where the wake-up socket is bound (`<state_dir>/wake/`); `None`: polling only.
     pub wake_dir: Option<PathBuf>,
     pub run: RunSettings,
+    /// What `coco alive` calls this process: `worker`, or `daemon` for a daemon's worker.
+    pub kind: &'static str,
 }
 
 impl Default for WorkerSettings {
@@ -86,6 +88,7 @@ impl Default for WorkerSettings {
             shutdown_grace: Duration::from_secs(10),
             wake_dir: None,
             run: RunSettings::default(),
+            kind: "worker",
         }
     }
 }
@@ -310,7 +313,7 @@ impl Worker {
         ids.sort();
         let member = MemberRecord {
             name: self.name.clone(),
-            kind: "worker".to_string(),
+            kind: self.settings.kind.to_string(),
             host: host_name(),
             pid: std::process::id(),
             started,

@@ -40,6 +40,13 @@ fn manifest(jobs: &[&str]) -> String {
     text
 }
 
+/// `coco status --json`, parsed.
+fn status_json(sandbox: &Sandbox) -> serde_json::Value {
+    let out = sandbox.coco(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "coco status: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("coco status --json prints JSON")
+}
+
 /// Is job `id` active in the store? (`coco enqueue` knows only applied, active jobs.)
 fn enqueue_works(sandbox: &Sandbox, job: &str) -> bool {
     sandbox.coco(&["enqueue", job]).status.code() == Some(0)
@@ -86,6 +93,19 @@ fn saved_edits_converge(sandbox: &Sandbox) {
         enqueue_works(sandbox, "work.a"),
         "nothing was deactivated by the typo"
     );
+    let status = status_json(sandbox);
+    let problems = status["problems"].to_string();
+    assert!(
+        problems.contains("work/coco.yaml:"),
+        "coco status shows the typo: {problems}"
+    );
+    assert!(
+        status["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["kind"] == "daemon")),
+        "coco status lists the daemon: {}",
+        status["members"]
+    );
 
     // A project created while the daemon runs, then the typo fixed.
     sandbox.project("extra", &manifest(&["x"]));
@@ -93,6 +113,11 @@ fn saved_edits_converge(sandbox: &Sandbox) {
     wait_converged(sandbox, "a new project and a fix");
     assert!(enqueue_works(sandbox, "extra.x"));
     assert!(!enqueue_works(sandbox, "work.c"), "c left the manifest");
+    let problems = status_json(sandbox)["problems"].to_string();
+    assert!(
+        !problems.contains("coco.yaml:"),
+        "the fix cleared the problem: {problems}"
+    );
 
     // A project folder deleted: its jobs become inactive.
     std::fs::remove_dir_all(sandbox.home().join("extra")).unwrap();

@@ -227,6 +227,7 @@ fn settings(slots: usize) -> WorkerSettings {
             tail_bytes: 64 * 1024,
             guard: None,
         },
+        kind: "worker",
     }
 }
 

@@ -1,0 +1,211 @@
+//! `coco status [--json]`: one screen — daemons and workers, apps, schedules, queue counts,
+//! the current manifest problems and the operator switches.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::apps::{self, AppLine};
+use super::jobs::{self, JobLine};
+use super::list::human_duration;
+use super::{GlobalArgs, JsonFlag, alive, context, output, pause};
+use crate::queue::state::RunState;
+use crate::store::{MemberRecord, Problems, RunFilter, Store};
+
+/// The states whose runs are counted (finished ones pile up; `coco list` shows them).
+const COUNTED: [RunState; 6] = [
+    RunState::Pending,
+    RunState::Running,
+    RunState::Failed,
+    RunState::Deferred,
+    RunState::Error,
+    RunState::Killed,
+];
+
+/// Everything `coco status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub members: Vec<MemberRecord>,
+    pub apps: Vec<AppLine>,
+    pub schedules: Vec<JobLine>,
+    /// Runs per state.
+    pub queue: Vec<(String, usize)>,
+    pub problems: Vec<Problems>,
+    pub mode: String,
+}
+
+pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
+    let (config, _) = context::load_config(global)?;
+    let store = context::open_store(&config).await?;
+    let status = gather(store.as_ref()).await?;
+    if flags.json {
+        output::json(&status);
+    } else {
+        output::text(&render(&status, Utc::now()));
+    }
+    Ok(0)
+}
+
+async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
+    let statuses = store.list_app_status().await?;
+    let apps = store
+        .list_apps(None)
+        .await?
+        .into_iter()
+        .filter(|record| record.active)
+        .map(|record| AppLine {
+            status: statuses.iter().find(|s| s.id == record.id).cloned(),
+            app: record.id,
+        })
+        .collect();
+    let mut schedules = Vec::new();
+    for record in store.list_jobs(None).await? {
+        let line = jobs::line(&record, None);
+        if !record.active || line.schedule.is_none() {
+            continue;
+        }
+        let latest = store
+            .list_runs(&RunFilter {
+                job: Some(record.id.clone()),
+                limit: Some(1),
+                ..RunFilter::default()
+            })
+            .await?;
+        schedules.push(jobs::line(&record, latest.first()));
+    }
+    let mut queue = Vec::new();
+    for state in COUNTED {
+        let runs = store
+            .list_runs(&RunFilter {
+                state: Some(state),
+                ..RunFilter::default()
+            })
+            .await?;
+        queue.push((state.as_str().to_owned(), runs.len()));
+    }
+    Ok(Status {
+        members: store.list_members().await?,
+        apps,
+        schedules,
+        queue,
+        problems: store.list_problems().await?,
+        mode: pause::describe(&store.control().await?),
+    })
+}
+
+/// The screen (pure).
+pub fn render(status: &Status, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    out.push_str("Daemons and workers\n");
+    if status.members.is_empty() {
+        out.push_str("  none running\n");
+    } else {
+        let rows: Vec<Vec<String>> = status.members.iter().map(|m| alive::row(m, now)).collect();
+        out.push_str(&indent(&output::format_table(
+            &[
+                "NAME",
+                "KIND",
+                "HOST",
+                "PID",
+                "UP",
+                "HEARTBEAT",
+                "RUNNING",
+                "NOTE",
+            ],
+            &rows,
+        )));
+    }
+    out.push_str("\nApps\n");
+    if status.apps.is_empty() {
+        out.push_str("  none applied\n");
+    } else {
+        let rows: Vec<Vec<String>> = status.apps.iter().map(|a| apps::row(a, now)).collect();
+        out.push_str(&indent(&output::format_table(
+            &[
+                "APP", "STATE", "HOST", "PID", "UPTIME", "RESTARTS", "HEALTH",
+            ],
+            &rows,
+        )));
+    }
+    out.push_str("\nSchedules\n");
+    if status.schedules.is_empty() {
+        out.push_str("  no scheduled jobs\n");
+    } else {
+        let rows: Vec<Vec<String>> = status.schedules.iter().map(|j| jobs::row(j, now)).collect();
+        out.push_str(&indent(&output::format_table(
+            &[
+                "JOB",
+                "SCHEDULE",
+                "TZ",
+                "LAST FIRE",
+                "NEXT FIRE",
+                "LAST RUN",
+            ],
+            &rows,
+        )));
+    }
+    out.push_str("\nQueue\n  ");
+    let counts: Vec<String> = status
+        .queue
+        .iter()
+        .map(|(state, n)| format!("{state} {n}"))
+        .collect();
+    out.push_str(&counts.join(" · "));
+    out.push('\n');
+    out.push_str("\nManifest problems\n");
+    let problems: Vec<&Problems> = status
+        .problems
+        .iter()
+        .filter(|p| !p.problems.is_empty())
+        .collect();
+    if problems.is_empty() {
+        out.push_str("  none\n");
+    }
+    for source in problems {
+        out.push_str(&format!(
+            "  seen by {} {} ago:\n",
+            source.source,
+            human_duration(now - source.at)
+        ));
+        for problem in &source.problems {
+            out.push_str(&format!("    {problem}\n"));
+        }
+    }
+    out.push_str(&format!("\nMode\n  {}\n", status.mode));
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_store_reads_as_such() {
+        let status = Status {
+            members: Vec::new(),
+            apps: Vec::new(),
+            schedules: Vec::new(),
+            queue: vec![("pending".into(), 0), ("running".into(), 2)],
+            problems: vec![Problems {
+                source: "vm-1".into(),
+                at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+                problems: vec!["/h/p/coco.yaml:3:1: did not find expected ','".into()],
+            }],
+            mode: "Running: nothing is paused.".into(),
+        };
+        let now = DateTime::from_timestamp(1_800_000_005, 0).unwrap();
+        let text = render(&status, now);
+        assert!(
+            text.contains("Daemons and workers\n  none running"),
+            "{text}"
+        );
+        assert!(text.contains("Queue\n  pending 0 · running 2"), "{text}");
+        assert!(
+            text.contains("seen by vm-1 5s ago:\n    /h/p/coco.yaml:3:1: did not find"),
+            "{text}"
+        );
+    }
+}
