@@ -60,6 +60,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         store.describe()
     ));
     let name = args.name.clone().unwrap_or_else(worker::default_name);
+    ship_log(&store, &name);
     let stopped = daemon::run(
         DaemonSetup {
             config,
@@ -87,7 +88,13 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
             .unwrap_or_default()
     ));
     drop(guard);
+    crate::logging::store::flush().await;
     Ok(0)
+}
+
+/// Keep this process's log records in the store too (`logging.mongodb`, `coco log`).
+pub fn ship_log(store: &Arc<dyn crate::store::Store>, name: &str) {
+    crate::logging::store::ship_to_store(Arc::clone(store), name, &crate::worker::host_name());
 }
 
 /// `coco scheduler`: fire the store's schedules until SIGINT/SIGTERM.
@@ -98,6 +105,7 @@ pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
         "scheduler on {} (stop with Ctrl-C)",
         store.describe()
     ));
+    ship_log(&store, &worker::default_name());
     let scheduler = Scheduler::new(
         Arc::clone(&store),
         SchedulerSettings {
@@ -110,5 +118,6 @@ pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
         "scheduler stopped: {} enqueued, {} skipped while active, {} replaced, {} missed, {} fired elsewhere",
         counts.enqueued, counts.forbidden, counts.replaced, counts.missed, counts.lost
     ));
+    crate::logging::store::flush().await;
     Ok(0)
 }

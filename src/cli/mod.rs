@@ -14,6 +14,7 @@ pub mod halt;
 pub mod jobs;
 pub mod kill;
 pub mod list;
+pub mod log;
 pub mod logs;
 pub mod not_yet;
 pub mod output;
@@ -144,8 +145,9 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// One screen: daemons, apps, schedules, queue, manifest errors.
     Status(JsonFlag),
-    /// Records of the log collection.
-    Log(not_yet::Rest),
+    /// Log records daemons and workers keep in the store (filter by project, job, run, app,
+    /// level; --follow).
+    Log(log::LogArgs),
     /// Create a project from a template.
     Init(not_yet::Rest),
     /// Cut a release branch (git-flow).
@@ -202,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Jobs(args) => jobs::run(&global, &args).await,
         Command::Apps(args) => apps::run(&global, &args).await,
         Command::Status(flags) => status::run(&global, flags).await,
-        Command::Log(_) => not_yet::run("the daemon's views", 4),
+        Command::Log(args) => log::run(&global, &args).await,
         Command::Init(_)
         | Command::Build(_)
         | Command::Release(_)

@@ -30,6 +30,7 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     let guard = start_guard();
     settings.run.guard = guard.as_ref().map(Guard::handle);
     let name = args.name.clone().unwrap_or_else(default_name);
+    super::daemon::ship_log(&store, &name);
     output::text(&format!(
         "worker {name}: {} slot{} on {} (stop with Ctrl-C)",
         settings.slots,
@@ -46,6 +47,7 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
         summary.handed_back
     ));
     drop(guard);
+    crate::logging::store::flush().await;
     Ok(0)
 }
 

@@ -38,6 +38,11 @@ use crate::worker::{Summary, Worker, WorkerSettings};
 /// How often the daemon reads `coco halt` from the store itself (the worker also does).
 pub const CONTROL_EVERY: Duration = Duration::from_secs(1);
 
+/// Log records older than this are deleted from the store (`coco log`)...
+pub const LOG_KEEP: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// ... at start-up and this often.
+pub const PRUNE_LOG_EVERY: Duration = Duration::from_secs(3600);
+
 /// Which parts run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
@@ -146,6 +151,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let mut control = tokio::time::interval(CONTROL_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_LOG_EVERY);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -174,6 +180,11 @@ pub async fn run(
                     Err(error) => tracing::warn!("cannot read the halt switch: {error}"),
                 }
             }
+            _ = prune.tick() => match store.prune_log(Utc::now() - LOG_KEEP).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!("deleted {pruned} log records older than {} days", LOG_KEEP.num_days()),
+                Err(error) => tracing::warn!("cannot prune the log: {error}"),
+            },
             change = watch.next_change() => {
                 let Some(change) = change else {
                     tracing::error!("the file watcher stopped; restart the daemon");
@@ -217,6 +228,15 @@ pub async fn run(
     Ok(outcome)
 }
 
+/// The project a file of the home belongs to: its folder's name.
+fn project_of(home: &std::path::Path, file: &std::path::Path) -> Option<String> {
+    let relative = file.strip_prefix(home).ok()?;
+    let mut parts = relative.components();
+    let folder = parts.next()?;
+    parts.next()?;
+    Some(folder.as_os_str().to_string_lossy().into_owned())
+}
+
 /// Record this daemon (one without a worker) for `coco alive` and `coco halt --wait`.
 async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>) {
     let member = MemberRecord {
@@ -243,7 +263,10 @@ async fn pass(config: &Config, store: &dyn Store, name: &str, outcome: &mut Stop
     match converge::converge(&config.home, store, Utc::now()).await {
         Ok(pass) => {
             for problem in &pass.problems {
-                tracing::error!("{problem}");
+                match project_of(&config.home, &problem.file) {
+                    Some(project) => tracing::error!(%project, "{problem}"),
+                    None => tracing::error!("{problem}"),
+                }
             }
             let problems = Problems {
                 source: name.to_owned(),

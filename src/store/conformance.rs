@@ -19,8 +19,9 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
 use super::{
-    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
-    MemberRecord, Paused, Problems, ProjectRecord, RunFilter, RunRecord, StateChange, Store,
+    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, LogFilter,
+    LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunFilter, RunRecord, StateChange,
+    Store,
 };
 use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
@@ -53,6 +54,7 @@ macro_rules! conformance_cases {
             app_owned_by_one_daemon_until_stale,
             app_claim_concurrent_single_winner,
             problems_replaced_and_cleared_per_source,
+            log_appended_filtered_and_pruned,
             run_round_trip,
             duplicate_enqueue_refused_while_blocking,
             concurrent_duplicate_enqueue_single_winner,
@@ -773,6 +775,100 @@ pub async fn problems_replaced_and_cleared_per_source(store: &dyn Store) {
         .filter(mine)
         .collect();
     assert_eq!(listed, [other]);
+}
+
+/// Log records come back filtered (project, job, run, app, level, time), the newest `limit`
+/// oldest first; a re-sent batch is no error and no duplicate; pruning takes only old ones.
+pub async fn log_appended_filtered_and_pruned(store: &dyn Store) {
+    let t = tag();
+    let record = |n: u8, at_ms: i64, levelno: u8, job: Option<&str>| LogRecord {
+        id: format!("{t}-{n:02}"),
+        at: at(at_ms),
+        level: match levelno {
+            10 => "DEBUG",
+            20 => "INFO",
+            30 => "WARNING",
+            _ => "ERROR",
+        }
+        .into(),
+        levelno,
+        message: format!("message {n}"),
+        host: "host-1".into(),
+        source: "daemon-1".into(),
+        project: Some(t.clone()),
+        job: job.map(|j| format!("{t}.{j}")),
+        run: job.map(|_| format!("{t}-run")),
+        app: None,
+    };
+    let records = vec![
+        record(1, 500, 20, None),
+        record(2, 1_700_000_000_000, 10, Some("a")),
+        record(3, 1_700_000_000_001, 20, Some("a")),
+        record(4, 1_700_000_000_002, 30, Some("b")),
+        record(5, 1_700_000_000_003, 40, None),
+    ];
+    store.append_log(&records).await.expect("append");
+    store
+        .append_log(&records[3..])
+        .await
+        .expect("a re-sent batch is accepted");
+    let ids = |filter: LogFilter| async move {
+        store
+            .list_log(&filter)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| r.message)
+            .collect::<Vec<_>>()
+    };
+    let mine = LogFilter {
+        project: Some(t.clone()),
+        ..LogFilter::default()
+    };
+    let all = store.list_log(&mine).await.expect("list");
+    assert_eq!(all, records, "every record once, oldest first, as written");
+    assert_eq!(
+        ids(LogFilter {
+            min_levelno: Some(30),
+            ..mine.clone()
+        })
+        .await,
+        ["message 4", "message 5"]
+    );
+    assert_eq!(
+        ids(LogFilter {
+            job: Some(format!("{t}.a")),
+            ..mine.clone()
+        })
+        .await,
+        ["message 2", "message 3"]
+    );
+    assert_eq!(
+        ids(LogFilter {
+            run: Some(format!("{t}-run")),
+            limit: Some(2),
+            ..mine.clone()
+        })
+        .await,
+        ["message 3", "message 4"],
+        "the newest two, oldest first"
+    );
+    assert_eq!(
+        ids(LogFilter {
+            since: Some(at(1_700_000_000_002)),
+            ..mine.clone()
+        })
+        .await,
+        ["message 4", "message 5"]
+    );
+    assert!(
+        store.prune_log(at(1_000)).await.expect("prune") >= 1,
+        "the record from 1970 is pruned"
+    );
+    assert_eq!(
+        ids(mine).await,
+        ["message 2", "message 3", "message 4", "message 5"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------

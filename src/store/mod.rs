@@ -458,6 +458,43 @@ pub struct Problems {
     pub problems: Vec<String>,
 }
 
+/// One log record of a coco process, kept in the store's `log` collection at or above
+/// `logging.mongodb` (`coco log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// A ULID: records sort by id in the order their processes made them.
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` (core4's names).
+    pub level: String,
+    /// 10, 20, 30, 40, 50 for those levels (Python's numbers), for "at or above" queries.
+    pub levelno: u8,
+    pub message: String,
+    pub host: String,
+    /// The process that logged it: a daemon's or worker's name.
+    pub source: String,
+    pub project: Option<String>,
+    /// `project.job`.
+    pub job: Option<String>,
+    pub run: Option<String>,
+    /// `project.app`.
+    pub app: Option<String>,
+}
+
+/// Which records [`Store::list_log`] returns: the newest `limit` matching, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    pub project: Option<String>,
+    pub job: Option<String>,
+    pub run: Option<String>,
+    pub app: Option<String>,
+    /// Records at or above this `levelno`.
+    pub min_levelno: Option<u8>,
+    /// Records at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
 /// One live coco process that works on the store (`coco alive`): a worker or a daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -606,6 +643,15 @@ pub trait Store: Send + Sync {
 
     /// Every daemon's current manifest problems, by source.
     async fn list_problems(&self) -> StoreResult<Vec<Problems>>;
+
+    /// Append log records (ids unique; a record already stored is kept as it is).
+    async fn append_log(&self, records: &[LogRecord]) -> StoreResult<()>;
+
+    /// Log records per `filter`, oldest first.
+    async fn list_log(&self, filter: &LogFilter) -> StoreResult<Vec<LogRecord>>;
+
+    /// Delete log records older than `before`; returns how many.
+    async fn prune_log(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Record that `job` fired for `instant`. Returns true for the first caller only, across
     /// every process and host sharing the store (a unique key on `(job, instant)`).

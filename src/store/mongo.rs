@@ -53,8 +53,8 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
     AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
-    MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter, RunRecord, StateChange,
-    Store, StoreError, StoreResult,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter,
+    RunRecord, StateChange, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 use crate::redact::redact;
@@ -244,6 +244,20 @@ fn server_code(e: &mongodb::error::Error) -> Option<i32> {
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     server_code(e) == Some(DUPLICATE_KEY)
+}
+
+/// Is `e` an unordered insert whose only failures are duplicate ids?
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::InsertMany(failure) => {
+            failure.write_concern_error.is_none()
+                && failure
+                    .write_errors
+                    .as_ref()
+                    .is_some_and(|errors| errors.iter().all(|w| w.code == DUPLICATE_KEY))
+        }
+        _ => false,
+    }
 }
 
 fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
@@ -1535,6 +1549,92 @@ impl Store for MongoStore {
                 })
             })
             .collect()
+    }
+
+    async fn append_log(&self, records: &[LogRecord]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let docs = records.iter().map(|record| {
+            doc! {
+                "_id": &record.id,
+                "at": time(record.at),
+                "level": &record.level,
+                "levelno": i32::from(record.levelno),
+                "message": &record.message,
+                "host": &record.host,
+                "source": &record.source,
+                "project": opt_str(record.project.as_deref()),
+                "job": opt_str(record.job.as_deref()),
+                "run": opt_str(record.run.as_deref()),
+                "app": opt_str(record.app.as_deref()),
+            }
+        });
+        match self
+            .collection("log")
+            .insert_many(docs)
+            .ordered(false)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A retried batch: the records stored the first time stay as they are.
+            Err(e) if only_duplicates(&e) => Ok(()),
+            Err(e) => Err(self.err("storing log records")(e)),
+        }
+    }
+
+    async fn list_log(&self, filter: &LogFilter) -> StoreResult<Vec<LogRecord>> {
+        let doing = "reading the log";
+        let mut query = doc! {};
+        for (field, value) in [
+            ("project", &filter.project),
+            ("job", &filter.job),
+            ("run", &filter.run),
+            ("app", &filter.app),
+        ] {
+            if let Some(value) = value {
+                query.insert(field, value);
+            }
+        }
+        if let Some(levelno) = filter.min_levelno {
+            query.insert("levelno", doc! { "$gte": i32::from(levelno) });
+        }
+        if let Some(since) = filter.since {
+            query.insert("at", doc! { "$gte": time(since) });
+        }
+        let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let docs = self
+            .find_all("log", query, doc! { "at": -1, "_id": -1 }, limit, doing)
+            .await?;
+        let mut records = docs
+            .iter()
+            .map(|doc| {
+                let r = Reader::new("log record", doc);
+                Ok(LogRecord {
+                    id: r.str("_id")?,
+                    at: r.time("at")?,
+                    level: r.str("level")?,
+                    levelno: r.int("levelno")?,
+                    message: r.str("message")?,
+                    host: r.str("host")?,
+                    source: r.str("source")?,
+                    project: r.opt_str("project")?,
+                    job: r.opt_str("job")?,
+                    run: r.opt_str("run")?,
+                    app: r.opt_str("app")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        records.reverse();
+        Ok(records)
+    }
+
+    async fn prune_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.collection("log")
+            .delete_many(doc! { "at": { "$lt": time(before) } })
+            .await
+            .map(|result| result.deleted_count)
+            .map_err(self.err("pruning the log"))
     }
 
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {

@@ -26,6 +26,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::manifest::{App, Project, content_hash};
 use crate::store::{AppStatus, Store, StoreResult};
@@ -150,12 +151,16 @@ impl Supervisor {
             }
             let (orders, receiver) = mpsc::channel(8);
             let hash = plan.hash.clone();
-            let handle = tokio::spawn(app::supervise(
-                Arc::clone(&self.store),
-                Arc::clone(&self.settings),
-                plan,
-                receiver,
-            ));
+            let span = tracing::info_span!("app", app = %id);
+            let handle = tokio::spawn(
+                app::supervise(
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.settings),
+                    plan,
+                    receiver,
+                )
+                .instrument(span),
+            );
             self.tasks.insert(
                 id,
                 Task {

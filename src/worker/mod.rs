@@ -43,6 +43,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument as _;
 
 use crate::queue::chain::Followed;
 use crate::store::{Control, MemberRecord, Paused, Store, StoreResult};
@@ -189,10 +190,21 @@ impl Worker {
                             self.name.clone(),
                             settings.run.clone(),
                         );
-                        tasks.spawn(async move {
-                            run::execute(store.as_ref(), &name, claimed, &run_settings, stop_rx)
-                                .await
-                        });
+                        // Everything logged while the run runs says which run, job and
+                        // project it is about (`coco log --run ID`).
+                        let span = tracing::info_span!(
+                            "run",
+                            run = %claimed.id,
+                            job = %claimed.job,
+                            project = %claimed.project
+                        );
+                        tasks.spawn(
+                            async move {
+                                run::execute(store.as_ref(), &name, claimed, &run_settings, stop_rx)
+                                    .await
+                            }
+                            .instrument(span),
+                        );
                     }
                     Ok(None) => break,
                     Err(error) => {

@@ -30,7 +30,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::env::{self, EnvError};
-use crate::process::{self, Event, LineKind, RunError, Stream, TailBuffer, guard};
+use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
 use crate::queue::chain::{self, Followed};
 use crate::queue::state::{Outcome, RunState};
 use crate::store::{LiveReport, RunEnd, RunRecord, Store, StoreResult};
@@ -99,6 +99,23 @@ struct Live {
     output_stored: bool,
 }
 
+/// A job's `::log:: LEVEL message` line, logged at its level with the run's context, for
+/// the daemon's log and the store's (`coco log --run ID`).
+fn job_log((run, job, project): &(String, String, String), level: LogLevel, message: &str) {
+    macro_rules! at {
+        ($level:expr) => {
+            tracing::event!(target: "coco::job", $level, %run, %job, %project, "{message}")
+        };
+    }
+    match level {
+        LogLevel::Trace => at!(tracing::Level::TRACE),
+        LogLevel::Debug => at!(tracing::Level::DEBUG),
+        LogLevel::Info => at!(tracing::Level::INFO),
+        LogLevel::Warn => at!(tracing::Level::WARN),
+        LogLevel::Error => at!(tracing::Level::ERROR),
+    }
+}
+
 /// One kept output line: `HH:MM:SS.mmm out text` (UTC).
 pub fn tail_line(at: chrono::DateTime<Utc>, tag: &str, text: &str) -> String {
     format!("{} {tag} {text}", at.format("%H:%M:%S%.3f"))
@@ -138,7 +155,7 @@ pub async fn execute(
     }));
     let on_event = {
         let live = Arc::clone(&live);
-        let id = id.clone();
+        let run_context = (run.id.clone(), run.job.clone(), run.project.clone());
         move |event: Event| {
             let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
             match event.kind {
@@ -151,7 +168,7 @@ pub async fn execute(
                     live.new_output = true;
                 }
                 LineKind::Log { level, message } => {
-                    tracing::debug!(run = %id, %level, "{message}");
+                    job_log(&run_context, level, &message);
                     live.tail
                         .push(&tail_line(event.at, "log", &format!("{level} {message}")));
                     live.new_output = true;

@@ -1,8 +1,11 @@
 //! Log records (tracing) to stderr and stdout at the levels `logging.stderr` and
-//! `logging.stdout` of local.yaml, with every URL password shown as `***`.
+//! `logging.stdout` of local.yaml, with every URL password shown as `***`, and — for the
+//! long-running verbs — into the store at `logging.mongodb` ([`store`]).
 //!
 //! [`init`] installs the subscriber once per process; later calls do nothing. Each record is
 //! formatted in full and redacted before it is written, so no layer can leak a credential.
+
+pub mod store;
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -18,7 +21,8 @@ use crate::redact::redact;
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
-/// Install logging per `logging` (stderr and stdout levels; `None` = off). Idempotent.
+/// Install logging per `logging` (stderr, stdout and store levels; `None` = off); records
+/// reach the store only after [`store::ship_to_store`]. Idempotent.
 pub fn init(logging: &Logging) {
     INSTALLED.get_or_init(|| {
         let filter = |level: Option<Level>| match level {
@@ -35,9 +39,11 @@ pub fn init(logging: &Logging) {
             .with_ansi(false)
             .with_target(false)
             .with_filter(filter(logging.stdout));
+        let to_store = store::StoreLayer.with_filter(filter(logging.mongodb));
         let _ = tracing_subscriber::registry()
             .with(stderr)
             .with(stdout)
+            .with(to_store)
             .try_init();
     });
 }
