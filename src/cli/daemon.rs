@@ -115,8 +115,13 @@ pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
     );
     let counts = scheduler.run(worker::shutdown_signal()).await;
     output::text(&format!(
-        "scheduler stopped: {} enqueued, {} skipped while active, {} replaced, {} missed, {} fired elsewhere",
-        counts.enqueued, counts.forbidden, counts.replaced, counts.missed, counts.lost
+        "scheduler stopped: {} enqueued, {} skipped while active, {} replaced, {} missed, {} fired elsewhere, {} taken over",
+        counts.enqueued,
+        counts.forbidden,
+        counts.replaced,
+        counts.missed,
+        counts.lost,
+        counts.recovered
     ));
     crate::logging::store::flush().await;
     Ok(0)

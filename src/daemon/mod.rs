@@ -40,8 +40,10 @@ pub const CONTROL_EVERY: Duration = Duration::from_secs(1);
 
 /// Log records older than this are deleted from the store (`coco log`)...
 pub const LOG_KEEP: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// ... and settled schedule fires of instants older than this ...
+pub const FIRES_KEEP: chrono::TimeDelta = chrono::TimeDelta::days(7);
 /// ... at start-up and this often.
-pub const PRUNE_LOG_EVERY: Duration = Duration::from_secs(3600);
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Which parts run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +153,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let mut control = tokio::time::interval(CONTROL_EVERY);
-    let mut prune = tokio::time::interval(PRUNE_LOG_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -180,11 +182,7 @@ pub async fn run(
                     Err(error) => tracing::warn!("cannot read the halt switch: {error}"),
                 }
             }
-            _ = prune.tick() => match store.prune_log(Utc::now() - LOG_KEEP).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!("deleted {pruned} log records older than {} days", LOG_KEEP.num_days()),
-                Err(error) => tracing::warn!("cannot prune the log: {error}"),
-            },
+            _ = prune.tick() => housekeeping(store.as_ref()).await,
             change = watch.next_change() => {
                 let Some(change) = change else {
                     tracing::error!("the file watcher stopped; restart the daemon");
@@ -226,6 +224,24 @@ pub async fn run(
         tracing::warn!("cannot clear this daemon's manifest problems: {error}");
     }
     Ok(outcome)
+}
+
+/// Delete old log records and settled fires (every daemon does; deleting twice is harmless).
+async fn housekeeping(store: &dyn Store) {
+    let now = Utc::now();
+    match store.prune_log(now - LOG_KEEP).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(
+            "deleted {pruned} log records older than {} days",
+            LOG_KEEP.num_days()
+        ),
+        Err(error) => tracing::warn!("cannot prune the log: {error}"),
+    }
+    match store.prune_fires(now - FIRES_KEEP).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::debug!("deleted {pruned} settled fires"),
+        Err(error) => tracing::warn!("cannot prune the schedule fires: {error}"),
+    }
 }
 
 /// The project a file of the home belongs to: its folder's name.

@@ -107,6 +107,18 @@ impl<'a> NewRun<'a> {
     }
 }
 
+/// The id of the run the scheduler enqueues for `job`'s `instant`: a ULID whose time is
+/// the instant and whose random part comes from the job id, the same in every process, so
+/// a scheduler taking over an unsettled fire can tell whether its run exists (pure).
+pub fn scheduled_run_id(job: &str, instant: DateTime<Utc>) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(job.as_bytes());
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&digest[..10]);
+    let ms = u64::try_from(instant.timestamp_millis()).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, u128::from_be_bytes(random)).to_string()
+}
+
 /// A fresh `pending` run of `job`, with a new ULID and the job's limits copied in.
 ///
 /// A scheduled run of a job with `concurrency: allow` gets a dedupe key of its own (the

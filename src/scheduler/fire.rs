@@ -11,8 +11,12 @@
 //! gives the run a dedupe key of its own ([`crate::queue::new_run`]). The new `next_fire`
 //! and `last_fire` are written back while the job's definition is unchanged.
 //!
-//! Caveat: a scheduler that dies between recording a fire and enqueueing its run loses that
-//! one fire (the key is taken); the window is one store call.
+//! A fire is recorded unsettled and settled with its outcome once handled. A scheduler that
+//! dies in between would lose it (its key is taken), so every scheduler, on each reload,
+//! takes over fires left unsettled for [`SchedulerSettings::recover_after`]
+//! ([`Store::retake_fire`]: one taker each) and handles them. A scheduled run's id is made
+//! from its job and instant ([`queue::scheduled_run_id`]), so a taker sees when the run was
+//! enqueued after all and never doubles it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,9 +29,9 @@ use tokio::sync::Notify;
 
 use super::due::{Due, due};
 use super::schedule::Schedule;
-use crate::manifest::{Concurrency, Job};
+use crate::manifest::{Catchup, Concurrency, Job};
 use crate::queue::{self, NewRun, new_run};
-use crate::store::{Cancel, Cancelled, Enqueued, JobRecord, Store, StoreResult};
+use crate::store::{Cancel, Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct SchedulerSettings {
     pub reload_every: Duration,
     /// The state folder whose workers are woken after an enqueue; `None`: they poll.
     pub state_dir: Option<PathBuf>,
+    /// A fire left unsettled this long is taken over: its scheduler stopped.
+    pub recover_after: Duration,
 }
 
 impl Default for SchedulerSettings {
@@ -43,6 +49,7 @@ impl Default for SchedulerSettings {
         SchedulerSettings {
             reload_every: Duration::from_secs(2),
             state_dir: None,
+            recover_after: Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +67,8 @@ pub struct FireCounts {
     pub replaced: usize,
     /// Missed instants skipped (`catchup`).
     pub missed: usize,
+    /// Fires taken over from a scheduler that stopped before settling them.
+    pub recovered: usize,
 }
 
 /// One scheduled job as the scheduler holds it.
@@ -107,6 +116,9 @@ impl Scheduler {
             if tokio::time::Instant::now() >= reload_at {
                 if let Err(error) = self.load().await {
                     tracing::warn!("cannot read the scheduled jobs: {error}");
+                }
+                if let Err(error) = self.recover(Utc::now()).await {
+                    tracing::warn!("cannot look for unsettled fires: {error}");
                 }
                 reload_at = tokio::time::Instant::now() + self.settings.reload_every;
             }
@@ -196,7 +208,8 @@ impl Scheduler {
                 continue;
             }
             last_fire = Some(instant);
-            self.enqueue(&entry, instant, now).await?;
+            let outcome = self.enqueue(&entry, instant, now).await?;
+            self.store.settle_fire(id, instant, &outcome).await?;
         }
         if let Some(held) = self.jobs.get_mut(id) {
             held.next = next;
@@ -208,33 +221,81 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Enqueue the run of `entry` fired for `instant`, as its `concurrency` says.
+    /// Take over the fires other schedulers recorded and never settled, and handle them.
+    async fn recover(&mut self, now: DateTime<Utc>) -> StoreResult<()> {
+        let after = chrono::TimeDelta::from_std(self.settings.recover_after)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let Some(recorded_before) = now.checked_sub_signed(after) else {
+            return Ok(());
+        };
+        for fire in self.store.unsettled_fires(recorded_before).await? {
+            if !self.store.retake_fire(&fire, now).await? {
+                continue;
+            }
+            self.counts.recovered += 1;
+            let outcome = self.recover_fire(&fire, now).await?;
+            tracing::warn!(
+                job = %fire.job,
+                instant = %fire.instant,
+                "took over a fire its scheduler never settled: {outcome}"
+            );
+            self.store
+                .settle_fire(&fire.job, fire.instant, &outcome)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Handle a fire taken over; its outcome.
+    async fn recover_fire(&mut self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<String> {
+        let run_id = queue::scheduled_run_id(&fire.job, fire.instant);
+        if self.store.get_run(&run_id).await?.is_some() {
+            return Ok(format!("enqueued {run_id}"));
+        }
+        let Some(entry) = self.jobs.get(&fire.job).cloned() else {
+            return Ok("skipped: the job is no longer scheduled".into());
+        };
+        if entry.job.catchup == Catchup::None {
+            self.counts.missed += 1;
+            return Ok("skipped: missed (catchup: none)".into());
+        }
+        self.enqueue(&entry, fire.instant, now).await
+    }
+
+    /// Enqueue the run of `entry` fired for `instant`, as its `concurrency` says; what
+    /// became of the fire.
     async fn enqueue(
         &mut self,
         entry: &Entry,
         instant: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<String> {
         let id = &entry.record.id;
         let args = serde_json::to_value(&entry.job.args).unwrap_or_default();
-        let run = new_run(
+        let mut run = new_run(
             &entry.job,
             NewRun {
                 scheduled_for: Some(instant),
                 ..NewRun::new(id, &entry.record.project, args, now)
             },
         );
+        run.id = queue::scheduled_run_id(id, instant);
         let active = match self.store.enqueue(&run).await? {
             Enqueued::Queued(run_id) => {
                 self.enqueued(id, &run_id, instant);
-                return Ok(());
+                return Ok(format!("enqueued {run_id}"));
+            }
+            Enqueued::Duplicate(active) if active == run.id => {
+                return Ok(format!("enqueued {active}"));
             }
             Enqueued::Duplicate(active) => active,
         };
         if entry.job.concurrency != Concurrency::Replace {
             self.counts.forbidden += 1;
             tracing::info!(job = %id, %instant, run = %active, "fire skipped: the run is still active (concurrency: forbid)");
-            return Ok(());
+            return Ok(format!(
+                "skipped: run {active} still active (concurrency: forbid)"
+            ));
         }
         match self.store.cancel_run(&active, Cancel::Kill, now).await? {
             Cancelled::Done(_) => {
@@ -247,12 +308,15 @@ impl Scheduler {
             Cancelled::Refused(_) | Cancelled::Missing => {}
         }
         match self.store.enqueue(&run).await? {
-            Enqueued::Queued(run_id) => self.enqueued(id, &run_id, instant),
+            Enqueued::Queued(run_id) => {
+                self.enqueued(id, &run_id, instant);
+                Ok(format!("enqueued {run_id}, replacing {active}"))
+            }
             Enqueued::Duplicate(other) => {
                 tracing::warn!(job = %id, run = %other, "fire skipped: another run took the place of the one killed");
+                Ok(format!("skipped: run {other} took the place of {active}"))
             }
         }
-        Ok(())
     }
 
     fn enqueued(&mut self, job: &str, run: &str, instant: DateTime<Utc>) {

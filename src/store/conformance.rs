@@ -19,9 +19,9 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
 use super::{
-    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, LogFilter,
-    LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunFilter, RunRecord, StateChange,
-    Store,
+    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunFilter, RunRecord,
+    StateChange, Store,
 };
 use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
@@ -51,6 +51,7 @@ macro_rules! conformance_cases {
             json_of_any_shape_round_trips,
             record_fire_once_per_key,
             record_fire_concurrent_single_winner,
+            fires_settled_taken_over_once_and_pruned,
             app_owned_by_one_daemon_until_stale,
             app_claim_concurrent_single_winner,
             problems_replaced_and_cleared_per_source,
@@ -588,6 +589,99 @@ pub async fn record_fire_once_per_key(store: &dyn Store) {
     assert!(fire(format!("{t}.a@1"), at(2)).await);
     assert!(fire(format!("{t}.a"), at(12)).await);
     assert!(fire(format!("{t}.a@12"), at(0)).await);
+}
+
+/// A recorded fire is unsettled until settled; an unsettled one is taken over once per
+/// generation; pruning takes only settled fires of old instants.
+pub async fn fires_settled_taken_over_once_and_pruned(store: &dyn Store) {
+    let t = tag();
+    let (done, lost) = (format!("{t}.done"), format!("{t}.lost"));
+    let instant = at(1_700_000_060_000);
+    assert!(store.record_fire(&done, instant).await.expect("record"));
+    assert!(store.record_fire(&lost, instant).await.expect("record"));
+    store
+        .settle_fire(&done, instant, "enqueued R1")
+        .await
+        .expect("settle");
+    let later = Utc::now() + chrono::TimeDelta::seconds(1);
+    let mine = |fires: Vec<Fire>| -> Vec<Fire> {
+        fires
+            .into_iter()
+            .filter(|f| f.job.starts_with(&t))
+            .collect()
+    };
+    let before_now = mine(
+        store
+            .unsettled_fires(Utc::now() - chrono::TimeDelta::seconds(60))
+            .await
+            .expect("unsettled"),
+    );
+    assert!(before_now.is_empty(), "recorded just now: {before_now:?}");
+    let unsettled = mine(store.unsettled_fires(later).await.expect("unsettled"));
+    assert_eq!(unsettled.len(), 1, "only the unsettled one: {unsettled:?}");
+    let fire = unsettled[0].clone();
+    assert_eq!((fire.job.as_str(), fire.instant), (lost.as_str(), instant));
+
+    // Eight takers of one generation: one wins.
+    let take = || async { store.retake_fire(&fire, later).await.expect("retake") };
+    let won = tokio::join!(
+        take(),
+        take(),
+        take(),
+        take(),
+        take(),
+        take(),
+        take(),
+        take()
+    );
+    let won = [won.0, won.1, won.2, won.3, won.4, won.5, won.6, won.7];
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    // Taken over, it is a new generation, not older than `later`.
+    assert!(
+        mine(store.unsettled_fires(later).await.expect("unsettled")).is_empty(),
+        "the taker's time is its new record time"
+    );
+    let next = mine(
+        store
+            .unsettled_fires(later + chrono::TimeDelta::seconds(1))
+            .await
+            .expect("unsettled"),
+    );
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(store.retake_fire(&next[0], later).await.expect("retake"));
+    assert!(
+        !store.retake_fire(&fire, later).await.expect("retake"),
+        "an old generation is not taken again"
+    );
+    store
+        .settle_fire(&lost, instant, "skipped: test")
+        .await
+        .expect("settle");
+    assert!(
+        mine(
+            store
+                .unsettled_fires(later + chrono::TimeDelta::days(1))
+                .await
+                .expect("unsettled")
+        )
+        .is_empty()
+    );
+
+    // Pruning: settled fires of instants before the cut, nothing else.
+    let young = at(1_700_000_120_000);
+    assert!(store.record_fire(&done, young).await.expect("record"));
+    store
+        .prune_fires(at(1_700_000_100_000))
+        .await
+        .expect("prune");
+    assert!(
+        store.record_fire(&done, instant).await.expect("record"),
+        "the pruned instant's key is free again"
+    );
+    assert!(
+        !store.record_fire(&done, young).await.expect("record"),
+        "the young one is kept (and unsettled ones are never pruned)"
+    );
 }
 
 /// Eight concurrent `record_fire`s of one key: exactly one wins.

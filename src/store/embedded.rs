@@ -28,9 +28,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::{
-    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport, LogFilter,
-    LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter, RunRecord, Store,
-    StoreError, StoreResult,
+    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter,
+    RunRecord, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 
@@ -40,7 +40,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bumped when the DDL below changes incompatibly (kept in `PRAGMA user_version`).
 /// 2: the `queue` table got its real columns (version 1's was never written to, so it is
 /// dropped and recreated).
-const SCHEMA_VERSION: i64 = 2;
+/// 3: `fires` got `settled` and `outcome` (fires recorded before count as settled).
+const SCHEMA_VERSION: i64 = 3;
 
 /// Every table and index, `IF NOT EXISTS` so re-running is a no-op.
 const SCHEMA: &str = "
@@ -79,8 +80,11 @@ CREATE TABLE IF NOT EXISTS fires (
     job      TEXT NOT NULL,
     instant  INTEGER NOT NULL,
     fired_at INTEGER NOT NULL,
+    settled  INTEGER NOT NULL DEFAULT 1,
+    outcome  TEXT,
     PRIMARY KEY (job, instant)
 );
+CREATE INDEX IF NOT EXISTS fires_unsettled ON fires (fired_at) WHERE settled = 0;
 CREATE TABLE IF NOT EXISTS outputs (
     id   TEXT PRIMARY KEY NOT NULL,
     text TEXT NOT NULL
@@ -547,6 +551,24 @@ impl Store for EmbeddedStore {
             if version < 2 {
                 tx.execute_batch("DROP TABLE IF EXISTS queue")?;
             }
+            if version < 3 {
+                let has_fires: bool = tx.query_row(
+                    "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'fires'",
+                    [],
+                    |row| row.get(0),
+                )?;
+                let has_settled: bool = tx.query_row(
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info('fires') WHERE name = 'settled'",
+                    [],
+                    |row| row.get(0),
+                )?;
+                if has_fires && !has_settled {
+                    tx.execute_batch(
+                        "ALTER TABLE fires ADD COLUMN settled INTEGER NOT NULL DEFAULT 1;
+                         ALTER TABLE fires ADD COLUMN outcome TEXT;",
+                    )?;
+                }
+            }
             tx.execute_batch(SCHEMA)?;
             if version < SCHEMA_VERSION {
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -747,10 +769,86 @@ impl Store for EmbeddedStore {
             // change nothing.
             let inserted = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO fires (job, instant, fired_at) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO fires (job, instant, fired_at, settled) VALUES (?1, ?2, ?3, 0)",
                 )?
                 .execute(params![job, to_ms(instant), fired_at])?;
             Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn settle_fire(
+        &self,
+        job: &str,
+        instant: DateTime<Utc>,
+        outcome: &str,
+    ) -> StoreResult<()> {
+        let (job, outcome) = (job.to_string(), outcome.to_string());
+        self.run("settling a fire", move |conn| {
+            conn.prepare_cached(
+                "UPDATE fires SET settled = 1, outcome = ?3 WHERE job = ?1 AND instant = ?2",
+            )?
+            .execute(params![job, to_ms(instant), outcome])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unsettled_fires(&self, recorded_before: DateTime<Utc>) -> StoreResult<Vec<Fire>> {
+        let before = to_ms(recorded_before);
+        let rows = self
+            .run("listing unsettled fires", move |conn| {
+                conn.prepare_cached(
+                    "SELECT job, instant, fired_at FROM fires
+                     WHERE settled = 0 AND fired_at < ?1 ORDER BY fired_at LIMIT 100",
+                )?
+                .query_map([before], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(job, instant, fired_at)| {
+                Ok(Fire {
+                    job,
+                    instant: from_ms("fire", instant)?,
+                    fired_at: from_ms("fire", fired_at)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_fires(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let before = to_ms(before);
+        self.run("pruning fires", move |conn| {
+            conn.prepare_cached("DELETE FROM fires WHERE settled = 1 AND instant < ?1")?
+                .execute([before])
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn retake_fire(&self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<bool> {
+        let (job, instant, seen, now) = (
+            fire.job.clone(),
+            to_ms(fire.instant),
+            to_ms(fire.fired_at),
+            to_ms(now),
+        );
+        self.run("taking over a fire", move |conn| {
+            // One statement: only the caller that still sees the old `fired_at` changes it.
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE fires SET fired_at = ?4
+                     WHERE job = ?1 AND instant = ?2 AND fired_at = ?3 AND settled = 0",
+                )?
+                .execute(params![job, instant, seen, now])?;
+            Ok(changed == 1)
         })
         .await
     }

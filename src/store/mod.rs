@@ -458,6 +458,18 @@ pub struct Problems {
     pub problems: Vec<String>,
 }
 
+/// A recorded schedule fire whose outcome was never settled: the scheduler that recorded
+/// it stopped before enqueueing its run (or before saying so). See
+/// [`Store::unsettled_fires`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fire {
+    /// `project.job`.
+    pub job: String,
+    pub instant: DateTime<Utc>,
+    /// When it was recorded (or last taken over).
+    pub fired_at: DateTime<Utc>,
+}
+
 /// One log record of a coco process, kept in the store's `log` collection at or above
 /// `logging.mongodb` (`coco log`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -655,7 +667,28 @@ pub trait Store: Send + Sync {
 
     /// Record that `job` fired for `instant`. Returns true for the first caller only, across
     /// every process and host sharing the store (a unique key on `(job, instant)`).
+    /// The fire starts unsettled: see [`Store::settle_fire`].
     async fn record_fire(&self, job: &str, instant: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Say what became of a recorded fire (`enqueued RUN`, `skipped: …`).
+    async fn settle_fire(
+        &self,
+        job: &str,
+        instant: DateTime<Utc>,
+        outcome: &str,
+    ) -> StoreResult<()>;
+
+    /// Fires recorded (or taken over) before `recorded_before` and never settled, oldest
+    /// first, at most 100.
+    async fn unsettled_fires(&self, recorded_before: DateTime<Utc>) -> StoreResult<Vec<Fire>>;
+
+    /// Delete settled fires of instants before `before`; returns how many. (A fire only
+    /// matters while some scheduler may still handle its instant.)
+    async fn prune_fires(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Take over an unsettled fire as read by [`Store::unsettled_fires`]: true for one caller
+    /// only (its `fired_at` becomes `now`, so a taker that stops too is taken over later).
+    async fn retake_fire(&self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<bool>;
 
     // The queue. Every method is safe with many processes on many hosts at once.
 

@@ -52,9 +52,9 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
-    AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter,
-    RunRecord, StateChange, Store, StoreError, StoreResult,
+    AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord,
+    LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd,
+    RunFilter, RunRecord, StateChange, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 use crate::redact::redact;
@@ -111,6 +111,12 @@ fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
         ("locks", "kind_at", doc! { "kind": 1, "at": 1 }, false),
         ("workers", "heartbeat", doc! { "heartbeat": 1 }, false),
         ("log", "at", doc! { "at": 1 }, false),
+        (
+            "fires",
+            "settled_fired_at",
+            doc! { "settled": 1, "fired_at": 1 },
+            false,
+        ),
         ("locks", "expires", doc! { "expires": 1 }, false),
     ]
 }
@@ -244,6 +250,12 @@ fn server_code(e: &mongodb::error::Error) -> Option<i32> {
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     server_code(e) == Some(DUPLICATE_KEY)
+}
+
+/// A fire's `_id`: the job id first and the all-digit instant last, so distinct pairs never
+/// share one.
+fn fire_id(job: &str, instant: DateTime<Utc>) -> String {
+    format!("{job}@{}", instant.timestamp_millis())
 }
 
 /// Is `e` an unordered insert whose only failures are duplicate ids?
@@ -1082,16 +1094,88 @@ impl Store for MongoStore {
         // (job, instant) index says the same for queries. The job id comes first and the
         // all-digit instant last, so distinct pairs never share an `_id`.
         let fire = doc! {
-            "_id": format!("{job}@{}", instant.timestamp_millis()),
+            "_id": fire_id(job, instant),
             "job": job,
             "instant": time(instant),
             "fired_at": time(Utc::now()),
+            "settled": false,
         };
         match self.collection("fires").insert_one(fire).await {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(self.err("recording a fire")(e)),
         }
+    }
+
+    async fn settle_fire(
+        &self,
+        job: &str,
+        instant: DateTime<Utc>,
+        outcome: &str,
+    ) -> StoreResult<()> {
+        // Only the recorder (or the one taker) of a fire settles it: no concurrent writers.
+        self.collection("fires")
+            .update_one(
+                doc! { "_id": fire_id(job, instant) },
+                doc! { "$set": { "settled": true, "outcome": outcome } },
+            )
+            .await
+            .map(|_| ())
+            .map_err(self.err("settling a fire"))
+    }
+
+    async fn unsettled_fires(&self, recorded_before: DateTime<Utc>) -> StoreResult<Vec<Fire>> {
+        // Fires recorded before fires had `settled` lack the field, and so never match.
+        let docs = self
+            .find_all(
+                "fires",
+                doc! { "settled": false, "fired_at": { "$lt": time(recorded_before) } },
+                doc! { "fired_at": 1 },
+                Some(100),
+                "listing unsettled fires",
+            )
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let r = Reader::new("fire", doc);
+                Ok(Fire {
+                    job: r.str("job")?,
+                    instant: r.time("instant")?,
+                    fired_at: r.time("fired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_fires(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // `settled: {$ne: false}`: fires recorded before fires had `settled` count as settled.
+        self.collection("fires")
+            .delete_many(doc! { "settled": { "$ne": false }, "instant": { "$lt": time(before) } })
+            .await
+            .map(|result| result.deleted_count)
+            .map_err(self.err("pruning fires"))
+    }
+
+    async fn retake_fire(&self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<bool> {
+        let doing = "taking over a fire";
+        let id = fire_id(&fire.job, fire.instant);
+        // The marker names the generation seen: one taker per generation, by a unique insert
+        // (single-document updates are not atomic on every compatible server).
+        let marker = doc! {
+            "_id": format!("fire:{id}:{}", fire.fired_at.timestamp_millis()),
+            "kind": "fire", "at": time(now),
+        };
+        if !self.insert_marker(marker, doing).await? {
+            return Ok(false);
+        }
+        self.collection("fires")
+            .update_one(
+                doc! { "_id": &id },
+                doc! { "$set": { "fired_at": time(now) } },
+            )
+            .await
+            .map_err(self.err(doing))?;
+        Ok(true)
     }
 
     async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {

@@ -8,6 +8,7 @@ mod manifest;
 mod process;
 mod queue_cli;
 mod reconcile;
+mod scheduler;
 mod store;
 mod support;
 mod worker;

@@ -327,6 +327,36 @@ async fn embedded_reopen_keeps_records() {
     assert!(second.describe().contains(&path.display().to_string()));
 }
 
+/// A store written before fires had `settled` (schema 2): its fires count as settled, so
+/// no scheduler takes them over as lost.
+#[tokio::test]
+async fn embedded_fires_of_schema_2_are_settled() {
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("coco.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute_batch(
+            "CREATE TABLE fires (job TEXT NOT NULL, instant INTEGER NOT NULL,
+                 fired_at INTEGER NOT NULL, PRIMARY KEY (job, instant));
+             INSERT INTO fires VALUES ('p.j', 60000, 61000);
+             PRAGMA user_version = 2;",
+        )
+        .expect("schema 2");
+    }
+    let store = EmbeddedStore::open(&path).await.expect("open");
+    store.ensure_schema().await.expect("upgrade");
+    let far = DateTime::from_timestamp(4_000_000_000, 0).unwrap();
+    assert_eq!(store.unsettled_fires(far).await.unwrap(), []);
+    assert!(
+        !store
+            .record_fire("p.j", DateTime::from_timestamp_millis(60_000).unwrap())
+            .await
+            .unwrap(),
+        "the old fire is kept"
+    );
+    assert_eq!(store.prune_fires(far).await.unwrap(), 1);
+}
+
 /// An unreachable server fails `connect` quickly, naming the URL without its password.
 #[tokio::test]
 async fn mongo_connect_failure_is_clear_and_redacted() {
