@@ -10,6 +10,7 @@
 //! restart it too. A new [`Plan`] (definition or project environment changed) replaces the
 //! process: without a port, the new one is started first and the old one stopped once the new
 //! one runs; with a port (which two processes cannot share) the old one is stopped first.
+//! The task runs in the supervisor's `app{app=ID}` span, so its records name the app.
 //! [`Order::Stop`] stops the process (SIGTERM, grace, SIGKILL to its group) and releases the
 //! app in the store.
 
@@ -167,7 +168,7 @@ pub async fn supervise(
             _ = output_tick.tick() => app.store_output().await,
             _ = status_tick.tick() => {
                 if !app.report().await {
-                    tracing::warn!(app = %app.plan.id, "another daemon took the app over: stopping it here");
+                    tracing::warn!("another daemon took the app over: stopping it here");
                     app.terminate().await;
                     break;
                 }
@@ -198,7 +199,7 @@ impl Supervised {
         match process::spawn(&spec) {
             Ok(mut child) => {
                 let capture = child.capture(self.events.clone());
-                tracing::info!(app = %self.plan.id, pid = child.pid(), "app started");
+                tracing::info!(pid = child.pid(), "app started");
                 self.running = Some(Running {
                     child,
                     _capture: capture,
@@ -215,7 +216,7 @@ impl Supervised {
                 self.ever_healthy = false;
             }
             Err(error) => {
-                tracing::error!(app = %self.plan.id, "cannot start: {error}");
+                tracing::error!("cannot start: {error}");
                 self.push_line("log", &format!("ERROR cannot start: {error}"));
                 self.schedule_restart(Duration::ZERO, false);
             }
@@ -231,7 +232,7 @@ impl Supervised {
         let uptime = running.since.elapsed();
         let success = exit.is_some_and(|exit| exit.success());
         let text = exit.map_or("ended".to_owned(), |exit| exit.to_string());
-        tracing::warn!(app = %self.plan.id, uptime = ?uptime, "app exited: {text}");
+        tracing::warn!(uptime = ?uptime, "app exited: {text}");
         self.push_line("log", &format!("WARNING exited: {text}"));
         self.schedule_restart(uptime, success);
         self.report().await;
@@ -261,7 +262,7 @@ impl Supervised {
         match result {
             Ok(text) => {
                 if self.healthy != Some(true) {
-                    tracing::info!(app = %self.plan.id, "app healthy: {text}");
+                    tracing::info!("app healthy: {text}");
                 }
                 self.health = Some(text);
                 self.healthy = Some(true);
@@ -284,8 +285,8 @@ impl Supervised {
 
     async fn restart_unhealthy(&mut self) {
         tracing::warn!(
-            app = %self.plan.id,
-            "{} health checks failed in a row: restarting", UNHEALTHY_RESTART
+            "{} health checks failed in a row: restarting",
+            UNHEALTHY_RESTART
         );
         self.push_line("log", "WARNING unhealthy: restarting");
         self.terminate().await;
@@ -295,7 +296,7 @@ impl Supervised {
 
     /// Replace the process with one of `plan`.
     async fn replace(&mut self, plan: Plan) {
-        tracing::info!(app = %plan.id, "definition changed: restarting the app");
+        tracing::info!("definition changed: restarting the app");
         let shares_port = plan.app.port.is_some() || self.plan.app.port.is_some();
         self.plan = plan;
         self.restart_at = None;
@@ -319,9 +320,9 @@ impl Supervised {
         if let Some(mut running) = self.running.take() {
             match running.child.terminate_group(self.settings.grace).await {
                 Ok(done) => {
-                    tracing::info!(app = %self.plan.id, forced = done.forced, "app stopped")
+                    tracing::info!(forced = done.forced, "app stopped")
                 }
-                Err(error) => tracing::warn!(app = %self.plan.id, "stopping: {error}"),
+                Err(error) => tracing::warn!("stopping: {error}"),
             }
         }
     }
@@ -335,7 +336,7 @@ impl Supervised {
             .release_app(&self.plan.id, &self.settings.owner)
             .await
         {
-            tracing::warn!(app = %self.plan.id, "cannot release: {error}");
+            tracing::warn!("cannot release: {error}");
         }
     }
 
@@ -370,7 +371,7 @@ impl Supervised {
         self.output_dirty = false;
         let key = format!("app:{}", self.plan.id);
         if let Err(error) = self.store.put_output(&key, &self.tail.text()).await {
-            tracing::warn!(app = %self.plan.id, "cannot store output: {error}");
+            tracing::warn!("cannot store output: {error}");
         }
     }
 
@@ -399,7 +400,7 @@ impl Supervised {
             Ok(held) => held,
             Err(error) => {
                 // The store is away: keep running, try again at the next tick.
-                tracing::warn!(app = %self.plan.id, "cannot record the app's status: {error}");
+                tracing::warn!("cannot record the app's status: {error}");
                 true
             }
         }

@@ -3,6 +3,7 @@ mod cli;
 mod config;
 mod control_cli;
 mod daemon;
+mod examples;
 mod log;
 mod manifest;
 mod process;
