@@ -208,6 +208,19 @@ fn forbid_skips_fires_while_a_run_is_active() {
         let runs = sandbox.list_json(&["--project", "p"]);
         assert_eq!(runs.len(), 1, "{runs:#?}");
         assert_eq!(runs[0]["state"], "pending");
+        // Each skip is recorded (the daemon flushed its log records as it stopped).
+        let log = sandbox.coco(&["log", "--job", "p.busy", "--json"]);
+        assert_eq!(log.status.code(), Some(0), "{}", stderr(&log));
+        let records: Vec<serde_json::Value> = serde_json::from_slice(&log.stdout).unwrap();
+        let skips = records
+            .iter()
+            .filter(|r| {
+                r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("fire skipped"))
+            })
+            .count();
+        assert!(skips >= 1, "skips recorded: {records:#?}");
     });
 }
 
@@ -277,4 +290,55 @@ fn jobs_lists_schedules_and_latest_runs() {
         text.contains("clock.tick") && text.contains("in "),
         "{text}"
     );
+}
+
+#[test]
+fn local_yaml_changes_apply_or_say_restart() {
+    let sandbox = Sandbox::new();
+    sandbox.project("work", &manifest(&["a"]));
+    let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+    wait_converged(&sandbox, "start-up");
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+
+    // A new home is taken at once: its projects are applied, the old home's left alone.
+    let other = sandbox.dir.path().join("home2/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("coco.yaml"), manifest(&["x"])).unwrap();
+    std::fs::write(
+        &local,
+        "logging:\n  stderr: WARNING\nfolder:\n  home: ~/home2\n  state: ~/state\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !enqueue_works(&sandbox, "other.x") {
+        assert!(
+            Instant::now() < deadline,
+            "new home not applied:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A broken local.yaml changes nothing and says why.
+    std::fs::write(&local, "folder:\n  home: [unclosed\n").unwrap();
+    daemon.wait_for_log("configuration not reloaded");
+
+    // What needs a restart says so.
+    std::fs::write(
+        &local,
+        "logging:\n  stderr: ERROR\nfolder:\n  home: ~/home2\n  state: ~/state2\n",
+    )
+    .unwrap();
+    daemon.wait_for_log("restart the daemon");
+    let log = daemon.log();
+    assert!(
+        log.contains("folder.state") && log.contains("logging"),
+        "{log}"
+    );
+    let mut daemon = daemon;
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon keeps running:\n{log}"
+    );
+    drop(daemon);
 }
