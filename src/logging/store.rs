@@ -12,8 +12,8 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -51,6 +51,9 @@ struct Sink {
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
+/// Record ids: ULIDs, increasing within a millisecond too, so one process's records keep
+/// their order in `coco log`.
+static IDS: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Start writing this process's records to `store`, as `source` (a daemon's or worker's
@@ -180,7 +183,7 @@ where
         }
         context.derive_project();
         let record = LogRecord {
-            id: ulid::Ulid::new().to_string(),
+            id: next_id(),
             at: Utc::now(),
             level: level.into(),
             levelno,
@@ -200,6 +203,14 @@ where
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+fn next_id() -> String {
+    let mut ids = IDS.lock().unwrap_or_else(PoisonError::into_inner);
+    // On overflow (2^80 ids in one millisecond) fall back to a fresh random one.
+    ids.generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
 }
 
 /// core4's level name and Python's number for a tracing level; TRACE is not stored.
