@@ -13,6 +13,7 @@ pub mod process;
 pub mod queue;
 pub mod reconcile;
 pub mod redact;
+pub mod scaffold;
 pub mod scheduler;
 pub mod store;
 pub mod supervisor;

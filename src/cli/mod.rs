@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod detail;
 pub mod enqueue;
 pub mod halt;
+pub mod init;
 pub mod jobs;
 pub mod kill;
 pub mod list;
@@ -149,7 +150,7 @@ pub enum Command {
     /// level; --follow).
     Log(log::LogArgs),
     /// Create a project from a template.
-    Init(not_yet::Rest),
+    Init(init::InitArgs),
     /// Cut a release branch (git-flow).
     Build(not_yet::Rest),
     /// Finish a release: tag, push, record.
@@ -205,8 +206,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Apps(args) => apps::run(&global, &args).await,
         Command::Status(flags) => status::run(&global, flags).await,
         Command::Log(args) => log::run(&global, &args).await,
-        Command::Init(_)
-        | Command::Build(_)
+        Command::Init(args) => init::run(&global, &args).await,
+        Command::Build(_)
         | Command::Release(_)
         | Command::Releases(_)
         | Command::Install(_)

@@ -26,6 +26,7 @@
 //! Under the death signal, what a job started outlives a SIGKILLed worker until the run is
 //! taken back: [`sweep::kill_run_orphans`] ends it then (a guard ends it at once).
 
+pub mod capture;
 pub mod guard;
 pub mod output;
 pub mod sweep;

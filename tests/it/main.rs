@@ -4,6 +4,7 @@ mod config;
 mod control_cli;
 mod daemon;
 mod examples;
+mod init;
 mod log;
 mod manifest;
 mod process;

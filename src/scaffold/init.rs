@@ -1,0 +1,187 @@
+//! The steps of `coco init` after the command line: check the name and the folder, render
+//! and write the template, create the Python environment, make the git-flow repository.
+//! (Writing local.yaml and applying the project to the store are the CLI's: see
+//! `cli::init`.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::render::{self, RenderError, Vars};
+use super::template::{self, TemplateError};
+use super::write::{self, WriteError, Written};
+use super::{check_name, git};
+use crate::process::Spec;
+use crate::process::capture::capture;
+
+/// How long creating the virtual environment (and installing requirements) may take.
+const VENV_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub name: String,
+    pub description: String,
+    pub template: String,
+    /// The home the project folder is created in.
+    pub home: PathBuf,
+    /// `folder.templates`.
+    pub user_templates: Option<PathBuf>,
+    /// Go on in an existing non-empty folder (never overwriting a file).
+    pub force: bool,
+    pub git: bool,
+    pub venv: bool,
+}
+
+/// What `init` did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub project: PathBuf,
+    pub written: Written,
+    /// `Some(true)`: a `.venv` was created (and requirements installed).
+    pub venv: Option<bool>,
+    /// A note when git was skipped because the folder already is a repository.
+    pub git_note: Option<String>,
+    pub git: bool,
+}
+
+/// Why `init` refused or failed; each a one-line message.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{0}")]
+    Name(String),
+    #[error("the description must be one line")]
+    Description,
+    #[error("no template `{name}`; there are: {known}")]
+    UnknownTemplate { name: String, known: String },
+    #[error(
+        "{} exists and is not empty: nothing written (use --force to add the template's missing files; existing files are never overwritten)",
+        path.display()
+    )]
+    NotEmpty { path: PathBuf },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("creating the virtual environment: {0}")]
+    Venv(String),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+}
+
+/// Create the project `request` describes.
+pub async fn init(request: &Request) -> Result<Report, InitError> {
+    check_name(&request.name).map_err(InitError::Name)?;
+    if request.description.contains('\n') {
+        return Err(InitError::Description);
+    }
+    let templates = template::all(request.user_templates.as_deref())?;
+    let Some(template) = templates.iter().find(|t| t.name == request.template) else {
+        return Err(InitError::UnknownTemplate {
+            name: request.template.clone(),
+            known: templates
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let project = request.home.join(&request.name);
+    if !request.force && is_non_empty_dir(&project) {
+        return Err(InitError::NotEmpty { path: project });
+    }
+    let vars = Vars {
+        name: request.name.clone(),
+        description: request.description.clone(),
+        version: "0.0.0".into(),
+        author: author(&request.home).await,
+        year: chrono::Utc::now().format("%Y").to_string(),
+        home: request.home.display().to_string(),
+    };
+    let files = render::render(template, &vars)?;
+    let written = write::write(&project, &files)?;
+
+    let requirements = project.join("requirements.txt");
+    let venv = if request.venv && requirements.is_file() && !project.join(".venv").exists() {
+        create_venv(&project, &requirements).await?;
+        Some(true)
+    } else {
+        None
+    };
+
+    let (mut git_done, mut git_note) = (false, None);
+    if request.git {
+        if project.join(".git").exists() {
+            git_note = Some("already a git repository: left as it is".into());
+        } else {
+            let message = format!("{} {}: created by coco init", vars.name, vars.version);
+            git::init_flow(&project, &message, &vars.author).await?;
+            git_done = true;
+        }
+    }
+    Ok(Report {
+        project,
+        written,
+        venv,
+        git_note,
+        git: git_done,
+    })
+}
+
+fn is_non_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some())
+        || (path.exists() && !path.is_dir())
+}
+
+/// The author: git's `user.name`, else the login name.
+async fn author(dir: &Path) -> String {
+    let dir = if dir.is_dir() {
+        dir.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    match git::config_value(&dir, "user.name").await {
+        Some(name) => name,
+        None => std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+    }
+}
+
+/// `python3 -m venv .venv`, then `pip install -r requirements.txt` when it lists anything.
+async fn create_venv(project: &Path, requirements: &Path) -> Result<(), InitError> {
+    let run = |argv: Vec<String>| async move {
+        let spec = Spec::new(argv.clone(), project);
+        let captured = capture(&spec, VENV_TIMEOUT)
+            .await
+            .map_err(|e| InitError::Venv(e.to_string()))?;
+        if captured.success() {
+            Ok(())
+        } else {
+            Err(InitError::Venv(format!(
+                "`{}` failed: {}",
+                argv.join(" "),
+                captured.complaint()
+            )))
+        }
+    };
+    run(["python3", "-m", "venv", ".venv"]
+        .map(String::from)
+        .to_vec())
+    .await?;
+    let listed = std::fs::read_to_string(requirements).unwrap_or_default();
+    if listed
+        .lines()
+        .any(|line| !line.trim().is_empty() && !line.trim().starts_with('#'))
+    {
+        let pip = project.join(".venv/bin/pip").display().to_string();
+        run(vec![
+            pip,
+            "install".into(),
+            "-q".into(),
+            "-r".into(),
+            "requirements.txt".into(),
+        ])
+        .await?;
+    }
+    Ok(())
+}
