@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod git;
+pub mod lifecycle;
 pub mod logging;
 pub mod manifest;
 pub mod process;

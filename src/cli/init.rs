@@ -7,8 +7,6 @@
 //! keep their stored state — so `coco enqueue NAME.hello` works right away. Never asks
 //! anything: an existing non-empty folder is refused unless `--force`.
 
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -125,16 +123,8 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     };
     let store = context::open_store(&config).await?;
     let stored = reconcile::load_stored(store.as_ref()).await?;
-    // Every other stored project counts as "not to be touched".
-    let others: BTreeSet<PathBuf> = stored
-        .projects
-        .iter()
-        .filter(|record| record.name != project.name)
-        .filter_map(|record| Path::new(&record.source).parent().map(Path::to_path_buf))
-        .collect();
-    let desired = BTreeMap::from([(project.name.clone(), project)]);
     let now = Utc::now();
-    let plan = reconcile::diff(&desired, &stored, &others, now);
+    let plan = reconcile::diff_one(project, &stored, now);
     reconcile::apply(store.as_ref(), &plan, &stored, now)
         .await
         .context("applying the new project")?;

@@ -12,15 +12,17 @@ pub mod detail;
 pub mod enqueue;
 pub mod halt;
 pub mod init;
+pub mod install;
 pub mod jobs;
 pub mod kill;
 pub mod list;
 pub mod log;
 pub mod logs;
-pub mod not_yet;
 pub mod output;
 pub mod pause;
 pub mod plan;
+pub mod projects;
+pub mod release;
 pub mod restart;
 pub mod run;
 pub mod schema;
@@ -152,15 +154,15 @@ pub enum Command {
     /// Create a project from a template.
     Init(init::InitArgs),
     /// Cut a release branch (git-flow).
-    Build(not_yet::Rest),
+    Build(release::BuildArgs),
     /// Finish a release: tag, push, record.
-    Release(not_yet::Rest),
+    Release(release::ReleaseArgs),
     /// List recorded releases.
-    Releases(not_yet::Rest),
+    Releases(release::ReleasesArgs),
     /// Install a project from a git remote into the home.
-    Install(not_yet::Rest),
+    Install(install::InstallArgs),
     /// Projects of the home with version, branch and state.
-    Projects(not_yet::Rest),
+    Projects(JsonFlag),
     /// Internal: the process guard a worker starts (see `coco::process::guard`).
     #[command(name = "__guard", hide = true)]
     Guard {
@@ -207,14 +209,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(flags) => status::run(&global, flags).await,
         Command::Log(args) => log::run(&global, &args).await,
         Command::Init(args) => init::run(&global, &args).await,
-        Command::Build(_)
-        | Command::Release(_)
-        | Command::Releases(_)
-        | Command::Install(_)
-        | Command::Projects(_) => not_yet::run("the project life cycle", 5),
+        Command::Build(args) => release::build(&global, &args).await,
+        Command::Release(args) => release::release(&global, &args).await,
+        Command::Releases(args) => release::releases(&global, &args).await,
+        Command::Install(args) => install::run(&global, &args).await,
+        Command::Projects(flags) => projects::run(&global, flags).await,
         Command::Guard { marker } => {
             tokio::task::spawn_blocking(move || crate::process::guard::serve(&marker)).await?;
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap's own consistency checks of every verb (clashing flag names and the like).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

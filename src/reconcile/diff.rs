@@ -145,6 +145,19 @@ fn project_fields(manifest: &Value) -> Value {
     fields
 }
 
+/// The plan for `project` alone: every other stored project is kept as it is (as if its
+/// manifest were invalid), so applying it touches nothing else (`coco init`, `coco install`).
+pub fn diff_one(project: Project, stored: &Stored, now: DateTime<Utc>) -> Plan {
+    let others: BTreeSet<PathBuf> = stored
+        .projects
+        .iter()
+        .filter(|record| record.name != project.name)
+        .filter_map(|record| Path::new(&record.source).parent().map(Path::to_path_buf))
+        .collect();
+    let desired = BTreeMap::from([(project.name.clone(), project)]);
+    diff(&desired, stored, &others, now)
+}
+
 /// Compare `desired` with `stored`. Stored projects whose manifest folder is in
 /// `invalid_dirs` (their manifest exists but does not validate) keep their last good state:
 /// they are never deactivated because of a typo.

@@ -10,4 +10,4 @@ pub mod diff;
 pub mod render;
 
 pub use apply::{apply, load_stored};
-pub use diff::{Change, FieldChange, ItemPlan, Kind, Plan, ProjectPlan, Stored, diff};
+pub use diff::{Change, FieldChange, ItemPlan, Kind, Plan, ProjectPlan, Stored, diff, diff_one};

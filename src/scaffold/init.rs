@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::check_name;
 use super::render::{self, RenderError, Vars};
 use super::template::{self, TemplateError};
 use super::write::{self, WriteError, Written};
-use super::{check_name, git};
+use crate::git;
 use crate::process::Spec;
 use crate::process::capture::capture;
 
@@ -148,7 +149,7 @@ async fn author(dir: &Path) -> String {
 }
 
 /// `python3 -m venv .venv`, then `pip install -r requirements.txt` when it lists anything.
-async fn create_venv(project: &Path, requirements: &Path) -> Result<(), InitError> {
+pub async fn create_venv(project: &Path, requirements: &Path) -> Result<(), InitError> {
     let run = |argv: Vec<String>| async move {
         let spec = Spec::new(argv.clone(), project);
         let captured = capture(&spec, VENV_TIMEOUT)

@@ -3,10 +3,9 @@
 //! - [`template`]: the templates embedded in coco and those of `folder.templates`.
 //! - [`render`] (pure): a template and the variables → files to write, paths checked.
 //! - [`write`]: the files into the project folder, never outside it, never over a file.
-//! - [`git`]: the git-flow repository with its bare `.repos` origin.
+//! - [`crate::git::init_flow`]: the git-flow repository with its bare `.repos` origin.
 //! - [`init`]: the whole command — checks, render, write, environment, git, local.yaml.
 
-pub mod git;
 pub mod init;
 pub mod render;
 pub mod template;

@@ -20,8 +20,8 @@ use serde_json::json;
 
 use super::{
     AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunFilter, RunRecord,
-    StateChange, Store,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter,
+    RunRecord, StateChange, Store,
 };
 use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
@@ -56,6 +56,7 @@ macro_rules! conformance_cases {
             app_claim_concurrent_single_winner,
             problems_replaced_and_cleared_per_source,
             log_appended_filtered_and_pruned,
+            releases_recorded_and_listed,
             run_round_trip,
             duplicate_enqueue_refused_while_blocking,
             concurrent_duplicate_enqueue_single_winner,
@@ -869,6 +870,49 @@ pub async fn problems_replaced_and_cleared_per_source(store: &dyn Store) {
         .filter(mine)
         .collect();
     assert_eq!(listed, [other]);
+}
+
+/// Releases come back newest first, per project or all; the same version again replaces.
+pub async fn releases_recorded_and_listed(store: &dyn Store) {
+    let t = tag();
+    let (a, b) = (format!("{t}a"), format!("{t}b"));
+    let release = |project: &str, version: &str, ms: i64| ReleaseRecord {
+        project: project.into(),
+        version: version.into(),
+        commit: format!("c{ms}"),
+        at: at(ms),
+        by: "ada@vm".into(),
+    };
+    store
+        .put_release(&release(&a, "0.0.1", 1_000))
+        .await
+        .expect("put");
+    store
+        .put_release(&release(&a, "0.1.0", 3_000))
+        .await
+        .expect("put");
+    store
+        .put_release(&release(&b, "1.0.0", 2_000))
+        .await
+        .expect("put");
+    store
+        .put_release(&release(&a, "0.0.1", 4_000))
+        .await
+        .expect("replace");
+    let of_a = store.list_releases(Some(&a)).await.expect("list");
+    assert_eq!(
+        of_a,
+        [release(&a, "0.0.1", 4_000), release(&a, "0.1.0", 3_000)]
+    );
+    let all: Vec<ReleaseRecord> = store
+        .list_releases(None)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|r| r.project == a || r.project == b)
+        .collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[2], release(&b, "1.0.0", 2_000));
 }
 
 /// Log records come back filtered (project, job, run, app, level, time), the newest `limit`

@@ -29,8 +29,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, 
 
 use super::{
     AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd, RunFilter,
-    RunRecord, Store, StoreError, StoreResult,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunEnd,
+    RunFilter, RunRecord, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 
@@ -116,6 +116,13 @@ CREATE TABLE IF NOT EXISTS workers (
     doc       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workers_heartbeat ON workers (heartbeat);
+CREATE TABLE IF NOT EXISTS releases (
+    project TEXT NOT NULL,
+    version TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    doc     TEXT NOT NULL,
+    PRIMARY KEY (project, version)
+);
 CREATE TABLE IF NOT EXISTS problems (
     source TEXT PRIMARY KEY NOT NULL,
     doc    TEXT NOT NULL
@@ -1258,6 +1265,46 @@ impl Store for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+
+    async fn put_release(&self, release: &ReleaseRecord) -> StoreResult<()> {
+        let mut release = release.clone();
+        let at = to_ms(release.at);
+        release.at = from_ms("release", at)?;
+        let doc = serde_json::to_string(&release).map_err(|e| StoreError::Invalid {
+            doing: "recording a release".into(),
+            message: e.to_string(),
+        })?;
+        self.run("recording a release", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO releases (project, version, at, doc) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![release.project, release.version, at, doc])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_releases(&self, project: Option<&str>) -> StoreResult<Vec<ReleaseRecord>> {
+        let project = project.map(str::to_string);
+        let docs = self
+            .run("listing releases", move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT doc FROM releases WHERE ?1 IS NULL OR project = ?1
+                     ORDER BY at DESC, project, version DESC",
+                )?;
+                stmt.query_map([project], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                serde_json::from_str::<ReleaseRecord>(doc).map_err(|e| StoreError::Corrupt {
+                    what: "release".into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     async fn append_log(&self, records: &[LogRecord]) -> StoreResult<()> {

@@ -52,6 +52,7 @@ pub const COLLECTIONS: &[&str] = &[
     "outputs",
     "control",
     "problems",
+    "releases",
 ];
 
 /// The applied manifest of one project.
@@ -470,6 +471,19 @@ pub struct Fire {
     pub fired_at: DateTime<Utc>,
 }
 
+/// A release of a project, recorded by `coco release` (`coco releases`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    pub project: String,
+    /// `X.Y.Z`, also the git tag.
+    pub version: String,
+    /// The tagged commit (full hash).
+    pub commit: String,
+    pub at: DateTime<Utc>,
+    /// Who released it: `user@host`.
+    pub by: String,
+}
+
 /// One log record of a coco process, kept in the store's `log` collection at or above
 /// `logging.mongodb` (`coco log`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -655,6 +669,12 @@ pub trait Store: Send + Sync {
 
     /// Every daemon's current manifest problems, by source.
     async fn list_problems(&self) -> StoreResult<Vec<Problems>>;
+
+    /// Record a release; a second record of the same project and version replaces it.
+    async fn put_release(&self, release: &ReleaseRecord) -> StoreResult<()>;
+
+    /// Releases, newest first, of one project or all.
+    async fn list_releases(&self, project: Option<&str>) -> StoreResult<Vec<ReleaseRecord>>;
 
     /// Append log records (ids unique; a record already stored is kept as it is).
     async fn append_log(&self, records: &[LogRecord]) -> StoreResult<()>;

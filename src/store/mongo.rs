@@ -53,8 +53,8 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
     AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord,
-    LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, RunEnd,
-    RunFilter, RunRecord, StateChange, Store, StoreError, StoreResult,
+    LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
+    RunEnd, RunFilter, RunRecord, StateChange, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 use crate::redact::redact;
@@ -1630,6 +1630,47 @@ impl Store for MongoStore {
                     source: r.str("_id")?,
                     at: r.time("at")?,
                     problems,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_release(&self, release: &ReleaseRecord) -> StoreResult<()> {
+        let doc = doc! {
+            // The project name has no `@`, so distinct pairs never share an `_id`.
+            "_id": format!("{}@{}", release.project, release.version),
+            "project": &release.project,
+            "version": &release.version,
+            "commit": &release.commit,
+            "at": time(release.at),
+            "by": &release.by,
+        };
+        self.upsert("releases", doc, "recording a release").await
+    }
+
+    async fn list_releases(&self, project: Option<&str>) -> StoreResult<Vec<ReleaseRecord>> {
+        let filter = match project {
+            Some(project) => doc! { "project": project },
+            None => doc! {},
+        };
+        let docs = self
+            .find_all(
+                "releases",
+                filter,
+                doc! { "at": -1, "project": 1, "version": -1 },
+                None,
+                "listing releases",
+            )
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let r = Reader::new("release", doc);
+                Ok(ReleaseRecord {
+                    project: r.str("project")?,
+                    version: r.str("version")?,
+                    commit: r.str("commit")?,
+                    at: r.time("at")?,
+                    by: r.str("by")?,
                 })
             })
             .collect()

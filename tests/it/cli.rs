@@ -242,14 +242,6 @@ fn a_bad_local_yaml_is_located() {
 }
 
 #[test]
-fn later_verbs_say_not_yet() {
-    let sandbox = Sandbox::with_stderr_level("INFO");
-    let output = sandbox.coco(&["build"]);
-    assert_eq!(output.status.code(), Some(3));
-    assert!(stderr(&output).contains("not yet"), "{}", stderr(&output));
-}
-
-#[test]
 fn help_teaches() {
     let sandbox = Sandbox::with_stderr_level("INFO");
     let help = stdout(&sandbox.coco(&["plan", "--help"]));

@@ -5,6 +5,7 @@ mod control_cli;
 mod daemon;
 mod examples;
 mod init;
+mod lifecycle;
 mod log;
 mod manifest;
 mod process;
