@@ -2,7 +2,7 @@
 //! `coco --init NAME DESCRIPTION`) and `coco init --list`.
 //!
 //! Creates `<home>/NAME` from a template ([`crate::scaffold`]; home: `--home`, else
-//! `folder.home`), writes `~/.coco/local.yaml` with the seed's defaults when there is none,
+//! `folder.home`, else — when neither is configured — the current directory), writes `~/.coco/local.yaml` with the seed's defaults when there is none,
 //! validates the new project and applies it to the store at once — only it: other projects
 //! keep their stored state — so `coco enqueue NAME.hello` works right away. Never asks
 //! anything: an existing non-empty folder is refused unless `--force`.
@@ -50,7 +50,7 @@ pub struct InitArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
-    let (config, _) = context::load_config(global)?;
+    let (config, settings) = context::load_config(global)?;
     if args.list {
         let templates = template::all(config.templates.as_deref())?;
         let rows: Vec<Vec<String>> = templates
@@ -70,11 +70,20 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let name = args.name.clone().unwrap_or_default();
+    // `--home`, else folder.home, else (nothing configured) the current directory.
+    let home_is_default = settings
+        .iter()
+        .any(|s| s.key == "folder.home" && s.source == "default");
+    let home = if home_is_default {
+        std::env::current_dir().context("reading the current directory")?
+    } else {
+        config.home.clone()
+    };
     let request = Request {
         name: name.clone(),
         description: args.description.clone().unwrap_or_default(),
         template: args.template.clone(),
-        home: config.home.clone(),
+        home: home.clone(),
         user_templates: config.templates.clone(),
         force: args.force,
         git: !args.no_git,
@@ -107,7 +116,7 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     if let Some(note) = &report.git_note {
         lines.push(format!("  git: {note}"));
     }
-    if let Some(created) = write_local_yaml(global, &config.home)? {
+    if let Some(created) = write_local_yaml(global, &home)? {
         lines.push(format!("wrote {} (embedded store)", created.display()));
     }
     output::text(&lines.join("\n"));

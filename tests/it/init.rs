@@ -269,9 +269,15 @@ fn local_yaml_is_created_when_missing() {
     let local = std::fs::read_to_string(sandbox.dir.path().join(".coco/local.yaml")).unwrap();
     assert!(local.contains("# DEFAULT:\n#   mongo_url:"), "{local}");
     assert!(local.contains("mongodb: INFO"), "{local}");
-    let home = sandbox.dir.path().join("coco.home");
-    assert!(local.contains(&home.display().to_string()), "{local}");
+    // No folder.home anywhere: the current directory is the home, and local.yaml says so.
+    let home = sandbox.dir.path();
+    assert!(
+        local.contains(&format!("home: \"{}\"", home.display())),
+        "{local}"
+    );
     assert!(home.join("first/coco.yaml").exists());
+    let plan = sandbox.coco(&["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "applied: {}", stdout(&plan));
     let config = sandbox.coco(&["config"]);
     assert_eq!(config.status.code(), Some(0), "{}", stderr(&config));
     assert!(
