@@ -305,3 +305,61 @@ fn build_outside_a_repository_or_a_project_is_refused() {
     assert_eq!(git_init.status.code(), Some(0), "{}", stderr(&git_init));
     refused(&sandbox, &["build", "flowing"], "--major, --minor, --patch");
 }
+
+#[test]
+fn build_and_release_refuse_each_unmet_precondition() {
+    let sandbox = Sandbox::new();
+    let home_dir = sandbox.dir.path();
+    let git = |dir: &Path, args: &[&str]| git(home_dir, dir, args);
+    let init = sandbox.coco(&["init", "flow", "-t", "shell", "--no-venv"]);
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    let project = sandbox.home().join("flow");
+    git(&project, &["commit", "-q", "--allow-empty", "-m", "work"]);
+
+    git(&project, &["checkout", "-q", "master"]);
+    refused(&sandbox, &["build", "flow", "--patch"], "runs on develop");
+    git(&project, &["checkout", "-q", "develop"]);
+    let build = sandbox.coco(&["build", "flow", "--minor"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    assert!(
+        stdout(&build).contains("0.0.0 → 0.1.0"),
+        "{}",
+        stdout(&build)
+    );
+    git(&project, &["checkout", "-q", "develop"]);
+    git(
+        &project,
+        &["merge", "-q", "--no-ff", "-m", "m", "release-0.1.0"],
+    );
+    git(&project, &["checkout", "-q", "master"]);
+    git(
+        &project,
+        &["merge", "-q", "--no-ff", "-m", "m", "release-0.1.0"],
+    );
+
+    // Two release branches.
+    git(&project, &["branch", "release-9.9.9"]);
+    refused(&sandbox, &["release", "flow"], "several release branches");
+    git(&project, &["branch", "-q", "-D", "release-9.9.9"]);
+    // The tag exists already.
+    git(&project, &["tag", "0.1.0"]);
+    refused(&sandbox, &["release", "flow"], "tag 0.1.0 exists already");
+    git(&project, &["tag", "-d", "0.1.0"]);
+    // coco.yaml on master disagrees with the branch.
+    let manifest = project.join("coco.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("version: 0.1.0", "version: 0.2.0")).unwrap();
+    git(&project, &["commit", "-q", "-am", "wrong version"]);
+    refused(
+        &sandbox,
+        &["release", "flow"],
+        "coco.yaml on master says version 0.2.0",
+    );
+    git(&project, &["reset", "-q", "--hard", "HEAD~1"]);
+
+    let release = sandbox.coco(&["release", "flow"]);
+    assert_eq!(release.status.code(), Some(0), "{}", stderr(&release));
+    let releases = json(&sandbox, &["releases", "flow", "--json"]);
+    assert_eq!(releases.as_array().map(Vec::len), Some(1), "{releases:#}");
+    assert_eq!(releases[0]["version"], "0.1.0");
+}
