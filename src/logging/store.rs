@@ -85,11 +85,15 @@ pub async fn flush() {
 async fn ship(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>) {
     let mut batch: Vec<LogRecord> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    // When the batch's first record has waited long enough.
+    let mut due = tokio::time::Instant::now();
     loop {
         let message = if batch.is_empty() {
-            receiver.recv().await
+            let message = receiver.recv().await;
+            due = tokio::time::Instant::now() + BATCH_DELAY;
+            message
         } else {
-            match tokio::time::timeout(BATCH_DELAY, receiver.recv()).await {
+            match tokio::time::timeout_at(due, receiver.recv()).await {
                 Ok(message) => message,
                 Err(_) => {
                     write(store.as_ref(), &mut batch).await;
@@ -361,6 +365,54 @@ mod tests {
         event.fill_from(&span);
         assert_eq!(event.run.as_deref(), Some("r1"));
         assert_eq!(event.job.as_deref(), Some("p.j"));
+    }
+
+    /// A steady trickle of records is written every [`BATCH_DELAY`] or so, not held back
+    /// until a batch is full; a flush writes the rest at once.
+    #[tokio::test]
+    async fn a_trickle_of_records_is_written_as_it_comes() {
+        use crate::store::embedded::EmbeddedStore;
+        use crate::store::{LogFilter, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("coco.db"))
+            .await
+            .unwrap();
+        store.ensure_schema().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let (sender, receiver) = mpsc::channel(CAPACITY);
+        let shipper = tokio::spawn(ship(Arc::clone(&store), receiver));
+        let record = |n: u32| LogRecord {
+            id: next_id(),
+            at: Utc::now(),
+            level: "INFO".into(),
+            levelno: 20,
+            message: format!("record {n}"),
+            host: "h".into(),
+            source: "test".into(),
+            project: None,
+            job: None,
+            run: None,
+            app: None,
+        };
+        // 30 records over 1.5 s: far fewer than a batch.
+        for n in 0..30 {
+            sender
+                .send(Message::Record(Box::new(record(n))))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stored = store.list_log(&LogFilter::default()).await.unwrap().len();
+        assert!(stored >= 10, "only {stored} of 30 written while they came");
+        let (done, written) = oneshot::channel();
+        sender.send(Message::Flush(done)).await.unwrap();
+        written.await.unwrap();
+        assert_eq!(
+            store.list_log(&LogFilter::default()).await.unwrap().len(),
+            30
+        );
+        drop(sender);
+        shipper.await.unwrap();
     }
 
     #[test]
