@@ -1,0 +1,301 @@
+//! A fresh world for one benchmark: a temporary folder holding a home, a state folder and a
+//! `local.yaml` naming them (relative to it) and the store — a new SQLite file under the
+//! state folder, or a new MongoDB database — opened by this process too. Daemons are real
+//! `coco daemon` processes of the built binary ([`DaemonProcess`]), their stderr kept in
+//! `logs/`; a drop guard SIGKILLs one if a benchmark bails out early.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use coco::store::{self, Store, StoreLocation};
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+/// Which store a benchmark runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Embedded,
+    /// A MongoDB-wire server; every sandbox gets a database of its own.
+    Mongo {
+        url: String,
+    },
+}
+
+impl Backend {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded (SQLite)",
+            Backend::Mongo { .. } => "FerretDB (MongoDB wire)",
+        }
+    }
+}
+
+/// Keep the sandbox folders (`--keep`), to read the daemons' logs afterwards.
+pub static KEEP: AtomicBool = AtomicBool::new(false);
+
+/// The `local.yaml` of a sandbox without its store part: logging at the defaults (INFO to
+/// stderr and to the store), home and state folders next to it.
+pub const CONFIG: &str = "logging:\n  stderr: INFO\nfolder:\n  home: home\n  state: state\n";
+
+/// One benchmark's folder, home, state and store (see the module documentation).
+pub struct Sandbox {
+    dir: TempDir,
+    coco: PathBuf,
+    pub store: Arc<dyn Store>,
+    /// MongoDB URL and database, dropped by [`Sandbox::close`].
+    mongo: Option<(String, String)>,
+}
+
+impl Sandbox {
+    /// A sandbox whose `local.yaml` is `config` (paths relative to the sandbox folder) plus
+    /// the store's lines. `prepare` fills the folder (the home) before the store is opened.
+    /// `name` makes the folder and the MongoDB database name readable.
+    pub async fn new(
+        coco: &Path,
+        backend: &Backend,
+        name: &str,
+        config: &str,
+        prepare: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Sandbox> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("coco-daemon-bench-{name}-"))
+            .tempdir()
+            .context("creating the sandbox folder")?;
+        std::fs::create_dir_all(dir.path().join("home"))?;
+        std::fs::create_dir_all(dir.path().join("logs"))?;
+        prepare(dir.path())?;
+        let state = dir.path().join("state");
+        let mut config = config.to_owned();
+        let (location, mongo) = match backend {
+            Backend::Embedded => (
+                StoreLocation::Embedded {
+                    path: state.join("coco.db"),
+                },
+                None,
+            ),
+            Backend::Mongo { url } => {
+                let database = format!(
+                    "coco_daemon_bench_{}_{}_{}",
+                    name.replace('-', "_"),
+                    std::process::id(),
+                    Utc::now().timestamp_millis()
+                );
+                config.push_str(&format!(
+                    "DEFAULT:\n  mongo_url: {url}\n  mongo_database: {database}\n"
+                ));
+                (
+                    StoreLocation::Mongo {
+                        url: url.clone(),
+                        database: database.clone(),
+                    },
+                    Some((url.clone(), database)),
+                )
+            }
+        };
+        std::fs::write(dir.path().join("local.yaml"), config)?;
+        Ok(Sandbox {
+            store: store::open(&location).await.context("opening the store")?,
+            dir,
+            coco: coco.to_path_buf(),
+            mongo,
+        })
+    }
+
+    /// A path inside the sandbox folder.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    /// `coco --config <sandbox>/local.yaml ARGS…`, no `COCO_*` variables of ours inherited.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = host_command(&self.coco);
+        command
+            .arg("--config")
+            .arg(self.path("local.yaml"))
+            .args(args)
+            .stdin(Stdio::null());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("COCO_") {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    /// Start `coco daemon ARGS…`, its stdout and stderr to `logs/<log>.out|.err`.
+    pub fn daemon(&self, args: &[&str], log: &str) -> anyhow::Result<DaemonProcess> {
+        let err = self.path(&format!("logs/{log}.err"));
+        let mut all = vec!["daemon"];
+        all.extend_from_slice(args);
+        let child = self
+            .command(&all)
+            .stdout(std::fs::File::create(
+                self.path(&format!("logs/{log}.out")),
+            )?)
+            .stderr(std::fs::File::create(&err)?)
+            .spawn()
+            .context("starting coco daemon")?;
+        Ok(DaemonProcess {
+            child: Some(child),
+            log: err,
+        })
+    }
+
+    /// Drop the sandbox's MongoDB database (the temporary folder goes with `self`); a
+    /// failure is only logged. With `--keep`, both stay.
+    pub async fn close(self) {
+        if KEEP.load(Ordering::Relaxed) {
+            eprintln!("   kept {}", self.dir.keep().display());
+            return;
+        }
+        if let Some((url, database)) = &self.mongo {
+            let dropped = match mongodb::Client::with_uri_str(url).await {
+                Ok(client) => client.database(database).drop().await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = dropped {
+                eprintln!("  could not drop database {database}: {error}");
+            }
+        }
+    }
+}
+
+/// A command for a program of this host (the coco binary): the benchmark starts and signals
+/// its daemons itself, like the integration tests that run the coco binary.
+#[allow(clippy::disallowed_methods)] // the bench runs coco daemons
+pub fn host_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    Command::new(program)
+}
+
+/// A running `coco daemon`; SIGKILLed on drop if still running.
+pub struct DaemonProcess {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl DaemonProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of its stderr, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = self.log();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    /// Wait until a line of its stderr contains `needle`, checking every 2 ms; when it
+    /// appeared (to within that), or an error if the daemon exited or `within` passed.
+    pub async fn wait_for_log(
+        &mut self,
+        needle: &str,
+        within: Duration,
+    ) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.log().contains(needle) {
+                return Ok(Instant::now());
+            }
+            self.check_running()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "the daemon logged no {needle:?} within {within:?}:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// An error if the daemon has exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            self.child = None;
+            bail!("the daemon exited ({status}):\n{}", self.log_tail());
+        }
+        Ok(())
+    }
+
+    /// SIGTERM (the daemon stops its apps and hands runs back), then wait for the exit.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait()?.is_some() {
+                self.child = None;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the daemon did not exit within 30 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    if let Ok(pid) = i32::try_from(pid)
+        && pid > 0
+    {
+        // SAFETY: kill(2) with the pid of a child we have not reaped yet (so not reused).
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// A TCP port of 127.0.0.1 free right now (bound, then released), for an app.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A small xorshift generator (which project, job, pause), seeded differently every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Rng {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        Rng(nanos | 1)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
