@@ -1,16 +1,21 @@
-//! One convergence pass: read the home, diff it against the store and apply — the code path
-//! of `coco plan`/`coco apply` — and describe what changed in one line.
+//! One convergence pass: read the home (or only the project folders whose manifests were
+//! saved), diff it against the store and apply — the code path of `coco plan`/`coco apply` —
+//! and describe what changed in one line.
 //!
 //! An invalid project is left as it is in the store (the diff keeps the stored state of
 //! every folder with problems), so a typo never stops, unschedules or restarts anything; its
 //! problems come back in [`Pass::problems`] for the log.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::manifest::discover::discover;
-use crate::reconcile::{self, Change, Kind, Plan};
+use crate::manifest::MANIFEST_FILE;
+use crate::manifest::Project;
+use crate::manifest::discover::{discover, name_taken};
+use crate::manifest::parse::load_project;
+use crate::reconcile::{self, Change, Kind, Plan, Stored};
 use crate::store::Store;
 use crate::yaml::Diagnostic;
 
@@ -29,19 +34,138 @@ impl Pass {
     }
 }
 
-/// Converge the store on the projects of `home` as of `now`.
-pub async fn converge(home: &Path, store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<Pass> {
-    let discovery = discover(home)?;
-    let invalid = discovery.invalid.keys().cloned().collect();
-    let stored = reconcile::load_stored(store).await?;
-    let plan = reconcile::diff(&discovery.projects, &stored, &invalid, now);
-    if plan.has_changes() {
-        reconcile::apply(store, &plan, &stored, now).await?;
+/// Converges the store on a home, remembering per folder what the last pass saw, so that a
+/// saved manifest is read, diffed and applied on its own ([`Converger::folders`]) — the
+/// time of a save does not grow with the number of projects in the home.
+#[derive(Debug)]
+pub struct Converger {
+    home: PathBuf,
+    /// Folder (absolute) → the name of the valid project it held at the last pass.
+    names: BTreeMap<PathBuf, String>,
+    /// Folder (absolute) → its problems at the last pass.
+    problems: BTreeMap<PathBuf, Vec<Diagnostic>>,
+}
+
+impl Converger {
+    pub fn new(home: &Path) -> Converger {
+        Converger {
+            home: home.to_path_buf(),
+            names: BTreeMap::new(),
+            problems: BTreeMap::new(),
+        }
     }
-    Ok(Pass {
-        plan,
-        problems: discovery.problems().cloned().collect(),
-    })
+
+    /// Converge on another home from now on (the next pass should be [`Converger::everything`]).
+    pub fn set_home(&mut self, home: &Path) {
+        *self = Converger::new(home);
+    }
+
+    /// Read every project of the home and converge.
+    pub async fn everything(
+        &mut self,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Pass> {
+        let discovery = discover(&self.home)?;
+        let invalid = discovery.invalid.keys().cloned().collect();
+        let stored = reconcile::load_stored(store).await?;
+        let plan = reconcile::diff(&discovery.projects, &stored, &invalid, now);
+        if plan.has_changes() {
+            reconcile::apply(store, &plan, &stored, now).await?;
+        }
+        self.names = discovery
+            .projects
+            .values()
+            .map(|project| (absolute(&project.dir), project.name.clone()))
+            .collect();
+        self.problems = discovery
+            .invalid
+            .into_iter()
+            .map(|(dir, problems)| (absolute(&dir), problems))
+            .collect();
+        Ok(Pass {
+            plan,
+            problems: self.all_problems(),
+        })
+    }
+
+    /// Converge after the manifests of `dirs` (project folders of the home) changed: only
+    /// they are read and only their stored state is loaded. A project named like another
+    /// folder's is a problem of its own folder (the other keeps the name). Falls back to
+    /// [`Converger::everything`] when the change must touch another project: a manifest
+    /// gone, a project renamed (its old name is deactivated), a folder not seen before.
+    pub async fn folders(
+        &mut self,
+        dirs: &BTreeSet<PathBuf>,
+        store: &dyn Store,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Pass> {
+        let mut desired = BTreeMap::new();
+        let mut problems = self.problems.clone();
+        for dir in dirs {
+            let dir = absolute(dir);
+            if !dir.join(MANIFEST_FILE).is_file() {
+                return self.everything(store, now).await;
+            }
+            match load_project(&dir) {
+                Ok(project) => {
+                    let taken_by = self
+                        .names
+                        .iter()
+                        .find(|(other, name)| **other != dir && **name == project.name)
+                        .map(|(other, _)| other.clone())
+                        .or_else(|| desired.get(&project.name).map(|p: &Project| p.dir.clone()));
+                    if let Some(first) = taken_by {
+                        // Another folder's project keeps its name; this one keeps its stored
+                        // state, as with any invalid manifest.
+                        problems.insert(dir.clone(), vec![name_taken(&dir, &project.name, &first)]);
+                        continue;
+                    }
+                    let renamed = self.names.get(&dir).is_some_and(|old| *old != project.name);
+                    let unseen =
+                        !self.names.contains_key(&dir) && !self.problems.contains_key(&dir);
+                    if renamed || unseen {
+                        // The old name must be deactivated, or a folder never seen: let the
+                        // whole home decide.
+                        return self.everything(store, now).await;
+                    }
+                    problems.remove(&dir);
+                    desired.insert(project.name.clone(), project);
+                }
+                Err(found) => {
+                    problems.insert(dir, found);
+                }
+            }
+        }
+        // Only the desired projects' stored state: nothing else can be planned.
+        let mut stored = Stored::default();
+        for name in desired.keys() {
+            stored.projects.extend(store.get_project(name).await?);
+            stored.jobs.extend(store.list_jobs(Some(name)).await?);
+            stored.apps.extend(store.list_apps(Some(name)).await?);
+        }
+        let plan = reconcile::diff(&desired, &stored, &BTreeSet::new(), now);
+        if plan.has_changes() {
+            reconcile::apply(store, &plan, &stored, now).await?;
+        }
+        for project in desired.values() {
+            self.names
+                .insert(absolute(&project.dir), project.name.clone());
+        }
+        self.problems = problems;
+        Ok(Pass {
+            plan,
+            problems: self.all_problems(),
+        })
+    }
+
+    fn all_problems(&self) -> Vec<Diagnostic> {
+        self.problems.values().flatten().cloned().collect()
+    }
+}
+
+fn absolute(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// `+proj.job ~proj.app -proj.old` for every change of `plan` (pure); empty if none.

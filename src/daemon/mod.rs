@@ -21,6 +21,7 @@
 pub mod converge;
 pub mod watch;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +107,16 @@ pub async fn run(
 
     let mut watch = watch::Watch::new(&config.home, &config_files)?;
     let mut outcome = Stopped::default();
-    pass(&config, store.as_ref(), &name, &mut outcome).await;
+    let mut converger = converge::Converger::new(&config.home);
+    pass(
+        &mut converger,
+        None,
+        &config,
+        store.as_ref(),
+        &name,
+        &mut outcome,
+    )
+    .await;
 
     let scheduler = parts.scheduler.then(|| {
         Scheduler::new(
@@ -188,10 +198,16 @@ pub async fn run(
                     tracing::error!("the file watcher stopped; restart the daemon");
                     break;
                 };
-                if change.config {
-                    reread_config(&mut config, &overrides, &mut watch);
+                let mut everything = change.folders;
+                if change.config && reread_config(&mut config, &overrides, &mut watch) {
+                    converger.set_home(&config.home);
+                    everything = true;
                 }
-                if pass(&config, store.as_ref(), &name, &mut outcome).await {
+                let only = (!everything).then_some(&change.projects);
+                if only.is_some_and(BTreeSet::is_empty) {
+                    continue;
+                }
+                if pass(&mut converger, only, &config, store.as_ref(), &name, &mut outcome).await {
                     for reload in reload.iter().chain(apps_reload.iter()) {
                         reload.notify_one();
                     }
@@ -271,12 +287,24 @@ async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>)
     }
 }
 
-/// One convergence pass, logged, its problems recorded under `name` for `coco status`; true
-/// if it changed the store.
-async fn pass(config: &Config, store: &dyn Store, name: &str, outcome: &mut Stopped) -> bool {
+/// One convergence pass — over the project folders `only`, else the whole home — logged,
+/// its problems recorded under `name` for `coco status`; true if it changed the store.
+async fn pass(
+    converger: &mut converge::Converger,
+    only: Option<&BTreeSet<PathBuf>>,
+    config: &Config,
+    store: &dyn Store,
+    name: &str,
+    outcome: &mut Stopped,
+) -> bool {
     outcome.passes += 1;
     let started = std::time::Instant::now();
-    match converge::converge(&config.home, store, Utc::now()).await {
+    let now = Utc::now();
+    let result = match only {
+        Some(dirs) => converger.folders(dirs, store, now).await,
+        None => converger.everything(store, now).await,
+    };
+    match result {
         Ok(pass) => {
             for problem in &pass.problems {
                 match project_of(&config.home, &problem.file) {
@@ -308,16 +336,18 @@ async fn pass(config: &Config, store: &dyn Store, name: &str, outcome: &mut Stop
 }
 
 /// Read the configuration again after local.yaml changed: take a new home at once, say what
-/// needs a restart. A configuration that does not load is reported and ignored.
-fn reread_config(config: &mut Config, overrides: &Overrides, watch: &mut watch::Watch) {
+/// needs a restart. A configuration that does not load is reported and ignored. True if the
+/// home changed.
+fn reread_config(config: &mut Config, overrides: &Overrides, watch: &mut watch::Watch) -> bool {
     let fresh = match crate::config::load_from_process(overrides) {
         Ok((fresh, _)) => fresh,
         Err(error) => {
             tracing::error!("configuration not reloaded: {error}");
-            return;
+            return false;
         }
     };
-    if fresh.home != config.home {
+    let new_home = fresh.home != config.home;
+    if new_home {
         tracing::info!(
             from = %config.home.display(),
             to = %fresh.home.display(),
@@ -345,4 +375,5 @@ fn reread_config(config: &mut Config, overrides: &Overrides, watch: &mut watch::
             restart.join(", ")
         );
     }
+    new_home
 }

@@ -6,7 +6,8 @@
 //! configuration file. Folders are watched rather than files because editors that save by
 //! rename replace the file's inode. After a relevant event, [`Watch::next_change`] waits
 //! until nothing relevant happened for [`QUIET`] (at most [`MAX_DELAY`] in all), so a save
-//! that touches the file several times converges once.
+//! that touches the file several times converges once; it says which project folders'
+//! manifests changed, or that the set of folders did (then every project is read again).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -24,22 +25,35 @@ pub const QUIET: Duration = Duration::from_millis(15);
 pub const MAX_DELAY: Duration = Duration::from_millis(200);
 
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Changed {
-    /// A manifest, or the set of project folders.
-    pub home: bool,
+    /// The set of project folders may have changed (a folder created, renamed or deleted in
+    /// the home, or events were lost): every project must be read again.
+    pub folders: bool,
+    /// Project folders whose `coco.yaml` was written, replaced or deleted.
+    pub projects: BTreeSet<PathBuf>,
     /// A configuration file.
     pub config: bool,
 }
 
 impl Changed {
-    fn any(self) -> bool {
-        self.home || self.config
+    /// Everything: what a lost event means.
+    fn everything() -> Changed {
+        Changed {
+            folders: true,
+            projects: BTreeSet::new(),
+            config: true,
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.folders || self.config || !self.projects.is_empty()
     }
 
     fn merge(&mut self, other: Changed) {
-        self.home |= other.home;
+        self.folders |= other.folders;
         self.config |= other.config;
+        self.projects.extend(other.projects);
     }
 }
 
@@ -50,6 +64,12 @@ pub struct Watch {
     home: PathBuf,
     config_files: Vec<PathBuf>,
     watched: BTreeSet<PathBuf>,
+    /// The change being debounced, kept here (not in [`Watch::next_change`]'s future) so
+    /// that dropping that future — it runs in a `select!` — loses nothing.
+    pending: Changed,
+    /// When the pending change's first and latest relevant events came.
+    first_at: tokio::time::Instant,
+    latest_at: tokio::time::Instant,
 }
 
 impl Watch {
@@ -65,6 +85,9 @@ impl Watch {
             home: home.to_path_buf(),
             config_files: config_files.to_vec(),
             watched: BTreeSet::new(),
+            pending: Changed::default(),
+            first_at: tokio::time::Instant::now(),
+            latest_at: tokio::time::Instant::now(),
         };
         watch.sync();
         Ok(watch)
@@ -77,21 +100,39 @@ impl Watch {
     }
 
     /// Wait for the next change (debounced); `None` if the watcher is gone.
+    ///
+    /// Cancel-safe: the change gathered so far stays in `self`, and the only thing awaited
+    /// is the channel (itself cancel-safe), so a call dropped in a `select!` loses nothing and
+    /// the next call goes on where it stopped.
     pub async fn next_change(&mut self) -> Option<Changed> {
-        let mut changed = Changed::default();
-        while !changed.any() {
-            let event = self.events.recv().await?;
-            changed.merge(self.classify(event));
-        }
-        let deadline = tokio::time::Instant::now() + MAX_DELAY;
         loop {
-            let quiet_until = (tokio::time::Instant::now() + QUIET).min(deadline);
-            match tokio::time::timeout_at(quiet_until, self.events.recv()).await {
-                Ok(Some(event)) => changed.merge(self.classify(event)),
-                Ok(None) | Err(_) => break,
+            let received = if self.pending.any() {
+                let quiet_until = (self.latest_at + QUIET).min(self.first_at + MAX_DELAY);
+                match tokio::time::timeout_at(quiet_until, self.events.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => break,
+                }
+            } else {
+                self.events.recv().await
+            };
+            let Some(event) = received else {
+                if self.pending.any() {
+                    break;
+                }
+                return None;
+            };
+            let changed = self.classify(event);
+            if changed.any() {
+                let now = tokio::time::Instant::now();
+                if !self.pending.any() {
+                    self.first_at = now;
+                }
+                self.latest_at = now;
+                self.pending.merge(changed);
             }
         }
-        if changed.home {
+        let changed = std::mem::take(&mut self.pending);
+        if changed.folders {
             self.sync();
         }
         Some(changed)
@@ -104,26 +145,29 @@ impl Watch {
             Err(error) => {
                 // Overflow or a watch lost: re-read everything to be safe.
                 tracing::warn!("file watch: {error}; re-reading everything");
-                return Changed {
-                    home: true,
-                    config: true,
-                };
+                return Changed::everything();
             }
         };
         if matches!(event.kind, EventKind::Access(_)) {
             return Changed::default();
         }
         let mut changed = Changed::default();
+        if event.need_rescan() {
+            return Changed::everything();
+        }
         for path in &event.paths {
             if self.config_files.iter().any(|file| file == path) {
                 changed.config = true;
             }
             let parent = path.parent();
             let in_home = parent == Some(self.home.as_path());
+            if (in_home && !is_hidden(path)) || path == &self.home {
+                changed.folders = true;
+            }
             let is_manifest = path.file_name().is_some_and(|name| name == MANIFEST_FILE)
                 && parent.and_then(Path::parent) == Some(self.home.as_path());
-            if (in_home && !is_hidden(path)) || is_manifest || path == &self.home {
-                changed.home = true;
+            if let (true, Some(project)) = (is_manifest, parent) {
+                changed.projects.insert(project.to_path_buf());
             }
         }
         changed
@@ -177,4 +221,39 @@ fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .and_then(|name| name.to_str())
         .is_some_and(|name| name.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `select!` that drops the wait in the middle of its debounce (as the daemon's ticks
+    /// do) loses nothing: the next call returns the change.
+    #[tokio::test]
+    async fn a_change_survives_a_dropped_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join("p")).unwrap();
+        std::fs::write(home.join("p").join(MANIFEST_FILE), "jobs: {}\n").unwrap();
+        let mut watch = Watch::new(&home, &[]).unwrap();
+        std::fs::write(
+            home.join("p").join(MANIFEST_FILE),
+            "jobs: {a: {command: [x]}}\n",
+        )
+        .unwrap();
+        let mut dropped = 0;
+        let change = loop {
+            tokio::select! {
+                change = watch.next_change() => break change,
+                () = tokio::time::sleep(QUIET / 3) => {
+                    dropped += 1;
+                    assert!(dropped < 1000, "the change was lost");
+                }
+            }
+        };
+        let change = change.expect("watching");
+        assert!(dropped > 0, "the wait was dropped at least once");
+        assert_eq!(change.projects, BTreeSet::from([home.join("p")]));
+        assert!(!change.folders && !change.config, "{change:?}");
+    }
 }

@@ -45,23 +45,7 @@ pub fn load_projects(dirs: &[PathBuf]) -> Discovery {
         match load_project(dir) {
             Ok(project) => {
                 if let Some(first) = discovery.projects.get(&project.name) {
-                    let file = dir.join(MANIFEST_FILE);
-                    let text = std::fs::read_to_string(&file).unwrap_or_default();
-                    let doc = crate::yaml::Document::parse(&file, &text).ok();
-                    let message = format!(
-                        "project name `{}` is already used by {}",
-                        project.name,
-                        first.dir.join(MANIFEST_FILE).display()
-                    );
-                    let diagnostic = match doc {
-                        Some(doc) => doc.at(&["project".to_owned()], message),
-                        None => Diagnostic::new(
-                            &file,
-                            &text,
-                            crate::yaml::Position { line: 1, column: 1 },
-                            message,
-                        ),
-                    };
+                    let diagnostic = name_taken(dir, &project.name, &first.dir);
                     discovery.invalid.insert(dir.clone(), vec![diagnostic]);
                 } else {
                     discovery.projects.insert(project.name.clone(), project);
@@ -73,6 +57,27 @@ pub fn load_projects(dirs: &[PathBuf]) -> Discovery {
         }
     }
     discovery
+}
+
+/// The problem of the project in `dir` whose name `name` the project in `first` has already,
+/// located at its `project:` key.
+pub fn name_taken(dir: &Path, name: &str, first: &Path) -> Diagnostic {
+    let file = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let doc = crate::yaml::Document::parse(&file, &text).ok();
+    let message = format!(
+        "project name `{name}` is already used by {}",
+        first.join(MANIFEST_FILE).display()
+    );
+    match doc {
+        Some(doc) => doc.at(&["project".to_owned()], message),
+        None => Diagnostic::new(
+            &file,
+            &text,
+            crate::yaml::Position { line: 1, column: 1 },
+            message,
+        ),
+    }
 }
 
 /// Load every project of `home`.

@@ -342,3 +342,38 @@ fn local_yaml_changes_apply_or_say_restart() {
     );
     drop(daemon);
 }
+
+/// A saved manifest is converged on its own; when it renames its project or takes another
+/// folder's project name, the whole home decides (the old name is deactivated, the clash is
+/// reported and nothing of the other project changes).
+#[test]
+fn renames_and_name_clashes_in_a_saved_manifest() {
+    let sandbox = Sandbox::new();
+    sandbox.project("one", &manifest(&["a"]));
+    sandbox.project("two", &manifest(&["b"]));
+    let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+    wait_converged(&sandbox, "start-up");
+    std::fs::write(
+        sandbox.home().join("one/coco.yaml"),
+        format!("project: uno\n{}", manifest(&["a"])),
+    )
+    .unwrap();
+    wait_converged(&sandbox, "a renamed project");
+    assert!(enqueue_works(&sandbox, "uno.a"));
+    assert!(
+        !enqueue_works(&sandbox, "one.a"),
+        "the old name is inactive"
+    );
+
+    std::fs::write(
+        sandbox.home().join("one/coco.yaml"),
+        format!("project: two\n{}", manifest(&["a"])),
+    )
+    .unwrap();
+    daemon.wait_for_log("is already used by");
+    assert!(
+        enqueue_works(&sandbox, "two.b"),
+        "the other project is untouched"
+    );
+    drop(daemon);
+}
