@@ -1,8 +1,9 @@
 //! The scheduler task: fire the scheduled jobs of the store at their instants.
 //!
 //! It keeps the active scheduled jobs in memory (read from the store at start, whenever
-//! [`Scheduler::reload`] is notified — the daemon does after each apply — and every
-//! `reload_every`, to see what other processes applied) and sleeps until the earliest
+//! [`Scheduler::reload`] is notified — the daemon does after each apply — and, to see what
+//! other processes applied, every `reload_every` when the jobs' marker moved, else every
+//! [`FULL_RELOAD_EVERY`]) and sleeps until the earliest
 //! `next_fire`. Then, per job, [`super::due::due`] says what to fire; each instant is first
 //! recorded under its unique `(job, instant)` key ([`Store::record_fire`]) and only the process
 //! that recorded it enqueues, so several schedulers on one store never double a fire. The
@@ -32,6 +33,10 @@ use super::schedule::Schedule;
 use crate::manifest::{Catchup, Concurrency, Job};
 use crate::queue::{self, NewRun, new_run};
 use crate::store::{Cancel, Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};
+
+/// The jobs are listed in full at least this often, even when their marker
+/// ([`Store::jobs_marker`]) did not move.
+pub const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -112,11 +117,29 @@ impl Scheduler {
         tracing::info!("scheduler started");
         let mut shutdown = std::pin::pin!(shutdown);
         let mut reload_at = tokio::time::Instant::now();
+        // A full re-read at least this often, whatever the marker says (clocks of other hosts
+        // may lag).
+        let mut full_at = tokio::time::Instant::now();
+        let mut marker = None;
+        let mut notified = true;
         loop {
             if tokio::time::Instant::now() >= reload_at {
-                if let Err(error) = self.load().await {
-                    tracing::warn!("cannot read the scheduled jobs: {error}");
+                // Between full re-reads, list the jobs only when the marker moved.
+                let seen = self.store.jobs_marker().await.ok();
+                let stale = notified
+                    || seen.is_none()
+                    || seen != marker
+                    || tokio::time::Instant::now() >= full_at;
+                if stale {
+                    match self.load().await {
+                        Ok(()) => {
+                            marker = seen;
+                            full_at = tokio::time::Instant::now() + FULL_RELOAD_EVERY;
+                        }
+                        Err(error) => tracing::warn!("cannot read the scheduled jobs: {error}"),
+                    }
                 }
+                notified = false;
                 if let Err(error) = self.recover(Utc::now()).await {
                     tracing::warn!("cannot look for unsettled fires: {error}");
                 }
@@ -142,7 +165,10 @@ impl Scheduler {
                 .map_or(reload_at, |next| reload_at.min(instant_of(next)));
             tokio::select! {
                 () = tokio::time::sleep_until(wake_at) => {}
-                () = self.reload.notified() => reload_at = tokio::time::Instant::now(),
+                () = self.reload.notified() => {
+                    reload_at = tokio::time::Instant::now();
+                    notified = true;
+                }
                 () = &mut shutdown => break,
             }
         }

@@ -42,6 +42,7 @@ macro_rules! conformance_cases {
             project_replace,
             projects_sorted_by_name,
             job_round_trip,
+            jobs_marker_moves_with_every_put,
             job_replace_clears_fire_times,
             fire_times_set_only_for_the_same_definition,
             jobs_listed_by_project,
@@ -308,6 +309,37 @@ pub async fn job_round_trip(store: &dyn Store) {
     assert_eq!(
         store.list_jobs(Some(&t)).await.expect("list_jobs"),
         expected
+    );
+}
+
+/// The jobs' marker counts the jobs and follows the latest `updated_at`; fire times do not
+/// move it.
+pub async fn jobs_marker_moves_with_every_put(store: &dyn Store) {
+    let t = tag();
+    let (count, _) = store.jobs_marker().await.expect("marker");
+    let mut first = job(&t, "a", 1);
+    first.updated_at = at(4_102_444_800_000);
+    store.put_job(&first).await.expect("put");
+    let marker = store.jobs_marker().await.expect("marker");
+    assert_eq!(marker, (count + 1, Some(first.updated_at)), "a new job");
+    assert!(
+        store
+            .set_fire_times(&first.id, &first.hash, None, Some(at(1)))
+            .await
+            .expect("fire times")
+    );
+    assert_eq!(
+        store.jobs_marker().await.expect("marker"),
+        marker,
+        "fire times"
+    );
+    first.updated_at = at(4_102_444_800_001);
+    first.active = false;
+    store.put_job(&first).await.expect("put");
+    assert_eq!(
+        store.jobs_marker().await.expect("marker"),
+        (count + 1, Some(first.updated_at)),
+        "a job changed"
     );
 }
 

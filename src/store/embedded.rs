@@ -693,6 +693,19 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let (count, latest) = self
+            .run("reading the jobs' marker", |conn| {
+                conn.prepare_cached("SELECT COUNT(*), MAX(updated_at) FROM jobs")?
+                    .query_row([], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
+                    })
+            })
+            .await?;
+        let latest = latest.map(|ms| from_ms("jobs", ms)).transpose()?;
+        Ok((u64::try_from(count).unwrap_or(0), latest))
+    }
+
     async fn set_fire_times(
         &self,
         id: &str,

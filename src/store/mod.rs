@@ -635,6 +635,10 @@ pub trait Store: Send + Sync {
     /// Insert or replace the job with this id.
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()>;
 
+    /// How many jobs are stored and their latest `updated_at`: a cheap sign that some job
+    /// changed (every apply writes `updated_at`), for the scheduler's periodic look.
+    async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;
+
     /// Apps (active or not) sorted by id, optionally only those of one project.
     async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>>;
     async fn get_app(&self, id: &str) -> StoreResult<Option<AppRecord>>;

@@ -1050,6 +1050,23 @@ impl Store for MongoStore {
         self.upsert("jobs", job_doc(record)?, "writing a job").await
     }
 
+    async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let doing = "reading the jobs' marker";
+        let count = self
+            .collection("jobs")
+            .count_documents(doc! {})
+            .await
+            .map_err(self.err(doing))?;
+        let latest = self
+            .find_all("jobs", doc! {}, doc! { "updated_at": -1 }, Some(1), doing)
+            .await?;
+        let latest = latest
+            .first()
+            .map(|doc| Reader::new("job", doc).time("updated_at"))
+            .transpose()?;
+        Ok((count, latest))
+    }
+
     async fn set_fire_times(
         &self,
         id: &str,

@@ -28,7 +28,7 @@ use crate::store::{AppStatus, Store};
 use crate::worker::run::tail_line;
 
 /// Health checks this often until the first one passes.
-pub const STARTING_CHECK: Duration = Duration::from_millis(100);
+pub const STARTING_CHECK: Duration = Duration::from_millis(20);
 
 /// Failed checks in a row that restart an app that was healthy.
 pub const UNHEALTHY_RESTART: u32 = 3;
@@ -158,9 +158,15 @@ pub async fn supervise(
                 next_check = Instant::now() + STARTING_CHECK;
             }
             () = tokio::time::sleep_until(next_check), if checking => {
+                let before = app.state;
                 if app.check().await {
                     // A failing app that was healthy is restarted.
                     app.restart_unhealthy().await;
+                } else if app.state != before {
+                    // `coco apps` and `coco logs` follow a change of state at once, not at
+                    // their next tick.
+                    app.store_output().await;
+                    app.report().await;
                 }
                 next_check = Instant::now() + app.check_interval();
             }

@@ -110,9 +110,14 @@ fn an_app_is_served_restarted_and_stopped() {
             "the new process has the new environment"
         );
 
-        // Its output is kept.
-        let logs = stdout(&sandbox.coco(&["logs", "site.web"]));
-        assert!(logs.contains("out Serving HTTP on 127.0.0.1"), "{logs}");
+        // Its output is kept (stored as it comes, a moment after the app answers).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut logs = String::new();
+        while !logs.contains("out Serving HTTP on 127.0.0.1") {
+            assert!(Instant::now() < deadline, "{logs}");
+            std::thread::sleep(Duration::from_millis(20));
+            logs = stdout(&sandbox.coco(&["logs", "site.web"]));
+        }
         assert!(
             logs.contains("log WARNING exited: killed by SIGKILL"),
             "{logs}"
