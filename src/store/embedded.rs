@@ -668,6 +668,32 @@ impl Store for EmbeddedStore {
         .transpose()
     }
 
+    async fn get_project_and_job(
+        &self,
+        project: &str,
+        job: &str,
+    ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
+        let (project, job) = (project.to_string(), job.to_string());
+        let (project, job) = self
+            .run("reading a run's project and job", move |conn| {
+                let project = select_one(
+                    conn,
+                    "projects",
+                    PROJECT_COLUMNS,
+                    "name",
+                    &project,
+                    ProjectRow::read,
+                )?;
+                let job = select_one(conn, "jobs", JOB_COLUMNS, "id", &job, JobRow::read)?;
+                Ok((project, job))
+            })
+            .await?;
+        Ok((
+            project.map(ProjectRow::decode).transpose()?,
+            job.map(JobRow::decode).transpose()?,
+        ))
+    }
+
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
         let r = record.clone();
         let definition = to_json(&r.definition);

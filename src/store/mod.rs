@@ -635,6 +635,16 @@ pub trait Store: Send + Sync {
     /// Insert or replace the job with this id.
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()>;
 
+    /// Project `project` and job `job` at once: what a worker reads to start a run (one
+    /// round trip where the backend allows).
+    async fn get_project_and_job(
+        &self,
+        project: &str,
+        job: &str,
+    ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
+        Ok((self.get_project(project).await?, self.get_job(job).await?))
+    }
+
     /// How many jobs are stored and their latest `updated_at`: a cheap sign that some job
     /// changed (every apply writes `updated_at`), for the scheduler's periodic look.
     async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;

@@ -295,8 +295,7 @@ async fn spec_of(
     store: &dyn Store,
     run: &RunRecord,
 ) -> StoreResult<Result<process::Spec, EnvError>> {
-    let project = store.get_project(&run.project).await?;
-    let job = store.get_job(&run.job).await?;
+    let (project, job) = store.get_project_and_job(&run.project, &run.job).await?;
     Ok(env::decode(run, project.as_ref(), job.as_ref())
         .and_then(|(project, job)| env::build_spec(&project, &job, run)))
 }
