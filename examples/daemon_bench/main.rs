@@ -31,6 +31,8 @@
 //! did not end healthy) or a benchmark could not run; a missed target is reported, not an
 //! error.
 
+#[path = "../bench_common/mod.rs"]
+mod common;
 mod fire;
 mod idle;
 mod report;
@@ -40,8 +42,8 @@ mod save;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use common::Stores;
 
 use fire::Fire;
 use idle::Idle;
@@ -99,13 +101,6 @@ pub struct Options {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Stores {
-    Embedded,
-    Mongo,
-    Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Bench {
     Save,
     Fire,
@@ -142,17 +137,9 @@ fn passed<T>(result: &Option<Result<T, String>>, check: impl Fn(&T) -> bool) -> 
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     sandbox::KEEP.store(options.keep, std::sync::atomic::Ordering::Relaxed);
-    let coco = match &options.coco {
-        Some(path) => path.clone(),
-        None => default_coco()?,
-    };
-    anyhow::ensure!(
-        coco.is_file(),
-        "no coco binary at {}: build it (cargo build --release) or pass --coco",
-        coco.display()
-    );
+    let coco = common::coco_binary(options.coco.as_ref())?;
     let mut all = Vec::new();
-    for backend in backends(&options)? {
+    for backend in common::backends(options.store, options.mongo_url.as_deref())? {
         eprintln!("== {}", backend.label());
         all.push(run_store(&options, &coco, backend).await);
     }
@@ -165,37 +152,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `target/<profile>/coco`, next to `target/<profile>/examples/daemon_bench`.
-fn default_coco() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .context("locating the target folder")?;
-    Ok(profile_dir.join("coco"))
-}
-
-fn backends(options: &Options) -> anyhow::Result<Vec<Backend>> {
-    let mongo = || -> anyhow::Result<Backend> {
-        let url = options
-            .mongo_url
-            .clone()
-            .context("the mongo store needs --mongo-url or COCO_TEST_MONGO_URL")?;
-        Ok(Backend::Mongo { url })
-    };
-    Ok(match options.store {
-        Stores::Embedded => vec![Backend::Embedded],
-        Stores::Mongo => vec![mongo()?],
-        Stores::Both => vec![Backend::Embedded, mongo()?],
-    })
-}
-
 /// Run the selected benchmarks on one store, each in a sandbox of its own.
 async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results {
     let wanted = |bench| options.only.is_empty() || options.only.contains(&bench);
     let mut results = Results {
         backend: backend.clone(),
-        load: report::load_average(),
+        load: common::load_average(),
         save: None,
         fire: None,
         idle: None,

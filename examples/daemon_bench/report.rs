@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::machine;
 use crate::fire::Fire;
 use crate::idle::Idle;
 use crate::restart::Restarts;
@@ -405,47 +406,4 @@ fn short(what: &str) -> String {
     } else {
         text
     }
-}
-
-/// The 1, 5 and 15 minute load averages (the machine may be shared).
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// CPUs, kernel, CPU model, memory and build profile, for the record.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            let kb: u64 = l
-                .strip_prefix("MemTotal:")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            Some(format!("{:.0} GiB RAM", kb as f64 / 1024.0 / 1024.0))
-        })
-        .unwrap_or_default();
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    format!(
-        "Machine: {cpus} CPUs ({model}), {memory}, Linux {}; {profile} build of the bench.",
-        kernel.trim()
-    )
 }

@@ -14,26 +14,10 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use coco::store::{self, Store, StoreLocation};
 use tempfile::TempDir;
+
+pub use crate::common::Backend;
+use crate::common::{host_command, signal};
 use tokio::time::Instant;
-
-/// Which store a benchmark runs on.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Embedded,
-    /// A MongoDB-wire server; every sandbox gets a database of its own.
-    Mongo {
-        url: String,
-    },
-}
-
-impl Backend {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Backend::Embedded => "embedded (SQLite)",
-            Backend::Mongo { .. } => "FerretDB (MongoDB wire)",
-        }
-    }
-}
 
 /// Keep the sandbox folders (`--keep`), to read the daemons' logs afterwards.
 pub static KEEP: AtomicBool = AtomicBool::new(false);
@@ -169,13 +153,6 @@ impl Sandbox {
     }
 }
 
-/// A command for a program of this host (the coco binary): the benchmark starts and signals
-/// its daemons itself, like the integration tests that run the coco binary.
-#[allow(clippy::disallowed_methods)] // the bench runs coco daemons
-pub fn host_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
-}
-
 /// A running `coco daemon`; SIGKILLed on drop if still running.
 pub struct DaemonProcess {
     child: Option<Child>,
@@ -258,17 +235,6 @@ impl Drop for DaemonProcess {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-    }
-}
-
-fn signal(pid: u32, signal: libc::c_int) {
-    if let Ok(pid) = i32::try_from(pid)
-        && pid > 0
-    {
-        // SAFETY: kill(2) with the pid of a child we have not reaped yet (so not reused).
-        unsafe {
-            libc::kill(pid, signal);
         }
     }
 }

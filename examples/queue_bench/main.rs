@@ -28,6 +28,8 @@
 //! Progress goes to stderr, the figures (Markdown tables) to stdout. The exit status is 1
 //! when a correctness check (exactly once, crash) fails or any benchmark could not run.
 
+#[path = "../bench_common/mod.rs"]
+mod common;
 mod crash;
 mod exactly_once;
 mod latency;
@@ -38,8 +40,8 @@ mod throughput;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use common::Stores;
 
 use crash::Crash;
 use exactly_once::ExactlyOnce;
@@ -106,13 +108,6 @@ struct Options {
     /// on FerretDB on 2 CPUs that can take 5 s).
     #[arg(long, default_value_t = 10)]
     nap_secs: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Stores {
-    Embedded,
-    Mongo,
-    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,17 +178,9 @@ fn ran<T>(result: &Option<Result<T, String>>) -> bool {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
-    let coco = match &options.coco {
-        Some(path) => path.clone(),
-        None => default_coco()?,
-    };
-    anyhow::ensure!(
-        coco.is_file(),
-        "no coco binary at {}: build it (cargo build --release) or pass --coco",
-        coco.display()
-    );
+    let coco = common::coco_binary(options.coco.as_ref())?;
     let mut all = Vec::new();
-    for backend in backends(&options)? {
+    for backend in common::backends(options.store, options.mongo_url.as_deref())? {
         eprintln!("== {}", backend.label());
         all.push(run_store(&options, &coco, backend).await);
     }
@@ -204,31 +191,6 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("queue_bench: a check failed or a benchmark could not run (see above)");
         std::process::exit(1);
     }
-}
-
-/// `target/<profile>/coco`, next to `target/<profile>/examples/queue_bench`.
-fn default_coco() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .context("locating the target folder")?;
-    Ok(profile_dir.join("coco"))
-}
-
-fn backends(options: &Options) -> anyhow::Result<Vec<Backend>> {
-    let mongo = || -> anyhow::Result<Backend> {
-        let url = options
-            .mongo_url
-            .clone()
-            .context("the mongo store needs --mongo-url or COCO_TEST_MONGO_URL")?;
-        Ok(Backend::Mongo { url })
-    };
-    Ok(match options.store {
-        Stores::Embedded => vec![Backend::Embedded],
-        Stores::Mongo => vec![mongo()?],
-        Stores::Both => vec![Backend::Embedded, mongo()?],
-    })
 }
 
 /// Run the selected benchmarks on one store, each in a sandbox of its own.
@@ -242,7 +204,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
     let mut results = Results {
         backend: backend.clone(),
         sizes,
-        load: report::load_average(),
+        load: common::load_average(),
         throughput: None,
         latency: None,
         exactly_once: None,

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::common::machine;
 use crate::throughput::{Throughput, rate};
 use crate::{Options, Results};
 
@@ -206,34 +207,4 @@ fn fig(x: f64) -> String {
 /// Microseconds as milliseconds with two decimals.
 fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
-}
-
-/// The 1, 5 and 15 minute load averages (the machine may be shared).
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// CPUs, kernel, CPU model and build profile, for the record.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    format!(
-        "Machine: {cpus} CPUs ({model}), Linux {}; {profile} build of the bench.",
-        kernel.trim()
-    )
 }

@@ -17,26 +17,10 @@ use coco::queue::state::RunState;
 use coco::queue::{self, NewRun};
 use coco::store::{self, Enqueued, RunFilter, RunRecord, Store, StoreLocation};
 use tempfile::TempDir;
+
+pub use crate::common::Backend;
+use crate::common::{host_command, signal};
 use tokio::time::Instant;
-
-/// Which store a benchmark runs on.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Embedded,
-    /// A MongoDB-wire server; every sandbox gets a database of its own.
-    Mongo {
-        url: String,
-    },
-}
-
-impl Backend {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Backend::Embedded => "embedded (SQLite)",
-            Backend::Mongo { .. } => "FerretDB (MongoDB wire)",
-        }
-    }
-}
 
 /// Seconds the `nap` and `nest` jobs of the crash benchmark sleep.
 pub struct Jobs {
@@ -313,13 +297,6 @@ impl Sandbox {
     }
 }
 
-/// A command for a program of this host (the coco binary, `xargs`): the benchmark starts
-/// and signals them itself, like the integration tests that run the coco binary.
-#[allow(clippy::disallowed_methods)] // the bench runs coco workers and the xargs baseline
-pub fn host_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
-}
-
 /// A running `coco worker` process; SIGKILLed on drop if still running.
 pub struct WorkerProcess {
     pub name: String,
@@ -327,11 +304,8 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    pub fn pid(&self) -> i32 {
-        self.child
-            .as_ref()
-            .and_then(|c| i32::try_from(c.id()).ok())
-            .unwrap_or(0)
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// SIGTERM (graceful: running runs finish or are handed back), then wait for the exit.
@@ -369,15 +343,6 @@ impl Drop for WorkerProcess {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-    }
-}
-
-fn signal(pid: i32, signal: libc::c_int) {
-    if pid > 0 {
-        // SAFETY: kill(2) with the pid of a child we have not reaped yet (so not reused).
-        unsafe {
-            libc::kill(pid, signal);
         }
     }
 }

@@ -24,7 +24,8 @@ use coco::queue::state::RunState;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::sandbox::{Sandbox, host_command};
+use crate::common::host_command;
+use crate::sandbox::Sandbox;
 
 /// What one throughput measurement found.
 #[derive(Debug, Clone)]

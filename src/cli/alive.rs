@@ -29,22 +29,22 @@ pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
     } else {
         let now = Utc::now();
         let rows: Vec<Vec<String>> = members.iter().map(|m| row(m, now)).collect();
-        output::table(
-            &[
-                "NAME",
-                "KIND",
-                "HOST",
-                "PID",
-                "UP",
-                "HEARTBEAT",
-                "RUNNING",
-                "NOTE",
-            ],
-            &rows,
-        );
+        output::table(HEADER, &rows);
     }
     Ok(0)
 }
+
+/// The columns of [`row`].
+pub const HEADER: &[&str] = &[
+    "NAME",
+    "KIND",
+    "HOST",
+    "PID",
+    "UP",
+    "HEARTBEAT",
+    "RUNNING",
+    "NOTE",
+];
 
 /// One table row (pure).
 pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {

@@ -47,15 +47,15 @@ pub async fn run(global: &GlobalArgs, args: &AppsArgs) -> anyhow::Result<i32> {
     } else {
         let now = Utc::now();
         let rows: Vec<Vec<String>> = lines.iter().map(|line| row(line, now)).collect();
-        output::table(
-            &[
-                "APP", "STATE", "HOST", "PID", "UPTIME", "RESTARTS", "HEALTH",
-            ],
-            &rows,
-        );
+        output::table(HEADER, &rows);
     }
     Ok(0)
 }
+
+/// The columns of [`row`].
+pub const HEADER: &[&str] = &[
+    "APP", "STATE", "HOST", "PID", "UPTIME", "RESTARTS", "HEALTH",
+];
 
 /// One table row (pure).
 pub fn row(line: &AppLine, now: DateTime<Utc>) -> Vec<String> {

@@ -6,7 +6,7 @@ use chrono::Utc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
-use crate::lifecycle::install::{InstallError, install};
+use crate::lifecycle::install::install;
 use crate::manifest::parse::load_project;
 use crate::reconcile::{self, render};
 
@@ -24,7 +24,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs) -> anyhow::Result<i32>
     let (config, _) = context::load_config(global)?;
     let installed = match install(&config.home, &args.name, &args.source).await {
         Ok(installed) => installed,
-        Err(error @ (InstallError::Refused(_) | InstallError::Git(_) | InstallError::Venv(_))) => {
+        Err(error) => {
             output::error(&error.to_string());
             return Ok(1);
         }

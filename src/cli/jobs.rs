@@ -55,20 +55,20 @@ pub async fn run(global: &GlobalArgs, args: &JobsArgs) -> anyhow::Result<i32> {
     } else {
         let now = Utc::now();
         let rows: Vec<Vec<String>> = lines.iter().map(|line| row(line, now)).collect();
-        output::table(
-            &[
-                "JOB",
-                "SCHEDULE",
-                "TZ",
-                "LAST FIRE",
-                "NEXT FIRE",
-                "LAST RUN",
-            ],
-            &rows,
-        );
+        output::table(HEADER, &rows);
     }
     Ok(0)
 }
+
+/// The columns of [`row`].
+pub const HEADER: &[&str] = &[
+    "JOB",
+    "SCHEDULE",
+    "TZ",
+    "LAST FIRE",
+    "NEXT FIRE",
+    "LAST RUN",
+];
 
 /// The line of `record` with its latest run (pure).
 pub fn line(record: &JobRecord, latest: Option<&RunRecord>) -> JobLine {

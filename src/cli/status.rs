@@ -100,48 +100,21 @@ pub fn render(status: &Status, now: DateTime<Utc>) -> String {
         out.push_str("  none running\n");
     } else {
         let rows: Vec<Vec<String>> = status.members.iter().map(|m| alive::row(m, now)).collect();
-        out.push_str(&indent(&output::format_table(
-            &[
-                "NAME",
-                "KIND",
-                "HOST",
-                "PID",
-                "UP",
-                "HEARTBEAT",
-                "RUNNING",
-                "NOTE",
-            ],
-            &rows,
-        )));
+        out.push_str(&indent(&output::format_table(alive::HEADER, &rows)));
     }
     out.push_str("\nApps\n");
     if status.apps.is_empty() {
         out.push_str("  none applied\n");
     } else {
         let rows: Vec<Vec<String>> = status.apps.iter().map(|a| apps::row(a, now)).collect();
-        out.push_str(&indent(&output::format_table(
-            &[
-                "APP", "STATE", "HOST", "PID", "UPTIME", "RESTARTS", "HEALTH",
-            ],
-            &rows,
-        )));
+        out.push_str(&indent(&output::format_table(apps::HEADER, &rows)));
     }
     out.push_str("\nSchedules\n");
     if status.schedules.is_empty() {
         out.push_str("  no scheduled jobs\n");
     } else {
         let rows: Vec<Vec<String>> = status.schedules.iter().map(|j| jobs::row(j, now)).collect();
-        out.push_str(&indent(&output::format_table(
-            &[
-                "JOB",
-                "SCHEDULE",
-                "TZ",
-                "LAST FIRE",
-                "NEXT FIRE",
-                "LAST RUN",
-            ],
-            &rows,
-        )));
+        out.push_str(&indent(&output::format_table(jobs::HEADER, &rows)));
     }
     out.push_str("\nQueue\n  ");
     let counts: Vec<String> = status

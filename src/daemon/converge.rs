@@ -159,6 +159,19 @@ impl Converger {
         })
     }
 
+    /// The project a manifest `file` of the home is about: the name its folder's project
+    /// had at the last good pass, else the folder's name.
+    pub fn project_of(&self, file: &Path) -> Option<String> {
+        let dir = absolute(file.parent()?);
+        if let Some(name) = self.names.get(&dir) {
+            return Some(name.clone());
+        }
+        (dir.parent() == Some(absolute(&self.home).as_path()))
+            .then(|| dir.file_name())
+            .flatten()
+            .map(|name| name.to_string_lossy().into_owned())
+    }
+
     fn all_problems(&self) -> Vec<Diagnostic> {
         self.problems.values().flatten().cloned().collect()
     }

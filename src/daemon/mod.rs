@@ -108,15 +108,7 @@ pub async fn run(
     let mut watch = watch::Watch::new(&config.home, &config_files)?;
     let mut outcome = Stopped::default();
     let mut converger = converge::Converger::new(&config.home);
-    pass(
-        &mut converger,
-        None,
-        &config,
-        store.as_ref(),
-        &name,
-        &mut outcome,
-    )
-    .await;
+    pass(&mut converger, None, store.as_ref(), &name, &mut outcome).await;
 
     let scheduler = parts.scheduler.then(|| {
         Scheduler::new(
@@ -207,7 +199,7 @@ pub async fn run(
                 if only.is_some_and(BTreeSet::is_empty) {
                     continue;
                 }
-                if pass(&mut converger, only, &config, store.as_ref(), &name, &mut outcome).await {
+                if pass(&mut converger, only, store.as_ref(), &name, &mut outcome).await {
                     for reload in reload.iter().chain(apps_reload.iter()) {
                         reload.notify_one();
                     }
@@ -260,15 +252,6 @@ async fn housekeeping(store: &dyn Store) {
     }
 }
 
-/// The project a file of the home belongs to: its folder's name.
-fn project_of(home: &std::path::Path, file: &std::path::Path) -> Option<String> {
-    let relative = file.strip_prefix(home).ok()?;
-    let mut parts = relative.components();
-    let folder = parts.next()?;
-    parts.next()?;
-    Some(folder.as_os_str().to_string_lossy().into_owned())
-}
-
 /// Record this daemon (one without a worker) for `coco alive` and `coco halt --wait`.
 async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>) {
     let member = MemberRecord {
@@ -292,7 +275,6 @@ async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>)
 async fn pass(
     converger: &mut converge::Converger,
     only: Option<&BTreeSet<PathBuf>>,
-    config: &Config,
     store: &dyn Store,
     name: &str,
     outcome: &mut Stopped,
@@ -307,7 +289,7 @@ async fn pass(
     match result {
         Ok(pass) => {
             for problem in &pass.problems {
-                match project_of(&config.home, &problem.file) {
+                match converger.project_of(&problem.file) {
                     Some(project) => tracing::error!(%project, "{problem}"),
                     None => tracing::error!("{problem}"),
                 }

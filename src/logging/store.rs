@@ -266,7 +266,7 @@ impl ContextFields {
         }
     }
 
-    /// Keep `value` if `field` is one of the context fields; false otherwise.
+    /// Keep `value` if `field` is one of the context fields; else hand it back.
     fn take(&mut self, field: &Field, value: String) -> Result<(), String> {
         let slot = match field.name() {
             "project" => &mut self.project,

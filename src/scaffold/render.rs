@@ -6,7 +6,7 @@
 //! inside the project: no absolute paths, no `..`, no empty or `.` components — a template
 //! named `{{name}}/../../escape` is refused, never written.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use handlebars::{Handlebars, handlebars_helper};
 use serde::Serialize;
@@ -108,10 +108,10 @@ pub fn render(template: &Template, vars: &Vars) -> Result<Vec<Planned>, RenderEr
 
 /// `rendered` as a relative path of normal components only, if it is one.
 pub fn inside(rendered: &str) -> Option<PathBuf> {
-    if rendered.is_empty() || rendered.contains('\0') || rendered.contains('\\') {
+    if rendered.contains('\0') || rendered.contains('\\') {
         return None;
     }
-    let path = Path::new(rendered);
+    // An absolute path starts with an empty part, `a//b` has one, `` is one.
     let mut clean = PathBuf::new();
     for part in rendered.split('/') {
         if part.is_empty() || part == "." || part == ".." {
@@ -119,9 +119,7 @@ pub fn inside(rendered: &str) -> Option<PathBuf> {
         }
         clean.push(part);
     }
-    path.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then_some(clean)
+    Some(clean)
 }
 
 #[cfg(test)]

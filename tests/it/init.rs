@@ -7,22 +7,6 @@ use std::path::Path;
 
 use crate::support::{Sandbox, stderr, stdout};
 
-/// `git ARGS` in `dir`, its stdout; panics unless it worked.
-#[allow(clippy::disallowed_methods)] // the test inspects the repository init made
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Every path under `dir`, relative, sorted.
 fn tree(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -87,20 +71,20 @@ fn python_project_is_created_applied_and_runs() {
 
     // git-flow: master with the first commit, develop checked out, both on origin (.repos).
     assert_eq!(
-        git(&project, &["branch", "--show-current"]).trim(),
+        sandbox.git(&project, &["branch", "--show-current"]).trim(),
         "develop"
     );
-    let branches = git(&project, &["branch", "-a", "--format=%(refname:short)"]);
+    let branches = sandbox.git(&project, &["branch", "-a", "--format=%(refname:short)"]);
     for branch in ["master", "develop", "origin/master", "origin/develop"] {
         assert!(
             branches.lines().any(|b| b == branch),
             "{branch} in {branches}"
         );
     }
-    let origin = git(&project, &["remote", "get-url", "origin"]);
+    let origin = sandbox.git(&project, &["remote", "get-url", "origin"]);
     assert!(origin.trim().ends_with("mypro/.repos"), "{origin}");
     assert!(
-        git(&project, &["status", "--porcelain"]).is_empty(),
+        sandbox.git(&project, &["status", "--porcelain"]).is_empty(),
         "all committed"
     );
 

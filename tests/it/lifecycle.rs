@@ -9,25 +9,6 @@ use serde_json::Value;
 
 use crate::support::{Sandbox, stderr, stdout};
 
-/// `git ARGS` in `dir` with HOME pointing at `home` (no user config: an identity is given);
-/// its stdout; panics unless it worked.
-#[allow(clippy::disallowed_methods)] // the test plays the developer's part with git
-fn git(home: &Path, dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git")
-        .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn refused(sandbox: &Sandbox, args: &[&str], says: &str) {
     let output = sandbox.coco(args);
     assert_eq!(
@@ -55,8 +36,7 @@ fn json(sandbox: &Sandbox, args: &[&str]) -> Value {
 #[test]
 fn the_seed_walkthrough_runs_end_to_end() {
     let sandbox = Sandbox::new();
-    let home_dir = sandbox.dir.path();
-    let git = |dir: &Path, args: &[&str]| git(home_dir, dir, args);
+    let git = |dir: &Path, args: &[&str]| sandbox.git(dir, args);
 
     // coco --init mypro "My first core4 project"
     let init = sandbox.coco(&["--init", "mypro", "My first core4 project"]);
@@ -309,8 +289,7 @@ fn build_outside_a_repository_or_a_project_is_refused() {
 #[test]
 fn build_and_release_refuse_each_unmet_precondition() {
     let sandbox = Sandbox::new();
-    let home_dir = sandbox.dir.path();
-    let git = |dir: &Path, args: &[&str]| git(home_dir, dir, args);
+    let git = |dir: &Path, args: &[&str]| sandbox.git(dir, args);
     let init = sandbox.coco(&["init", "flow", "-t", "shell", "--no-venv"]);
     assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
     let project = sandbox.home().join("flow");

@@ -126,6 +126,25 @@ impl Sandbox {
         command
     }
 
+    /// `git ARGS` in `dir` as the developer of this sandbox (its HOME, so no user config;
+    /// an identity given); its stdout; panics unless it worked.
+    #[allow(clippy::disallowed_methods)] // the tests play the developer's part with git
+    pub fn git(&self, dir: &std::path::Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.org"])
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Enqueue and return the printed id; panics unless it worked.
     pub fn enqueue(&self, args: &[&str]) -> String {
         let mut all = vec!["enqueue"];
