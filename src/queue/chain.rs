@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{NewRun, job_of, new_run};
+use crate::manifest::Job;
 use crate::store::{Enqueued, RunRecord, Store, StoreResult};
 
 /// What became of one follower of a completed run.
@@ -21,18 +22,14 @@ pub enum Followed {
     Skipped { job: String, why: String },
 }
 
-/// Enqueue the followers of `completed` (a run that just ended `complete`), as of `now`.
+/// Enqueue the followers of `completed` (a run that just ended `complete`) that `job` (its
+/// definition as it ran) names, as of `now`.
 pub async fn enqueue_followers(
     store: &dyn Store,
     completed: &RunRecord,
+    job: &Job,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<Followed>> {
-    let Some(record) = store.get_job(&completed.job).await? else {
-        return Ok(Vec::new());
-    };
-    let Ok(job) = job_of(&record) else {
-        return Ok(Vec::new());
-    };
     let mut followed = Vec::new();
     for target in job.followers(&completed.project) {
         let follower = match store.get_job(&target).await? {

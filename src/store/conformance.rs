@@ -20,8 +20,8 @@ use serde_json::json;
 
 use super::{
     AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter,
-    RunRecord, StateChange, Store,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunEnd,
+    RunFilter, RunRecord, StateChange, Store,
 };
 use crate::manifest::{HumanDuration, Job};
 use crate::queue::state::{Outcome, RunState};
@@ -79,6 +79,7 @@ macro_rules! conformance_cases {
             pauses_and_halt_round_trip,
             members_recorded_listed_and_forgotten,
             finish_keeps_the_last_report,
+            finish_and_claim_in_one_step,
         );
     };
 }
@@ -2232,5 +2233,120 @@ pub async fn finish_keeps_the_last_report(store: &dyn Store) {
         (Some(4242), Some(1.0), Some("half"))
     );
     assert_eq!(get(store, &r.id).await, done, "as stored");
+    drain(store).await;
+}
+
+/// A worker's step between runs: the finish frees the job's slot before the claim looks, the
+/// claim brings the run's project and job, and either half may be left out.
+pub async fn finish_and_claim_in_one_step(store: &dyn Store) {
+    let t = tag();
+    let (p, j) = (project(&t, 1), job(&t, "j", 1));
+    store.put_project(&p).await.expect("put_project");
+    store.put_job(&j).await.expect("put_job");
+    let runs: Vec<RunRecord> = (0..2).map(|i| run(&t, "j", json!({"i": i}), i)).collect();
+    for r in &runs {
+        enqueue_new(store, r).await;
+    }
+    let anything = Paused::default();
+    let step = |finish: Option<(&RunRecord, RunEnd)>, claim: Option<(DateTime<Utc>, Paused)>| {
+        let finish = finish.map(|(r, end)| (r.id.clone(), end));
+        async move {
+            store
+                .finish_and_claim(
+                    "w1",
+                    finish.as_ref().map(|(id, end)| (id.as_str(), end)),
+                    claim.as_ref().map(|(now, paused)| (*now, paused)),
+                )
+                .await
+                .expect("finish_and_claim")
+        }
+    };
+
+    // Claim only: the first run, with its definitions as stored.
+    let first = step(None, Some((later(100), anything.clone()))).await;
+    assert_eq!(first.finished, None);
+    let first = first.claimed.expect("claim").expect("a run to claim");
+    assert_eq!(first.run.id, runs[0].id);
+    assert_eq!(
+        (
+            first.run.state,
+            first.run.worker.as_deref(),
+            first.run.attempt
+        ),
+        (RunState::Running, Some("w1"), 1)
+    );
+    assert_eq!(first.project.as_ref(), Some(&p));
+    assert_eq!(first.job.as_ref(), Some(&j));
+    assert_eq!(
+        get(store, &runs[0].id).await,
+        first.run,
+        "the claim is stored"
+    );
+
+    // max_parallel 1: while the first runs, a claim finds nothing.
+    let none = step(None, Some((later(150), anything.clone()))).await;
+    assert_eq!(none.claimed.expect("claim"), None);
+
+    // Finish and claim: the finish frees the slot the claim then takes.
+    let end = first.run.end(Outcome::Exited(0), Some(0), later(200));
+    let paused_project = Paused {
+        all: false,
+        projects: vec![t.clone()],
+    };
+    let held = step(
+        Some((&first.run, end.clone())),
+        Some((later(200), paused_project)),
+    )
+    .await;
+    let done = held.finished.expect("the first run is finished");
+    assert_eq!(
+        (done.id.as_str(), done.state),
+        (runs[0].id.as_str(), RunState::Complete)
+    );
+    assert_eq!(held.claimed.expect("claim"), None, "its project is paused");
+    let again = step(
+        Some((&first.run, end)),
+        Some((later(210), anything.clone())),
+    )
+    .await;
+    assert_eq!(again.finished, None, "a try ends once");
+    let second = again.claimed.expect("claim").expect("the second run");
+    assert_eq!(second.run.id, runs[1].id);
+
+    // Another worker's run is not finished; finish only claims nothing.
+    let end = second.run.end(Outcome::Exited(3), Some(3), later(300));
+    let foreign = store
+        .finish_and_claim("w2", Some((&second.run.id, &end)), None)
+        .await
+        .expect("finish_and_claim");
+    assert_eq!(foreign.finished, None, "not w2's run");
+    assert_eq!(get(store, &second.run.id).await.state, RunState::Running);
+    let last = step(Some((&second.run, end)), None).await;
+    assert_eq!(
+        last.finished.map(|r| r.state),
+        Some(RunState::Failed),
+        "exit 3 with an attempt left"
+    );
+    assert_eq!(last.claimed.expect("nothing asked"), None);
+
+    // An end a try cannot have is refused, changing nothing.
+    let r = run(&t, "k", json!({}), 400);
+    enqueue_new(store, &r).await;
+    let orphan = step(None, Some((later(500), anything.clone())))
+        .await
+        .claimed
+        .expect("claim")
+        .expect("the run of a job with no record");
+    assert_eq!(orphan.run.id, r.id);
+    assert_eq!((orphan.project.as_ref(), orphan.job), (Some(&p), None));
+    let mut running = orphan.run.end(Outcome::Exited(0), Some(0), later(600));
+    running.next.state = RunState::Running;
+    assert!(
+        store
+            .finish_and_claim("w1", Some((&r.id, &running)), None)
+            .await
+            .is_err()
+    );
+    assert_eq!(get(store, &r.id).await.state, RunState::Running);
     drain(store).await;
 }

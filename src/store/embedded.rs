@@ -28,9 +28,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::{
-    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunEnd,
-    RunFilter, RunRecord, Store, StoreError, StoreResult,
+    AppRecord, AppStatus, Cancel, Cancelled, Claimed, Control, Enqueued, Fire, JobRecord,
+    LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
+    RunEnd, RunFilter, RunRecord, Stepped, Store, StoreError, StoreResult,
 };
 use crate::queue::state::RunState;
 
@@ -543,6 +543,75 @@ fn claim_in(
     Ok(None)
 }
 
+/// End the try of run `id` (see [`Store::finish_run`]) inside the caller's transaction.
+fn finish_in(
+    conn: &Connection,
+    id: &str,
+    worker: &str,
+    end: &RunEnd,
+) -> rusqlite::Result<Option<RunRecord>> {
+    let Some(run) = read_run(conn, id)? else {
+        return Ok(None);
+    };
+    if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+        return Ok(None);
+    }
+    let ended = run.ended(end);
+    write_run(conn, &ended, true)?;
+    Ok(Some(ended))
+}
+
+/// A claimed run with its project's and job's rows, read in the claim's transaction.
+struct ClaimedRows {
+    run: RunRecord,
+    project: Option<ProjectRow>,
+    job: Option<JobRow>,
+}
+
+impl ClaimedRows {
+    fn decode(self) -> StoreResult<Claimed> {
+        Ok(Claimed {
+            run: self.run,
+            project: self.project.map(ProjectRow::decode).transpose()?,
+            job: self.job.map(JobRow::decode).transpose()?,
+        })
+    }
+}
+
+/// Claim the next run (as [`claim_in`]), write it, and read its project and job, inside the
+/// caller's transaction.
+fn claim_with_definitions_in(
+    conn: &Connection,
+    worker: &str,
+    now: DateTime<Utc>,
+    paused: &Paused,
+) -> rusqlite::Result<Option<ClaimedRows>> {
+    let Some(run) = claim_in(conn, worker, now, paused)? else {
+        return Ok(None);
+    };
+    write_run(conn, &run, true)?;
+    let (project, job) = project_and_job_in(conn, &run.project, &run.job)?;
+    Ok(Some(ClaimedRows { run, project, job }))
+}
+
+/// The rows of project `project` and job `job`.
+fn project_and_job_in(
+    conn: &Connection,
+    project: &str,
+    job: &str,
+) -> rusqlite::Result<(Option<ProjectRow>, Option<JobRow>)> {
+    let project = select_one(
+        conn,
+        "projects",
+        PROJECT_COLUMNS,
+        "name",
+        project,
+        ProjectRow::read,
+    )?;
+    let job = select_one(conn, "jobs", JOB_COLUMNS, "id", job, JobRow::read)?;
+    Ok((project, job))
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     fn describe(&self) -> String {
@@ -676,16 +745,7 @@ impl Store for EmbeddedStore {
         let (project, job) = (project.to_string(), job.to_string());
         let (project, job) = self
             .run("reading a run's project and job", move |conn| {
-                let project = select_one(
-                    conn,
-                    "projects",
-                    PROJECT_COLUMNS,
-                    "name",
-                    &project,
-                    ProjectRow::read,
-                )?;
-                let job = select_one(conn, "jobs", JOB_COLUMNS, "id", &job, JobRow::read)?;
-                Ok((project, job))
+                project_and_job_in(conn, &project, &job)
             })
             .await?;
         Ok((
@@ -1047,18 +1107,56 @@ impl Store for EmbeddedStore {
         let (id, worker, end) = (id.to_string(), worker.to_string(), end.clone());
         self.run("finishing a run", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(run) = read_run(&tx, &id)? else {
-                return Ok(None);
-            };
-            if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
-                return Ok(None);
+            let ended = finish_in(&tx, &id, &worker, &end)?;
+            if ended.is_some() {
+                tx.commit()?;
             }
-            let ended = run.ended(&end);
-            write_run(&tx, &ended, true)?;
-            tx.commit()?;
-            Ok(Some(ended))
+            Ok(ended)
         })
         .await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        worker: &str,
+        finish: Option<(&str, &RunEnd)>,
+        claim: Option<(DateTime<Utc>, &Paused)>,
+    ) -> StoreResult<Stepped> {
+        if let Some((id, end)) = finish {
+            end.check(id)?;
+        }
+        let worker = worker.to_string();
+        let finish = finish.map(|(id, end)| (id.to_string(), end.clone()));
+        let claim = claim.map(|(now, paused)| (now, paused.clone()));
+        let path = self.path.clone();
+        let (finished, claimed) = self
+            .run("finishing a run and claiming the next", move |conn| {
+                // One write transaction for both: a busy worker's one round trip per run.
+                let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let finished = match &finish {
+                    Some((id, end)) => finish_in(&tx, id, &worker, end)?,
+                    None => None,
+                };
+                let claimed = match &claim {
+                    // In a savepoint: a failed claim leaves the finish to be committed.
+                    Some((now, paused)) => {
+                        let savepoint = tx.savepoint()?;
+                        let claimed = claim_with_definitions_in(&savepoint, &worker, *now, paused);
+                        if claimed.is_ok() {
+                            savepoint.commit()?;
+                        }
+                        claimed
+                    }
+                    None => Ok(None),
+                };
+                tx.commit()?;
+                Ok((finished, claimed))
+            })
+            .await?;
+        let claimed = claimed
+            .map_err(sql(&path, "claiming the next run"))
+            .and_then(|claimed| claimed.map(ClaimedRows::decode).transpose());
+        Ok(Stepped { finished, claimed })
     }
 
     async fn take_back_zombies(

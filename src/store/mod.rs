@@ -563,6 +563,40 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
+/// A run just claimed, with what its worker needs to start it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub run: RunRecord,
+    /// Its project and job as stored at the claim (`None`: gone since it was enqueued).
+    pub project: Option<ProjectRecord>,
+    pub job: Option<JobRecord>,
+}
+
+/// What [`Store::finish_and_claim`] did.
+#[derive(Debug)]
+pub struct Stepped {
+    /// The finished run, as [`Store::finish_run`] returns it (`None`: nothing was to finish,
+    /// or it was no longer the worker's).
+    pub finished: Option<RunRecord>,
+    /// The next run claimed, if one was asked for and could be; an error here leaves the
+    /// finish done.
+    pub claimed: StoreResult<Option<Claimed>>,
+}
+
+/// [`Store::claim_run`], then the claimed run's project and job.
+async fn claim_with_definitions<S: Store + ?Sized>(
+    store: &S,
+    worker: &str,
+    now: DateTime<Utc>,
+    paused: &Paused,
+) -> StoreResult<Option<Claimed>> {
+    let Some(run) = store.claim_run(worker, now, paused).await? else {
+        return Ok(None);
+    };
+    let (project, job) = store.get_project_and_job(&run.project, &run.job).await?;
+    Ok(Some(Claimed { run, project, job }))
+}
+
 /// What [`Store::claim_run`] may not pick: runs marked `force` are claimed regardless.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Paused {
@@ -747,6 +781,30 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         paused: &Paused,
     ) -> StoreResult<Option<RunRecord>>;
+
+    /// A worker's step between two runs: end the try `finish` (run id and end, exactly as
+    /// [`Store::finish_run`]) if given; then, if `claim` is given (`now` and the pauses),
+    /// claim the next run for `worker` (exactly as [`Store::claim_run`]) and read its
+    /// project and job. The embedded store does all of it in one transaction, one round trip
+    /// per run for a busy worker; the default does the calls one after the other. An error
+    /// ending the try is returned as such; one claiming is returned in
+    /// [`Stepped::claimed`], the end kept.
+    async fn finish_and_claim(
+        &self,
+        worker: &str,
+        finish: Option<(&str, &RunEnd)>,
+        claim: Option<(DateTime<Utc>, &Paused)>,
+    ) -> StoreResult<Stepped> {
+        let finished = match finish {
+            Some((id, end)) => self.finish_run(id, worker, end).await?,
+            None => None,
+        };
+        let claimed = match claim {
+            Some((now, paused)) => claim_with_definitions(self, worker, now, paused).await,
+            None => Ok(None),
+        };
+        Ok(Stepped { finished, claimed })
+    }
 
     /// Record that `worker` is alive and still running `runs`; returns those of them that
     /// are indeed still running and owned by `worker` (a run missing from the answer was

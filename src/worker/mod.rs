@@ -6,6 +6,11 @@
 //! of: a run ended (a slot is free), the heartbeat tick, the zombie tick, a wake-up datagram,
 //! the poll delay, or shutdown.
 //!
+//! - A busy worker costs one store round trip per run: a run task ending its run claims the
+//!   next in the same step ([`Store::finish_and_claim`], under the pauses the loop last put
+//!   in the [`run::ClaimGate`]) and hands it to the loop, which starts it at once. The loop
+//!   itself claims only for slots left free; it closes the gate when it stops, and gives
+//!   back untouched a run claimed as it closed.
 //! - Idle polling is adaptive: `poll_min` after any claim or freed slot, doubling up to
 //!   `poll_max` while nothing is claimable. On the same host an enqueue wakes the workers at
 //!   once through [`wake`]: each worker binds a UNIX datagram socket under
@@ -46,8 +51,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument as _;
 
 use crate::queue::chain::Followed;
-use crate::store::{Control, MemberRecord, Paused, Store, StoreResult};
-use run::{Executed, RunSettings, Stop};
+use crate::queue::state::Outcome;
+use crate::store::{
+    Claimed, Control, MemberRecord, Paused, RunEnd, RunRecord, Stepped, Store, StoreResult,
+};
+use run::{ClaimGate, Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
 #[derive(Debug, Clone)]
@@ -166,6 +174,7 @@ impl Worker {
             holding: None,
         };
         let mut poll = settings.poll_min;
+        let gate = ClaimGate::default();
         tracing::info!(worker = %self.name, slots, store = %self.store.describe(), "worker started");
         self.announce(started, slots, &running, &switches).await;
 
@@ -177,37 +186,25 @@ impl Worker {
                 break;
             }
             let paused = self.holding(&mut switches);
+            gate.open(&paused);
             while running.len() < slots {
-                match self.store.claim_run(&self.name, Utc::now(), &paused).await {
-                    Ok(Some(claimed)) => {
-                        tracing::info!(worker = %self.name, run = %claimed.id, job = %claimed.job, attempt = claimed.attempt, "claimed");
-                        summary.claimed += 1;
+                let claim = Some((Utc::now(), &paused));
+                match self.store.finish_and_claim(&self.name, None, claim).await {
+                    Ok(Stepped {
+                        claimed: Ok(Some(claimed)),
+                        ..
+                    }) => {
                         poll = settings.poll_min;
-                        let (stop, stop_rx) = watch::channel(None);
-                        running.insert(claimed.id.clone(), Running { stop });
-                        let (store, name, run_settings) = (
-                            Arc::clone(&self.store),
-                            self.name.clone(),
-                            settings.run.clone(),
-                        );
-                        // Everything logged while the run runs says which run, job and
-                        // project it is about (`coco log --run ID`).
-                        let span = tracing::info_span!(
-                            "run",
-                            run = %claimed.id,
-                            job = %claimed.job,
-                            project = %claimed.project
-                        );
-                        tasks.spawn(
-                            async move {
-                                run::execute(store.as_ref(), &name, claimed, &run_settings, stop_rx)
-                                    .await
-                            }
-                            .instrument(span),
-                        );
+                        self.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
                     }
-                    Ok(None) => break,
-                    Err(error) => {
+                    Ok(Stepped {
+                        claimed: Ok(None), ..
+                    }) => break,
+                    Ok(Stepped {
+                        claimed: Err(error),
+                        ..
+                    })
+                    | Err(error) => {
                         tracing::warn!(worker = %self.name, "claiming a run: {error}");
                         break;
                     }
@@ -218,7 +215,9 @@ impl Worker {
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(joined) = tasks.join_next() => {
-                    self.ended(joined, &mut running, &mut summary);
+                    if let Some(next) = self.ended(joined, &mut running, &mut summary) {
+                        self.start(next, &mut tasks, &mut running, &gate, &mut summary);
+                    }
                     poll = settings.poll_min;
                 }
                 _ = heartbeat.tick() => {
@@ -242,12 +241,18 @@ impl Worker {
         }
 
         // Shutdown: no more claims; let the runs finish for a while, then stop them.
+        gate.close();
         tracing::info!(worker = %self.name, running = running.len(), "worker stopping");
         let deadline = Instant::now() + settings.shutdown_grace;
         let mut stopped = false;
         while !tasks.is_empty() {
             tokio::select! {
-                Some(joined) = tasks.join_next() => self.ended(joined, &mut running, &mut summary),
+                Some(joined) = tasks.join_next() => {
+                    // Claimed as the gate closed: give it back untouched.
+                    if let Some(next) = self.ended(joined, &mut running, &mut summary) {
+                        self.hand_back_unstarted(next.run, &mut summary).await;
+                    }
+                }
                 _ = heartbeat.tick() => {
                     self.heartbeat(&running).await;
                     self.announce(started, slots, &running, &switches).await;
@@ -339,13 +344,53 @@ impl Worker {
         }
     }
 
-    /// Book-keeping for a run task that ended.
+    /// Start a task running `claimed`, a run claimed by this worker.
+    fn start(
+        &self,
+        claimed: Claimed,
+        tasks: &mut JoinSet<StoreResult<Executed>>,
+        running: &mut HashMap<String, Running>,
+        gate: &ClaimGate,
+        summary: &mut Summary,
+    ) {
+        let run = &claimed.run;
+        tracing::info!(worker = %self.name, run = %run.id, job = %run.job, attempt = run.attempt, "claimed");
+        summary.claimed += 1;
+        // Everything logged while the run runs says which run, job and project it is about
+        // (`coco log --run ID`).
+        let span =
+            tracing::info_span!("run", run = %run.id, job = %run.job, project = %run.project);
+        let (stop, stop_rx) = watch::channel(None);
+        running.insert(run.id.clone(), Running { stop });
+        let (store, name, run_settings, gate) = (
+            Arc::clone(&self.store),
+            self.name.clone(),
+            self.settings.run.clone(),
+            gate.clone(),
+        );
+        tasks.spawn(
+            async move {
+                run::execute(
+                    store.as_ref(),
+                    &name,
+                    claimed,
+                    &run_settings,
+                    stop_rx,
+                    &gate,
+                )
+                .await
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Book-keeping for a run task that ended; returns the next run it claimed, if any.
     fn ended(
         &self,
         joined: Result<StoreResult<Executed>, tokio::task::JoinError>,
         running: &mut HashMap<String, Running>,
         summary: &mut Summary,
-    ) {
+    ) -> Option<Claimed> {
         match joined {
             Ok(Ok(executed)) => {
                 running.remove(&executed.id);
@@ -361,16 +406,38 @@ impl Worker {
                     }
                     None => summary.handed_back += 1,
                 }
+                executed.next
             }
             Ok(Err(error)) => {
                 // The run's end could not be written: it stays running until its heartbeat
                 // goes stale and a reaper takes it back.
                 tracing::error!(worker = %self.name, "finishing a run: {error}");
                 self.forget_finished(running);
+                None
             }
             Err(error) => {
                 tracing::error!(worker = %self.name, "a run task failed: {error}");
                 self.forget_finished(running);
+                None
+            }
+        }
+    }
+
+    /// Give back a run claimed but never started (pending again, the attempt not spent).
+    async fn hand_back_unstarted(&self, run: RunRecord, summary: &mut Summary) {
+        summary.claimed += 1;
+        summary.handed_back += 1;
+        let end = RunEnd {
+            note: Some(format!(
+                "handed back unstarted: worker {} stopped",
+                self.name
+            )),
+            ..run.end(Outcome::HandedBack, None, Utc::now())
+        };
+        match self.store.finish_run(&run.id, &self.name, &end).await {
+            Ok(_) => tracing::info!(worker = %self.name, run = %run.id, "handed back unstarted"),
+            Err(error) => {
+                tracing::warn!(worker = %self.name, run = %run.id, "handing back a run: {error}");
             }
         }
     }

@@ -1,18 +1,20 @@
-//! One claimed run, from its stored definition to `finish_run`.
+//! One claimed run, from its stored definition to its end in the store.
 //!
-//! [`execute`] reads the run's project and job from the store, builds the process spec
-//! ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout, a grace period,
+//! [`execute`] takes the run with its project and job (read in the claim), builds the
+//! process spec ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout, a grace period,
 //! a stop signal from the worker), and meanwhile:
 //!
 //! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
 //!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
 //!   stores it with [`Store::put_output`] at most every `output_every` while new lines
 //!   arrive, and at the end — so `coco logs --follow` reads it while the run goes on;
-//! - reports the pid once started, and progress, with [`Store::report_run`] at most every
-//!   `report_every` (a reporter future polled next to the process; the spawn and event
+//! - reports the pid and progress with [`Store::report_run`] at most every `report_every`,
+//!   the first time one interval after the start (a reporter future polled next to the process; the spawn and event
 //!   callbacks only record what is new).
 //!
-//! A run that ends `complete` enqueues its job's `then:` followers ([`chain`]).
+//! The end is stored with [`Store::finish_and_claim`], which also claims the worker's next
+//! run while the [`ClaimGate`] is open. A run that ends `complete` enqueues the `then:`
+//! followers of its job as it ran ([`chain`]).
 //!
 //! The try's end is mapped to a [`state::Outcome`]: exit 0 complete, exit 75 deferred, other
 //! exits failed/error (reason `exit`), a signal nobody coco sent `signal`, the timeout
@@ -29,11 +31,11 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::env::{self, EnvError};
+use super::env;
 use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
 use crate::queue::chain::{self, Followed};
 use crate::queue::state::{Outcome, RunState};
-use crate::store::{LiveReport, RunEnd, RunRecord, Store, StoreResult};
+use crate::store::{Claimed, LiveReport, Paused, RunEnd, RunRecord, Store, StoreResult};
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
 /// would for "command not found").
@@ -83,6 +85,37 @@ pub struct Executed {
     pub finished: Option<RunRecord>,
     /// Its `then:` followers, when it completed.
     pub followers: Vec<Followed>,
+    /// The next run, claimed for this worker as this one was finished (see [`ClaimGate`]).
+    pub next: Option<Claimed>,
+}
+
+/// Whether a run task may claim the next run as it finishes its own (in the same store
+/// step, [`Store::finish_and_claim`]), and under which pauses: the worker's loop opens it
+/// with the pauses of each turn and closes it when it stops claiming.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimGate(Arc<Mutex<Option<Paused>>>);
+
+impl ClaimGate {
+    /// Let finishing runs claim the next, leaving `paused` alone.
+    pub fn open(&self, paused: &Paused) {
+        let mut gate = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if gate.as_ref() != Some(paused) {
+            *gate = Some(paused.clone());
+        }
+    }
+
+    /// No more claims by finishing runs.
+    pub fn close(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// The pauses to claim under, `None`: claim nothing.
+    pub fn paused(&self) -> Option<Paused> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// What the event callback collects and the reporter sends.
@@ -121,17 +154,25 @@ pub fn tail_line(at: chrono::DateTime<Utc>, tag: &str, text: &str) -> String {
     format!("{} {tag} {text}", at.format("%H:%M:%S%.3f"))
 }
 
-/// Run `run` (claimed by `worker`) to its end and finish it in the store; `stop` tells it to
-/// stop early (see [`Stop`]).
+/// Run `claimed` (claimed by `worker`) to its end and finish it in the store, claiming the
+/// next run in the same step if `gate` is open; `stop` tells it to stop early (see
+/// [`Stop`]).
 pub async fn execute(
     store: &dyn Store,
     worker: &str,
-    run: RunRecord,
+    claimed: Claimed,
     settings: &RunSettings,
     mut stop: watch::Receiver<Option<Stop>>,
+    gate: &ClaimGate,
 ) -> StoreResult<Executed> {
+    let Claimed { run, project, job } = claimed;
     let id = run.id.clone();
-    let mut spec = match spec_of(store, &run).await? {
+    // The job's definition is kept for its `then:` followers.
+    let (spec, job) = match env::decode(&run, project.as_ref(), job.as_ref()) {
+        Ok((project, job)) => (env::build_spec(&project, &job, &run), Some(job)),
+        Err(error) => (Err(error), None),
+    };
+    let mut spec = match spec {
         Ok(spec) => spec,
         Err(error) => {
             tracing::warn!(run = %id, "{error}");
@@ -264,19 +305,37 @@ pub async fn execute(
         report,
         ..run.end(outcome, exit_code, now)
     };
-    let finished = store.finish_run(&id, worker, &end).await?;
+    // A run handed back at shutdown claims nothing (the gate is closed by then anyway).
+    let claim_under = gate.paused().filter(|_| outcome != Outcome::HandedBack);
+    let stepped = store
+        .finish_and_claim(
+            worker,
+            Some((&id, &end)),
+            claim_under.as_ref().map(|paused| (Utc::now(), paused)),
+        )
+        .await?;
+    let next = stepped.claimed.unwrap_or_else(|error| {
+        tracing::warn!(worker, "claiming the next run: {error}");
+        None
+    });
     let mut followers = Vec::new();
-    if let Some(done) = finished.as_ref().filter(|r| r.state == RunState::Complete) {
+    if let Some(done) = stepped
+        .finished
+        .as_ref()
+        .filter(|r| r.state == RunState::Complete)
+        && let Some(job) = &job
+    {
         // The run is complete whatever happens here: a failure is logged, not returned.
-        match chain::enqueue_followers(store, done, Utc::now()).await {
+        match chain::enqueue_followers(store, done, job, Utc::now()).await {
             Ok(followed) => followers = followed,
             Err(error) => tracing::warn!(run = %id, "enqueueing its `then` jobs: {error}"),
         }
     }
     Ok(Executed {
         id,
-        finished,
+        finished: stepped.finished,
         followers,
+        next,
     })
 }
 
@@ -286,18 +345,9 @@ impl Executed {
             id,
             finished,
             followers: Vec::new(),
+            next: None,
         }
     }
-}
-
-/// The spec of `run`, or why there is none (`Err` of the outer result: the store failed).
-async fn spec_of(
-    store: &dyn Store,
-    run: &RunRecord,
-) -> StoreResult<Result<process::Spec, EnvError>> {
-    let (project, job) = store.get_project_and_job(&run.project, &run.job).await?;
-    Ok(env::decode(run, project.as_ref(), job.as_ref())
-        .and_then(|(project, job)| env::build_spec(&project, &job, run)))
 }
 
 /// Poll `process` while reporting new progress at most every `report_every` and storing new
@@ -329,7 +379,12 @@ async fn with_reports<T>(
         }
     };
     let reporter = async {
-        let mut tick = tokio::time::interval(settings.report_every);
+        // Not at once: a run that ends within `report_every` sends its pid with its end (one
+        // store write fewer per short run).
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + settings.report_every,
+            settings.report_every,
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
