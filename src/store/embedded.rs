@@ -475,21 +475,18 @@ fn read_run(conn: &Connection, id: &str) -> rusqlite::Result<Option<RunRecord>> 
         .transpose()
 }
 
-/// Insert `r` (`replace`: or replace the run with its id), its queried fields as columns
-/// and the whole record as the `doc` JSON.
-fn write_run(conn: &Connection, r: &RunRecord, replace: bool) -> rusqlite::Result<()> {
-    let doc = serde_json::to_string(r)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let verb = if replace {
-        "INSERT OR REPLACE"
-    } else {
-        "INSERT"
-    };
-    conn.prepare_cached(&format!(
-        "{verb} INTO queue (id, job, project, state, priority, created, not_before, dedupe,
+/// The `doc` column of `r`: the whole record as JSON.
+fn run_doc(r: &RunRecord) -> rusqlite::Result<String> {
+    serde_json::to_string(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Insert the new run `r`: its queried fields as columns and the whole record as `doc`.
+fn insert_run(conn: &Connection, r: &RunRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO queue (id, job, project, state, priority, created, not_before, dedupe,
                             worker, heartbeat, forced, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    ))?
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
     .execute(params![
         r.id,
         r.job,
@@ -502,7 +499,27 @@ fn write_run(conn: &Connection, r: &RunRecord, replace: bool) -> rusqlite::Resul
         r.worker,
         r.heartbeat.map(to_ms),
         r.force,
-        doc
+        run_doc(r)?
+    ])?;
+    Ok(())
+}
+
+/// Write the stored run `r` back after a change of its life: state, `not_before`, worker,
+/// heartbeat and `doc`. The other columns (job, project, priority, created, dedupe, forced)
+/// are fixed at enqueue, so their indexes are left alone (an UPDATE of these columns, not a
+/// REPLACE of the row, which would rewrite all seven).
+fn update_run(conn: &Connection, r: &RunRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE queue SET state = ?2, not_before = ?3, worker = ?4, heartbeat = ?5, doc = ?6
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        r.id,
+        r.state.as_str(),
+        to_ms(r.not_before),
+        r.worker,
+        r.heartbeat.map(to_ms),
+        run_doc(r)?
     ])?;
     Ok(())
 }
@@ -557,7 +574,7 @@ fn finish_in(
         return Ok(None);
     }
     let ended = run.ended(end);
-    write_run(conn, &ended, true)?;
+    update_run(conn, &ended)?;
     Ok(Some(ended))
 }
 
@@ -589,7 +606,7 @@ fn claim_with_definitions_in(
     let Some(run) = claim_in(conn, worker, now, paused)? else {
         return Ok(None);
     };
-    write_run(conn, &run, true)?;
+    update_run(conn, &run)?;
     let (project, job) = project_and_job_in(conn, &run.project, &run.job)?;
     Ok(Some(ClaimedRows { run, project, job }))
 }
@@ -976,7 +993,7 @@ impl Store for EmbeddedStore {
             if let Some(id) = existing {
                 return Ok(Enqueued::Duplicate(id));
             }
-            write_run(&tx, &r, false)?;
+            insert_run(&tx, &r)?;
             tx.commit()?;
             Ok(Enqueued::Queued(r.id))
         })
@@ -1037,7 +1054,7 @@ impl Store for EmbeddedStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let claimed = claim_in(&tx, &worker, now, &paused)?;
             if let Some(run) = &claimed {
-                write_run(&tx, run, true)?;
+                update_run(&tx, run)?;
                 tx.commit()?;
             }
             Ok(claimed)
@@ -1063,7 +1080,7 @@ impl Store for EmbeddedStore {
                     continue;
                 }
                 run.heartbeat = Some(now);
-                write_run(&tx, &run.truncated_to_ms(), true)?;
+                update_run(&tx, &run.truncated_to_ms())?;
                 alive.push(id);
             }
             tx.commit()?;
@@ -1090,7 +1107,7 @@ impl Store for EmbeddedStore {
             }
             run.heartbeat = Some(now);
             run.apply(&report);
-            write_run(&tx, &run.truncated_to_ms(), true)?;
+            update_run(&tx, &run.truncated_to_ms())?;
             tx.commit()?;
             Ok(true)
         })
@@ -1132,24 +1149,30 @@ impl Store for EmbeddedStore {
         let (finished, claimed) = self
             .run("finishing a run and claiming the next", move |conn| {
                 // One write transaction for both: a busy worker's one round trip per run.
-                let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let finished = match &finish {
                     Some((id, end)) => finish_in(&tx, id, &worker, end)?,
                     None => None,
                 };
                 let claimed = match &claim {
-                    // In a savepoint: a failed claim leaves the finish to be committed.
-                    Some((now, paused)) => {
-                        let savepoint = tx.savepoint()?;
-                        let claimed = claim_with_definitions_in(&savepoint, &worker, *now, paused);
-                        if claimed.is_ok() {
-                            savepoint.commit()?;
-                        }
-                        claimed
-                    }
+                    Some((now, paused)) => claim_with_definitions_in(&tx, &worker, *now, paused),
                     None => Ok(None),
                 };
-                tx.commit()?;
+                if claimed.is_ok() {
+                    tx.commit()?;
+                    return Ok((finished, claimed));
+                }
+                // The claim failed: roll it all back, and end the try on its own.
+                drop(tx);
+                let finished = match &finish {
+                    Some((id, end)) => {
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let finished = finish_in(&tx, id, &worker, end)?;
+                        tx.commit()?;
+                        finished
+                    }
+                    None => None,
+                };
                 Ok((finished, claimed))
             })
             .await?;
@@ -1180,7 +1203,7 @@ impl Store for EmbeddedStore {
                 let run = decode_run(&doc)?;
                 let end = run.zombie_end(now);
                 let ended = run.ended(&end);
-                write_run(&tx, &ended, true)?;
+                update_run(&tx, &ended)?;
                 taken.push(ended);
             }
             tx.commit()?;
@@ -1210,7 +1233,7 @@ impl Store for EmbeddedStore {
             } else {
                 run.cancelled(cancel, now)
             };
-            write_run(&tx, &done, true)?;
+            update_run(&tx, &done)?;
             tx.commit()?;
             Ok(Cancelled::Done(done))
         })

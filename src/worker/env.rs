@@ -108,11 +108,20 @@ pub fn build_spec(project: &Project, job: &Job, run: &RunRecord) -> Result<Spec,
         "project": run.project,
         "attempt": run.attempt,
     });
-    let mut handlebars = Handlebars::new();
-    handlebars.set_strict_mode(true);
-    handlebars.register_escape_fn(handlebars::no_escape);
+    // Made only for a command with a template in it: most have none.
+    let mut handlebars: Option<Handlebars> = None;
     let mut argv = Vec::with_capacity(job.command.len());
     for (index, element) in job.command.iter().enumerate() {
+        if !element.contains("{{") {
+            argv.push(element.clone());
+            continue;
+        }
+        let handlebars = handlebars.get_or_insert_with(|| {
+            let mut handlebars = Handlebars::new();
+            handlebars.set_strict_mode(true);
+            handlebars.register_escape_fn(handlebars::no_escape);
+            handlebars
+        });
         let rendered =
             handlebars
                 .render_template(element, &context)
