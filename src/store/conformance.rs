@@ -64,6 +64,7 @@ macro_rules! conformance_cases {
             claim_order_priority_then_age,
             claim_honours_pauses,
             max_parallel_limits_running_runs,
+            max_parallel_many_slots,
             finish_releases_the_slot,
             finish_only_by_its_worker,
             concurrent_claims_each_run_once,
@@ -1436,6 +1437,47 @@ pub async fn claim_honours_pauses(store: &dyn Store) {
 
 /// A job with `max_parallel` n has at most n runs running at once, across all workers;
 /// other jobs' runs are claimed meanwhile.
+/// A job with more slots than a claim probes before counting: all of them are used, and
+/// never one more.
+pub async fn max_parallel_many_slots(store: &dyn Store) {
+    let t = tag();
+    let runs: Vec<RunRecord> = (0..8)
+        .map(|i| RunRecord {
+            max_parallel: 6,
+            ..run(&t, "six", json!({"i": i}), i)
+        })
+        .collect();
+    for r in &runs {
+        enqueue_new(store, r).await;
+    }
+    let now = later(100);
+    let mut claimed = Vec::new();
+    for i in 0..6 {
+        let r = claim(store, &format!("w{i}"), now)
+            .await
+            .unwrap_or_else(|| panic!("slot {i} of 6 is free"));
+        claimed.push(r);
+    }
+    assert_eq!(
+        ids(&claimed, |r| &r.id),
+        ids(&runs[..6], |r| &r.id),
+        "oldest first"
+    );
+    assert_eq!(
+        claim_id(store, "w7", now).await,
+        None,
+        "all six slots taken"
+    );
+    finish(store, &claimed[2], Outcome::Exited(0), later(200)).await;
+    assert_eq!(
+        claim_id(store, "w7", later(200)).await,
+        Some(runs[6].id.clone()),
+        "a freed slot is taken again"
+    );
+    assert_eq!(claim_id(store, "w8", later(200)).await, None);
+    drain(store).await;
+}
+
 pub async fn max_parallel_limits_running_runs(store: &dyn Store) {
     let t = tag();
     let mut one = Vec::new();

@@ -511,6 +511,9 @@ const STALE_DEDUPE: Duration = Duration::from_secs(60);
 /// to other claimers.
 const MAX_CLAIM_PASSES: usize = 50;
 
+/// Job slots tried before counting whether the job has any free (see `take_slot`).
+const SLOT_PROBES: u32 = 4;
+
 /// What became of one claim attempt.
 enum Claim {
     Won(Box<RunRecord>),
@@ -740,7 +743,9 @@ impl MongoStore {
 
     /// Take a free slot of `run`'s job for the try that will have sequence number `seq`,
     /// trying slot `first` first: `Some(slot id)`, or `None` when all `max_parallel` are
-    /// taken.
+    /// taken. After [`SLOT_PROBES`] taken slots it counts the job's running runs before
+    /// trying the rest (a count scans the collection on servers without indexes, so it is
+    /// not done for a job with slots to spare).
     async fn take_slot(
         &self,
         run: &RunRecord,
@@ -750,6 +755,16 @@ impl MongoStore {
     ) -> StoreResult<Option<String>> {
         let max = run.max_parallel.max(1);
         for i in 0..max {
+            if i == SLOT_PROBES {
+                let running = self
+                    .collection("queue")
+                    .count_documents(doc! { "job": &run.job, "state": "running" })
+                    .await
+                    .map_err(self.err("counting a job's running runs"))?;
+                if running >= u64::from(max) {
+                    return Ok(None);
+                }
+            }
             let id = format!("slot:{}:{}", run.job, (first + i) % max);
             let slot = doc! {
                 "_id": &id, "kind": "slot", "job": &run.job, "run": &run.id,
@@ -1313,19 +1328,7 @@ impl Store for MongoStore {
                 if !paused.allows(&run) || full.contains(&run.job) {
                     continue;
                 }
-                // With several slots, a cheap first look spares trying each; the slots decide.
                 let max = run.max_parallel.max(1);
-                if max > 1 {
-                    let running = self
-                        .collection("queue")
-                        .count_documents(doc! { "job": &run.job, "state": "running" })
-                        .await
-                        .map_err(self.err(doing))?;
-                    if running >= u64::from(max) {
-                        full.insert(run.job);
-                        continue;
-                    }
-                }
                 let first = (random() % u64::from(max)) as u32;
                 match self.try_claim(&run, seq, worker, now, first).await? {
                     Claim::Won(claimed) => return Ok(Some(*claimed)),
