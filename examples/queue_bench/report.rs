@@ -36,8 +36,10 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
          its spawn to the last run's `finished`; `xargs -P{slots} -n1 true` over N arguments \
          right before, in the same sandbox; `coco::process` = the same N × `true` through \
          coco's process builder, {slots} at once, no store. Medians over the repetitions.\n\n\
-         | store | N × reps | enqueue runs/s | coco runs/s | xargs -P{slots} runs/s | coco / xargs | ratio per rep | coco::process runs/s |\n\
-         |---|---|---|---|---|---|---|---|",
+         `store round trips/s` = the store's cheapest call (`get_project`, a read by key), {slots} \
+         at once for a second: a ceiling, since every run takes several.\n\n\
+         | store | N × reps | enqueue runs/s | coco runs/s | xargs -P{slots} runs/s | coco / xargs | ratio per rep | coco::process runs/s | store round trips/s |\n\
+         |---|---|---|---|---|---|---|---|---|",
         slots = options.slots
     );
     for r in all {
@@ -47,9 +49,10 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
                 let coco = median(reps.iter().map(Throughput::coco_rate));
                 let xargs = median(reps.iter().map(Throughput::xargs_rate));
                 let process = median(reps.iter().map(Throughput::process_rate));
+                let round_trips = median(reps.iter().map(Throughput::round_trip_rate));
                 let each: Vec<String> = reps.iter().map(|t| fig(t.ratio())).collect();
                 format!(
-                    "{} × {} | {} | {} | {} | **{}** | {} | {}",
+                    "{} × {} | {} | {} | {} | **{}** | {} | {} | {}",
                     r.sizes.runs,
                     reps.len(),
                     fig(enqueue),
@@ -57,10 +60,11 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
                     fig(xargs),
                     fig(coco / xargs),
                     each.join(", "),
-                    fig(process)
+                    fig(process),
+                    fig(round_trips)
                 )
             }
-            Some(Err(e)) => format!("{} | error: {e} | | | | | |", r.sizes.runs),
+            Some(Err(e)) => format!("{} | error: {e} | | | | | | |", r.sizes.runs),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());

@@ -9,6 +9,10 @@
 //! 250 ms by listing (limit 1) the pending and running ones; the end time comes from the
 //! records, not from the check. xargs is timed from spawn to exit.
 //!
+//! Before the runs, the store's own pace: how many of its cheapest round trips (a read by
+//! key) `slots` tasks complete in a second. A run needs several (claim, finish and their
+//! conditional writes), so this bounds what any worker can reach on that store.
+//!
 //! A second baseline splits the gap: the same N runs of `true` through `coco::process`
 //! (`run_to_end`, what the worker uses: `posix_spawn` under a guard marker, a process group,
 //! output pipes, group check) from this process, `slots` at a time, with no store at all.
@@ -41,7 +45,14 @@ pub struct Throughput {
     pub coco: Duration,
     /// Worker spawned → first run started.
     pub start_up: Duration,
+    /// The store's cheapest round trips (`get_project`, a read by key), SLOTS at once for
+    /// [`ROUND_TRIP_WINDOW`]: how many the store serves per second, a ceiling for a queue
+    /// whose every run needs several.
+    pub round_trips: usize,
 }
+
+/// How long the store's round trips are counted.
+const ROUND_TRIP_WINDOW: Duration = Duration::from_secs(1);
 
 impl Throughput {
     pub fn coco_rate(&self) -> f64 {
@@ -59,6 +70,9 @@ impl Throughput {
     /// coco's rate over the steady part (first start → last finish).
     pub fn steady_rate(&self) -> f64 {
         rate(self.runs, self.coco.saturating_sub(self.start_up))
+    }
+    pub fn round_trip_rate(&self) -> f64 {
+        rate(self.round_trips, ROUND_TRIP_WINDOW)
     }
     pub fn ratio(&self) -> f64 {
         self.coco_rate() / self.xargs_rate()
@@ -79,6 +93,11 @@ pub async fn measure(sandbox: &Sandbox, runs: usize, slots: usize) -> anyhow::Re
     eprintln!(
         "  coco::process, {slots} at once: {runs} × true in {process:.2?} ({:.0}/s)",
         rate(runs, process)
+    );
+    let round_trips = round_trips(sandbox, slots).await?;
+    eprintln!(
+        "  store round trips (get_project), {slots} at once: {:.0}/s",
+        rate(round_trips, ROUND_TRIP_WINDOW)
     );
     let job = sandbox.job("noop").await?;
     let started = Instant::now();
@@ -105,6 +124,7 @@ pub async fn measure(sandbox: &Sandbox, runs: usize, slots: usize) -> anyhow::Re
         process,
         coco: since(t0, last),
         start_up: since(t0, first),
+        round_trips,
     };
     eprintln!(
         "  coco worker --slots {slots}: {runs} runs in {:.2?} ({:.0}/s; start-up {:.0?}, then {:.0}/s)",
@@ -171,6 +191,30 @@ async fn process_baseline(
         joined??;
     }
     Ok(started.elapsed())
+}
+
+/// `get_project` calls completed by `slots` tasks in [`ROUND_TRIP_WINDOW`].
+async fn round_trips(sandbox: &Sandbox, slots: usize) -> anyhow::Result<usize> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + ROUND_TRIP_WINDOW;
+    let mut tasks = JoinSet::new();
+    for _ in 0..slots {
+        let (store, done) = (Arc::clone(&sandbox.store), Arc::clone(&done));
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                store
+                    .get_project("bench")
+                    .await?
+                    .context("the bench project is applied")?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok(done.load(Ordering::Relaxed))
 }
 
 /// The first `started` and the last `finished` of the runs, after checking that all `runs`
