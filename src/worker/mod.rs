@@ -185,7 +185,12 @@ impl Worker {
                 summary.halted = true;
                 break;
             }
+            let held_before = switches.holding.clone();
             let paused = self.holding(&mut switches);
+            if switches.holding != held_before {
+                // `coco alive` says why at once, not at the next heartbeat.
+                self.announce(started, slots, &running, &switches).await;
+            }
             gate.open(&paused);
             while running.len() < slots {
                 let claim = Some((Utc::now(), &paused));
