@@ -1,6 +1,7 @@
 //! `coco worker`: claim and run queued runs in the foreground until SIGINT or SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -8,7 +9,7 @@ use super::{GlobalArgs, context, output};
 use crate::config::Config;
 use crate::process::guard::Guard;
 use crate::worker::load::Limits;
-use crate::worker::{Worker, WorkerSettings, wake};
+use crate::worker::{MIN_ZOMBIE_AFTER, Worker, WorkerSettings, wake};
 
 /// Arguments of `coco worker`.
 #[derive(Debug, Args)]
@@ -19,6 +20,22 @@ pub struct WorkerArgs {
     /// Name of this worker in the store (default: HOST-PID).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Take back a running run whose worker has been silent this long, e.g. 30s (default:
+    /// worker.zombie_after from local.yaml, else 60s; at least 10s).
+    #[arg(long, value_name = "DURATION", value_parser = zombie_after)]
+    pub zombie_after: Option<Duration>,
+}
+
+/// A `--zombie-after` value: a duration of at least [`MIN_ZOMBIE_AFTER`].
+fn zombie_after(text: &str) -> Result<Duration, String> {
+    let after = crate::manifest::raw::parse_duration(text)?;
+    if after < MIN_ZOMBIE_AFTER {
+        return Err(format!(
+            "must be at least {} (three heartbeats)",
+            humantime::format_duration(MIN_ZOMBIE_AFTER)
+        ));
+    }
+    Ok(after)
 }
 
 /// Run a worker until SIGINT/SIGTERM; running runs get a grace period, then are handed back.
@@ -26,6 +43,9 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     let (config, _) = context::load_config(global)?;
     let store = context::open_store(&config).await?;
     let mut settings = settings(&config, args.slots);
+    if let Some(after) = args.zombie_after {
+        settings = settings.with_zombie_after(after);
+    }
     // Kept until the worker is done: dropping it lets the guard sweep what is left.
     let guard = start_guard();
     settings.run.guard = guard.as_ref().map(Guard::handle);
@@ -67,7 +87,10 @@ pub fn settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
     if let Some(slots) = slots.or(config.worker.slots) {
         settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
     }
-    settings
+    match config.worker.zombie_after {
+        Some(after) => settings.with_zombie_after(after),
+        None => settings,
+    }
 }
 
 /// The process guard of this worker's jobs, or `None` (with a warning: jobs then get the

@@ -159,6 +159,8 @@ pub struct WorkerConfig {
     pub min_free_ram: Option<u64>,
     /// Bytes of output kept per run (its tail); `None`: 1 MiB.
     pub max_output: Option<u64>,
+    /// A running run whose worker is silent this long is taken back; `None`: 60 s.
+    pub zombie_after: Option<std::time::Duration>,
 }
 
 /// The resolved configuration.
@@ -459,6 +461,12 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
             "worker.max_output",
             raw.worker.max_output.map(|v| v.to_string()),
         ),
+        (
+            "worker.zombie_after",
+            raw.worker
+                .zombie_after
+                .map(|v| humantime::format_duration(v.0).to_string()),
+        ),
     ];
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -492,6 +500,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>) -> Config {
             max_cpu: raw.worker.max_cpu,
             min_free_ram: raw.worker.min_free_ram,
             max_output: raw.worker.max_output.map(|size| size.0),
+            zombie_after: raw.worker.zombie_after.map(|after| after.0),
         },
         files,
     }

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::Level;
+use crate::manifest::HumanDuration;
 use crate::yaml::Value;
 
 /// The sections of `local.yaml` and their keys, as `section.key` (the names shown to users).
@@ -28,6 +29,7 @@ pub const KEYS: &[&str] = &[
     "worker.max_cpu",
     "worker.min_free_ram",
     "worker.max_output",
+    "worker.zombie_after",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -106,7 +108,7 @@ pub struct RawFolder {
     pub templates: Option<PathBuf>,
 }
 
-/// `worker`: capacity limits (read now, used by later issues).
+/// `worker`: capacity limits and the zombie interval of this host's workers.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorker {
@@ -122,6 +124,10 @@ pub struct RawWorker {
     /// Output kept per run (its tail), e.g. `1MiB` (the default), `512KiB`, or bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output: Option<ByteSize>,
+    /// A running run whose worker has not heartbeated for this long is taken back, e.g.
+    /// `60s` (the default) or `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zombie_after: Option<HumanDuration>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -297,6 +303,7 @@ mod tests {
             let (section, name) = key.split_once('.').unwrap();
             let value = match name {
                 "slots" | "max_cpu" | "min_free_ram" | "max_output" => "1",
+                "zombie_after" => "90s",
                 _ => "INFO",
             };
             let text = format!("{section}:\n  {name}: {value}\n");

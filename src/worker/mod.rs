@@ -102,6 +102,22 @@ impl Default for WorkerSettings {
     }
 }
 
+/// The shortest `zombie_after` local.yaml and `coco worker` accept: three of the default
+/// heartbeats, so a live worker's runs are never taken back for one late heartbeat.
+pub const MIN_ZOMBIE_AFTER: Duration = Duration::from_secs(10);
+
+impl WorkerSettings {
+    /// Take runs back after `after` of silence, looking for them every half of it (at
+    /// most every 30 s, the default).
+    pub fn with_zombie_after(self, after: Duration) -> Self {
+        WorkerSettings {
+            zombie_after: after,
+            zombie_every: (after / 2).min(Duration::from_secs(30)),
+            ..self
+        }
+    }
+}
+
 /// Records of workers and daemons silent for longer than this are dropped by the reaper.
 const FORGET_MEMBERS_AFTER: Duration = Duration::from_secs(24 * 3600);
 

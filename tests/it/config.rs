@@ -2,6 +2,7 @@
 //! `/etc` or `~`; the environment is passed in, never read).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use coco::config::{Config, ConfigError, ConfigPaths, Level, Overrides, Setting, load};
 use coco::store::StoreLocation;
@@ -395,6 +396,44 @@ fn wrong_types_name_the_key_the_file_and_the_position() {
     m.user("worker:\n  max_output: 100\n");
     let error = m.error(&[], &no_flags());
     assert!(error.contains(":2:15: must be at least 1KiB"), "{error}");
+
+    m.user("worker:\n  zombie_after: soon\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains(":2:17: `worker.zombie_after`:"), "{error}");
+    m.user("worker:\n  zombie_after: 5s\n");
+    let error = m.error(&[], &no_flags());
+    assert!(
+        error.contains(":2:17: must be at least 10s (three heartbeats"),
+        "{error}"
+    );
+}
+
+#[test]
+fn zombie_interval_reads_from_files_and_variables_and_reaches_the_worker() {
+    let m = Machine::new();
+    let (config, _) = m.ok(&[], &no_flags());
+    assert_eq!(config.worker.zombie_after, None);
+    let defaults = coco::cli::worker::settings(&config, None);
+    assert_eq!(
+        (defaults.zombie_after, defaults.zombie_every),
+        (Duration::from_secs(60), Duration::from_secs(30))
+    );
+    m.user("worker:\n  zombie_after: 2m\n");
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.worker.zombie_after, Some(Duration::from_secs(120)));
+    assert_eq!(setting(&settings, "worker.zombie_after").0, "2m");
+    let worker = coco::cli::worker::settings(&config, None);
+    assert_eq!(
+        (worker.zombie_after, worker.zombie_every),
+        (Duration::from_secs(120), Duration::from_secs(30))
+    );
+    let (config, _) = m.ok(&[("COCO_WORKER__ZOMBIE_AFTER", "20s")], &no_flags());
+    let worker = coco::cli::worker::settings(&config, None);
+    assert_eq!(
+        (worker.zombie_after, worker.zombie_every),
+        (Duration::from_secs(20), Duration::from_secs(10)),
+        "looked for every half of it"
+    );
 }
 
 #[test]

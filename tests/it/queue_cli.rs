@@ -72,6 +72,14 @@ fn queue_verbs(sandbox: &Sandbox) {
         stderr(&bad_state)
     );
 
+    let short = sandbox.coco(&["worker", "--zombie-after", "5s"]);
+    assert_eq!(short.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&short).contains("must be at least 10s"),
+        "{}",
+        stderr(&short)
+    );
+
     let detail = sandbox.coco(&["detail", &id]);
     assert_eq!(detail.status.code(), Some(0), "{}", stderr(&detail));
     let text = stdout(&detail);
