@@ -28,7 +28,7 @@ pub struct Status {
     pub apps: Vec<AppLine>,
     pub schedules: Vec<JobLine>,
     /// Runs per state.
-    pub queue: Vec<(String, usize)>,
+    pub queue: Vec<(String, u64)>,
     pub problems: Vec<Problems>,
     pub mode: String,
 }
@@ -75,12 +75,12 @@ async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
     let mut queue = Vec::new();
     for state in COUNTED {
         let runs = store
-            .list_runs(&RunFilter {
+            .count_runs(&RunFilter {
                 state: Some(state),
                 ..RunFilter::default()
             })
             .await?;
-        queue.push((state.as_str().to_owned(), runs.len()));
+        queue.push((state.as_str().to_owned(), runs));
     }
     Ok(Status {
         members: store.list_members().await?,

@@ -1850,6 +1850,30 @@ pub async fn runs_listed_by_state_and_project(store: &dyn Store) {
         list(None, Some(&format!("{t}-none")), None).await,
         Vec::<String>::new()
     );
+    // Counts, where the filter pins this case's runs (a project or a job of its own).
+    let count = |state: Option<RunState>, project: Option<&str>, job: Option<&str>| {
+        let filter = RunFilter {
+            state,
+            project: project.map(str::to_string),
+            job: job.map(str::to_string),
+            limit: Some(1),
+        };
+        async move { store.count_runs(&filter).await.expect("count_runs") }
+    };
+    assert_eq!(
+        count(None, Some(&p1), None).await,
+        3,
+        "the limit is ignored"
+    );
+    assert_eq!(count(Some(RunState::Pending), Some(&p1), None).await, 2);
+    assert_eq!(count(Some(RunState::Running), Some(&p1), None).await, 1);
+    assert_eq!(count(Some(RunState::Complete), Some(&p1), None).await, 0);
+    assert_eq!(count(None, None, Some(&runs[2].job)).await, 1);
+    assert_eq!(
+        count(Some(RunState::Running), None, Some(&runs[2].job)).await,
+        0
+    );
+    assert_eq!(count(None, Some(&format!("{t}-none")), None).await, 0);
     let by_job = |job: String, limit: Option<usize>| async move {
         let filter = RunFilter {
             job: Some(job),

@@ -466,6 +466,33 @@ fn decode_run(text: &str) -> rusqlite::Result<RunRecord> {
     })
 }
 
+/// The ` WHERE …` clause (empty without conditions) and its values for the state, project
+/// and job of `filter` (its limit is the caller's).
+fn run_filter_sql(filter: &RunFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let columns = [
+        (
+            "state",
+            filter.state.map(|state| state.as_str().to_string()),
+        ),
+        ("project", filter.project.clone()),
+        ("job", filter.job.clone()),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            values.push(Value::Text(value));
+            conditions.push(format!("{column} = ?{}", values.len()));
+        }
+    }
+    if conditions.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", conditions.join(" AND ")), values)
+    }
+}
+
 /// The run with this id.
 fn read_run(conn: &Connection, id: &str) -> rusqlite::Result<Option<RunRecord>> {
     conn.prepare_cached("SELECT doc FROM queue WHERE id = ?1")?
@@ -1007,27 +1034,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
-        use rusqlite::types::Value;
         let filter = filter.clone();
         self.run("listing runs", move |conn| {
-            let mut conditions = Vec::new();
-            let mut values: Vec<Value> = Vec::new();
-            if let Some(state) = filter.state {
-                values.push(Value::Text(state.as_str().to_string()));
-                conditions.push(format!("state = ?{}", values.len()));
-            }
-            if let Some(project) = filter.project {
-                values.push(Value::Text(project));
-                conditions.push(format!("project = ?{}", values.len()));
-            }
-            if let Some(job) = filter.job {
-                values.push(Value::Text(job));
-                conditions.push(format!("job = ?{}", values.len()));
-            }
-            let mut sql = "SELECT doc FROM queue".to_string();
-            if !conditions.is_empty() {
-                sql += &format!(" WHERE {}", conditions.join(" AND "));
-            }
+            let (condition, values) = run_filter_sql(&filter);
+            let mut sql = format!("SELECT doc FROM queue{condition}");
             sql += " ORDER BY created DESC, id DESC";
             if let Some(limit) = filter.limit {
                 sql += &format!(" LIMIT {limit}");
@@ -1037,6 +1047,19 @@ impl Store for EmbeddedStore {
                 .query_map(params_from_iter(values), |row| row.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             docs.iter().map(|doc| decode_run(doc)).collect()
+        })
+        .await
+    }
+
+    async fn count_runs(&self, filter: &RunFilter) -> StoreResult<u64> {
+        let filter = filter.clone();
+        self.run("counting runs", move |conn| {
+            let (condition, values) = run_filter_sql(&filter);
+            let sql = format!("SELECT COUNT(*) FROM queue{condition}");
+            let count: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(values), |row| row.get(0))?;
+            Ok(u64::try_from(count).unwrap_or_default())
         })
         .await
     }

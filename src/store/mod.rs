@@ -770,6 +770,10 @@ pub trait Store: Send + Sync {
     /// Runs matching `filter`, newest (by `created`, then id) first.
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>>;
 
+    /// How many runs match the state, project and job of `filter` (its limit is ignored),
+    /// without reading them.
+    async fn count_runs(&self, filter: &RunFilter) -> StoreResult<u64>;
+
     /// Claim the next run for `worker`: among claimable runs (pending, failed, deferred)
     /// with `not_before <= now` that `paused` allows, the highest priority, then the oldest,
     /// whose job has fewer than `max_parallel` runs running. It becomes `running` (attempt

@@ -654,6 +654,21 @@ fn overlay_live(run: &mut RunRecord, seq: i64, live: Option<&Document>) {
     run.progress_message = r.opt_str("progress_message").ok().flatten();
 }
 
+/// The query for the state, project and job of `filter` (its limit is the caller's).
+fn run_filter_doc(filter: &RunFilter) -> Document {
+    let mut query = doc! {};
+    if let Some(state) = filter.state {
+        query.insert("state", state.as_str());
+    }
+    if let Some(project) = &filter.project {
+        query.insert("project", project);
+    }
+    if let Some(job) = &filter.job {
+        query.insert("job", job);
+    }
+    query
+}
+
 fn live_id(run: &str) -> String {
     format!("live:{run}")
 }
@@ -1258,26 +1273,23 @@ impl Store for MongoStore {
         Ok(self.read_run(id, "reading a run").await?.map(|(r, _)| r))
     }
 
+    async fn count_runs(&self, filter: &RunFilter) -> StoreResult<u64> {
+        self.collection("queue")
+            .count_documents(run_filter_doc(filter))
+            .await
+            .map_err(self.err("counting runs"))
+    }
+
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
         let doing = "listing runs";
         if filter.limit == Some(0) {
             return Ok(Vec::new()); // to a server, limit 0 means none
         }
-        let mut query = doc! {};
-        if let Some(state) = filter.state {
-            query.insert("state", state.as_str());
-        }
-        if let Some(project) = &filter.project {
-            query.insert("project", project);
-        }
-        if let Some(job) = &filter.job {
-            query.insert("job", job);
-        }
         let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let docs = self
             .find_all(
                 "queue",
-                query,
+                run_filter_doc(filter),
                 doc! { "created": -1, "_id": -1 },
                 limit,
                 doing,
