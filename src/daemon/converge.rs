@@ -4,7 +4,9 @@
 //!
 //! An invalid project is left as it is in the store (the diff keeps the stored state of
 //! every folder with problems), so a typo never stops, unschedules or restarts anything; its
-//! problems come back in [`Pass::problems`] for the log.
+//! problems come back in [`Pass::problems`] for the log. Two folders naming one project:
+//! the folder whose manifest is applied keeps the name (on a save and at start-up alike),
+//! and the other one's manifest is the problem.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::manifest::MANIFEST_FILE;
 use crate::manifest::Project;
-use crate::manifest::discover::{discover, name_taken};
+use crate::manifest::discover::{load_projects_keeping, name_taken, project_dirs};
 use crate::manifest::parse::load_project;
 use crate::reconcile::{self, Change, Kind, Plan, Stored};
 use crate::store::Store;
@@ -66,9 +68,11 @@ impl Converger {
         store: &dyn Store,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Pass> {
-        let discovery = discover(&self.home)?;
-        let invalid = discovery.invalid.keys().cloned().collect();
         let stored = reconcile::load_stored(store).await?;
+        let dirs = project_dirs(&self.home)?;
+        // Two folders naming one project: the one whose manifest is applied keeps it.
+        let discovery = load_projects_keeping(&dirs, &holders(&stored, &dirs));
+        let invalid = discovery.invalid.keys().cloned().collect();
         let plan = reconcile::diff(&discovery.projects, &stored, &invalid, now);
         if plan.has_changes() {
             reconcile::apply(store, &plan, &stored, now).await?;
@@ -175,6 +179,20 @@ impl Converger {
     fn all_problems(&self) -> Vec<Diagnostic> {
         self.problems.values().flatten().cloned().collect()
     }
+}
+
+/// For each active stored project, the folder of `dirs` its applied manifest came from.
+fn holders(stored: &Stored, dirs: &[PathBuf]) -> BTreeMap<String, PathBuf> {
+    stored
+        .projects
+        .iter()
+        .filter(|project| project.active)
+        .filter_map(|project| {
+            let source_dir = absolute(Path::new(&project.source).parent()?);
+            let dir = dirs.iter().find(|dir| absolute(dir) == source_dir)?;
+            Some((project.name.clone(), dir.clone()))
+        })
+        .collect()
 }
 
 fn absolute(dir: &Path) -> PathBuf {

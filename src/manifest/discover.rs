@@ -40,16 +40,31 @@ pub fn project_dirs(home: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Load and validate the projects in `dirs`, checking that no two share a name.
 pub fn load_projects(dirs: &[PathBuf]) -> Discovery {
+    load_projects_keeping(dirs, &BTreeMap::new())
+}
+
+/// [`load_projects`], where two folders name the same project: the folder `holders` gives
+/// for that name keeps it (the one whose manifest is applied), else the first in `dirs`.
+/// The other folder's manifest is a problem. `holders` and `dirs` are compared as given.
+pub fn load_projects_keeping(dirs: &[PathBuf], holders: &BTreeMap<String, PathBuf>) -> Discovery {
     let mut discovery = Discovery::default();
     for dir in dirs {
         match load_project(dir) {
             Ok(project) => {
-                if let Some(first) = discovery.projects.get(&project.name) {
-                    let diagnostic = name_taken(dir, &project.name, &first.dir);
-                    discovery.invalid.insert(dir.clone(), vec![diagnostic]);
+                let name = project.name.clone();
+                let Some(first) = discovery.projects.get(&name) else {
+                    discovery.projects.insert(name, project);
+                    continue;
+                };
+                let (kept, loser) = if holders.get(&name) == Some(dir) {
+                    let first = first.dir.clone();
+                    discovery.projects.insert(name.clone(), project);
+                    (dir.clone(), first)
                 } else {
-                    discovery.projects.insert(project.name.clone(), project);
-                }
+                    (first.dir.clone(), dir.clone())
+                };
+                let diagnostic = name_taken(&loser, &name, &kept);
+                discovery.invalid.insert(loser, vec![diagnostic]);
             }
             Err(problems) => {
                 discovery.invalid.insert(dir.clone(), problems);

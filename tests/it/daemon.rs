@@ -376,4 +376,25 @@ fn renames_and_name_clashes_in_a_saved_manifest() {
         "the other project is untouched"
     );
     drop(daemon);
+
+    // At start-up too, the folder whose manifest is applied keeps the name, though `one`
+    // comes first.
+    let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+    daemon.wait_for_log("is already used by");
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "one{}coco.yaml:1:10: project name `two` is already used by",
+            std::path::MAIN_SEPARATOR
+        )),
+        "{log}"
+    );
+    // (Enqueued with an argument: the earlier run of two.b still waits, no worker runs.)
+    let enqueue = |job: &str| {
+        let args = ["enqueue", job, "--arg", "after=restart"];
+        sandbox.coco(&args).status.code() == Some(0)
+    };
+    assert!(enqueue("two.b"), "still folder two's project");
+    assert!(!enqueue("two.a"), "not folder one's");
+    drop(daemon);
 }

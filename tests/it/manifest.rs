@@ -1,8 +1,9 @@
 //! Manifests: every kind of bad input is reported at file:line:column, all of them at once.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use coco::manifest::discover::{discover, load_projects};
+use coco::manifest::discover::{discover, load_projects, load_projects_keeping, project_dirs};
 use coco::manifest::parse::load_project;
 use coco::manifest::{Catchup, Concurrency, HealthCheck, RestartPolicy};
 
@@ -312,6 +313,19 @@ fn every_file_is_checked_and_duplicates_are_caught() {
     // Loading a list of folders checks them the same way.
     let again = load_projects(&[tmp.path().join("d")]);
     assert!(again.is_valid());
+    // The folder holding the applied project keeps its name, though it comes later.
+    let dirs = project_dirs(tmp.path()).unwrap();
+    let holders = BTreeMap::from([("same".to_string(), tmp.path().join("b"))]);
+    let kept = load_projects_keeping(&dirs, &holders);
+    assert_eq!(kept.projects["same"].dir, tmp.path().join("b"));
+    let problems: Vec<String> = kept.problems().map(|d| d.headline()).collect();
+    assert!(
+        problems[0].ends_with(&format!(
+            "a/coco.yaml:1:10: project name `same` is already used by {}",
+            tmp.path().join("b/coco.yaml").display()
+        )),
+        "{problems:#?}"
+    );
 }
 
 #[test]
