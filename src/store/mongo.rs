@@ -727,8 +727,15 @@ impl MongoStore {
         if running.is_empty() {
             return Ok(runs);
         }
-        let live: HashMap<String, Document> = self
-            .find_all(
+        let live: HashMap<String, Document> = if let [only] = running.as_slice() {
+            // By `_id` alone: the one filter every server looks up instead of scanning.
+            self.find_by_id("locks", only, doing)
+                .await?
+                .map(|d| (only.clone(), d))
+                .into_iter()
+                .collect()
+        } else {
+            self.find_all(
                 "locks",
                 doc! { "_id": { "$in": running } },
                 doc! { "_id": 1 },
@@ -738,7 +745,8 @@ impl MongoStore {
             .await?
             .into_iter()
             .filter_map(|d| Some((d.get_str("_id").ok()?.to_string(), d)))
-            .collect();
+            .collect()
+        };
         Ok(runs
             .into_iter()
             .map(|(mut run, seq)| {
