@@ -3,11 +3,13 @@
 //! they ran on. Included by each with `#[path = "../bench_common/mod.rs"] mod common;` (a
 //! folder without `main.rs`, so not an example of its own).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use clap::ValueEnum;
+use coco::store::StoreLocation;
 
 /// Which store(s) to measure (`--store`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,6 +51,73 @@ pub fn backends(stores: Stores, mongo_url: Option<&str>) -> anyhow::Result<Vec<B
         Stores::Mongo => vec![mongo()?],
         Stores::Both => vec![Backend::Embedded, mongo()?],
     })
+}
+
+/// A sandbox's store on `backend`.
+pub struct SandboxStore {
+    pub location: StoreLocation,
+    /// What `local.yaml` needs to name it (nothing for SQLite: `folder.state` places it).
+    pub config: String,
+    /// MongoDB URL and database, for [`drop_database`].
+    pub mongo: Option<(String, String)>,
+}
+
+/// The store of a new sandbox: `coco.db` under `state`, or a new MongoDB database named
+/// `{prefix}_{name}_{pid}_{ms}` (readable and unique).
+pub fn sandbox_store(backend: &Backend, state: &Path, prefix: &str, name: &str) -> SandboxStore {
+    match backend {
+        Backend::Embedded => SandboxStore {
+            location: StoreLocation::Embedded {
+                path: state.join("coco.db"),
+            },
+            config: String::new(),
+            mongo: None,
+        },
+        Backend::Mongo { url } => {
+            let database = format!(
+                "{prefix}_{}_{}_{}",
+                name.replace('-', "_"),
+                std::process::id(),
+                Utc::now().timestamp_millis()
+            );
+            SandboxStore {
+                location: StoreLocation::Mongo {
+                    url: url.clone(),
+                    database: database.clone(),
+                },
+                config: format!("DEFAULT:\n  mongo_url: {url}\n  mongo_database: {database}\n"),
+                mongo: Some((url.clone(), database)),
+            }
+        }
+    }
+}
+
+/// Drop a sandbox's MongoDB database, if it has one (a failure is reported, not fatal).
+pub async fn drop_database(mongo: Option<&(String, String)>) {
+    let Some((url, database)) = mongo else {
+        return;
+    };
+    let dropped = match mongodb::Client::with_uri_str(url).await {
+        Ok(client) => client.database(database).drop().await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = dropped {
+        eprintln!("  could not drop database {database}: {error}");
+    }
+}
+
+/// The machine, and each store's load average at its start: the head of a report.
+pub fn report_head(
+    what: &str,
+    coco: &Path,
+    loads: impl IntoIterator<Item = (&'static str, String)>,
+) -> String {
+    let mut out = format!("{} {what}: {}.\n\n", machine(), coco.display());
+    for (label, load) in loads {
+        out.push_str(&format!("- {label}: load average at its start {load}\n"));
+    }
+    out.push('\n');
+    out
 }
 
 /// The coco binary: `given`, else `target/<profile>/coco` next to

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use chrono::Utc;
+use coco::process::procfs;
 use coco::store::RunFilter;
 use tokio::time::Instant;
 
@@ -191,16 +192,9 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 /// Every live process below `root` (children, grandchildren…), from `/proc/*/stat`.
 pub fn descendants(root: u32) -> Vec<u32> {
-    let mut parent_of = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
+    let mut parent_of: BTreeMap<u32, u32> = BTreeMap::new();
+    for pid in procfs::pids().into_iter().flatten() {
+        if let Some(ppid) = procfs::Stat::read(pid).and_then(|stat| stat.field(1)) {
             parent_of.insert(pid, ppid);
         }
     }
@@ -218,20 +212,10 @@ pub fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
-/// The fields of `/proc/PID/stat` after the command name: state, ppid, … (field 3 of
-/// proc(5) is index 0 here).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
 /// `utime + stime` (fields 14 and 15) in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let fields = stat_fields(pid)?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    let stat = procfs::Stat::read(pid)?;
+    Some(stat.field::<u64>(11)? + stat.field::<u64>(12)?)
 }
 
 /// A `kB` (or count) line of `/proc/PID/status`.

@@ -5,24 +5,18 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::machine;
+use crate::common::report_head;
 use crate::fire::Fire;
 use crate::idle::Idle;
 use crate::restart::Restarts;
 use crate::{Options, Results};
 
 pub fn markdown(options: &Options, coco: &Path, all: &[Results]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{} Daemons: {}.\n", machine(), coco.display());
-    for r in all {
-        let _ = writeln!(
-            out,
-            "- {}: load average at its start {}",
-            r.backend.label(),
-            r.load
-        );
-    }
-    out.push('\n');
+    let mut out = report_head(
+        "Daemons",
+        coco,
+        all.iter().map(|r| (r.backend.label(), r.load.clone())),
+    );
     summary(&mut out, all);
     save(&mut out, options, all);
     fire(&mut out, options, all);

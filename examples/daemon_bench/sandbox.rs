@@ -11,12 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use chrono::Utc;
-use coco::store::{self, Store, StoreLocation};
+use coco::store::{self, Store};
 use tempfile::TempDir;
 
 pub use crate::common::Backend;
-use crate::common::{host_command, signal};
+use crate::common::{SandboxStore, drop_database, host_command, sandbox_store, signal};
 use tokio::time::Instant;
 
 /// Keep the sandbox folders (`--keep`), to read the daemons' logs afterwards.
@@ -54,33 +53,12 @@ impl Sandbox {
         std::fs::create_dir_all(dir.path().join("logs"))?;
         prepare(dir.path())?;
         let state = dir.path().join("state");
-        let mut config = config.to_owned();
-        let (location, mongo) = match backend {
-            Backend::Embedded => (
-                StoreLocation::Embedded {
-                    path: state.join("coco.db"),
-                },
-                None,
-            ),
-            Backend::Mongo { url } => {
-                let database = format!(
-                    "coco_daemon_bench_{}_{}_{}",
-                    name.replace('-', "_"),
-                    std::process::id(),
-                    Utc::now().timestamp_millis()
-                );
-                config.push_str(&format!(
-                    "DEFAULT:\n  mongo_url: {url}\n  mongo_database: {database}\n"
-                ));
-                (
-                    StoreLocation::Mongo {
-                        url: url.clone(),
-                        database: database.clone(),
-                    },
-                    Some((url.clone(), database)),
-                )
-            }
-        };
+        let SandboxStore {
+            location,
+            config: store_config,
+            mongo,
+        } = sandbox_store(backend, &state, "coco_daemon_bench", name);
+        let config = format!("{config}{store_config}");
         std::fs::write(dir.path().join("local.yaml"), config)?;
         Ok(Sandbox {
             store: store::open(&location).await.context("opening the store")?,
@@ -141,15 +119,7 @@ impl Sandbox {
             eprintln!("   kept {}", self.dir.keep().display());
             return;
         }
-        if let Some((url, database)) = &self.mongo {
-            let dropped = match mongodb::Client::with_uri_str(url).await {
-                Ok(client) => client.database(database).drop().await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = dropped {
-                eprintln!("  could not drop database {database}: {error}");
-            }
-        }
+        drop_database(self.mongo.as_ref()).await;
     }
 }
 

@@ -3,22 +3,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::common::machine;
+use crate::common::report_head;
 use crate::throughput::{Throughput, rate};
 use crate::{Options, Results};
 
 pub fn markdown(options: &Options, coco: &Path, all: &[Results]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{} Workers: {}.\n", machine(), coco.display());
-    for r in all {
-        let _ = writeln!(
-            out,
-            "- {}: load average at its start {}",
-            r.backend.label(),
-            r.load
-        );
-    }
-    out.push('\n');
+    let mut out = report_head(
+        "Workers",
+        coco,
+        all.iter().map(|r| (r.backend.label(), r.load.clone())),
+    );
     throughput(&mut out, options, all);
     latency(&mut out, options, all);
     exactly_once(&mut out, options, all);

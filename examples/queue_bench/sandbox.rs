@@ -15,11 +15,11 @@ use chrono::Utc;
 use coco::manifest::Job;
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun};
-use coco::store::{self, Enqueued, RunFilter, RunRecord, Store, StoreLocation};
+use coco::store::{self, Enqueued, RunFilter, RunRecord, Store};
 use tempfile::TempDir;
 
 pub use crate::common::Backend;
-use crate::common::{host_command, signal};
+use crate::common::{SandboxStore, drop_database, host_command, sandbox_store, signal};
 use tokio::time::Instant;
 
 /// Seconds the `nap` and `nest` jobs of the crash benchmark sleep.
@@ -92,32 +92,12 @@ impl Sandbox {
             home.display(),
             state.display()
         );
-        let (location, mongo) = match backend {
-            Backend::Embedded => (
-                StoreLocation::Embedded {
-                    path: state.join("coco.db"),
-                },
-                None,
-            ),
-            Backend::Mongo { url } => {
-                let database = format!(
-                    "coco_bench_{}_{}_{}",
-                    name.replace('-', "_"),
-                    std::process::id(),
-                    Utc::now().timestamp_millis()
-                );
-                config.push_str(&format!(
-                    "DEFAULT:\n  mongo_url: {url}\n  mongo_database: {database}\n"
-                ));
-                (
-                    StoreLocation::Mongo {
-                        url: url.clone(),
-                        database: database.clone(),
-                    },
-                    Some((url.clone(), database)),
-                )
-            }
-        };
+        let SandboxStore {
+            location,
+            config: store_config,
+            mongo,
+        } = sandbox_store(backend, &state, "coco_bench", name);
+        config.push_str(&store_config);
         std::fs::write(dir.path().join("local.yaml"), config)?;
         let sandbox = Sandbox {
             store: store::open(&location).await.context("opening the store")?,
@@ -285,15 +265,7 @@ impl Sandbox {
     /// Drop the sandbox's MongoDB database (the temporary folder goes with `self`); a
     /// failure is only logged.
     pub async fn close(self) {
-        if let Some((url, database)) = &self.mongo {
-            let dropped = match mongodb::Client::with_uri_str(url).await {
-                Ok(client) => client.database(database).drop().await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = dropped {
-                eprintln!("  could not drop database {database}: {error}");
-            }
-        }
+        drop_database(self.mongo.as_ref()).await;
     }
 }
 

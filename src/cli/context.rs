@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use chrono::Utc;
 
 use super::{GlobalArgs, output};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
+use crate::reconcile::{self, Plan, Stored};
 use crate::store::{self, RunRecord, Store};
 
 impl GlobalArgs {
@@ -38,9 +40,13 @@ pub fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
         .with_context(|| format!("reading the home folder {}", config.home.display()))
 }
 
-/// The folders of invalid projects (their stored state is kept as it is).
-pub fn invalid_dirs(discovery: &Discovery) -> BTreeSet<PathBuf> {
-    discovery.invalid.keys().cloned().collect()
+/// The plan from the store's state to the home's projects (the stored state of invalid
+/// projects is kept as it is), and that stored state.
+pub async fn plan_home(discovery: &Discovery, store: &dyn Store) -> anyhow::Result<(Plan, Stored)> {
+    let stored = reconcile::load_stored(store).await?;
+    let invalid: BTreeSet<PathBuf> = discovery.invalid.keys().cloned().collect();
+    let plan = reconcile::diff(&discovery.projects, &stored, &invalid, Utc::now());
+    Ok((plan, stored))
 }
 
 /// Open the configured store (creating its schema if needed).

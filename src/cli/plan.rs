@@ -1,7 +1,5 @@
 //! `coco plan`: what `apply` would change. Exit 0: nothing; 2: changes; 1: invalid input.
 
-use chrono::Utc;
-
 use super::{GlobalArgs, JsonFlag, context, output};
 use crate::reconcile::{self, Plan, render};
 
@@ -23,13 +21,7 @@ pub async fn compute(
         return Ok(None);
     }
     let store = context::open_store(&config).await?;
-    let stored = reconcile::load_stored(store.as_ref()).await?;
-    let plan = reconcile::diff(
-        &discovery.projects,
-        &stored,
-        &context::invalid_dirs(&discovery),
-        Utc::now(),
-    );
+    let (plan, stored) = context::plan_home(&discovery, store.as_ref()).await?;
     Ok(Some((store, plan, stored)))
 }
 

@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
 use serde::Serialize;
 
 use super::{GlobalArgs, JsonFlag, context, output};
 use crate::git;
-use crate::reconcile::{self, Change};
+use crate::reconcile::Change;
 
 /// One project of the home.
 #[derive(Debug, Serialize)]
@@ -29,13 +28,7 @@ pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let discovery = context::discover_home(&config)?;
     let store = context::open_store(&config).await?;
-    let stored = reconcile::load_stored(store.as_ref()).await?;
-    let plan = reconcile::diff(
-        &discovery.projects,
-        &stored,
-        &context::invalid_dirs(&discovery),
-        Utc::now(),
-    );
+    let (plan, _) = context::plan_home(&discovery, store.as_ref()).await?;
     let mut lines = Vec::new();
     for project in discovery.projects.values() {
         let state = plan

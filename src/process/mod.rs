@@ -29,6 +29,7 @@
 pub mod capture;
 pub mod guard;
 pub mod output;
+pub mod procfs;
 pub mod sweep;
 
 use std::collections::BTreeMap;
@@ -591,28 +592,14 @@ fn group_has_live_member(pgid: u32) -> bool {
     if !cfg!(target_os = "linux") {
         return true;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(mut pids) = procfs::pids() else {
         return true;
     };
-    entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        let Some(name) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
+    pids.any(|pid| {
+        let Some(stat) = procfs::Stat::read(pid) else {
             return false;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
-            return false;
-        };
-        // "pid (comm) state ppid pgrp ...": comm may contain anything, so split after ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
-        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+        stat.field(2) == Some(pgid) && !matches!(stat.fields().next(), Some("Z" | "X"))
     })
 }
 

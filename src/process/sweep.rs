@@ -7,8 +7,6 @@
 //! repeats, so nothing else can match; on another host, nothing matches. Linux only (reads
 //! `/proc`); elsewhere it finds nothing.
 
-use std::path::Path;
-
 /// SIGKILL every process of this host (that we may signal) whose environment has
 /// `COCO_RUN_ID=run_id`; returns how many were signalled.
 pub fn kill_run_orphans(run_id: &str) -> usize {
@@ -19,20 +17,13 @@ pub fn kill_run_orphans(run_id: &str) -> usize {
 /// entry `needle` (`KEY=value`); returns how many were signalled. A process that has exited
 /// but is not yet reaped has no environment left, so it is not counted twice.
 pub fn kill_carrying(needle: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(pids) = super::procfs::pids() else {
         return 0;
     };
     let own = std::process::id();
     let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == own || !carries(&entry.path(), needle) {
+    for pid in pids {
+        if pid == own || !carries(pid, needle) {
             continue;
         }
         let Ok(raw) = libc::pid_t::try_from(pid) else {
@@ -47,9 +38,9 @@ pub fn kill_carrying(needle: &str) -> usize {
     killed
 }
 
-/// Does the process at `/proc/<pid>` have `needle` (`KEY=value`) in its environment?
-fn carries(proc_dir: &Path, needle: &str) -> bool {
-    std::fs::read(proc_dir.join("environ"))
+/// Does process `pid` have `needle` (`KEY=value`) in its environment?
+fn carries(pid: u32, needle: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
         .map(|environ| has_entry(&environ, needle))
         .unwrap_or(false)
 }

@@ -7,21 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Background, Sandbox, pid_alive, stderr, stdout};
+use crate::support::{Background, Sandbox, free_port, pid_alive, stderr, stdout};
 
 fn both(test: fn(&Sandbox)) {
     test(&Sandbox::new());
     if let Some(sandbox) = Sandbox::on_mongodb("coco_apps") {
         test(&sandbox);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A project whose app `web` serves the project folder with Python's http.server.

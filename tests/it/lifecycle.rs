@@ -22,6 +22,12 @@ fn refused(sandbox: &Sandbox, args: &[&str], says: &str) {
     assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
 }
 
+/// Merge `branch` into the branch checked out in `project`, with a merge commit.
+fn merge(sandbox: &Sandbox, project: &Path, branch: &str) {
+    let message = format!("merge {branch}");
+    sandbox.git(project, &["merge", "-q", "--no-ff", "-m", &message, branch]);
+}
+
 fn json(sandbox: &Sandbox, args: &[&str]) -> Value {
     let output = sandbox.coco(args);
     assert_eq!(
@@ -133,30 +139,10 @@ fn the_seed_walkthrough_runs_end_to_end() {
     refused(&sandbox, &["release", "mypro"], "not merged into master");
 
     // Merge into master and develop, release on master.
-    git(
-        &project,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "merge 0.0.1",
-            "release-0.0.1",
-        ],
-    );
+    merge(&sandbox, &project, "release-0.0.1");
     refused(&sandbox, &["release", "mypro"], "not merged into develop");
     git(&project, &["checkout", "-q", "develop"]);
-    git(
-        &project,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "merge 0.0.1",
-            "release-0.0.1",
-        ],
-    );
+    merge(&sandbox, &project, "release-0.0.1");
     git(&project, &["checkout", "-q", "master"]);
     let release = sandbox.coco(&["--release", "mypro"]);
     assert_eq!(release.status.code(), Some(0), "{}", stderr(&release));
@@ -306,15 +292,9 @@ fn build_and_release_refuse_each_unmet_precondition() {
         stdout(&build)
     );
     git(&project, &["checkout", "-q", "develop"]);
-    git(
-        &project,
-        &["merge", "-q", "--no-ff", "-m", "m", "release-0.1.0"],
-    );
+    merge(&sandbox, &project, "release-0.1.0");
     git(&project, &["checkout", "-q", "master"]);
-    git(
-        &project,
-        &["merge", "-q", "--no-ff", "-m", "m", "release-0.1.0"],
-    );
+    merge(&sandbox, &project, "release-0.1.0");
 
     // Two release branches.
     git(&project, &["branch", "release-9.9.9"]);
