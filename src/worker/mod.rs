@@ -52,9 +52,7 @@ use tracing::Instrument as _;
 
 use crate::queue::chain::Followed;
 use crate::queue::state::Outcome;
-use crate::store::{
-    Claimed, Control, MemberRecord, Paused, RunEnd, RunRecord, Stepped, Store, StoreResult,
-};
+use crate::store::{Claimed, Control, MemberRecord, Paused, RunEnd, RunRecord, Store, StoreResult};
 use run::{ClaimGate, Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
@@ -201,31 +199,26 @@ impl Worker {
                 summary.halted = true;
                 break;
             }
-            let held_before = switches.holding.clone();
-            let paused = self.holding(&mut switches);
-            if switches.holding != held_before {
+            let (paused, changed) = self.holding(&mut switches);
+            if changed {
                 // `coco alive` says why at once, not at the next heartbeat.
                 self.announce(started, slots, &running, &switches).await;
             }
             gate.open(&paused);
             while running.len() < slots {
                 let claim = Some((Utc::now(), &paused));
-                match self.store.finish_and_claim(&self.name, None, claim).await {
-                    Ok(Stepped {
-                        claimed: Ok(Some(claimed)),
-                        ..
-                    }) => {
+                let claimed = self
+                    .store
+                    .finish_and_claim(&self.name, None, claim)
+                    .await
+                    .and_then(|stepped| stepped.claimed);
+                match claimed {
+                    Ok(Some(claimed)) => {
                         poll = settings.poll_min;
                         self.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
                     }
-                    Ok(Stepped {
-                        claimed: Ok(None), ..
-                    }) => break,
-                    Ok(Stepped {
-                        claimed: Err(error),
-                        ..
-                    })
-                    | Err(error) => {
+                    Ok(None) => break,
+                    Err(error) => {
                         tracing::warn!(worker = %self.name, "claiming a run: {error}");
                         break;
                     }
@@ -313,8 +306,8 @@ impl Worker {
     }
 
     /// What claims must leave alone now: the pauses, and everything unforced while the host
-    /// is past its limits. Logs when that changes.
-    fn holding(&self, switches: &mut Switches) -> Paused {
+    /// is past its limits, and whether that changed (it is logged then).
+    fn holding(&self, switches: &mut Switches) -> (Paused, bool) {
         let mut paused = switches.control.paused();
         let busy = switches.sampler.check();
         let holding = if let Some(busy) = busy {
@@ -327,7 +320,8 @@ impl Worker {
         } else {
             None
         };
-        if holding != switches.holding {
+        let changed = holding != switches.holding;
+        if changed {
             match &holding {
                 Some(why) => {
                     tracing::info!(worker = %self.name, "holding back new runs: {why}");
@@ -336,7 +330,7 @@ impl Worker {
             }
             switches.holding = holding;
         }
-        paused
+        (paused, changed)
     }
 
     /// Record (or refresh) this worker in the store for `coco alive`.

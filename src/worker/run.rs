@@ -1,16 +1,16 @@
 //! One claimed run, from its stored definition to its end in the store.
 //!
 //! [`execute`] takes the run with its project and job (read in the claim), builds the
-//! process spec ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout, a grace period,
-//! a stop signal from the worker), and meanwhile:
+//! process spec ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout,
+//! a grace period, a stop signal from the worker), and meanwhile:
 //!
 //! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
 //!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
 //!   stores it with [`Store::put_output`] at most every `output_every` while new lines
 //!   arrive, and at the end — so `coco logs --follow` reads it while the run goes on;
 //! - reports the pid and progress with [`Store::report_run`] at most every `report_every`,
-//!   the first time one interval after the start (a reporter future polled next to the process; the spawn and event
-//!   callbacks only record what is new).
+//!   the first time one interval after the start (a reporter future polled next to the
+//!   process; the spawn and event callbacks only record what is new).
 //!
 //! The end is stored with [`Store::finish_and_claim`], which also claims the worker's next
 //! run while the [`ClaimGate`] is open. A run that ends `complete` enqueues the `then:`
