@@ -9,7 +9,7 @@ use super::{GlobalArgs, context, output};
 use crate::config::Config;
 use crate::process::guard::Guard;
 use crate::worker::load::Limits;
-use crate::worker::{MIN_ZOMBIE_AFTER, Worker, WorkerSettings, wake};
+use crate::worker::{Worker, WorkerSettings, wake, zombie_after_problem};
 
 /// Arguments of `coco worker`.
 #[derive(Debug, Args)]
@@ -26,16 +26,13 @@ pub struct WorkerArgs {
     pub zombie_after: Option<Duration>,
 }
 
-/// A `--zombie-after` value: a duration of at least [`MIN_ZOMBIE_AFTER`].
+/// A `--zombie-after` value: a duration of at least [`crate::worker::MIN_ZOMBIE_AFTER`].
 fn zombie_after(text: &str) -> Result<Duration, String> {
     let after = crate::manifest::raw::parse_duration(text)?;
-    if after < MIN_ZOMBIE_AFTER {
-        return Err(format!(
-            "must be at least {} (three heartbeats)",
-            humantime::format_duration(MIN_ZOMBIE_AFTER)
-        ));
+    match zombie_after_problem(after) {
+        Some(problem) => Err(problem),
+        None => Ok(after),
     }
-    Ok(after)
 }
 
 /// Run a worker until SIGINT/SIGTERM; running runs get a grace period, then are handed back.

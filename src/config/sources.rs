@@ -130,17 +130,12 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
             "must be at least 1KiB (the tail of a run's output is kept)".to_owned(),
         ));
     }
-    if let Some(after) = raw.worker.zombie_after
-        && after.0 < crate::worker::MIN_ZOMBIE_AFTER
+    if let Some(problem) = raw
+        .worker
+        .zombie_after
+        .and_then(|after| crate::worker::zombie_after_problem(after.0))
     {
-        problems.push((
-            "worker.zombie_after",
-            format!(
-                "must be at least {} (three heartbeats: a shorter one takes back runs whose \
-                 worker is alive)",
-                humantime::format_duration(crate::worker::MIN_ZOMBIE_AFTER)
-            ),
-        ));
+        problems.push(("worker.zombie_after", problem));
     }
     if let Some(cpu) = raw.worker.max_cpu
         && !(cpu > 0.0 && cpu <= 100.0)

@@ -104,6 +104,17 @@ impl Default for WorkerSettings {
 /// heartbeats, so a live worker's runs are never taken back for one late heartbeat.
 pub const MIN_ZOMBIE_AFTER: Duration = Duration::from_secs(10);
 
+/// What is wrong with `after` as a zombie interval, if anything (pure).
+pub fn zombie_after_problem(after: Duration) -> Option<String> {
+    (after < MIN_ZOMBIE_AFTER).then(|| {
+        format!(
+            "must be at least {} (three heartbeats: a shorter one takes back runs whose worker \
+             is alive)",
+            humantime::format_duration(MIN_ZOMBIE_AFTER)
+        )
+    })
+}
+
 impl WorkerSettings {
     /// Take runs back after `after` of silence, looking for them every half of it (at
     /// most every 30 s, the default).
