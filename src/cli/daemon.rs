@@ -5,7 +5,6 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output, worker};
-use crate::config::ConfigPaths;
 use crate::daemon::{self, DaemonSetup, Parts};
 use crate::process::guard::Guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
@@ -44,16 +43,9 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
     let guard = (parts.worker || parts.apps)
         .then(worker::start_guard)
         .flatten();
-    let mut config_files = config.files.clone();
+    // Absolute, as every path of the configuration, so the watcher's events match them.
+    let config_files = config.sources.clone();
     let overrides = global.overrides();
-    config_files.push(
-        overrides
-            .config_file
-            .clone()
-            .unwrap_or_else(|| ConfigPaths::from_env().user_file()),
-    );
-    config_files.sort();
-    config_files.dedup();
     output::text(&format!(
         "daemon: home {} on {} (stop with Ctrl-C)",
         config.home.display(),

@@ -11,8 +11,12 @@
 //!
 //! Every source is validated before it is merged ([`sources`]), so a file's problem is shown at
 //! `path:line:column` and a variable's names the variable. `~` starts a path in the user's
-//! home; a relative path in a file is relative to that file's folder. Every effective value
-//! keeps its provenance ([`Setting`]). Passwords in URLs never leave this module unredacted.
+//! home; a relative path in a file is relative to that file's folder, one in a variable or a
+//! flag (`--config`, `COCO_CONFIG`, `--home`, `--state`) relative to the working directory.
+//! Every path of a [`Config`] is absolute, resolved once here, so that no later comparison
+//! (the daemon's watcher gets absolute paths from the kernel) depends on where coco runs.
+//! Every effective value keeps its provenance ([`Setting`]). Passwords in URLs never leave
+//! this module unredacted.
 //!
 //! [`load`] takes the environment and the file locations as parameters, so it reads nothing
 //! but the files it is pointed at; [`load_from_process`] supplies the real ones.
@@ -44,14 +48,21 @@ pub struct ConfigPaths {
     pub system: PathBuf,
     /// The user's home: `~` in paths, `~/.coco/local.yaml`, the default folders.
     pub user_home: PathBuf,
+    /// The working directory: what relative paths in flags and variables are relative to.
+    pub cwd: PathBuf,
 }
 
 impl ConfigPaths {
-    /// The real locations: `/etc/coco/local.yaml` and the home of the running user.
+    /// The real locations: `/etc/coco/local.yaml`, the home of the running user and the
+    /// working directory.
     pub fn from_env() -> ConfigPaths {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let user_home = std::env::home_dir().unwrap_or_else(|| PathBuf::from("/"));
         ConfigPaths {
             system: PathBuf::from("/etc/coco").join(CONFIG_FILE),
-            user_home: std::env::home_dir().unwrap_or_else(|| PathBuf::from("/")),
+            // A relative HOME is relative to where coco runs, like any other path.
+            user_home: cwd.join(user_home),
+            cwd,
         }
     }
 
@@ -178,6 +189,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// The files read, lowest precedence first.
     pub files: Vec<PathBuf>,
+    /// The files whose change re-reads the configuration: the system file and the user file
+    /// (`--config`, `COCO_CONFIG` or `~/.coco/local.yaml`), whether they exist or not.
+    pub sources: Vec<PathBuf>,
 }
 
 /// One effective value and where it came from.
@@ -287,6 +301,7 @@ where
     V: AsRef<str>,
 {
     let home = paths.user_home.as_path();
+    let cwd = paths.cwd.as_path();
     let mut env: Vec<(String, String)> = env
         .into_iter()
         .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
@@ -301,16 +316,18 @@ where
     let named_by_env = env
         .iter()
         .rfind(|(k, v)| k == CONFIG_ENV && !v.is_empty())
-        .map(|(_, v)| (sources::resolve_path(Path::new(v), home, None), CONFIG_ENV));
+        .map(|(_, v)| (sources::resolve_path(Path::new(v), home, cwd), CONFIG_ENV));
     let named_by_flag = overrides
         .config_file
         .as_ref()
-        .map(|file| (sources::resolve_path(file, home, None), "--config"));
+        .map(|file| (sources::resolve_path(file, home, cwd), "--config"));
     let user = named_by_flag
         .map(|(path, via)| (path, Some(via)))
         .or(named_by_env.map(|(path, via)| (path, Some(via))))
         .unwrap_or_else(|| (paths.user_file(), None));
-    for (path, via) in [(paths.system.clone(), None), user] {
+    let candidates = [(paths.system.clone(), None), user];
+    let config_sources = candidates.iter().map(|(path, _)| path.clone()).collect();
+    for (path, via) in candidates {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => match via {
@@ -333,12 +350,12 @@ where
 
     // Environment variables, then flags.
     for (var, value) in env.iter().filter(|(var, _)| sources::is_config_var(var)) {
-        match sources::parse_env(var, value, home) {
+        match sources::parse_env(var, value, home, cwd) {
             Ok(layer) => layers.push(layer),
             Err(problem) => problems.push(problem),
         }
     }
-    for flag in flags(overrides, home) {
+    for flag in flags(overrides, home, cwd) {
         let problem = sources::check(&flag.raw).into_iter().next();
         match problem {
             Some((_, message)) => problems.push(Problem::Flag {
@@ -372,7 +389,7 @@ where
             }
         })
         .collect();
-    Ok((resolve(merged, files), settings))
+    Ok((resolve(merged, files, config_sources), settings))
 }
 
 /// [`load`] with the real environment, `/etc/coco` and the real home.
@@ -406,8 +423,8 @@ fn defaults(home: &Path) -> Layer {
     )
 }
 
-/// One layer per flag given, named `flag --<name>`.
-fn flags(overrides: &Overrides, home: &Path) -> Vec<Layer> {
+/// One layer per flag given, named `flag --<name>`; relative paths are relative to `cwd`.
+fn flags(overrides: &Overrides, home: &Path, cwd: &Path) -> Vec<Layer> {
     let mut layers = Vec::new();
     let mut add = |name: &str, set: &dyn Fn(&mut RawConfig)| {
         let mut raw = RawConfig::default();
@@ -416,12 +433,12 @@ fn flags(overrides: &Overrides, home: &Path) -> Vec<Layer> {
     };
     if let Some(path) = &overrides.home {
         add("home", &|raw| {
-            raw.folder.home = Some(sources::resolve_path(path, home, None))
+            raw.folder.home = Some(sources::resolve_path(path, home, cwd))
         });
     }
     if let Some(path) = &overrides.state {
         add("state", &|raw| {
-            raw.folder.state = Some(sources::resolve_path(path, home, None))
+            raw.folder.state = Some(sources::resolve_path(path, home, cwd))
         });
     }
     if let Some(url) = &overrides.mongo_url {
@@ -473,7 +490,7 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
 }
 
 /// The merged layers as a [`Config`] (the defaults layer guarantees every required value).
-fn resolve(raw: RawConfig, files: Vec<PathBuf>) -> Config {
+fn resolve(raw: RawConfig, files: Vec<PathBuf>, sources: Vec<PathBuf>) -> Config {
     let state_dir = raw.folder.state.unwrap_or_default();
     let store = match raw.default.mongo_url.filter(|url| !url.is_empty()) {
         Some(url) => StoreLocation::Mongo {
@@ -503,6 +520,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>) -> Config {
             zombie_after: raw.worker.zombie_after.map(|after| after.0),
         },
         files,
+        sources,
     }
 }
 

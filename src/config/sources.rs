@@ -64,19 +64,18 @@ impl Provider for Layer {
     }
 }
 
-/// Expand a leading `~` to `home`; make a relative path relative to `base` (a file's folder).
-pub fn resolve_path(path: &Path, home: &Path, base: Option<&Path>) -> PathBuf {
+/// Expand a leading `~` to `home`; make a relative path relative to `base` (a file's folder,
+/// or the working directory for a variable or a flag). With `home` and `base` absolute, the
+/// result is absolute.
+pub fn resolve_path(path: &Path, home: &Path, base: &Path) -> PathBuf {
     let expanded = match path.strip_prefix("~") {
         Ok(rest) => home.join(rest),
         Err(_) => path.to_path_buf(),
     };
-    match base {
-        Some(base) if expanded.is_relative() => base.join(expanded),
-        _ => expanded,
-    }
+    base.join(expanded)
 }
 
-fn resolve_paths(raw: &mut RawConfig, home: &Path, base: Option<&Path>) {
+fn resolve_paths(raw: &mut RawConfig, home: &Path, base: &Path) {
     let folder = &mut raw.folder;
     for path in [&mut folder.home, &mut folder.state, &mut folder.templates]
         .into_iter()
@@ -212,7 +211,7 @@ pub fn parse_file(file: &Path, text: &str, home: &Path) -> Result<Layer, Vec<Dia
         return Err(problems);
     }
 
-    resolve_paths(&mut raw, home, file.parent());
+    resolve_paths(&mut raw, home, file.parent().unwrap_or(Path::new("/")));
     let lines = KEYS
         .iter()
         .filter_map(|key| {
@@ -240,8 +239,9 @@ pub fn is_config_var(var: &str) -> bool {
         .is_some_and(|rest| rest.contains("__"))
 }
 
-/// Read the configuration variable `var` (see [`is_config_var`]) into a layer.
-pub fn parse_env(var: &str, value: &str, home: &Path) -> Result<Layer, Problem> {
+/// Read the configuration variable `var` (see [`is_config_var`]) into a layer; a relative
+/// path in it is relative to `cwd`.
+pub fn parse_env(var: &str, value: &str, home: &Path, cwd: &Path) -> Result<Layer, Problem> {
     let rest = var.strip_prefix("COCO_").unwrap_or(var);
     let key = rest
         .split_once("__")
@@ -295,7 +295,7 @@ pub fn parse_env(var: &str, value: &str, home: &Path) -> Result<Layer, Problem> 
     if let Some((_, message)) = check(&raw).into_iter().next() {
         return Err(Problem::env(var, message, None));
     }
-    resolve_paths(&mut raw, home, None);
+    resolve_paths(&mut raw, home, cwd);
     Ok(Layer::new(format!("env {var}"), raw))
 }
 
@@ -316,11 +316,12 @@ mod tests {
     use super::*;
 
     const HOME: &str = "/home/u";
+    const CWD: &str = "/work";
 
     #[test]
     fn tilde_and_relative_paths_are_resolved() {
         let home = Path::new(HOME);
-        let base = Some(Path::new("/etc/coco"));
+        let base = Path::new("/etc/coco");
         assert_eq!(
             resolve_path(Path::new("~"), home, base),
             Path::new("/home/u")
@@ -338,10 +339,9 @@ mod tests {
             Path::new("/abs")
         );
         assert_eq!(
-            resolve_path(Path::new("~other"), home, None),
-            Path::new("~other")
+            resolve_path(Path::new("~other"), home, base),
+            Path::new("/etc/coco/~other")
         );
-        assert_eq!(resolve_path(Path::new("rel"), home, None), Path::new("rel"));
     }
 
     #[test]
@@ -355,32 +355,45 @@ mod tests {
     #[test]
     fn env_values_are_typed_by_their_key() {
         let home = Path::new(HOME);
-        let slots = parse_env("COCO_WORKER__SLOTS", "4", home).unwrap();
+        let slots = parse_env("COCO_WORKER__SLOTS", "4", home, Path::new(CWD)).unwrap();
         assert_eq!(slots.raw.worker.slots, Some(4));
-        let database = parse_env("COCO_DEFAULT__MONGO_DATABASE", "123", home).unwrap();
+        let database =
+            parse_env("COCO_DEFAULT__MONGO_DATABASE", "123", home, Path::new(CWD)).unwrap();
         assert_eq!(database.raw.default.mongo_database.as_deref(), Some("123"));
-        let off = parse_env("COCO_LOGGING__STDOUT", "~", home).unwrap();
+        let off = parse_env("COCO_LOGGING__STDOUT", "~", home, Path::new(CWD)).unwrap();
         assert_eq!(
             off.raw.logging.stdout,
             Some(super::super::raw::LevelSetting(None))
         );
-        let folder = parse_env("COCO_FOLDER__HOME", "~/p", home).unwrap();
+        let folder = parse_env("COCO_FOLDER__HOME", "~/p", home, Path::new(CWD)).unwrap();
         assert_eq!(
             folder.raw.folder.home.as_deref(),
             Some(Path::new("/home/u/p"))
+        );
+        let relative = parse_env("COCO_FOLDER__HOME", "p", home, Path::new(CWD)).unwrap();
+        assert_eq!(
+            relative.raw.folder.home.as_deref(),
+            Some(Path::new("/work/p"))
         );
     }
 
     #[test]
     fn bad_env_values_name_the_variable() {
-        let error = parse_env("COCO_WORKER__SLOTS", "many", Path::new(HOME)).unwrap_err();
+        let error = parse_env(
+            "COCO_WORKER__SLOTS",
+            "many",
+            Path::new(HOME),
+            Path::new(CWD),
+        )
+        .unwrap_err();
         assert!(
             error
                 .to_string()
                 .starts_with("environment variable COCO_WORKER__SLOTS: invalid type"),
             "{error}"
         );
-        let error = parse_env("COCO_FOLDR__HOME", "x", Path::new(HOME)).unwrap_err();
+        let error =
+            parse_env("COCO_FOLDR__HOME", "x", Path::new(HOME), Path::new(CWD)).unwrap_err();
         assert!(
             error
                 .to_string()

@@ -22,6 +22,7 @@ impl Machine {
         let paths = ConfigPaths {
             system: root.join("etc/coco/local.yaml"),
             user_home: root.join("home"),
+            cwd: root.join("cwd"),
         };
         std::fs::create_dir_all(&paths.user_home).unwrap();
         Machine {
@@ -514,6 +515,39 @@ fn tilde_is_the_home_and_relative_paths_follow_their_file() {
     let (config, _) = m.ok(&[("COCO_FOLDER__HOME", "~/env")], &no_flags());
     assert_eq!(config.home, m.home().join("env"));
     assert_eq!(config.templates.as_deref(), Some(m.home()));
+}
+
+/// Relative paths of flags and variables are relative to the working directory, so every
+/// path of the configuration is absolute (the daemon compares them with the kernel's).
+#[test]
+fn relative_flags_and_variables_follow_the_working_directory() {
+    let m = Machine::new();
+    m.write("cwd/conf/local.yaml", "folder:\n  home: projects\n");
+    let flags = Overrides {
+        config_file: Some("conf/local.yaml".into()),
+        state: Some("st".into()),
+        ..Overrides::default()
+    };
+    let (config, _) = m.ok(&[], &flags);
+    assert_eq!(config.home, m.root.join("cwd/conf/projects"));
+    assert_eq!(config.state_dir, m.root.join("cwd/st"));
+    assert_eq!(config.files, vec![m.root.join("cwd/conf/local.yaml")]);
+    assert!(
+        config.sources.contains(&m.root.join("cwd/conf/local.yaml")),
+        "{:?}",
+        config.sources
+    );
+
+    let home = Overrides {
+        home: Some("work".into()),
+        ..Overrides::default()
+    };
+    let (config, _) = m.ok(&[("COCO_CONFIG", "conf/local.yaml")], &home);
+    assert_eq!(config.home, m.root.join("cwd/work"));
+    assert_eq!(config.files, vec![m.root.join("cwd/conf/local.yaml")]);
+    let (config, _) = m.ok(&[("COCO_FOLDER__STATE", "var")], &no_flags());
+    assert_eq!(config.state_dir, m.root.join("cwd/var"));
+    assert!(config.home.is_absolute() && config.state_dir.is_absolute());
 }
 
 #[test]
