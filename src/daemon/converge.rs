@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::manifest::MANIFEST_FILE;
 use crate::manifest::Project;
-use crate::manifest::discover::{load_projects_keeping, name_taken, project_dirs};
+use crate::manifest::discover::{has_manifest, load_projects_keeping, name_taken, project_dirs};
 use crate::manifest::parse::load_project;
 use crate::reconcile::{self, Change, Kind, Plan, Stored};
 use crate::store::Store;
@@ -108,7 +107,7 @@ impl Converger {
         let mut problems = self.problems.clone();
         for dir in dirs {
             let dir = absolute(dir);
-            if !dir.join(MANIFEST_FILE).is_file() {
+            if !has_manifest(&dir) {
                 return self.everything(store, now).await;
             }
             match load_project(&dir) {

@@ -7,7 +7,9 @@
 //! rename replace the file's inode. After a relevant event, [`Watch::next_change`] waits
 //! until nothing relevant happened for [`QUIET`] (at most [`MAX_DELAY`] in all), so a save
 //! that touches the file several times converges once; it says which project folders'
-//! manifests changed, or that the set of folders did (then every project is read again).
+//! manifests changed, or that the set of folders did (then every project is read again). A
+//! changed manifest found empty is a file being written: the change waits for its content
+//! up to [`EMPTY_WAIT`].
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,11 @@ pub const QUIET: Duration = Duration::from_millis(15);
 
 /// ... or once this long passed since its first event (a file written without pause).
 pub const MAX_DELAY: Duration = Duration::from_millis(200);
+
+/// A changed manifest that is empty (0 bytes) is a file being written (truncated, then
+/// written after a pause): the change waits up to this long after its latest event for the
+/// content, and only then goes on (the empty manifest is then reported as a problem).
+pub const EMPTY_WAIT: Duration = Duration::from_secs(1);
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -108,8 +115,21 @@ impl Watch {
         loop {
             let received = if self.pending.any() {
                 let quiet_until = (self.latest_at + QUIET).min(self.first_at + MAX_DELAY);
-                match tokio::time::timeout_at(quiet_until, self.events.recv()).await {
+                let until = if quiet_until <= tokio::time::Instant::now()
+                    && self.pending_manifest_is_empty()
+                {
+                    self.latest_at + EMPTY_WAIT
+                } else {
+                    quiet_until
+                };
+                match tokio::time::timeout_at(until, self.events.recv()).await {
                     Ok(received) => received,
+                    Err(_)
+                        if self.pending_manifest_is_empty()
+                            && until < self.latest_at + EMPTY_WAIT =>
+                    {
+                        continue;
+                    }
                     Err(_) => break,
                 }
             } else {
@@ -136,6 +156,14 @@ impl Watch {
             self.sync();
         }
         Some(changed)
+    }
+
+    /// Whether a manifest of the pending change is an empty file: one being written.
+    fn pending_manifest_is_empty(&self) -> bool {
+        self.pending.projects.iter().any(|dir| {
+            std::fs::metadata(dir.join(MANIFEST_FILE))
+                .is_ok_and(|meta| meta.is_file() && meta.len() == 0)
+        })
     }
 
     /// What `event` means for us (pure apart from `self`'s paths).

@@ -1,4 +1,9 @@
 //! Find the projects of a home: every direct sub-folder holding a `coco.yaml`.
+//!
+//! A folder is a project folder when it holds an entry named `coco.yaml` of any kind: a
+//! manifest that cannot be read (a folder of that name, a symbolic link in a loop, no
+//! permission) is a problem of its project, which keeps its last applied state, never a
+//! project gone. Only a folder with no `coco.yaml` at all holds no project.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,10 +37,23 @@ pub fn project_dirs(home: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(home)?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.join(MANIFEST_FILE).is_file())
+        .filter(|path| has_manifest(path))
         .collect();
     dirs.sort();
     Ok(dirs)
+}
+
+/// Whether `dir` holds a `coco.yaml`, readable or not (see the module docs): anything but
+/// "there is none" (or "`dir` is no folder") says yes, so an unreadable manifest is reported
+/// rather than taken for a deleted one.
+pub fn has_manifest(dir: &Path) -> bool {
+    match std::fs::symlink_metadata(dir.join(MANIFEST_FILE)) {
+        Ok(_) => true,
+        Err(error) => !matches!(
+            error.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
+    }
 }
 
 /// Load and validate the projects in `dirs`, checking that no two share a name.

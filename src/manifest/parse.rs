@@ -2,6 +2,11 @@
 //!
 //! The outline is read first with raw values for jobs, apps and the environment, then each
 //! entry on its own, so a typo in one job does not hide an error in another.
+//!
+//! A manifest that cannot be read (a folder, a symbolic link in a loop, no permission) and an
+//! empty one (nothing but white space: a file caught while an editor truncates and rewrites
+//! it) are located problems, never a project with nothing in it: its project keeps its last
+//! applied state. To remove a project, delete its `coco.yaml`.
 
 use std::path::Path;
 
@@ -17,18 +22,39 @@ pub fn load_project(dir: &Path) -> Result<Project, Vec<Diagnostic>> {
     let file = dir.join(MANIFEST_FILE);
     match std::fs::read_to_string(&file) {
         Ok(text) => parse_project(dir, &file, &text),
-        Err(error) => Err(vec![Diagnostic {
-            file: file.clone(),
-            position: crate::yaml::Position { line: 1, column: 1 },
-            message: format!("cannot read: {error}"),
-            suggestion: None,
-            source_line: None,
-        }]),
+        Err(error) => Err(vec![problem_at_start(&file, unreadable(&file, &error))]),
+    }
+}
+
+/// Why `file` could not be read, in words.
+fn unreadable(file: &Path, error: &std::io::Error) -> String {
+    if file.is_dir() {
+        "cannot read: it is a folder, not a file".to_owned()
+    } else {
+        format!("cannot read: {error}")
+    }
+}
+
+fn problem_at_start(file: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        position: crate::yaml::Position { line: 1, column: 1 },
+        message,
+        suggestion: None,
+        source_line: None,
     }
 }
 
 /// Validate the manifest `text` of the project in `dir` (read from `file`).
 pub fn parse_project(dir: &Path, file: &Path, text: &str) -> Result<Project, Vec<Diagnostic>> {
+    if text.trim().is_empty() {
+        return Err(vec![problem_at_start(
+            file,
+            "the manifest is empty (a file still being written?): write at least `project: NAME`; \
+             to remove a project, delete its coco.yaml"
+                .to_owned(),
+        )]);
+    }
     let doc = Document::parse(file, text).map_err(|d| vec![d])?;
     let mut problems = Vec::new();
     let top = match &doc.value {

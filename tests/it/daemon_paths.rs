@@ -124,3 +124,116 @@ fn saves_apply_and_typos_show(
         status.contains("unknown key `atempts`")
     });
 }
+
+/// A sandbox (embedded store, INFO on stderr) with projects `p1` (job `tick`) and `p2`
+/// (job `other`), applied by a daemon already running.
+fn running_two_projects() -> (Sandbox, Background) {
+    let sandbox = Sandbox::with_stderr_level("INFO");
+    sandbox.project("p1", &tick("* * * * *"));
+    sandbox.project(
+        "p2",
+        "jobs:\n  other:\n    command: [\"true\"]\n    schedule: \"* * * * *\"\n",
+    );
+    let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+    wait_log(&daemon, "the start-up pass", |log| {
+        log.contains("+job p1.tick") && log.contains("+job p2.other")
+    });
+    (sandbox, daemon)
+}
+
+/// Is job `job` applied and active (`coco jobs` lists it)?
+fn active(sandbox: &Sandbox, job: &str) -> bool {
+    let out = sandbox.coco(&["jobs", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "coco jobs: {}", stderr(&out));
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    jobs.iter().any(|line| line["job"] == job)
+}
+
+/// An editor that truncates, pauses and writes: the empty file in between is not applied.
+/// A manifest left empty is a problem and the project keeps its state.
+#[test]
+fn an_empty_manifest_is_waited_for_then_a_problem() {
+    let (sandbox, daemon) = running_two_projects();
+    let file = sandbox.home().join("p1/coco.yaml");
+    {
+        use std::io::Write as _;
+        let mut handle = std::fs::File::create(&file).unwrap(); // truncates
+        std::thread::sleep(Duration::from_millis(50));
+        handle.write_all(tick("*/5 * * * *").as_bytes()).unwrap();
+    }
+    let log = wait_log(&daemon, "the rewritten manifest", |log| {
+        log.contains("applied: ~job p1.tick")
+    });
+    assert!(
+        !log.contains("-job p1.tick"),
+        "the empty file was applied:\n{log}"
+    );
+    assert!(!log.contains("-project p1"), "{log}");
+    assert!(
+        !log.contains("the manifest is empty"),
+        "the daemon waited for the content:\n{log}"
+    );
+
+    std::fs::write(&file, "").unwrap();
+    wait_log(&daemon, "the empty manifest", |log| {
+        log.contains("p1/coco.yaml:1:1: the manifest is empty")
+    });
+    assert!(active(&sandbox, "p1.tick"), "the project kept its job");
+    wait_status(&sandbox, &[], "the empty manifest", |status| {
+        status.contains("the manifest is empty")
+    });
+    assert!(!daemon.log().contains("-job p1.tick"), "{}", daemon.log());
+}
+
+/// The CLI: an empty manifest is a located problem, not a project with nothing in it.
+#[test]
+fn validate_and_plan_report_an_empty_manifest() {
+    let sandbox = Sandbox::new();
+    sandbox.project("p1", "");
+    for verb in ["validate", "plan", "apply"] {
+        let out = sandbox.coco(&[verb]);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", stdout(&out));
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            text.contains("p1/coco.yaml:1:1: the manifest is empty"),
+            "{verb}: {text}"
+        );
+    }
+}
+
+/// A `coco.yaml` replaced by a folder, then by a symbolic link to itself: each is a
+/// problem, and the project keeps its last good state (its job stays active).
+#[test]
+fn an_unreadable_manifest_keeps_the_last_good_state() {
+    let (sandbox, daemon) = running_two_projects();
+    let file = sandbox.home().join("p2/coco.yaml");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    wait_log(&daemon, "the folder", |log| {
+        log.contains("p2/coco.yaml:1:1: cannot read: it is a folder")
+    });
+    assert!(active(&sandbox, "p2.other"), "{}", daemon.log());
+
+    std::fs::remove_dir(&file).unwrap();
+    std::os::unix::fs::symlink("coco.yaml", &file).unwrap();
+    wait_log(&daemon, "the loop", |log| {
+        log.contains("p2/coco.yaml:1:1: cannot read: Too many levels of symbolic links")
+    });
+    assert!(active(&sandbox, "p2.other"), "{}", daemon.log());
+    wait_status(&sandbox, &[], "the loop", |status| {
+        status.contains("Too many levels of symbolic links")
+    });
+    let log = daemon.log();
+    assert!(
+        !log.contains("-project p2") && !log.contains("-job p2"),
+        "{log}"
+    );
+
+    // At start-up too: a second daemon's first pass keeps it.
+    drop(daemon);
+    let again = sandbox.spawn(&["daemon", "--no-worker"]);
+    wait_log(&again, "the start-up pass", |log| {
+        log.contains("cannot read: Too many levels")
+    });
+    assert!(active(&sandbox, "p2.other"), "{}", again.log());
+}
