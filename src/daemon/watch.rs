@@ -4,14 +4,17 @@
 //! home (projects created, renamed or deleted), every direct sub-folder of the home (its
 //! `coco.yaml` written, truncated, replaced by rename, deleted) and the folder of each
 //! configuration file. Folders are watched rather than files because editors that save by
-//! rename replace the file's inode. After a relevant event, [`Watch::next_change`] waits
+//! rename replace the file's inode. inotify watches an inode, not a name: each real folder is
+//! watched once, by its canonical path, whatever names (symbolic links to the home or to a
+//! project folder) point at it, and its events are read back under every one of those names
+//! — so removing a link never ends the watch of the folder it pointed at. After a relevant event, [`Watch::next_change`] waits
 //! until nothing relevant happened for [`QUIET`] (at most [`MAX_DELAY`] in all), so a save
 //! that touches the file several times converges once; it says which project folders'
 //! manifests changed, or that the set of folders did (then every project is read again). A
 //! changed manifest found empty is a file being written: the change waits for its content
 //! up to [`EMPTY_WAIT`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,7 +73,9 @@ pub struct Watch {
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     home: PathBuf,
     config_files: Vec<PathBuf>,
-    watched: BTreeSet<PathBuf>,
+    /// Each watched real folder (its canonical path, as given to notify) with the names we
+    /// watch it under (the home, project folders, configuration folders).
+    watched: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
     /// The change being debounced, kept here (not in [`Watch::next_change`]'s future) so
     /// that dropping that future — it runs in a `select!` — loses nothing.
     pending: Changed,
@@ -91,7 +96,7 @@ impl Watch {
             events,
             home: home.to_path_buf(),
             config_files: config_files.to_vec(),
-            watched: BTreeSet::new(),
+            watched: BTreeMap::new(),
             pending: Changed::default(),
             first_at: tokio::time::Instant::now(),
             latest_at: tokio::time::Instant::now(),
@@ -183,7 +188,8 @@ impl Watch {
         if event.need_rescan() {
             return Changed::everything();
         }
-        for path in &event.paths {
+        for path in event.paths.iter().flat_map(|path| self.names_of(path)) {
+            let path = &path;
             if self.config_files.iter().any(|file| file == path) {
                 changed.config = true;
             }
@@ -201,45 +207,67 @@ impl Watch {
         changed
     }
 
-    /// Watch exactly the home, its current sub-folders and the configuration folders.
+    /// The names `path` (from notify: under a watched real folder) has for us: the same
+    /// entry under every name of its folder, or of itself if it is a watched folder.
+    fn names_of(&self, path: &Path) -> Vec<PathBuf> {
+        if let Some(names) = self.watched.get(path) {
+            return names.iter().cloned().collect();
+        }
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => match self.watched.get(parent) {
+                Some(names) => names.iter().map(|folder| folder.join(name)).collect(),
+                None => vec![path.to_path_buf()],
+            },
+            _ => vec![path.to_path_buf()],
+        }
+    }
+
+    /// Watch exactly the home, its current sub-folders and the configuration folders, each
+    /// real folder once (see the module docs).
     fn sync(&mut self) {
-        let mut wanted: BTreeSet<PathBuf> = self
+        let mut names: Vec<PathBuf> = self
             .config_files
             .iter()
             .filter_map(|file| file.parent().map(Path::to_path_buf))
-            .filter(|dir| dir.is_dir())
             .collect();
         if self.home.is_dir() {
-            wanted.insert(self.home.clone());
+            names.push(self.home.clone());
             if let Ok(entries) = std::fs::read_dir(&self.home) {
-                wanted.extend(
+                names.extend(
                     entries
                         .flatten()
                         .map(|entry| entry.path())
-                        .filter(|path| path.is_dir() && !is_hidden(path)),
+                        .filter(|path| !is_hidden(path)),
                 );
             }
         }
-        for gone in self
-            .watched
-            .difference(&wanted)
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            let _ = self.watcher.unwatch(&gone);
-            self.watched.remove(&gone);
-        }
-        for new in wanted
-            .difference(&self.watched)
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            match self.watcher.watch(&new, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    self.watched.insert(new);
-                }
-                Err(error) => tracing::warn!("cannot watch {}: {error}", new.display()),
+        let mut wanted: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
+        for name in names {
+            if let Ok(real) = std::fs::canonicalize(&name)
+                && real.is_dir()
+            {
+                wanted.entry(real).or_default().insert(name);
             }
+        }
+        let gone: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|real| !wanted.contains_key(*real))
+            .cloned()
+            .collect();
+        for real in gone {
+            // Not found when notify dropped it already (the folder was deleted): fine.
+            let _ = self.watcher.unwatch(&real);
+            self.watched.remove(&real);
+        }
+        for (real, names) in wanted {
+            if !self.watched.contains_key(&real)
+                && let Err(error) = self.watcher.watch(&real, RecursiveMode::NonRecursive)
+            {
+                tracing::warn!("cannot watch {}: {error}", real.display());
+                continue;
+            }
+            self.watched.insert(real, names);
         }
     }
 }

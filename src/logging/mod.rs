@@ -2,7 +2,8 @@
 //! `logging.stdout` of local.yaml, with every URL password shown as `***`, and — for the
 //! long-running verbs — into the store at `logging.mongodb` ([`store`]).
 //!
-//! [`init`] installs the subscriber once per process; later calls do nothing. Each record is
+//! [`init`] installs the subscriber once per process; later calls do nothing. The records of
+//! the file watcher's crate (`notify`, its internal bookkeeping) show only at DEBUG. Each record is
 //! formatted in full and redacted before it is written, so no layer can leak a credential.
 
 pub mod store;
@@ -11,7 +12,7 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -25,9 +26,21 @@ static INSTALLED: OnceLock<()> = OnceLock::new();
 /// reach the store only after [`store::ship_to_store`]. Idempotent.
 pub fn init(logging: &Logging) {
     INSTALLED.get_or_init(|| {
-        let filter = |level: Option<Level>| match level {
-            Some(level) => LevelFilter::from_level(level.to_tracing()),
-            None => LevelFilter::OFF,
+        let filter = |level: Option<Level>| {
+            let level = match level {
+                Some(level) => LevelFilter::from_level(level.to_tracing()),
+                None => LevelFilter::OFF,
+            };
+            // The file watcher's own bookkeeping (notify logs a deleted folder's watch it
+            // drops twice as a warning): shown only when a destination logs DEBUG.
+            let notify = if level >= LevelFilter::DEBUG {
+                level
+            } else {
+                LevelFilter::OFF
+            };
+            Targets::new()
+                .with_default(level)
+                .with_target("notify", notify)
         };
         let stderr = tracing_subscriber::fmt::layer()
             .with_writer(Redacting(std::io::stderr))

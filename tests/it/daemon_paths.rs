@@ -237,3 +237,51 @@ fn an_unreadable_manifest_keeps_the_last_good_state() {
     });
     assert!(active(&sandbox, "p2.other"), "{}", again.log());
 }
+
+/// inotify watches inodes: a symbolic link to the home, or to a project folder, removed
+/// again, must not end the watch of the real folder.
+#[test]
+fn removing_a_symlink_to_a_watched_folder_keeps_the_watch() {
+    let (sandbox, daemon) = running_two_projects();
+    let home = sandbox.home();
+    std::os::unix::fs::symlink(&home, home.join("homelink")).unwrap();
+    std::os::unix::fs::symlink("p1", home.join("p1link")).unwrap();
+    wait_log(&daemon, "the linked project", |log| {
+        log.contains("+project p1link")
+    });
+    std::fs::remove_file(home.join("homelink")).unwrap();
+    std::fs::remove_file(home.join("p1link")).unwrap();
+    wait_log(&daemon, "the link removed", |log| {
+        log.contains("-project p1link")
+    });
+
+    // The home is still watched: a new project is seen ...
+    sandbox.project("p3", "jobs:\n  new:\n    command: [\"true\"]\n");
+    wait_log(&daemon, "a project after the links", |log| {
+        log.contains("+project p3")
+    });
+    // ... and so is the project folder a link pointed at.
+    std::fs::write(home.join("p1/coco.yaml"), tick("*/3 * * * *")).unwrap();
+    wait_log(&daemon, "a save after the links", |log| {
+        log.contains("applied: ~job p1.tick")
+    });
+}
+
+/// Deleting a project folder is normal: its project is deactivated, and the watcher's
+/// bookkeeping (notify drops the watch of a deleted folder itself) logs no warning.
+#[test]
+fn deleting_a_project_folder_warns_of_nothing() {
+    let (sandbox, daemon) = running_two_projects();
+    std::fs::remove_dir_all(sandbox.home().join("p2")).unwrap();
+    let log = wait_log(&daemon, "the deleted project", |log| {
+        log.contains("-project p2")
+    });
+    // Give a late warning the time to show.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = daemon.log() + &log;
+    assert!(
+        !log.contains("WARN") && !log.contains("WatchNotFound"),
+        "{log}"
+    );
+    assert!(active(&sandbox, "p1.tick"));
+}
