@@ -305,6 +305,9 @@ async fn pass(
             let took = started.elapsed();
             if pass.changed() {
                 tracing::info!(?took, "applied: {}", converge::summary(&pass.plan));
+                for (project, line) in crate::reconcile::render::updates(&pass.plan) {
+                    tracing::info!(%project, "{line}");
+                }
             } else {
                 tracing::debug!(?took, "no changes");
             }

@@ -1,6 +1,6 @@
 //! Render a [`Plan`] as text, Terraform/Nomad style. Pure: returns strings.
 
-use super::diff::{Change, Kind, Plan};
+use super::diff::{Change, FieldChange, Kind, Plan};
 
 /// The plan as lines: per project `+`/`~`/`-` entries with changed fields and next fires.
 pub fn render(plan: &Plan) -> String {
@@ -25,10 +25,7 @@ pub fn render(plan: &Plan) -> String {
         out.push('\n');
         if let Change::Update(fields) = &project.change {
             for field in fields {
-                out.push_str(&format!(
-                    "      {}: {} → {}\n",
-                    field.field, field.old, field.new
-                ));
+                out.push_str(&format!("      {}\n", field_text(field)));
             }
         }
         for item in project.items.iter().filter(|i| i.change.is_change()) {
@@ -48,10 +45,7 @@ pub fn render(plan: &Plan) -> String {
             ));
             if let Change::Update(fields) = &item.change {
                 for field in fields {
-                    out.push_str(&format!(
-                        "        {}: {} → {}\n",
-                        field.field, field.old, field.new
-                    ));
+                    out.push_str(&format!("        {}\n", field_text(field)));
                 }
             }
             if !item.next_fires.is_empty() {
@@ -75,41 +69,114 @@ pub fn summary(plan: &Plan) -> String {
     format!("{create} to create, {update} to update, {deactivate} to deactivate.")
 }
 
-/// One line per changed project, for logs: `mypro: + job hello; ~ job sync (schedule); - app old`.
-pub fn one_line(plan: &Plan) -> Vec<String> {
-    plan.projects
-        .iter()
-        .map(|project| {
-            let mut parts = Vec::new();
-            match &project.change {
-                Change::Update(fields) => parts.push(format!(
-                    "~ project ({})",
-                    fields
-                        .iter()
-                        .map(|f| f.field.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Change::Create => parts.push("+ project".to_owned()),
-                Change::Deactivate => parts.push("- project".to_owned()),
-                Change::Unchanged => {}
-            }
-            for item in project.items.iter().filter(|i| i.change.is_change()) {
-                let kind = if item.kind == Kind::Job { "job" } else { "app" };
-                match &item.change {
-                    Change::Update(fields) => parts.push(format!(
-                        "~ {kind} {} ({})",
-                        item.name,
-                        fields
-                            .iter()
-                            .map(|f| format!("{} {} → {}", f.field, f.old, f.new))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                    other => parts.push(format!("{} {kind} {}", other.sign(), item.name)),
-                }
-            }
-            format!("{}: {}", project.name, parts.join("; "))
-        })
-        .collect()
+/// `schedule: "30 2 * * *" → "0 4 * * *"`: one changed field as `coco plan` shows it.
+fn field_text(field: &FieldChange) -> String {
+    format!("{}: {} → {}", field.field, field.old, field.new)
+}
+
+/// For the daemon's log: one line per updated project, job or app, with its changed fields
+/// as `coco plan` shows them, and the project it is about — `~ job hello.greet: schedule:
+/// "* * * * *" → "*/7 * * * *"`, `~ app shop.web restarts: env.PORT: "8080" → "8081"`.
+/// Created and deactivated things have no fields to show (the `applied:` line names them).
+pub fn updates(plan: &Plan) -> Vec<(&str, String)> {
+    let fields =
+        |fields: &[FieldChange]| fields.iter().map(field_text).collect::<Vec<_>>().join("; ");
+    let mut lines = Vec::new();
+    for project in &plan.projects {
+        let name = project.name.as_str();
+        if let Change::Update(changed) = &project.change {
+            lines.push((name, format!("~ project {name}: {}", fields(changed))));
+        }
+        for item in &project.items {
+            let Change::Update(changed) = &item.change else {
+                continue;
+            };
+            let what = match item.kind {
+                Kind::Job => "job",
+                Kind::App => "app",
+            };
+            let restarts = if item.kind == Kind::App {
+                " restarts"
+            } else {
+                ""
+            };
+            lines.push((
+                name,
+                format!(
+                    "~ {what} {name}.{}{restarts}: {}",
+                    item.name,
+                    fields(changed)
+                ),
+            ));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{ItemPlan, ProjectPlan};
+
+    fn item(kind: Kind, name: &str, change: Change) -> ItemPlan {
+        ItemPlan {
+            kind,
+            name: name.to_owned(),
+            change,
+            definition: None,
+            next_fires: Vec::new(),
+            reschedule: false,
+        }
+    }
+
+    fn field(field: &str, old: &str, new: &str) -> FieldChange {
+        FieldChange {
+            field: field.to_owned(),
+            old: old.to_owned(),
+            new: new.to_owned(),
+        }
+    }
+
+    #[test]
+    fn updates_show_the_changed_fields_one_line_per_item() {
+        let plan = Plan {
+            projects: vec![ProjectPlan {
+                name: "shop".to_owned(),
+                change: Change::Unchanged,
+                items: vec![
+                    item(
+                        Kind::Job,
+                        "export",
+                        Change::Update(vec![
+                            field("schedule", "\"* * * * *\"", "\"*/7 * * * *\""),
+                            field("attempts", "1", "3"),
+                        ]),
+                    ),
+                    item(
+                        Kind::App,
+                        "web",
+                        Change::Update(vec![field("env.PORT", "\"8080\"", "\"8081\"")]),
+                    ),
+                    item(Kind::Job, "new", Change::Create),
+                    item(Kind::Job, "old", Change::Deactivate),
+                ],
+                desired: None,
+                source: Default::default(),
+            }],
+        };
+        assert_eq!(
+            updates(&plan),
+            [
+                (
+                    "shop",
+                    "~ job shop.export: schedule: \"* * * * *\" → \"*/7 * * * *\"; attempts: 1 → 3"
+                        .to_owned()
+                ),
+                (
+                    "shop",
+                    "~ app shop.web restarts: env.PORT: \"8080\" → \"8081\"".to_owned()
+                ),
+            ]
+        );
+    }
 }

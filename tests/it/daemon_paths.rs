@@ -98,8 +98,10 @@ fn saves_apply_and_typos_show(
 ) {
     let file = home.join("p1/coco.yaml");
     std::fs::write(&file, tick("*/7 * * * *")).unwrap();
+    // What changed, and how (as `coco plan` shows it) on a line of its own.
+    let how = "~ job p1.tick: schedule: \"* * * * *\" → \"*/7 * * * *\"";
     wait_log(daemon, "the schedule change", |log| {
-        log.contains("applied: ~job p1.tick")
+        log.contains("applied: ~job p1.tick") && log.lines().any(|line| line.contains(how))
     });
     let mut plan = global.to_vec();
     plan.push("plan");
