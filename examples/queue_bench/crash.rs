@@ -8,8 +8,8 @@
 //!    before any new worker starts, so no run's work can run twice at once.
 //! 3. Start a second worker in this process through the library, with short zombie settings
 //!    (`coco worker` has no flags for them): heartbeat-less runs older than 3 s are taken back
-//!    (`failed`, reason `zombie`) and retried.
-//! 4. Every run must end `complete` at attempt 2, its history pending → running → failed →
+//!    (`pending` again, reason `zombie`, the attempt not spent) and retried.
+//! 4. Every run must end `complete` at attempt 1, its history pending → running → pending →
 //!    running → complete, its second try by the new worker with a new pid.
 //!
 //! Probe: `probe` runs of `bench.nest`, `sh -c 'sleep N & …; wait'`, are in flight too. The
@@ -53,7 +53,7 @@ pub struct Crash {
     pub taken_back: Duration,
     /// Kill → every run ended.
     pub all_done: Duration,
-    /// Runs that did not end `complete` at attempt 2 with the expected history.
+    /// Runs that did not end `complete` at attempt 1 with the expected history.
     pub wrong: Vec<String>,
     /// Probe: grandchildren alive after the kill, of how many.
     pub grandchildren: (usize, usize),
@@ -167,14 +167,14 @@ pub async fn check(sandbox: &Sandbox, runs: usize, probe: usize) -> anyhow::Resu
     })
 }
 
-/// Wait until every one of the `total` runs was taken back (its history has a `failed`).
+/// Wait until every one of the `total` runs was taken back (its history has a loss).
 async fn wait_taken_back(sandbox: &Sandbox, total: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let runs = sandbox.runs().await?;
         let back = runs
             .iter()
-            .filter(|r| r.history.iter().any(|c| c.state == RunState::Failed))
+            .filter(|r| r.history.iter().any(is_take_back))
             .count();
         if back == total {
             return Ok(());
@@ -287,13 +287,13 @@ fn retried_once(run: &RunRecord, first: &HashMap<String, FirstTry>) -> Result<()
     let expected = [
         RunState::Pending,
         RunState::Running,
-        RunState::Failed,
+        RunState::Pending,
         RunState::Running,
         RunState::Complete,
     ];
     let old_pid = first.get(&run.id).map(|t| t.pid);
     if states != expected
-        || run.attempt != 2
+        || run.attempt != 1
         || run.worker.as_deref() != Some("rescuer")
         || run.pid.is_none()
         || run.pid == old_pid
@@ -306,11 +306,20 @@ fn retried_once(run: &RunRecord, first: &HashMap<String, FirstTry>) -> Result<()
     Ok(())
 }
 
-/// Kill → the latest `failed` (take-back) entry of any run.
+/// Is this history entry a take-back from a lost worker?
+fn is_take_back(change: &coco::store::StateChange) -> bool {
+    change.state == RunState::Pending
+        && change
+            .note
+            .as_deref()
+            .is_some_and(|note| note.starts_with("lost with worker"))
+}
+
+/// Kill → the latest take-back entry of any run.
 fn last_take_back(runs: &[RunRecord], killed_at: DateTime<Utc>) -> Duration {
     runs.iter()
         .flat_map(|r| &r.history)
-        .filter(|c| c.state == RunState::Failed)
+        .filter(|c| is_take_back(c))
         .map(|c| c.at)
         .max()
         .and_then(|at| (at - killed_at).to_std().ok())

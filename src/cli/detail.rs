@@ -1,11 +1,13 @@
 //! `coco detail ID`: everything about one run — its fields, the history of its states with
-//! their times, and the output kept of its latest try.
+//! their times (the first and the latest entries: a line says how many were folded away
+//! between them), and the output kept of its latest try.
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::Args;
 
 use super::list::{human_duration, progress, runtime};
 use super::{GlobalArgs, context, output};
+use crate::queue::history;
 use crate::store::RunRecord;
 
 #[derive(Debug, Args)]
@@ -39,6 +41,18 @@ pub async fn run(global: &GlobalArgs, args: &DetailArgs) -> anyhow::Result<i32> 
     Ok(0)
 }
 
+/// `3 times in a row` (since a time, if given), or `-` for none.
+fn in_a_row(times: u32, since: Option<DateTime<Utc>>) -> String {
+    match (times, since) {
+        (0, _) => "-".to_owned(),
+        (times, None) => format!("{times} times in a row"),
+        (times, Some(since)) => format!(
+            "{times} times in a row since {}",
+            since.to_rfc3339_opts(SecondsFormat::Millis, true)
+        ),
+    }
+}
+
 /// The text form of `run` as seen at `now` (pure).
 pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
     let time = |t: Option<DateTime<Utc>>| match t {
@@ -70,6 +84,8 @@ pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
         ("attempt", format!("{}/{}", run.attempt, run.attempts)),
         ("max_parallel", run.max_parallel.to_string()),
         ("retry_delay", ms(run.retry_delay_ms)),
+        ("defer_delay", ms(run.defer_delay_ms)),
+        ("defer_max", ms(run.defer_max_ms)),
         ("timeout", or_dash(run.timeout_ms.map(ms))),
         ("force", run.force.to_string()),
         ("parent", or_dash(run.parent.clone())),
@@ -85,6 +101,8 @@ pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
         ("progress", progress),
         ("exit_code", or_dash(run.exit_code.map(|c| c.to_string()))),
         ("reason", or_dash(run.reason.clone())),
+        ("lost", in_a_row(run.lost, None)),
+        ("deferred", in_a_row(run.deferrals, run.deferred_since)),
         ("dedupe", run.dedupe.clone()),
     ];
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
@@ -93,7 +111,13 @@ pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
         out.push_str(&format!("{:<width$} {value}\n", format!("{key}:")));
     }
     out.push_str("history:\n");
-    for change in &run.history {
+    for (index, change) in run.history.iter().enumerate() {
+        if index == history::HEAD && run.history_folded > 0 {
+            out.push_str(&format!(
+                "  … {} more entries folded away …\n",
+                run.history_folded
+            ));
+        }
         let line = format!(
             "  {}  {:<8}  {}",
             change.at.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -146,5 +170,32 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains("lost:         -\n"), "{text}");
+        assert!(text.contains("defer_delay:  10s\n"), "{text}");
+    }
+
+    #[test]
+    fn detail_says_how_much_history_was_folded_and_where() {
+        let created = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        let job = Job {
+            attempts: 100,
+            ..Job::with_command(&["true"])
+        };
+        let mut run = new_run(&job, NewRun::new("p.j", "p", json!({}), created));
+        for i in 0..30 {
+            let at = created + TimeDelta::seconds(i);
+            let claimed = run.claimed("w", at);
+            let end = claimed.end(crate::queue::state::Outcome::Exited(1), Some(1), at);
+            run = claimed.ended(&end);
+        }
+        assert_eq!(run.history_folded, 11);
+        let text = render(&run, created);
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|line| *line != "history:")
+            .collect();
+        assert_eq!(lines.len(), 1 + history::MAX + 1, "{text}");
+        assert!(lines[4].ends_with("attempt 2 on w"), "{text}");
+        assert_eq!(lines[6], "  … 11 more entries folded away …", "{text}");
     }
 }

@@ -81,6 +81,9 @@ pub fn settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
     if let Some(bytes) = config.worker.max_output {
         settings.run.tail_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
     }
+    if let Some(max_lost) = config.worker.max_lost {
+        settings.max_lost = max_lost;
+    }
     if let Some(slots) = slots.or(config.worker.slots) {
         settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
     }

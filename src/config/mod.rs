@@ -172,6 +172,8 @@ pub struct WorkerConfig {
     pub max_output: Option<u64>,
     /// A running run whose worker is silent this long is taken back; `None`: 60 s.
     pub zombie_after: Option<std::time::Duration>,
+    /// A run lost with its worker this many times in a row ends as error; `None`: 3.
+    pub max_lost: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -484,6 +486,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
                 .zombie_after
                 .map(|v| humantime::format_duration(v.0).to_string()),
         ),
+        (
+            "worker.max_lost",
+            raw.worker.max_lost.map(|v| v.to_string()),
+        ),
     ];
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -518,6 +524,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, sources: Vec<PathBuf>) -> Config
             min_free_ram: raw.worker.min_free_ram,
             max_output: raw.worker.max_output.map(|size| size.0),
             zombie_after: raw.worker.zombie_after.map(|after| after.0),
+            max_lost: raw.worker.max_lost,
         },
         files,
         sources,

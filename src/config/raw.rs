@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "worker.min_free_ram",
     "worker.max_output",
     "worker.zombie_after",
+    "worker.max_lost",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -128,6 +129,10 @@ pub struct RawWorker {
     /// `60s` (the default) or `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zombie_after: Option<HumanDuration>,
+    /// A run lost with its worker this many times in a row ends as error (default 3, at
+    /// least 1); before that it is tried again without spending an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lost: Option<u32>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -302,7 +307,7 @@ mod tests {
         for key in KEYS {
             let (section, name) = key.split_once('.').unwrap();
             let value = match name {
-                "slots" | "max_cpu" | "min_free_ram" | "max_output" => "1",
+                "slots" | "max_cpu" | "min_free_ram" | "max_output" | "max_lost" => "1",
                 "zombie_after" => "90s",
                 _ => "INFO",
             };

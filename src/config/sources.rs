@@ -123,6 +123,12 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     if raw.worker.slots == Some(0) {
         problems.push(("worker.slots", "must be at least 1".to_owned()));
     }
+    if raw.worker.max_lost == Some(0) {
+        problems.push((
+            "worker.max_lost",
+            "must be at least 1 (the loss that ends the run counts)".to_owned(),
+        ));
+    }
     if raw.worker.max_output.is_some_and(|size| size.0 < 1024) {
         problems.push((
             "worker.max_output",

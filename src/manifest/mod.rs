@@ -56,6 +56,20 @@ pub struct Job {
     pub timezone: String,
     pub attempts: u32,
     pub retry_delay: HumanDuration,
+    /// The wait after a first deferral (exit 75), doubled with each further one in a row.
+    /// Left out of the stored form at its default (as is `defer_max`), so adding the
+    /// fields kept the hashes of existing jobs.
+    #[serde(
+        default = "default_defer_delay",
+        skip_serializing_if = "is_default_defer_delay"
+    )]
+    pub defer_delay: HumanDuration,
+    /// How long a run may keep deferring before a deferral ends it as `error`.
+    #[serde(
+        default = "default_defer_max",
+        skip_serializing_if = "is_default_defer_max"
+    )]
+    pub defer_max: HumanDuration,
     pub timeout: Option<HumanDuration>,
     pub priority: i32,
     pub max_parallel: u32,
@@ -81,6 +95,8 @@ impl Job {
             timezone: "UTC".into(),
             attempts: 1,
             retry_delay: HumanDuration(std::time::Duration::ZERO),
+            defer_delay: default_defer_delay(),
+            defer_max: default_defer_max(),
             timeout: None,
             priority: 0,
             max_parallel: 1,
@@ -117,6 +133,24 @@ impl Job {
     pub fn tz(&self) -> chrono_tz::Tz {
         self.timezone.parse().unwrap_or(chrono_tz::Tz::UTC)
     }
+}
+
+/// A job's `defer_delay` when its manifest gives none.
+pub fn default_defer_delay() -> HumanDuration {
+    HumanDuration(crate::queue::state::DEFAULT_DEFER_DELAY)
+}
+
+/// A job's `defer_max` when its manifest gives none.
+pub fn default_defer_max() -> HumanDuration {
+    HumanDuration(crate::queue::state::DEFAULT_DEFER_MAX)
+}
+
+fn is_default_defer_delay(delay: &HumanDuration) -> bool {
+    *delay == default_defer_delay()
+}
+
+fn is_default_defer_max(max: &HumanDuration) -> bool {
+    *max == default_defer_max()
 }
 
 /// A validated app (long-running server) definition.

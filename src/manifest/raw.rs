@@ -61,6 +61,12 @@ pub struct RawJob {
     pub attempts: Option<u32>,
     /// Wait before a failed run is tried again, e.g. `30s`. Default: `0s`.
     pub retry_delay: Option<HumanDuration>,
+    /// Wait after a run asks to be run later (exit 75), e.g. `30s`; it doubles with each
+    /// further deferral in a row, up to 5m (or this, if longer). At least `1s`. Default: `10s`.
+    pub defer_delay: Option<HumanDuration>,
+    /// How long a run may keep deferring (from its first deferral in a row): a deferral after
+    /// that ends it as `error`, e.g. `1h`. `0s`: exit 75 is an error at once. Default: `1h`.
+    pub defer_max: Option<HumanDuration>,
     /// A run taking longer is stopped (process group: SIGTERM, then SIGKILL). Default: none.
     pub timeout: Option<HumanDuration>,
     /// Higher runs first. Default: 0.

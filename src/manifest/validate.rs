@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::raw::{CommandLine, RawApp, RawEnvironment, RawHealth, RawJob, Scalar};
 use super::{App, Environment, Health, HealthCheck, HumanDuration, Job, is_valid_name};
+use crate::queue::state::MIN_DEFER_DELAY;
 use crate::scheduler::schedule::Schedule;
 use crate::yaml::{Diagnostic, Document, did_you_mean};
 
@@ -103,6 +104,16 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
             "timeout must be longer than 0s (leave it out for none)",
         ));
     }
+    let defer_delay = raw.defer_delay.unwrap_or_else(super::default_defer_delay);
+    if defer_delay.0 < MIN_DEFER_DELAY {
+        problems.push(doc.at(
+            &at(&base, &["defer_delay"]),
+            format!(
+                "defer_delay must be at least {} (a job exiting 75 would otherwise run again at once, without end)",
+                humantime::format_duration(MIN_DEFER_DELAY)
+            ),
+        ));
+    }
     let args = raw.args.unwrap_or_default();
     for key in args.keys() {
         if key.is_empty() {
@@ -116,6 +127,8 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
         timezone,
         attempts,
         retry_delay: raw.retry_delay.unwrap_or(HumanDuration(Duration::ZERO)),
+        defer_delay,
+        defer_max: raw.defer_max.unwrap_or_else(super::default_defer_max),
         timeout: raw.timeout,
         priority: raw.priority.unwrap_or(0),
         max_parallel,

@@ -5,8 +5,10 @@
 //!   take-back): see the queue methods of [`crate::store::Store`].
 //! - This module builds new runs from a job definition ([`new_run`]) and their dedupe key.
 //! - [`chain`]: `then:` followers enqueued when a run completes.
+//! - [`history`]: a run's state history, bounded.
 
 pub mod chain;
+pub mod history;
 pub mod state;
 
 /// Wake the idle workers of this host now (they poll otherwise): call after an enqueue.
@@ -148,6 +150,8 @@ pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
         attempts: job.attempts,
         max_parallel: job.max_parallel,
         retry_delay_ms: ms(job.retry_delay.0),
+        defer_delay_ms: ms(job.defer_delay.0),
+        defer_max_ms: ms(job.defer_max.0),
         timeout_ms: job.timeout.map(|t| ms(t.0)),
         created: new.now,
         not_before: new.not_before.unwrap_or(new.now),
@@ -163,6 +167,10 @@ pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
         parent: new.parent,
         restart_of: new.restart_of,
         force: new.force,
+        lost: 0,
+        deferrals: 0,
+        deferred_since: None,
+        history_folded: 0,
         history: vec![StateChange {
             state: RunState::Pending,
             at: new.now,

@@ -77,6 +77,9 @@ macro_rules! conformance_cases {
             remove_takes_only_waiting_runs,
             kill_racing_claims_changes_each_run_once,
             handed_back_run_is_pending_with_its_attempt,
+            a_run_losing_its_worker_max_lost_times_in_a_row_errors,
+            deferrals_back_off_and_end_after_defer_max,
+            history_is_bounded_and_counts_what_it_folds,
             pauses_and_halt_round_trip,
             members_recorded_listed_and_forgotten,
             finish_keeps_the_last_report,
@@ -1542,12 +1545,18 @@ pub async fn finish_releases_the_slot(store: &dyn Store) {
     assert_eq!(second.id, runs[1].id);
     assert_eq!(claim_id(store, "w1", later(200)).await, None);
     let taken = store
-        .take_back_zombies(later(200 + 61_000), secs(60))
+        .take_back_zombies(later(200 + 61_000), secs(60), 3)
         .await
         .expect("take_back_zombies");
     assert_eq!(ids(&taken, |r| &r.id), vec![second.id.clone()]);
-    // The zombie's retry waits its delay; the third run takes the freed slot.
-    let third = claim(store, "w3", later(200 + 61_000))
+    // The zombie is pending again at once and, older than the third run, takes the slot.
+    let again = claim(store, "w3", later(200 + 61_000))
+        .await
+        .expect("claim");
+    assert_eq!((again.id.as_str(), again.attempt), (runs[1].id.as_str(), 1));
+    assert_eq!(claim_id(store, "w1", later(200 + 61_000)).await, None);
+    finish(store, &again, Outcome::Exited(0), later(200 + 62_000)).await;
+    let third = claim(store, "w3", later(200 + 62_000))
         .await
         .expect("claim");
     assert_eq!(third.id, runs[2].id);
@@ -1649,13 +1658,15 @@ pub async fn concurrent_claims_each_run_once(store: &dyn Store) {
 }
 
 /// Running runs whose heartbeat is older than `zombie_after` are taken back exactly once
-/// (two reapers at once): retried while attempts are left, else errored; their worker can
-/// no longer end them.
+/// (two reapers at once): pending again at once without spending an attempt (one attempt
+/// only, too), but errored at the `max_lost`th loss in a row; their worker can no longer
+/// end them.
 pub async fn zombies_taken_back_once(store: &dyn Store) {
     let t = tag();
-    let retried = run(&t, "retried", json!({}), 0);
+    let mut retried = run(&t, "retried", json!({}), 0);
+    retried.attempts = 1;
     let mut errored = run(&t, "errored", json!({}), 1);
-    errored.attempts = 1;
+    errored.lost = 2;
     let alive = run(&t, "alive", json!({}), 2);
     for r in [&retried, &errored, &alive] {
         enqueue_new(store, r).await;
@@ -1682,8 +1693,8 @@ pub async fn zombies_taken_back_once(store: &dyn Store) {
 
     let now = later(100 + 70_000);
     let (a, b) = tokio::join!(
-        store.take_back_zombies(now, secs(60)),
-        store.take_back_zombies(now, secs(60))
+        store.take_back_zombies(now, secs(60), 3),
+        store.take_back_zombies(now, secs(60), 3)
     );
     let mut taken: Vec<RunRecord> = a.expect("reaper a");
     taken.extend(b.expect("reaper b"));
@@ -1695,15 +1706,23 @@ pub async fn zombies_taken_back_once(store: &dyn Store) {
     );
     let (e, r) = (&taken[0], &taken[1]);
     assert_eq!(
-        (e.state, e.reason.as_deref(), e.attempt),
-        (RunState::Error, Some("zombie"), 1)
+        (e.state, e.reason.as_deref(), e.attempt, e.lost),
+        (RunState::Error, Some("lost 3 times with its worker"), 1, 3)
     );
     assert_eq!(
-        (r.state, r.reason.as_deref(), r.attempt),
-        (RunState::Failed, Some("zombie"), 1)
+        (r.state, r.reason.as_deref(), r.attempt, r.lost),
+        (RunState::Pending, Some("zombie"), 0, 1)
     );
-    assert_eq!(r.not_before, now + chrono::TimeDelta::seconds(10));
+    assert_eq!(r.not_before, now);
     assert_eq!(r.finished, Some(now));
+    let loss = r.history.last().expect("history");
+    assert_eq!((loss.state, loss.at), (RunState::Pending, now));
+    assert!(
+        loss.note
+            .as_deref()
+            .is_some_and(|note| note.contains("loss 1 of 3")),
+        "{loss:?}"
+    );
     assert_eq!(get(store, &r.id).await, *r);
     assert_eq!(get(store, &alive.id).await.state, RunState::Running);
 
@@ -1728,18 +1747,19 @@ pub async fn zombies_taken_back_once(store: &dyn Store) {
             .expect("finish"),
         None
     );
-    // Nothing left to take back; the retry is claimed after its delay, attempt 2.
+    // Nothing left to take back; the retry is claimed at once, on its first attempt again.
     assert!(
         store
-            .take_back_zombies(now, secs(60))
+            .take_back_zombies(now, secs(60), 3)
             .await
             .expect("reap")
             .is_empty()
     );
-    let again = claim(store, "w4", now + chrono::TimeDelta::seconds(10))
-        .await
-        .expect("retry claimed");
-    assert_eq!((again.id.as_str(), again.attempt), (retried.id.as_str(), 2));
+    let again = claim(store, "w4", now).await.expect("retry claimed");
+    assert_eq!((again.id.as_str(), again.attempt), (retried.id.as_str(), 1));
+    // A try that ends otherwise resets the losses.
+    let ended = finish(store, &again, Outcome::Exited(0), now).await;
+    assert_eq!((ended.state, ended.lost), (RunState::Complete, 0));
     // The errored run freed its dedupe key.
     enqueue_new(store, &run(&t, "errored", json!({}), 3)).await;
     drain(store).await;
@@ -1766,7 +1786,7 @@ pub async fn heartbeat_keeps_a_run_alive(store: &dyn Store) {
     assert!(beat("w2", 100_000).await.is_empty(), "not w2's run");
     let reap = |ms: i64| async move {
         store
-            .take_back_zombies(later(ms), secs(60))
+            .take_back_zombies(later(ms), secs(60), 3)
             .await
             .expect("take_back_zombies")
     };
@@ -2175,6 +2195,176 @@ pub async fn handed_back_run_is_pending_with_its_attempt(store: &dyn Store) {
     ));
     let again = claim(store, "w2", later(20)).await.expect("claimed again");
     assert_eq!((again.id.as_str(), again.attempt), (r.id.as_str(), 1));
+    drain(store).await;
+}
+
+/// A run whose worker is lost is pending again at once, its attempt given back (one
+/// attempt only): the `max_lost`th loss in a row ends it as `error`, each loss in its
+/// history, its dedupe key freed.
+pub async fn a_run_losing_its_worker_max_lost_times_in_a_row_errors(store: &dyn Store) {
+    let t = tag();
+    let mut r = run(&t, "j", json!({}), 0);
+    r.attempts = 1;
+    enqueue_new(store, &r).await;
+    let mut now = later(100);
+    for loss in 1..=3u32 {
+        let claimed = claim(store, "w1", now).await.expect("claim");
+        assert_eq!((claimed.id.as_str(), claimed.attempt), (r.id.as_str(), 1));
+        now += chrono::TimeDelta::seconds(61);
+        let taken = store
+            .take_back_zombies(now, secs(60), 3)
+            .await
+            .expect("take_back_zombies");
+        assert_eq!(ids(&taken, |r| &r.id), vec![r.id.clone()]);
+        let back = &taken[0];
+        assert_eq!(back.lost, loss);
+        assert_eq!(get(store, &r.id).await, *back);
+        if loss < 3 {
+            assert_eq!(
+                (
+                    back.state,
+                    back.attempt,
+                    back.not_before,
+                    back.reason.as_deref()
+                ),
+                (RunState::Pending, 0, now, Some("zombie"))
+            );
+        } else {
+            assert_eq!(
+                (back.state, back.attempt, back.reason.as_deref()),
+                (RunState::Error, 1, Some("lost 3 times with its worker"))
+            );
+        }
+    }
+    let history = get(store, &r.id).await.history;
+    let notes: Vec<String> = history
+        .iter()
+        .filter(|c| {
+            c.note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("lost with worker w1"))
+        })
+        .map(|c| format!("{} {}", c.state, c.note.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(notes.len(), 3, "{history:?}");
+    assert!(notes[0].starts_with("pending ") && notes[0].contains("loss 1 of 3"));
+    assert!(notes[1].starts_with("pending ") && notes[1].contains("loss 2 of 3"));
+    assert!(notes[2].starts_with("error ") && notes[2].contains("loss 3 of 3"));
+    // A smaller max_lost ends a run at its first loss.
+    let other = run(&t, "k", json!({}), 1);
+    enqueue_new(store, &other).await;
+    claim(store, "w2", now).await.expect("claim");
+    let taken = store
+        .take_back_zombies(now + chrono::TimeDelta::seconds(61), secs(60), 1)
+        .await
+        .expect("take_back_zombies");
+    assert_eq!(
+        taken
+            .iter()
+            .map(|r| r.reason.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("lost 1 times with its worker")]
+    );
+    enqueue_new(store, &run(&t, "j", json!({}), 2)).await;
+    drain(store).await;
+}
+
+/// Deferrals (exit 75) wait `defer_delay`, doubling with each in a row, the last wait cut
+/// to the `defer_max` deadline; a deferral at the deadline ends the run as `error`. What
+/// the series needs is stored with the run.
+pub async fn deferrals_back_off_and_end_after_defer_max(store: &dyn Store) {
+    let t = tag();
+    let definition = Job {
+        defer_delay: HumanDuration(secs(10)),
+        defer_max: HumanDuration(secs(60)),
+        ..Job::with_command(&["true"])
+    };
+    let r = new_run(
+        &definition,
+        NewRun::new(&format!("{t}.j"), &t, json!({}), later(0)),
+    );
+    assert_eq!((r.defer_delay_ms, r.defer_max_ms), (10_000, 60_000));
+    enqueue_new(store, &r).await;
+    let mut now = later(1_000);
+    let mut waits = Vec::new();
+    loop {
+        let claimed = claim(store, "w1", now).await.expect("claim");
+        assert_eq!((claimed.id.as_str(), claimed.attempt), (r.id.as_str(), 1));
+        let ended = finish(store, &claimed, Outcome::Deferred, now).await;
+        assert_eq!(get(store, &r.id).await, ended);
+        if ended.state == RunState::Error {
+            assert_eq!(
+                ended.reason.as_deref(),
+                Some("deferred for longer than defer_max (1m)")
+            );
+            break;
+        }
+        assert_eq!((ended.state, ended.attempt), (RunState::Deferred, 0));
+        assert_eq!(ended.deferred_since, Some(later(1_000)));
+        assert_eq!(ended.deferrals as usize, waits.len() + 1);
+        waits.push((ended.not_before - now).num_seconds());
+        assert_eq!(
+            claim_id(
+                store,
+                "w1",
+                ended.not_before - chrono::TimeDelta::milliseconds(1)
+            )
+            .await,
+            None,
+            "not claimed before its wait is over"
+        );
+        now = ended.not_before;
+    }
+    // 1 s + 10 + 20 = 31 s; 40 would pass the deadline at 61 s: cut to 30.
+    assert_eq!(waits, [10, 20, 30]);
+    // A try that ends otherwise starts the next series afresh.
+    let again = new_run(
+        &definition,
+        NewRun::new(&format!("{t}.j"), &t, json!({}), later(2)),
+    );
+    enqueue_new(store, &again).await;
+    let claimed = claim(store, "w1", now).await.expect("claim");
+    let deferred = finish(store, &claimed, Outcome::Deferred, now).await;
+    let now = deferred.not_before;
+    let claimed = claim(store, "w1", now).await.expect("claim");
+    let failed = finish(store, &claimed, Outcome::Exited(1), now).await;
+    assert_eq!(
+        (failed.state, failed.deferrals, failed.deferred_since),
+        (RunState::Error, 0, None)
+    );
+    drain(store).await;
+}
+
+/// However often a run changes state, its stored history keeps its first and its latest
+/// entries, and counts what it folded away.
+pub async fn history_is_bounded_and_counts_what_it_folds(store: &dyn Store) {
+    use crate::queue::history;
+    let t = tag();
+    let mut r = run(&t, "j", json!({}), 0);
+    r.attempts = 1_000;
+    r.retry_delay_ms = 0;
+    enqueue_new(store, &r).await;
+    let tries = 40;
+    let mut last = None;
+    for i in 0..tries {
+        let now = later(1_000 + i);
+        let claimed = claim(store, "w1", now).await.expect("claim");
+        last = Some(finish(store, &claimed, Outcome::Exited(1), now).await);
+    }
+    let stored = get(store, &r.id).await;
+    assert_eq!(Some(&stored), last.as_ref());
+    // pending, then a running and a failed entry per try.
+    let entries = 1 + 2 * tries as usize;
+    assert_eq!(stored.history.len(), history::MAX);
+    assert_eq!(stored.history_folded, (entries - history::MAX) as u64);
+    assert_eq!(stored.history[0].state, RunState::Pending);
+    assert_eq!(stored.history[1].note.as_deref(), Some("attempt 1 on w1"));
+    let latest = &stored.history[history::MAX - 2];
+    assert_eq!(
+        latest.note.as_deref(),
+        Some(format!("attempt {tries} on w1").as_str())
+    );
+    assert_eq!(stored.attempt, tries as u32);
     drain(store).await;
 }
 

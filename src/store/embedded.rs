@@ -1209,6 +1209,7 @@ impl Store for EmbeddedStore {
         &self,
         now: DateTime<Utc>,
         zombie_after: Duration,
+        max_lost: u32,
     ) -> StoreResult<Vec<RunRecord>> {
         let cutoff =
             to_ms(now).saturating_sub(i64::try_from(zombie_after.as_millis()).unwrap_or(i64::MAX));
@@ -1224,7 +1225,7 @@ impl Store for EmbeddedStore {
             let mut taken = Vec::new();
             for doc in docs {
                 let run = decode_run(&doc)?;
-                let end = run.zombie_end(now);
+                let end = run.zombie_end(now, max_lost);
                 let ended = run.ended(&end);
                 update_run(&tx, &ended)?;
                 taken.push(ended);

@@ -36,7 +36,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::queue::state::{self, Outcome, RunState};
+use crate::queue::history;
+use crate::queue::state::{self, Outcome, Reason, RunState};
 
 /// Names of every collection (MongoDB) / table (SQLite) coco keeps.
 pub const COLLECTIONS: &[&str] = &[
@@ -129,6 +130,12 @@ pub struct RunRecord {
     /// enqueue; 0 is taken as 1).
     pub max_parallel: u32,
     pub retry_delay_ms: u64,
+    /// The job's `defer_delay` and `defer_max` (copied at enqueue; records from before
+    /// they existed read the defaults).
+    #[serde(default = "default_defer_delay_ms")]
+    pub defer_delay_ms: u64,
+    #[serde(default = "default_defer_max_ms")]
+    pub defer_max_ms: u64,
     pub timeout_ms: Option<u64>,
     pub created: DateTime<Utc>,
     /// Not claimed before this instant.
@@ -144,8 +151,8 @@ pub struct RunRecord {
     pub progress: Option<f64>,
     pub progress_message: Option<String>,
     pub exit_code: Option<i32>,
-    /// Why the latest try ended other than by exit 0 / 75: `exit`, `signal`, `timeout`,
-    /// `killed`, `zombie`.
+    /// Why the latest try ended other than by exit 0 / 75 ([`Reason`]'s text: `exit`,
+    /// `signal`, `timeout`, `killed`, `zombie`, `lost 3 times with its worker`, …).
     pub reason: Option<String>,
     /// The run that enqueued this one (a `then:` chain).
     pub parent: Option<String>,
@@ -154,8 +161,33 @@ pub struct RunRecord {
     pub restart_of: Option<String>,
     /// Claimable even while its project or the whole queue is paused.
     pub force: bool,
-    /// Every state the run entered, oldest first.
+    /// Tries lost with their worker in a row (see [`state::Streaks`]).
+    #[serde(default)]
+    pub lost: u32,
+    /// Deferrals in a row, and when the first of them happened.
+    #[serde(default)]
+    pub deferrals: u32,
+    #[serde(default)]
+    pub deferred_since: Option<DateTime<Utc>>,
+    /// Every state the run entered, oldest first — bounded: the first and the latest
+    /// entries (see [`crate::queue::history`]).
     pub history: Vec<StateChange>,
+    /// How many entries were folded away from the middle of `history`.
+    #[serde(default)]
+    pub history_folded: u64,
+}
+
+pub(crate) fn default_defer_delay_ms() -> u64 {
+    duration_ms(state::DEFAULT_DEFER_DELAY)
+}
+
+pub(crate) fn default_defer_max_ms() -> u64 {
+    duration_ms(state::DEFAULT_DEFER_MAX)
+}
+
+/// `duration` in whole milliseconds, saturating.
+pub fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One entry of [`RunRecord::history`].
@@ -172,6 +204,31 @@ impl RunRecord {
         Duration::from_millis(self.retry_delay_ms)
     }
 
+    /// What the job allows this run, with `max_lost` from the reaper's configuration.
+    pub fn limits(&self, max_lost: u32) -> state::Limits {
+        state::Limits {
+            attempts: self.attempts,
+            retry_delay: self.retry_delay(),
+            defer_delay: Duration::from_millis(self.defer_delay_ms),
+            defer_max: Duration::from_millis(self.defer_max_ms),
+            max_lost,
+        }
+    }
+
+    /// Its series of worker losses and deferrals so far.
+    pub fn streaks(&self) -> state::Streaks {
+        state::Streaks {
+            lost: self.lost,
+            deferrals: self.deferrals,
+            deferred_since: self.deferred_since,
+        }
+    }
+
+    /// Append `change` to the history, keeping it bounded.
+    fn record(&mut self, change: StateChange) {
+        history::push(&mut self.history, &mut self.history_folded, change);
+    }
+
     /// Every timestamp truncated to the millisecond (what every backend keeps).
     pub fn truncated_to_ms(mut self) -> Self {
         let ms =
@@ -181,6 +238,7 @@ impl RunRecord {
         self.started = self.started.map(ms);
         self.finished = self.finished.map(ms);
         self.heartbeat = self.heartbeat.map(ms);
+        self.deferred_since = self.deferred_since.map(ms);
         for change in &mut self.history {
             change.at = ms(change.at);
         }
@@ -200,10 +258,11 @@ impl RunRecord {
         self.progress_message = None;
         self.exit_code = None;
         self.reason = None;
-        self.history.push(StateChange {
+        let note = format!("attempt {} on {worker}", self.attempt);
+        self.record(StateChange {
             state: RunState::Running,
             at: now,
-            note: Some(format!("attempt {} on {worker}", self.attempt)),
+            note: Some(note),
         });
         self.truncated_to_ms()
     }
@@ -231,8 +290,12 @@ impl RunRecord {
         self.finished = Some(end.at);
         self.exit_code = end.exit_code;
         self.apply(&end.report);
-        self.reason = end.next.reason.map(str::to_string);
-        self.history.push(StateChange {
+        self.reason = end.next.reason.map(|reason| reason.to_string());
+        let streaks = end.next.streaks;
+        self.lost = streaks.lost;
+        self.deferrals = streaks.deferrals;
+        self.deferred_since = streaks.deferred_since;
+        self.record(StateChange {
             state: end.next.state,
             at: end.at,
             note: end.note.clone(),
@@ -240,13 +303,24 @@ impl RunRecord {
         self.truncated_to_ms()
     }
 
-    /// How this (running) run's try ends with `outcome` at `now`, per the state machine.
+    /// How this (running) run's try ends with `outcome` at `now`, per the state machine
+    /// (for a lost worker, see [`RunRecord::zombie_end`]).
     pub fn end(&self, outcome: Outcome, exit_code: Option<i32>, now: DateTime<Utc>) -> RunEnd {
+        self.end_under(outcome, exit_code, now, state::DEFAULT_MAX_LOST)
+    }
+
+    fn end_under(
+        &self,
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        now: DateTime<Utc>,
+        max_lost: u32,
+    ) -> RunEnd {
         let next = state::after_try(&state::Ended {
             outcome,
             attempt: self.attempt,
-            attempts: self.attempts,
-            retry_delay: self.retry_delay(),
+            limits: self.limits(max_lost),
+            streaks: self.streaks(),
             now,
         });
         RunEnd {
@@ -278,7 +352,7 @@ impl RunRecord {
         self.state = state;
         self.finished = Some(now);
         self.reason = Some(state.as_str().to_string());
-        self.history.push(StateChange {
+        self.record(StateChange {
             state,
             at: now,
             note: Some(note.to_string()),
@@ -286,12 +360,24 @@ impl RunRecord {
         self.truncated_to_ms()
     }
 
-    /// The end of this (running) run because its worker was lost.
-    pub fn zombie_end(&self, now: DateTime<Utc>) -> RunEnd {
+    /// The end of this (running) run because its worker was lost: tried again without
+    /// spending an attempt, unless this is its `max_lost`th loss in a row. The note counts
+    /// the losses (`coco detail` shows each).
+    pub fn zombie_end(&self, now: DateTime<Utc>, max_lost: u32) -> RunEnd {
         let worker = self.worker.as_deref().unwrap_or("?");
+        let end = self.end_under(Outcome::WorkerLost, None, now, max_lost);
+        let lost = end.next.streaks.lost;
+        let then = if end.next.state == RunState::Error {
+            "the run ends"
+        } else {
+            "retried without spending an attempt"
+        };
         RunEnd {
-            note: Some(format!("worker {worker} stopped heartbeating")),
-            ..self.end(Outcome::WorkerLost, None, now)
+            note: Some(format!(
+                "lost with worker {worker} (stopped heartbeating), loss {lost} of {} in a row: {then}",
+                max_lost.max(1)
+            )),
+            ..end
         }
     }
 }
@@ -310,8 +396,8 @@ pub struct LiveReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEnd {
     /// From [`state::after_try`]: the new state (never `running`; `pending` only when handed
-    /// back at shutdown), attempts spent,
-    /// `not_before` for a retry or deferral, reason.
+    /// back at shutdown or taken back from a lost worker), attempts spent, `not_before` for
+    /// a retry or deferral, reason, streaks.
     pub next: state::Next,
     /// When it ended (`finished`).
     pub at: DateTime<Utc>,
@@ -328,7 +414,7 @@ impl RunEnd {
     /// a try handed back at shutdown).
     pub fn check(&self, id: &str) -> StoreResult<()> {
         let handed_back =
-            self.next.state == RunState::Pending && self.next.reason == Some("shutdown");
+            self.next.state == RunState::Pending && self.next.reason == Some(Reason::Shutdown);
         match self.next.state {
             RunState::Pending if handed_back => Ok(()),
             RunState::Pending | RunState::Running => Err(StoreError::Invalid {
@@ -842,13 +928,15 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Option<RunRecord>>;
 
     /// Take back every running run whose latest heartbeat is older than `now -
-    /// zombie_after`: retried (`failed`) while attempts are left, else `error`, reason
-    /// `zombie`. Each is taken back exactly once however many reapers run; returns the runs
-    /// this call took back, updated.
+    /// zombie_after` ([`RunRecord::zombie_end`]): `pending` again at once without spending
+    /// an attempt, reason `zombie` — or, at its `max_lost`th loss in a row, `error`, reason
+    /// `lost N times with its worker`. Each is taken back exactly once however many reapers
+    /// run; returns the runs this call took back, updated.
     async fn take_back_zombies(
         &self,
         now: DateTime<Utc>,
         zombie_after: Duration,
+        max_lost: u32,
     ) -> StoreResult<Vec<RunRecord>>;
 
     /// Kill or remove run `id` (see [`Cancel`]), exactly once even against a worker claiming

@@ -560,6 +560,8 @@ fn run_doc(r: &RunRecord, seq: i64) -> StoreResult<Document> {
         "attempts": i64::from(r.attempts),
         "max_parallel": i64::from(r.max_parallel),
         "retry_delay_ms": ms_i64(r.retry_delay_ms),
+        "defer_delay_ms": ms_i64(r.defer_delay_ms),
+        "defer_max_ms": ms_i64(r.defer_max_ms),
         "timeout_ms": r.timeout_ms.map_or(Bson::Null, |t| Bson::Int64(ms_i64(t))),
         "created": time(r.created),
         "not_before": time(r.not_before),
@@ -576,6 +578,10 @@ fn run_doc(r: &RunRecord, seq: i64) -> StoreResult<Document> {
         "restart_of": opt_str(r.restart_of.as_deref()),
         "force": r.force,
         "history": history,
+        "history_folded": i64::try_from(r.history_folded).unwrap_or(i64::MAX),
+        "lost": i64::from(r.lost),
+        "deferrals": i64::from(r.deferrals),
+        "deferred_since": opt_time(r.deferred_since),
         "seq": seq,
     };
     put_json(&mut doc, "args", &r.args)?;
@@ -616,6 +622,13 @@ fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
         attempts: r.int("attempts")?,
         max_parallel: r.int("max_parallel")?,
         retry_delay_ms: r.int("retry_delay_ms")?,
+        // Absent from runs stored before these fields existed.
+        defer_delay_ms: r
+            .opt_int("defer_delay_ms")?
+            .unwrap_or_else(super::default_defer_delay_ms),
+        defer_max_ms: r
+            .opt_int("defer_max_ms")?
+            .unwrap_or_else(super::default_defer_max_ms),
         timeout_ms: r.opt_int("timeout_ms")?,
         created: r.time("created")?,
         not_before: r.time("not_before")?,
@@ -631,7 +644,11 @@ fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
         parent: r.opt_str("parent")?,
         restart_of: r.opt_str("restart_of")?,
         force: r.bool("force")?,
+        lost: r.opt_int("lost")?.unwrap_or(0),
+        deferrals: r.opt_int("deferrals")?.unwrap_or(0),
+        deferred_since: r.opt_time("deferred_since")?,
         history,
+        history_folded: r.opt_int("history_folded")?.unwrap_or(0),
     };
     Ok((record, r.int("seq")?))
 }
@@ -1437,6 +1454,7 @@ impl Store for MongoStore {
         &self,
         now: DateTime<Utc>,
         zombie_after: Duration,
+        max_lost: u32,
     ) -> StoreResult<Vec<RunRecord>> {
         let doing = "taking back zombie runs";
         let cutoff = chrono::TimeDelta::from_std(zombie_after)
@@ -1457,7 +1475,7 @@ impl Store for MongoStore {
             if run.heartbeat.is_some_and(|t| t >= cutoff) {
                 continue;
             }
-            let end = run.zombie_end(now);
+            let end = run.zombie_end(now, max_lost);
             if let Some(ended) = self.end_try(run, seq, &end, doing).await? {
                 taken.push(ended);
             }

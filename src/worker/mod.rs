@@ -24,13 +24,15 @@
 //!   `--force`; a halt for workers started before it shuts the worker down.
 //! - Host limits ([`load::Limits`]): while CPU use or free memory is past them, only forced
 //!   runs are claimed.
-//! - Every `zombie_every` it takes back the runs of workers that stopped heartbeating.
+//! - Every `zombie_every` it takes back the runs of workers that stopped heartbeating: they
+//!   run again without spending an attempt, up to `max_lost` losses in a row.
 //! - Shutdown (signal or halt): claiming stops; running runs get `shutdown_grace` to finish,
 //!   then their process groups are terminated and the runs handed back (`pending` again,
 //!   the attempt not spent).
 //!
 //! The store is the only shared state: a worker that dies loses nothing but its heartbeat,
-//! and its runs are taken back as zombies by any other worker.
+//! and its runs are taken back as zombies by any other worker (and tried again, as the lost
+//! worker was not their job's failure).
 
 pub mod env;
 pub mod load;
@@ -65,6 +67,9 @@ pub struct WorkerSettings {
     pub zombie_every: Duration,
     /// A running run whose heartbeat is older than this is a zombie.
     pub zombie_after: Duration,
+    /// A zombie lost with its worker this many times in a row ends as error
+    /// (`worker.max_lost`; otherwise it is tried again without spending an attempt).
+    pub max_lost: u32,
     /// Idle polling starts at `poll_min` and doubles up to `poll_max`.
     pub poll_min: Duration,
     pub poll_max: Duration,
@@ -88,6 +93,7 @@ impl Default for WorkerSettings {
             heartbeat_every: Duration::from_secs(3),
             zombie_every: Duration::from_secs(30),
             zombie_after: Duration::from_secs(60),
+            max_lost: crate::queue::state::DEFAULT_MAX_LOST,
             poll_min: Duration::from_millis(5),
             poll_max: Duration::from_millis(500),
             control_every: Duration::from_secs(1),
@@ -515,7 +521,11 @@ impl Worker {
     async fn take_back_zombies(&self) {
         match self
             .store
-            .take_back_zombies(Utc::now(), self.settings.zombie_after)
+            .take_back_zombies(
+                Utc::now(),
+                self.settings.zombie_after,
+                self.settings.max_lost,
+            )
             .await
         {
             Ok(taken) => {

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use super::env;
 use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
 use crate::queue::chain::{self, Followed};
-use crate::queue::state::{Outcome, RunState};
+use crate::queue::state::{Outcome, Reason, RunState};
 use crate::store::{Claimed, LiveReport, Paused, RunEnd, RunRecord, Store, StoreResult};
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
@@ -440,7 +440,7 @@ async fn finish_setup_failure(
     message: &str,
 ) -> StoreResult<Option<RunRecord>> {
     let mut end = run.end(Outcome::Exited(EXIT_SETUP), None, Utc::now());
-    end.next.reason = Some("setup");
+    end.next.reason = Some(Reason::Setup);
     end.note = Some(message.to_string());
     store.finish_run(&run.id, worker, &end).await
 }

@@ -11,6 +11,7 @@ mod log;
 mod manifest;
 mod process;
 mod queue_cli;
+mod queue_limits;
 mod reconcile;
 mod scheduler;
 mod store;

@@ -214,6 +214,7 @@ fn settings(slots: usize) -> WorkerSettings {
         heartbeat_every: Duration::from_millis(200),
         zombie_every: Duration::from_secs(1),
         zombie_after: Duration::from_secs(30),
+        max_lost: 3,
         poll_min: Duration::from_millis(5),
         poll_max: Duration::from_millis(100),
         control_every: Duration::from_millis(100),
@@ -384,7 +385,7 @@ pub async fn a_failure_is_retried_then_ends_in_error(store: Arc<dyn Store>) {
 
 pub async fn exit_75_defers_without_spending_an_attempt(store: Arc<dyn Store>) {
     let mut later = sh("exit 75");
-    later.retry_delay = HumanDuration(Duration::from_secs(3600));
+    later.defer_delay = HumanDuration(Duration::from_secs(3600));
     let setup = Setup::new(store, &[("later", later)]).await;
     let id = setup.enqueue("later", json!({})).await;
     let worker = Running::start("w1", &setup.store, settings(1));
@@ -510,6 +511,7 @@ pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>)
         .take_back_zombies(
             Utc::now() + chrono::TimeDelta::hours(1),
             Duration::from_secs(1),
+            3,
         )
         .await
         .unwrap();
@@ -523,17 +525,23 @@ pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>)
         "{summary:?}"
     );
     let run = setup.run(&id).await;
-    assert_eq!(run.state, RunState::Failed);
-    assert_eq!((run.attempt, run.reason.as_deref()), (1, Some("zombie")));
+    assert_eq!(
+        run.state,
+        RunState::Pending,
+        "tried again (an hour from now)"
+    );
+    assert_eq!(
+        (run.attempt, run.lost, run.reason.as_deref()),
+        (0, 1, Some("zombie")),
+        "a lost worker spends no attempt"
+    );
 }
 
 /// What a try started lives on after its worker was lost (the death signal reaches only the
 /// job's own process, and a guard may be gone too): the worker that takes the run back kills
 /// every process carrying the run's `COCO_RUN_ID` before the retry starts.
 pub async fn a_take_back_sweeps_what_the_lost_try_started(store: Arc<dyn Store>) {
-    let mut retry = job(&["true"]);
-    retry.attempts = 2;
-    let setup = Setup::new(store, &[("job", retry)]).await;
+    let setup = Setup::new(store, &[("job", job(&["true"]))]).await;
     let id = setup.enqueue("job", json!({})).await;
     // The lost worker's try: claimed by `ghost`, which never heartbeats again; its process
     // started a grandchild, then died alone.
@@ -568,7 +576,7 @@ pub async fn a_take_back_sweeps_what_the_lost_try_started(store: Arc<dyn Store>)
     setup.wait_for(std::slice::from_ref(&id), DONE).await;
     rescuer.stop().await;
     let run = setup.run(&id).await;
-    assert_eq!((run.state, run.attempt), (RunState::Complete, 2), "{run:?}");
+    assert_eq!((run.state, run.attempt), (RunState::Complete, 1), "{run:?}");
     assert_eq!(run.worker.as_deref(), Some("rescuer"));
 }
 
