@@ -89,6 +89,7 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
         });
     };
     let project = request.home.join(&request.name);
+    write::check_project_folder(&project)?;
     if !request.force && is_non_empty_dir(&project) {
         return Err(InitError::NotEmpty { path: project });
     }

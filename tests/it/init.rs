@@ -293,3 +293,57 @@ fn other_projects_are_left_as_they_are() {
     );
     assert!(!stdout(&plan).contains("fresh"), "{}", stdout(&plan));
 }
+
+/// `ln -s ../elsewhere home/linked; coco init linked x`: the project folder is a symbolic
+/// link out of the home, so init refuses before writing anything — with the configured home
+/// and with a relative `--home`, with and without `--force`, the target folder empty or not.
+#[test]
+fn a_project_folder_that_is_a_symlink_out_of_the_home_is_refused() {
+    let sandbox = Sandbox::new();
+    let outside = sandbox.dir.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink("../elsewhere", sandbox.home().join("linked")).unwrap();
+    let attempts: [&[&str]; 4] = [
+        &["init", "linked", "x"],
+        &["init", "linked", "x", "--force", "-t", "shell"],
+        &["--home", "home", "init", "linked", "x"],
+        &["--home", "home", "init", "linked", "x", "--force"],
+    ];
+    for (round, args) in attempts.iter().enumerate() {
+        if round == 2 {
+            // Something already in the folder the link leads to.
+            std::fs::write(outside.join("mine.txt"), "keep").unwrap();
+        }
+        let before = tree(sandbox.dir.path());
+        let output = sandbox.coco(args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+        assert!(
+            stderr(&output).contains("linked is a symbolic link to ../elsewhere")
+                && stderr(&output).contains("nothing written"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            tree(sandbox.dir.path()),
+            before,
+            "{args:?}: nothing written"
+        );
+    }
+    assert_eq!(tree(&outside), vec!["mine.txt".to_owned()]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("mine.txt")).unwrap(),
+        "keep"
+    );
+    let plan = sandbox.coco(&["plan"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "nothing applied: {}",
+        stdout(&plan)
+    );
+}
