@@ -347,3 +347,62 @@ fn a_project_folder_that_is_a_symlink_out_of_the_home_is_refused() {
         stdout(&plan)
     );
 }
+
+/// One symbolic link in one user template (here two levels down) breaks only that template:
+/// `--list` shows the others and names the broken one with the link's path, the other
+/// templates (embedded and user) still work, and asking for the broken one says why.
+#[test]
+fn a_broken_user_template_is_reported_and_the_others_work() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.path().join(".coco/local.yaml"),
+        "logging:\n  stderr: WARNING\nfolder:\n  home: ~/home\n  state: ~/state\n  templates: ~/templates\n",
+    )
+    .unwrap();
+    let templates = sandbox.dir.path().join("templates");
+    for name in ["good", "bad"] {
+        std::fs::create_dir_all(templates.join(name).join("lib/deep")).unwrap();
+        std::fs::write(
+            templates.join(name).join("coco.yaml"),
+            "jobs:\n  hello:\n    command: [\"true\"]\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        templates.join("good/lib/deep/{{name}}.txt"),
+        "{{description}}",
+    )
+    .unwrap();
+    let link = templates.join("bad/lib/deep/secrets");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+
+    let list = sandbox.coco(&["init", "--list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let table = stdout(&list);
+    let listed: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["good", "python", "shell"], "{table}");
+    let warning = format!(
+        "template bad ({}) is broken and skipped: template file {} is not a regular file",
+        templates.join("bad").display(),
+        link.display()
+    );
+    assert!(stderr(&list).contains(&warning), "{}", stderr(&list));
+
+    let shell = sandbox.coco(&["init", "tools", "-t", "shell", "--no-git"]);
+    assert_eq!(shell.status.code(), Some(0), "{}", stderr(&shell));
+    assert!(sandbox.home().join("tools/coco.yaml").is_file());
+    assert!(stderr(&shell).contains(&warning), "{}", stderr(&shell));
+    let good = sandbox.coco(&["init", "fine", "Fine", "-t", "good", "--no-git"]);
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    let deep = sandbox.home().join("fine/lib/deep/fine.txt");
+    assert_eq!(std::fs::read_to_string(deep).unwrap(), "Fine");
+
+    let bad = sandbox.coco(&["init", "worse", "-t", "bad", "--no-git"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
+    assert!(stderr(&bad).contains(&warning), "{}", stderr(&bad));
+    assert!(!sandbox.home().join("worse").exists());
+}
