@@ -114,7 +114,7 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     if report.venv == Some(true) {
         lines.push("  + .venv (python3 -m venv)".into());
     }
-    if report.git {
+    if report.git.is_some() {
         lines.push("  git: master (initial commit), develop checked out, origin .repos".into());
     }
     if let Some(note) = &report.git_note {
@@ -126,6 +126,13 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     output::text(&lines.join("\n"));
     for broken in &report.broken_templates {
         output::warning(&broken.to_string());
+    }
+    if let Some(warning) = report
+        .git
+        .as_ref()
+        .and_then(|s| s.warning("the first commit"))
+    {
+        output::warning(&warning);
     }
 
     // Validate and apply only the new project.

@@ -42,7 +42,8 @@ pub struct Report {
     pub venv: Option<bool>,
     /// A note when git was skipped because the folder already is a repository.
     pub git_note: Option<String>,
-    pub git: bool,
+    /// The git-flow repository was made, its first commit signed by this.
+    pub git: Option<git::Signer>,
     /// The templates of `folder.templates` that are broken (skipped).
     pub broken_templates: Vec<Broken>,
 }
@@ -124,14 +125,13 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
         None
     };
 
-    let (mut git_done, mut git_note) = (false, None);
+    let (mut git_done, mut git_note) = (None, None);
     if request.git {
         if project.join(".git").exists() {
             git_note = Some("already a git repository: left as it is".into());
         } else {
             let message = format!("{} {}: created by coco init", vars.name, vars.version);
-            git::init_flow(&project, &message, &vars.author).await?;
-            git_done = true;
+            git_done = Some(git::init_flow(&project, &message, &vars.author).await?);
         }
     }
     Ok(Report {

@@ -406,3 +406,45 @@ fn a_broken_user_template_is_reported_and_the_others_work() {
     assert!(stderr(&bad).contains(&warning), "{}", stderr(&bad));
     assert!(!sandbox.home().join("worse").exists());
 }
+
+/// With a fresh HOME git has no identity: init still makes its first commit (signed by a
+/// stand-in) and warns, with the two `git config` commands that make the user's own commits
+/// work. With an identity, the commit is the user's and nothing is said.
+#[test]
+fn init_without_a_git_identity_warns_with_the_commands_to_set_one() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.coco(&["init", "first", "-t", "shell"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let warning = stderr(&output);
+    for expected in [
+        "coco: warning: git has no identity (user.name, user.email): the first commit was signed as",
+        "<coco@localhost>",
+        "\n  git config --global user.name \"Your Name\"\n",
+        "\n  git config --global user.email you@example.com",
+    ] {
+        assert!(warning.contains(expected), "{expected:?} in {warning}");
+    }
+    let project = sandbox.home().join("first");
+    assert!(
+        sandbox
+            .git(&project, &["log", "-1", "--format=%ae", "master"])
+            .contains("coco@localhost"),
+        "the commit is made"
+    );
+
+    std::fs::write(
+        sandbox.dir.path().join(".gitconfig"),
+        "[user]\n\tname = Ada Lovelace\n\temail = ada@example.org\n",
+    )
+    .unwrap();
+    let output = sandbox.coco(&["init", "second", "-t", "shell"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+    let project = sandbox.home().join("second");
+    assert_eq!(
+        sandbox
+            .git(&project, &["log", "-1", "--format=%an <%ae>", "master"])
+            .trim(),
+        "Ada Lovelace <ada@example.org>"
+    );
+}
