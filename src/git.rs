@@ -5,6 +5,9 @@
 //! `develop` branch checked out, and — as core4 did without a remote — a bare repository in
 //! the project's `.repos` folder as `origin`, both branches pushed, so `coco build` and
 //! `coco release` can push.
+//!
+//! Commits and tags are signed by git's own identity; where git has none, by a stand-in
+//! ([`Signer::StandIn`]) so the step still works, and the caller warns about it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -61,8 +64,8 @@ pub async fn config_value(dir: &Path, key: &str) -> Option<String> {
 
 /// Make `project` a git-flow repository: everything committed on `master` as `message`,
 /// `develop` created and checked out, a bare `.repos` as `origin` with both pushed.
-/// `author` signs the commit when git has no identity configured.
-pub async fn init_flow(project: &Path, message: &str, author: &str) -> Result<(), GitError> {
+/// `author` signs the commit when git has no identity; whom it was signed as.
+pub async fn init_flow(project: &Path, message: &str, author: &str) -> Result<Signer, GitError> {
     git(project, &["init", "-q", "-b", "master"]).await?;
     // The bare origin lives inside the project: never part of it.
     let exclude = project.join(".git/info/exclude");
@@ -73,7 +76,7 @@ pub async fn init_flow(project: &Path, message: &str, author: &str) -> Result<()
         let _ = std::fs::write(&exclude, text);
     }
     git(project, &["add", "-A"]).await?;
-    commit(project, &["-q", "-m", message], author).await?;
+    let signer = commit(project, &["-q", "-m", message], author).await?;
     git(project, &["checkout", "-q", "-b", "develop"]).await?;
     git(project, &["init", "-q", "--bare", ".repos"]).await?;
     let origin = project.join(".repos");
@@ -84,7 +87,7 @@ pub async fn init_flow(project: &Path, message: &str, author: &str) -> Result<()
         &["push", "-q", "-u", "origin", "master", "develop"],
     )
     .await?;
-    Ok(())
+    Ok(signer)
 }
 
 /// The checked-out branch; `None` when detached.
@@ -166,24 +169,110 @@ pub async fn rev_parse(dir: &Path, rev: &str) -> Result<String, GitError> {
         .to_owned())
 }
 
-/// `git commit ARGS`, signed as `author` (and `coco@localhost`) where git has no identity.
-pub async fn commit(dir: &Path, args: &[&str], author: &str) -> Result<(), GitError> {
+/// Who git records as the author and committer of what coco commits or tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The identity git has (its config or its environment variables).
+    Own,
+    /// git has none: coco signed as this stand-in. The user's own `git commit` fails until
+    /// they set one (`git config --global user.name/user.email`).
+    StandIn { name: String, email: String },
+}
+
+impl Signer {
+    /// For a stand-in: the warning that `what` (e.g. "the first commit") was signed by it,
+    /// with the two commands that give git an identity (pure).
+    pub fn warning(&self, what: &str) -> Option<String> {
+        let Signer::StandIn { name, email } = self else {
+            return None;
+        };
+        Some(format!(
+            "git has no identity (user.name, user.email): {what} was signed as \"{name} <{email}>\". \
+             Your own `git commit` fails until you tell git who you are:\n  \
+             git config --global user.name \"Your Name\"\n  \
+             git config --global user.email you@example.com"
+        ))
+    }
+}
+
+/// The stand-in e-mail address when git has none.
+pub const STAND_IN_EMAIL: &str = "coco@localhost";
+
+/// Whom git would sign as in `dir`: its own identity when it has a complete one (what a
+/// `git commit` needs: `git var` checks it as strictly), else a stand-in of `author` (or
+/// git's `user.name`) and `user.email` (or [`STAND_IN_EMAIL`]).
+pub async fn signer(dir: &Path, author: &str) -> Signer {
+    let mut complete = true;
+    for ident in ["GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"] {
+        complete &= run(dir, &["var", ident])
+            .await
+            .is_ok_and(|out| out.success());
+    }
+    if complete {
+        return Signer::Own;
+    }
+    Signer::StandIn {
+        name: config_value(dir, "user.name")
+            .await
+            .unwrap_or_else(|| author.to_owned()),
+        email: config_value(dir, "user.email")
+            .await
+            .unwrap_or_else(|| STAND_IN_EMAIL.to_owned()),
+    }
+}
+
+/// `git commit ARGS`, signed as `author` (and [`STAND_IN_EMAIL`]) where git has no identity;
+/// whom it was signed as.
+pub async fn commit(dir: &Path, args: &[&str], author: &str) -> Result<Signer, GitError> {
     let mut all = vec!["commit"];
     all.extend_from_slice(args);
     signed(dir, &all, author).await
 }
 
 /// `git ARGS` for a command that records who did it (commit, annotated tag): signed as
-/// `author` (and `coco@localhost`) where git has no identity configured.
-pub async fn signed(dir: &Path, args: &[&str], author: &str) -> Result<(), GitError> {
+/// `author` (and [`STAND_IN_EMAIL`]) where git has no identity; whom it was signed as.
+pub async fn signed(dir: &Path, args: &[&str], author: &str) -> Result<Signer, GitError> {
+    let signer = signer(dir, author).await;
     let mut argv: Vec<String> = Vec::new();
-    if config_value(dir, "user.name").await.is_none() {
-        argv.extend(["-c".into(), format!("user.name={author}")]);
-    }
-    if config_value(dir, "user.email").await.is_none() {
-        argv.extend(["-c".into(), "user.email=coco@localhost".into()]);
+    if let Signer::StandIn { name, email } = &signer {
+        argv.extend(["-c".into(), format!("user.name={name}")]);
+        argv.extend(["-c".into(), format!("user.email={email}")]);
     }
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    git(dir, &argv).await.map(|_| ())
+    git(dir, &argv).await?;
+    Ok(signer)
+}
+
+/// Who tagged annotated tag `tag`, as git recorded it: `Name <email>`.
+pub async fn tagger(dir: &Path, tag: &str) -> Result<String, GitError> {
+    let out = git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(taggername) %(taggeremail)",
+            &format!("refs/tags/{tag}"),
+        ],
+    )
+    .await?;
+    Ok(out.stdout.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Signer;
+
+    #[test]
+    fn only_a_stand_in_is_warned_about_with_both_commands() {
+        assert_eq!(Signer::Own.warning("the tag"), None);
+        let warning = Signer::StandIn {
+            name: "ada".into(),
+            email: super::STAND_IN_EMAIL.into(),
+        }
+        .warning("the tag")
+        .unwrap();
+        assert!(warning.contains("the tag was signed as \"ada <coco@localhost>\""));
+        assert!(warning.contains("git config --global user.name \"Your Name\""));
+        assert!(warning.contains("git config --global user.email you@example.com"));
+    }
 }

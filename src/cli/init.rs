@@ -52,8 +52,9 @@ pub struct InitArgs {
 pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     let (config, settings) = context::load_config(global)?;
     if args.list {
-        let templates = template::all(config.templates.as_deref())?;
-        let rows: Vec<Vec<String>> = templates
+        let catalog = template::all(config.templates.as_deref())?;
+        let rows: Vec<Vec<String>> = catalog
+            .templates
             .iter()
             .map(|t| {
                 vec![
@@ -67,6 +68,9 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
             })
             .collect();
         output::table(&["TEMPLATE", "FROM", "FILES"], &rows);
+        for broken in &catalog.broken {
+            output::warning(&broken.to_string());
+        }
         return Ok(0);
     }
     let name = args.name.clone().unwrap_or_default();
@@ -110,7 +114,7 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     if report.venv == Some(true) {
         lines.push("  + .venv (python3 -m venv)".into());
     }
-    if report.git {
+    if report.git.is_some() {
         lines.push("  git: master (initial commit), develop checked out, origin .repos".into());
     }
     if let Some(note) = &report.git_note {
@@ -120,6 +124,16 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
         lines.push(format!("wrote {} (embedded store)", created.display()));
     }
     output::text(&lines.join("\n"));
+    for broken in &report.broken_templates {
+        output::warning(&broken.to_string());
+    }
+    if let Some(warning) = report
+        .git
+        .as_ref()
+        .and_then(|s| s.warning("the first commit"))
+    {
+        output::warning(&warning);
+    }
 
     // Validate and apply only the new project.
     let project = match load_project(&report.project) {

@@ -74,6 +74,9 @@ pub async fn build(global: &GlobalArgs, args: &BuildArgs) -> anyhow::Result<i32>
     };
     match flow::build(&project, next, &author()).await {
         Ok(built) => {
+            if let Some(warning) = built.signer.warning("the version commit") {
+                output::warning(&warning);
+            }
             output::text(&format!(
                 "{}: {} → {} on {}{}\nnext: test it, merge {} into master and develop, then run coco release on master",
                 project.display(),
@@ -142,9 +145,12 @@ pub async fn release(global: &GlobalArgs, args: &ReleaseArgs) -> anyhow::Result<
             version: released.version.to_string(),
             commit: released.commit.clone(),
             at: Utc::now(),
-            by: author_at_host(),
+            by: released.by.clone(),
         })
         .await?;
+    if let Some(warning) = released.signer.warning("the release tag") {
+        output::warning(&warning);
+    }
     output::text(&format!(
         "released {name} {} (commit {}), tagged{}; release branch deleted",
         released.version,
@@ -192,8 +198,4 @@ fn refused(error: &FlowError) -> anyhow::Result<i32> {
 /// Who signs a commit when git has no identity: the login name.
 fn author() -> String {
     std::env::var("USER").unwrap_or_else(|_| "coco".into())
-}
-
-fn author_at_host() -> String {
-    format!("{}@{}", author(), crate::worker::host_name())
 }

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::version::{Bump, Version, set_version};
-use crate::git::{self, GitError};
+use crate::git::{self, GitError, Signer};
 use crate::manifest::parse::load_project;
 
 /// Why a build or release did not happen.
@@ -43,6 +43,8 @@ pub struct Built {
     pub version: Version,
     pub branch: String,
     pub pushed: bool,
+    /// Who signed the version commit.
+    pub signer: Signer,
 }
 
 /// The version coco.yaml of `project` declares (0.0.0 when none).
@@ -128,7 +130,7 @@ pub async fn build(project: &Path, next: Next, author: &str) -> Result<Built, Fl
         git::git(project, &["branch", "-q", "-D", &branch]).await?;
         return refuse("could not write the version into coco.yaml");
     }
-    git::commit(
+    let signer = git::commit(
         project,
         &["-q", "-a", "-m", &format!("bump {branch}")],
         author,
@@ -143,6 +145,7 @@ pub async fn build(project: &Path, next: Next, author: &str) -> Result<Built, Fl
         version,
         branch,
         pushed,
+        signer,
     })
 }
 
@@ -153,6 +156,10 @@ pub struct Released {
     /// The tagged commit.
     pub commit: String,
     pub pushed: bool,
+    /// Who released it: the tagger git recorded, `Name <email>`.
+    pub by: String,
+    /// Who signed the tag.
+    pub signer: Signer,
 }
 
 /// Finish the open release (see the module docs); `author` signs the tag if git has no
@@ -193,12 +200,13 @@ pub async fn release(project: &Path, author: &str) -> Result<Released, FlowError
             "coco.yaml on master says version {declared}, the release branch {version}"
         ));
     }
-    git::signed(
+    let signer = git::signed(
         project,
         &["tag", "-a", &tag, "-m", &format!("release {tag}")],
         author,
     )
     .await?;
+    let by = git::tagger(project, &tag).await?;
     let pushed = git::has_origin(project).await?;
     if pushed {
         git::git(
@@ -223,6 +231,8 @@ pub async fn release(project: &Path, author: &str) -> Result<Released, FlowError
         version,
         commit: git::rev_parse(project, "HEAD").await?,
         pushed,
+        by,
+        signer,
     })
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::check_name;
 use super::render::{self, RenderError, Vars};
-use super::template::{self, TemplateError};
+use super::template::{self, Broken, TemplateError};
 use super::write::{self, WriteError, Written};
 use crate::git;
 use crate::process::Spec;
@@ -34,7 +34,7 @@ pub struct Request {
 }
 
 /// What `init` did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Report {
     pub project: PathBuf,
     pub written: Written,
@@ -42,7 +42,10 @@ pub struct Report {
     pub venv: Option<bool>,
     /// A note when git was skipped because the folder already is a repository.
     pub git_note: Option<String>,
-    pub git: bool,
+    /// The git-flow repository was made, its first commit signed by this.
+    pub git: Option<git::Signer>,
+    /// The templates of `folder.templates` that are broken (skipped).
+    pub broken_templates: Vec<Broken>,
 }
 
 /// Why `init` refused or failed; each a one-line message.
@@ -54,6 +57,8 @@ pub enum InitError {
     Description,
     #[error("no template `{name}`; there are: {known}")]
     UnknownTemplate { name: String, known: String },
+    #[error("{0}")]
+    BrokenTemplate(Broken),
     #[error(
         "{} exists and is not empty: nothing written (use --force to add the template's missing files; existing files are never overwritten)",
         path.display()
@@ -77,11 +82,19 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
     if request.description.contains('\n') {
         return Err(InitError::Description);
     }
-    let templates = template::all(request.user_templates.as_deref())?;
-    let Some(template) = templates.iter().find(|t| t.name == request.template) else {
+    let mut catalog = template::all(request.user_templates.as_deref())?;
+    let Some(template) = catalog.get(&request.template).cloned() else {
+        if let Some(at) = catalog
+            .broken
+            .iter()
+            .position(|b| b.name == request.template)
+        {
+            return Err(InitError::BrokenTemplate(catalog.broken.swap_remove(at)));
+        }
         return Err(InitError::UnknownTemplate {
             name: request.template.clone(),
-            known: templates
+            known: catalog
+                .templates
                 .iter()
                 .map(|t| t.name.as_str())
                 .collect::<Vec<_>>()
@@ -89,6 +102,7 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
         });
     };
     let project = request.home.join(&request.name);
+    write::check_project_folder(&project)?;
     if !request.force && is_non_empty_dir(&project) {
         return Err(InitError::NotEmpty { path: project });
     }
@@ -100,7 +114,7 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
         year: chrono::Utc::now().format("%Y").to_string(),
         home: request.home.display().to_string(),
     };
-    let files = render::render(template, &vars)?;
+    let files = render::render(&template, &vars)?;
     let written = write::write(&project, &files)?;
 
     let requirements = project.join("requirements.txt");
@@ -111,14 +125,13 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
         None
     };
 
-    let (mut git_done, mut git_note) = (false, None);
+    let (mut git_done, mut git_note) = (None, None);
     if request.git {
         if project.join(".git").exists() {
             git_note = Some("already a git repository: left as it is".into());
         } else {
             let message = format!("{} {}: created by coco init", vars.name, vars.version);
-            git::init_flow(&project, &message, &vars.author).await?;
-            git_done = true;
+            git_done = Some(git::init_flow(&project, &message, &vars.author).await?);
         }
     }
     Ok(Report {
@@ -127,6 +140,7 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
         venv,
         git_note,
         git: git_done,
+        broken_templates: catalog.broken,
     })
 }
 

@@ -1,6 +1,8 @@
 //! Where `coco init` templates come from: the ones embedded in the binary (`templates/` of
 //! the source tree, see `build.rs`) and the operator's own in `folder.templates` (one
-//! sub-folder per template; a folder named like an embedded template replaces it).
+//! sub-folder per template; a folder named like an embedded template replaces it). A user
+//! template that cannot be read (a symbolic link in it, an unreadable file) is [`Broken`]:
+//! reported with its path and skipped, never a reason for the others to fail.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,35 +69,78 @@ pub fn embedded() -> Vec<Template> {
         .collect()
 }
 
-/// The templates of folder `dir` (each sub-folder one), by name.
-pub fn from_folder(dir: &Path) -> Result<Vec<Template>, TemplateError> {
-    let read = |path: &Path| {
-        std::fs::read_dir(path).map_err(|source| TemplateError::Read {
-            path: path.to_owned(),
-            source,
-        })
+/// A template of `folder.templates` that cannot be used, and why: reported and skipped,
+/// so one bad template never hides the others.
+#[derive(Debug)]
+pub struct Broken {
+    pub name: String,
+    /// The template's folder.
+    pub folder: PathBuf,
+    pub error: TemplateError,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "template {} ({}) is broken and skipped: {}",
+            self.name,
+            self.folder.display(),
+            self.error
+        )
+    }
+}
+
+/// The templates there are: the usable ones by name, and the broken ones.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub templates: Vec<Template>,
+    pub broken: Vec<Broken>,
+}
+
+impl Catalog {
+    /// The usable template `name`.
+    pub fn get(&self, name: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.name == name)
+    }
+}
+
+/// The templates of folder `dir` (each sub-folder one), by name; a sub-folder that cannot be
+/// read (a symbolic link inside, an unreadable file) is [`Broken`]. Only `dir` itself
+/// failing to be read is an error.
+pub fn from_folder(dir: &Path) -> Result<Catalog, TemplateError> {
+    let read_failed = |source| TemplateError::Read {
+        path: dir.to_owned(),
+        source,
     };
-    let mut templates = Vec::new();
-    for entry in read(dir)? {
-        let entry = entry.map_err(|source| TemplateError::Read {
-            path: dir.to_owned(),
-            source,
-        })?;
+    let mut catalog = Catalog::default();
+    for entry in std::fs::read_dir(dir).map_err(read_failed)? {
+        let entry = entry.map_err(read_failed)?;
         let path = entry.path();
         if !path.is_dir() {
             continue;
         }
+        let name = entry.file_name().to_string_lossy().into_owned();
         let mut files = Vec::new();
-        collect(&path, &path, &mut files)?;
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        templates.push(Template {
-            name: entry.file_name().to_string_lossy().into_owned(),
-            origin: Origin::Folder(path),
-            files,
-        });
+        match collect(&path, &path, &mut files) {
+            Ok(()) => {
+                files.sort_by(|a, b| a.path.cmp(&b.path));
+                catalog.templates.push(Template {
+                    name,
+                    origin: Origin::Folder(path),
+                    files,
+                });
+            }
+            Err(error) => catalog.broken.push(Broken {
+                name,
+                folder: path,
+                error,
+            }),
+        }
     }
-    templates.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(templates)
+    catalog.templates.sort_by(|a, b| a.name.cmp(&b.name));
+    catalog.broken.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(catalog)
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<TemplateFile>) -> Result<(), TemplateError> {
@@ -130,18 +175,29 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<TemplateFile>) -> Result<(),
     Ok(())
 }
 
-/// Every template: the embedded ones, replaced or joined by those of `user_dir`.
-pub fn all(user_dir: Option<&Path>) -> Result<Vec<Template>, TemplateError> {
+/// Every template: the embedded ones, replaced or joined by those of `user_dir`. A broken
+/// user template named like an embedded one still replaces it (it is listed as broken, and
+/// using it is refused), so a mistake never silently falls back to the embedded template.
+pub fn all(user_dir: Option<&Path>) -> Result<Catalog, TemplateError> {
     let mut by_name: BTreeMap<String, Template> = embedded()
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect();
+    let mut broken = Vec::new();
     if let Some(dir) = user_dir.filter(|dir| dir.is_dir()) {
-        for template in from_folder(dir)? {
+        let user = from_folder(dir)?;
+        for template in user.templates {
             by_name.insert(template.name.clone(), template);
         }
+        for bad in &user.broken {
+            by_name.remove(&bad.name);
+        }
+        broken = user.broken;
     }
-    Ok(by_name.into_values().collect())
+    Ok(Catalog {
+        templates: by_name.into_values().collect(),
+        broken,
+    })
 }
 
 #[cfg(test)]
@@ -176,5 +232,24 @@ mod tests {
                 .iter()
                 .any(|f| f.path == "enter_env" && f.executable)
         );
+    }
+
+    #[test]
+    fn a_broken_user_template_is_set_apart_and_shadows_its_embedded_namesake() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["python", "mine"] {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join("coco.yaml"), "").unwrap();
+        }
+        std::os::unix::fs::symlink("nowhere", dir.path().join("python/link")).unwrap();
+        let catalog = all(Some(dir.path())).unwrap();
+        let names: Vec<&str> = catalog.templates.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["mine", "shell"]);
+        assert_eq!(catalog.broken.len(), 1);
+        assert_eq!(catalog.broken[0].name, "python");
+        assert!(matches!(
+            &catalog.broken[0].error,
+            TemplateError::NotAFile { path } if path.ends_with("python/link")
+        ));
     }
 }

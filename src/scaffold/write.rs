@@ -1,8 +1,9 @@
 //! Writing rendered files into a project folder: never outside it, never over a file.
 //!
-//! Every path was checked by [`super::render::inside`]; here each folder on the way is also
-//! checked not to be a symbolic link (which could lead outside), and files are created with
-//! `create_new`, so an existing file is reported as skipped and left as it is.
+//! Every path was checked by [`super::render::inside`]; here the project folder itself and
+//! each folder on the way are also checked not to be a symbolic link (which could lead
+//! outside the home: `home/linked -> /elsewhere`), and files are created with `create_new`,
+//! so an existing file is reported as skipped and left as it is.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,44 @@ pub enum WriteError {
     },
     #[error("{} is a symbolic link: refusing to write through it", path.display())]
     Symlink { path: PathBuf },
+    #[error(
+        "{} is a symbolic link to {}: a project is created only in a real folder of the home; nothing written",
+        path.display(),
+        target.display()
+    )]
+    ProjectSymlink { path: PathBuf, target: PathBuf },
+}
+
+/// Refuse a project folder that is a symbolic link (it could lead anywhere, outside the
+/// home too); a missing folder is fine.
+pub fn check_project_folder(project: &Path) -> Result<(), WriteError> {
+    match std::fs::symlink_metadata(project) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(WriteError::ProjectSymlink {
+            path: project.to_owned(),
+            target: std::fs::read_link(project).unwrap_or_default(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The project folder, created if missing (its parent, the home, too), and checked to be a
+/// real folder once it is there.
+fn make_project_folder(project: &Path) -> Result<(), WriteError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| WriteError::Io { path, source }
+    };
+    check_project_folder(project)?;
+    if let Some(home) = project.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(home).map_err(io(home))?;
+    }
+    match std::fs::create_dir(project) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(project)(e)),
+    }
+    // Made a link between the check and here: still refused.
+    check_project_folder(project)
 }
 
 /// Write `files` under `project` (created if missing).
@@ -36,7 +75,7 @@ pub fn write(project: &Path, files: &[Planned]) -> Result<Written, WriteError> {
         let path = path.to_owned();
         move |source| WriteError::Io { path, source }
     };
-    std::fs::create_dir_all(project).map_err(io(project))?;
+    make_project_folder(project)?;
     let mut written = Written::default();
     for file in files {
         let target = project.join(&file.path);

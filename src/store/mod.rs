@@ -566,7 +566,7 @@ pub struct ReleaseRecord {
     /// The tagged commit (full hash).
     pub commit: String,
     pub at: DateTime<Utc>,
-    /// Who released it: `user@host`.
+    /// Who released it: the release tag's tagger as git recorded it, `Name <email>`.
     pub by: String,
 }
 

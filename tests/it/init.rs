@@ -293,3 +293,158 @@ fn other_projects_are_left_as_they_are() {
     );
     assert!(!stdout(&plan).contains("fresh"), "{}", stdout(&plan));
 }
+
+/// `ln -s ../elsewhere home/linked; coco init linked x`: the project folder is a symbolic
+/// link out of the home, so init refuses before writing anything — with the configured home
+/// and with a relative `--home`, with and without `--force`, the target folder empty or not.
+#[test]
+fn a_project_folder_that_is_a_symlink_out_of_the_home_is_refused() {
+    let sandbox = Sandbox::new();
+    let outside = sandbox.dir.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink("../elsewhere", sandbox.home().join("linked")).unwrap();
+    let attempts: [&[&str]; 4] = [
+        &["init", "linked", "x"],
+        &["init", "linked", "x", "--force", "-t", "shell"],
+        &["--home", "home", "init", "linked", "x"],
+        &["--home", "home", "init", "linked", "x", "--force"],
+    ];
+    for (round, args) in attempts.iter().enumerate() {
+        if round == 2 {
+            // Something already in the folder the link leads to.
+            std::fs::write(outside.join("mine.txt"), "keep").unwrap();
+        }
+        let before = tree(sandbox.dir.path());
+        let output = sandbox.coco(args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+        assert!(
+            stderr(&output).contains("linked is a symbolic link to ../elsewhere")
+                && stderr(&output).contains("nothing written"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            tree(sandbox.dir.path()),
+            before,
+            "{args:?}: nothing written"
+        );
+    }
+    assert_eq!(tree(&outside), vec!["mine.txt".to_owned()]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("mine.txt")).unwrap(),
+        "keep"
+    );
+    let plan = sandbox.coco(&["plan"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "nothing applied: {}",
+        stdout(&plan)
+    );
+}
+
+/// One symbolic link in one user template (here two levels down) breaks only that template:
+/// `--list` shows the others and names the broken one with the link's path, the other
+/// templates (embedded and user) still work, and asking for the broken one says why.
+#[test]
+fn a_broken_user_template_is_reported_and_the_others_work() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.path().join(".coco/local.yaml"),
+        "logging:\n  stderr: WARNING\nfolder:\n  home: ~/home\n  state: ~/state\n  templates: ~/templates\n",
+    )
+    .unwrap();
+    let templates = sandbox.dir.path().join("templates");
+    for name in ["good", "bad"] {
+        std::fs::create_dir_all(templates.join(name).join("lib/deep")).unwrap();
+        std::fs::write(
+            templates.join(name).join("coco.yaml"),
+            "jobs:\n  hello:\n    command: [\"true\"]\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        templates.join("good/lib/deep/{{name}}.txt"),
+        "{{description}}",
+    )
+    .unwrap();
+    let link = templates.join("bad/lib/deep/secrets");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+
+    let list = sandbox.coco(&["init", "--list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let table = stdout(&list);
+    let listed: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["good", "python", "shell"], "{table}");
+    let warning = format!(
+        "template bad ({}) is broken and skipped: template file {} is not a regular file",
+        templates.join("bad").display(),
+        link.display()
+    );
+    assert!(stderr(&list).contains(&warning), "{}", stderr(&list));
+
+    let shell = sandbox.coco(&["init", "tools", "-t", "shell", "--no-git"]);
+    assert_eq!(shell.status.code(), Some(0), "{}", stderr(&shell));
+    assert!(sandbox.home().join("tools/coco.yaml").is_file());
+    assert!(stderr(&shell).contains(&warning), "{}", stderr(&shell));
+    let good = sandbox.coco(&["init", "fine", "Fine", "-t", "good", "--no-git"]);
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    let deep = sandbox.home().join("fine/lib/deep/fine.txt");
+    assert_eq!(std::fs::read_to_string(deep).unwrap(), "Fine");
+
+    let bad = sandbox.coco(&["init", "worse", "-t", "bad", "--no-git"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
+    assert!(stderr(&bad).contains(&warning), "{}", stderr(&bad));
+    assert!(!sandbox.home().join("worse").exists());
+}
+
+/// With a fresh HOME git has no identity: init still makes its first commit (signed by a
+/// stand-in) and warns, with the two `git config` commands that make the user's own commits
+/// work. With an identity, the commit is the user's and nothing is said.
+#[test]
+fn init_without_a_git_identity_warns_with_the_commands_to_set_one() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.coco(&["init", "first", "-t", "shell"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let warning = stderr(&output);
+    for expected in [
+        "coco: warning: git has no identity (user.name, user.email): the first commit was signed as",
+        "<coco@localhost>",
+        "\n  git config --global user.name \"Your Name\"\n",
+        "\n  git config --global user.email you@example.com",
+    ] {
+        assert!(warning.contains(expected), "{expected:?} in {warning}");
+    }
+    let project = sandbox.home().join("first");
+    assert!(
+        sandbox
+            .git(&project, &["log", "-1", "--format=%ae", "master"])
+            .contains("coco@localhost"),
+        "the commit is made"
+    );
+
+    std::fs::write(
+        sandbox.dir.path().join(".gitconfig"),
+        "[user]\n\tname = Ada Lovelace\n\temail = ada@example.org\n",
+    )
+    .unwrap();
+    let output = sandbox.coco(&["init", "second", "-t", "shell"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+    let project = sandbox.home().join("second");
+    assert_eq!(
+        sandbox
+            .git(&project, &["log", "-1", "--format=%an <%ae>", "master"])
+            .trim(),
+        "Ada Lovelace <ada@example.org>"
+    );
+}

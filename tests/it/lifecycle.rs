@@ -322,3 +322,50 @@ fn build_and_release_refuse_each_unmet_precondition() {
     assert_eq!(releases.as_array().map(Vec::len), Some(1), "{releases:#}");
     assert_eq!(releases[0]["version"], "0.1.0");
 }
+
+/// `coco releases` says who released: the git identity that tagged the release (the
+/// developer's `~/.gitconfig`), not the login and host coco runs as.
+#[test]
+fn releases_show_the_git_author_of_the_release() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.path().join(".gitconfig"),
+        "[user]\n\tname = Ada Lovelace\n\temail = ada@example.org\n",
+    )
+    .unwrap();
+    let git = |dir: &Path, args: &[&str]| sandbox.git(dir, args);
+    let init = sandbox.coco(&["init", "flow", "-t", "shell"]);
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    assert!(!stderr(&init).contains("warning"), "{}", stderr(&init));
+    let project = sandbox.home().join("flow");
+    git(&project, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let build = sandbox.coco(&["build", "flow", "--patch"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    git(&project, &["checkout", "-q", "develop"]);
+    merge(&sandbox, &project, "release-0.0.1");
+    git(&project, &["checkout", "-q", "master"]);
+    merge(&sandbox, &project, "release-0.0.1");
+    let release = sandbox.coco(&["release", "flow"]);
+    assert_eq!(release.status.code(), Some(0), "{}", stderr(&release));
+
+    let author = "Ada Lovelace <ada@example.org>";
+    let releases = json(&sandbox, &["releases", "--json"]);
+    assert_eq!(releases[0]["by"], author, "{releases:#}");
+    let table = stdout(&sandbox.coco(&["releases"]));
+    let row = table.lines().find(|l| l.starts_with("flow")).unwrap_or("");
+    assert!(row.ends_with(author), "{table}");
+    assert_eq!(
+        git(
+            &project,
+            &[
+                "tag",
+                "-l",
+                "--format=%(taggername) %(taggeremail)",
+                "0.0.1"
+            ]
+        )
+        .trim(),
+        author,
+        "git's own identity signed the tag"
+    );
+}
