@@ -41,9 +41,11 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
     };
     let settings = worker::settings(&config, args.slots);
     // Kept until the daemon is done: dropping it lets the guard sweep what is left.
-    let guard = (parts.worker || parts.apps)
-        .then(worker::start_guard)
-        .flatten();
+    let guard = if parts.worker || parts.apps {
+        worker::start_guard(&config)?
+    } else {
+        None
+    };
     let mut config_files = config.files.clone();
     let overrides = global.overrides();
     config_files.push(

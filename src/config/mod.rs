@@ -161,6 +161,8 @@ pub struct WorkerConfig {
     pub max_output: Option<u64>,
     /// A running run whose worker is silent this long is taken back; `None`: 60 s.
     pub zombie_after: Option<std::time::Duration>,
+    /// How each run's process tree is held (`worker.containment`).
+    pub containment: crate::process::contain::Mode,
 }
 
 /// The resolved configuration.
@@ -467,6 +469,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
                 .zombie_after
                 .map(|v| humantime::format_duration(v.0).to_string()),
         ),
+        (
+            "worker.containment",
+            raw.worker.containment.map(|mode| mode.name().to_owned()),
+        ),
     ];
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -501,6 +507,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>) -> Config {
             min_free_ram: raw.worker.min_free_ram,
             max_output: raw.worker.max_output.map(|size| size.0),
             zombie_after: raw.worker.zombie_after.map(|after| after.0),
+            containment: raw.worker.containment.unwrap_or_default(),
         },
         files,
     }

@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "worker.min_free_ram",
     "worker.max_output",
     "worker.zombie_after",
+    "worker.containment",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -128,6 +129,10 @@ pub struct RawWorker {
     /// `60s` (the default) or `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zombie_after: Option<HumanDuration>,
+    /// How each run's process tree is held: `auto` (the default: a cgroup per run where the
+    /// host allows it, else a subreaper), `cgroup`, or `subreaper`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<crate::process::contain::Mode>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -304,6 +309,7 @@ mod tests {
             let value = match name {
                 "slots" | "max_cpu" | "min_free_ram" | "max_output" => "1",
                 "zombie_after" => "90s",
+                "containment" => "subreaper",
                 _ => "INFO",
             };
             let text = format!("{section}:\n  {name}: {value}\n");
