@@ -164,7 +164,8 @@ async fn process_baseline(
     slots: usize,
 ) -> anyhow::Result<Duration> {
     let spec = Arc::new(process::Spec {
-        containment: process::Containment::Guard("queue-bench".into()),
+        leash: process::Leash::Guard("queue-bench".into()),
+        contain: None,
         ..process::Spec::new(["true"], sandbox.project_dir())
     });
     let next = Arc::new(AtomicUsize::new(0));

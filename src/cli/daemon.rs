@@ -40,9 +40,11 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
     };
     let settings = worker::settings(&config, args.slots);
     // Kept until the daemon is done: dropping it lets the guard sweep what is left.
-    let guard = (parts.worker || parts.apps)
-        .then(worker::start_guard)
-        .flatten();
+    let guard = if parts.worker || parts.apps {
+        worker::start_guard(&config)?
+    } else {
+        None
+    };
     // Absolute, as every path of the configuration, so the watcher's events match them.
     let config_files = config.sources.clone();
     let overrides = global.overrides();

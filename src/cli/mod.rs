@@ -168,6 +168,15 @@ pub enum Command {
     Guard {
         /// The `COCO_GUARD` value of the processes to end.
         marker: String,
+        /// The worker's cgroup folder, killed and removed too.
+        cgroup: Option<std::path::PathBuf>,
+    },
+    /// Internal: the subreaper one run is held by (see `coco::process::reaper`).
+    #[command(name = "__contain", hide = true)]
+    Contain {
+        /// The resolved program, its argv[0], its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<std::ffi::OsString>,
     },
 }
 
@@ -214,9 +223,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Releases(args) => release::releases(&global, &args).await,
         Command::Install(args) => install::run(&global, &args).await,
         Command::Projects(flags) => projects::run(&global, flags).await,
-        Command::Guard { marker } => {
-            tokio::task::spawn_blocking(move || crate::process::guard::serve(&marker)).await?;
+        Command::Guard { marker, cgroup } => {
+            tokio::task::spawn_blocking(move || {
+                crate::process::guard::serve(&marker, cgroup.as_deref())
+            })
+            .await?;
             Ok(0)
+        }
+        Command::Contain { command } => {
+            Ok(
+                tokio::task::spawn_blocking(move || crate::process::reaper::serve(&command))
+                    .await?,
+            )
         }
     }
 }

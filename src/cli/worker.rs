@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{GlobalArgs, context, output};
 use crate::config::Config;
-use crate::process::guard::Guard;
+use crate::process::guard::{Guard, StartError};
 use crate::worker::load::Limits;
 use crate::worker::{Worker, WorkerSettings, wake, zombie_after_problem};
 
@@ -44,7 +44,7 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
         settings = settings.with_zombie_after(after);
     }
     // Kept until the worker is done: dropping it lets the guard sweep what is left.
-    let guard = start_guard();
+    let guard = start_guard(&config)?;
     settings.run.guard = guard.as_ref().map(Guard::handle);
     let name = args.name.clone().unwrap_or_else(default_name);
     super::daemon::ship_log(&store, &name);
@@ -93,16 +93,24 @@ pub fn settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
     }
 }
 
-/// The process guard of this worker's jobs, or `None` (with a warning: jobs then get the
-/// death signal, which costs a full fork per run and misses what a job starts).
-pub fn start_guard() -> Option<Guard> {
-    let started = std::env::current_exe().and_then(Guard::start);
-    match started {
-        Ok(guard) => Some(guard),
+/// The process guard of this worker's jobs with its containment (`worker.containment`), or
+/// `None` (with a warning: jobs then get the death signal, which costs a full fork per run
+/// and misses what a job starts). An error: the containment asked for is not available.
+pub fn start_guard(config: &Config) -> anyhow::Result<Option<Guard>> {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
         Err(error) => {
             tracing::warn!("cannot start the process guard: {error}");
-            None
+            return Ok(None);
         }
+    };
+    match Guard::start(exe, config.worker.containment) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(StartError::Spawn(error)) => {
+            tracing::warn!("cannot start the process guard: {error}");
+            Ok(None)
+        }
+        Err(error @ StartError::Contain(_)) => Err(error.into()),
     }
 }
 

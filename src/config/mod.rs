@@ -174,6 +174,8 @@ pub struct WorkerConfig {
     pub zombie_after: Option<std::time::Duration>,
     /// A run lost with its worker this many times in a row ends as error; `None`: 3.
     pub max_lost: Option<u32>,
+    /// How each run's process tree is held (`worker.containment`).
+    pub containment: crate::process::contain::Mode,
 }
 
 /// The resolved configuration.
@@ -490,6 +492,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
             "worker.max_lost",
             raw.worker.max_lost.map(|v| v.to_string()),
         ),
+        (
+            "worker.containment",
+            raw.worker.containment.map(|mode| mode.name().to_owned()),
+        ),
     ];
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -525,6 +531,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, sources: Vec<PathBuf>) -> Config
             max_output: raw.worker.max_output.map(|size| size.0),
             zombie_after: raw.worker.zombie_after.map(|after| after.0),
             max_lost: raw.worker.max_lost,
+            containment: raw.worker.containment.unwrap_or_default(),
         },
         files,
         sources,

@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "worker.max_output",
     "worker.zombie_after",
     "worker.max_lost",
+    "worker.containment",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -133,6 +134,10 @@ pub struct RawWorker {
     /// least 1); before that it is tried again without spending an attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lost: Option<u32>,
+    /// How each run's process tree is held: `auto` (the default: a cgroup per run where the
+    /// host allows it, else a subreaper), `cgroup`, or `subreaper`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<crate::process::contain::Mode>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -309,6 +314,7 @@ mod tests {
             let value = match name {
                 "slots" | "max_cpu" | "min_free_ram" | "max_output" | "max_lost" => "1",
                 "zombie_after" => "90s",
+                "containment" => "subreaper",
                 _ => "INFO",
             };
             let text = format!("{section}:\n  {name}: {value}\n");

@@ -27,9 +27,12 @@
 //! taken back: [`sweep::kill_run_orphans`] ends it then (a guard ends it at once).
 
 pub mod capture;
+pub mod cgroup;
+pub mod contain;
 pub mod guard;
 pub mod output;
 pub mod procfs;
+pub mod reaper;
 pub mod sweep;
 
 use std::collections::BTreeMap;
@@ -50,6 +53,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+pub use contain::{Contained, Containment};
 pub use output::{Event, LineKind, LogLevel, Stream, TailBuffer, parse_line};
 
 /// `PATH` used when neither the spec nor coco's environment has one.
@@ -81,13 +85,15 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     /// Prepended to `PATH`, first entry first; the program is looked up on the new `PATH`.
     pub path_prepend: Vec<PathBuf>,
-    /// How the child is kept from outliving coco.
-    pub containment: Containment,
+    /// How the child is kept from outliving coco (when `contain` is not a subreaper).
+    pub leash: Leash,
+    /// How the child's whole tree is held; `None`: its process group only.
+    pub contain: Option<Contained>,
 }
 
 /// How a child is kept from outliving the coco process that started it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Containment {
+pub enum Leash {
     /// `PR_SET_PDEATHSIG = SIGKILL`, set between fork and exec (Linux): the child dies with
     /// the thread that spawned it. Costs a full fork of coco per spawn.
     #[default]
@@ -107,7 +113,8 @@ impl Spec {
             cwd: cwd.into(),
             env: BTreeMap::new(),
             path_prepend: Vec::new(),
-            containment: Containment::DeathSignal,
+            leash: Leash::DeathSignal,
+            contain: None,
         }
     }
 
@@ -178,6 +185,12 @@ pub enum SpawnError {
         program: String,
         cwd: PathBuf,
         resolved: PathBuf,
+    },
+    #[error("cannot run `{program}` in {}: cannot contain it: {source}", cwd.display())]
+    Contain {
+        program: String,
+        cwd: PathBuf,
+        source: io::Error,
     },
     #[error("cannot run `{program}` ({}) in {}: {source}", resolved.display(), cwd.display())]
     Spawn {
@@ -318,37 +331,104 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     };
     let resolved = resolve_program(&program, &cwd, &path)?;
 
-    let mut command = command(&resolved);
-    command
-        .arg0(&program)
-        .args(&spec.program_and_args[1..])
-        .current_dir(&cwd)
-        .envs(&spec.env)
-        .env("PATH", &path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    match &spec.containment {
-        Containment::Guard(marker) => {
-            command.env(guard::ENV, marker);
-        }
-        #[cfg(target_os = "linux")]
-        Containment::DeathSignal => set_death_signal(&mut command),
-        #[cfg(not(target_os = "linux"))]
-        Containment::DeathSignal => {}
-    }
-    let mut inner = command.spawn().map_err(|source| SpawnError::Spawn {
+    let spawn_error = |source| SpawnError::Spawn {
         program: program.clone(),
         cwd: cwd.clone(),
         resolved: resolved.clone(),
         source,
-    })?;
+    };
+    let contain_error = |source| SpawnError::Contain {
+        program: program.clone(),
+        cwd: cwd.clone(),
+        source,
+    };
+    let subreaper = match &spec.contain {
+        Some(Contained {
+            containment: Containment::Subreaper(exe),
+            ..
+        }) => Some(exe.as_path()),
+        _ => None,
+    };
+    let mut command = match subreaper {
+        // The subreaper starts the program (see `reaper`); its argv: the resolved program,
+        // `argv[0]`, the arguments.
+        Some(exe) => {
+            let mut command = command(exe);
+            command
+                .arg(reaper::VERB)
+                .arg(&resolved)
+                .args(&spec.program_and_args);
+            command
+        }
+        None => {
+            let mut command = command(&resolved);
+            command.arg0(&program).args(&spec.program_and_args[1..]);
+            command
+        }
+    };
+    command
+        .current_dir(&cwd)
+        .envs(&spec.env)
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut link = None;
+    if subreaper.is_some() {
+        // The subreaper itself notices the worker's end (its stdin, the link, closes); a
+        // death signal or a guard would kill it before it could end the tree.
+        let (ours, theirs) = reaper::Link::pair().map_err(contain_error)?;
+        command.stdin(Stdio::from(theirs));
+        link = Some(ours);
+    } else {
+        command.stdin(Stdio::null());
+        match &spec.leash {
+            Leash::Guard(marker) => {
+                command.env(guard::ENV, marker);
+            }
+            #[cfg(target_os = "linux")]
+            Leash::DeathSignal => set_death_signal(&mut command),
+            #[cfg(not(target_os = "linux"))]
+            Leash::DeathSignal => {}
+        }
+    }
+    // The cgroup exists before the child does, so a failure to make it starts nothing.
+    let unit = match &spec.contain {
+        Some(Contained {
+            containment: Containment::Cgroup(group),
+            unit,
+        }) => {
+            let unit = group.unit(unit).map_err(contain_error)?;
+            match unit.procs_file() {
+                Ok(procs) => enter_cgroup(&mut command, procs),
+                Err(error) => {
+                    unit.remove();
+                    return Err(contain_error(error));
+                }
+            }
+            Some(unit)
+        }
+        _ => None,
+    };
+    let mut inner = match command.spawn() {
+        Ok(inner) => inner,
+        Err(source) => {
+            if let Some(unit) = &unit {
+                unit.remove();
+            }
+            return Err(spawn_error(source));
+        }
+    };
     let pid = inner
         .id()
         .filter(|&pid| pid > 1 && pid <= i32::MAX as u32)
         .expect("a freshly spawned child has a pid");
-    tracing::debug!(pid, program = %program, cwd = %cwd.display(), "spawned");
+    let tree = match (unit, link) {
+        (Some(unit), _) => Tree::Cgroup(unit),
+        (None, Some(link)) => Tree::Reaper(link),
+        (None, None) => Tree::Group,
+    };
+    tracing::debug!(pid, program = %program, cwd = %cwd.display(), tree = tree.name(), "spawned");
     Ok(Child {
         stdout: inner.stdout.take(),
         stderr: inner.stderr.take(),
@@ -356,6 +436,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         pid,
         program,
         exit: None,
+        tree,
     })
 }
 
@@ -375,6 +456,28 @@ fn set_death_signal(command: &mut tokio::process::Command) {
             // coco died between fork and prctl: the death signal will never come.
             if libc::getppid() != parent {
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Make the child enter a cgroup before it runs anything (`procs`: the cgroup's
+/// `cgroup.procs`; see [`cgroup`]). Like the death signal, this makes std fork.
+fn enter_cgroup(command: &mut tokio::process::Command, procs: std::ffi::CString) {
+    // SAFETY: the closure only makes async-signal-safe calls (open, write, close) on a path
+    // built before the fork, and builds an io::Error from an errno, which does not allocate.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let error = io::Error::last_os_error();
+            libc::close(fd);
+            if written != 1 {
+                return Err(error);
             }
             Ok(())
         });
@@ -448,16 +551,40 @@ fn is_executable_file(path: &Path) -> bool {
 /// A running (or finished, not yet dropped) child process and its process group.
 #[derive(Debug)]
 pub struct Child {
+    /// The leader (under a subreaper: the subreaper).
     inner: tokio::process::Child,
     pid: u32,
     program: String,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     exit: Option<Exit>,
+    tree: Tree,
+}
+
+/// What holds a child's whole tree.
+#[derive(Debug)]
+enum Tree {
+    /// Its process group only.
+    Group,
+    /// Its cgroup ([`cgroup::Unit`]), and its process group.
+    Cgroup(cgroup::Unit),
+    /// Its subreaper, asked through the link ([`reaper::Link`]).
+    Reaper(reaper::Link),
+}
+
+impl Tree {
+    fn name(&self) -> &'static str {
+        match self {
+            Tree::Group => "group",
+            Tree::Cgroup(_) => "cgroup",
+            Tree::Reaper(_) => "subreaper",
+        }
+    }
 }
 
 impl Child {
-    /// The leader's pid, which is also the process group id.
+    /// The leader's pid, which is also the process group id (under a subreaper, the
+    /// subreaper's: the job is in its group).
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -467,14 +594,42 @@ impl Child {
         &self.program
     }
 
-    /// Send `signal` to every process of the group. `Ok(false)` if the group no longer exists.
-    pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
-        kill_group(self.pid, signal.as_raw())
+    /// Send `signal` to every process of the tree: the group, and every member of its cgroup
+    /// or every descendant of its subreaper however they detached. `Ok(false)` if nothing of
+    /// it is left.
+    pub fn signal_group(&mut self, signal: Signal) -> io::Result<bool> {
+        match &self.tree {
+            Tree::Group => kill_group(self.pid, signal.as_raw()),
+            Tree::Cgroup(unit) => {
+                let group = kill_group(self.pid, signal.as_raw());
+                unit.signal(signal.as_raw())?;
+                Ok(group? || unit.populated())
+            }
+            Tree::Reaper(link) => {
+                if self.inner.try_wait()?.is_some() {
+                    return Ok(false);
+                }
+                match signal {
+                    // The subreaper must live to SIGKILL the tree: it is asked, not killed.
+                    Signal::Kill => link.kill(),
+                    _ => {
+                        // SAFETY: kill(2) on our own unreaped child (checked just now).
+                        unsafe { libc::kill(self.pid as libc::pid_t, signal.as_raw()) };
+                    }
+                }
+                Ok(true)
+            }
+        }
     }
 
-    /// Whether any live (non-zombie) process is left in the group, the leader included.
-    pub fn group_alive(&self) -> io::Result<bool> {
-        group_alive(self.pid)
+    /// Whether any live (non-zombie) process is left in the tree, the leader included.
+    pub fn group_alive(&mut self) -> io::Result<bool> {
+        match &self.tree {
+            Tree::Group => group_alive(self.pid),
+            Tree::Cgroup(unit) => Ok(unit.populated() || group_alive(self.pid)?),
+            // The subreaper lives as long as anything of its tree does.
+            Tree::Reaper(_) => Ok(self.inner.try_wait()?.is_none()),
+        }
     }
 
     /// Wait for the leader to exit (cancel-safe; after the first time, returns the same exit).
@@ -482,7 +637,14 @@ impl Child {
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
-        let exit = Exit::from(self.inner.wait().await?);
+        let exit = match &mut self.tree {
+            Tree::Reaper(link) => match link.report().await {
+                Some(exit) => exit,
+                // Gone without a report (killed itself): its own end stands for the job's.
+                None => Exit::from(self.inner.wait().await?),
+            },
+            _ => Exit::from(self.inner.wait().await?),
+        };
         self.exit = Some(exit);
         Ok(exit)
     }
@@ -490,9 +652,24 @@ impl Child {
     /// The leader's exit if it has already ended.
     pub fn try_wait(&mut self) -> io::Result<Option<Exit>> {
         if self.exit.is_none() {
-            self.exit = self.inner.try_wait()?.map(Exit::from);
+            self.exit = match &mut self.tree {
+                Tree::Reaper(link) => match link.try_report() {
+                    Some(exit) => Some(exit),
+                    None => self.inner.try_wait()?.map(Exit::from),
+                },
+                _ => self.inner.try_wait()?.map(Exit::from),
+            };
         }
         Ok(self.exit)
+    }
+
+    /// Remove what held the tree once nothing of it is left (a cgroup is a folder).
+    fn release(&mut self) {
+        if let Tree::Cgroup(unit) = &self.tree
+            && !unit.populated()
+        {
+            unit.remove();
+        }
     }
 
     /// SIGTERM to the group; wait up to `grace` for the leader and then the rest of the group
@@ -524,6 +701,7 @@ impl Child {
                 tokio::time::sleep(GROUP_POLL).await;
             }
         }
+        self.release();
         Ok(Termination { exit, forced })
     }
 
@@ -543,9 +721,16 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         // Only while the leader is unreaped: its pid (the group id) cannot have been reused.
+        // (A subreaper ends its tree by itself once the link closes.)
         if matches!(self.try_wait(), Ok(None)) {
             let _ = self.signal_group(Signal::Kill);
         }
+        if let Tree::Cgroup(unit) = &self.tree
+            && unit.populated()
+        {
+            let _ = unit.signal(libc::SIGKILL);
+        }
+        self.release();
     }
 }
 
@@ -718,6 +903,7 @@ pub async fn run_to_end_observed(
         .wait()
         .await
         .map_err(failed(&child, "waiting for it to exit"))?;
+    child.release();
 
     let drain_deadline = Instant::now() + DRAIN_AFTER_EXIT;
     while events_open {

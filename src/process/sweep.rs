@@ -8,9 +8,11 @@
 //! `/proc`); elsewhere it finds nothing.
 
 /// SIGKILL every process of this host (that we may signal) whose environment has
-/// `COCO_RUN_ID=run_id`; returns how many were signalled.
+/// `COCO_RUN_ID=run_id`, and everything in the run's cgroups under coco's own cgroup (what a
+/// lost worker's run left, however it detached: [`super::cgroup::kill_run_units`]); returns
+/// how many were signalled (a cgroup counts once).
 pub fn kill_run_orphans(run_id: &str) -> usize {
-    kill_carrying(&format!("COCO_RUN_ID={run_id}"))
+    super::cgroup::kill_run_units(run_id) + kill_carrying(&format!("COCO_RUN_ID={run_id}"))
 }
 
 /// SIGKILL every other process of this host (that we may signal) whose environment has the

@@ -200,7 +200,7 @@ impl Supervised {
     async fn start(&mut self) {
         let mut spec = self.plan.spec.clone();
         if let Some(guard) = &self.settings.guard {
-            spec.containment = guard.containment();
+            guard.hold(&mut spec, &format!("app-{}", self.plan.id));
         }
         match process::spawn(&spec) {
             Ok(mut child) => {

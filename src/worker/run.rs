@@ -181,7 +181,7 @@ pub async fn execute(
         }
     };
     if let Some(guard) = &settings.guard {
-        spec.containment = guard.containment();
+        guard.hold(&mut spec, &crate::process::cgroup::run_unit_prefix(&id));
     }
 
     let tries = run

@@ -1,6 +1,7 @@
 mod apps;
 mod cli;
 mod config;
+mod contain;
 mod control_cli;
 mod daemon;
 mod daemon_paths;

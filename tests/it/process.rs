@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coco::process::{
-    Containment, Event, Exit, LineKind, LogLevel, Outcome, Signal, SpawnError, Spec, Stream,
-    run_to_end, spawn,
+    Event, Exit, Leash, LineKind, LogLevel, Outcome, Signal, SpawnError, Spec, Stream, run_to_end,
+    spawn,
 };
 use tempfile::TempDir;
 use tokio::sync::mpsc;
@@ -466,13 +466,13 @@ async fn the_guard_ends_its_marked_processes_once_its_worker_is_gone() {
         "echo $COCO_GUARD > seen; sleep 30 & echo $! > inner; wait",
         dir.path(),
     );
-    marked.containment = Containment::Guard(marker.clone());
+    marked.leash = Leash::Guard(marker.clone());
     let child = spawn(&marked).unwrap();
     let inner = read_pid_file(&dir.path().join("inner")).await;
     let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
     assert_eq!(seen.trim(), marker);
     let mut bystander = Spec::new(["sleep", "30"], dir.path());
-    bystander.containment = Containment::Guard(format!("{marker}-other"));
+    bystander.leash = Leash::Guard(format!("{marker}-other"));
     let bystander = spawn(&bystander).unwrap();
 
     let mut guard = guard_process(&marker);

@@ -1,0 +1,226 @@
+//! Containment through the `coco` binary: a job's grandchild that double-forks, calls
+//! `setsid`, clears its environment and ignores SIGTERM still ends with `coco kill`, with the
+//! job's `timeout:`, when the job's leader exits, and when its worker is SIGKILLed — once
+//! with a cgroup per run (`worker.containment: cgroup`) and once with the subreaper
+//! (`worker.containment: subreaper`).
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Sandbox, pid_alive, stderr};
+
+/// `escape.sh THEN`: starts the escaping grandchild (its pid in `grandchild.pid` once it
+/// runs: `env -i` leaves it nothing to be found by), waits for it to be up, then waits
+/// ignoring SIGTERM (`wait`) or exits (`exit`).
+const ESCAPE: &str = r#"#!/bin/sh
+( setsid env -i /bin/sh -c 'trap "" TERM; echo $$ > grandchild.pid.tmp; mv grandchild.pid.tmp grandchild.pid; while :; do sleep 1; done' & )
+echo leader up
+while [ ! -e grandchild.pid ]; do sleep 0.05; done
+if [ "$1" = wait ]; then
+    trap "" TERM
+    while :; do sleep 1; done
+fi
+"#;
+
+const MANIFEST: &str = "\
+jobs:
+  escape:
+    command: [sh, escape.sh, '{{args.then}}']
+    args: {then: wait}
+    attempts: 1
+  late:
+    command: [sh, escape.sh, wait]
+    timeout: 1s
+    attempts: 1
+";
+
+/// How the worker holds its runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    Cgroup,
+    Subreaper,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Cgroup => "cgroup",
+            Path::Subreaper => "subreaper",
+        }
+    }
+}
+
+/// A sandbox whose workers use `path`; `None` (after saying why) when cgroups are not
+/// usable here and `COCO_TEST_SKIP_CGROUP=1` allows skipping — else such a host fails the
+/// cgroup tests, so a CI run never passes without testing them.
+fn sandbox(path: Path) -> Option<Sandbox> {
+    if path == Path::Cgroup
+        && let Err(why) = coco::process::cgroup::WorkerGroup::create("test-probe")
+            .map(|group| std::fs::remove_dir(group.dir()))
+    {
+        let skip = std::env::var("COCO_TEST_SKIP_CGROUP").as_deref() == Ok("1");
+        assert!(
+            skip,
+            "cgroups cannot contain runs on this host ({why}); run as root on a cgroup v2 host, \
+             or set COCO_TEST_SKIP_CGROUP=1 to skip the cgroup tests"
+        );
+        eprintln!("SKIPPED: the cgroup containment test, since {why}");
+        return None;
+    }
+    let sandbox = Sandbox::new();
+    let config = sandbox.dir.path().join(".coco/local.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("worker:\n  containment: {}\n", path.name()));
+    std::fs::write(&config, text).unwrap();
+    sandbox.project("esc", MANIFEST);
+    sandbox.file("esc/escape.sh", ESCAPE, false);
+    sandbox.apply();
+    Some(sandbox)
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The escaped grandchild's pid, once it runs; and a check that `path` holds it.
+fn grandchild(sandbox: &Sandbox, path: Path, run: &str) -> i32 {
+    let file = sandbox.home().join("esc/grandchild.pid");
+    wait_until("the grandchild started", Duration::from_secs(20), || {
+        file.exists()
+    });
+    let pid: i32 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid));
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !environ.windows(5).any(|w| w == b"COCO_"),
+        "the grandchild's environment is clear"
+    );
+    match path {
+        Path::Cgroup => {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            assert!(
+                cgroup.contains("/coco-") && cgroup.contains(&format!("/run-{run}-")),
+                "in its run's cgroup: {cgroup}"
+            );
+        }
+        Path::Subreaper => {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let parent: i32 = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse().ok())
+                .unwrap();
+            let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap();
+            assert!(
+                cmdline.split(|&b| b == 0).any(|arg| arg == b"__contain"),
+                "adopted by its run's subreaper, not by init: parent {parent} {:?}",
+                String::from_utf8_lossy(&cmdline)
+            );
+        }
+    }
+    pid
+}
+
+/// Gone well before the 32 s it used to outlive a kill by (the grace is 5 s).
+fn assert_ends(pid: i32, what: &str) {
+    wait_until(
+        &format!("the escaped grandchild {pid} outlived {what}"),
+        Duration::from_secs(15),
+        || !pid_alive(pid),
+    );
+}
+
+fn killed_by_coco_kill(path: Path) {
+    let Some(sandbox) = sandbox(path) else {
+        return;
+    };
+    let _worker = sandbox.spawn(&["worker", "--slots", "2"]);
+    let id = sandbox.enqueue(&["esc.escape"]);
+    let pid = grandchild(&sandbox, path, &id);
+    let kill = sandbox.coco(&["kill", &id]);
+    assert_eq!(kill.status.code(), Some(0), "{}", stderr(&kill));
+    assert_ends(pid, "coco kill");
+    sandbox.wait_for_state(&id, "killed");
+}
+
+fn ended_by_the_timeout(path: Path) {
+    let Some(sandbox) = sandbox(path) else {
+        return;
+    };
+    let _worker = sandbox.spawn(&["worker", "--slots", "2"]);
+    let id = sandbox.enqueue(&["esc.late"]);
+    let pid = grandchild(&sandbox, path, &id);
+    assert_ends(pid, "the timeout");
+    let run = sandbox.wait_for_state(&id, "error");
+    assert_eq!(run["reason"], "timeout", "{run:#}");
+}
+
+fn ended_with_its_leader(path: Path) {
+    let Some(sandbox) = sandbox(path) else {
+        return;
+    };
+    let _worker = sandbox.spawn(&["worker", "--slots", "2"]);
+    let id = sandbox.enqueue(&["esc.escape", "--arg", "then=exit"]);
+    let pid = grandchild(&sandbox, path, &id);
+    assert_ends(pid, "its job's leader");
+    sandbox.wait_for_state(&id, "complete");
+}
+
+fn ended_with_a_sigkilled_worker(path: Path) {
+    let Some(sandbox) = sandbox(path) else {
+        return;
+    };
+    let mut worker = sandbox.spawn(&["worker", "--slots", "2"]);
+    let id = sandbox.enqueue(&["esc.escape"]);
+    let pid = grandchild(&sandbox, path, &id);
+    worker.child.kill().unwrap();
+    worker.child.wait().unwrap();
+    assert_ends(pid, "its SIGKILLed worker");
+}
+
+#[test]
+fn cgroup_coco_kill_ends_an_escaped_grandchild() {
+    killed_by_coco_kill(Path::Cgroup);
+}
+
+#[test]
+fn cgroup_timeout_ends_an_escaped_grandchild() {
+    ended_by_the_timeout(Path::Cgroup);
+}
+
+#[test]
+fn cgroup_an_escaped_grandchild_ends_with_its_leader() {
+    ended_with_its_leader(Path::Cgroup);
+}
+
+#[test]
+fn cgroup_a_sigkilled_worker_takes_an_escaped_grandchild_along() {
+    ended_with_a_sigkilled_worker(Path::Cgroup);
+}
+
+#[test]
+fn subreaper_coco_kill_ends_an_escaped_grandchild() {
+    killed_by_coco_kill(Path::Subreaper);
+}
+
+#[test]
+fn subreaper_timeout_ends_an_escaped_grandchild() {
+    ended_by_the_timeout(Path::Subreaper);
+}
+
+#[test]
+fn subreaper_an_escaped_grandchild_ends_with_its_leader() {
+    ended_with_its_leader(Path::Subreaper);
+}
+
+#[test]
+fn subreaper_a_sigkilled_worker_takes_an_escaped_grandchild_along() {
+    ended_with_a_sigkilled_worker(Path::Subreaper);
+}
