@@ -13,5 +13,6 @@ mod queue_cli;
 mod reconcile;
 mod scheduler;
 mod store;
+mod store_file;
 mod support;
 mod worker;
