@@ -11,6 +11,7 @@ mod manifest;
 mod process;
 mod queue_cli;
 mod reconcile;
+mod redaction;
 mod scheduler;
 mod store;
 mod store_file;
