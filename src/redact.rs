@@ -2,6 +2,11 @@
 //!
 //! Used by `coco config`, store error messages and the log formatter, so no output path
 //! prints a credential.
+//!
+//! A password may hold any character the MongoDB driver accepts unencoded (`/`, `#`, `?`,
+//! spaces, `@`), so the userinfo of a URL is not cut at the first of those: it runs to the
+//! last `@` before the URL-like text ends (a line break, a closing `"` of a quoted string,
+//! or the next `scheme://`). When unsure, more is hidden rather than less.
 
 /// Replace the password of every `scheme://user:password@host` URL in `text` with `***`.
 pub fn redact(text: &str) -> String {
@@ -10,23 +15,47 @@ pub fn redact(text: &str) -> String {
     while let Some(scheme_at) = rest.find("://") {
         let (head, tail) = rest.split_at(scheme_at + 3);
         out.push_str(head);
-        // The authority ends at the first '/', '?', '#' or whitespace.
-        let authority_len = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_len];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..=colon]);
+        let region = &tail[..url_text_len(tail)];
+        let consumed = match password_span(region) {
+            Some((start, end)) => {
+                out.push_str(&region[..start]);
                 out.push_str("***");
-                out.push_str(&authority[at..]);
+                end
             }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[authority_len..];
+            None => 0,
+        };
+        rest = &tail[consumed..];
     }
     out.push_str(rest);
     out
+}
+
+/// How far the URL-like text at the start of `tail` (just after `://`) may reach: to a line
+/// break, an unescaped `"` (the end of a quoted or JSON string) or the next `://`.
+fn url_text_len(tail: &str) -> usize {
+    let mut escaped = false;
+    for (index, c) in tail.char_indices() {
+        match c {
+            '\n' | '\r' => return index,
+            '"' if !escaped => return index,
+            ':' if tail[index..].starts_with("://") => return index,
+            _ => {}
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    tail.len()
+}
+
+/// The byte range of the password in `region` (`user:password@host…`): after the first `:`
+/// up to the last `@`; `None` without both, or when the user part holds whitespace (then it
+/// is prose, not a user name).
+fn password_span(region: &str) -> Option<(usize, usize)> {
+    let at = region.rfind('@')?;
+    let colon = region[..at].find(':')?;
+    if region[..colon].chars().any(char::is_whitespace) {
+        return None;
+    }
+    Some((colon + 1, at))
 }
 
 #[cfg(test)]
@@ -46,10 +75,52 @@ mod tests {
     }
 
     #[test]
+    fn hides_passwords_with_characters_the_driver_accepts_unencoded() {
+        for (url, shown) in [
+            (
+                "mongodb://u:se cretpw@localhost:27017/db",
+                "mongodb://u:***@localhost:27017/db",
+            ),
+            ("mongodb://u:a/b#c@h:1", "mongodb://u:***@h:1"),
+            ("mongodb://u:p?q=1@h/db?x=1", "mongodb://u:***@h/db?x=1"),
+            ("mongodb://u:p@ss@h", "mongodb://u:***@h"),
+            ("mongodb://u:@h", "mongodb://u:***@h"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+            assert_eq!(
+                redact(&format!("error: {url}: timed out")),
+                format!("error: {shown}: timed out")
+            );
+        }
+    }
+
+    #[test]
+    fn the_url_ends_at_a_line_a_quote_or_the_next_url() {
+        assert_eq!(
+            redact("url: mongodb://u:a b@h\nnext line: x@y"),
+            "url: mongodb://u:***@h\nnext line: x@y"
+        );
+        assert_eq!(
+            redact(r#"{"url": "mongodb://u:a\"b c@h", "who": "x@y"}"#),
+            r#"{"url": "mongodb://u:***@h", "who": "x@y"}"#
+        );
+        assert_eq!(
+            redact("Mongo { url: \"mongodb://u:se cret@h\", database: \"d@b\" }"),
+            "Mongo { url: \"mongodb://u:***@h\", database: \"d@b\" }"
+        );
+        assert_eq!(
+            redact("a mongodb://u:p w@h then http://v:q/r@i"),
+            "a mongodb://u:***@h then http://v:***@i"
+        );
+    }
+
+    #[test]
     fn leaves_urls_without_password_alone() {
         for url in [
             "mongodb://localhost:27017",
             "mongodb://user@host",
+            "mongodb://host:27017/db failed",
+            "see http://example.org/a b for who@where",
             "plain text",
             "",
         ] {

@@ -20,7 +20,7 @@ pub struct AliveArgs {
 
 pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let members = store.list_members().await?;
     if args.flags.json {
         output::json(&members);

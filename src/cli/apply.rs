@@ -2,11 +2,12 @@
 
 use chrono::Utc;
 
+use super::context::Access;
 use super::{GlobalArgs, JsonFlag, output, plan};
 use crate::reconcile::{self, render};
 
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
-    let Some((store, plan, stored)) = plan::compute(global).await? else {
+    let Some((store, plan, stored)) = plan::compute(global, Access::Write).await? else {
         return Ok(1);
     };
     reconcile::apply(store.as_ref(), &plan, &stored, Utc::now()).await?;

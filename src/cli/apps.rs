@@ -28,7 +28,7 @@ pub struct AppLine {
 
 pub async fn run(global: &GlobalArgs, args: &AppsArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let statuses = store.list_app_status().await?;
     let lines: Vec<AppLine> = store
         .list_apps(None)

@@ -49,9 +49,32 @@ pub async fn plan_home(discovery: &Discovery, store: &dyn Store) -> anyhow::Resu
     Ok((plan, stored))
 }
 
-/// Open the configured store (creating its schema if needed).
+/// Open the configured store (creating its schema if needed) for a command that writes.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store::open(&config.store).await?)
+}
+
+/// Open the configured store for a command that only reads: it creates, initialises and
+/// migrates nothing (see [`store::open_to_read`]).
+pub async fn open_store_to_read(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(store::open_to_read(&config.store).await?)
+}
+
+/// What a command does with the store, for helpers that verbs of both kinds share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: [`open_store_to_read`].
+    Read,
+    /// Writes: [`open_store`].
+    Write,
+}
+
+/// Open the configured store for `access`.
+pub async fn open_store_for(config: &Config, access: Access) -> anyhow::Result<Arc<dyn Store>> {
+    match access {
+        Access::Read => open_store_to_read(config).await,
+        Access::Write => open_store(config).await,
+    }
 }
 
 /// The run `id` (any case, as `coco list` prints it); `None` after printing that there is

@@ -21,7 +21,7 @@ pub struct DetailArgs {
 
 pub async fn run(global: &GlobalArgs, args: &DetailArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let Some(run) = context::find_run(store.as_ref(), &args.id).await? else {
         return Ok(1);
     };

@@ -35,7 +35,7 @@ pub struct JobLine {
 
 pub async fn run(global: &GlobalArgs, args: &JobsArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let jobs = store.list_jobs(args.project.as_deref()).await?;
     let mut lines = Vec::new();
     for record in jobs.iter().filter(|record| record.active) {

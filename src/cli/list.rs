@@ -38,7 +38,7 @@ fn parse_state(text: &str) -> Result<RunState, String> {
 
 pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let runs = store
         .list_runs(&RunFilter {
             state: args.run_state,

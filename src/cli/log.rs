@@ -60,7 +60,13 @@ fn parse_level(text: &str) -> Result<Level, String> {
 
 pub async fn run(global: &GlobalArgs, args: &LogArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    // Following waits for records of processes to come, so it opens the store as they do
+    // (creating it if missing); a one-off read opens it read-only.
+    let store = if args.follow {
+        context::open_store(&config).await?
+    } else {
+        context::open_store_to_read(&config).await?
+    };
     let filter = LogFilter {
         project: args.project.clone(),
         job: args.job.clone(),

@@ -31,7 +31,7 @@ pub struct LogsArgs {
 
 pub async fn run(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     if args.id.contains('.') && store.get_app(&args.id).await?.is_some() {
         return app_logs(store.as_ref(), &args.id, args.follow).await;
     }

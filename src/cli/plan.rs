@@ -1,12 +1,14 @@
 //! `coco plan`: what `apply` would change. Exit 0: nothing; 2: changes; 1: invalid input.
 
-use super::{GlobalArgs, JsonFlag, context, output};
+use super::context::{self, Access};
+use super::{GlobalArgs, JsonFlag, output};
 use crate::reconcile::{self, Plan, render};
 
-/// Compute the plan for the configured home against the store; `None` if a manifest is
-/// invalid (the problems are printed).
+/// Compute the plan for the configured home against the store, opened for `access`; `None`
+/// if a manifest is invalid (the problems are printed).
 pub async fn compute(
     global: &GlobalArgs,
+    access: Access,
 ) -> anyhow::Result<
     Option<(
         std::sync::Arc<dyn crate::store::Store>,
@@ -20,7 +22,7 @@ pub async fn compute(
         output::diagnostics(discovery.problems());
         return Ok(None);
     }
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_for(&config, access).await?;
     let (plan, stored) = context::plan_home(&discovery, store.as_ref()).await?;
     Ok(Some((store, plan, stored)))
 }
@@ -38,7 +40,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
 }
 
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
-    let Some((_, plan, _)) = compute(global).await? else {
+    let Some((_, plan, _)) = compute(global, Access::Read).await? else {
         return Ok(1);
     };
     if flags.json {

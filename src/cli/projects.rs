@@ -27,7 +27,7 @@ pub struct ProjectLine {
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let discovery = context::discover_home(&config)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let (plan, _) = context::plan_home(&discovery, store.as_ref()).await?;
     let mut lines = Vec::new();
     for project in discovery.projects.values() {

@@ -35,7 +35,7 @@ pub struct Status {
 
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let store = context::open_store(&config).await?;
+    let store = context::open_store_to_read(&config).await?;
     let status = gather(store.as_ref()).await?;
     if flags.json {
         output::json(&status);

@@ -25,7 +25,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
+};
+
+use super::embedded_file::{self, FileProblem, Verdict, read_identity};
 
 use super::{
     AppRecord, AppStatus, Cancel, Cancelled, Claimed, Control, Enqueued, Fire, JobRecord,
@@ -37,11 +41,12 @@ use crate::queue::state::RunState;
 /// How long a statement waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Bumped when the DDL below changes incompatibly (kept in `PRAGMA user_version`).
+/// Bumped when the DDL below changes incompatibly (kept in `PRAGMA user_version`; the file is
+/// marked as coco's by `PRAGMA application_id`, see [`embedded_file`]).
 /// 2: the `queue` table got its real columns (version 1's was never written to, so it is
 /// dropped and recreated).
 /// 3: `fires` got `settled` and `outcome` (fires recorded before count as settled).
-const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every table and index, `IF NOT EXISTS` so re-running is a no-op.
 const SCHEMA: &str = "
@@ -162,6 +167,8 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Open (creating it and its parent directories if missing) the SQLite file at `path`
     /// and configure the connection. Does not create tables: see [`Store::ensure_schema`].
+    /// Another program's file, or a store of a newer coco, is refused before anything is
+    /// written to it (see [`embedded_file`]).
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent)
@@ -175,14 +182,62 @@ impl EmbeddedStore {
         let owned = path.to_path_buf();
         let conn = blocking(path, move || {
             let conn = Connection::open(&owned).map_err(sql(&owned, "opening"))?;
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(sql(&owned, "configuring the connection"))?;
+            // Before WAL is switched on (which writes the file's header).
+            if let Verdict::Refused(problem) = judge_file(&conn, &owned)? {
+                return Err(refused(&owned, problem));
+            }
             configure(&conn).map_err(sql(&owned, "configuring the connection"))?;
             Ok(conn)
         })
         .await?;
-        Ok(Self {
+        Ok(Self::with(path, conn))
+    }
+
+    /// Open the file at `path` for a command that only reads: read-only, never creating,
+    /// initialising or migrating anything. A missing or empty file reads as an empty store
+    /// (kept in memory); another program's file, a newer schema and an older one (which a
+    /// command that writes migrates) are refused.
+    pub async fn open_to_read(path: &Path) -> StoreResult<Self> {
+        let owned = path.to_path_buf();
+        let conn = blocking(path, move || {
+            let exists = owned.try_exists().map_err(|source| StoreError::Io {
+                path: owned.clone(),
+                doing: "looking for the store file".into(),
+                source,
+            })?;
+            if !exists {
+                return empty_in_memory(&owned);
+            }
+            let conn = Connection::open_with_flags(&owned, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(sql(&owned, "opening to read"))?;
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(sql(&owned, "configuring the connection"))?;
+            match judge_file(&conn, &owned)? {
+                Verdict::Empty => empty_in_memory(&owned),
+                Verdict::Current => Ok(conn),
+                // Made before the mark, with this coco's tables: readable as it is.
+                Verdict::Older { version } if version == SCHEMA_VERSION => Ok(conn),
+                Verdict::Older { version } => Err(refused(
+                    &owned,
+                    FileProblem::NeedsMigration {
+                        version,
+                        supported: SCHEMA_VERSION,
+                    },
+                )),
+                Verdict::Refused(problem) => Err(refused(&owned, problem)),
+            }
+        })
+        .await?;
+        Ok(Self::with(path, conn))
+    }
+
+    fn with(path: &Path, conn: Connection) -> Self {
+        Self {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
-        })
+        }
     }
 
     /// The SQLite file this store uses.
@@ -207,6 +262,27 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// What coco may do with the open file at `path` (see [`embedded_file::judge`]).
+fn judge_file(conn: &Connection, path: &Path) -> StoreResult<Verdict> {
+    let identity = read_identity(conn).map_err(sql(path, "reading whose file it is"))?;
+    Ok(embedded_file::judge(&identity, SCHEMA_VERSION))
+}
+
+fn refused(path: &Path, problem: FileProblem) -> StoreError {
+    StoreError::Refused {
+        path: path.to_path_buf(),
+        problem,
+    }
+}
+
+/// An empty store in memory with coco's tables: what a read sees before any store exists.
+fn empty_in_memory(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_in_memory().map_err(sql(path, "opening an empty store"))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(sql(path, "opening an empty store"))?;
+    Ok(conn)
 }
 
 /// Per-connection settings. WAL is persistent in the file; the rest is per connection.
@@ -656,6 +732,35 @@ fn project_and_job_in(
     Ok((project, job))
 }
 
+/// Bring coco's store at schema `version` to [`SCHEMA_VERSION`]'s tables (the `CREATE ... IF
+/// NOT EXISTS` of [`SCHEMA`] then adds what is missing). Only for files
+/// [`embedded_file::judge`] found to be coco's.
+fn migrate(tx: &Connection, version: i64) -> rusqlite::Result<()> {
+    if version < 2 {
+        // Version 1's `queue` had other columns and was never written to (judged empty).
+        tx.execute_batch("DROP TABLE IF EXISTS queue")?;
+    }
+    if version < 3 {
+        let has_fires: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'fires'",
+            [],
+            |row| row.get(0),
+        )?;
+        let has_settled: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('fires') WHERE name = 'settled'",
+            [],
+            |row| row.get(0),
+        )?;
+        if has_fires && !has_settled {
+            tx.execute_batch(
+                "ALTER TABLE fires ADD COLUMN settled INTEGER NOT NULL DEFAULT 1;
+                 ALTER TABLE fires ADD COLUMN outcome TEXT;",
+            )?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     fn describe(&self) -> String {
@@ -663,39 +768,31 @@ impl Store for EmbeddedStore {
     }
 
     async fn ensure_schema(&self) -> StoreResult<()> {
-        self.run("creating the schema", |conn| {
-            // IMMEDIATE takes the write lock up front, so two processes running this at once
-            // simply take turns (waiting up to the busy timeout) instead of deadlocking.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-            if version < 2 {
-                tx.execute_batch("DROP TABLE IF EXISTS queue")?;
-            }
-            if version < 3 {
-                let has_fires: bool = tx.query_row(
-                    "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'fires'",
-                    [],
-                    |row| row.get(0),
-                )?;
-                let has_settled: bool = tx.query_row(
-                    "SELECT COUNT(*) > 0 FROM pragma_table_info('fires') WHERE name = 'settled'",
-                    [],
-                    |row| row.get(0),
-                )?;
-                if has_fires && !has_settled {
-                    tx.execute_batch(
-                        "ALTER TABLE fires ADD COLUMN settled INTEGER NOT NULL DEFAULT 1;
-                         ALTER TABLE fires ADD COLUMN outcome TEXT;",
-                    )?;
+        let verdict = self
+            .run("creating the schema", |conn| {
+                // IMMEDIATE takes the write lock up front, so two processes running this at
+                // once simply take turns (waiting up to the busy timeout) instead of
+                // deadlocking; the file is judged again under that lock.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let verdict = embedded_file::judge(&read_identity(&tx)?, SCHEMA_VERSION);
+                match &verdict {
+                    Verdict::Refused(_) => return Ok(verdict),
+                    Verdict::Empty | Verdict::Current => {}
+                    Verdict::Older { version } => migrate(&tx, *version)?,
                 }
-            }
-            tx.execute_batch(SCHEMA)?;
-            if version < SCHEMA_VERSION {
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            tx.commit()
-        })
-        .await
+                tx.execute_batch(SCHEMA)?;
+                if verdict != Verdict::Current {
+                    tx.pragma_update(None, "application_id", embedded_file::APPLICATION_ID)?;
+                    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                }
+                tx.commit()?;
+                Ok(verdict)
+            })
+            .await?;
+        match verdict {
+            Verdict::Refused(problem) => Err(refused(&self.path, problem)),
+            _ => Ok(()),
+        }
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {

@@ -26,6 +26,7 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod embedded_file;
 pub mod mongo;
 
 use std::path::PathBuf;
@@ -717,6 +718,12 @@ pub enum StoreError {
         #[source]
         source: Box<mongodb::error::Error>,
     },
+    /// The file is not one coco may use (another program's, or another schema version).
+    #[error("embedded store {path}: {problem}")]
+    Refused {
+        path: PathBuf,
+        problem: embedded_file::FileProblem,
+    },
     #[error("store record {what}: {message}")]
     Corrupt { what: String, message: String },
     #[error("{doing}: {message}")]
@@ -984,7 +991,21 @@ pub enum StoreLocation {
     Mongo { url: String, database: String },
 }
 
-/// Open (and prepare) the store at `location`.
+/// Open the store at `location` for a command that only reads: nothing is created,
+/// initialised or migrated (the embedded store opens its file read-only, a missing file reads
+/// as empty: see [`embedded::EmbeddedStore::open_to_read`]; MongoDB reads what is there).
+pub async fn open_to_read(location: &StoreLocation) -> StoreResult<Arc<dyn Store>> {
+    Ok(match location {
+        StoreLocation::Embedded { path } => {
+            Arc::new(embedded::EmbeddedStore::open_to_read(path).await?)
+        }
+        StoreLocation::Mongo { url, database } => {
+            Arc::new(mongo::MongoStore::connect(url, database).await?)
+        }
+    })
+}
+
+/// Open (and prepare: create, initialise or migrate the schema) the store at `location`.
 pub async fn open(location: &StoreLocation) -> StoreResult<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match location {
         StoreLocation::Embedded { path } => Arc::new(embedded::EmbeddedStore::open(path).await?),
