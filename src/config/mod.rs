@@ -311,7 +311,7 @@ where
         .or(named_by_env.map(|(path, via)| (path, Some(via))))
         .unwrap_or_else(|| (paths.user_file(), None));
     for (path, via) in [(paths.system.clone(), None), user] {
-        let text = match std::fs::read_to_string(&path) {
+        let text = match sources::read_file(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => match via {
                 Some(via) => {
