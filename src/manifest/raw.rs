@@ -25,11 +25,13 @@ pub struct RawManifest<J = RawJob, A = RawApp, E = RawEnvironment> {
     pub version: Option<Scalar>,
     /// How every job and app of this project runs.
     pub environment: Option<E>,
-    /// Jobs by name (`[a-z][a-z0-9_-]*`).
+    /// Jobs by name (`[a-z][a-z0-9_-]*`), at most 1000.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 1000))]
     pub jobs: BTreeMap<String, J>,
-    /// Long-running app servers by name (`[a-z][a-z0-9_-]*`).
+    /// Long-running app servers by name (`[a-z][a-z0-9_-]*`), at most 100.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 100))]
     pub apps: BTreeMap<String, A>,
 }
 
@@ -59,9 +61,9 @@ pub struct RawJob {
     pub timezone: Option<String>,
     /// How many times a run is tried in all. Default: 1.
     pub attempts: Option<u32>,
-    /// Wait before a failed run is tried again, e.g. `30s`. Default: `0s`.
+    /// Wait before a failed run is tried again, e.g. `30s`; at most 10 years. Default: `0s` (at once: each retry starts a new process and spends an attempt).
     pub retry_delay: Option<HumanDuration>,
-    /// A run taking longer is stopped (process group: SIGTERM, then SIGKILL). Default: none.
+    /// A run taking longer is stopped (process group: SIGTERM, then SIGKILL); from 1s to 10 years. Default: none.
     pub timeout: Option<HumanDuration>,
     /// Higher runs first. Default: 0.
     pub priority: Option<i32>,
@@ -108,9 +110,9 @@ pub struct RawHealth {
     pub http: Option<String>,
     /// `true`: healthy when 127.0.0.1:port accepts a connection.
     pub tcp: Option<bool>,
-    /// Time between checks. Default: `10s`.
+    /// Time between checks, from 100ms to 1 day. Default: `10s`.
     pub interval: Option<HumanDuration>,
-    /// Time one check may take. Default: `2s`.
+    /// Time one check may take, from 100ms to 1 day. Default: `2s`.
     pub timeout: Option<HumanDuration>,
 }
 
