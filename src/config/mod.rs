@@ -332,7 +332,7 @@ where
     let candidates = [(paths.system.clone(), None), user];
     let config_sources = candidates.iter().map(|(path, _)| path.clone()).collect();
     for (path, via) in candidates {
-        let text = match std::fs::read_to_string(&path) {
+        let text = match sources::read_file(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => match via {
                 Some(via) => {

@@ -14,7 +14,7 @@ use figment::{Metadata, Profile, Provider};
 
 use super::Problem;
 use super::raw::{KEYS, RawConfig, RawOutline};
-use crate::yaml::{Diagnostic, Document, Position, Value, did_you_mean};
+use crate::yaml::{Diagnostic, Document, Position, Value, did_you_mean, text};
 
 /// One layer of the cascade, validated, with its paths resolved.
 #[derive(Debug, Clone)]
@@ -142,6 +142,17 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     {
         problems.push(("worker.zombie_after", problem));
     }
+    if let Some(after) = raw.worker.zombie_after
+        && after.0 > crate::manifest::limits::MAX_DURATION
+    {
+        problems.push((
+            "worker.zombie_after",
+            format!(
+                "must be at most {}",
+                humantime::format_duration(crate::manifest::limits::MAX_DURATION)
+            ),
+        ));
+    }
     if let Some(cpu) = raw.worker.max_cpu
         && !(cpu > 0.0 && cpu <= 100.0)
     {
@@ -153,9 +164,23 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     problems
 }
 
-/// Read `text` (the contents of `file`) into a layer, or every located problem in it.
-pub fn parse_file(file: &Path, text: &str, home: &Path) -> Result<Layer, Vec<Diagnostic>> {
-    let doc = Document::parse(file, text).map_err(|d| vec![d])?;
+/// A `local.yaml` larger than this is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 10;
+
+/// The bytes of the configuration file `file`: at most [`MAX_CONFIG_BYTES`] and one more (so
+/// that [`parse_file`] can tell a file too large), never the whole of a huge file.
+pub fn read_file(file: &Path) -> std::io::Result<Vec<u8>> {
+    text::read_at_most(file, MAX_CONFIG_BYTES)
+}
+
+/// Read `bytes` (the contents of `file`, from [`read_file`]) into a layer, or every located
+/// problem in it: a file too large, bytes that are not UTF-8, bad YAML, bad values.
+pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<Diagnostic>> {
+    if let Some(problem) = text::too_large(file, bytes.len(), MAX_CONFIG_BYTES, "local.yaml") {
+        return Err(vec![problem]);
+    }
+    let decoded = text::decode(file, bytes.to_vec()).map_err(|d| vec![d])?;
+    let doc = Document::parse(file, &decoded).map_err(|d| vec![d])?;
     let top = match &doc.value {
         Value::Null => return Ok(file_layer(file, RawConfig::default(), HashMap::new())),
         Value::Mapping(_) => doc.value.clone(),

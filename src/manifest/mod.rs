@@ -5,6 +5,7 @@
 //! finds the projects of a home. No I/O here except reading the files in `parse`/`discover`.
 
 pub mod discover;
+pub mod limits;
 pub mod parse;
 pub mod raw;
 pub mod validate;

@@ -1,7 +1,9 @@
 //! Read one project's `coco.yaml` into a validated [`Project`], or every located problem.
 //!
 //! The outline is read first with raw values for jobs, apps and the environment, then each
-//! entry on its own, so a typo in one job does not hide an error in another.
+//! entry on its own, so a typo in one job does not hide an error in another. A file over
+//! [`limits::MAX_MANIFEST_BYTES`] is refused unread, and a project over [`limits::MAX_JOBS`]
+//! jobs or [`limits::MAX_APPS`] apps before its entries are read.
 //!
 //! A manifest that cannot be read (a folder, a symbolic link in a loop, no permission) and an
 //! empty one (nothing but white space: a file caught while an editor truncates and rewrites
@@ -11,8 +13,8 @@
 use std::path::Path;
 
 use super::raw::{RawApp, RawEnvironment, RawJob, RawManifest};
-use super::{MANIFEST_FILE, Project, validate};
-use crate::yaml::{Diagnostic, Document, Value};
+use super::{MANIFEST_FILE, Project, limits, validate};
+use crate::yaml::{Diagnostic, Document, Value, text};
 
 /// Read and validate `<dir>/coco.yaml`.
 pub fn load_project(dir: &Path) -> Result<Project, Vec<Diagnostic>> {
@@ -20,8 +22,16 @@ pub fn load_project(dir: &Path) -> Result<Project, Vec<Diagnostic>> {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let dir = dir.as_path();
     let file = dir.join(MANIFEST_FILE);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => parse_project(dir, &file, &text),
+    match text::read_at_most(&file, limits::MAX_MANIFEST_BYTES) {
+        Ok(bytes) => {
+            if let Some(problem) =
+                text::too_large(&file, bytes.len(), limits::MAX_MANIFEST_BYTES, "a manifest")
+            {
+                return Err(vec![problem]);
+            }
+            let text = text::decode(&file, bytes).map_err(|d| vec![d])?;
+            parse_project(dir, &file, &text)
+        }
         Err(error) => Err(vec![problem_at_start(&file, unreadable(&file, &error))]),
     }
 }
@@ -56,6 +66,29 @@ pub fn parse_project(dir: &Path, file: &Path, text: &str) -> Result<Project, Vec
         )]);
     }
     let doc = Document::parse(file, text).map_err(|d| vec![d])?;
+    // Bounded before any entry is read: a million jobs would take minutes and gigabytes.
+    let too_many = |key: &str, max: usize| {
+        let count = doc
+            .get(&[key.to_owned()])
+            .and_then(Value::as_mapping)
+            .map_or(0, |entries| entries.len());
+        (count > max).then(|| {
+            doc.at_key(
+                &[key.to_owned()],
+                format!("a project may have at most {max} {key}; this one has {count} (split it into several projects)"),
+            )
+        })
+    };
+    let over: Vec<Diagnostic> = [
+        too_many("jobs", limits::MAX_JOBS),
+        too_many("apps", limits::MAX_APPS),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !over.is_empty() {
+        return Err(over);
+    }
     let mut problems = Vec::new();
     let top = match &doc.value {
         Value::Null => Value::Mapping(Default::default()),

@@ -25,11 +25,13 @@ pub struct RawManifest<J = RawJob, A = RawApp, E = RawEnvironment> {
     pub version: Option<Scalar>,
     /// How every job and app of this project runs.
     pub environment: Option<E>,
-    /// Jobs by name (`[a-z][a-z0-9_-]*`).
+    /// Jobs by name (`[a-z][a-z0-9_-]*`), at most 1000.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 1000))]
     pub jobs: BTreeMap<String, J>,
-    /// Long-running app servers by name (`[a-z][a-z0-9_-]*`).
+    /// Long-running app servers by name (`[a-z][a-z0-9_-]*`), at most 100.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 100))]
     pub apps: BTreeMap<String, A>,
 }
 
@@ -59,7 +61,7 @@ pub struct RawJob {
     pub timezone: Option<String>,
     /// How many times a run is tried in all. Default: 1.
     pub attempts: Option<u32>,
-    /// Wait before a failed run is tried again, e.g. `30s`. Default: `0s`.
+    /// Wait before a failed run is tried again, e.g. `30s`; at most 10 years. Default: `0s` (at once: each retry starts a new process and spends an attempt).
     pub retry_delay: Option<HumanDuration>,
     /// Wait after a run asks to be run later (exit 75), e.g. `30s`; it doubles with each
     /// further deferral in a row, up to 5m (or this, if longer). At least `1s`. Default: `10s`.
@@ -67,7 +69,7 @@ pub struct RawJob {
     /// How long a run may keep deferring (from its first deferral in a row): a deferral after
     /// that ends it as `error`, e.g. `1h`. `0s`: exit 75 is an error at once. Default: `1h`.
     pub defer_max: Option<HumanDuration>,
-    /// A run taking longer is stopped (process group: SIGTERM, then SIGKILL). Default: none.
+    /// A run taking longer is stopped (process group: SIGTERM, then SIGKILL); from 1s to 10 years. Default: none.
     pub timeout: Option<HumanDuration>,
     /// Higher runs first. Default: 0.
     pub priority: Option<i32>,
@@ -114,9 +116,9 @@ pub struct RawHealth {
     pub http: Option<String>,
     /// `true`: healthy when 127.0.0.1:port accepts a connection.
     pub tcp: Option<bool>,
-    /// Time between checks. Default: `10s`.
+    /// Time between checks, from 100ms to 1 day. Default: `10s`.
     pub interval: Option<HumanDuration>,
-    /// Time one check may take. Default: `2s`.
+    /// Time one check may take, from 100ms to 1 day. Default: `2s`.
     pub timeout: Option<HumanDuration>,
 }
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::limits::{self, Bounds};
 use super::raw::{CommandLine, RawApp, RawEnvironment, RawHealth, RawJob, Scalar};
 use super::{App, Environment, Health, HealthCheck, HumanDuration, Job, is_valid_name};
 use crate::queue::state::MIN_DEFER_DELAY;
@@ -48,12 +49,20 @@ pub fn environment(
     let base = vec!["environment".to_owned()];
     let path = raw.path.unwrap_or_default();
     for (index, entry) in path.iter().enumerate() {
+        let at_entry = at(&base, &["path", &index.to_string()]);
         if entry.trim().is_empty() {
-            problems.push(doc.at(
-                &at(&base, &["path", &index.to_string()]),
-                "empty PATH entry",
-            ));
+            problems.push(doc.at(&at_entry, "empty PATH entry"));
         }
+        no_nul(doc, &at_entry, "a PATH entry", entry, problems);
+    }
+    if let Some(workdir) = &raw.workdir {
+        no_nul(
+            doc,
+            &at(&base, &["workdir"]),
+            "the working directory",
+            workdir,
+            problems,
+        );
     }
     Environment {
         workdir: raw.workdir.unwrap_or_else(|| ".".to_owned()),
@@ -96,14 +105,22 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
             "max_parallel must be at least 1",
         ));
     }
-    if let Some(HumanDuration(timeout)) = raw.timeout
-        && timeout.is_zero()
-    {
-        problems.push(doc.at(
-            &at(&base, &["timeout"]),
-            "timeout must be longer than 0s (leave it out for none)",
-        ));
-    }
+    duration(
+        doc,
+        &base,
+        "retry_delay",
+        raw.retry_delay,
+        limits::RETRY_DELAY,
+        problems,
+    );
+    duration(
+        doc,
+        &base,
+        "timeout",
+        raw.timeout,
+        limits::JOB_TIMEOUT,
+        problems,
+    );
     let defer_delay = raw.defer_delay.unwrap_or_else(super::default_defer_delay);
     if defer_delay.0 < MIN_DEFER_DELAY {
         problems.push(doc.at(
@@ -115,10 +132,14 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
         ));
     }
     let args = raw.args.unwrap_or_default();
-    for key in args.keys() {
+    for (key, value) in &args {
         if key.is_empty() {
             problems.push(doc.at(&at(&base, &["args"]), "an argument name may not be empty"));
         }
+        // Arguments reach the process: in `COCO_ARGS` and through `{{args.NAME}}`.
+        let path = at(&base, &["args", key]);
+        no_nul(doc, &path, "an argument name", key, problems);
+        json_no_nul(doc, &path, value, problems);
     }
     Job {
         command,
@@ -248,6 +269,14 @@ fn health(
                     &at(&path, &["http"]),
                     format!("health http path `{http}` must start with `/`"),
                 ));
+            } else if http.chars().any(|c| c.is_control() || c == ' ') {
+                problems.push(doc.at(
+                    &at(&path, &["http"]),
+                    format!(
+                        "health http path `{}` may not contain spaces or control characters (encode them, e.g. %20)",
+                        http.escape_debug()
+                    ),
+                ));
             }
             HealthCheck::Http(http)
         }
@@ -261,6 +290,22 @@ fn health(
             return None;
         }
     };
+    duration(
+        doc,
+        &path,
+        "interval",
+        raw.interval,
+        limits::HEALTH_INTERVAL,
+        problems,
+    );
+    duration(
+        doc,
+        &path,
+        "timeout",
+        raw.timeout,
+        limits::HEALTH_TIMEOUT,
+        problems,
+    );
     Some(Health {
         check,
         interval: raw
@@ -291,7 +336,67 @@ fn command(
     if args.first().is_none_or(|program| program.trim().is_empty()) {
         problems.push(doc.at(&path, "command is empty: name the program to run"));
     }
+    for (index, arg) in args.iter().enumerate() {
+        // A string command is one value: its position is the whole command's.
+        let at_arg = if doc
+            .positions
+            .value(&at(&path, &[&index.to_string()]))
+            .is_some()
+        {
+            at(&path, &[&index.to_string()])
+        } else {
+            path.clone()
+        };
+        no_nul(doc, &at_arg, "a command argument", arg, problems);
+    }
     args
+}
+
+/// Check the duration at `base.key`, if written, against `bounds`.
+fn duration(
+    doc: &Document,
+    base: &[String],
+    key: &str,
+    value: Option<HumanDuration>,
+    bounds: Bounds,
+    problems: &mut Problems,
+) {
+    if let Some(HumanDuration(value)) = value
+        && let Some(problem) = limits::duration_problem(value, bounds)
+    {
+        problems.push(doc.at(&at(base, &[key]), format!("`{key}` {problem}")));
+    }
+}
+
+/// A NUL character cannot be passed to a process (arguments and environment are C strings):
+/// refuse it here rather than fail every run.
+fn no_nul(doc: &Document, path: &[String], what: &str, text: &str, problems: &mut Problems) {
+    if text.contains('\0') {
+        problems.push(doc.at(
+            path,
+            format!("{what} may not contain a NUL character (`\\0`): a process cannot receive it"),
+        ));
+    }
+}
+
+/// [`no_nul`] for every string inside a JSON value (an argument's default).
+fn json_no_nul(
+    doc: &Document,
+    path: &[String],
+    value: &serde_json::Value,
+    problems: &mut Problems,
+) {
+    match value {
+        serde_json::Value::String(text) => no_nul(doc, path, "an argument", text, problems),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .for_each(|item| json_no_nul(doc, path, item, problems)),
+        serde_json::Value::Object(map) => map.iter().for_each(|(key, item)| {
+            no_nul(doc, path, "an argument", key, problems);
+            json_no_nul(doc, path, item, problems);
+        }),
+        _ => {}
+    }
 }
 
 fn env_map(
@@ -311,10 +416,20 @@ fn env_map(
             problems.push(doc.at_key(
                 &at(path, &[key]),
                 format!(
-                    "environment variable name `{key}` is not valid: use letters, digits and `_`"
+                    "environment variable name `{}` is not valid: use letters, digits and `_`",
+                    key.escape_debug()
                 ),
             ));
         }
+    }
+    for (key, Scalar(value)) in &raw {
+        no_nul(
+            doc,
+            &at(path, &[key]),
+            "an environment variable's value",
+            value,
+            problems,
+        );
     }
     raw.into_iter().map(|(k, Scalar(v))| (k, v)).collect()
 }

@@ -139,6 +139,9 @@ impl Schedule {
         };
         let cron = cron::Schedule::from_str(&six_fields)
             .map_err(|e| format!("invalid schedule `{text}`: {e}"))?;
+        if let Some(why) = never_fires(&cron) {
+            return Err(format!("schedule `{text}` never fires: {why}"));
+        }
         let every_hour = six_fields
             .split_whitespace()
             .nth(2)
@@ -230,6 +233,71 @@ impl Schedule {
             }
         }
         None
+    }
+}
+
+/// Why a schedule matches no date at all, if it does not: every day of the month it names is
+/// past the end of every month it names (`0 0 31 2 *`: February has no day 31). The day of
+/// the week cannot make it so: a date falls on each weekday in some year.
+fn never_fires(cron: &cron::Schedule) -> Option<String> {
+    use cron::TimeUnitSpec;
+    let months: Vec<u32> = cron.months().iter().collect();
+    let days: Vec<u32> = cron.days_of_month().iter().collect();
+    // February counts its 29th: leap years come.
+    let length = |month: u32| match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if months
+        .iter()
+        .any(|month| days.iter().any(|day| *day <= length(*month)))
+    {
+        return None;
+    }
+    const NAMES: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let names: Vec<&str> = months
+        .iter()
+        .filter_map(|m| NAMES.get(*m as usize - 1).copied())
+        .collect();
+    let days: Vec<String> = days.iter().map(u32::to_string).collect();
+    let (verb, days) = (
+        if names.len() == 1 { "has" } else { "have" },
+        if days.len() <= 3 {
+            format!("day {}", either(&days, "or"))
+        } else {
+            format!("day {} or later", days[0])
+        },
+    );
+    Some(format!("{} {verb} no {days}", either(&names, "and")))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn either<S: AsRef<str>>(items: &[S], word: &str) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.as_ref().to_owned(),
+        [rest @ .., last] => format!(
+            "{} {word} {}",
+            rest.iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", "),
+            last.as_ref()
+        ),
     }
 }
 
@@ -391,6 +459,36 @@ mod tests {
         DateTime::parse_from_rfc3339(text)
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn dates_that_do_not_exist_never_fire() {
+        let why = |text: &str| Schedule::parse(text).unwrap_err();
+        assert_eq!(
+            why("0 0 31 2 *"),
+            "schedule `0 0 31 2 *` never fires: February has no day 31"
+        );
+        assert_eq!(
+            why("0 0 30,31 feb *"),
+            "schedule `0 0 30,31 feb *` never fires: February has no day 30 or 31"
+        );
+        assert_eq!(
+            why("0 0 31 4,6,9,11 MON"),
+            "schedule `0 0 31 4,6,9,11 MON` never fires: April, June, September and November have no day 31"
+        );
+        for fires in [
+            "0 0 29 2 *",
+            "0 0 31 1-2 *",
+            "0 0 30,31 2,4 *",
+            "0 0 31 * *",
+        ] {
+            assert!(Schedule::parse(fires).is_ok(), "{fires}");
+        }
+        let leap = Schedule::parse("0 0 29 2 *").unwrap();
+        assert_eq!(
+            leap.next_fire(Tz::UTC, at("2026-03-01T00:00:00Z")),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
     }
 
     #[test]

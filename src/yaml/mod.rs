@@ -9,6 +9,7 @@
 
 pub mod diagnostic;
 pub mod positions;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -28,23 +29,55 @@ pub struct Document {
 }
 
 impl Document {
-    /// Parse `text` (read from `file`). A syntax error comes back located.
+    /// Parse `text` (read from `file`). A syntax error comes back located: a character YAML
+    /// does not allow, a duplicate key (at the duplicate), a second document, a YAML tag.
+    /// A leading byte order mark is skipped.
     pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        text::check_characters(file, text)?;
+        let positions = Positions::index(text);
         let value: Value = serde_yaml::from_str(text).map_err(|error| {
+            let message = clean_message(&error.to_string());
+            if message.contains("duplicate entry with key")
+                && let Some(duplicate) = positions.duplicates().first()
+            {
+                return Diagnostic::new(file, text, duplicate.position, duplicate.message());
+            }
+            if message.contains("more than one document")
+                && let Some(second) = positions.documents().get(1)
+            {
+                return Diagnostic::new(
+                    file,
+                    text,
+                    *second,
+                    "a second YAML document starts here: the file must hold one",
+                );
+            }
             let position = error
                 .location()
-                .map(|l| Position {
-                    line: l.line(),
-                    column: l.column(),
-                })
+                .map(|l| text::position_of(text, l.index()))
                 .unwrap_or(Position { line: 1, column: 1 });
-            Diagnostic::new(file, text, position, clean_message(&error.to_string()))
+            Diagnostic::new(file, text, position, message)
         })?;
+        if let Some((path, tag)) = first_tag(&value, &mut Vec::new()) {
+            let key = path.join(".");
+            let at = if key.is_empty() {
+                String::new()
+            } else {
+                format!("`{key}`: ")
+            };
+            return Err(Diagnostic::new(
+                file,
+                text,
+                tag_position(text, positions.locate(&path)),
+                format!("{at}YAML tags such as `{tag}` are not supported: remove the tag"),
+            ));
+        }
         Ok(Document {
             file: file.to_path_buf(),
             text: text.to_owned(),
             value,
-            positions: Positions::index(text),
+            positions,
         })
     }
 
@@ -211,12 +244,114 @@ fn remove(value: &mut Value, path: &[String]) -> bool {
     }
 }
 
-/// serde_yaml appends " at line X column Y" to some messages; the position is shown already.
-fn clean_message(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
+/// The path and tag of the first tagged node (`!foo x`) in `value`, keys before values.
+fn first_tag(value: &Value, path: &mut Vec<String>) -> Option<(Vec<String>, String)> {
+    match value {
+        Value::Tagged(tagged) => Some((path.clone(), tagged.tag.to_string())),
+        Value::Mapping(map) => map.iter().find_map(|(key, child)| {
+            if let Value::Tagged(tagged) = key {
+                return Some((path.clone(), tagged.tag.to_string()));
+            }
+            path.push(scalar_text(key));
+            let found = first_tag(child, path);
+            path.pop();
+            found
+        }),
+        Value::Sequence(items) => items.iter().enumerate().find_map(|(index, child)| {
+            path.push(index.to_string());
+            let found = first_tag(child, path);
+            path.pop();
+            found
+        }),
+        _ => None,
     }
+}
+
+/// Where the tag of the node at `node` is written: the last `!` before it on its line (the
+/// positions index marks a node where its content starts, after the tag).
+fn tag_position(text: &str, node: Position) -> Position {
+    let line = text
+        .lines()
+        .nth(node.line.saturating_sub(1))
+        .unwrap_or_default();
+    let before: Vec<char> = line.chars().take(node.column.saturating_sub(1)).collect();
+    let Some(mut start) = before.iter().rposition(|c| *c == '!') else {
+        return node;
+    };
+    // `!e!tag`, `!<tag>`: back to the first character of the tag.
+    while start > 0 && !before[start - 1].is_whitespace() && !"[{,".contains(before[start - 1]) {
+        start -= 1;
+    }
+    Position {
+        line: node.line,
+        column: start + 1,
+    }
+}
+
+/// A mapping key as the positions index names it.
+fn scalar_text(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "~".to_owned(),
+        _ => "?".to_owned(),
+    }
+}
+
+/// serde's message in words a user knows: without serde_yaml's " at line X column Y" (the
+/// position is shown already) and without Rust type names (`struct RawEnvironment`, `u32`).
+fn clean_message(message: &str) -> String {
+    let message = match message.find(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    };
+    // serde_yaml's word for "a choice, written as one word".
+    let message = message.replace("a Value::Tagged enum", "one word naming a choice");
+    let mut words: Vec<String> = Vec::new();
+    let mut rest = message.split(' ').peekable();
+    while let Some(word) = rest.next() {
+        let (core, tail) = split_punctuation(word);
+        let plain = match core {
+            "struct" | "enum" if rest.peek().is_some_and(|next| is_type_name(next)) => {
+                let (_, next_tail) = split_punctuation(rest.next().unwrap_or_default());
+                words.push(format!(
+                    "{}{next_tail}",
+                    if core == "struct" {
+                        "a mapping"
+                    } else {
+                        "one of the listed values"
+                    }
+                ));
+                continue;
+            }
+            "u8" => Some("a whole number from 0 to 255"),
+            "u16" => Some("a whole number from 0 to 65535"),
+            "u32" => Some("a whole number from 0 to 4294967295"),
+            "u64" | "usize" => Some("a whole number of 0 or more"),
+            "i8" | "i16" | "i32" | "i64" | "isize" => Some("a whole number"),
+            "f32" | "f64" => Some("a number"),
+            _ => None,
+        };
+        words.push(match plain {
+            Some(plain) => format!("{plain}{tail}"),
+            None => word.to_owned(),
+        });
+    }
+    words.join(" ")
+}
+
+/// `Name,` → (`Name`, `,`).
+fn split_punctuation(word: &str) -> (&str, &str) {
+    let end = word.trim_end_matches([',', '.', ';', ':', ')']).len();
+    word.split_at(end)
+}
+
+/// A Rust type name as serde shows it: `RawEnvironment`, `Concurrency`.
+fn is_type_name(word: &str) -> bool {
+    let (core, _) = split_punctuation(word);
+    core.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && core.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Split serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown variant ...")
@@ -254,6 +389,59 @@ mod tests {
 
     fn doc(text: &str) -> Document {
         Document::parse(Path::new("f.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn duplicate_keys_are_located_at_the_duplicate() {
+        let error = Document::parse(Path::new("f.yaml"), "a: 1\nb:\n  c: 1\n  c: 2\n").unwrap_err();
+        assert_eq!(error.position, Position { line: 4, column: 3 });
+        assert_eq!(
+            error.message,
+            "duplicate key `c` in `b` (first written at line 3): write each key once"
+        );
+        // `1` and `"1"` are different keys; the same key in two mappings is no duplicate.
+        assert!(Document::parse(Path::new("f.yaml"), "x: {a: 1}\ny: {a: 1}\n").is_ok());
+    }
+
+    #[test]
+    fn tags_are_refused_at_the_tag() {
+        let error = Document::parse(Path::new("f.yaml"), "a:\n  b: [1, !x 2]\n").unwrap_err();
+        assert_eq!(
+            error.position,
+            Position {
+                line: 2,
+                column: 10
+            }
+        );
+        assert!(
+            error.message.starts_with("`a.b.1`: YAML tags such as `!x`"),
+            "{}",
+            error.message
+        );
+        // Standard tags resolve to plain values.
+        assert!(Document::parse(Path::new("f.yaml"), "a: !!str 1\n").is_ok());
+    }
+
+    #[test]
+    fn messages_name_no_rust_types() {
+        assert_eq!(
+            clean_message(
+                "invalid type: sequence, expected struct RawEnvironment at line 2 column 3"
+            ),
+            "invalid type: sequence, expected a mapping"
+        );
+        assert_eq!(
+            clean_message("invalid value: integer `70000`, expected u16"),
+            "invalid value: integer `70000`, expected a whole number from 0 to 65535"
+        );
+        assert_eq!(
+            clean_message("invalid type: map, expected a Value::Tagged enum"),
+            "invalid type: map, expected one word naming a choice"
+        );
+        assert_eq!(
+            clean_message("invalid type: string \"u32\", expected i32"),
+            "invalid type: string \"u32\", expected a whole number"
+        );
     }
 
     #[test]

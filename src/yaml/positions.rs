@@ -6,6 +6,7 @@
 //! value start. Pure: text in, index out.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -25,6 +26,40 @@ pub struct Positions {
     keys: HashMap<Vec<String>, Position>,
     /// Where flow collection values (`[..]`, `{..}`) start.
     collections: HashMap<Vec<String>, Position>,
+    /// Keys written a second time in the same mapping, in document order.
+    duplicates: Vec<Duplicate>,
+    /// Where each document of the stream starts.
+    documents: Vec<Position>,
+}
+
+/// A key written twice in one mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The path of the key (its mapping's path, then the key).
+    pub path: Vec<String>,
+    /// Where it is written first.
+    pub first: Position,
+    /// Where it is written again.
+    pub position: Position,
+}
+
+impl Duplicate {
+    /// `duplicate key `a` in `jobs` (first written at line 3)`.
+    pub fn message(&self) -> String {
+        let (key, parents) = self
+            .path
+            .split_last()
+            .map_or(("", &[][..]), |(k, p)| (k.as_str(), p));
+        let within = if parents.is_empty() {
+            String::new()
+        } else {
+            format!(" in `{}`", parents.join("."))
+        };
+        format!(
+            "duplicate key `{key}`{within} (first written at line {}): write each key once",
+            self.first.line
+        )
+    }
 }
 
 impl Positions {
@@ -33,7 +68,9 @@ impl Positions {
     pub fn index(text: &str) -> Positions {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        let _ = parser.load(&mut builder, false);
+        // Every document, to know where a second one starts (that is an error); the
+        // builder indexes only the first.
+        let _ = parser.load(&mut builder, true);
         let mut positions = builder.positions;
         // Only flow collections (`[..]`, `{..}`) start where the parser marks them; a block
         // collection is better shown at its key.
@@ -45,6 +82,16 @@ impl Positions {
                 .is_some_and(|c| c == '[' || c == '{')
         });
         positions
+    }
+
+    /// Keys written twice in one mapping, in document order.
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
+    }
+
+    /// Where each YAML document of the text starts (more than one is an error).
+    pub fn documents(&self) -> &[Position] {
+        &self.documents
     }
 
     /// Where the value at `path` starts.
@@ -113,7 +160,19 @@ impl Builder {
                     let key = scalar.map(str::to_owned).unwrap_or_else(|| "?".to_owned());
                     let mut key_path = self.path.clone();
                     key_path.push(key.clone());
-                    self.positions.keys.insert(key_path, position);
+                    match self.positions.keys.entry(key_path) {
+                        Entry::Occupied(first) if scalar.is_some() => {
+                            self.positions.duplicates.push(Duplicate {
+                                path: first.key().clone(),
+                                first: *first.get(),
+                                position,
+                            });
+                        }
+                        Entry::Occupied(_) => {}
+                        Entry::Vacant(entry) => {
+                            entry.insert(position);
+                        }
+                    }
                     *pending_key = Some(key);
                     false
                 }
@@ -144,6 +203,9 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.positions.documents.len() > 1 {
+            return;
+        }
         match event {
             Event::Scalar(text, ..) => {
                 let is_value = self.node(mark, Some(&text));
@@ -165,6 +227,10 @@ impl MarkedEventReceiver for Builder {
                     _ => Frame::Sequence { next_index: 0 },
                 });
             }
+            Event::DocumentStart => self.positions.documents.push(Position {
+                line: mark.line(),
+                column: mark.col() + 1,
+            }),
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
                 if !self.stack.is_empty() {

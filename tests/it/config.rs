@@ -607,3 +607,104 @@ fn passwords_are_never_shown() {
     let error = m.error(&[], &bad_flag);
     assert!(error.starts_with("flag --mongo-url: "), "{error}");
 }
+
+// Hostile local.yaml files through the binary: `coco --config FILE config` with a relative
+// FILE in a sandbox; every problem once, at its line and column.
+
+mod hostile {
+    use crate::support::{Sandbox, stderr, stdout};
+
+    /// Write `bytes` as `<sandbox>/<name>` and run `coco --config <name> config`.
+    fn config_with(sandbox: &Sandbox, name: &str, bytes: &[u8]) -> std::process::Output {
+        std::fs::write(sandbox.dir.path().join(name), bytes).unwrap();
+        sandbox.coco(&["--config", name, "config"])
+    }
+
+    /// `coco --config <name> config` fails, saying `message` once at `name:at`.
+    fn assert_refused(sandbox: &Sandbox, name: &str, bytes: &[u8], at: &str, message: &str) {
+        let output = config_with(sandbox, name, bytes);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: {err}");
+        let expected = format!("{name}:{at}: {message}");
+        assert!(err.contains(&expected), "expected\n  {expected}\nin\n{err}");
+        assert_eq!(err.matches(message).count(), 1, "said once: {err}");
+        for internal in ["Raw", "Value::", "struct "] {
+            assert!(!err.contains(internal), "{internal:?} leaks: {err}");
+        }
+    }
+
+    #[test]
+    fn bytes_keys_and_sizes_are_located() {
+        let sandbox = Sandbox::new();
+        assert_refused(
+            &sandbox,
+            "latin1.yaml",
+            b"folder:\n  home: /srv/caf\xe9\n",
+            "2:17",
+            "the file is not UTF-8 text: byte 0xE9 does not belong here",
+        );
+        assert_refused(
+            &sandbox,
+            "twice.yaml",
+            b"folder:\n  home: /a\n  home: /b\n",
+            "3:3",
+            "duplicate key `home` in `folder` (first written at line 2)",
+        );
+        assert_refused(
+            &sandbox,
+            "control.yaml",
+            b"logging:\n  stderr: IN\x08FO\n",
+            "2:13",
+            "control character U+0008 is not allowed in YAML",
+        );
+        assert_refused(
+            &sandbox,
+            "shape.yaml",
+            b"worker: [1]\n",
+            "1:9",
+            "`worker`: invalid type: sequence, expected a mapping",
+        );
+        assert_refused(
+            &sandbox,
+            "forever.yaml",
+            b"worker:\n  zombie_after: 1000000000000000h\n",
+            "2:17",
+            "must be at most 10years",
+        );
+        let mut big = b"folder:\n  home: /srv\n".to_vec();
+        big.resize((64 << 10) + 1, b'#');
+        assert_refused(
+            &sandbox,
+            "big.yaml",
+            &big,
+            "1:1",
+            "the file is larger than 64 KiB: local.yaml may have at most 65536 bytes",
+        );
+
+        // A byte order mark is allowed, as YAML says.
+        let output = config_with(
+            &sandbox,
+            "bom.yaml",
+            b"\xef\xbb\xbffolder:\n  home: /srv/projects\n",
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(
+            stdout(&output).contains("/srv/projects"),
+            "{}",
+            stdout(&output)
+        );
+    }
+
+    #[test]
+    fn an_endless_file_is_refused_without_reading_it_whole() {
+        let sandbox = Sandbox::new();
+        let mut coco = sandbox.spawn(&["--config", "/dev/zero", "config"]);
+        assert_eq!(coco.wait_exit(), Some(1), "{}", coco.log());
+        assert!(
+            coco.log()
+                .contains("/dev/zero:1:1: the file is larger than 64 KiB"),
+            "{}",
+            coco.log()
+        );
+    }
+}

@@ -147,7 +147,7 @@ fn unknown_job_key_suggests() {
 fn wrong_type() {
     assert_problem(
         "jobs:\n  hello:\n    command: [x]\n    attempts: many\n",
-        "mypro/coco.yaml:4:15: `jobs.hello.attempts`: invalid type: string \"many\", expected u32",
+        "mypro/coco.yaml:4:15: `jobs.hello.attempts`: invalid type: string \"many\", expected a whole number from 0 to 4294967295",
     );
 }
 
@@ -401,4 +401,374 @@ fn then_chains_resolve_to_job_ids() {
     let project = load_project(&dir).expect("valid");
     assert_eq!(project.jobs["a"].followers("mypro"), ["mypro.b", "other.c"]);
     assert!(project.jobs["b"].then.is_empty());
+}
+
+// Hostile input through the binary: `coco validate home/<folder>` (a relative path) in a
+// sandbox, each problem at the file, line and column where it is, in words a user knows.
+
+mod hostile {
+    use std::time::{Duration, Instant};
+
+    use crate::support::{Sandbox, stderr, stdout};
+
+    /// Write `bytes` as `home/<folder>/coco.yaml` of the sandbox.
+    fn manifest(sandbox: &Sandbox, folder: &str, bytes: &[u8]) {
+        let dir = sandbox.home().join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("coco.yaml"), bytes).unwrap();
+    }
+
+    /// `coco validate home/<folder>`: it fails, and what it says (stderr).
+    fn refused(sandbox: &Sandbox, folder: &str) -> String {
+        let path = format!("home/{folder}");
+        let output = sandbox.coco(&["validate", &path]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{path}: {err}");
+        for internal in ["Raw", "Value::", "struct ", "u32", "u16"] {
+            assert!(!err.contains(internal), "{internal:?} leaks: {err}");
+        }
+        err
+    }
+
+    /// The manifest in `home/<folder>` is refused with a problem starting `at: message`.
+    fn assert_refused(sandbox: &Sandbox, folder: &str, bytes: &[u8], at: &str, message: &str) {
+        manifest(sandbox, folder, bytes);
+        let err = refused(sandbox, folder);
+        let expected = format!("home/{folder}/coco.yaml:{at}: {message}");
+        assert!(err.contains(&expected), "expected\n  {expected}\nin\n{err}");
+    }
+
+    #[test]
+    fn characters_keys_and_documents_are_located_where_they_are() {
+        let sandbox = Sandbox::new();
+        assert_refused(
+            &sandbox,
+            "control",
+            b"project: control\njobs:\n  a:\n    command: [x\x01]\n",
+            "4:16",
+            "control character U+0001 is not allowed in YAML",
+        );
+        assert_refused(
+            &sandbox,
+            "duplicate",
+            b"jobs:\n  a:\n    command: [x]\n  a:\n    command: [y]\n",
+            "4:3",
+            "duplicate key `a` in `jobs` (first written at line 2)",
+        );
+        assert_refused(
+            &sandbox,
+            "top-duplicate",
+            b"project: one\ndescription: x\nproject: two\n",
+            "3:1",
+            "duplicate key `project` (first written at line 1)",
+        );
+        assert_refused(
+            &sandbox,
+            "latin1",
+            b"jobs:\n  a:\n    command: [caf\xe9]\n",
+            "3:18",
+            "the file is not UTF-8 text: byte 0xE9",
+        );
+        assert_refused(
+            &sandbox,
+            "separator",
+            "jobs:\n  a:\n    command: [x]\n    description: \"a\u{2028}b\"\n    attempts: 0\n"
+                .as_bytes(),
+            "4:20",
+            "line separator U+2028 is not allowed",
+        );
+        assert_refused(
+            &sandbox,
+            "nel",
+            "jobs:\n  a:\n    command: [x]\n    description: a\u{85}b\n".as_bytes(),
+            "4:19",
+            "next line (NEL) U+0085 is not allowed",
+        );
+        assert_refused(
+            &sandbox,
+            "documents",
+            b"project: documents\n---\nproject: other\n",
+            "2:1",
+            "a second YAML document starts here",
+        );
+        assert_refused(
+            &sandbox,
+            "tagged",
+            b"jobs:\n  a:\n    command: !shell [x]\n",
+            "3:14",
+            "`jobs.a.command`: YAML tags such as `!shell` are not supported",
+        );
+        assert_refused(
+            &sandbox,
+            "shapes",
+            b"environment: [1]\n",
+            "1:14",
+            "`environment`: invalid type: sequence, expected a mapping",
+        );
+        assert_refused(
+            &sandbox,
+            "choice",
+            b"jobs:\n  a:\n    command: [x]\n    concurrency: [forbid]\n    attempts: many\n",
+            "4:18",
+            "`jobs.a.concurrency`: invalid type: sequence, expected one word naming a choice",
+        );
+        let err = refused(&sandbox, "choice");
+        assert!(
+            err.contains("5:15: `jobs.a.attempts`: invalid type: string \"many\", expected a whole number from 0 to 4294967295"),
+            "{err}"
+        );
+        assert_refused(
+            &sandbox,
+            "list",
+            b"[1, 2]\n",
+            "1:1",
+            "invalid type: sequence, expected a mapping",
+        );
+
+        // A byte order mark is allowed, as YAML says, and the columns after it are right.
+        manifest(
+            &sandbox,
+            "bom",
+            b"\xef\xbb\xbfjobs:\n  a:\n    command: [x]\n",
+        );
+        let ok = sandbox.coco(&["validate", "home/bom"]);
+        assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+        assert!(
+            stdout(&ok).contains("(bom: 1 job, 0 apps)"),
+            "{}",
+            stdout(&ok)
+        );
+        assert_refused(
+            &sandbox,
+            "bom-bad",
+            b"\xef\xbb\xbfproject: Bad\n",
+            "1:10",
+            "project name `Bad` is not valid",
+        );
+    }
+
+    #[test]
+    fn manifests_over_the_limits_are_refused_before_they_are_read() {
+        let sandbox = Sandbox::new();
+        // Valid YAML (comments), one byte over 1 MiB.
+        let mut big = b"project: big\n".to_vec();
+        big.resize(1 << 20, b'#');
+        big.extend_from_slice(b"\n");
+        let started = Instant::now();
+        assert_refused(
+            &sandbox,
+            "big",
+            &big,
+            "1:1",
+            "the file is larger than 1 MiB: a manifest may have at most 1048576 bytes",
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+
+        let mut jobs = String::from("project: jobs\njobs:\n");
+        for n in 0..1001 {
+            jobs.push_str(&format!("  j{n}: {{command: [x], attempts: 0}}\n"));
+        }
+        assert_refused(
+            &sandbox,
+            "jobs",
+            jobs.as_bytes(),
+            "2:1",
+            "a project may have at most 1000 jobs; this one has 1001",
+        );
+        let err = refused(&sandbox, "jobs");
+        assert!(
+            !err.contains("attempts must be"),
+            "the jobs were not read: {err}"
+        );
+
+        let mut apps = String::from("apps:\n");
+        for n in 0..101 {
+            apps.push_str(&format!("  a{n}: {{command: [x]}}\n"));
+        }
+        assert_refused(
+            &sandbox,
+            "apps",
+            apps.as_bytes(),
+            "1:1",
+            "a project may have at most 100 apps; this one has 101",
+        );
+
+        // At the limits, all is well.
+        let mut jobs = String::from("jobs:\n");
+        for n in 0..1000 {
+            jobs.push_str(&format!("  j{n}: {{command: [x]}}\n"));
+        }
+        manifest(&sandbox, "thousand", jobs.as_bytes());
+        let ok = sandbox.coco(&["validate", "home/thousand"]);
+        assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    }
+
+    #[test]
+    fn every_duration_has_a_located_minimum_and_maximum() {
+        let sandbox = Sandbox::new();
+        let app = |health: &str| {
+            format!("apps:\n  web:\n    command: [x]\n    port: 8080\n    health: {health}\n")
+        };
+        assert_refused(
+            &sandbox,
+            "interval",
+            app("{http: /, interval: 0s}").as_bytes(),
+            "5:33",
+            "`interval` must be at least 100ms",
+        );
+        assert_refused(
+            &sandbox,
+            "check-timeout",
+            app("{tcp: true, timeout: 1ms}").as_bytes(),
+            "5:34",
+            "`timeout` must be at least 100ms",
+        );
+        assert_refused(
+            &sandbox,
+            "slow-interval",
+            app("{tcp: true, interval: 2days}").as_bytes(),
+            "5:35",
+            "`interval` must be at most 1day",
+        );
+        let job = |line: &str| format!("jobs:\n  a:\n    command: [x]\n    {line}\n");
+        assert_refused(
+            &sandbox,
+            "timeout",
+            job("timeout: 10ms").as_bytes(),
+            "4:14",
+            "`timeout` must be at least 1s (leave it out for none)",
+        );
+        assert_refused(
+            &sandbox,
+            "zero-timeout",
+            job("timeout: 0s").as_bytes(),
+            "4:14",
+            "`timeout` must be at least 1s",
+        );
+        assert_refused(
+            &sandbox,
+            "forever",
+            job("retry_delay: 1000000000000000h").as_bytes(),
+            "4:18",
+            "`retry_delay` must be at most 10years",
+        );
+        assert_refused(
+            &sandbox,
+            "long-timeout",
+            job("timeout: 11years").as_bytes(),
+            "4:14",
+            "`timeout` must be at most 10years",
+        );
+        // At the bounds, all is well; `retry_delay: 0s` retries at once (documented).
+        manifest(
+            &sandbox,
+            "bounds",
+            b"jobs:\n  a:\n    command: [x]\n    timeout: 1s\n    retry_delay: 0s\n\
+              apps:\n  web:\n    command: [x]\n    port: 8080\n    \
+              health: {http: /, interval: 100ms, timeout: 1day}\n",
+        );
+        let ok = sandbox.coco(&["validate", "home/bounds"]);
+        assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    }
+
+    #[test]
+    fn a_daemon_reports_a_health_interval_of_0s_at_its_place() {
+        let sandbox = Sandbox::new();
+        sandbox.project("web", "jobs:\n  a:\n    command: [\"true\"]\n");
+        let daemon = sandbox.spawn(&["daemon", "--no-worker", "--no-scheduler", "--no-apps"]);
+        daemon.wait_for_log("daemon: home");
+        // Saved while it runs: refused at the value, in the daemon's log.
+        sandbox.project(
+            "web",
+            "apps:\n  server:\n    command: [sleep, \"30\"]\n    port: 8080\n    health: {tcp: true, interval: 0s}\n",
+        );
+        daemon.wait_for_log("web/coco.yaml:5:");
+        let log = daemon.log();
+        assert!(
+            log.contains("web/coco.yaml:5:35: `interval` must be at least 100ms"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn values_no_process_can_receive_and_schedules_that_never_fire_are_refused() {
+        let sandbox = Sandbox::new();
+        assert_refused(
+            &sandbox,
+            "nul-command",
+            b"jobs:\n  a:\n    command: [echo, \"a\\0b\"]\n",
+            "3:21",
+            "a command argument may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-string",
+            b"jobs:\n  a:\n    command: \"echo 'a\\0b'\"\n",
+            "3:14",
+            "a command argument may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-env",
+            b"jobs:\n  a:\n    command: [x]\n    env: {A: \"b\\0\"}\n",
+            "4:14",
+            "an environment variable's value may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-env-name",
+            b"apps:\n  w:\n    command: [x]\n    env: {\"A\\0\": b}\n",
+            "4:11",
+            "environment variable name `A\\0` is not valid",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-workdir",
+            b"environment:\n  workdir: \"src\\0\"\njobs: {}\n",
+            "2:12",
+            "the working directory may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-path",
+            b"environment:\n  path: [bin, \"x\\0\"]\n",
+            "2:15",
+            "a PATH entry may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-project-env",
+            b"environment:\n  env: {A: \"\\0\"}\n",
+            "2:12",
+            "an environment variable's value may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "nul-arg",
+            b"jobs:\n  a:\n    command: [echo, \"{{args.n}}\"]\n    args: {n: \"a\\0\"}\n",
+            "4:15",
+            "an argument may not contain a NUL character",
+        );
+        assert_refused(
+            &sandbox,
+            "february",
+            b"jobs:\n  a:\n    command: [x]\n    schedule: \"0 0 31 2 *\"\n",
+            "4:15",
+            "schedule `0 0 31 2 *` never fires: February has no day 31",
+        );
+        assert_refused(
+            &sandbox,
+            "short-months",
+            b"jobs:\n  a:\n    command: [x]\n    schedule: \"0 0 31 apr,jun *\"\n",
+            "4:15",
+            "schedule `0 0 31 apr,jun *` never fires: April and June have no day 31",
+        );
+        manifest(
+            &sandbox,
+            "leap",
+            b"jobs:\n  a:\n    command: [x]\n    schedule: \"0 0 29 2 *\"\n",
+        );
+        let ok = sandbox.coco(&["validate", "home/leap"]);
+        assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    }
 }
