@@ -10,6 +10,7 @@ mod log;
 mod manifest;
 mod process;
 mod queue_cli;
+mod read_cli;
 mod reconcile;
 mod scheduler;
 mod store;

@@ -1,0 +1,193 @@
+//! The read commands of the `coco` binary as an operator uses them: `logs` (by run id, by
+//! job, `--json`), run id prefixes everywhere an id is taken, `list failed`, `jobs` and
+//! `alive` after a run, the job's records in `coco log`, readable daemon log lines, the help
+//! and colours.
+
+use serde_json::Value;
+
+use crate::support::{Sandbox, stderr, stdout};
+
+const WORK: &str = "\
+jobs:
+  hi:
+    command: [sh, -c, 'echo one; echo two >&2']
+  idle:
+    command: [\"true\"]
+  echo:
+    command: [echo, '{{args.n}}']
+    args: {n: 0}
+  broken:
+    command: [sh, -c, 'exit 3']
+    attempts: 1
+";
+
+/// Run coco, assert its exit code; its stdout.
+fn ok(sandbox: &Sandbox, args: &[&str], code: i32) -> String {
+    let output = sandbox.coco(args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "coco {args:?}\nstdout: {}\nstderr: {}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Run coco, assert it fails with exit 1; its stderr.
+fn refused(sandbox: &Sandbox, args: &[&str]) -> String {
+    let output = sandbox.coco(args);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "coco {args:?}\nstdout: {}\nstderr: {}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stderr(&output)
+}
+
+/// A sandbox with the WORK project applied and a one-slot worker `w1` running.
+fn with_worker() -> (Sandbox, crate::support::Background) {
+    let sandbox = Sandbox::new();
+    sandbox.project("work", WORK);
+    sandbox.apply();
+    let worker = sandbox.spawn(&["worker", "--slots", "2", "--name", "w1"]);
+    worker.wait_for_log("worker w1: 2 slots");
+    (sandbox, worker)
+}
+
+#[test]
+fn logs_takes_json_and_a_job_name() {
+    let (sandbox, _worker) = with_worker();
+    let id = ok(&sandbox, &["enqueue", "work.hi", "--wait"], 0);
+    let id = id.trim();
+
+    // A job's name shows its latest run's output.
+    let text = ok(&sandbox, &["logs", "work.hi"], 0);
+    let mut tagged: Vec<&str> = text.lines().map(|l| &l[13..]).collect();
+    tagged.sort();
+    assert_eq!(tagged, ["err two", "out one"], "{text}");
+
+    // --json: the run and its lines as objects, by id and by job.
+    for target in [id, "work.hi"] {
+        let json: Value = serde_json::from_str(&ok(&sandbox, &["logs", target, "--json"], 0))
+            .expect("coco logs --json prints JSON");
+        assert_eq!(json["run"], id, "{json:#}");
+        assert_eq!(json["job"], "work.hi", "{json:#}");
+        assert_eq!(json["state"], "complete", "{json:#}");
+        assert_eq!(json["dropped"], 0, "{json:#}");
+        let mut lines: Vec<(String, String)> = json["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                assert!(
+                    line["time"].as_str().is_some_and(|t| t.len() == 12),
+                    "{line}"
+                );
+                (
+                    line["stream"].as_str().unwrap().to_owned(),
+                    line["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [("err".into(), "two".into()), ("out".into(), "one".into())]
+        );
+    }
+
+    // --follow --json on a finished run: its lines, then how it ended, one object a line.
+    let followed = ok(&sandbox, &["logs", "work.hi", "--follow", "--json"], 0);
+    let objects: Vec<Value> = followed
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 3, "{followed}");
+    let end = objects.last().unwrap();
+    assert_eq!(
+        (
+            end["run"].as_str(),
+            end["state"].as_str(),
+            end["exit_code"].as_i64()
+        ),
+        (Some(id), Some("complete"), Some(0)),
+        "{followed}"
+    );
+
+    // A job without runs, and a name that is neither a job nor an app.
+    let err = refused(&sandbox, &["logs", "work.idle"]);
+    assert!(err.contains("job work.idle has no runs yet"), "{err}");
+    let err = refused(&sandbox, &["logs", "work.nope", "--json"]);
+    assert!(err.contains("no app or job `work.nope`"), "{err}");
+}
+
+/// The length of the common prefix of `a` and `b`.
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
+}
+
+#[test]
+fn a_unique_prefix_of_a_run_id_is_taken_everywhere() {
+    let sandbox = Sandbox::new();
+    sandbox.project("work", WORK);
+    sandbox.apply();
+    let first = sandbox.enqueue(&["work.echo", "--arg", "n=1"]);
+    let second = sandbox.enqueue(&["work.echo", "--arg", "n=2"]);
+    // ULIDs start with their time: two made a moment apart share a prefix of at least 4
+    // characters (the fourth changes every 12 days).
+    let shared = common_prefix(&first, &second);
+    assert!((4..26).contains(&shared), "{first} {second}");
+    let ambiguous = &first[..shared];
+    let short_first = first[..=shared].to_lowercase();
+    let short_second = &second[..=shared];
+
+    // detail and logs: any case, a unique prefix.
+    let detail = ok(&sandbox, &["detail", &short_first], 0);
+    assert!(
+        detail.contains(&format!("id:           {first}\n")),
+        "{detail}"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&sandbox, &["logs", short_second, "--json"], 0)).unwrap();
+    assert_eq!(json["run"], second.as_str());
+
+    // An ambiguous prefix names the candidates; too short, unknown or malformed: refused.
+    for verb in ["detail", "logs", "kill", "restart", "remove"] {
+        let err = refused(&sandbox, &[verb, ambiguous]);
+        assert!(
+            err.contains(&format!("run id `{ambiguous}` is ambiguous"))
+                && err.contains(&first)
+                && err.contains(&second),
+            "{verb}: {err}"
+        );
+        let err = refused(&sandbox, &[verb, &first[..3]]);
+        assert!(err.contains("is too short"), "{verb}: {err}");
+        let err = refused(&sandbox, &[verb, "7ZZZZZ"]);
+        assert!(err.contains("no run with id `7ZZZZZ`"), "{verb}: {err}");
+        let err = refused(&sandbox, &[verb, "01%"]);
+        assert!(err.contains("is not a run id"), "{verb}: {err}");
+    }
+
+    // kill, remove and restart act on the run a prefix names.
+    let killed = ok(&sandbox, &["kill", &short_first], 0);
+    assert!(
+        killed.contains(&format!(
+            "killed run {first} of work.echo before it started"
+        )),
+        "{killed}"
+    );
+    let removed = ok(&sandbox, &["remove", short_second], 0);
+    assert!(
+        removed.contains(&format!("removed run {second} of work.echo")),
+        "{removed}"
+    );
+    let restarted = ok(&sandbox, &["restart", &short_first], 0);
+    let new = sandbox.run_json(restarted.trim());
+    assert_eq!(new["restart_of"], first.as_str(), "{new:#}");
+    // The whole id, in lower case, still works.
+    let detail = ok(&sandbox, &["detail", &second.to_lowercase()], 0);
+    assert!(detail.contains("state:        removed\n"), "{detail}");
+}
