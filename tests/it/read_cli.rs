@@ -191,3 +191,36 @@ fn a_unique_prefix_of_a_run_id_is_taken_everywhere() {
     let detail = ok(&sandbox, &["detail", &second.to_lowercase()], 0);
     assert!(detail.contains("state:        removed\n"), "{detail}");
 }
+
+#[test]
+fn list_failed_shows_runs_out_of_attempts() {
+    let (sandbox, _worker) = with_worker();
+    assert_eq!(
+        ok(&sandbox, &["list", "failed"], 0),
+        "No runs in state failed or error.\n"
+    );
+    let id = ok(&sandbox, &["enqueue", "work.broken", "--wait"], 3);
+    let id = id.trim();
+    assert_eq!(sandbox.run_json(id)["state"], "error");
+    let done = ok(&sandbox, &["enqueue", "work.hi", "--wait"], 0);
+
+    // `failed` takes in `error` (no attempts left), in the table and in JSON.
+    let text = ok(&sandbox, &["list", "failed"], 0);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows[0][..3], [id, "work.broken", "error"], "{text}");
+    let listed: Vec<String> = sandbox
+        .list_json(&["failed"])
+        .iter()
+        .map(|run| run["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, [id]);
+    assert_eq!(sandbox.list_json(&["error"]).len(), 1);
+    assert!(!text.contains(done.trim()), "{text}");
+    let help = ok(&sandbox, &["list", "--help"], 0);
+    assert!(help.contains("failed (every failed run"), "{help}");
+}
