@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn runs_of_several_states_merge_newest_first() {
         let job = Job::with_command(&["true"]);
-        let at = |s| DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
+        let at = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
         let run = |s| new_run(&job, NewRun::new("p.j", "p", json!({}), at(s)));
         let (old, mid, new) = (run(0), run(5), run(9));
         let merged = newest_first(vec![mid.clone(), new.clone(), old.clone()], Some(2));
