@@ -3,6 +3,8 @@
 //! `alive` after a run, the job's records in `coco log`, readable daemon log lines, the help
 //! and colours.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::support::{Sandbox, stderr, stdout};
@@ -223,4 +225,45 @@ fn list_failed_shows_runs_out_of_attempts() {
     assert!(!text.contains(done.trim()), "{text}");
     let help = ok(&sandbox, &["list", "--help"], 0);
     assert!(help.contains("failed (every failed run"), "{help}");
+}
+
+/// `coco log ARGS --json`, parsed.
+fn log_json(sandbox: &Sandbox, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["log", "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(sandbox, &all, 0)).expect("coco log --json prints JSON")
+}
+
+#[test]
+fn the_end_of_a_run_is_among_its_jobs_records() {
+    let (sandbox, _worker) = with_worker();
+    let id = ok(&sandbox, &["enqueue", "work.hi", "--wait"], 0);
+    let id = id.trim();
+    // Records reach the store in batches a moment apart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let records = log_json(&sandbox, &["--job", "work.hi"]);
+        let messages: Vec<&str> = records
+            .iter()
+            .filter(|r| r["run"] == id)
+            .filter_map(|r| r["message"].as_str())
+            .collect();
+        if messages.iter().any(|m| m.starts_with("finished")) {
+            assert!(
+                messages.iter().any(|m| m.starts_with("claimed")),
+                "{messages:?}"
+            );
+            let finished = records
+                .iter()
+                .find(|r| r["message"].as_str().unwrap().starts_with("finished"))
+                .unwrap();
+            assert_eq!(finished["project"], "work", "{finished:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `finished` record for --job work.hi: {records:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
