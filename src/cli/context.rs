@@ -30,7 +30,18 @@ impl GlobalArgs {
 pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)> {
     let (config, settings) = config::load_from_process(&global.overrides())?;
     crate::logging::init(&config.logging);
-    tracing::debug!(files = ?config.files, store = %crate::redact::redact(&format!("{:?}", config.store)), "configuration loaded");
+    let files: Vec<String> = config
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let store = match &config.store {
+        store::StoreLocation::Embedded { path } => format!("embedded {}", path.display()),
+        store::StoreLocation::Mongo { url, database } => {
+            format!("mongodb {} database {database}", crate::redact::redact(url))
+        }
+    };
+    tracing::debug!(files = %files.join(", "), %store, "configuration loaded");
     Ok((config, settings))
 }
 

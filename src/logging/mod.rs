@@ -5,6 +5,7 @@
 //! [`init`] installs the subscriber once per process; later calls do nothing. Each record is
 //! formatted in full and redacted before it is written, so no layer can leak a credential.
 
+pub mod fields;
 pub mod store;
 
 use std::io::Write;

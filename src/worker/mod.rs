@@ -143,6 +143,21 @@ pub struct Summary {
     pub halted: bool,
 }
 
+impl std::fmt::Display for Summary {
+    /// `3 claimed, 3 finished, 0 handed back` (`, halted` after `coco halt`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} claimed, {} finished, {} handed back",
+            self.claimed, self.finished, self.handed_back
+        )?;
+        if self.halted {
+            f.write_str(", halted")?;
+        }
+        Ok(())
+    }
+}
+
 /// A worker: claims and runs up to `settings.slots` runs from `store` as `name`.
 pub struct Worker {
     pub name: String,
@@ -298,7 +313,7 @@ impl Worker {
         if let Err(error) = self.store.remove_member(&self.name).await {
             tracing::warn!(worker = %self.name, "forgetting this worker in the store: {error}");
         }
-        tracing::info!(worker = %self.name, ?summary, "worker stopped");
+        tracing::info!(worker = %self.name, "worker stopped: {summary}");
         summary
     }
 

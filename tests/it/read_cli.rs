@@ -267,3 +267,56 @@ fn the_end_of_a_run_is_among_its_jobs_records() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Wait (up to 20 s) until `coco enqueue ARGS` works (the daemon applied the job); the id.
+fn enqueue_when_applied(sandbox: &Sandbox, job: &str, daemon: &crate::support::Background) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sandbox.coco(&["enqueue", job]).status.code() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "never applied:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemon_log_lines_show_no_rust_debug_values() {
+    let sandbox = Sandbox::with_stderr_level("INFO");
+    sandbox.project("work", WORK);
+    let mut daemon = sandbox.spawn(&["daemon", "--slots", "1", "--name", "d1"]);
+    daemon.wait_for_log("daemon: home");
+    enqueue_when_applied(&sandbox, "work.hi", &daemon);
+    let id = sandbox.list_json(&["--job", "work.hi"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sandbox.wait_for_state(&id, "complete");
+    daemon.wait_for_log("finished");
+    // SAFETY: kill(2) with the pid of a child we spawned and have not reaped.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    let log = daemon.log();
+    assert!(
+        log.contains("worker stopped: 1 claimed, 1 finished, 0 handed back"),
+        "{log}"
+    );
+    assert!(log.contains("scheduler stopped: 0 enqueued"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.contains(" { ") && !line.contains("Some(") && !line.contains("\\\""),
+            "a Debug value in: {line}"
+        );
+    }
+    // The records in the store read the same.
+    let records = log_json(&sandbox, &["--level", "INFO", "-n", "500"]);
+    assert!(!records.is_empty());
+    for record in records {
+        let message = record["message"].as_str().unwrap();
+        assert!(
+            !message.contains(" { ") && !message.contains("Some("),
+            "a Debug value in: {message}"
+        );
+    }
+}
