@@ -21,6 +21,8 @@ jobs:
   broken:
     command: [sh, -c, 'exit 3']
     attempts: 1
+  nap:
+    command: [sleep, '3.5']
 ";
 
 /// Run coco, assert its exit code; its stdout.
@@ -319,4 +321,59 @@ fn daemon_log_lines_show_no_rust_debug_values() {
             "a Debug value in: {message}"
         );
     }
+}
+
+/// A duration as `coco` prints it (`250ms`, `1.5s`, `3s`, `2m`) in seconds.
+fn seconds(text: &str) -> f64 {
+    if let Some(ms) = text.strip_suffix("ms") {
+        ms.parse::<f64>().unwrap() / 1000.0
+    } else if let Some(s) = text.strip_suffix('s') {
+        s.parse().unwrap()
+    } else {
+        f64::INFINITY
+    }
+}
+
+#[test]
+fn jobs_and_alive_show_a_run_as_it_is_now() {
+    let (sandbox, _worker) = with_worker();
+    let id = sandbox.enqueue(&["work.nap"]);
+    sandbox.wait_for_state(&id, "running");
+    // Running: counted at once, not at the worker's next heartbeat.
+    let alive: Value = serde_json::from_str(&ok(&sandbox, &["alive", "--json"], 0)).unwrap();
+    assert_eq!(alive[0]["running"], serde_json::json!([id]), "{alive:#}");
+    sandbox.wait_for_state(&id, "complete");
+
+    // Complete: no longer counted, and its age is that of its end (it ran for 3.5 s).
+    let alive: Value = serde_json::from_str(&ok(&sandbox, &["alive", "--json"], 0)).unwrap();
+    assert_eq!(alive[0]["running"], serde_json::json!([]), "{alive:#}");
+    let text = ok(&sandbox, &["alive"], 0);
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "w1", "{text}");
+    assert!(row.contains(&"0/2"), "{text}");
+    let jobs = ok(&sandbox, &["jobs"], 0);
+    let line = jobs
+        .lines()
+        .find(|line| line.starts_with("work.nap"))
+        .unwrap_or_else(|| panic!("{jobs}"));
+    let age = line
+        .split_once("complete (")
+        .and_then(|(_, rest)| rest.strip_suffix(" ago)"))
+        .unwrap_or_else(|| panic!("{jobs}"));
+    assert!(
+        seconds(age) < 3.0,
+        "the age of its end, not of its creation: {line}"
+    );
+    let json: Value = serde_json::from_str(&ok(&sandbox, &["jobs", "--json"], 0)).unwrap();
+    let nap = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|job| job["job"] == "work.nap")
+        .unwrap();
+    assert_eq!(
+        nap["last_changed"],
+        sandbox.run_json(&id)["finished"],
+        "{nap:#}"
+    );
 }
