@@ -1,13 +1,18 @@
 //! `coco alive [--json]`: the workers and daemons working on the store, with the age of
 //! their latest heartbeat (core4: `coco --alive`). One silent for longer than a zombie
 //! interval is marked `lost?`: it was probably killed, and its runs will be taken back.
+//!
+//! The runs a worker is running are read from the queue (runs `running` on it), not from
+//! its record, which it refreshes only with its heartbeat: a run that just ended or just
+//! started shows at once.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
-use crate::store::MemberRecord;
+use crate::queue::state::RunState;
+use crate::store::{MemberRecord, RunFilter, RunRecord};
 
 /// Silent for longer than this (the default zombie interval): probably gone.
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(60);
@@ -21,7 +26,14 @@ pub struct AliveArgs {
 pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let members = store.list_members().await?;
+    let mut members = store.list_members().await?;
+    let running = store
+        .list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })
+        .await?;
+    running_from_queue(&mut members, &running);
     if args.flags.json {
         output::json(&members);
     } else if members.is_empty() {
@@ -32,6 +44,20 @@ pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
         output::table(HEADER, &rows);
     }
     Ok(0)
+}
+
+/// Set each member's running runs to those the queue has running on it (pure): the queue
+/// is the truth, a member's own list is as old as its latest heartbeat.
+pub fn running_from_queue(members: &mut [MemberRecord], running: &[RunRecord]) {
+    for member in members {
+        let mut ids: Vec<String> = running
+            .iter()
+            .filter(|run| run.worker.as_deref() == Some(member.name.as_str()))
+            .map(|run| run.id.clone())
+            .collect();
+        ids.sort();
+        member.running = ids;
+    }
 }
 
 /// The columns of [`row`].
@@ -100,5 +126,35 @@ mod tests {
         );
         let later = now + TimeDelta::minutes(5);
         assert_eq!(row(&member, later)[7], "lost? (no heartbeat)");
+    }
+
+    #[test]
+    fn running_runs_come_from_the_queue() {
+        use crate::manifest::Job;
+        use crate::queue::{NewRun, new_run};
+        let started = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        let member = |name: &str, running: &[&str]| MemberRecord {
+            name: name.into(),
+            kind: "worker".into(),
+            host: "host".into(),
+            pid: 42,
+            started,
+            heartbeat: started,
+            slots: 2,
+            running: running.iter().map(|id| id.to_string()).collect(),
+            holding: None,
+        };
+        // w1's record still lists a run that ended; w2's not yet the one it claimed.
+        let mut members = vec![member("w1", &["OLD"]), member("w2", &[])];
+        let job = Job::with_command(&["true"]);
+        let run = new_run(
+            &job,
+            NewRun::new("p.j", "p", serde_json::json!({}), started),
+        )
+        .claimed("w2", started);
+        running_from_queue(&mut members, std::slice::from_ref(&run));
+        assert!(members[0].running.is_empty());
+        assert_eq!(members[1].running, [run.id.clone()]);
+        assert_eq!(row(&members[1], started)[6], "1/2");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::Utc;
 
-use super::{GlobalArgs, output};
+use super::{GlobalArgs, output, run_id};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
 use crate::reconcile::{self, Plan, Stored};
@@ -30,7 +30,18 @@ impl GlobalArgs {
 pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)> {
     let (config, settings) = config::load_from_process(&global.overrides())?;
     crate::logging::init(&config.logging);
-    tracing::debug!(files = ?config.files, store = %crate::redact::redact(&format!("{:?}", config.store)), "configuration loaded");
+    let files: Vec<String> = config
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let store = match &config.store {
+        store::StoreLocation::Embedded { path } => format!("embedded {}", path.display()),
+        store::StoreLocation::Mongo { url, database } => {
+            format!("mongodb {} database {database}", crate::redact::redact(url))
+        }
+    };
+    tracing::debug!(files = %files.join(", "), %store, "configuration loaded");
     Ok((config, settings))
 }
 
@@ -77,16 +88,33 @@ pub async fn open_store_for(config: &Config, access: Access) -> anyhow::Result<A
     }
 }
 
-/// The run `id` (any case, as `coco list` prints it); `None` after printing that there is
-/// none.
-pub async fn find_run(store: &dyn Store, id: &str) -> anyhow::Result<Option<RunRecord>> {
-    let normalized = id.trim().to_ascii_uppercase();
-    let run = store.get_run(&normalized).await?;
+/// The run `typed` names (its id or a unique prefix of it, any case: see
+/// [`super::run_id`]); `None` after printing why there is none.
+pub async fn find_run(store: &dyn Store, typed: &str) -> anyhow::Result<Option<RunRecord>> {
+    let Some(id) = find_run_id(store, typed).await? else {
+        return Ok(None);
+    };
+    let run = store.get_run(&id).await?;
     if run.is_none() {
-        output::error(&format!(
-            "no run with id `{id}` in the {} (see `coco list`)",
-            store.describe()
-        ));
+        output::error(&format!("run {id} disappeared meanwhile"));
     }
     Ok(run)
+}
+
+/// The whole id of the run `typed` names; `None` after printing why there is none.
+pub async fn find_run_id(store: &dyn Store, typed: &str) -> anyhow::Result<Option<String>> {
+    match run_id::resolve(store, typed).await? {
+        Ok(id) => Ok(Some(id)),
+        Err(problem @ run_id::RunIdProblem::Unknown { .. }) => {
+            output::error(&format!(
+                "{problem} in the {} (see `coco list`)",
+                store.describe()
+            ));
+            Ok(None)
+        }
+        Err(problem) => {
+            output::error(&problem.to_string());
+            Ok(None)
+        }
+    }
 }

@@ -12,7 +12,8 @@ use crate::store::RunRecord;
 
 #[derive(Debug, Args)]
 pub struct DetailArgs {
-    /// The run's id (as `coco enqueue` and `coco list` print it).
+    /// The run's id (as `coco enqueue` and `coco list` print it, or a unique prefix of at
+    /// least 4 characters).
     pub id: String,
     /// Print JSON instead of text, for scripts.
     #[arg(long)]

@@ -1,5 +1,6 @@
 //! `coco jobs [--project P] [--json]`: the applied jobs with their schedule, time zone, last
-//! and next fire and the state of their latest run.
+//! and next fire and the state of their latest run, with how long it has been in it (a
+//! finished run: since it ended).
 
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -31,6 +32,8 @@ pub struct JobLine {
     pub last_run: Option<String>,
     pub last_state: Option<String>,
     pub last_created: Option<DateTime<Utc>>,
+    /// When the latest run entered its state (for a finished run: when it ended).
+    pub last_changed: Option<DateTime<Utc>>,
 }
 
 pub async fn run(global: &GlobalArgs, args: &JobsArgs) -> anyhow::Result<i32> {
@@ -82,7 +85,13 @@ pub fn line(record: &JobRecord, latest: Option<&RunRecord>) -> JobLine {
         last_run: latest.map(|run| run.id.clone()),
         last_state: latest.map(|run| run.state.as_str().to_owned()),
         last_created: latest.map(|run| run.created),
+        last_changed: latest.map(state_since),
     }
+}
+
+/// When `run` entered its current state: its latest history entry (pure).
+pub fn state_since(run: &RunRecord) -> DateTime<Utc> {
+    run.history.last().map_or(run.created, |change| change.at)
 }
 
 /// One table row (pure): times relative to `now`.
@@ -99,8 +108,8 @@ pub fn row(line: &JobLine, now: DateTime<Utc>) -> Vec<String> {
             format!("due {} ago", human_duration(now - t))
         }
     });
-    let last_run = match (&line.last_state, line.last_created) {
-        (Some(state), Some(created)) => format!("{state} ({} ago)", human_duration(now - created)),
+    let last_run = match (&line.last_state, line.last_changed.or(line.last_created)) {
+        (Some(state), Some(since)) => format!("{state} ({} ago)", human_duration(now - since)),
         _ => "-".to_owned(),
     };
     vec![
@@ -117,6 +126,8 @@ pub fn row(line: &JobLine, now: DateTime<Utc>) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::manifest::Job;
+    use crate::queue::state::Outcome;
+    use crate::queue::{NewRun, new_run};
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
@@ -151,6 +162,37 @@ mod tests {
                 "in 2m",
                 "-"
             ]
+        );
+    }
+
+    #[test]
+    fn the_latest_run_shows_how_long_ago_it_ended() {
+        let job = Job::with_command(&["true"]);
+        let record = JobRecord {
+            id: "p.j".into(),
+            project: "p".into(),
+            name: "j".into(),
+            definition: serde_json::to_value(&job).unwrap(),
+            hash: "h".into(),
+            active: true,
+            next_fire: None,
+            last_fire: None,
+            updated_at: at(-600),
+        };
+        let run = new_run(
+            &job,
+            NewRun::new("p.j", "p", serde_json::json!({}), at(-44)),
+        )
+        .claimed("w", at(-43));
+        assert_eq!(
+            row(&line(&record, Some(&run)), at(0))[5],
+            "running (43s ago)"
+        );
+        let end = run.end(Outcome::Exited(0), Some(0), at(-1));
+        let done = run.ended(&end);
+        assert_eq!(
+            row(&line(&record, Some(&done)), at(0))[5],
+            "complete (1s ago)"
         );
     }
 }

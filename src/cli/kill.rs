@@ -6,7 +6,8 @@
 //! - remove: a waiting run becomes `removed` (kept, with its history, for `coco list` and
 //!   `coco detail`); a running run must be killed instead.
 //!
-//! Exit 1 if any id is unknown or in a state the verb does not apply to.
+//! Each id may be a unique prefix ([`super::run_id`]). Exit 1 if any id is unknown or
+//! ambiguous, or its run in a state the verb does not apply to.
 
 use chrono::Utc;
 use clap::Args;
@@ -17,7 +18,8 @@ use crate::store::{Cancel, Cancelled, RunRecord};
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
-    /// Ids of the runs (as `coco list` prints them).
+    /// Ids of the runs (as `coco list` prints them, or a unique prefix of at least 4
+    /// characters).
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<String>,
 }
@@ -27,8 +29,11 @@ pub async fn run(global: &GlobalArgs, args: &CancelArgs, cancel: Cancel) -> anyh
     let store = context::open_store(&config).await?;
     let mut status = 0;
     let mut killed_running = false;
-    for id in &args.ids {
-        let id = id.trim().to_ascii_uppercase();
+    for typed in &args.ids {
+        let Some(id) = context::find_run_id(store.as_ref(), typed).await? else {
+            status = 1;
+            continue;
+        };
         match store.cancel_run(&id, cancel, Utc::now()).await? {
             Cancelled::Done(run) => {
                 let was_running = previous_state(&run) == Some(RunState::Running);
@@ -40,10 +45,7 @@ pub async fn run(global: &GlobalArgs, args: &CancelArgs, cancel: Cancel) -> anyh
                 status = 1;
             }
             Cancelled::Missing => {
-                output::error(&format!(
-                    "no run with id `{id}` in the {} (see `coco list`)",
-                    store.describe()
-                ));
+                output::error(&format!("run {id} disappeared meanwhile"));
                 status = 1;
             }
         }

@@ -1,5 +1,7 @@
 //! `coco list [STATE]`: runs, newest first, as a table (id, job, state, progress, attempts, age,
-//! runtime, worker) or as JSON.
+//! runtime, worker) or as JSON. `failed` lists every run whose latest try failed: those
+//! waiting for a retry (`failed`) and those out of attempts (`error`) — see
+//! [`listed_states`].
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
@@ -10,8 +12,9 @@ use crate::store::{RunFilter, RunRecord};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only runs in this state: pending, running, complete, failed, deferred, error, killed,
-    /// removed.
+    /// Only runs in this state: pending, running, complete, deferred, killed, removed,
+    /// error (failed, no attempts left), or failed (every failed run: waiting for a retry,
+    /// and error).
     /// (`--state NAME` after `list` works too; elsewhere `--state` names the state folder.)
     #[arg(value_name = "STATE", value_parser = parse_state)]
     pub run_state: Option<RunState>,
@@ -39,18 +42,21 @@ fn parse_state(text: &str) -> Result<RunState, String> {
 pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let runs = store
-        .list_runs(&RunFilter {
-            state: args.run_state,
+    let mut runs = Vec::new();
+    for state in args.run_state.map_or_else(|| vec![None], listed_states) {
+        let filter = RunFilter {
+            state,
             project: args.project.clone(),
             job: args.job.clone(),
             limit: args.limit,
-        })
-        .await?;
+        };
+        runs.extend(store.list_runs(&filter).await?);
+    }
+    let runs = newest_first(runs, args.limit);
     if args.json {
         output::json(&runs);
     } else if runs.is_empty() {
-        output::text("No runs.");
+        output::text(&nothing_listed(args.run_state));
     } else {
         let now = Utc::now();
         let rows: Vec<Vec<String>> = runs.iter().map(|run| row(run, now)).collect();
@@ -62,6 +68,38 @@ pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The states `coco list STATE` shows (pure): `failed` means every run whose latest try
+/// failed, so it takes in `error` (failed with no attempts left); any other state only
+/// itself.
+pub fn listed_states(state: RunState) -> Vec<Option<RunState>> {
+    match state {
+        RunState::Failed => vec![Some(RunState::Failed), Some(RunState::Error)],
+        state => vec![Some(state)],
+    }
+}
+
+/// `runs` (listed state by state) newest first, at most `limit` of them (pure).
+pub fn newest_first(mut runs: Vec<RunRecord>, limit: Option<usize>) -> Vec<RunRecord> {
+    runs.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+    if let Some(limit) = limit {
+        runs.truncate(limit);
+    }
+    runs
+}
+
+/// What `coco list STATE` prints when no run is in `state` (pure).
+pub fn nothing_listed(state: Option<RunState>) -> String {
+    let Some(state) = state else {
+        return "No runs.".to_owned();
+    };
+    let names: Vec<&str> = listed_states(state)
+        .into_iter()
+        .flatten()
+        .map(RunState::as_str)
+        .collect();
+    format!("No runs in state {}.", names.join(" or "))
 }
 
 /// One table row of `run` as seen at `now` (pure).
@@ -133,6 +171,34 @@ mod tests {
         assert_eq!(d(3_599_000), "59m");
         assert_eq!(d(3_600_000), "1h");
         assert_eq!(d(86_400_000 * 3), "3d");
+    }
+
+    #[test]
+    fn failed_takes_in_error_and_says_so() {
+        assert_eq!(
+            listed_states(RunState::Failed),
+            [Some(RunState::Failed), Some(RunState::Error)]
+        );
+        assert_eq!(listed_states(RunState::Error), [Some(RunState::Error)]);
+        assert_eq!(nothing_listed(None), "No runs.");
+        assert_eq!(
+            nothing_listed(Some(RunState::Failed)),
+            "No runs in state failed or error."
+        );
+        assert_eq!(
+            nothing_listed(Some(RunState::Killed)),
+            "No runs in state killed."
+        );
+    }
+
+    #[test]
+    fn runs_of_several_states_merge_newest_first() {
+        let job = Job::with_command(&["true"]);
+        let at = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
+        let run = |s| new_run(&job, NewRun::new("p.j", "p", json!({}), at(s)));
+        let (old, mid, new) = (run(0), run(5), run(9));
+        let merged = newest_first(vec![mid.clone(), new.clone(), old.clone()], Some(2));
+        assert_eq!(merged, [new, mid]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod projects;
 pub mod release;
 pub mod restart;
 pub mod run;
+pub mod run_id;
 pub mod schema;
 pub mod status;
 pub mod validate;

@@ -16,7 +16,7 @@ use crate::store::{Cancel, Cancelled, Enqueued};
 
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// Id of the run to restart.
+    /// Id of the run to restart (or a unique prefix of at least 4 characters).
     #[arg(value_name = "ID")]
     pub id: String,
 }

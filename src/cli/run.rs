@@ -91,7 +91,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    tracing::debug!(job = %job_id, run = %run.id, argv = ?spec.program_and_args, cwd = %spec.cwd.display(), "running in the foreground");
+    tracing::debug!(job = %job_id, run = %run.id, argv = %spec.program_and_args.join(" "), cwd = %spec.cwd.display(), "running in the foreground");
 
     let timeout = job.timeout.map(|t| t.0);
     let interrupted = async {

@@ -302,14 +302,14 @@ async fn pass(
             if let Err(error) = store.put_problems(&problems).await {
                 tracing::warn!("cannot record the manifest problems: {error}");
             }
-            let took = started.elapsed();
+            let took = crate::logging::fields::duration(started.elapsed());
             if pass.changed() {
-                tracing::info!(?took, "applied: {}", converge::summary(&pass.plan));
+                tracing::info!(%took, "applied: {}", converge::summary(&pass.plan));
                 for (project, line) in crate::reconcile::render::updates(&pass.plan) {
                     tracing::info!(%project, "{line}");
                 }
             } else {
-                tracing::debug!(?took, "no changes");
+                tracing::debug!(%took, "no changes");
             }
             pass.changed()
         }

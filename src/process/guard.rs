@@ -137,7 +137,7 @@ impl Guard {
                 let status = guard.wait().await;
                 up.store(false, Ordering::Release);
                 tracing::warn!(
-                    ?status,
+                    status = %status.as_ref().map_or_else(ToString::to_string, ToString::to_string),
                     "the process guard exited; jobs started now get the death signal instead; \
                      restarting it"
                 );

@@ -76,6 +76,27 @@ pub struct FireCounts {
     pub recovered: usize,
 }
 
+impl std::fmt::Display for FireCounts {
+    /// `2 enqueued, 0 lost to another scheduler, …`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} enqueued, {} lost to another scheduler, {} skipped (concurrency: forbid), \
+             {} replaced, {} missed, {} taken over",
+            self.enqueued, self.lost, self.forbidden, self.replaced, self.missed, self.recovered
+        )
+    }
+}
+
+/// `catchup`'s value as written in coco.yaml.
+fn catchup_name(catchup: Catchup) -> &'static str {
+    match catchup {
+        Catchup::None => "none",
+        Catchup::Once => "once",
+        Catchup::All => "all",
+    }
+}
+
 /// One scheduled job as the scheduler holds it.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -172,7 +193,7 @@ impl Scheduler {
                 () = &mut shutdown => break,
             }
         }
-        tracing::info!(?self.counts, "scheduler stopped");
+        tracing::info!("scheduler stopped: {}", self.counts);
         self.counts
     }
 
@@ -216,7 +237,7 @@ impl Scheduler {
             self.counts.missed += skipped;
             tracing::info!(
                 job = %id,
-                catchup = ?entry.job.catchup,
+                catchup = catchup_name(entry.job.catchup),
                 "{skipped} missed fire(s) skipped"
             );
         }

@@ -84,6 +84,7 @@ macro_rules! conformance_cases {
             members_recorded_listed_and_forgotten,
             finish_keeps_the_last_report,
             finish_and_claim_in_one_step,
+            run_ids_found_by_prefix,
         );
     };
 }
@@ -2604,5 +2605,45 @@ pub async fn finish_and_claim_in_one_step(store: &dyn Store) {
             .is_err()
     );
     assert_eq!(get(store, &r.id).await.state, RunState::Running);
+    drain(store).await;
+}
+
+/// `run_ids_starting_with` finds the runs whose id starts with a prefix (and no other),
+/// sorted, up to a limit: how `coco detail 01JD6W` finds its run.
+pub async fn run_ids_found_by_prefix(store: &dyn Store) {
+    let t = tag();
+    // Ids that share a long prefix no other case's ids share (ULIDs: 16 random characters).
+    let stem = ulid::Ulid::new().to_string()[..22].to_string();
+    let ids = [
+        format!("{stem}0000"),
+        format!("{stem}0001"),
+        format!("{stem}1000"),
+    ];
+    for (n, id) in ids.iter().enumerate().rev() {
+        let mut r = run(&t, &format!("job{n}"), json!({}), 0);
+        r.id = id.clone();
+        enqueue_new(store, &r).await;
+    }
+    let found = |prefix: String, limit: usize| async move {
+        store
+            .run_ids_starting_with(&prefix, limit)
+            .await
+            .expect("run_ids_starting_with")
+    };
+    assert_eq!(found(stem.clone(), 10).await, ids, "all three, sorted");
+    assert_eq!(found(format!("{stem}000"), 10).await, ids[..2]);
+    assert_eq!(found(format!("{stem}1"), 10).await, ids[2..]);
+    assert_eq!(found(ids[1].clone(), 10).await, ids[1..2], "a whole id");
+    assert!(found(format!("{stem}2"), 10).await.is_empty());
+    assert!(
+        found(format!("{stem}00000"), 10).await.is_empty(),
+        "longer than any id"
+    );
+    assert_eq!(found(stem.clone(), 2).await, ids[..2], "at most the limit");
+    assert!(found(stem.clone(), 0).await.is_empty());
+    assert!(
+        found(stem.to_lowercase(), 10).await.is_empty(),
+        "exact: callers upper-case what the operator typed"
+    );
     drain(store).await;
 }

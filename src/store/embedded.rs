@@ -1723,4 +1723,17 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn run_ids_starting_with(&self, prefix: &str, limit: usize) -> StoreResult<Vec<String>> {
+        let (from, to) = (prefix.to_string(), super::prefix_end(prefix));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run("looking up run ids by prefix", move |conn| {
+            conn.prepare_cached(
+                "SELECT id FROM queue WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![from, to, limit], |row| row.get(0))?
+            .collect()
+        })
+        .await
+    }
 }

@@ -980,6 +980,17 @@ pub trait Store: Send + Sync {
 
     /// The output (tail) kept for run `id`, if any.
     async fn get_output(&self, id: &str) -> StoreResult<Option<String>>;
+
+    /// The ids of runs that start with `prefix` (exactly: run ids are upper-case ULIDs),
+    /// sorted, at most `limit` of them: how a short id the operator typed is resolved.
+    async fn run_ids_starting_with(&self, prefix: &str, limit: usize) -> StoreResult<Vec<String>>;
+}
+
+/// The first string after every string that starts with `prefix`, for a range query
+/// `prefix <= id < prefix_end(prefix)` (pure). Ids are ASCII, so appending the largest
+/// character is enough.
+pub fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
 }
 
 /// Where the state lives, as resolved from the configuration.

@@ -1895,6 +1895,35 @@ impl Store for MongoStore {
             }),
         }
     }
+
+    async fn run_ids_starting_with(&self, prefix: &str, limit: usize) -> StoreResult<Vec<String>> {
+        let doing = "looking up run ids by prefix";
+        if limit == 0 {
+            return Ok(Vec::new()); // to a server, limit 0 means none
+        }
+        let mut cursor = self
+            .collection("queue")
+            .find(doc! { "_id": { "$gte": prefix, "$lt": super::prefix_end(prefix) } })
+            .projection(doc! { "_id": 1 })
+            .sort(doc! { "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(self.err(doing))?;
+        let mut ids = Vec::new();
+        while cursor.advance().await.map_err(self.err(doing))? {
+            let doc: Document = cursor.deserialize_current().map_err(self.err(doing))?;
+            match doc.get_str("_id") {
+                Ok(id) => ids.push(id.to_string()),
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        what: "queue _id".into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(ids)
+    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,21 @@ pub struct Summary {
     pub halted: bool,
 }
 
+impl std::fmt::Display for Summary {
+    /// `3 claimed, 3 finished, 0 handed back` (`, halted` after `coco halt`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} claimed, {} finished, {} handed back",
+            self.claimed, self.finished, self.handed_back
+        )?;
+        if self.halted {
+            f.write_str(", halted")?;
+        }
+        Ok(())
+    }
+}
+
 /// A worker: claims and runs up to `settings.slots` runs from `store` as `name`.
 pub struct Worker {
     pub name: String,
@@ -159,6 +174,8 @@ pub struct Worker {
 /// One running run, as the loop sees it.
 struct Running {
     stop: watch::Sender<Option<Stop>>,
+    /// Its job, for the log records about it.
+    job: String,
 }
 
 /// The operator switches as last read, and what they (and the host's load) hold back.
@@ -302,7 +319,7 @@ impl Worker {
         if let Err(error) = self.store.remove_member(&self.name).await {
             tracing::warn!(worker = %self.name, "forgetting this worker in the store: {error}");
         }
-        tracing::info!(worker = %self.name, ?summary, "worker stopped");
+        tracing::info!(worker = %self.name, "worker stopped: {summary}");
         summary
     }
 
@@ -393,7 +410,13 @@ impl Worker {
         let span =
             tracing::info_span!("run", run = %run.id, job = %run.job, project = %run.project);
         let (stop, stop_rx) = watch::channel(None);
-        running.insert(run.id.clone(), Running { stop });
+        running.insert(
+            run.id.clone(),
+            Running {
+                stop,
+                job: run.job.clone(),
+            },
+        );
         let (store, name, run_settings, gate) = (
             Arc::clone(&self.store),
             self.name.clone(),
@@ -430,11 +453,11 @@ impl Worker {
                 match &executed.finished {
                     Some(run) if run.reason.as_deref() == Some("shutdown") => {
                         summary.handed_back += 1;
-                        tracing::info!(worker = %self.name, run = %run.id, state = %run.state, "handed back");
+                        tracing::info!(worker = %self.name, run = %run.id, job = %run.job, state = %run.state, "handed back");
                     }
                     Some(run) => {
                         summary.finished += 1;
-                        tracing::info!(worker = %self.name, run = %run.id, state = %run.state, "finished");
+                        tracing::info!(worker = %self.name, run = %run.id, job = %run.job, state = %run.state, "finished");
                     }
                     None => summary.handed_back += 1,
                 }
@@ -467,9 +490,11 @@ impl Worker {
             ..run.end(Outcome::HandedBack, None, Utc::now())
         };
         match self.store.finish_run(&run.id, &self.name, &end).await {
-            Ok(_) => tracing::info!(worker = %self.name, run = %run.id, "handed back unstarted"),
+            Ok(_) => {
+                tracing::info!(worker = %self.name, run = %run.id, job = %run.job, "handed back unstarted");
+            }
             Err(error) => {
-                tracing::warn!(worker = %self.name, run = %run.id, "handing back a run: {error}");
+                tracing::warn!(worker = %self.name, run = %run.id, job = %run.job, "handing back a run: {error}");
             }
         }
     }
@@ -509,7 +534,7 @@ impl Worker {
             Ok(alive) => {
                 for (id, run) in running {
                     if !alive.contains(id) {
-                        tracing::info!(worker = %self.name, run = %id, "no longer ours (killed, or taken back): stopping it");
+                        tracing::info!(worker = %self.name, run = %id, job = %run.job, "no longer ours (killed, or taken back): stopping it");
                         let _ = run.stop.send(Some(Stop::Lost));
                     }
                 }
@@ -530,12 +555,12 @@ impl Worker {
         {
             Ok(taken) => {
                 for run in taken {
-                    tracing::warn!(worker = %self.name, run = %run.id, lost = ?run.worker, state = %run.state, "took back a zombie run");
+                    tracing::warn!(worker = %self.name, run = %run.id, job = %run.job, lost = run.worker.as_deref().unwrap_or("-"), state = %run.state, "took back a zombie run");
                     // End what the lost try started on this host before anything claims
                     // the retry (see crate::process::sweep).
                     let killed = crate::process::sweep::kill_run_orphans(&run.id);
                     if killed > 0 {
-                        tracing::warn!(worker = %self.name, run = %run.id, killed, "ended processes the lost worker left behind");
+                        tracing::warn!(worker = %self.name, run = %run.id, job = %run.job, killed, "ended processes the lost worker left behind");
                     }
                 }
             }

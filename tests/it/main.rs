@@ -13,6 +13,7 @@ mod manifest;
 mod process;
 mod queue_cli;
 mod queue_limits;
+mod read_cli;
 mod reconcile;
 mod redaction;
 mod scheduler;
