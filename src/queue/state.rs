@@ -195,6 +195,7 @@ impl std::fmt::Display for Reason {
             Reason::Zombie => f.write_str("zombie"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Setup => f.write_str("setup"),
+            Reason::LostTooOften(1) => f.write_str("lost 1 time with its worker"),
             Reason::LostTooOften(times) => write!(f, "lost {times} times with its worker"),
             Reason::DeferredTooLong(max) => write!(
                 f,
@@ -534,6 +535,10 @@ mod tests {
         assert_eq!(
             Reason::LostTooOften(3).to_string(),
             "lost 3 times with its worker"
+        );
+        assert_eq!(
+            Reason::LostTooOften(1).to_string(),
+            "lost 1 time with its worker"
         );
         assert_eq!(
             Reason::DeferredTooLong(Duration::from_secs(90)).to_string(),

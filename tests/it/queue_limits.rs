@@ -169,6 +169,39 @@ fn a_job_that_kills_its_worker_three_times_ends_as_error() {
     }
 }
 
+/// `worker.max_lost` in local.yaml sets how many losses in a row end a run (and 0 is
+/// refused where it is written).
+#[test]
+fn max_lost_comes_from_local_yaml() {
+    let sandbox = Sandbox::new();
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let base = std::fs::read_to_string(&local).unwrap();
+    std::fs::write(&local, format!("{base}worker:\n  max_lost: 0\n")).unwrap();
+    let refused = sandbox.coco(&["config"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    let err = stderr(&refused);
+    let line = base.lines().count() + 2;
+    assert!(
+        err.contains(&format!("local.yaml:{line}:13: must be at least 1")),
+        "{err}"
+    );
+
+    std::fs::write(&local, format!("{base}worker:\n  max_lost: 1\n")).unwrap();
+    sandbox.project("work", NAP);
+    sandbox.apply();
+    let mut doomed = sandbox.spawn(&["worker", "--name", "doomed"]);
+    let id = sandbox.enqueue(&["work.nap"]);
+    wait_until(20, "the first try started", || {
+        sandbox.home().join("work/tries").exists()
+    });
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let _reaper = sandbox.spawn(&["worker", "--name", "reaper", "--zombie-after", "10s"]);
+    let run = wait_for_state(&sandbox, &id, "error");
+    assert_eq!(run["reason"], "lost 1 time with its worker", "{run:#}");
+    assert_eq!(states(&run), ["pending", "running", "error"]);
+}
+
 const DEFERRING: &str = "\
 jobs:
   later:
