@@ -211,13 +211,6 @@ impl std::fmt::Display for Reason {
 /// forever).
 pub const DEFAULT_MAX_LOST: u32 = 3;
 
-/// The default `defer_delay` of a job: the wait after its first deferral.
-pub const DEFAULT_DEFER_DELAY: Duration = Duration::from_secs(10);
-/// The shortest `defer_delay` a manifest may set (a job exiting 75 at once would otherwise
-/// run as fast as the queue turns).
-pub const MIN_DEFER_DELAY: Duration = Duration::from_secs(1);
-/// The default `defer_max` of a job: how long its runs may keep deferring.
-pub const DEFAULT_DEFER_MAX: Duration = Duration::from_secs(3600);
 /// Deferral delays double from `defer_delay` up to this (or `defer_delay`, if longer).
 pub const DEFER_DELAY_CAP: Duration = Duration::from_secs(300);
 

@@ -178,15 +178,15 @@ pub struct RunRecord {
 }
 
 pub(crate) fn default_defer_delay_ms() -> u64 {
-    duration_ms(state::DEFAULT_DEFER_DELAY)
+    duration_ms(crate::manifest::DEFAULT_DEFER_DELAY)
 }
 
 pub(crate) fn default_defer_max_ms() -> u64 {
-    duration_ms(state::DEFAULT_DEFER_MAX)
+    duration_ms(crate::manifest::DEFAULT_DEFER_MAX)
 }
 
 /// `duration` in whole milliseconds, saturating.
-pub fn duration_ms(duration: Duration) -> u64 {
+fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
