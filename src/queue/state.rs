@@ -214,7 +214,8 @@ pub const DEFAULT_MAX_LOST: u32 = 3;
 /// Deferral delays double from `defer_delay` up to this (or `defer_delay`, if longer).
 pub const DEFER_DELAY_CAP: Duration = Duration::from_secs(300);
 
-/// What the job allows its runs (copied into each run at enqueue).
+/// What a run is allowed: its job's limits (copied into the run at enqueue) and the
+/// reaper's `worker.max_lost`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Tries allowed (the job's `attempts`; 0 is taken as 1).
