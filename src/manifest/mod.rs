@@ -136,14 +136,22 @@ impl Job {
     }
 }
 
+/// A job's `defer_delay` when its manifest gives none: the wait after a first deferral.
+pub const DEFAULT_DEFER_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The shortest `defer_delay` a manifest may set (a job exiting 75 at once would otherwise
+/// run as fast as the queue turns).
+pub const MIN_DEFER_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// A job's `defer_max` when its manifest gives none: how long its runs may keep deferring.
+pub const DEFAULT_DEFER_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A job's `defer_delay` when its manifest gives none.
 pub fn default_defer_delay() -> HumanDuration {
-    HumanDuration(crate::queue::state::DEFAULT_DEFER_DELAY)
+    HumanDuration(DEFAULT_DEFER_DELAY)
 }
 
 /// A job's `defer_max` when its manifest gives none.
 pub fn default_defer_max() -> HumanDuration {
-    HumanDuration(crate::queue::state::DEFAULT_DEFER_MAX)
+    HumanDuration(DEFAULT_DEFER_MAX)
 }
 
 fn is_default_defer_delay(delay: &HumanDuration) -> bool {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::limits::{self, Bounds};
 use super::raw::{CommandLine, RawApp, RawEnvironment, RawHealth, RawJob, Scalar};
-use super::{App, Environment, Health, HealthCheck, HumanDuration, Job, is_valid_name};
-use crate::queue::state::MIN_DEFER_DELAY;
+use super::{
+    App, Environment, Health, HealthCheck, HumanDuration, Job, MIN_DEFER_DELAY, is_valid_name,
+};
 use crate::scheduler::schedule::Schedule;
 use crate::yaml::{Diagnostic, Document, did_you_mean};
 

@@ -195,6 +195,7 @@ impl std::fmt::Display for Reason {
             Reason::Zombie => f.write_str("zombie"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Setup => f.write_str("setup"),
+            Reason::LostTooOften(1) => f.write_str("lost 1 time with its worker"),
             Reason::LostTooOften(times) => write!(f, "lost {times} times with its worker"),
             Reason::DeferredTooLong(max) => write!(
                 f,
@@ -210,17 +211,11 @@ impl std::fmt::Display for Reason {
 /// forever).
 pub const DEFAULT_MAX_LOST: u32 = 3;
 
-/// The default `defer_delay` of a job: the wait after its first deferral.
-pub const DEFAULT_DEFER_DELAY: Duration = Duration::from_secs(10);
-/// The shortest `defer_delay` a manifest may set (a job exiting 75 at once would otherwise
-/// run as fast as the queue turns).
-pub const MIN_DEFER_DELAY: Duration = Duration::from_secs(1);
-/// The default `defer_max` of a job: how long its runs may keep deferring.
-pub const DEFAULT_DEFER_MAX: Duration = Duration::from_secs(3600);
 /// Deferral delays double from `defer_delay` up to this (or `defer_delay`, if longer).
 pub const DEFER_DELAY_CAP: Duration = Duration::from_secs(300);
 
-/// What the job allows its runs (copied into each run at enqueue).
+/// What a run is allowed: its job's limits (copied into the run at enqueue) and the
+/// reaper's `worker.max_lost`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Tries allowed (the job's `attempts`; 0 is taken as 1).
@@ -534,6 +529,10 @@ mod tests {
         assert_eq!(
             Reason::LostTooOften(3).to_string(),
             "lost 3 times with its worker"
+        );
+        assert_eq!(
+            Reason::LostTooOften(1).to_string(),
+            "lost 1 time with its worker"
         );
         assert_eq!(
             Reason::DeferredTooLong(Duration::from_secs(90)).to_string(),

@@ -2264,7 +2264,7 @@ pub async fn a_run_losing_its_worker_max_lost_times_in_a_row_errors(store: &dyn 
             .iter()
             .map(|r| r.reason.as_deref())
             .collect::<Vec<_>>(),
-        [Some("lost 1 times with its worker")]
+        [Some("lost 1 time with its worker")]
     );
     enqueue_new(store, &run(&t, "j", json!({}), 2)).await;
     drain(store).await;

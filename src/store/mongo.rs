@@ -1930,7 +1930,7 @@ impl Store for MongoStore {
 mod tests {
     use serde_json::json;
 
-    use super::portable;
+    use super::{portable, run_doc, run_record};
 
     #[test]
     fn plain_json_is_portable() {
@@ -1950,5 +1950,15 @@ mod tests {
         ] {
             assert!(!portable(&value, false), "{value}");
         }
+    }
+
+    #[test]
+    fn a_run_document_stored_before_the_added_fields_reads_with_their_defaults() {
+        let run = crate::store::tests::plain_run();
+        let mut doc = run_doc(&run, 3).unwrap();
+        for key in crate::store::tests::ADDED {
+            assert!(doc.remove(key).is_some(), "{key}");
+        }
+        assert_eq!(run_record(&doc).unwrap(), (run, 3));
     }
 }

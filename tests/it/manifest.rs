@@ -772,3 +772,34 @@ mod hostile {
         assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     }
 }
+
+#[test]
+fn defer_fields_resolve_with_defaults_and_leave_existing_hashes_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(
+        tmp.path(),
+        "mypro",
+        "jobs:\n  a:\n    command: [x]\n  b:\n    command: [x]\n    defer_delay: 30s\n    defer_max: 2h\n",
+    );
+    let project = load_project(&dir).expect("valid");
+    let (a, b) = (&project.jobs["a"], &project.jobs["b"]);
+    assert_eq!(
+        (a.defer_delay.0.as_secs(), a.defer_max.0.as_secs()),
+        (10, 3600)
+    );
+    assert_eq!(
+        (b.defer_delay.0.as_secs(), b.defer_max.0.as_secs()),
+        (30, 7200)
+    );
+    // At their defaults the fields stay out of the stored form: a job applied before they
+    // existed keeps its hash (nothing to change in `coco plan`).
+    let stored = serde_json::to_value(a).unwrap();
+    assert!(stored.get("defer_delay").is_none() && stored.get("defer_max").is_none());
+    let back: coco::manifest::Job = serde_json::from_value(stored).unwrap();
+    assert_eq!(&back, a);
+    let stored = serde_json::to_value(b).unwrap();
+    assert_eq!(
+        (&stored["defer_delay"], &stored["defer_max"]),
+        (&"30s".into(), &"2h".into())
+    );
+}

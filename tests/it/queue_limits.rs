@@ -169,6 +169,39 @@ fn a_job_that_kills_its_worker_three_times_ends_as_error() {
     }
 }
 
+/// `worker.max_lost` in local.yaml sets how many losses in a row end a run (and 0 is
+/// refused where it is written).
+#[test]
+fn max_lost_comes_from_local_yaml() {
+    let sandbox = Sandbox::new();
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let base = std::fs::read_to_string(&local).unwrap();
+    std::fs::write(&local, format!("{base}worker:\n  max_lost: 0\n")).unwrap();
+    let refused = sandbox.coco(&["config"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    let err = stderr(&refused);
+    let line = base.lines().count() + 2;
+    assert!(
+        err.contains(&format!("local.yaml:{line}:13: must be at least 1")),
+        "{err}"
+    );
+
+    std::fs::write(&local, format!("{base}worker:\n  max_lost: 1\n")).unwrap();
+    sandbox.project("work", NAP);
+    sandbox.apply();
+    let mut doomed = sandbox.spawn(&["worker", "--name", "doomed"]);
+    let id = sandbox.enqueue(&["work.nap"]);
+    wait_until(20, "the first try started", || {
+        sandbox.home().join("work/tries").exists()
+    });
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let _reaper = sandbox.spawn(&["worker", "--name", "reaper", "--zombie-after", "10s"]);
+    let run = wait_for_state(&sandbox, &id, "error");
+    assert_eq!(run["reason"], "lost 1 time with its worker", "{run:#}");
+    assert_eq!(states(&run), ["pending", "running", "error"]);
+}
+
 const DEFERRING: &str = "\
 jobs:
   later:
@@ -176,15 +209,15 @@ jobs:
   soon:
     command: [sh, -c, 'echo x >> soon.tries; exit 75']
     defer_delay: 1s
-    defer_max: 5s
+    defer_max: 10s
   flaky:
     command: [sh, -c, 'exit 1']
     attempts: 40
 ";
 
 /// Exit 75 with the defaults waits 10 s (no loop); with `defer_delay: 1s` and `defer_max:
-/// 5s` the waits grow and the run ends as `error` after 5 s; a run retried 40 times keeps a
-/// short history.
+/// 10s` the waits grow (1 s, 2 s, 4 s, then what is left of the 10 s) and the run ends as
+/// `error`; a run retried 40 times keeps a short history.
 #[test]
 fn deferrals_wait_longer_each_time_end_after_defer_max_and_history_stays_small() {
     let sandbox = Sandbox::new();
@@ -204,10 +237,10 @@ fn deferrals_wait_longer_each_time_end_after_defer_max_and_history_stays_small()
     );
     assert_eq!((&run["attempt"], &run["deferrals"]), (&0.into(), &1.into()));
 
-    // Growing waits (1 s, 2 s, then cut to the deadline), then error.
+    // Growing waits (1 s, 2 s, 4 s, then 8 s cut to the deadline), then error.
     let run = wait_for_state(&sandbox, &soon, "error");
     assert_eq!(
-        run["reason"], "deferred for longer than defer_max (5s)",
+        run["reason"], "deferred for longer than defer_max (10s)",
         "{run:#}"
     );
     let history = run["history"].as_array().unwrap();
@@ -216,19 +249,29 @@ fn deferrals_wait_longer_each_time_end_after_defer_max_and_history_stays_small()
         .filter(|pair| pair[0]["state"] == "deferred")
         .map(|pair| (time(&pair[1]["at"]) - time(&pair[0]["at"])).num_milliseconds())
         .collect();
-    assert_eq!(waits.len(), 3, "{run:#}");
-    assert!(waits[0] >= 1_000 && waits[1] >= 2_000, "{waits:?}");
-    assert!(waits[1] > waits[0], "the second wait is longer: {waits:?}");
+    assert_eq!(waits.len(), 4, "{run:#}");
+    assert!(
+        waits[0] >= 1_000 && waits[1] >= 2_000 && waits[2] >= 4_000,
+        "{waits:?}"
+    );
+    assert!(
+        waits[0] < waits[1] && waits[1] < waits[2],
+        "each wait longer: {waits:?}"
+    );
+    assert!(
+        waits[3] < 4_000,
+        "the last wait ends at the deadline: {waits:?}"
+    );
     let first_deferral = history
         .iter()
         .find(|change| change["state"] == "deferred")
         .unwrap();
     assert!(
-        time(&run["finished"]) - time(&first_deferral["at"]) >= chrono::TimeDelta::seconds(5),
+        time(&run["finished"]) - time(&first_deferral["at"]) >= chrono::TimeDelta::seconds(10),
         "{run:#}"
     );
     let tries = std::fs::read_to_string(sandbox.home().join("work/soon.tries")).unwrap();
-    assert_eq!(tries.lines().count(), 4);
+    assert_eq!(tries.lines().count(), 5);
 
     // A run tried 40 times: 81 state changes, 50 kept, the record small.
     let run = wait_for_state(&sandbox, &flaky, "error");
@@ -243,11 +286,22 @@ fn deferrals_wait_longer_each_time_end_after_defer_max_and_history_stays_small()
     let json = sandbox.coco(&["detail", &flaky, "--json"]);
     assert!(json.stdout.len() < 16 * 1024, "{} bytes", json.stdout.len());
 
-    // Still no second try of the default-delayed run, 10 s not having passed.
-    let later_tries = std::fs::read_to_string(sandbox.home().join("work/later.tries")).unwrap();
+    // Meanwhile the run deferring with the defaults was tried again (if at all) only after
+    // 10 s, and then waits 20 s.
     let run = sandbox.run_json(&later);
-    if Utc::now() < time(&run["not_before"]) {
-        assert_eq!(later_tries.lines().count(), 1, "{run:#}");
+    let history = run["history"].as_array().unwrap();
+    let tries = states(&run).iter().filter(|s| *s == "running").count();
+    let later_tries = std::fs::read_to_string(sandbox.home().join("work/later.tries")).unwrap();
+    assert!(tries <= 2 && later_tries.lines().count() <= 2, "{run:#}");
+    for pair in history.windows(2) {
+        if pair[0]["state"] == "deferred" && pair[1]["state"] == "running" {
+            let gap = time(&pair[1]["at"]) - time(&pair[0]["at"]);
+            assert!(gap >= chrono::TimeDelta::seconds(10), "{run:#}");
+        }
+    }
+    if run["deferrals"] == 2 {
+        let wait = time(&run["not_before"]) - time(&run["finished"]);
+        assert_eq!(wait, chrono::TimeDelta::seconds(20), "{run:#}");
     }
 }
 
