@@ -140,7 +140,10 @@ pub fn render(status: &Status, now: DateTime<Utc>) -> String {
             human_duration(now - source.at)
         ));
         for problem in &source.problems {
-            out.push_str(&format!("    {problem}\n"));
+            // Every line of it (a snippet with its caret follows the headline) indented.
+            for line in problem.lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
         }
     }
     out.push_str(&format!("\nMode\n  {}\n", status.mode));
@@ -165,7 +168,9 @@ mod tests {
             problems: vec![Problems {
                 source: "vm-1".into(),
                 at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
-                problems: vec!["/h/p/coco.yaml:3:1: did not find expected ','".into()],
+                problems: vec![
+                    "/h/p/coco.yaml:3:1: did not find expected ','\n  |\n3 | a: [b\n  | ^".into(),
+                ],
             }],
             mode: "Running: nothing is paused.".into(),
         };
@@ -179,6 +184,10 @@ mod tests {
         assert!(
             text.contains("seen by vm-1 5s ago:\n    /h/p/coco.yaml:3:1: did not find"),
             "{text}"
+        );
+        assert!(
+            text.contains("expected ','\n      |\n    3 | a: [b\n      | ^\n"),
+            "the snippet is indented with its headline: {text}"
         );
     }
 }

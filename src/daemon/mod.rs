@@ -289,8 +289,11 @@ async fn pass(
     match result {
         Ok(pass) => {
             for problem in &pass.problems {
+                // The project in a span, so that it is written before the message: the
+                // message ends with its snippet's caret line.
                 match converger.project_of(&problem.file) {
-                    Some(project) => tracing::error!(%project, "{problem}"),
+                    Some(project) => tracing::error_span!("manifest", %project)
+                        .in_scope(|| tracing::error!("{problem}")),
                     None => tracing::error!("{problem}"),
                 }
             }

@@ -119,12 +119,38 @@ fn saves_apply_and_typos_show(
         "jobs:\n  tick:\n    command: [\"true\"]\n    atempts: 3\n",
     )
     .unwrap();
-    wait_log(daemon, "the typo", |log| {
-        log.contains("p1/coco.yaml:4:5: unknown key `atempts`")
+    let log = wait_log(daemon, "the typo", |log| {
+        log.contains("p1/coco.yaml:4:5: unknown key `atempts`") && log.contains("    atempts: 3\n")
     });
+    // The record names its project first and ends with the snippet's caret line.
+    let headline = log
+        .lines()
+        .find(|line| line.contains("unknown key `atempts`"))
+        .unwrap();
+    assert!(headline.contains("project=p1"), "{headline}");
+    let caret = log
+        .lines()
+        .skip_while(|line| !line.contains("unknown key `atempts`"))
+        .find(|line| line.trim_start().starts_with('|') && line.contains('^'))
+        .unwrap_or_else(|| panic!("no caret line in:\n{log}"));
+    assert_eq!(caret, "  |     ^", "nothing glued after the caret:\n{log}");
     wait_status(sandbox, global, "the typo", |status| {
         status.contains("unknown key `atempts`")
     });
+    // coco status indents the snippet with the rest of the problem.
+    let mut status = global.to_vec();
+    status.push("status");
+    let out = stdout(&sandbox.coco(&status));
+    let headline = out
+        .lines()
+        .position(|line| line.contains("unknown key `atempts`"))
+        .unwrap();
+    let snippet: Vec<&str> = out.lines().skip(headline + 1).take(3).collect();
+    assert_eq!(
+        snippet,
+        ["      |", "    4 |     atempts: 3", "      |     ^"],
+        "{out}"
+    );
 }
 
 /// A sandbox (embedded store, INFO on stderr) with projects `p1` (job `tick`) and `p2`
