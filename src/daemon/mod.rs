@@ -30,6 +30,7 @@ use chrono::Utc;
 use tokio::sync::watch as signal;
 
 use crate::config::{Config, Overrides};
+use crate::manifest::discover::HomeError;
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::{MemberRecord, Problems, Store};
@@ -318,6 +319,18 @@ async fn pass(
         }
         Err(error) => {
             tracing::error!("cannot converge: {error:#}");
+            // A home that is missing (or no folder) is the operator's to fix: `coco status`
+            // shows it with the manifest problems until a pass succeeds.
+            if let Some(home) = error.downcast_ref::<HomeError>() {
+                let problems = Problems {
+                    source: name.to_owned(),
+                    at: Utc::now(),
+                    problems: vec![home.to_string()],
+                };
+                if let Err(error) = store.put_problems(&problems).await {
+                    tracing::warn!("cannot record the manifest problems: {error}");
+                }
+            }
             false
         }
     }

@@ -313,3 +313,44 @@ fn deleting_a_project_folder_warns_of_nothing() {
     );
     assert!(active(&sandbox, "p1.tick"));
 }
+
+/// A home that does not exist: the CLI and the daemon say so with a hint, `coco status`
+/// shows it, and the daemon picks the home up once it is created.
+#[test]
+fn a_missing_home_is_reported_with_a_hint() {
+    let sandbox = Sandbox::with_stderr_level("INFO");
+    let global = ["--home", "nowhere"];
+    let hint = "the home folder";
+    for verb in ["plan", "validate"] {
+        let out = sandbox.coco(&[global[0], global[1], verb]);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", stdout(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains(&format!(
+                "{hint} {}",
+                sandbox.dir.path().join("nowhere").display()
+            )) && text.contains("does not exist")
+                && text.contains("folder.home")
+                && text.contains("coco config"),
+            "{verb}: {text}"
+        );
+    }
+
+    let daemon = sandbox.spawn(&[global[0], global[1], "daemon", "--no-worker"]);
+    wait_log(&daemon, "the missing home", |log| {
+        log.contains("does not exist: create it")
+    });
+    wait_status(&sandbox, &global, "the missing home", |status| {
+        status.contains("nowhere does not exist")
+    });
+
+    let home = sandbox.dir.path().join("nowhere");
+    std::fs::create_dir_all(home.join("p1")).unwrap();
+    std::fs::write(home.join("p1/coco.yaml"), tick("* * * * *")).unwrap();
+    wait_log(&daemon, "the home created", |log| {
+        log.contains("applied: +project p1")
+    });
+    wait_status(&sandbox, &global, "the home created", |status| {
+        status.contains("Manifest problems\n  none")
+    });
+}
