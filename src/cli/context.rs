@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use chrono::Utc;
 
 use super::{GlobalArgs, output, run_id};
@@ -47,8 +46,7 @@ pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)
 
 /// Discover and validate the projects of the configured home.
 pub fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
-    discover(&config.home)
-        .with_context(|| format!("reading the home folder {}", config.home.display()))
+    Ok(discover(&config.home)?)
 }
 
 /// The plan from the store's state to the home's projects (the stored state of invalid

@@ -165,8 +165,7 @@ fn load_project(home: &std::path::Path, name: &str) -> anyhow::Result<Option<Pro
 }
 
 fn find_in_home(home: &std::path::Path, name: &str) -> anyhow::Result<Option<Project>> {
-    let discovery = manifest::discover::discover(home)
-        .with_context(|| format!("reading the home folder {}", home.display()))?;
+    let discovery = manifest::discover::discover(home)?;
     if let Some(project) = discovery.projects.get(name) {
         return Ok(Some(project.clone()));
     }

@@ -30,13 +30,18 @@ pub struct Status {
     /// Runs per state.
     pub queue: Vec<(String, u64)>,
     pub problems: Vec<Problems>,
+    /// What is wrong with this host's home (`folder.home`), if anything: missing, no folder.
+    pub home_problem: Option<String>,
     pub mode: String,
 }
 
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let status = gather(store.as_ref()).await?;
+    let mut status = gather(store.as_ref()).await?;
+    status.home_problem = crate::manifest::discover::project_dirs(&config.home)
+        .err()
+        .map(|error| error.to_string());
     if flags.json {
         output::json(&status);
     } else {
@@ -88,6 +93,7 @@ async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
         schedules,
         queue,
         problems: store.list_problems().await?,
+        home_problem: None,
         mode: pause::describe(&store.control().await?),
     })
 }
@@ -130,7 +136,10 @@ pub fn render(status: &Status, now: DateTime<Utc>) -> String {
         .iter()
         .filter(|p| !p.problems.is_empty())
         .collect();
-    if problems.is_empty() {
+    if let Some(problem) = &status.home_problem {
+        out.push_str(&format!("  here: {problem}\n"));
+    }
+    if problems.is_empty() && status.home_problem.is_none() {
         out.push_str("  none\n");
     }
     for source in problems {
@@ -140,7 +149,10 @@ pub fn render(status: &Status, now: DateTime<Utc>) -> String {
             human_duration(now - source.at)
         ));
         for problem in &source.problems {
-            out.push_str(&format!("    {problem}\n"));
+            // Every line of it (a snippet with its caret follows the headline) indented.
+            for line in problem.lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
         }
     }
     out.push_str(&format!("\nMode\n  {}\n", status.mode));
@@ -165,8 +177,11 @@ mod tests {
             problems: vec![Problems {
                 source: "vm-1".into(),
                 at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
-                problems: vec!["/h/p/coco.yaml:3:1: did not find expected ','".into()],
+                problems: vec![
+                    "/h/p/coco.yaml:3:1: did not find expected ','\n  |\n3 | a: [b\n  | ^".into(),
+                ],
             }],
+            home_problem: None,
             mode: "Running: nothing is paused.".into(),
         };
         let now = DateTime::from_timestamp(1_800_000_005, 0).unwrap();
@@ -179,6 +194,10 @@ mod tests {
         assert!(
             text.contains("seen by vm-1 5s ago:\n    /h/p/coco.yaml:3:1: did not find"),
             "{text}"
+        );
+        assert!(
+            text.contains("expected ','\n      |\n    3 | a: [b\n      | ^\n"),
+            "the snippet is indented with its headline: {text}"
         );
     }
 }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{GlobalArgs, context, output};
 use crate::manifest::MANIFEST_FILE;
-use crate::manifest::discover::{Discovery, load_projects, project_dirs};
+use crate::manifest::discover::{Discovery, has_manifest, load_projects, project_dirs};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -25,7 +25,7 @@ fn project_dirs_of(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         Ok(vec![dir.to_path_buf()])
-    } else if path.join(MANIFEST_FILE).is_file() {
+    } else if has_manifest(path) {
         Ok(vec![path.to_path_buf()])
     } else if path.is_dir() {
         Ok(project_dirs(path)?)
@@ -37,9 +37,7 @@ fn project_dirs_of(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<i32> {
     let dirs = if args.paths.is_empty() {
         let (config, _) = context::load_config(global)?;
-        project_dirs(&config.home).map_err(|e| {
-            anyhow::anyhow!("reading the home folder {}: {e}", config.home.display())
-        })?
+        project_dirs(&config.home)?
     } else {
         let mut dirs = Vec::new();
         for path in &args.paths {

@@ -30,6 +30,7 @@ use chrono::Utc;
 use tokio::sync::watch as signal;
 
 use crate::config::{Config, Overrides};
+use crate::manifest::discover::HomeError;
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::{MemberRecord, Problems, Store};
@@ -289,8 +290,11 @@ async fn pass(
     match result {
         Ok(pass) => {
             for problem in &pass.problems {
+                // The project in a span, so that it is written before the message: the
+                // message ends with its snippet's caret line.
                 match converger.project_of(&problem.file) {
-                    Some(project) => tracing::error!(%project, "{problem}"),
+                    Some(project) => tracing::error_span!("manifest", %project)
+                        .in_scope(|| tracing::error!("{problem}")),
                     None => tracing::error!("{problem}"),
                 }
             }
@@ -315,6 +319,18 @@ async fn pass(
         }
         Err(error) => {
             tracing::error!("cannot converge: {error:#}");
+            // A home that is missing (or no folder) is the operator's to fix: `coco status`
+            // shows it with the manifest problems until a pass succeeds.
+            if let Some(home) = error.downcast_ref::<HomeError>() {
+                let problems = Problems {
+                    source: name.to_owned(),
+                    at: Utc::now(),
+                    problems: vec![home.to_string()],
+                };
+                if let Err(error) = store.put_problems(&problems).await {
+                    tracing::warn!("cannot record the manifest problems: {error}");
+                }
+            }
             false
         }
     }

@@ -4,7 +4,8 @@
 //! home (projects created, renamed or deleted), every direct sub-folder of the home (its
 //! `coco.yaml` written, truncated, replaced by rename, deleted) and the folder of each
 //! configuration file. Folders are watched rather than files because editors that save by
-//! rename replace the file's inode. inotify watches an inode, not a name: each real folder is
+//! rename replace the file's inode. A home that does not exist yet is waited for in its
+//! parent folder. inotify watches an inode, not a name: each real folder is
 //! watched once, by its canonical path, whatever names (symbolic links to the home or to a
 //! project folder) point at it, and its events are read back under every one of those names
 //! — so removing a link never ends the watch of the folder it pointed at. After a relevant event, [`Watch::next_change`] waits
@@ -230,7 +231,10 @@ impl Watch {
             .iter()
             .filter_map(|file| file.parent().map(Path::to_path_buf))
             .collect();
-        if self.home.is_dir() {
+        if !self.home.is_dir() {
+            // A missing home: its parent says when it is created.
+            names.extend(self.home.parent().map(Path::to_path_buf));
+        } else {
             names.push(self.home.clone());
             if let Ok(entries) = std::fs::read_dir(&self.home) {
                 names.extend(

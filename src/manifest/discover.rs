@@ -32,9 +32,41 @@ impl Discovery {
     }
 }
 
+/// Why the projects of a home could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// The home does not exist: most often a `folder.home` or `--home` pointing elsewhere.
+    #[error(
+        "the home folder {} does not exist: create it, or point `--home` or `folder.home` in \
+         local.yaml at the folder of your projects (`coco config` shows where it is set)",
+        home.display()
+    )]
+    Missing { home: PathBuf },
+    #[error(
+        "the home folder {} is not a folder: point `--home` or `folder.home` in local.yaml at \
+         the folder of your projects (`coco config` shows where it is set)",
+        home.display()
+    )]
+    NotAFolder { home: PathBuf },
+    #[error("reading the home folder {}: {source}", home.display())]
+    Read {
+        home: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// The project folders of `home` (sorted), i.e. its sub-folders with a `coco.yaml`.
-pub fn project_dirs(home: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(home)?
+pub fn project_dirs(home: &Path) -> Result<Vec<PathBuf>, HomeError> {
+    let entries = std::fs::read_dir(home).map_err(|source| {
+        let home = home.to_path_buf();
+        match source.kind() {
+            std::io::ErrorKind::NotFound => HomeError::Missing { home },
+            std::io::ErrorKind::NotADirectory => HomeError::NotAFolder { home },
+            _ => HomeError::Read { home, source },
+        }
+    })?;
+    let mut dirs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| has_manifest(path))
@@ -114,6 +146,6 @@ pub fn name_taken(dir: &Path, name: &str, first: &Path) -> Diagnostic {
 }
 
 /// Load every project of `home`.
-pub fn discover(home: &Path) -> std::io::Result<Discovery> {
+pub fn discover(home: &Path) -> Result<Discovery, HomeError> {
     Ok(load_projects(&project_dirs(home)?))
 }

@@ -119,12 +119,38 @@ fn saves_apply_and_typos_show(
         "jobs:\n  tick:\n    command: [\"true\"]\n    atempts: 3\n",
     )
     .unwrap();
-    wait_log(daemon, "the typo", |log| {
-        log.contains("p1/coco.yaml:4:5: unknown key `atempts`")
+    let log = wait_log(daemon, "the typo", |log| {
+        log.contains("p1/coco.yaml:4:5: unknown key `atempts`") && log.contains("    atempts: 3\n")
     });
+    // The record names its project first and ends with the snippet's caret line.
+    let headline = log
+        .lines()
+        .find(|line| line.contains("unknown key `atempts`"))
+        .unwrap();
+    assert!(headline.contains("project=p1"), "{headline}");
+    let caret = log
+        .lines()
+        .skip_while(|line| !line.contains("unknown key `atempts`"))
+        .find(|line| line.trim_start().starts_with('|') && line.contains('^'))
+        .unwrap_or_else(|| panic!("no caret line in:\n{log}"));
+    assert_eq!(caret, "  |     ^", "nothing glued after the caret:\n{log}");
     wait_status(sandbox, global, "the typo", |status| {
         status.contains("unknown key `atempts`")
     });
+    // coco status indents the snippet with the rest of the problem.
+    let mut status = global.to_vec();
+    status.push("status");
+    let out = stdout(&sandbox.coco(&status));
+    let headline = out
+        .lines()
+        .position(|line| line.contains("unknown key `atempts`"))
+        .unwrap();
+    let snippet: Vec<&str> = out.lines().skip(headline + 1).take(3).collect();
+    assert_eq!(
+        snippet,
+        ["      |", "    4 |     atempts: 3", "      |     ^"],
+        "{out}"
+    );
 }
 
 /// A sandbox (embedded store, INFO on stderr) with projects `p1` (job `tick`) and `p2`
@@ -286,4 +312,45 @@ fn deleting_a_project_folder_warns_of_nothing() {
         "{log}"
     );
     assert!(active(&sandbox, "p1.tick"));
+}
+
+/// A home that does not exist: the CLI and the daemon say so with a hint, `coco status`
+/// shows it, and the daemon picks the home up once it is created.
+#[test]
+fn a_missing_home_is_reported_with_a_hint() {
+    let sandbox = Sandbox::with_stderr_level("INFO");
+    let global = ["--home", "nowhere"];
+    let hint = "the home folder";
+    for verb in ["plan", "validate"] {
+        let out = sandbox.coco(&[global[0], global[1], verb]);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", stdout(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains(&format!(
+                "{hint} {}",
+                sandbox.dir.path().join("nowhere").display()
+            )) && text.contains("does not exist")
+                && text.contains("folder.home")
+                && text.contains("coco config"),
+            "{verb}: {text}"
+        );
+    }
+
+    let daemon = sandbox.spawn(&[global[0], global[1], "daemon", "--no-worker"]);
+    wait_log(&daemon, "the missing home", |log| {
+        log.contains("does not exist: create it")
+    });
+    wait_status(&sandbox, &global, "the missing home", |status| {
+        status.contains("nowhere does not exist")
+    });
+
+    let home = sandbox.dir.path().join("nowhere");
+    std::fs::create_dir_all(home.join("p1")).unwrap();
+    std::fs::write(home.join("p1/coco.yaml"), tick("* * * * *")).unwrap();
+    wait_log(&daemon, "the home created", |log| {
+        log.contains("applied: +project p1")
+    });
+    wait_status(&sandbox, &global, "the home created", |status| {
+        status.contains("Manifest problems\n  none")
+    });
 }
