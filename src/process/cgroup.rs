@@ -90,9 +90,11 @@ impl WorkerGroup {
         &self.dir
     }
 
-    /// Make the unit `name` (made safe for a file name) inside.
+    /// Make the unit `name` (made safe for a file name) inside (and the folder again, should
+    /// a sweep have taken it for a dead worker's).
     pub fn unit(&self, name: &str) -> io::Result<Unit> {
         let dir = self.dir.join(unit_name(name));
+        std::fs::create_dir_all(&self.dir)?;
         std::fs::create_dir(&dir)?;
         Ok(Unit { dir })
     }
@@ -221,7 +223,8 @@ pub fn kill_and_remove(dir: &Path) -> bool {
 }
 
 /// Kill and remove every unit named `run-<run_id>-…` of every coco worker folder under this
-/// process's cgroup (a lost worker's run on this host); returns how many.
+/// process's cgroup (a lost worker's run on this host), and the folders left empty by
+/// workers that are gone; returns how many units held processes.
 pub fn kill_run_units(run_id: &str) -> usize {
     let Ok(base) = own_base() else {
         return 0;
@@ -248,8 +251,22 @@ pub fn kill_run_units(run_id: &str) -> usize {
                 kill_and_remove(&unit);
             }
         }
+        if subgroups(&worker).is_empty() && !worker_alive(&worker) {
+            let _ = std::fs::remove_dir(&worker);
+        }
     }
     killed
+}
+
+/// Whether the worker of folder `coco-<pid>-<nanos>` is still a process of this host.
+fn worker_alive(folder: &Path) -> bool {
+    let pid = folder
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix(WORKER_PREFIX))
+        .and_then(|marker| marker.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    pid.is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// The start of the unit names of run `run_id` (`run-<id>`; the spawn adds `-<n>`).

@@ -4,27 +4,32 @@
 //! declared environment variables added on top of coco's own, and directories prepended to
 //! `PATH`. [`spawn`] resolves the program on that new `PATH` itself (so a project's
 //! `.venv/bin/python3` is found), then starts it with stdin null, stdout and stderr piped, in a
-//! process group of its own, contained so that a child never outlives a killed coco
-//! ([`Containment`]): under a process [`guard`] (spawned with `posix_spawn`, the fast path
+//! process group of its own, leashed so that a child never outlives a killed coco
+//! ([`Leash`]): under a process [`guard`] (spawned with `posix_spawn`, the fast path
 //! a worker takes) or, without one, with `PR_SET_PDEATHSIG = SIGKILL` (Linux; needs a full
-//! fork).
+//! fork). A worker's children are also [`Contained`]: their whole tree is held by a cgroup
+//! ([`cgroup`]; the child enters it between fork and exec, so this too costs a full fork) or
+//! by a `coco __contain` subreaper ([`reaper`], spawned with `posix_spawn`), as
+//! [`contain`] chose for the worker.
 //!
 //! Theory of operation: the [`Child`] handle owns the leader process; signals go to the whole
-//! group ([`Child::signal_group`]), so grandchildren (`sh -c 'a & b'`) are reached too.
-//! [`Child::terminate_group`] sends SIGTERM, waits for the leader and then for the rest of the
-//! group (polled: non-children cannot be waited for) up to a grace period, then SIGKILLs the
-//! group. [`Child::capture`] spawns one reader task per pipe; each sends [`Event`]s through a
-//! bounded channel. [`run_to_end`] ties it together for a job: spawn, capture, wait with a
-//! timeout and a cancel future, terminate what is left of the group, drain the output.
+//! tree ([`Child::signal_group`]): the group (so `sh -c 'a & b'` is reached), and every member
+//! of the cgroup, or every descendant of the subreaper (which forwards them), however it
+//! detached. [`Child::terminate_group`] sends SIGTERM, waits for the leader and then for the
+//! rest of the tree (polled: non-children cannot be waited for) up to a grace period, then
+//! SIGKILLs the tree (`cgroup.kill`, or the subreaper asked to). [`Child::capture`] spawns one
+//! reader task per pipe; each sends [`Event`]s through a bounded channel. [`run_to_end`] ties
+//! it together for a job: spawn, capture, wait with a timeout and a cancel future, terminate
+//! what is left of the tree, drain the output.
 //!
 //! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
 //! from async code (a runtime worker thread), never from `spawn_blocking`; std uses
 //! `posix_spawn` only because the program is resolved to a path here and a guarded spawn
 //! has no pre-exec code. Dropping a [`Child`] whose leader has not been reaped SIGKILLs its
-//! group; once the leader is reaped, only [`Child::terminate_group`] (which [`run_to_end`]
-//! calls) cleans up stray group members.
-//! Under the death signal, what a job started outlives a SIGKILLed worker until the run is
-//! taken back: [`sweep::kill_run_orphans`] ends it then (a guard ends it at once).
+//! tree; once the leader is reaped, only [`Child::terminate_group`] (which [`run_to_end`]
+//! calls) cleans up stray members.
+//! Under the death signal alone, what a job started outlives a SIGKILLed worker until the run
+//! is taken back: [`sweep::kill_run_orphans`] ends it then (a guard ends it at once).
 
 pub mod capture;
 pub mod cgroup;

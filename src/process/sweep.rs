@@ -1,4 +1,5 @@
-//! Orphans of a lost worker: processes of this host still carrying a run's `COCO_RUN_ID`.
+//! Orphans of a lost worker: processes of this host still carrying a run's `COCO_RUN_ID`, and
+//! the run's cgroups ([`super::cgroup::kill_run_units`]: what cleared its environment too).
 //!
 //! `PR_SET_PDEATHSIG` kills a job's own process when its worker dies, but not what that
 //! process started (`sh -c 'a; b'`): those live on in the job's process group with nobody to

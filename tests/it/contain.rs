@@ -185,6 +185,62 @@ fn ended_with_a_sigkilled_worker(path: Path) {
     assert_ends(pid, "its SIGKILLed worker");
 }
 
+/// The pid of `worker`'s process guard (`coco __guard …`, a child of the worker).
+fn guard_of(worker: u32) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(worker) && cmdline.split(|&b| b == 0).any(|arg| arg == b"__guard")
+        })
+}
+
+/// Worker and guard both SIGKILLed: the run's cgroup outlives them, and the worker that takes
+/// the run back as a zombie kills it before it claims anything.
+#[test]
+fn cgroup_a_run_taken_back_has_its_cgroup_killed() {
+    let Some(sandbox) = sandbox(Path::Cgroup) else {
+        return;
+    };
+    let mut doomed = sandbox.spawn(&["worker", "--slots", "2", "--name", "doomed"]);
+    let id = sandbox.enqueue(&["esc.escape"]);
+    let pid = grandchild(&sandbox, Path::Cgroup, &id);
+    let guard = guard_of(doomed.child.id()).expect("the worker has a guard");
+    // SAFETY: kill(2) on the guard process found just now (it is restarted after 1 s only).
+    assert_eq!(unsafe { libc::kill(guard, libc::SIGKILL) }, 0);
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(pid_alive(pid), "nothing but the take-back ends it now");
+    let _rescuer = sandbox.spawn(&["worker", "--slots", "2", "--zombie-after", "10s"]);
+    wait_until(
+        &format!("the escaped grandchild {pid} outlived the take-back of its run"),
+        Duration::from_secs(45),
+        || !pid_alive(pid),
+    );
+    wait_until("the run is taken back", Duration::from_secs(20), || {
+        sandbox.run_json(&id)["state"] != "running"
+    });
+    let base = coco::process::cgroup::own_base().unwrap();
+    let prefix = format!("coco-{}-", doomed.child.id());
+    let left: Vec<_> = std::fs::read_dir(&base)
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the lost worker's cgroup folder is removed: {left:?}"
+    );
+}
+
 #[test]
 fn cgroup_coco_kill_ends_an_escaped_grandchild() {
     killed_by_coco_kill(Path::Cgroup);
