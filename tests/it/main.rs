@@ -1,5 +1,6 @@
 mod apps;
 mod cli;
+mod completions;
 mod config;
 mod control_cli;
 mod daemon;
