@@ -27,6 +27,7 @@ pub mod release;
 pub mod restart;
 pub mod run;
 pub mod schema;
+pub mod spinner;
 pub mod status;
 pub mod validate;
 pub mod wait;
