@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::Args;
 
+use super::spinner::Spinner;
 use super::{GlobalArgs, context, output};
 use crate::config::{CONFIG_ENV, ConfigPaths};
 use crate::manifest::parse::load_project;
@@ -93,7 +94,10 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
         git: !args.no_git,
         venv: !args.no_venv,
     };
-    let report = match init::init(&request).await {
+    let spinner = Spinner::on_terminal();
+    let result = init::init(&request, &|step| spinner.step(step)).await;
+    drop(spinner);
+    let report = match result {
         Ok(report) => report,
         Err(error) => {
             output::error(&error.to_string());

@@ -5,6 +5,7 @@
 use chrono::Utc;
 use clap::Args;
 
+use super::spinner::Spinner;
 use super::{GlobalArgs, context, output};
 use crate::lifecycle::install::install;
 use crate::manifest::parse::load_project;
@@ -22,7 +23,13 @@ pub struct InstallArgs {
 
 pub async fn run(global: &GlobalArgs, args: &InstallArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
-    let installed = match install(&config.home, &args.name, &args.source).await {
+    let spinner = Spinner::on_terminal();
+    let result = install(&config.home, &args.name, &args.source, &|step| {
+        spinner.step(step)
+    })
+    .await;
+    drop(spinner);
+    let installed = match result {
         Ok(installed) => installed,
         Err(error) => {
             output::error(&error.to_string());

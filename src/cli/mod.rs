@@ -5,6 +5,7 @@ pub mod alive;
 pub mod apply;
 pub mod apps;
 pub mod args;
+pub mod completions;
 pub mod config;
 pub mod context;
 pub mod daemon;
@@ -27,6 +28,7 @@ pub mod restart;
 pub mod run;
 pub mod run_id;
 pub mod schema;
+pub mod spinner;
 pub mod status;
 pub mod validate;
 pub mod wait;
@@ -164,6 +166,15 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Projects of the home with version, branch and state.
     Projects(JsonFlag),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: `coco completions bash > ~/.local/share/bash-completion/completions/coco`;
+    /// zsh: into a folder of `$fpath` as `_coco`; fish: `~/.config/fish/completions/coco.fish`.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page coco(1) in roff, or write it and one per verb (--dir).
+    ///
+    /// `coco man --dir ~/.local/share/man/man1`, then `man coco`, `man coco-init`.
+    Man(completions::ManArgs),
     /// Internal: the process guard a worker starts (see `coco::process::guard`).
     #[command(name = "__guard", hide = true)]
     Guard {
@@ -224,6 +235,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Releases(args) => release::releases(&global, &args).await,
         Command::Install(args) => install::run(&global, &args).await,
         Command::Projects(flags) => projects::run(&global, flags).await,
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
         Command::Guard { marker, cgroup } => {
             tokio::task::spawn_blocking(move || {
                 crate::process::guard::serve(&marker, cgroup.as_deref())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::git::{self, GitError};
 use crate::scaffold::check_name;
-use crate::scaffold::init::{InitError, create_venv};
+use crate::scaffold::init::{InitError, OnStep, create_venv};
 
 /// A git URL and the ref to check out (pure): the part after the last `@` is a ref when it
 /// holds no `/` or `:` (so `git@host:x/y.git` and `https://user@host/r.git` are URLs
@@ -49,8 +49,14 @@ pub struct Installed {
     pub venv: bool,
 }
 
-/// Clone or update project `name` from `source` (`URL[@REF]`) into `home`.
-pub async fn install(home: &Path, name: &str, source: &str) -> Result<Installed, InstallError> {
+/// Clone or update project `name` from `source` (`URL[@REF]`) into `home`; `on_step` is
+/// told the slow steps of creating its environment as they start.
+pub async fn install(
+    home: &Path,
+    name: &str,
+    source: &str,
+    on_step: OnStep<'_>,
+) -> Result<Installed, InstallError> {
     check_name(name).map_err(InstallError::Refused)?;
     let (url, reference) = split_ref(source);
     let dir = home.join(name);
@@ -93,7 +99,7 @@ pub async fn install(home: &Path, name: &str, source: &str) -> Result<Installed,
     let requirements = dir.join("requirements.txt");
     let venv = requirements.is_file() && !dir.join(".venv").exists();
     if venv {
-        create_venv(&dir, &requirements).await?;
+        create_venv(&dir, &requirements, on_step).await?;
     }
     Ok(Installed {
         commit: git::rev_parse(&dir, "HEAD").await?,

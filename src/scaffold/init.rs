@@ -17,6 +17,30 @@ use crate::process::capture::capture;
 /// How long creating the virtual environment (and installing requirements) may take.
 const VENV_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// A slow step under way, for a sign of life while it runs (a spinner on a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `python3 -m venv .venv`.
+    CreatingVenv,
+    /// `pip install -r requirements.txt`.
+    InstallingRequirements,
+    /// The git-flow repository with its `.repos` origin.
+    MakingRepository,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::CreatingVenv => "creating the virtual environment .venv (python3 -m venv)",
+            Step::InstallingRequirements => "installing requirements.txt into .venv (pip)",
+            Step::MakingRepository => "making the git repository",
+        })
+    }
+}
+
+/// Told each [`Step`] as it starts.
+pub type OnStep<'a> = &'a (dyn Fn(Step) + Send + Sync);
+
 /// What to create.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -76,8 +100,8 @@ pub enum InitError {
     Git(#[from] git::GitError),
 }
 
-/// Create the project `request` describes.
-pub async fn init(request: &Request) -> Result<Report, InitError> {
+/// Create the project `request` describes, telling `on_step` each slow step as it starts.
+pub async fn init(request: &Request, on_step: OnStep<'_>) -> Result<Report, InitError> {
     check_name(&request.name).map_err(InitError::Name)?;
     if request.description.contains('\n') {
         return Err(InitError::Description);
@@ -119,7 +143,7 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
 
     let requirements = project.join("requirements.txt");
     let venv = if request.venv && requirements.is_file() && !project.join(".venv").exists() {
-        create_venv(&project, &requirements).await?;
+        create_venv(&project, &requirements, on_step).await?;
         Some(true)
     } else {
         None
@@ -131,6 +155,7 @@ pub async fn init(request: &Request) -> Result<Report, InitError> {
             git_note = Some("already a git repository: left as it is".into());
         } else {
             let message = format!("{} {}: created by coco init", vars.name, vars.version);
+            on_step(Step::MakingRepository);
             git_done = Some(git::init_flow(&project, &message, &vars.author).await?);
         }
     }
@@ -162,8 +187,13 @@ async fn author(dir: &Path) -> String {
     }
 }
 
-/// `python3 -m venv .venv`, then `pip install -r requirements.txt` when it lists anything.
-pub async fn create_venv(project: &Path, requirements: &Path) -> Result<(), InitError> {
+/// `python3 -m venv .venv`, then `pip install -r requirements.txt` when it lists anything;
+/// `on_step` is told each as it starts.
+pub async fn create_venv(
+    project: &Path,
+    requirements: &Path,
+    on_step: OnStep<'_>,
+) -> Result<(), InitError> {
     let run = |argv: Vec<String>| async move {
         let spec = Spec::new(argv.clone(), project);
         let captured = capture(&spec, VENV_TIMEOUT)
@@ -179,6 +209,7 @@ pub async fn create_venv(project: &Path, requirements: &Path) -> Result<(), Init
             )))
         }
     };
+    on_step(Step::CreatingVenv);
     run(["python3", "-m", "venv", ".venv"]
         .map(String::from)
         .to_vec())
@@ -188,6 +219,7 @@ pub async fn create_venv(project: &Path, requirements: &Path) -> Result<(), Init
         .lines()
         .any(|line| !line.trim().is_empty() && !line.trim().starts_with('#'))
     {
+        on_step(Step::InstallingRequirements);
         let pip = project.join(".venv/bin/pip").display().to_string();
         run(vec![
             pip,

@@ -448,3 +448,59 @@ fn init_without_a_git_identity_warns_with_the_commands_to_set_one() {
         "Ada Lovelace <ada@example.org>"
     );
 }
+
+/// `coco ARGS` on a terminal (a pseudo-terminal from util-linux `script`), as the sandbox's
+/// user; everything the terminal showed.
+fn on_terminal(sandbox: &Sandbox, args: &[&str]) -> String {
+    let mut line = vec![env!("CARGO_BIN_EXE_coco")];
+    line.extend_from_slice(args);
+    #[allow(clippy::disallowed_methods)] // runs the coco binary under test on a terminal
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["-qec", &shell_words::join(line), "/dev/null"])
+        .env("HOME", sandbox.dir.path())
+        .current_dir(sandbox.dir.path())
+        .stdin(std::process::Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COCO_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command.output().expect("util-linux `script` runs");
+    assert!(
+        output.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Creating `.venv` takes seconds: on a terminal `coco init` and `coco install` show a
+/// spinner naming the step; piped, they print nothing of it.
+#[test]
+fn creating_the_venv_shows_a_spinner_on_a_terminal_only() {
+    let sandbox = Sandbox::new();
+    let spinning = "creating the virtual environment .venv (python3 -m venv) …";
+    let shown = on_terminal(&sandbox, &["init", "shown", "--no-git"]);
+    assert!(shown.contains(spinning), "{shown}");
+    assert!(shown.contains("\u{1b}[2K"), "redrawn in place: {shown:?}");
+    assert!(sandbox.home().join("shown/.venv/bin/python3").exists());
+
+    let piped = sandbox.coco(&["init", "piped"]);
+    assert_eq!(piped.status.code(), Some(0), "{}", stderr(&piped));
+    assert!(sandbox.home().join("piped/.venv/bin/python3").exists());
+    for text in [stdout(&piped), stderr(&piped)] {
+        assert!(!text.contains("creating the virtual environment"), "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+    }
+
+    // A clone has no .venv (it is not committed): install creates one, spinning.
+    let origin = sandbox.home().join("piped/.repos");
+    let installed = on_terminal(
+        &sandbox,
+        &["install", "copy", &format!("{}@master", origin.display())],
+    );
+    assert!(installed.contains(spinning), "{installed}");
+    assert!(sandbox.home().join("copy/.venv/bin/python3").exists());
+}

@@ -1,5 +1,6 @@
 mod apps;
 mod cli;
+mod completions;
 mod config;
 mod contain;
 mod control_cli;
