@@ -377,3 +377,39 @@ fn jobs_and_alive_show_a_run_as_it_is_now() {
         "{nap:#}"
     );
 }
+
+#[test]
+fn help_puts_global_options_apart_and_shows_examples() {
+    let sandbox = Sandbox::new();
+    for verb in ["enqueue", "list", "daemon", "init", "build", "release"] {
+        for flag in ["-h", "--help"] {
+            let help = ok(&sandbox, &[verb, flag], 0);
+            let (own, global) = help.split_once("\nGlobal options:\n").unwrap_or_else(|| {
+                panic!("coco {verb} {flag}: no Global options heading:\n{help}")
+            });
+            assert!(!own.contains("--mongo-url"), "{verb}: {help}");
+            assert!(global.contains("--mongo-url"), "{verb}: {help}");
+            let examples = help
+                .split_once("\nExamples")
+                .map(|(_, examples)| examples)
+                .unwrap_or_else(|| panic!("coco {verb} {flag}: no examples:\n{help}"));
+            assert!(
+                examples.contains(&format!("  coco {verb}")),
+                "{verb}: {examples}"
+            );
+        }
+    }
+    let list = ok(&sandbox, &["list", "--help"], 0);
+    let (own, _) = list.split_once("\nGlobal options:\n").unwrap();
+    assert!(
+        own.contains("--json"),
+        "the verb's own options first: {list}"
+    );
+    let release = ok(&sandbox, &["release", "--help"], 0);
+    assert!(
+        release.contains("Run on master after the release branch"),
+        "{release}"
+    );
+    let top = ok(&sandbox, &["--help"], 0);
+    assert!(top.contains("\nGlobal options:\n"), "{top}");
+}
