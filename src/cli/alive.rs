@@ -154,7 +154,7 @@ mod tests {
         .claimed("w2", started);
         running_from_queue(&mut members, std::slice::from_ref(&run));
         assert!(members[0].running.is_empty());
-        assert_eq!(members[1].running, [run.id.clone()]);
+        assert_eq!(members[1].running, vec![run.id]);
         assert_eq!(row(&members[1], started)[6], "1/2");
     }
 }

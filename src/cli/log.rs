@@ -31,7 +31,7 @@ pub struct LogArgs {
     /// Only records about this job (`project.job`).
     #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
-    /// Only records about this run.
+    /// Only records about this run (its id, or a unique prefix of at least 4 characters).
     #[arg(long, value_name = "ID")]
     pub run: Option<String>,
     /// Only records about this app (`project.app`).
@@ -67,10 +67,17 @@ pub async fn run(global: &GlobalArgs, args: &LogArgs) -> anyhow::Result<i32> {
     } else {
         context::open_store_to_read(&config).await?
     };
+    let run = match &args.run {
+        Some(typed) => match context::find_run_id(store.as_ref(), typed).await? {
+            Some(id) => Some(id),
+            None => return Ok(1),
+        },
+        None => None,
+    };
     let filter = LogFilter {
         project: args.project.clone(),
         job: args.job.clone(),
-        run: args.run.clone(),
+        run,
         app: args.app.clone(),
         min_levelno: args.level.map(levelno),
         since: args.since.and_then(|d| {

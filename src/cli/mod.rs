@@ -56,24 +56,66 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The heading of [`GlobalArgs`] in every verb's help, apart from the verb's own options.
+pub const GLOBAL_HEADING: &str = "Global options";
+
 /// Flags every verb accepts; they override local.yaml and COCO_* variables.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Configuration file to read instead of ~/.coco/local.yaml (also: COCO_CONFIG).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL_HEADING)]
     pub config: Option<PathBuf>,
     /// Folder whose sub-folders are the projects (overrides folder.home).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL_HEADING)]
     pub home: Option<PathBuf>,
     /// Folder of the embedded store (overrides folder.state).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL_HEADING)]
     pub state: Option<PathBuf>,
     /// MongoDB URL of the state store (overrides DEFAULT.mongo_url).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL_HEADING)]
     pub mongo_url: Option<String>,
     /// MongoDB database (overrides DEFAULT.mongo_database).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = GLOBAL_HEADING)]
     pub mongo_database: Option<String>,
+}
+
+/// The examples at the end of some verbs' help: a command a line, what it does after `#`.
+mod examples {
+    pub const ENQUEUE: &str = "\
+Examples:
+  coco enqueue shop.export                      # queue a run; prints its id
+  coco enqueue shop.export --arg day=3 --wait   # with an argument; follow it, exit with its status
+  coco enqueue shop.export --priority 10        # claimed before runs of lower priority
+  coco enqueue shop.export --force              # runs even while shop is paused";
+    pub const LIST: &str = "\
+Examples:
+  coco list                                     # every run, newest first
+  coco list failed --project shop               # shop's failed runs (failed and error)
+  coco list running --json                      # for scripts
+  coco list --job shop.export --limit 5         # the latest five runs of one job";
+    pub const DAEMON: &str = "\
+Examples:
+  coco daemon                                   # everything: watch, converge, schedule, work, apps
+  coco daemon --slots 4 --name vm-1             # four runs at once, named vm-1 in `coco alive`
+  coco daemon --no-worker                       # schedules and apps only; `coco worker` elsewhere
+  coco --config ~/prod.yaml daemon              # another local.yaml";
+    pub const INIT: &str = "\
+Examples:
+  coco init mypro \"My first project\"           # python template, .venv and git
+  coco init tools --template shell --no-git     # a shell project without a repository
+  coco init --list                              # the templates there are
+  coco --home ~/work init mypro                 # in another home folder";
+    pub const BUILD: &str = "\
+Examples:
+  coco build --patch                            # on develop: release-0.0.2 from 0.0.1
+  coco build --minor shop                       # the project shop of the home, 0.1.0 -> 0.2.0
+  coco build --to 2.0.0                         # an exact version";
+    pub const RELEASE: &str = "\
+Examples (git-flow, after `coco build --patch` made release-0.0.2):
+  git checkout master && git merge --no-ff release-0.0.2
+  git checkout develop && git merge --no-ff release-0.0.2 && git checkout master
+  coco release                                  # on master: tag 0.0.2, push, delete the branch
+  coco releases                                 # what was released when";
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +144,7 @@ pub enum Command {
     ///
     /// Saving a manifest applies it (an invalid one is reported and changes nothing); stops
     /// on Ctrl-C, SIGTERM or `coco halt`, handing running runs back.
+    #[command(after_help = examples::DAEMON)]
     Daemon(daemon::DaemonArgs),
     /// Run the scheduler alone: fire the applied schedules until Ctrl-C / SIGTERM.
     Scheduler,
@@ -111,6 +154,7 @@ pub enum Command {
     ///
     /// Exit 1 if the job is unknown, or if a run of the same job with the same arguments is
     /// still pending, running, failed or deferred (its id is named).
+    #[command(after_help = examples::ENQUEUE)]
     Enqueue(enqueue::EnqueueArgs),
     /// Run a job in the foreground, in its project's environment, without the queue.
     ///
@@ -118,6 +162,7 @@ pub enum Command {
     /// exit code; 128 + signal if it was killed; 124 if its timeout ran out.
     Run(run::RunArgs),
     /// List runs, newest first (core4: `coco --list`).
+    #[command(after_help = examples::LIST)]
     List(list::ListArgs),
     /// Everything about one run: fields, state history, output (core4: `coco --detail`).
     Detail(detail::DetailArgs),
@@ -155,10 +200,24 @@ pub enum Command {
     /// level; --follow).
     Log(log::LogArgs),
     /// Create a project from a template.
+    ///
+    /// Renders the template into <home>/NAME, creates its `.venv` (python), a git repository
+    /// (master, develop checked out, a bare `.repos` as origin) and applies the project.
+    #[command(after_help = examples::INIT)]
     Init(init::InitArgs),
     /// Cut a release branch (git-flow).
+    ///
+    /// Run on develop with a clean tree: creates release-X.Y.Z with the version written into
+    /// coco.yaml, committed (and pushed, with an origin). Then merge it into master and
+    /// develop, and run `coco release` on master.
+    #[command(after_help = examples::BUILD)]
     Build(release::BuildArgs),
     /// Finish a release: tag, push, record.
+    ///
+    /// Run on master after the release branch (from `coco build`) is merged into master and
+    /// into develop: tags X.Y.Z, pushes master, develop and the tag, deletes the release
+    /// branch (here and on origin) and records the release in the store.
+    #[command(after_help = examples::RELEASE)]
     Release(release::ReleaseArgs),
     /// List recorded releases.
     Releases(release::ReleasesArgs),

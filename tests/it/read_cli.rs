@@ -260,6 +260,12 @@ fn the_end_of_a_run_is_among_its_jobs_records() {
                 .find(|r| r["message"].as_str().unwrap().starts_with("finished"))
                 .unwrap();
             assert_eq!(finished["project"], "work", "{finished:#}");
+            // `--run` takes a prefix of the id, in any case, too.
+            let by_run = log_json(&sandbox, &["--run", &id[..12].to_lowercase()]);
+            assert!(
+                by_run.iter().any(|r| r["message"] == finished["message"]),
+                "{by_run:#?}"
+            );
             break;
         }
         assert!(
@@ -376,4 +382,122 @@ fn jobs_and_alive_show_a_run_as_it_is_now() {
         sandbox.run_json(&id)["finished"],
         "{nap:#}"
     );
+}
+
+#[test]
+fn help_puts_global_options_apart_and_shows_examples() {
+    let sandbox = Sandbox::new();
+    for verb in ["enqueue", "list", "daemon", "init", "build", "release"] {
+        for flag in ["-h", "--help"] {
+            let help = ok(&sandbox, &[verb, flag], 0);
+            let (own, global) = help.split_once("\nGlobal options:\n").unwrap_or_else(|| {
+                panic!("coco {verb} {flag}: no Global options heading:\n{help}")
+            });
+            assert!(!own.contains("--mongo-url"), "{verb}: {help}");
+            assert!(global.contains("--mongo-url"), "{verb}: {help}");
+            let examples = help
+                .split_once("\nExamples")
+                .map(|(_, examples)| examples)
+                .unwrap_or_else(|| panic!("coco {verb} {flag}: no examples:\n{help}"));
+            assert!(
+                examples.contains(&format!("  coco {verb}")),
+                "{verb}: {examples}"
+            );
+        }
+    }
+    let list = ok(&sandbox, &["list", "--help"], 0);
+    let (own, _) = list.split_once("\nGlobal options:\n").unwrap();
+    assert!(
+        own.contains("--json"),
+        "the verb's own options first: {list}"
+    );
+    let release = ok(&sandbox, &["release", "--help"], 0);
+    assert!(
+        release.contains("Run on master after the release branch"),
+        "{release}"
+    );
+    let top = ok(&sandbox, &["--help"], 0);
+    assert!(top.contains("\nGlobal options:\n"), "{top}");
+}
+
+/// Run `coco ARGS` under a pseudo-terminal (`script`) in the sandbox, with `env`; what the
+/// terminal showed. `None` where `script` is not installed.
+#[allow(clippy::disallowed_methods)] // runs the coco binary under test, through script(1)
+fn on_a_terminal(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Option<String> {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_coco"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", sandbox.dir.path())
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .current_dir(sandbox.dir.path());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COCO_") {
+            command.env_remove(key);
+        }
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn states_and_errors_are_coloured_on_a_terminal_only() {
+    let (sandbox, _worker) = with_worker();
+    ok(&sandbox, &["enqueue", "work.hi", "--wait"], 0);
+    let green = "\x1b[32mcomplete\x1b[0m";
+    let plain_env = [("NO_COLOR", ""), ("CLICOLOR_FORCE", "")];
+
+    // Piped (as every test runs coco): no escape codes, in tables or errors.
+    for args in [&["list"][..], &["jobs"], &["alive"]] {
+        let output = sandbox.coco_env(args, &plain_env);
+        assert!(!stdout(&output).contains('\x1b'), "{args:?}: {output:?}");
+    }
+    let unknown = sandbox.coco_env(&["detail", "7ZZZZZ"], &plain_env);
+    assert!(
+        stderr(&unknown).starts_with("coco: error: no run"),
+        "{unknown:?}"
+    );
+
+    // Forced, as a pager would ask: states and the error label coloured, the columns kept.
+    let forced = [("CLICOLOR_FORCE", "1")];
+    let list = stdout(&sandbox.coco_env(&["list"], &forced));
+    assert!(list.contains(green), "{list:?}");
+    let stripped = list.replace("\x1b[32m", "").replace("\x1b[0m", "");
+    let (header, row) = (
+        stripped.lines().next().unwrap(),
+        stripped.lines().nth(1).unwrap(),
+    );
+    assert_eq!(
+        header.find("STATE"),
+        row.find("complete"),
+        "the columns are where they are without colours:\n{stripped}"
+    );
+    let jobs = stdout(&sandbox.coco_env(&["jobs"], &forced));
+    assert!(jobs.contains(&format!("{green} (")), "{jobs:?}");
+    let unknown = stderr(&sandbox.coco_env(&["detail", "7ZZZZZ"], &forced));
+    assert!(
+        unknown.starts_with("coco: \x1b[1;31merror:\x1b[0m no run"),
+        "{unknown:?}"
+    );
+    // NO_COLOR wins over everything.
+    let both = sandbox.coco_env(&["list"], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!stdout(&both).contains('\x1b'), "{both:?}");
+
+    // On a real (pseudo-)terminal: coloured; with NO_COLOR: not.
+    if let Some(shown) = on_a_terminal(&sandbox, &["list"], &[]) {
+        assert!(shown.contains(green), "{shown:?}");
+        let shown = on_a_terminal(&sandbox, &["list"], &[("NO_COLOR", "1")]).unwrap();
+        assert!(
+            shown.contains("complete") && !shown.contains('\x1b'),
+            "{shown:?}"
+        );
+    }
 }
