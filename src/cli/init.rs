@@ -2,7 +2,7 @@
 //! `coco --init NAME DESCRIPTION`) and `coco init --list`.
 //!
 //! Creates `<home>/NAME` from a template ([`crate::scaffold`]; home: `--home`, else
-//! `folder.home`, else — when neither is configured — the current directory), writes `~/.coco/local.yaml` with the seed's defaults when there is none,
+//! `folder.home`, else `~/coco.home` — the home of every verb), writes `~/.coco/local.yaml` with the seed's defaults when there is none,
 //! validates the new project and applies it to the store at once — only it: other projects
 //! keep their stored state — so `coco enqueue NAME.hello` works right away. Never asks
 //! anything: an existing non-empty folder is refused unless `--force`.
@@ -51,7 +51,7 @@ pub struct InitArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
-    let (config, settings) = context::load_config(global)?;
+    let (config, _) = context::load_config(global)?;
     if args.list {
         let catalog = template::all(config.templates.as_deref())?;
         let rows: Vec<Vec<String>> = catalog
@@ -75,15 +75,8 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let name = args.name.clone().unwrap_or_default();
-    // `--home`, else folder.home, else (nothing configured) the current directory.
-    let home_is_default = settings
-        .iter()
-        .any(|s| s.key == "folder.home" && s.source == "default");
-    let home = if home_is_default {
-        std::env::current_dir().context("reading the current directory")?
-    } else {
-        config.home.clone()
-    };
+    // `--home`, else folder.home, else the default: the same home as every other verb's.
+    let home = config.home.clone();
     let request = Request {
         name: name.clone(),
         description: args.description.clone().unwrap_or_default(),

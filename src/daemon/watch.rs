@@ -316,4 +316,31 @@ mod tests {
         assert_eq!(change.projects, BTreeSet::from([home.join("p")]));
         assert!(!change.folders && !change.config, "{change:?}");
     }
+
+    /// A project folder linked under a second name is watched once, and a save is read
+    /// back under both names.
+    #[tokio::test]
+    async fn a_linked_folder_is_watched_once_under_every_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join("p")).unwrap();
+        std::fs::write(home.join("p").join(MANIFEST_FILE), "jobs: {}\n").unwrap();
+        std::os::unix::fs::symlink("p", home.join("link")).unwrap();
+        let mut watch = Watch::new(&home, &[]).unwrap();
+        let real_home = std::fs::canonicalize(&home).unwrap();
+        assert_eq!(
+            watch.watched.keys().cloned().collect::<Vec<_>>(),
+            [real_home.clone(), real_home.join("p")]
+        );
+        std::fs::write(
+            home.join("p").join(MANIFEST_FILE),
+            "jobs: {a: {command: [x]}}\n",
+        )
+        .unwrap();
+        let change = watch.next_change().await.expect("watching");
+        assert_eq!(
+            change.projects,
+            BTreeSet::from([home.join("link"), home.join("p")])
+        );
+    }
 }

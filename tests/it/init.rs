@@ -253,13 +253,15 @@ fn local_yaml_is_created_when_missing() {
     let local = std::fs::read_to_string(sandbox.dir.path().join(".coco/local.yaml")).unwrap();
     assert!(local.contains("# DEFAULT:\n#   mongo_url:"), "{local}");
     assert!(local.contains("mongodb: INFO"), "{local}");
-    // No folder.home anywhere: the current directory is the home, and local.yaml says so.
-    let home = sandbox.dir.path();
+    // No folder.home anywhere: the default home of every verb, `~/coco.home`, and
+    // local.yaml says so; nothing is created in the current directory.
+    let home = sandbox.dir.path().join("coco.home");
     assert!(
         local.contains(&format!("home: \"{}\"", home.display())),
         "{local}"
     );
     assert!(home.join("first/coco.yaml").exists());
+    assert!(!sandbox.dir.path().join("first").exists());
     let plan = sandbox.coco(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "applied: {}", stdout(&plan));
     let config = sandbox.coco(&["config"]);
@@ -269,6 +271,28 @@ fn local_yaml_is_created_when_missing() {
         "the written file is read: {}",
         stdout(&config)
     );
+}
+
+/// With no configuration at all, `coco init` creates the project in the home `coco config`
+/// reports and the other verbs use: `~/coco.home`.
+#[test]
+fn init_uses_the_home_every_verb_uses() {
+    let sandbox = Sandbox::new();
+    std::fs::remove_file(sandbox.dir.path().join(".coco/local.yaml")).unwrap();
+    let config = sandbox.coco(&["config", "--json"]);
+    assert_eq!(config.status.code(), Some(0), "{}", stderr(&config));
+    let default_home = sandbox.dir.path().join("coco.home");
+    assert!(
+        stdout(&config).contains(&format!("{}", default_home.display())),
+        "coco config reports the default home: {}",
+        stdout(&config)
+    );
+    let output = sandbox.coco(&["init", "first", "--no-git", "--no-venv", "-t", "shell"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(default_home.join("first/coco.yaml").exists());
+    let validate = sandbox.coco(&["validate"]);
+    assert_eq!(validate.status.code(), Some(0), "{}", stderr(&validate));
+    assert!(stdout(&validate).contains("first"), "{}", stdout(&validate));
 }
 
 #[test]
