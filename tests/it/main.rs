@@ -6,6 +6,7 @@ mod control_cli;
 mod daemon;
 mod examples;
 mod init;
+mod job_env;
 mod lifecycle;
 mod log;
 mod manifest;
