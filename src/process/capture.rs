@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{LineKind, RunError, Spec, Stream, run_to_end};
+use super::{Inherit, LineKind, RunError, Spec, Stream, run_to_end};
 
 /// How a tool run ended and what it printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +30,16 @@ impl Captured {
     }
 }
 
-/// Run `spec` to its end (at most `timeout`), capturing its output.
+/// Run `spec` to its end (at most `timeout`), capturing its output. A tool runs for the
+/// operator, in coco's whole environment ([`Inherit::All`]: its agent sockets, proxies).
 pub async fn capture(spec: &Spec, timeout: Duration) -> Result<Captured, RunError> {
+    let spec = Spec {
+        inherit: Inherit::All,
+        ..spec.clone()
+    };
     let (mut stdout, mut stderr) = (String::new(), String::new());
     let outcome = run_to_end(
-        spec,
+        &spec,
         Some(timeout),
         Duration::from_secs(2),
         std::future::pending(),

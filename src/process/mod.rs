@@ -1,7 +1,9 @@
 //! THE one place coco starts child processes (job runs, app servers).
 //!
 //! A [`Spec`] says what to run: an argv (never a shell), an explicit absolute working directory,
-//! declared environment variables added on top of coco's own, and directories prepended to
+//! declared environment variables added on top of a short base set of coco's own
+//! ([`BASE_ENV`]: `PATH`, `HOME`, the locale, …; never coco's `COCO_…` configuration) or, for
+//! tools coco runs for the operator, all of it ([`Inherit`]), and directories prepended to
 //! `PATH`. [`spawn`] resolves the program on that new `PATH` itself (so a project's
 //! `.venv/bin/python3` is found), then starts it with stdin null, stdout and stderr piped, in a
 //! process group of its own, leashed so that a child never outlives a killed coco
@@ -61,6 +63,19 @@ use tokio::time::Instant;
 pub use contain::{Contained, Containment};
 pub use output::{Event, LineKind, LogLevel, Stream, TailBuffer, parse_line};
 
+/// The variables of coco's own environment a child gets under [`Inherit::Base`] (and every
+/// `LC_*`): what programs need to find themselves at home, never coco's configuration
+/// (`COCO_…`, where a MongoDB password may be) nor anything else the worker was started with.
+pub const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
+];
+
+/// Is `key` one of [`BASE_ENV`] or an `LC_*` locale variable (pure)?
+pub fn is_base_env(key: &std::ffi::OsStr) -> bool {
+    let key = key.as_bytes();
+    key.starts_with(b"LC_") || BASE_ENV.iter().any(|base| base.as_bytes() == key)
+}
+
 /// `PATH` used when neither the spec nor coco's environment has one.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -85,6 +100,8 @@ pub struct Spec {
     pub program_and_args: Vec<String>,
     /// Absolute working directory; it must exist.
     pub cwd: PathBuf,
+    /// Which of coco's own environment the child starts from.
+    pub inherit: Inherit,
     /// Added on top of the inherited environment (a declared `PATH` replaces the inherited one
     /// before `path_prepend` is applied).
     pub env: BTreeMap<String, String>,
@@ -94,6 +111,17 @@ pub struct Spec {
     pub leash: Leash,
     /// How the child's whole tree is held; `None`: its process group only.
     pub contain: Option<Contained>,
+}
+
+/// Which part of coco's own environment a child starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Inherit {
+    /// Only [`BASE_ENV`] and `LC_*`: jobs and apps (the default).
+    #[default]
+    Base,
+    /// All of it: tools coco runs for the operator (`git`, `pip`), which may need their
+    /// agent sockets and proxies.
+    All,
 }
 
 /// How a child is kept from outliving the coco process that started it.
@@ -116,6 +144,7 @@ impl Spec {
         Spec {
             program_and_args: program_and_args.into_iter().map(Into::into).collect(),
             cwd: cwd.into(),
+            inherit: Inherit::Base,
             env: BTreeMap::new(),
             path_prepend: Vec::new(),
             leash: Leash::DeathSignal,
@@ -371,6 +400,11 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
             command
         }
     };
+    if spec.inherit == Inherit::Base {
+        command
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(key, _)| is_base_env(key)));
+    }
     command
         .current_dir(&cwd)
         .envs(&spec.env)
@@ -969,6 +1003,23 @@ mod tests {
         assert_eq!(new_path(&spec).unwrap(), "/bin");
         let spec = spec_with(&[], &["/x:y"]);
         assert_eq!(new_path(&spec).unwrap_err(), PathBuf::from("/x:y"));
+    }
+
+    #[test]
+    fn the_base_environment_is_a_short_list_and_the_locale() {
+        for key in ["PATH", "HOME", "LANG", "LC_ALL", "LC_TIME", "TZ", "TMPDIR"] {
+            assert!(is_base_env(key.as_ref()), "{key}");
+        }
+        for key in [
+            "COCO_DEFAULT__MONGO_URL",
+            "COCO_CONFIG",
+            "AWS_SECRET_ACCESS_KEY",
+            "PATHX",
+            "XLC_ALL",
+            "",
+        ] {
+            assert!(!is_base_env(key.as_ref()), "{key}");
+        }
     }
 
     #[test]

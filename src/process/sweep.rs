@@ -17,8 +17,10 @@ pub fn kill_run_orphans(run_id: &str) -> usize {
 }
 
 /// SIGKILL every other process of this host (that we may signal) whose environment has the
-/// entry `needle` (`KEY=value`); returns how many were signalled. A process that has exited
-/// but is not yet reaped has no environment left, so it is not counted twice.
+/// entry `needle` (`KEY=value`), its descendants first (they may have cleared their
+/// environment: a run's subreaper holds such ones); returns how many carriers were signalled.
+/// A process that has exited but is not yet reaped has no environment left, so it is not
+/// counted twice.
 pub fn kill_carrying(needle: &str) -> usize {
     let Some(pids) = super::procfs::pids() else {
         return 0;
@@ -29,16 +31,24 @@ pub fn kill_carrying(needle: &str) -> usize {
         if pid == own || !carries(pid, needle) {
             continue;
         }
-        let Ok(raw) = libc::pid_t::try_from(pid) else {
-            continue;
-        };
-        // SAFETY: kill(2) only sends a signal; the pid was read from /proc just now and its
-        // environment carries the needle (a run id or a guard marker), so it is ours to end.
-        if unsafe { libc::kill(raw, libc::SIGKILL) } == 0 {
+        for descendant in super::reaper::descendants(pid) {
+            sigkill(descendant);
+        }
+        if sigkill(pid) {
             killed += 1;
         }
     }
     killed
+}
+
+/// SIGKILL `pid`: it carries a run id or a guard marker, or descends from one that does, so
+/// it is ours to end; whether the signal was sent.
+fn sigkill(pid: u32) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) only sends a signal, to a pid read from /proc just now.
+    unsafe { libc::kill(raw, libc::SIGKILL) == 0 }
 }
 
 /// Does process `pid` have `needle` (`KEY=value`) in its environment?

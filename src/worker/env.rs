@@ -3,7 +3,10 @@
 //!
 //! - cwd: the project folder joined with `environment.workdir` (an absolute workdir stays);
 //! - `PATH` prepend: each `environment.path` entry resolved against the project folder;
-//! - environment: the project's `env`, then the job's `env`, then coco's own variables
+//! - environment: the base set of the worker's own ([`crate::process::BASE_ENV`]: `PATH`,
+//!   `HOME`, `USER`, `LANG`, `LC_*`, `TZ`, …, applied by the process builder; nothing else the
+//!   worker was started with, its `COCO_…` configuration least of all), the project's `env`,
+//!   then the job's `env`, then coco's own variables
 //!   (`COCO_RUN_ID`, `COCO_JOB`, `COCO_PROJECT`, `COCO_ARGS`, `COCO_ATTEMPT`, and
 //!   `COCO_PARENT_RUN` when the run was enqueued by another run);
 //! - argv: every command element rendered on its own as a Handlebars template (strict: an

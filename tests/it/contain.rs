@@ -85,8 +85,9 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// The escaped grandchild's pid, once it runs; and a check that `path` holds it.
-fn grandchild(sandbox: &Sandbox, path: Path, run: &str) -> i32 {
+/// The escaped grandchild's pid, once it runs; and a check that `path` holds it (in the
+/// cgroup `<unit>-<n>`: `run-<id>`, `app-<project.app>`).
+fn grandchild(sandbox: &Sandbox, path: Path, unit: &str) -> i32 {
     let file = sandbox.home().join("esc/grandchild.pid");
     wait_until("the grandchild started", Duration::from_secs(20), || {
         file.exists()
@@ -106,7 +107,7 @@ fn grandchild(sandbox: &Sandbox, path: Path, run: &str) -> i32 {
         Path::Cgroup => {
             let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
             assert!(
-                cgroup.contains("/coco-") && cgroup.contains(&format!("/run-{run}-")),
+                cgroup.contains("/coco-") && cgroup.contains(&format!("/{unit}-")),
                 "in its run's cgroup: {cgroup}"
             );
         }
@@ -143,7 +144,7 @@ fn killed_by_coco_kill(path: Path) {
     };
     let _worker = sandbox.spawn(&["worker", "--slots", "2"]);
     let id = sandbox.enqueue(&["esc.escape"]);
-    let pid = grandchild(&sandbox, path, &id);
+    let pid = grandchild(&sandbox, path, &format!("run-{id}"));
     let kill = sandbox.coco(&["kill", &id]);
     assert_eq!(kill.status.code(), Some(0), "{}", stderr(&kill));
     assert_ends(pid, "coco kill");
@@ -156,7 +157,7 @@ fn ended_by_the_timeout(path: Path) {
     };
     let _worker = sandbox.spawn(&["worker", "--slots", "2"]);
     let id = sandbox.enqueue(&["esc.late"]);
-    let pid = grandchild(&sandbox, path, &id);
+    let pid = grandchild(&sandbox, path, &format!("run-{id}"));
     assert_ends(pid, "the timeout");
     let run = sandbox.wait_for_state(&id, "error");
     assert_eq!(run["reason"], "timeout", "{run:#}");
@@ -168,7 +169,7 @@ fn ended_with_its_leader(path: Path) {
     };
     let _worker = sandbox.spawn(&["worker", "--slots", "2"]);
     let id = sandbox.enqueue(&["esc.escape", "--arg", "then=exit"]);
-    let pid = grandchild(&sandbox, path, &id);
+    let pid = grandchild(&sandbox, path, &format!("run-{id}"));
     assert_ends(pid, "its job's leader");
     sandbox.wait_for_state(&id, "complete");
 }
@@ -179,7 +180,7 @@ fn ended_with_a_sigkilled_worker(path: Path) {
     };
     let mut worker = sandbox.spawn(&["worker", "--slots", "2"]);
     let id = sandbox.enqueue(&["esc.escape"]);
-    let pid = grandchild(&sandbox, path, &id);
+    let pid = grandchild(&sandbox, path, &format!("run-{id}"));
     worker.child.kill().unwrap();
     worker.child.wait().unwrap();
     assert_ends(pid, "its SIGKILLed worker");
@@ -211,7 +212,7 @@ fn cgroup_a_run_taken_back_has_its_cgroup_killed() {
     };
     let mut doomed = sandbox.spawn(&["worker", "--slots", "2", "--name", "doomed"]);
     let id = sandbox.enqueue(&["esc.escape"]);
-    let pid = grandchild(&sandbox, Path::Cgroup, &id);
+    let pid = grandchild(&sandbox, Path::Cgroup, &format!("run-{id}"));
     let guard = guard_of(doomed.child.id()).expect("the worker has a guard");
     // SAFETY: kill(2) on the guard process found just now (it is restarted after 1 s only).
     assert_eq!(unsafe { libc::kill(guard, libc::SIGKILL) }, 0);
@@ -239,6 +240,31 @@ fn cgroup_a_run_taken_back_has_its_cgroup_killed() {
         left.is_empty(),
         "the lost worker's cgroup folder is removed: {left:?}"
     );
+}
+
+/// An app's process tree is held the same way: stopping the app (here: the daemon stops)
+/// ends its escaped grandchild.
+fn app_tree_ends_with_the_app(path: Path) {
+    let Some(sandbox) = sandbox(path) else {
+        return;
+    };
+    let mut text = MANIFEST.to_string();
+    text.push_str("apps:\n  web:\n    command: [sh, escape.sh, wait]\n    restart: never\n");
+    sandbox.project("esc", &text);
+    let daemon = sandbox.spawn(&["daemon", "--no-worker", "--no-scheduler"]);
+    let pid = grandchild(&sandbox, path, "app-esc.web");
+    drop(daemon);
+    assert_ends(pid, "its app's daemon");
+}
+
+#[test]
+fn cgroup_an_apps_escaped_grandchild_ends_with_the_app() {
+    app_tree_ends_with_the_app(Path::Cgroup);
+}
+
+#[test]
+fn subreaper_an_apps_escaped_grandchild_ends_with_the_app() {
+    app_tree_ends_with_the_app(Path::Subreaper);
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod daemon;
 mod daemon_paths;
 mod examples;
 mod init;
+mod job_env;
 mod lifecycle;
 mod log;
 mod manifest;

@@ -95,9 +95,14 @@ impl Sandbox {
 
     /// Start coco in the background (e.g. a worker); it is stopped when the guard drops.
     pub fn spawn(&self, args: &[&str]) -> Background {
+        self.spawn_env(args, &[])
+    }
+
+    /// [`Sandbox::spawn`] with extra environment variables.
+    pub fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Background {
         let log = self.dir.path().join(format!("{}.log", ulid::Ulid::new()));
         let child = self
-            .command(args, &[])
+            .command(args, env)
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
