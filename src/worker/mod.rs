@@ -32,6 +32,7 @@
 //! The store is the only shared state: a worker that dies loses nothing but its heartbeat,
 //! and its runs are taken back as zombies by any other worker.
 
+pub mod argv;
 pub mod env;
 pub mod load;
 pub mod run;

@@ -12,6 +12,7 @@ mod process;
 mod queue_cli;
 mod reconcile;
 mod redaction;
+mod run_args;
 mod scheduler;
 mod store;
 mod store_file;
