@@ -102,7 +102,10 @@ pub struct RunArg {
 }
 
 /// Parse `KEY=VALUE`: VALUE is taken as JSON where it parses (`3`, `true`, `[1,2]`,
-/// `{"a":1}`, `null`, `"quoted"`), else as the string it is.
+/// `{"a":1}`, `null`, `"quoted"`), else as the string it is. Numbers keep the text they
+/// were written with (integers of any size, `2.50`); a number JSON would spell otherwise
+/// (`1e2` reads back as `1e+2`) and a value with spaces around it are kept as the string
+/// given, so `{{args.KEY}}` renders exactly what was typed.
 pub fn parse_arg(text: &str) -> Result<RunArg, String> {
     let Some((key, value)) = text.split_once('=') else {
         return Err(format!("`{text}` is not KEY=VALUE"));
@@ -111,7 +114,11 @@ pub fn parse_arg(text: &str) -> Result<RunArg, String> {
     if key.is_empty() {
         return Err(format!("`{text}` has no KEY before `=`"));
     }
-    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    let value = match serde_json::from_str::<Value>(value) {
+        Ok(Value::Number(number)) if number.to_string() != value => Value::String(value.to_owned()),
+        Ok(parsed) if value.trim() == value => parsed,
+        _ => Value::String(value.to_owned()),
+    };
     Ok(RunArg {
         key: key.to_owned(),
         value,
@@ -267,6 +274,13 @@ mod tests {
         assert_eq!(value("empty="), json!(""));
         assert_eq!(value("eq=a=b"), json!("a=b"));
         assert_eq!(value("broken=[1,"), json!("[1,"));
+        let big = value("big=12345678901234567890123");
+        assert!(big.is_number());
+        assert_eq!(big.to_string(), "12345678901234567890123");
+        assert_eq!(value("f=2.50").to_string(), "2.50");
+        assert_eq!(value("e=1e2"), json!("1e2"), "JSON would spell it 1e+2");
+        assert_eq!(value("e=1e+2").to_string(), "1e+2");
+        assert_eq!(value("padded= 3"), json!(" 3"));
         assert_eq!(parse_arg(" k =1").unwrap().key, "k");
         assert!(parse_arg("novalue").unwrap_err().contains("KEY=VALUE"));
         assert!(parse_arg("=1").is_err());

@@ -17,7 +17,8 @@ pub struct EnqueueArgs {
     #[arg(value_name = "PROJECT.JOB")]
     pub job: String,
     /// A run argument, KEY=VALUE (repeatable). VALUE is JSON where it parses (`3`, `true`,
-    /// `[1,2]`, `{"a":1}`), else a string; it overrides the job's default `args`.
+    /// `[1,2]`, `{"a":1}`), else a string; numbers keep their digits as typed. It overrides
+    /// the job's default `args`.
     #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = args::parse_arg)]
     pub args: Vec<RunArg>,
     /// Priority of this run (higher is claimed first; default: the job's).

@@ -4,8 +4,10 @@
 //! timestamps are BSON DateTimes (millisecond precision, UTC). `manifest` and `definition`
 //! are embedded documents converted from/to `serde_json::Value` — unless the JSON has a shape
 //! some servers refuse (FerretDB 1.x: nested arrays, keys with `.` or a leading `$`, NUL in
-//! strings; any server: integers above `i64::MAX`); such a document is kept as JSON text in
-//! `manifest_json` / `definition_json` instead, so every manifest round-trips on every server.
+//! strings; any server: integers above `i64::MAX`) or holds a number no BSON number gives
+//! back as written (`2.50`, `1e+2`, `-0.0`: JSON numbers keep their text); such a document
+//! is kept as JSON text in `manifest_json` / `definition_json` (`args_json` for a run)
+//! instead, so every document round-trips on every server.
 //!
 //! Only widely implemented operations are used — `insert_one`, `replace_one` with upsert,
 //! `find` with a sort, `create`/`createIndexes`, `ping` — no transactions or change streams,
@@ -285,10 +287,43 @@ fn portable(value: &serde_json::Value, in_array: bool) -> bool {
     let key_ok = |k: &str| !k.starts_with('$') && !k.contains(['.', '\0']);
     match value {
         Value::Null | Value::Bool(_) => true,
-        Value::Number(n) => n.is_i64() || n.is_f64(),
+        Value::Number(n) => bson_number(n).is_some(),
         Value::String(s) => !s.contains('\0'),
         Value::Array(items) => !in_array && items.iter().all(|v| portable(v, true)),
         Value::Object(map) => map.iter().all(|(k, v)| key_ok(k) && portable(v, false)),
+    }
+}
+
+/// The BSON number that reads back as exactly `n` (its text kept: `serde_json`'s
+/// `arbitrary_precision`), if there is one: an integer within `i64`, or a float written as
+/// its shortest form. Others (`1e2`, `2.50`, integers beyond `i64`, `-0.0`) are not
+/// [`portable`].
+fn bson_number(n: &serde_json::Number) -> Option<Bson> {
+    let text = n.to_string();
+    if let Some(i) = n.as_i64().filter(|i| i.to_string() == text) {
+        return Some(Bson::Int64(i));
+    }
+    // FerretDB reads a stored -0.0 back as 0.0.
+    let f = n
+        .as_f64()
+        .filter(|f| f.is_finite() && !(*f == 0.0 && f.is_sign_negative()))?;
+    let back = serde_json::Number::from_f64(f)?;
+    (back.to_string() == text).then_some(Bson::Double(f))
+}
+
+/// `value` as BSON; only for [`portable`] values. (Not `bson::to_bson`: with
+/// `arbitrary_precision` a number serializes as a private struct, not a number.)
+fn bson_of(value: &serde_json::Value) -> Bson {
+    use serde_json::Value;
+    match value {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(*b),
+        Value::Number(n) => bson_number(n).unwrap_or_else(|| Bson::String(n.to_string())),
+        Value::String(s) => Bson::String(s.clone()),
+        Value::Array(items) => Bson::Array(items.iter().map(bson_of).collect()),
+        Value::Object(map) => {
+            Bson::Document(map.iter().map(|(k, v)| (k.clone(), bson_of(v))).collect())
+        }
     }
 }
 
@@ -296,9 +331,7 @@ fn portable(value: &serde_json::Value, in_array: bool) -> bool {
 /// `<field>_json` when it is not [`portable`].
 fn put_json(doc: &mut Document, field: &str, value: &serde_json::Value) -> StoreResult<()> {
     if portable(value, false) {
-        let bson = bson::to_bson(value)
-            .map_err(|e| corrupt(field, format!("cannot convert JSON to BSON: {e}")))?;
-        doc.insert(field, bson);
+        doc.insert(field, bson_of(value));
     } else {
         doc.insert(format!("{field}_json"), value.to_string());
     }

@@ -9,18 +9,18 @@
 //!   then the job's `env`, then coco's own variables
 //!   (`COCO_RUN_ID`, `COCO_JOB`, `COCO_PROJECT`, `COCO_ARGS`, `COCO_ATTEMPT`, and
 //!   `COCO_PARENT_RUN` when the run was enqueued by another run);
-//! - argv: every command element rendered on its own as a Handlebars template (strict: an
-//!   unknown `{{args.x}}` is an error, never an empty string), with the context
-//!   `{args, run_id, job, project, attempt}`. Nothing is HTML-escaped and nothing is ever
-//!   joined into a shell string.
+//! - argv: every command element rendered on its own as a Handlebars template by
+//!   [`super::argv`] (strict: an unknown `{{args.x}}` is an error, never an empty string;
+//!   values exactly as given), with the context `{args, run_id, job, project, attempt}`.
+//!   Nothing is HTML-escaped and nothing is ever joined into a shell string.
 //!
 //! Arguments are the job's default `args` overlaid with the run's arguments.
 
 use std::path::{Path, PathBuf};
 
-use handlebars::Handlebars;
 use serde_json::{Map, Value, json};
 
+use super::argv::Renderer;
 use crate::manifest::{Job, Project};
 use crate::process::Spec;
 use crate::store::{JobRecord, ProjectRecord, RunRecord};
@@ -112,28 +112,22 @@ pub fn build_spec(project: &Project, job: &Job, run: &RunRecord) -> Result<Spec,
         "attempt": run.attempt,
     });
     // Made only for a command with a template in it: most have none.
-    let mut handlebars: Option<Handlebars> = None;
+    let mut renderer: Option<Renderer> = None;
     let mut argv = Vec::with_capacity(job.command.len());
     for (index, element) in job.command.iter().enumerate() {
         if !element.contains("{{") {
             argv.push(element.clone());
             continue;
         }
-        let handlebars = handlebars.get_or_insert_with(|| {
-            let mut handlebars = Handlebars::new();
-            handlebars.set_strict_mode(true);
-            handlebars.register_escape_fn(handlebars::no_escape);
-            handlebars
-        });
-        let rendered =
-            handlebars
-                .render_template(element, &context)
-                .map_err(|e| EnvError::Template {
-                    run: run.id.clone(),
-                    index,
-                    element: element.clone(),
-                    message: e.to_string(),
-                })?;
+        let rendered = renderer
+            .get_or_insert_with(Renderer::new)
+            .render(element, &context)
+            .map_err(|message| EnvError::Template {
+                run: run.id.clone(),
+                index,
+                element: element.clone(),
+                message,
+            })?;
         argv.push(rendered);
     }
     if argv.is_empty() {

@@ -34,6 +34,7 @@
 //! and its runs are taken back as zombies by any other worker (and tried again, as the lost
 //! worker was not their job's failure).
 
+pub mod argv;
 pub mod env;
 pub mod load;
 pub mod run;

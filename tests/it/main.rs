@@ -18,6 +18,7 @@ mod queue_limits;
 mod read_cli;
 mod reconcile;
 mod redaction;
+mod run_args;
 mod scheduler;
 mod store;
 mod store_file;
