@@ -36,6 +36,19 @@ impl Document {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         text::check_characters(file, text)?;
         let positions = Positions::index(text);
+        // Before libyaml sees it: its time grows with the square of the depth.
+        if let Some(position) = positions.too_deep() {
+            return Err(Diagnostic::new(
+                file,
+                text,
+                position,
+                format!(
+                    "nested more than {} levels deep: coco reads at most {}",
+                    positions::MAX_DEPTH,
+                    positions::MAX_DEPTH
+                ),
+            ));
+        }
         let value: Value = serde_yaml::from_str(text).map_err(|error| {
             let message = clean_message(&error.to_string());
             if message.contains("duplicate entry with key")
