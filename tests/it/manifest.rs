@@ -519,6 +519,13 @@ mod hostile {
         );
         assert_refused(
             &sandbox,
+            "wide",
+            b"jobs:\n  a:\n    command: [x]\n    priority: -99999999999999999999\n",
+            "4:15",
+            "`jobs.a.priority`: the number `-99999999999999999999` is too large",
+        );
+        assert_refused(
+            &sandbox,
             "list",
             b"[1, 2]\n",
             "1:1",
