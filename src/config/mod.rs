@@ -275,11 +275,11 @@ pub enum ConfigError {
     /// A file named by `--config` or `COCO_CONFIG` does not exist.
     #[error("config file {} (named by {via}) does not exist", path.display())]
     Missing { path: PathBuf, via: String },
-    #[error("cannot read config file {}: {source}", path.display())]
+    /// The cause is in the message (not also a `source`, which `{:#}` would show again).
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Everything wrong in every source, one problem after the other.
     #[error("{}", .0.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n"))]
@@ -343,7 +343,7 @@ where
                 }
                 None => continue,
             },
-            Err(source) => return Err(ConfigError::Read { path, source }),
+            Err(error) => return Err(ConfigError::Read { path, error }),
         };
         match sources::parse_file(&path, &text, home) {
             Ok(layer) => layers.push(layer),

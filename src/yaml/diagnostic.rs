@@ -55,24 +55,54 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
-    /// The headline, then the source line with a caret under the column.
+    /// The headline, then the source line with a caret under the column (a long line cut to
+    /// a window around the column).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.headline())?;
         if let Some(source) = &self.source_line {
             let number = self.position.line.to_string();
             let gutter = " ".repeat(number.len());
-            let caret_pad: String = source
+            let (shown, column) = window(source, self.position.column);
+            let caret_pad: String = shown
                 .chars()
-                .take(self.position.column.saturating_sub(1))
+                .take(column.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             write!(
                 f,
-                "\n{gutter} |\n{number} | {source}\n{gutter} | {caret_pad}^"
+                "\n{gutter} |\n{number} | {shown}\n{gutter} | {caret_pad}^"
             )?;
         }
         Ok(())
     }
+}
+
+/// Characters of a source line shown at most (a minified file is one long line).
+const SHOWN: usize = 120;
+
+/// `line` cut to at most [`SHOWN`] characters around `column` (`…` where cut), and the
+/// column within what is shown.
+fn window(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN {
+        return (line.to_owned(), column);
+    }
+    let at = column.saturating_sub(1).min(chars.len());
+    let start = at
+        .saturating_sub(SHOWN / 2)
+        .min(chars.len().saturating_sub(SHOWN));
+    let end = (start + SHOWN).min(chars.len());
+    let mut shown = String::new();
+    let mut column = at - start + 1;
+    if start > 0 {
+        shown.push('…');
+        column += 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, column)
 }
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
@@ -106,6 +136,25 @@ mod tests {
             d.to_string(),
             "p/coco.yaml:3:5: unknown field `atempts` (did you mean `attempts`?)\n  |\n3 |     atempts: 3\n  |     ^"
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let line = format!("{}X{}", "a".repeat(1000), "b".repeat(1000));
+        let d = Diagnostic::new(
+            Path::new("f"),
+            &line,
+            Position {
+                line: 1,
+                column: 1001,
+            },
+            "here",
+        );
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[2].chars().count() < 140, "{}", lines[2]);
+        let x = lines[2].chars().position(|c| c == 'X').unwrap();
+        assert_eq!(lines[3].chars().position(|c| c == '^'), Some(x));
     }
 
     #[test]

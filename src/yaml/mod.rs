@@ -36,6 +36,19 @@ impl Document {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         text::check_characters(file, text)?;
         let positions = Positions::index(text);
+        // Before libyaml sees it: its time grows with the square of the depth.
+        if let Some(position) = positions.too_deep() {
+            return Err(Diagnostic::new(
+                file,
+                text,
+                position,
+                format!(
+                    "nested more than {} levels deep: coco reads at most {}",
+                    positions::MAX_DEPTH,
+                    positions::MAX_DEPTH
+                ),
+            ));
+        }
         let value: Value = serde_yaml::from_str(text).map_err(|error| {
             let message = clean_message(&error.to_string());
             if message.contains("duplicate entry with key")
@@ -57,7 +70,7 @@ impl Document {
                 .location()
                 .map(|l| text::position_of(text, l.index()))
                 .unwrap_or(Position { line: 1, column: 1 });
-            Diagnostic::new(file, text, position, message)
+            Diagnostic::new(file, text, position, quote_path(&message))
         })?;
         if let Some((path, tag)) = first_tag(&value, &mut Vec::new()) {
             let key = path.join(".");
@@ -306,8 +319,24 @@ fn clean_message(message: &str) -> String {
         Some(at) => &message[..at],
         None => message,
     };
-    // serde_yaml's word for "a choice, written as one word".
-    let message = message.replace("a Value::Tagged enum", "one word naming a choice");
+    // serde_yaml's word for "a choice, written as one word", and for a number no setting
+    // holds (`integer `N` as i128, expected any YAML value`).
+    let mut message = message.replace("a Value::Tagged enum", "one word naming a choice");
+    for wide in ["i128", "u128"] {
+        const HEAD: &str = "invalid type: integer `";
+        let foot = format!("` as {wide}, expected any YAML value");
+        if let Some(start) = message.find(HEAD)
+            && let Some(end) = message.find(&foot)
+            && end > start
+        {
+            let number = &message[start + HEAD.len()..end];
+            let tail = &message[end + foot.len()..];
+            message = format!(
+                "{}the number `{number}` is too large{tail}",
+                &message[..start]
+            );
+        }
+    }
     let mut words: Vec<String> = Vec::new();
     let mut rest = message.split(' ').peekable();
     while let Some(word) = rest.next() {
@@ -339,6 +368,18 @@ fn clean_message(message: &str) -> String {
         });
     }
     words.join(" ")
+}
+
+/// serde_yaml starts some messages with the path (`jobs.a: ...`): quoted as everywhere else.
+fn quote_path(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((path, rest))
+            if !path.is_empty() && !path.contains([' ', '`']) && !rest.is_empty() =>
+        {
+            format!("`{path}`: {rest}")
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// `Name,` → (`Name`, `,`).
@@ -437,6 +478,12 @@ mod tests {
         assert_eq!(
             clean_message("invalid type: map, expected a Value::Tagged enum"),
             "invalid type: map, expected one word naming a choice"
+        );
+        assert_eq!(
+            clean_message(
+                "a.b: invalid type: integer `-99999999999999999999` as i128, expected any YAML value"
+            ),
+            "a.b: the number `-99999999999999999999` is too large"
         );
         assert_eq!(
             clean_message("invalid type: string \"u32\", expected i32"),

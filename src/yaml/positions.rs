@@ -30,6 +30,8 @@ pub struct Positions {
     duplicates: Vec<Duplicate>,
     /// Where each document of the stream starts.
     documents: Vec<Position>,
+    /// Where the first collection nested deeper than [`MAX_DEPTH`] starts.
+    too_deep: Option<Position>,
 }
 
 /// A key written twice in one mapping.
@@ -70,8 +72,17 @@ impl Positions {
         let mut parser = Parser::new_from_str(text);
         // Every document, to know where a second one starts (that is an error); the
         // builder indexes only the first.
-        let _ = parser.load(&mut builder, true);
+        let result = parser.load(&mut builder, true);
         let mut positions = builder.positions;
+        // Flow collections deeper than 255 levels stop the scanner before their events come.
+        if let Err(error) = result
+            && error.info() == "recursion limit exceeded"
+        {
+            positions.too_deep.get_or_insert(Position {
+                line: error.marker().line(),
+                column: error.marker().col() + 1,
+            });
+        }
         // Only flow collections (`[..]`, `{..}`) start where the parser marks them; a block
         // collection is better shown at its key.
         let lines: Vec<&str> = text.lines().collect();
@@ -92,6 +103,11 @@ impl Positions {
     /// Where each YAML document of the text starts (more than one is an error).
     pub fn documents(&self) -> &[Position] {
         &self.documents
+    }
+
+    /// Where the first collection nested more than [`MAX_DEPTH`] levels deep starts, if any.
+    pub fn too_deep(&self) -> Option<Position> {
+        self.too_deep
     }
 
     /// Where the value at `path` starts.
@@ -130,11 +146,17 @@ enum Frame {
     },
 }
 
+/// Collections nested deeper than this are not indexed: serde_yaml refuses them, and indexing
+/// (or parsing them with libyaml) costs the square of their depth.
+pub const MAX_DEPTH: usize = 128;
+
 #[derive(Default)]
 struct Builder {
     positions: Positions,
     path: Vec<String>,
     stack: Vec<Frame>,
+    /// How many collections deeper than [`MAX_DEPTH`] are open.
+    too_deep: usize,
 }
 
 impl Builder {
@@ -204,6 +226,27 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         if self.positions.documents.len() > 1 {
+            return;
+        }
+        if self.too_deep > 0 {
+            match event {
+                Event::MappingStart(..) | Event::SequenceStart(..) => self.too_deep += 1,
+                Event::MappingEnd | Event::SequenceEnd => self.too_deep -= 1,
+                _ => {}
+            }
+            return;
+        }
+        if self.stack.len() >= MAX_DEPTH
+            && matches!(event, Event::MappingStart(..) | Event::SequenceStart(..))
+        {
+            // Indexed as a leaf, its contents skipped.
+            self.positions.too_deep.get_or_insert(Position {
+                line: mark.line(),
+                column: mark.col() + 1,
+            });
+            let is_value = self.node(mark, None);
+            self.leave_scalar(is_value);
+            self.too_deep = 1;
             return;
         }
         match event {
@@ -287,6 +330,25 @@ mod tests {
             p.key(&path("jobs.other")),
             Some(Position { line: 6, column: 3 })
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_indexed_to_a_bound_in_linear_time() {
+        let depth = 200;
+        let text = format!("a: {}1{}\nb: 2\n", "[".repeat(depth), "]".repeat(depth));
+        let p = Positions::index(&text);
+        assert_eq!(p.value(&path("b")), Some(Position { line: 2, column: 4 }));
+        assert!(p.values.keys().all(|k| k.len() <= MAX_DEPTH + 1));
+        assert_eq!(
+            p.too_deep(),
+            Some(Position {
+                line: 1,
+                column: 3 + MAX_DEPTH
+            })
+        );
+        // The scanner stops at its own bound: a million levels cost nothing.
+        let text = format!("a: {}", "[".repeat(1_000_000));
+        assert!(Positions::index(&text).too_deep().is_some());
     }
 
     #[test]

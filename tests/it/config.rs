@@ -696,6 +696,19 @@ mod hostile {
     }
 
     #[test]
+    fn a_file_that_cannot_be_read_is_said_once() {
+        let sandbox = Sandbox::new();
+        let output = sandbox.coco(&["--config", "home", "config"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cannot read config file home: Is a directory"),
+            "{err}"
+        );
+        assert_eq!(err.matches("Is a directory").count(), 1, "said once: {err}");
+    }
+
+    #[test]
     fn an_endless_file_is_refused_without_reading_it_whole() {
         let sandbox = Sandbox::new();
         let mut coco = sandbox.spawn(&["--config", "/dev/zero", "config"]);

@@ -519,10 +519,43 @@ mod hostile {
         );
         assert_refused(
             &sandbox,
+            "wide",
+            b"jobs:\n  a:\n    command: [x]\n    priority: -99999999999999999999\n",
+            "4:15",
+            "`jobs.a.priority`: the number `-99999999999999999999` is too large",
+        );
+        assert_refused(
+            &sandbox,
             "list",
             b"[1, 2]\n",
             "1:1",
             "invalid type: sequence, expected a mapping",
+        );
+
+        // Nesting that would take libyaml minutes (its time grows with the square of the
+        // depth) is refused first; the long line is shown cut around the caret.
+        let deep = format!("jobs: {}\n", "[".repeat(500_000));
+        let started = Instant::now();
+        assert_refused(
+            &sandbox,
+            "deep",
+            deep.as_bytes(),
+            "1:262",
+            "nested more than 128 levels deep",
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(refused(&sandbox, "deep").len() < 1000);
+        let deep = format!(
+            "jobs:\n  a:\n    command: {}x{}\n",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_refused(
+            &sandbox,
+            "deep-flow",
+            deep.as_bytes(),
+            "3:139",
+            "nested more than 128 levels deep",
         );
 
         // A byte order mark is allowed, as YAML says, and the columns after it are right.
