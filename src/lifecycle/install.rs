@@ -59,6 +59,11 @@ pub async fn install(
 ) -> Result<Installed, InstallError> {
     check_name(name).map_err(InstallError::Refused)?;
     let (url, reference) = split_ref(source);
+    // A relative home is taken from the current directory, once: git runs in it by its
+    // absolute path.
+    let home = &std::path::absolute(home).map_err(|e| {
+        InstallError::Refused(format!("cannot resolve the home {}: {e}", home.display()))
+    })?;
     let dir = home.join(name);
     std::fs::create_dir_all(home).map_err(|e| {
         InstallError::Refused(format!("cannot create the home {}: {e}", home.display()))
