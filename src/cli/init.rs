@@ -117,7 +117,7 @@ pub async fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<i32> {
     if let Some(note) = &report.git_note {
         lines.push(format!("  git: {note}"));
     }
-    if let Some(created) = write_local_yaml(global, &home)? {
+    if let Some(created) = write_local_yaml(global, &report.home)? {
         lines.push(format!("wrote {} (embedded store)", created.display()));
     }
     output::text(&lines.join("\n"));

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::git::{self, GitError};
 use crate::scaffold::check_name;
 use crate::scaffold::init::{InitError, OnStep, create_venv};
+use crate::scaffold::write::check_project_folder;
 
 /// A git URL and the ref to check out (pure): the part after the last `@` is a ref when it
 /// holds no `/` or `:` (so `git@host:x/y.git` and `https://user@host/r.git` are URLs
@@ -59,7 +60,15 @@ pub async fn install(
 ) -> Result<Installed, InstallError> {
     check_name(name).map_err(InstallError::Refused)?;
     let (url, reference) = split_ref(source);
+    // A relative home is taken from the current directory, once: git runs in it by its
+    // absolute path.
+    let home = &std::path::absolute(home).map_err(|e| {
+        InstallError::Refused(format!("cannot resolve the home {}: {e}", home.display()))
+    })?;
     let dir = home.join(name);
+    // Not through a symbolic link (`home/linked -> /elsewhere`): that would fetch and check
+    // out outside the home.
+    check_project_folder(&dir).map_err(|e| InstallError::Refused(e.to_string()))?;
     std::fs::create_dir_all(home).map_err(|e| {
         InstallError::Refused(format!("cannot create the home {}: {e}", home.display()))
     })?;

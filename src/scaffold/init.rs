@@ -60,6 +60,9 @@ pub struct Request {
 /// What `init` did.
 #[derive(Debug)]
 pub struct Report {
+    /// The home the project was created in (absolute).
+    pub home: PathBuf,
+    /// The project folder (absolute).
     pub project: PathBuf,
     pub written: Written,
     /// `Some(true)`: a `.venv` was created (and requirements installed).
@@ -125,7 +128,15 @@ pub async fn init(request: &Request, on_step: OnStep<'_>) -> Result<Report, Init
                 .join(", "),
         });
     };
-    let project = request.home.join(&request.name);
+    // A relative home (`--home projects`) is taken from the current directory, once: git and
+    // the venv run in the project folder by its absolute path.
+    let home = std::path::absolute(&request.home).map_err(|source| {
+        InitError::Write(WriteError::Io {
+            path: request.home.clone(),
+            source,
+        })
+    })?;
+    let project = home.join(&request.name);
     write::check_project_folder(&project)?;
     if !request.force && is_non_empty_dir(&project) {
         return Err(InitError::NotEmpty { path: project });
@@ -134,9 +145,9 @@ pub async fn init(request: &Request, on_step: OnStep<'_>) -> Result<Report, Init
         name: request.name.clone(),
         description: request.description.clone(),
         version: "0.0.0".into(),
-        author: author(&request.home).await,
+        author: author(&home).await,
         year: chrono::Utc::now().format("%Y").to_string(),
-        home: request.home.display().to_string(),
+        home: home.display().to_string(),
     };
     let files = render::render(&template, &vars)?;
     let written = write::write(&project, &files)?;
@@ -160,6 +171,7 @@ pub async fn init(request: &Request, on_step: OnStep<'_>) -> Result<Report, Init
         }
     }
     Ok(Report {
+        home,
         project,
         written,
         venv,

@@ -528,3 +528,66 @@ fn creating_the_venv_shows_a_spinner_on_a_terminal_only() {
     assert!(installed.contains(spinning), "{installed}");
     assert!(sandbox.home().join("copy/.venv/bin/python3").exists());
 }
+
+/// What the README says init writes, and nothing else: with a fresh HOME and a relative
+/// `--home`, the project folder (with its git repository), `~/.coco/local.yaml` naming the
+/// home by its absolute path, and the embedded store `~/.coco/coco.db`. `coco install` takes
+/// a relative `--home` as well.
+#[test]
+fn init_writes_the_project_local_yaml_and_the_store_only() {
+    let sandbox = Sandbox::new();
+    std::fs::remove_dir_all(sandbox.dir.path().join(".coco")).unwrap();
+    std::fs::remove_dir_all(sandbox.home()).unwrap();
+    let output = sandbox.coco(&["--home", "projects", "init", "mypro", "x", "-t", "shell"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let outside: Vec<String> = tree(sandbox.dir.path())
+        .into_iter()
+        .filter(|path| !path.starts_with("projects/mypro/"))
+        .map(|path| match path.strip_prefix(".coco/coco.db") {
+            Some(_) => ".coco/coco.db".to_owned(), // with -wal/-shm while open
+            None => path,
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        outside,
+        [
+            ".coco",
+            ".coco/coco.db",
+            ".coco/local.yaml",
+            "projects",
+            "projects/mypro"
+        ],
+        "{}",
+        stdout(&output)
+    );
+    let project = sandbox.dir.path().join("projects/mypro");
+    assert!(project.join(".git").is_dir() && project.join(".repos").is_dir());
+    let local = std::fs::read_to_string(sandbox.dir.path().join(".coco/local.yaml")).unwrap();
+    let home = sandbox.dir.path().join("projects");
+    assert!(
+        local.contains(&format!("home: \"{}\"", home.display())),
+        "{local}"
+    );
+    // The written local.yaml is read: the project is in the home and applied.
+    let plan = sandbox.coco(&["plan"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&plan),
+        stderr(&plan)
+    );
+
+    let origin = project.join(".repos");
+    let install = sandbox.coco(&[
+        "--home",
+        "projects",
+        "install",
+        "copy",
+        &format!("{}@master", origin.display()),
+    ]);
+    assert_eq!(install.status.code(), Some(0), "{}", stderr(&install));
+    assert!(home.join("copy/coco.yaml").is_file());
+}

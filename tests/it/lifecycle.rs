@@ -369,3 +369,39 @@ fn releases_show_the_git_author_of_the_release() {
         "git's own identity signed the tag"
     );
 }
+
+/// `ln -s ../elsewhere home/linked; coco install linked URL` where `elsewhere` is a git
+/// repository: refused, and nothing is fetched or checked out outside the home.
+#[test]
+fn install_refuses_a_project_folder_that_is_a_symlink() {
+    let sandbox = Sandbox::new();
+    let init = sandbox.coco(&["init", "source", "-t", "shell"]);
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    let origin = sandbox.home().join("source/.repos");
+    let elsewhere = sandbox.dir.path().join("elsewhere");
+    sandbox.git(
+        sandbox.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "develop",
+            origin.to_str().unwrap(),
+            "elsewhere",
+        ],
+    );
+    let head = sandbox.git(&elsewhere, &["rev-parse", "HEAD"]);
+    std::os::unix::fs::symlink("../elsewhere", sandbox.home().join("linked")).unwrap();
+    refused(
+        &sandbox,
+        &["install", "linked", &format!("{}@master", origin.display())],
+        "linked is a symbolic link to ../elsewhere",
+    );
+    assert_eq!(sandbox.git(&elsewhere, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        sandbox
+            .git(&elsewhere, &["branch", "--show-current"])
+            .trim(),
+        "develop"
+    );
+}
