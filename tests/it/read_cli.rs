@@ -454,7 +454,8 @@ fn on_a_terminal(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Opti
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command.output().ok()?;
+    // util-linux's script: `-e` returns coco's status (elsewhere the flags differ: skip).
+    let output = command.output().ok().filter(|o| o.status.success())?;
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
