@@ -135,7 +135,17 @@ fn common_prefix(a: &str, b: &str) -> usize {
 
 #[test]
 fn a_unique_prefix_of_a_run_id_is_taken_everywhere() {
-    let sandbox = Sandbox::new();
+    prefixes_are_taken(&Sandbox::new());
+}
+
+#[test]
+fn a_unique_prefix_of_a_run_id_is_taken_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_prefix") {
+        prefixes_are_taken(&sandbox);
+    }
+}
+
+fn prefixes_are_taken(sandbox: &Sandbox) {
     sandbox.project("work", WORK);
     sandbox.apply();
     let first = sandbox.enqueue(&["work.echo", "--arg", "n=1"]);
@@ -149,50 +159,50 @@ fn a_unique_prefix_of_a_run_id_is_taken_everywhere() {
     let short_second = &second[..=shared];
 
     // detail and logs: any case, a unique prefix.
-    let detail = ok(&sandbox, &["detail", &short_first], 0);
+    let detail = ok(sandbox, &["detail", &short_first], 0);
     assert!(
         detail.contains(&format!("id:           {first}\n")),
         "{detail}"
     );
     let json: Value =
-        serde_json::from_str(&ok(&sandbox, &["logs", short_second, "--json"], 0)).unwrap();
+        serde_json::from_str(&ok(sandbox, &["logs", short_second, "--json"], 0)).unwrap();
     assert_eq!(json["run"], second.as_str());
 
     // An ambiguous prefix names the candidates; too short, unknown or malformed: refused.
     for verb in ["detail", "logs", "kill", "restart", "remove"] {
-        let err = refused(&sandbox, &[verb, ambiguous]);
+        let err = refused(sandbox, &[verb, ambiguous]);
         assert!(
             err.contains(&format!("run id `{ambiguous}` is ambiguous"))
                 && err.contains(&first)
                 && err.contains(&second),
             "{verb}: {err}"
         );
-        let err = refused(&sandbox, &[verb, &first[..3]]);
+        let err = refused(sandbox, &[verb, &first[..3]]);
         assert!(err.contains("is too short"), "{verb}: {err}");
-        let err = refused(&sandbox, &[verb, "7ZZZZZ"]);
+        let err = refused(sandbox, &[verb, "7ZZZZZ"]);
         assert!(err.contains("no run with id `7ZZZZZ`"), "{verb}: {err}");
-        let err = refused(&sandbox, &[verb, "01%"]);
+        let err = refused(sandbox, &[verb, "01%"]);
         assert!(err.contains("is not a run id"), "{verb}: {err}");
     }
 
     // kill, remove and restart act on the run a prefix names.
-    let killed = ok(&sandbox, &["kill", &short_first], 0);
+    let killed = ok(sandbox, &["kill", &short_first], 0);
     assert!(
         killed.contains(&format!(
             "killed run {first} of work.echo before it started"
         )),
         "{killed}"
     );
-    let removed = ok(&sandbox, &["remove", short_second], 0);
+    let removed = ok(sandbox, &["remove", short_second], 0);
     assert!(
         removed.contains(&format!("removed run {second} of work.echo")),
         "{removed}"
     );
-    let restarted = ok(&sandbox, &["restart", &short_first], 0);
+    let restarted = ok(sandbox, &["restart", &short_first], 0);
     let new = sandbox.run_json(restarted.trim());
     assert_eq!(new["restart_of"], first.as_str(), "{new:#}");
     // The whole id, in lower case, still works.
-    let detail = ok(&sandbox, &["detail", &second.to_lowercase()], 0);
+    let detail = ok(sandbox, &["detail", &second.to_lowercase()], 0);
     assert!(detail.contains("state:        removed\n"), "{detail}");
 }
 
@@ -444,7 +454,8 @@ fn on_a_terminal(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Opti
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command.output().ok()?;
+    // util-linux's script: `-e` returns coco's status (elsewhere the flags differ: skip).
+    let output = command.output().ok().filter(|o| o.status.success())?;
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
