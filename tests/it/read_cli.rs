@@ -363,6 +363,12 @@ fn jobs_and_alive_show_a_run_as_it_is_now() {
     // Complete: no longer counted, and its age is that of its end (it ran for 3.5 s).
     let alive: Value = serde_json::from_str(&ok(&sandbox, &["alive", "--json"], 0)).unwrap();
     assert_eq!(alive[0]["running"], serde_json::json!([]), "{alive:#}");
+    let status: Value = serde_json::from_str(&ok(&sandbox, &["status", "--json"], 0)).unwrap();
+    assert_eq!(
+        status["members"][0]["running"],
+        serde_json::json!([]),
+        "{status:#}"
+    );
     let text = ok(&sandbox, &["alive"], 0);
     let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(row[0], "w1", "{text}");
