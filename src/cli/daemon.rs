@@ -46,7 +46,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         None
     };
     // Absolute, as every path of the configuration, so the watcher's events match them.
-    let config_files = config.sources.clone();
+    let config_files = config.source_files.clone();
     let overrides = global.overrides();
     output::text(&format!(
         "daemon: home {} on {} (stop with Ctrl-C)",

@@ -195,7 +195,7 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The files whose change re-reads the configuration: the system file and the user file
     /// (`--config`, `COCO_CONFIG` or `~/.coco/local.yaml`), whether they exist or not.
-    pub sources: Vec<PathBuf>,
+    pub source_files: Vec<PathBuf>,
 }
 
 /// One effective value and where it came from.
@@ -502,7 +502,7 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
 }
 
 /// The merged layers as a [`Config`] (the defaults layer guarantees every required value).
-fn resolve(raw: RawConfig, files: Vec<PathBuf>, sources: Vec<PathBuf>) -> Config {
+fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> Config {
     let state_dir = raw.folder.state.unwrap_or_default();
     let store = match raw.default.mongo_url.filter(|url| !url.is_empty()) {
         Some(url) => StoreLocation::Mongo {
@@ -534,7 +534,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, sources: Vec<PathBuf>) -> Config
             containment: raw.worker.containment.unwrap_or_default(),
         },
         files,
-        sources,
+        source_files,
     }
 }
 

@@ -533,9 +533,11 @@ fn relative_flags_and_variables_follow_the_working_directory() {
     assert_eq!(config.state_dir, m.root.join("cwd/st"));
     assert_eq!(config.files, vec![m.root.join("cwd/conf/local.yaml")]);
     assert!(
-        config.sources.contains(&m.root.join("cwd/conf/local.yaml")),
+        config
+            .source_files
+            .contains(&m.root.join("cwd/conf/local.yaml")),
         "{:?}",
-        config.sources
+        config.source_files
     );
 
     let home = Overrides {
