@@ -304,10 +304,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Contain { command } => {
-            Ok(
+            let served =
                 tokio::task::spawn_blocking(move || crate::process::reaper::serve(&command))
-                    .await?,
-            )
+                    .await?;
+            Ok(served.unwrap_or_else(|error| {
+                output::error(&error.to_string());
+                127
+            }))
         }
     }
 }

@@ -94,24 +94,46 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
+/// Why the subreaper could not hold a job (its message goes to the job's stderr, so the
+/// run's output says it; the worker is told exit code 127).
+#[derive(Debug, thiserror::Error)]
+pub enum ReaperError {
+    #[error("coco __contain: cannot become a child subreaper: {0}")]
+    Subreaper(io::Error),
+    #[error("coco __contain: cannot make its signal pipe: {0}")]
+    Pipe(io::Error),
+    #[error("coco __contain: cannot start {program:?}: {source}")]
+    Start {
+        program: OsString,
+        source: io::Error,
+    },
+}
+
+/// The exit code reported for a job that could not be started.
+const NOT_STARTED: i32 = 127;
+
 /// The subreaper's body (blocking): `args` are the resolved program, its `argv[0]`, its
 /// arguments; stdin is the socket to the worker. Returns the exit code for the subreaper.
-pub fn serve(args: &[OsString]) -> i32 {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        tracing::error!(
-            "cannot become a child subreaper: {}",
-            io::Error::last_os_error()
-        );
-        return 127;
-    }
+pub fn serve(args: &[OsString]) -> Result<i32, ReaperError> {
     // SAFETY: fd 0 is the socket the worker gave as stdin; we own it from here on.
     let mut link = UnixStream::from(unsafe { OwnedFd::from_raw_fd(0) });
+    let not_started = |link: &mut UnixStream| {
+        let exit = Exit {
+            code: Some(NOT_STARTED),
+            signal: None,
+        };
+        let _ = link.write_all(&Report(exit).encode());
+    };
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        not_started(&mut link);
+        return Err(ReaperError::Subreaper(io::Error::last_os_error()));
+    }
     let (wake_read, wake_write) = match pipe() {
         Ok(pair) => pair,
         Err(error) => {
-            tracing::error!("cannot make the subreaper's pipe: {error}");
-            return 127;
+            not_started(&mut link);
+            return Err(ReaperError::Pipe(error));
         }
     };
     WAKE_FD.store(wake_write.as_raw_fd(), Ordering::Relaxed);
@@ -129,16 +151,12 @@ pub fn serve(args: &[OsString]) -> i32 {
 
     let leader = match start(args) {
         Ok(pid) => pid,
-        Err(error) => {
-            tracing::error!("cannot start {:?}: {error}", args.first());
-            let _ = link.write_all(
-                &Report(Exit {
-                    code: Some(127),
-                    signal: None,
-                })
-                .encode(),
-            );
-            return 127;
+        Err(source) => {
+            not_started(&mut link);
+            return Err(ReaperError::Start {
+                program: args.first().cloned().unwrap_or_default(),
+                source,
+            });
         }
     };
     let own = std::process::id();
@@ -197,9 +215,9 @@ pub fn serve(args: &[OsString]) -> i32 {
             killing = true;
         }
     }
-    leader_exit
+    Ok(leader_exit
         .and_then(|exit| exit.code)
-        .unwrap_or(128 + leader_exit.and_then(|e| e.signal).unwrap_or(0))
+        .unwrap_or(128 + leader_exit.and_then(|e| e.signal).unwrap_or(0)))
 }
 
 /// Start the job: program, `argv[0]`, arguments; inherited cwd, environment and output.
