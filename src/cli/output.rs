@@ -34,6 +34,11 @@ pub fn error(message: &str) {
     eprintln!("coco: error: {message}");
 }
 
+/// Print a warning line to stderr (`coco: warning: ...`).
+pub fn warning(message: &str) {
+    eprintln!("coco: warning: {message}");
+}
+
 /// Print located problems to stderr, each with its source line and caret, and a count.
 pub fn diagnostics<'a>(problems: impl IntoIterator<Item = &'a Diagnostic>) {
     let mut stderr = std::io::stderr().lock();

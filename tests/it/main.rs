@@ -3,6 +3,7 @@ mod cli;
 mod config;
 mod control_cli;
 mod daemon;
+mod enqueue_warnings;
 mod examples;
 mod init;
 mod lifecycle;
