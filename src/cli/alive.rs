@@ -72,10 +72,20 @@ pub const HEADER: &[&str] = &[
     "NOTE",
 ];
 
+/// Has `member` been silent for so long that it is probably gone (pure)?
+pub fn is_lost(member: &MemberRecord, now: DateTime<Utc>) -> bool {
+    now - member.heartbeat > LOST_AFTER
+}
+
+/// Is any worker or daemon alive to run what is enqueued (pure)?
+pub fn anyone_alive(members: &[MemberRecord], now: DateTime<Utc>) -> bool {
+    members.iter().any(|member| !is_lost(member, now))
+}
+
 /// One table row (pure).
 pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
     let silent = now - member.heartbeat;
-    let note = if silent > LOST_AFTER {
+    let note = if is_lost(member, now) {
         "lost? (no heartbeat)".to_string()
     } else {
         member.holding.clone().unwrap_or_default()
@@ -126,6 +136,9 @@ mod tests {
         );
         let later = now + TimeDelta::minutes(5);
         assert_eq!(row(&member, later)[7], "lost? (no heartbeat)");
+        assert!(anyone_alive(std::slice::from_ref(&member), now));
+        assert!(!anyone_alive(std::slice::from_ref(&member), later));
+        assert!(!anyone_alive(&[], now));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Pure command-line helpers shared by the queue verbs: core4's `--verb` spellings (and
-//! `list --state NAME`), `k=v` run arguments typed as JSON, and `PROJECT.JOB` names. No I/O.
+//! `list --state NAME`), `k=v` run arguments typed as JSON, which of them a command leaves
+//! unused, and `PROJECT.JOB` names. No I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 use serde_json::Value;
@@ -135,6 +136,112 @@ pub fn merge_args(defaults: &BTreeMap<String, Value>, given: &[RunArg]) -> Value
         merged.insert(arg.key.clone(), arg.value.clone());
     }
     Value::Object(merged)
+}
+
+/// Which run arguments a job's command renders (`{{args.NAME}}` in its elements).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsUse {
+    /// No template mentions `args`: the job may read them all from `COCO_ARGS`.
+    NotInCommand,
+    /// Templates name exactly these arguments.
+    Names(BTreeSet<String>),
+    /// A template uses `args` as a whole (`{{args}}`, `{{#each args}}`, `lookup args ..`):
+    /// any argument may be used.
+    Whole,
+}
+
+/// How `command`'s templates use the run arguments: every `args.NAME` / `args.[NAME]`
+/// inside `{{ }}`.
+pub fn args_use(command: &[String]) -> ArgsUse {
+    let mut names = BTreeSet::new();
+    for element in command {
+        let mut rest = element.as_str();
+        while let Some(open) = rest.find("{{") {
+            let inner = &rest[open + 2..];
+            let close = inner.find("}}").unwrap_or(inner.len());
+            if !arg_names_in(&inner[..close], &mut names) {
+                return ArgsUse::Whole;
+            }
+            rest = &inner[close..];
+        }
+    }
+    if names.is_empty() {
+        ArgsUse::NotInCommand
+    } else {
+        ArgsUse::Names(names)
+    }
+}
+
+/// Add the `args.NAME`s of one mustache's text to `names`; false when `args` stands alone.
+fn arg_names_in(mustache: &str, names: &mut BTreeSet<String>) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '@';
+    let mut from = 0;
+    while let Some(found) = mustache[from..].find("args") {
+        let start = from + found;
+        let end = start + "args".len();
+        from = end;
+        if mustache[..start].chars().next_back().is_some_and(is_word) {
+            continue;
+        }
+        let after = &mustache[end..];
+        if after.chars().next().is_some_and(is_word) {
+            continue;
+        }
+        let Some(path) = after.strip_prefix('.') else {
+            return false;
+        };
+        let name = match path.strip_prefix('[') {
+            Some(quoted) => quoted.split(']').next().unwrap_or_default(),
+            None => path.split(|c: char| !is_word(c)).next().unwrap_or_default(),
+        };
+        if name.is_empty() {
+            return false;
+        }
+        names.insert(name.to_owned());
+    }
+    true
+}
+
+/// The keys of `given` that `command` never renders, when it renders some by name (see
+/// [`ArgsUse`]), first given first, each once; and the names it renders.
+pub fn unused_args<'a>(
+    command: &[String],
+    given: &'a [RunArg],
+) -> (Vec<&'a str>, BTreeSet<String>) {
+    let ArgsUse::Names(used) = args_use(command) else {
+        return (Vec::new(), BTreeSet::new());
+    };
+    let mut unused: Vec<&str> = Vec::new();
+    for arg in given {
+        if !used.contains(&arg.key) && !unused.contains(&arg.key.as_str()) {
+            unused.push(&arg.key);
+        }
+    }
+    (unused, used)
+}
+
+/// The warning for the arguments of `given` job `job_id`'s `command` never renders, if any.
+pub fn unused_args_warning(job_id: &str, command: &[String], given: &[RunArg]) -> Option<String> {
+    let (unused, used) = unused_args(command, given);
+    if unused.is_empty() {
+        return None;
+    }
+    let list = |names: Vec<String>| names.join(", ");
+    Some(format!(
+        "argument{} {} not used by the command of {job_id} (it renders {}); {} still in COCO_ARGS",
+        if unused.len() == 1 { "" } else { "s" },
+        list(unused.iter().map(|name| format!("`{name}`")).collect()),
+        list(
+            used.iter()
+                .map(|name| format!("`{{{{args.{name}}}}}`"))
+                .collect()
+        ),
+        if unused.len() == 1 {
+            "it is"
+        } else {
+            "they are"
+        }
+    ))
 }
 
 /// Split `PROJECT.JOB` at its first dot; `None` unless both parts are there.
@@ -295,6 +402,78 @@ mod tests {
             json!({"a": 1, "b": 2, "c": []})
         );
         assert_eq!(merge_args(&BTreeMap::new(), &[]), json!({}));
+    }
+
+    fn command(elements: &[&str]) -> Vec<String> {
+        elements.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn the_arguments_a_command_renders() {
+        let names = |list: &[&str]| ArgsUse::Names(list.iter().map(|n| n.to_string()).collect());
+        assert_eq!(
+            args_use(&command(&[
+                "echo",
+                "{{args.day}}-{{ args.n }}",
+                "{{args.[odd key]}}"
+            ])),
+            names(&["day", "n", "odd key"])
+        );
+        assert_eq!(
+            args_use(&command(&[
+                "x",
+                "{{#if args.flag}}{{args.a.b}}{{/if}}",
+                "{{job}}"
+            ])),
+            names(&["a", "flag"])
+        );
+        assert_eq!(
+            args_use(&command(&["echo", "args.x", "{{job}} {{myargs.x}}"])),
+            ArgsUse::NotInCommand
+        );
+        for whole in [
+            "{{args}}",
+            "{{#each args}}{{this}}{{/each}}",
+            "{{lookup args k}}",
+        ] {
+            assert_eq!(
+                args_use(&command(&["echo", whole])),
+                ArgsUse::Whole,
+                "{whole}"
+            );
+        }
+    }
+
+    #[test]
+    fn unused_arguments_are_named_when_the_command_renders_some() {
+        let given = [
+            parse_arg("day=1").unwrap(),
+            parse_arg("nosuch=1").unwrap(),
+            parse_arg("nosuch=2").unwrap(),
+        ];
+        assert_eq!(
+            unused_args(&command(&["echo", "{{args.day}}"]), &given).0,
+            ["nosuch"]
+        );
+        assert!(
+            unused_args(&command(&["python3", "job.py"]), &given)
+                .0
+                .is_empty()
+        );
+        assert!(
+            unused_args(&command(&["echo", "{{args}}"]), &given)
+                .0
+                .is_empty()
+        );
+        assert_eq!(
+            unused_args_warning("p.j", &command(&["echo", "{{args.day}}"]), &given).unwrap(),
+            "argument `nosuch` not used by the command of p.j (it renders `{{args.day}}`); \
+             it is still in COCO_ARGS"
+        );
+        assert_eq!(
+            unused_args_warning("p.j", &command(&["echo", "{{args.day}}"]), &given[..1]),
+            None
+        );
     }
 
     #[test]

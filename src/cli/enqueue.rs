@@ -1,15 +1,21 @@
 //! `coco enqueue PROJECT.JOB [--arg k=v …] [--wait]`: add a pending run of an applied job and
 //! print its id. Exit 1 for an unknown job or when the same job with the same arguments is
 //! still pending, running, failed or deferred. `--wait` follows the run (see [`super::wait`]).
+//! A warning on stderr says so when the run has no worker or daemon alive to run it, and
+//! when an `--arg` is one the job's command never renders.
 
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::Args;
 
 use super::args::{self, RunArg};
-use super::{GlobalArgs, context, output, wait};
+use super::{GlobalArgs, alive, context, output, wait};
 use crate::queue::{self, NewRun};
 use crate::store::{Enqueued, JobRecord, Store};
+
+/// Said on stderr when a run is enqueued and no worker or daemon has a recent heartbeat.
+const NO_WORKER: &str = "no worker is alive: start `coco worker` or `coco daemon` to run it \
+                         (it waits in the queue until one does)";
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
@@ -42,6 +48,9 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
     };
     let job = queue::job_of(&record)
         .with_context(|| format!("reading the stored definition of job {}", record.id))?;
+    if let Some(warning) = args::unused_args_warning(&record.id, &job.command, &args.args) {
+        output::warning(&warning);
+    }
     let mut run = queue::new_run(
         &job,
         NewRun {
@@ -63,6 +72,9 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
             let woken = queue::wake(&config.state_dir);
             tracing::debug!(run = %id, woken, "enqueued");
             output::text(&id);
+            if !alive::anyone_alive(&store.list_members().await?, Utc::now()) {
+                output::warning(NO_WORKER);
+            }
             if !args.wait {
                 return Ok(0);
             }

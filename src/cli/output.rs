@@ -42,7 +42,8 @@ pub fn error(message: &str) {
 
 /// Print a warning line to stderr (`coco: warning: ...`).
 pub fn warning(message: &str) {
-    eprintln!("coco: warning: {message}");
+    let label = paint("warning:", Paint::Warning, colours(Stream::Stderr));
+    eprintln!("coco: {label} {message}");
 }
 
 /// Print located problems to stderr, each with its source line and caret, and a count.
@@ -138,6 +139,8 @@ pub enum Paint {
     Muted,
     /// The `error:` of an error line (bold red).
     Error,
+    /// The `warning:` of a warning line (bold yellow).
+    Warning,
 }
 
 impl Paint {
@@ -150,6 +153,7 @@ impl Paint {
             Paint::Bad => "31",
             Paint::Muted => "2",
             Paint::Error => "1;31",
+            Paint::Warning => "1;33",
         }
     }
 }

@@ -74,6 +74,9 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
     // A run record that never reaches the store: it carries the id, arguments and attempt
     // the environment is built from, exactly as for a queued run.
     let job_id = format!("{}.{job_name}", project.name);
+    if let Some(warning) = args::unused_args_warning(&job_id, &job.command, &args.args) {
+        output::warning(&warning);
+    }
     let mut run = queue::new_run(
         job,
         NewRun::new(

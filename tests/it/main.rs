@@ -6,6 +6,7 @@ mod contain;
 mod control_cli;
 mod daemon;
 mod daemon_paths;
+mod enqueue_warnings;
 mod examples;
 mod init;
 mod job_env;
