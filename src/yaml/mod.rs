@@ -51,8 +51,8 @@ impl Document {
         }
         let value: Value = serde_yaml::from_str(text).map_err(|error| {
             let message = clean_message(&error.to_string());
-            if message.contains("duplicate entry with key")
-                && let Some(duplicate) = positions.duplicates().first()
+            if message.contains("duplicate entry")
+                && let Some(duplicate) = duplicate_named(positions.duplicates(), &message)
             {
                 return Diagnostic::new(file, text, duplicate.position, duplicate.message());
             }
@@ -139,15 +139,29 @@ impl Document {
     ) -> (Option<T>, Vec<Diagnostic>) {
         let mut value = value.clone();
         let mut problems = Vec::new();
+        let mut removed: Vec<Vec<String>> = Vec::new();
         // Each round removes one entry, so this ends; the bound is a guard.
         for _ in 0..100 {
             match self.try_deserialize(path, &value) {
                 Ok(parsed) => return (Some(parsed), problems),
                 Err((diagnostic, relative)) => {
+                    // A required entry left out for its own error is not missing as well.
+                    let missing_removed = removed.iter().any(|gone| {
+                        gone.split_last().is_some_and(|(key, parent)| {
+                            parent == relative.as_slice()
+                                && diagnostic
+                                    .message
+                                    .ends_with(&format!("missing field `{key}`"))
+                        })
+                    });
+                    if missing_removed {
+                        return (None, problems);
+                    }
                     problems.push(diagnostic);
                     if relative.is_empty() || !remove(&mut value, &relative) {
                         return (None, problems);
                     }
+                    removed.push(relative);
                 }
             }
         }
@@ -255,6 +269,22 @@ fn remove(value: &mut Value, path: &[String]) -> bool {
         },
         _ => false,
     }
+}
+
+/// The duplicate serde_yaml's `duplicate entry with key "a"` is about: the first whose key
+/// is written the same, else the first (keys such as `1` and `"1"` differ in YAML but not in
+/// the index).
+fn duplicate_named<'a>(
+    duplicates: &'a [positions::Duplicate],
+    message: &str,
+) -> Option<&'a positions::Duplicate> {
+    let key = message
+        .split_once("with key ")
+        .map(|(_, key)| key.trim_matches(|c| c == '"' || c == '`'));
+    duplicates
+        .iter()
+        .find(|d| d.path.last().map(String::as_str) == key)
+        .or(duplicates.first())
 }
 
 /// The path and tag of the first tagged node (`!foo x`) in `value`, keys before values.
@@ -442,6 +472,9 @@ mod tests {
         );
         // `1` and `"1"` are different keys; the same key in two mappings is no duplicate.
         assert!(Document::parse(Path::new("f.yaml"), "x: {a: 1}\ny: {a: 1}\n").is_ok());
+        let error =
+            Document::parse(Path::new("f.yaml"), "1: a\n\"1\": b\nc: 1\nc: 2\n").unwrap_err();
+        assert_eq!(error.position, Position { line: 4, column: 1 });
     }
 
     #[test]
