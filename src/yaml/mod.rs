@@ -10,6 +10,7 @@
 pub mod diagnostic;
 pub mod positions;
 pub mod text;
+mod wording;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ pub use serde_yaml::Value;
 
 pub use diagnostic::{Diagnostic, did_you_mean};
 pub use positions::{Position, Positions};
+use wording::{clean_message, quote_path};
 
 /// A parsed YAML file with the positions of its nodes.
 #[derive(Debug, Clone)]
@@ -51,8 +53,8 @@ impl Document {
         }
         let value: Value = serde_yaml::from_str(text).map_err(|error| {
             let message = clean_message(&error.to_string());
-            if message.contains("duplicate entry with key")
-                && let Some(duplicate) = positions.duplicates().first()
+            if message.contains("duplicate entry")
+                && let Some(duplicate) = duplicate_named(positions.duplicates(), &message)
             {
                 return Diagnostic::new(file, text, duplicate.position, duplicate.message());
             }
@@ -139,15 +141,29 @@ impl Document {
     ) -> (Option<T>, Vec<Diagnostic>) {
         let mut value = value.clone();
         let mut problems = Vec::new();
+        let mut removed: Vec<Vec<String>> = Vec::new();
         // Each round removes one entry, so this ends; the bound is a guard.
         for _ in 0..100 {
             match self.try_deserialize(path, &value) {
                 Ok(parsed) => return (Some(parsed), problems),
                 Err((diagnostic, relative)) => {
+                    // A required entry left out for its own error is not missing as well.
+                    let missing_removed = removed.iter().any(|gone| {
+                        gone.split_last().is_some_and(|(key, parent)| {
+                            parent == relative.as_slice()
+                                && diagnostic
+                                    .message
+                                    .ends_with(&format!("missing field `{key}`"))
+                        })
+                    });
+                    if missing_removed {
+                        return (None, problems);
+                    }
                     problems.push(diagnostic);
                     if relative.is_empty() || !remove(&mut value, &relative) {
                         return (None, problems);
                     }
+                    removed.push(relative);
                 }
             }
         }
@@ -257,6 +273,22 @@ fn remove(value: &mut Value, path: &[String]) -> bool {
     }
 }
 
+/// The duplicate serde_yaml's `duplicate entry with key "a"` is about: the first whose key
+/// is written the same, else the first (keys such as `1` and `"1"` differ in YAML but not in
+/// the index).
+fn duplicate_named<'a>(
+    duplicates: &'a [positions::Duplicate],
+    message: &str,
+) -> Option<&'a positions::Duplicate> {
+    let key = message
+        .split_once("with key ")
+        .map(|(_, key)| key.trim_matches(|c| c == '"' || c == '`'));
+    duplicates
+        .iter()
+        .find(|d| d.path.last().map(String::as_str) == key)
+        .or(duplicates.first())
+}
+
 /// The path and tag of the first tagged node (`!foo x`) in `value`, keys before values.
 fn first_tag(value: &Value, path: &mut Vec<String>) -> Option<(Vec<String>, String)> {
     match value {
@@ -312,89 +344,6 @@ fn scalar_text(key: &Value) -> String {
     }
 }
 
-/// serde's message in words a user knows: without serde_yaml's " at line X column Y" (the
-/// position is shown already) and without Rust type names (`struct RawEnvironment`, `u32`).
-fn clean_message(message: &str) -> String {
-    let message = match message.find(" at line ") {
-        Some(at) => &message[..at],
-        None => message,
-    };
-    // serde_yaml's word for "a choice, written as one word", and for a number no setting
-    // holds (`integer `N` as i128, expected any YAML value`).
-    let mut message = message.replace("a Value::Tagged enum", "one word naming a choice");
-    for wide in ["i128", "u128"] {
-        const HEAD: &str = "invalid type: integer `";
-        let foot = format!("` as {wide}, expected any YAML value");
-        if let Some(start) = message.find(HEAD)
-            && let Some(end) = message.find(&foot)
-            && end > start
-        {
-            let number = &message[start + HEAD.len()..end];
-            let tail = &message[end + foot.len()..];
-            message = format!(
-                "{}the number `{number}` is too large{tail}",
-                &message[..start]
-            );
-        }
-    }
-    let mut words: Vec<String> = Vec::new();
-    let mut rest = message.split(' ').peekable();
-    while let Some(word) = rest.next() {
-        let (core, tail) = split_punctuation(word);
-        let plain = match core {
-            "struct" | "enum" if rest.peek().is_some_and(|next| is_type_name(next)) => {
-                let (_, next_tail) = split_punctuation(rest.next().unwrap_or_default());
-                words.push(format!(
-                    "{}{next_tail}",
-                    if core == "struct" {
-                        "a mapping"
-                    } else {
-                        "one of the listed values"
-                    }
-                ));
-                continue;
-            }
-            "u8" => Some("a whole number from 0 to 255"),
-            "u16" => Some("a whole number from 0 to 65535"),
-            "u32" => Some("a whole number from 0 to 4294967295"),
-            "u64" | "usize" => Some("a whole number of 0 or more"),
-            "i8" | "i16" | "i32" | "i64" | "isize" => Some("a whole number"),
-            "f32" | "f64" => Some("a number"),
-            _ => None,
-        };
-        words.push(match plain {
-            Some(plain) => format!("{plain}{tail}"),
-            None => word.to_owned(),
-        });
-    }
-    words.join(" ")
-}
-
-/// serde_yaml starts some messages with the path (`jobs.a: ...`): quoted as everywhere else.
-fn quote_path(message: &str) -> String {
-    match message.split_once(": ") {
-        Some((path, rest))
-            if !path.is_empty() && !path.contains([' ', '`']) && !rest.is_empty() =>
-        {
-            format!("`{path}`: {rest}")
-        }
-        _ => message.to_owned(),
-    }
-}
-
-/// `Name,` → (`Name`, `,`).
-fn split_punctuation(word: &str) -> (&str, &str) {
-    let end = word.trim_end_matches([',', '.', ';', ':', ')']).len();
-    word.split_at(end)
-}
-
-/// A Rust type name as serde shows it: `RawEnvironment`, `Concurrency`.
-fn is_type_name(word: &str) -> bool {
-    let (core, _) = split_punctuation(word);
-    core.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && core.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Split serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown variant ...")
 /// into `x` and `[a, b]`.
 fn unknown_name(prefix: &str, message: &str) -> Option<(String, Vec<String>)> {
@@ -442,6 +391,9 @@ mod tests {
         );
         // `1` and `"1"` are different keys; the same key in two mappings is no duplicate.
         assert!(Document::parse(Path::new("f.yaml"), "x: {a: 1}\ny: {a: 1}\n").is_ok());
+        let error =
+            Document::parse(Path::new("f.yaml"), "1: a\n\"1\": b\nc: 1\nc: 2\n").unwrap_err();
+        assert_eq!(error.position, Position { line: 4, column: 1 });
     }
 
     #[test]
@@ -461,34 +413,6 @@ mod tests {
         );
         // Standard tags resolve to plain values.
         assert!(Document::parse(Path::new("f.yaml"), "a: !!str 1\n").is_ok());
-    }
-
-    #[test]
-    fn messages_name_no_rust_types() {
-        assert_eq!(
-            clean_message(
-                "invalid type: sequence, expected struct RawEnvironment at line 2 column 3"
-            ),
-            "invalid type: sequence, expected a mapping"
-        );
-        assert_eq!(
-            clean_message("invalid value: integer `70000`, expected u16"),
-            "invalid value: integer `70000`, expected a whole number from 0 to 65535"
-        );
-        assert_eq!(
-            clean_message("invalid type: map, expected a Value::Tagged enum"),
-            "invalid type: map, expected one word naming a choice"
-        );
-        assert_eq!(
-            clean_message(
-                "a.b: invalid type: integer `-99999999999999999999` as i128, expected any YAML value"
-            ),
-            "a.b: the number `-99999999999999999999` is too large"
-        );
-        assert_eq!(
-            clean_message("invalid type: string \"u32\", expected i32"),
-            "invalid type: string \"u32\", expected a whole number"
-        );
     }
 
     #[test]

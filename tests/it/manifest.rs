@@ -526,6 +526,18 @@ mod hostile {
         );
         assert_refused(
             &sandbox,
+            "nested-command",
+            b"jobs:\n  a:\n    command: [[x]]\n",
+            "3:14",
+            "`jobs.a.command`: expected a string, number or boolean, found a list",
+        );
+        let err = refused(&sandbox, "nested-command");
+        assert!(
+            err.contains("1 problem found") && !err.contains("missing field"),
+            "the bad command is not also missing: {err}"
+        );
+        assert_refused(
+            &sandbox,
             "list",
             b"[1, 2]\n",
             "1:1",
