@@ -84,7 +84,12 @@ pub enum InitError {
     Description,
     #[error("no template `{name}`; there are: {known}")]
     UnknownTemplate { name: String, known: String },
-    #[error("{0}")]
+    #[error(
+        "template {} ({}) cannot be used: {}",
+        .0.name,
+        .0.folder.display(),
+        .0.error
+    )]
     BrokenTemplate(Broken),
     #[error(
         "{} exists and is not empty: nothing written (use --force to add the template's missing files; existing files are never overwritten)",

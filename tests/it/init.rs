@@ -427,7 +427,12 @@ fn a_broken_user_template_is_reported_and_the_others_work() {
 
     let bad = sandbox.coco(&["init", "worse", "-t", "bad", "--no-git"]);
     assert_eq!(bad.status.code(), Some(1), "{}", stdout(&bad));
-    assert!(stderr(&bad).contains(&warning), "{}", stderr(&bad));
+    let refusal = format!(
+        "coco: error: template bad ({}) cannot be used: template file {} is not a regular file",
+        templates.join("bad").display(),
+        link.display()
+    );
+    assert!(stderr(&bad).contains(&refusal), "{}", stderr(&bad));
     assert!(!sandbox.home().join("worse").exists());
 }
 
