@@ -34,6 +34,8 @@ pub enum CgroupError {
     NotMounted,
     #[error("this process's cgroup v2 path is unknown (no `0::` line in /proc/self/cgroup)")]
     NoOwnCgroup,
+    #[error("this process's cgroup {path} is outside every mounted cgroup v2 tree")]
+    OutsideMount { path: String },
     #[error("cannot create the cgroup {}: {source}", dir.display())]
     Create { dir: PathBuf, source: io::Error },
     #[error("the kernel has no cgroup.kill (Linux 5.14 or newer is needed) in {}", dir.display())]
@@ -43,19 +45,44 @@ pub enum CgroupError {
 /// The folder of coco's own cgroup in the cgroup v2 tree.
 pub fn own_base() -> Result<PathBuf, CgroupError> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mount = cgroup2_mount(&mountinfo).ok_or(CgroupError::NotMounted)?;
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let path = unified_path(&own).ok_or(CgroupError::NoOwnCgroup)?;
-    Ok(mount.join(path.trim_start_matches('/')))
+    base_dir(&mountinfo, path)
 }
 
-/// The mount point of the cgroup2 file system in a `/proc/self/mountinfo` text (pure).
-fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
+/// The folder of the cgroup `path` (as `/proc/self/cgroup` says it) under the cgroup2 mount
+/// of `mountinfo` whose root holds it (pure).
+fn base_dir(mountinfo: &str, path: &str) -> Result<PathBuf, CgroupError> {
+    let mut mounted = false;
+    for (root, mount_point) in cgroup2_mounts(mountinfo) {
+        mounted = true;
+        let inside = if root == "/" {
+            Some(path)
+        } else {
+            path.strip_prefix(root)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if let Some(inside) = inside {
+            return Ok(Path::new(mount_point).join(inside.trim_start_matches('/')));
+        }
+    }
+    Err(if mounted {
+        CgroupError::OutsideMount {
+            path: path.to_string(),
+        }
+    } else {
+        CgroupError::NotMounted
+    })
+}
+
+/// The (root, mount point) of every cgroup2 mount in a `/proc/self/mountinfo` text (pure).
+fn cgroup2_mounts(mountinfo: &str) -> impl Iterator<Item = (&str, &str)> {
+    mountinfo.lines().filter_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let fstype = right.split_whitespace().next()?;
-        let mount_point = left.split_whitespace().nth(4)?;
-        (fstype == "cgroup2").then(|| PathBuf::from(mount_point))
+        let mut fields = left.split_whitespace().skip(3);
+        let (root, mount_point) = (fields.next()?, fields.next()?);
+        (fstype == "cgroup2").then_some((root, mount_point))
     })
 }
 
@@ -281,17 +308,37 @@ mod tests {
     #[test]
     fn the_cgroup2_mount_is_found_on_pure_and_hybrid_hosts() {
         let pure = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_mount(pure), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(
+            base_dir(pure, "/system.slice/coco.service").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/system.slice/coco.service")
+        );
         let hybrid = "25 24 0:22 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
                       26 24 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
         assert_eq!(
-            cgroup2_mount(hybrid),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+            base_dir(hybrid, "/").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/unified")
+        );
+        assert!(matches!(
+            base_dir("26 24 0:23 / /sys rw - sysfs sysfs rw\n", "/"),
+            Err(CgroupError::NotMounted)
+        ));
+    }
+
+    #[test]
+    fn a_mount_of_a_subtree_is_joined_below_its_root() {
+        let bound = "40 30 0:26 /docker/abc /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            base_dir(bound, "/docker/abc/inner").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/inner")
         );
         assert_eq!(
-            cgroup2_mount("26 24 0:23 / /sys rw - sysfs sysfs rw\n"),
-            None
+            base_dir(bound, "/docker/abc").unwrap(),
+            PathBuf::from("/sys/fs/cgroup")
         );
+        assert!(matches!(
+            base_dir(bound, "/docker/abcd"),
+            Err(CgroupError::OutsideMount { .. })
+        ));
     }
 
     #[test]

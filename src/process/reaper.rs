@@ -8,8 +8,10 @@
 //! stdout and stderr) and then, in one `poll` loop woken by a self-pipe from its signal
 //! handlers:
 //!
-//! - reaps every child (the job and adopted orphans); the job's end is sent to the worker over
-//!   its stdin, a UNIX socket, as one [`Report`] (5 bytes);
+//! - reaps every child (the job and adopted orphans); when the job ends and nothing of its
+//!   tree is left, exits as the job did (its code, or killed by the same signal), else sends
+//!   the job's end to the worker over its stdin, a UNIX socket, as one [`Report`] (5 bytes)
+//!   and goes on holding the rest;
 //! - forwards each signal it receives (SIGTERM, SIGINT, SIGHUP, …) to every descendant;
 //! - on a byte from the worker, or end of file (the worker died, SIGKILL included), SIGKILLs
 //!   every descendant, pass after pass until none is left;
@@ -162,16 +164,24 @@ pub fn serve(args: &[OsString]) -> Result<i32, ReaperError> {
     let own = std::process::id();
     let mut leader_exit: Option<Exit> = None;
     let mut killing = false;
+    let mut reported = false;
     loop {
-        reap(leader, &mut leader_exit, &mut link);
+        reap(leader, &mut leader_exit);
         let tree = descendants(own);
         if killing {
             for &pid in &tree {
                 signal(pid, libc::SIGKILL);
             }
         }
-        if leader_exit.is_some() && tree.is_empty() {
-            break;
+        if let Some(exit) = leader_exit {
+            if tree.is_empty() {
+                break;
+            }
+            if !reported {
+                // The worker may be gone: then nobody is waiting for this.
+                let _ = link.write_all(&Report(exit).encode());
+                reported = true;
+            }
         }
         let timeout = if killing {
             KILL_PASS.as_millis() as i32
@@ -215,9 +225,27 @@ pub fn serve(args: &[OsString]) -> Result<i32, ReaperError> {
             killing = true;
         }
     }
-    Ok(leader_exit
-        .and_then(|exit| exit.code)
-        .unwrap_or(128 + leader_exit.and_then(|e| e.signal).unwrap_or(0)))
+    let exit = leader_exit.expect("the loop ends once the job has ended");
+    match (reported, exit.signal) {
+        // Nothing was left: end as the job ended, so the worker reads it from this exit.
+        (false, Some(signal)) => Ok(die_by(signal)),
+        _ => Ok(exit.code.unwrap_or(NOT_STARTED)),
+    }
+}
+
+/// End this process by `signal` as the job was ended by it (default action restored); if
+/// that signal does not end a process, the shell's `128 + signal`.
+fn die_by(signal: i32) -> i32 {
+    // SAFETY: restoring a default disposition and signalling ourselves.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    128 + signal
 }
 
 /// Start the job: program, `argv[0]`, arguments; inherited cwd, environment and output.
@@ -237,8 +265,8 @@ fn start(args: &[OsString]) -> io::Result<u32> {
     Ok(child.id())
 }
 
-/// Reap every child that has ended; report the leader's end to the worker once.
-fn reap(leader: u32, leader_exit: &mut Option<Exit>, link: &mut UnixStream) {
+/// Reap every child that has ended, noting the leader's end.
+fn reap(leader: u32, leader_exit: &mut Option<Exit>) {
     loop {
         let mut status = 0;
         // SAFETY: waitpid with a valid status pointer.
@@ -247,10 +275,7 @@ fn reap(leader: u32, leader_exit: &mut Option<Exit>, link: &mut UnixStream) {
             return;
         }
         if pid as u32 == leader && leader_exit.is_none() {
-            let exit = Exit::from(std::process::ExitStatus::from_raw(status));
-            *leader_exit = Some(exit);
-            // The worker may be gone: then nobody is waiting for this.
-            let _ = link.write_all(&Report(exit).encode());
+            *leader_exit = Some(Exit::from(std::process::ExitStatus::from_raw(status)));
         }
     }
 }

@@ -19,7 +19,7 @@ fn both(test: fn(&Sandbox)) {
 /// A project whose app `web` serves the project folder with Python's http.server.
 fn web(port: u16, extra_env: &str) -> String {
     format!(
-        "apps:\n  web:\n    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]\n    port: {port}\n    health: {{http: /}}\n    env: {{MODE: '{extra_env}'}}\n"
+        "apps:\n  web:\n    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]\n    port: {port}\n    health: {{http: /}}\n    env: {{MODE: '{extra_env}', PYTHONUNBUFFERED: '1'}}\n"
     )
 }
 

@@ -54,8 +54,9 @@ impl Path {
 /// cgroup tests, so a CI run never passes without testing them.
 fn sandbox(path: Path) -> Option<Sandbox> {
     if path == Path::Cgroup
-        && let Err(why) = coco::process::cgroup::WorkerGroup::create("test-probe")
-            .map(|group| std::fs::remove_dir(group.dir()))
+        && let Err(why) =
+            coco::process::cgroup::WorkerGroup::create(&format!("probe-{}", ulid::Ulid::new()))
+                .map(|group| std::fs::remove_dir(group.dir()))
     {
         let skip = std::env::var("COCO_TEST_SKIP_CGROUP").as_deref() == Ok("1");
         assert!(
