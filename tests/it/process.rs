@@ -1,6 +1,6 @@
 //! `coco::process` with real processes: argv, cwd, env, PATH, output parsing, exits, timeouts,
-//! process groups, the parent-death signal, the process guard and containment (subreaper, cgroup). Every interval is short; no
-//! test takes seconds.
+//! process groups, the parent-death signal, the process guard and containment (subreaper,
+//! cgroup). Every interval is short; no test takes seconds.
 
 use std::future::pending;
 use std::path::{Path, PathBuf};
