@@ -165,7 +165,7 @@ pub fn serve(args: &[OsString]) -> Result<i32, ReaperError> {
     let mut leader_exit: Option<Exit> = None;
     let mut killing = false;
     let mut reported = false;
-    loop {
+    let exit = loop {
         reap(leader, &mut leader_exit);
         let tree = descendants(own);
         if killing {
@@ -175,7 +175,7 @@ pub fn serve(args: &[OsString]) -> Result<i32, ReaperError> {
         }
         if let Some(exit) = leader_exit {
             if tree.is_empty() {
-                break;
+                break exit;
             }
             if !reported {
                 // The worker may be gone: then nobody is waiting for this.
@@ -224,8 +224,7 @@ pub fn serve(args: &[OsString]) -> Result<i32, ReaperError> {
             let _ = link.read(&mut byte);
             killing = true;
         }
-    }
-    let exit = leader_exit.expect("the loop ends once the job has ended");
+    };
     match (reported, exit.signal) {
         // Nothing was left: end as the job ended, so the worker reads it from this exit.
         (false, Some(signal)) => Ok(die_by(signal)),

@@ -1,6 +1,6 @@
 //! `coco::process` with real processes: argv, cwd, env, PATH, output parsing, exits, timeouts,
-//! process groups, the parent-death signal and the process guard. Every interval is short; no
-//! test takes seconds.
+//! process groups, the parent-death signal, the process guard and containment (subreaper,
+//! cgroup). Every interval is short; no test takes seconds.
 
 use std::future::pending;
 use std::path::{Path, PathBuf};
@@ -490,4 +490,69 @@ async fn the_guard_ends_its_marked_processes_once_its_worker_is_gone() {
     assert!(gone_within(child.pid(), GRACE).await, "the marked child");
     assert!(gone_within(inner, GRACE).await, "what it started");
     assert!(!gone(bystander.pid()), "another guard's process lives");
+}
+
+/// A grandchild that leaves the group and the session, clears its environment and ignores
+/// SIGTERM: `pid file` once it runs; the leader waits ignoring SIGTERM too.
+const ESCAPE: &str = r#"( setsid env -i /bin/sh -c 'trap "" TERM; echo $$ > gc.tmp; mv gc.tmp gc; while :; do sleep 1; done' & )
+while [ ! -e gc ]; do sleep 0.02; done
+trap "" TERM
+echo up
+while :; do sleep 1; done"#;
+
+/// `ESCAPE` under `containment`, timed out: the tree is SIGKILLed after the grace, the
+/// escaped grandchild included.
+async fn timeout_reaches_an_escaped_grandchild(containment: coco::process::Containment) {
+    let dir = TempDir::new().unwrap();
+    let mut spec = sh(ESCAPE, dir.path());
+    spec.contain = Some(containment.unit("test"));
+    let (outcome, events) = run(
+        &spec,
+        Some(Duration::from_millis(300)),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(outcome.timed_out && outcome.forced, "{outcome:?}");
+    assert_eq!(outcome.exit.to_string(), "killed by SIGKILL");
+    assert_eq!(lines(&events, Stream::Stdout), ["up"]);
+    let grandchild = read_pid_file(&dir.path().join("gc")).await;
+    assert!(
+        gone_within(grandchild, Duration::from_secs(2)).await,
+        "the escaped grandchild outlived its run"
+    );
+}
+
+#[tokio::test]
+async fn a_subreaper_holds_a_grandchild_that_left_group_session_and_environment() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_coco"));
+    timeout_reaches_an_escaped_grandchild(coco::process::Containment::Subreaper(
+        std::sync::Arc::new(exe),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_cgroup_holds_a_grandchild_that_left_group_session_and_environment() {
+    let marker = format!("process-test-{}", ulid::Ulid::new());
+    let group = match coco::process::cgroup::WorkerGroup::create(&marker) {
+        Ok(group) => std::sync::Arc::new(group),
+        Err(why) => {
+            assert_eq!(
+                std::env::var("COCO_TEST_SKIP_CGROUP").as_deref(),
+                Ok("1"),
+                "cgroups cannot contain runs on this host ({why}); set COCO_TEST_SKIP_CGROUP=1 \
+                 to skip the cgroup tests"
+            );
+            eprintln!("SKIPPED: the cgroup containment test, since {why}");
+            return;
+        }
+    };
+    timeout_reaches_an_escaped_grandchild(coco::process::Containment::Cgroup(group.clone())).await;
+    let units: Vec<_> = std::fs::read_dir(group.dir())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .collect();
+    assert!(units.is_empty(), "the run's cgroup is removed: {units:?}");
+    std::fs::remove_dir(group.dir()).unwrap();
 }
