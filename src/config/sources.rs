@@ -142,17 +142,6 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     {
         problems.push(("worker.zombie_after", problem));
     }
-    if let Some(after) = raw.worker.zombie_after
-        && after.0 > crate::manifest::limits::MAX_DURATION
-    {
-        problems.push((
-            "worker.zombie_after",
-            format!(
-                "must be at most {}",
-                humantime::format_duration(crate::manifest::limits::MAX_DURATION)
-            ),
-        ));
-    }
     if let Some(cpu) = raw.worker.max_cpu
         && !(cpu > 0.0 && cpu <= 100.0)
     {

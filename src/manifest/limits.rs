@@ -12,6 +12,8 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 pub const MAX_JOBS: usize = 1000;
 /// Apps one project may declare.
 pub const MAX_APPS: usize = 100;
+/// Tries of one run (`attempts`): with `retry_delay: 0s` each is a new process at once.
+pub const MAX_ATTEMPTS: u32 = 1000;
 
 /// The longest duration anything may be set to: 10 years (a longer one is a typo, and would
 /// overflow the clock arithmetic of fire and retry times).

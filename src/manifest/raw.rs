@@ -59,7 +59,7 @@ pub struct RawJob {
     pub schedule: Option<String>,
     /// IANA time zone of the schedule, e.g. `Europe/Berlin`. Default: `UTC`.
     pub timezone: Option<String>,
-    /// How many times a run is tried in all. Default: 1.
+    /// How many times a run is tried in all, from 1 to 1000. Default: 1.
     pub attempts: Option<u32>,
     /// Wait before a failed run is tried again, e.g. `30s`; at most 10 years. Default: `0s` (at once: each retry starts a new process and spends an attempt).
     pub retry_delay: Option<HumanDuration>,

@@ -98,6 +98,11 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
             &at(&base, &["attempts"]),
             "attempts must be at least 1 (the first try counts)",
         ));
+    } else if attempts > limits::MAX_ATTEMPTS {
+        problems.push(doc.at(
+            &at(&base, &["attempts"]),
+            format!("attempts must be at most {}", limits::MAX_ATTEMPTS),
+        ));
     }
     let max_parallel = raw.max_parallel.unwrap_or(1);
     if max_parallel == 0 {

@@ -110,16 +110,25 @@ impl Default for WorkerSettings {
 /// The shortest `zombie_after` local.yaml and `coco worker` accept: three of the default
 /// heartbeats, so a live worker's runs are never taken back for one late heartbeat.
 pub const MIN_ZOMBIE_AFTER: Duration = Duration::from_secs(10);
+/// The longest zombie interval: a day.
+pub const MAX_ZOMBIE_AFTER: Duration = Duration::from_secs(86_400);
 
 /// What is wrong with `after` as a zombie interval, if anything (pure).
 pub fn zombie_after_problem(after: Duration) -> Option<String> {
-    (after < MIN_ZOMBIE_AFTER).then(|| {
-        format!(
+    if after < MIN_ZOMBIE_AFTER {
+        Some(format!(
             "must be at least {} (three heartbeats: a shorter one takes back runs whose worker \
              is alive)",
             humantime::format_duration(MIN_ZOMBIE_AFTER)
-        )
-    })
+        ))
+    } else if after > MAX_ZOMBIE_AFTER {
+        Some(format!(
+            "must be at most {} (the runs of a lost worker wait this long to be retried)",
+            humantime::format_duration(MAX_ZOMBIE_AFTER)
+        ))
+    } else {
+        None
+    }
 }
 
 impl WorkerSettings {

@@ -407,6 +407,9 @@ fn wrong_types_name_the_key_the_file_and_the_position() {
         error.contains(":2:17: must be at least 10s (three heartbeats"),
         "{error}"
     );
+    m.user("worker:\n  zombie_after: 2days\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains(":2:17: must be at most 1day"), "{error}");
 }
 
 #[test]

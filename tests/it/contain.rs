@@ -227,8 +227,10 @@ fn cgroup_a_run_taken_back_has_its_cgroup_killed() {
         Duration::from_secs(45),
         || !pid_alive(pid),
     );
+    // Taken back without spending an attempt, it is pending again and soon the rescuer's.
     wait_until("the run is taken back", Duration::from_secs(20), || {
-        sandbox.run_json(&id)["state"] != "running"
+        let run = sandbox.run_json(&id);
+        run["state"] != "running" || run["worker"] != "doomed"
     });
     let base = coco::process::cgroup::own_base().unwrap();
     let prefix = format!("coco-{}-", doomed.child.id());

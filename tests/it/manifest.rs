@@ -692,6 +692,13 @@ mod hostile {
         );
         assert_refused(
             &sandbox,
+            "attempts",
+            job("attempts: 1001").as_bytes(),
+            "4:15",
+            "attempts must be at most 1000",
+        );
+        assert_refused(
+            &sandbox,
             "forever",
             job("retry_delay: 1000000000000000h").as_bytes(),
             "4:18",

@@ -79,6 +79,13 @@ fn queue_verbs(sandbox: &Sandbox) {
         "{}",
         stderr(&short)
     );
+    let long = sandbox.coco(&["worker", "--zombie-after", "2days"]);
+    assert_eq!(long.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&long).contains("must be at most 1day"),
+        "{}",
+        stderr(&long)
+    );
 
     let detail = sandbox.coco(&["detail", &id]);
     assert_eq!(detail.status.code(), Some(0), "{}", stderr(&detail));
