@@ -674,7 +674,7 @@ mod hostile {
             "forever.yaml",
             b"worker:\n  zombie_after: 1000000000000000h\n",
             "2:17",
-            "must be at most 10years",
+            "must be at most 1day",
         );
         let mut big = b"folder:\n  home: /srv\n".to_vec();
         big.resize((64 << 10) + 1, b'#');
