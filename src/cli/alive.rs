@@ -12,7 +12,7 @@ use clap::Args;
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
 use crate::queue::state::RunState;
-use crate::store::{MemberRecord, RunFilter, RunRecord};
+use crate::store::{MemberRecord, RunFilter, RunRecord, Store};
 
 /// Silent for longer than this (the default zombie interval): probably gone.
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(60);
@@ -26,14 +26,7 @@ pub struct AliveArgs {
 pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let mut members = store.list_members().await?;
-    let running = store
-        .list_runs(&RunFilter {
-            state: Some(RunState::Running),
-            ..RunFilter::default()
-        })
-        .await?;
-    running_from_queue(&mut members, &running);
+    let members = members_as_they_run(store.as_ref()).await?;
     if args.flags.json {
         output::json(&members);
     } else if members.is_empty() {
@@ -48,6 +41,20 @@ pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
 
 /// Set each member's running runs to those the queue has running on it (pure): the queue
 /// is the truth, a member's own list is as old as its latest heartbeat.
+/// Every member, each with the runs the queue says it runs now (a member's own record is up
+/// to a heartbeat old).
+pub async fn members_as_they_run(store: &dyn Store) -> anyhow::Result<Vec<MemberRecord>> {
+    let mut members = store.list_members().await?;
+    let running = store
+        .list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })
+        .await?;
+    running_from_queue(&mut members, &running);
+    Ok(members)
+}
+
 pub fn running_from_queue(members: &mut [MemberRecord], running: &[RunRecord]) {
     for member in members {
         let mut ids: Vec<String> = running

@@ -87,15 +87,7 @@ async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
             .await?;
         queue.push((state.as_str().to_owned(), runs));
     }
-    // Who runs what, from the queue itself: a member's own record is up to a heartbeat old.
-    let mut members = store.list_members().await?;
-    let running = store
-        .list_runs(&RunFilter {
-            state: Some(RunState::Running),
-            ..RunFilter::default()
-        })
-        .await?;
-    alive::running_from_queue(&mut members, &running);
+    let members = alive::members_as_they_run(store).await?;
     Ok(Status {
         members,
         apps,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, pid_alive, stderr};
+use crate::support::{Sandbox, guard_of, pid_alive, stderr};
 
 /// `escape.sh THEN`: starts the escaping grandchild (its pid in `grandchild.pid` once it
 /// runs: `env -i` leaves it nothing to be found by), waits for it to be up, then waits
@@ -185,23 +185,6 @@ fn ended_with_a_sigkilled_worker(path: Path) {
     worker.child.kill().unwrap();
     worker.child.wait().unwrap();
     assert_ends(pid, "its SIGKILLed worker");
-}
-
-/// The pid of `worker`'s process guard (`coco __guard …`, a child of the worker).
-fn guard_of(worker: u32) -> Option<i32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .find(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let parent = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|ppid| ppid.parse::<u32>().ok());
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            parent == Some(worker) && cmdline.split(|&b| b == 0).any(|arg| arg == b"__guard")
-        })
 }
 
 /// Worker and guard both SIGKILLed: the run's cgroup outlives them, and the worker that takes

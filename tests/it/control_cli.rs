@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, pid_alive, stderr, stdout};
+use crate::support::{Sandbox, guard_of, ok, pid_alive, stderr};
 
 const WORK: &str = "\
 jobs:
@@ -32,19 +32,6 @@ fn control_verbs_on_mongodb() {
     if let Some(sandbox) = Sandbox::on_mongodb("coco_ctl") {
         control_verbs(&sandbox);
     }
-}
-
-/// Exit code and stdout of a coco command, asserting the code.
-fn ok(sandbox: &Sandbox, args: &[&str], code: i32) -> String {
-    let output = sandbox.coco(args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "coco {args:?}\nstdout: {}\nstderr: {}",
-        stdout(&output),
-        stderr(&output)
-    );
-    stdout(&output)
 }
 
 fn control_verbs(sandbox: &Sandbox) {
@@ -292,23 +279,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The pid of `worker`'s process guard (`coco __guard …`, a child of the worker).
-fn guard_of(worker: u32) -> Option<i32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .find(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let parent = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|ppid| ppid.parse::<u32>().ok());
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            parent == Some(worker) && cmdline.split(|&b| b == 0).any(|arg| arg == b"__guard")
-        })
 }
 
 /// SIGKILL a `coco worker` with 5 runs in flight: its process guard (restarted once after it

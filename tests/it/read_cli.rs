@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Sandbox, stderr, stdout};
+use crate::support::{Sandbox, ok, stderr, stdout};
 
 const WORK: &str = "\
 jobs:
@@ -24,19 +24,6 @@ jobs:
   nap:
     command: [sleep, '3.5']
 ";
-
-/// Run coco, assert its exit code; its stdout.
-fn ok(sandbox: &Sandbox, args: &[&str], code: i32) -> String {
-    let output = sandbox.coco(args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "coco {args:?}\nstdout: {}\nstderr: {}",
-        stdout(&output),
-        stderr(&output)
-    );
-    stdout(&output)
-}
 
 /// Run coco, assert it fails with exit 1; its stderr.
 fn refused(sandbox: &Sandbox, args: &[&str]) -> String {

@@ -267,3 +267,33 @@ pub fn pid_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Run coco in `sandbox`, assert its exit code; its stdout.
+pub fn ok(sandbox: &Sandbox, args: &[&str], code: i32) -> String {
+    let output = sandbox.coco(args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "coco {args:?}\nstdout: {}\nstderr: {}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// The pid of `worker`'s process guard (`coco __guard …`, a child of the worker).
+pub fn guard_of(worker: u32) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(worker) && cmdline.split(|&b| b == 0).any(|arg| arg == b"__guard")
+        })
+}
