@@ -265,8 +265,14 @@ impl EmbeddedStore {
 }
 
 /// What coco may do with the open file at `path` (see [`embedded_file::judge`]).
+/// Read in one transaction, so all of it comes from one snapshot: read one by one, the
+/// version could be read before another process's `ensure_schema` commits and its tables
+/// after, which looks like another program's file.
 fn judge_file(conn: &Connection, path: &Path) -> StoreResult<Verdict> {
-    let identity = read_identity(conn).map_err(sql(path, "reading whose file it is"))?;
+    let doing = "reading whose file it is";
+    let snapshot = conn.unchecked_transaction().map_err(sql(path, doing))?;
+    let identity = read_identity(&snapshot).map_err(sql(path, doing))?;
+    snapshot.rollback().map_err(sql(path, doing))?;
     Ok(embedded_file::judge(&identity, SCHEMA_VERSION))
 }
 

@@ -224,3 +224,28 @@ fn read_commands_create_no_store() {
     assert_eq!(sandbox.list_json(&[]), Vec::<serde_json::Value>::new());
     assert_eq!(std::fs::read(store_file(&sandbox)).unwrap(), b"");
 }
+
+/// A read while another process creates the store sees it whole or not at all: never the
+/// tables without the mark (which looks like another program's file). A race: each round
+/// reads in a loop while `coco apply` creates a fresh store.
+#[test]
+fn a_read_during_the_stores_creation_sees_it_whole_or_not_at_all() {
+    for _ in 0..30 {
+        let sandbox = Sandbox::new();
+        sandbox.project("greet", HELLO);
+        let store = store_file(&sandbox);
+        let mut apply = sandbox.spawn(&["apply"]);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    // Until the store is there with its mark, reading all along.
+                    while !store.exists() || pragma(&store, "user_version") == 0 {
+                        let read = sandbox.coco(&["list", "--json"]);
+                        assert_eq!(read.status.code(), Some(0), "{}", stderr(&read));
+                    }
+                });
+            }
+        });
+        assert_eq!(apply.wait_exit(), Some(0), "{}", apply.log());
+    }
+}
