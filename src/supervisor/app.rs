@@ -184,6 +184,12 @@ pub async fn supervise(
     app.store_output().await;
 }
 
+/// How often a healthy app is checked: as configured, but never more often than a manifest
+/// may say today (a definition stored before that bound existed may hold `0s`). Pure.
+fn steady_interval(configured: Duration) -> Duration {
+    configured.max(crate::manifest::limits::HEALTH_INTERVAL.min)
+}
+
 impl Supervised {
     fn health_check(&self) -> Option<(&crate::manifest::Health, u16)> {
         Some((self.plan.app.health.as_ref()?, self.plan.app.port?))
@@ -191,7 +197,7 @@ impl Supervised {
 
     fn check_interval(&self) -> Duration {
         match self.health_check() {
-            Some((health, _)) if self.healthy == Some(true) => health.interval.0,
+            Some((health, _)) if self.healthy == Some(true) => steady_interval(health.interval.0),
             _ => STARTING_CHECK,
         }
     }
@@ -410,5 +416,19 @@ impl Supervised {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_interval_under_the_minimum_is_raised_to_it() {
+        assert_eq!(steady_interval(Duration::ZERO), Duration::from_millis(100));
+        assert_eq!(
+            steady_interval(Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
     }
 }
