@@ -57,6 +57,20 @@ pub const HEALTH_TIMEOUT: Bounds = Bounds {
     why: "a shorter check fails on any busy host",
 };
 
+/// `jobs.*.defer_delay`: the wait after a run asks to run later (exit 75).
+pub const DEFER_DELAY: Bounds = Bounds {
+    min: super::MIN_DEFER_DELAY,
+    max: MAX_DURATION,
+    why: "a job exiting 75 would otherwise run again at once, without end",
+};
+
+/// `jobs.*.defer_max`: `0s` makes exit 75 an error at once.
+pub const DEFER_MAX: Bounds = Bounds {
+    min: Duration::ZERO,
+    max: MAX_DURATION,
+    why: "",
+};
+
 /// What is wrong with `value` for a setting with `bounds`, if anything.
 pub fn duration_problem(value: Duration, bounds: Bounds) -> Option<String> {
     let show = |d: Duration| humantime::format_duration(d).to_string();

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use super::limits::{self, Bounds};
 use super::raw::{CommandLine, RawApp, RawEnvironment, RawHealth, RawJob, Scalar};
-use super::{
-    App, Environment, Health, HealthCheck, HumanDuration, Job, MIN_DEFER_DELAY, is_valid_name,
-};
+use super::{App, Environment, Health, HealthCheck, HumanDuration, Job, is_valid_name};
 use crate::scheduler::schedule::Schedule;
 use crate::yaml::{Diagnostic, Document, did_you_mean};
 
@@ -127,16 +125,22 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
         limits::JOB_TIMEOUT,
         problems,
     );
-    let defer_delay = raw.defer_delay.unwrap_or_else(super::default_defer_delay);
-    if defer_delay.0 < MIN_DEFER_DELAY {
-        problems.push(doc.at(
-            &at(&base, &["defer_delay"]),
-            format!(
-                "defer_delay must be at least {} (a job exiting 75 would otherwise run again at once, without end)",
-                humantime::format_duration(MIN_DEFER_DELAY)
-            ),
-        ));
-    }
+    duration(
+        doc,
+        &base,
+        "defer_delay",
+        raw.defer_delay,
+        limits::DEFER_DELAY,
+        problems,
+    );
+    duration(
+        doc,
+        &base,
+        "defer_max",
+        raw.defer_max,
+        limits::DEFER_MAX,
+        problems,
+    );
     let args = raw.args.unwrap_or_default();
     for (key, value) in &args {
         if key.is_empty() {
@@ -154,7 +158,7 @@ pub fn job(doc: &Document, name: &str, raw: RawJob, problems: &mut Problems) -> 
         timezone,
         attempts,
         retry_delay: raw.retry_delay.unwrap_or(HumanDuration(Duration::ZERO)),
-        defer_delay,
+        defer_delay: raw.defer_delay.unwrap_or_else(super::default_defer_delay),
         defer_max: raw.defer_max.unwrap_or_else(super::default_defer_max),
         timeout: raw.timeout,
         priority: raw.priority.unwrap_or(0),

@@ -706,6 +706,13 @@ mod hostile {
         );
         assert_refused(
             &sandbox,
+            "long-defer",
+            job("defer_max: 11years").as_bytes(),
+            "4:16",
+            "`defer_max` must be at most 10years",
+        );
+        assert_refused(
+            &sandbox,
             "long-timeout",
             job("timeout: 11years").as_bytes(),
             "4:14",

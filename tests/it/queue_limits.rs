@@ -317,7 +317,7 @@ fn a_defer_delay_under_a_second_is_a_located_error() {
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let err = stderr(&output);
     assert!(
-        err.contains("coco.yaml:4:18: defer_delay must be at least 1s"),
+        err.contains("coco.yaml:4:18: `defer_delay` must be at least 1s"),
         "{err}"
     );
     let apply = sandbox.coco(&["apply"]);
