@@ -84,9 +84,12 @@ pub fn is_lost(member: &MemberRecord, now: DateTime<Utc>) -> bool {
     now - member.heartbeat > LOST_AFTER
 }
 
-/// Is any worker or daemon alive to run what is enqueued (pure)?
-pub fn anyone_alive(members: &[MemberRecord], now: DateTime<Utc>) -> bool {
-    members.iter().any(|member| !is_lost(member, now))
+/// Is any worker (or daemon with a worker: slots to run in) alive to run what is enqueued
+/// (pure)? A `daemon --no-worker` runs nothing.
+pub fn any_worker_alive(members: &[MemberRecord], now: DateTime<Utc>) -> bool {
+    members
+        .iter()
+        .any(|member| member.slots > 0 && !is_lost(member, now))
 }
 
 /// One table row (pure).
@@ -143,9 +146,14 @@ mod tests {
         );
         let later = now + TimeDelta::minutes(5);
         assert_eq!(row(&member, later)[7], "lost? (no heartbeat)");
-        assert!(anyone_alive(std::slice::from_ref(&member), now));
-        assert!(!anyone_alive(std::slice::from_ref(&member), later));
-        assert!(!anyone_alive(&[], now));
+        assert!(any_worker_alive(std::slice::from_ref(&member), now));
+        assert!(!any_worker_alive(std::slice::from_ref(&member), later));
+        assert!(!any_worker_alive(&[], now));
+        let no_worker = MemberRecord {
+            slots: 0,
+            ..member.clone()
+        };
+        assert!(!any_worker_alive(&[no_worker], now), "a daemon --no-worker");
     }
 
     #[test]

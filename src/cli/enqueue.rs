@@ -72,7 +72,7 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
             let woken = queue::wake(&config.state_dir);
             tracing::debug!(run = %id, woken, "enqueued");
             output::text(&id);
-            if !alive::anyone_alive(&store.list_members().await?, Utc::now()) {
+            if !alive::any_worker_alive(&store.list_members().await?, Utc::now()) {
                 output::warning(NO_WORKER);
             }
             if !args.wait {

@@ -65,6 +65,19 @@ fn enqueue_says_when_no_worker_is_alive() {
     assert_eq!(alone.status.code(), Some(0), "{}", stderr(&alone));
     assert!(stderr(&alone).contains(NO_WORKER), "{}", stderr(&alone));
 
+    // A daemon without a worker runs nothing: still no worker alive.
+    {
+        let _daemon = sandbox.spawn(&["daemon", "--no-worker", "--no-scheduler", "--no-apps"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stdout(&sandbox.coco(&["alive", "--json"])).trim() == "[]" {
+            assert!(Instant::now() < deadline, "the daemon never showed up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let idle = sandbox.coco(&["enqueue", "greet.hello", "--arg", "name=d"]);
+        assert_eq!(idle.status.code(), Some(0), "{}", stderr(&idle));
+        assert!(stderr(&idle).contains(NO_WORKER), "{}", stderr(&idle));
+    }
+
     // --wait: the warning comes at once, and it keeps waiting until a worker runs the run.
     let mut waiting = sandbox.spawn(&["enqueue", "greet.hello", "--arg", "name=b", "--wait"]);
     waiting.wait_for_log(NO_WORKER);
