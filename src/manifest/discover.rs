@@ -128,7 +128,11 @@ pub fn load_projects_keeping(dirs: &[PathBuf], holders: &BTreeMap<String, PathBu
 /// located at its `project:` key.
 pub fn name_taken(dir: &Path, name: &str, first: &Path) -> Diagnostic {
     let file = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    // Read as `load_project` read it a moment ago: bounded, never blocking.
+    let text = crate::yaml::text::read_at_most(&file, super::limits::MAX_MANIFEST_BYTES)
+        .ok()
+        .and_then(|bytes| crate::yaml::text::decode(&file, bytes).ok())
+        .unwrap_or_default();
     let doc = crate::yaml::Document::parse(&file, &text).ok();
     let message = format!(
         "project name `{name}` is already used by {}",

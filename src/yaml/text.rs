@@ -21,10 +21,15 @@ use super::positions::Position;
 const BOM: char = '\u{feff}';
 
 /// Read at most `limit + 1` bytes of `file`: more than `limit` bytes means the file is too
-/// large, whatever its real size.
+/// large, whatever its real size. Opened without blocking, so a named pipe or a terminal in
+/// its place reads as what is there now (nothing, or an error) instead of hanging the reader.
 pub fn read_at_most(file: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut bytes = Vec::new();
-    std::fs::File::open(file)?
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)?
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)?;
     Ok(bytes)

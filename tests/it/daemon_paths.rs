@@ -354,3 +354,22 @@ fn a_missing_home_is_reported_with_a_hint() {
         status.contains("Manifest problems\n  none")
     });
 }
+
+/// A named pipe in the place of `coco.yaml` (or of local.yaml) is read as what it holds now,
+/// never waited on: `coco validate` answers at once with a located problem.
+#[test]
+fn a_named_pipe_as_manifest_does_not_hang_the_reader() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.home().join("piped");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("coco.yaml").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path in the sandbox.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let mut validate = sandbox.spawn(&["validate", "home/piped"]);
+    assert_eq!(validate.wait_exit(), Some(1), "{}", validate.log());
+    assert!(
+        validate.log().contains("home/piped/coco.yaml:1:1:"),
+        "{}",
+        validate.log()
+    );
+}
