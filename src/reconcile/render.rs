@@ -74,13 +74,36 @@ fn field_text(field: &FieldChange) -> String {
     format!("{}: {} → {}", field.field, field.old, field.new)
 }
 
+/// The longest value a log line shows of a changed field; the rest is cut (`…`).
+const LOGGED_VALUE_CHARS: usize = 200;
+
+/// A changed field as the daemon's log keeps it: like `coco plan`, but environment values
+/// are not shown (they may hold tokens, and the log is kept in the store), only that they
+/// changed, and long values are cut.
+fn logged_field_text(field: &FieldChange) -> String {
+    if field.field.starts_with("env.") || field.field == "env" {
+        return format!("{} changed", field.field);
+    }
+    let cut = |value: &str| match value.char_indices().nth(LOGGED_VALUE_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    };
+    format!("{}: {} → {}", field.field, cut(&field.old), cut(&field.new))
+}
+
 /// For the daemon's log: one line per updated project, job or app, with its changed fields
-/// as `coco plan` shows them, and the project it is about — `~ job hello.greet: schedule:
-/// "* * * * *" → "*/7 * * * *"`, `~ app shop.web restarts: env.PORT: "8080" → "8081"`.
-/// Created and deactivated things have no fields to show (the `applied:` line names them).
+/// as `coco plan` shows them (environment values left out), and the project it is about —
+/// `~ job hello.greet: schedule: "* * * * *" → "*/7 * * * *"`, `~ app shop.web restarts:
+/// env.PORT changed`. Created and deactivated things have no fields to show (the `applied:`
+/// line names them).
 pub fn updates(plan: &Plan) -> Vec<(&str, String)> {
-    let fields =
-        |fields: &[FieldChange]| fields.iter().map(field_text).collect::<Vec<_>>().join("; ");
+    let fields = |fields: &[FieldChange]| {
+        fields
+            .iter()
+            .map(logged_field_text)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     let mut lines = Vec::new();
     for project in &plan.projects {
         let name = project.name.as_str();
@@ -157,6 +180,11 @@ mod tests {
                         "web",
                         Change::Update(vec![field("env.PORT", "\"8080\"", "\"8081\"")]),
                     ),
+                    item(
+                        Kind::Job,
+                        "long",
+                        Change::Update(vec![field("command", &"x".repeat(300), "[]")]),
+                    ),
                     item(Kind::Job, "new", Change::Create),
                     item(Kind::Job, "old", Change::Deactivate),
                 ],
@@ -174,7 +202,11 @@ mod tests {
                 ),
                 (
                     "shop",
-                    "~ app shop.web restarts: env.PORT: \"8080\" → \"8081\"".to_owned()
+                    "~ app shop.web restarts: env.PORT changed".to_owned()
+                ),
+                (
+                    "shop",
+                    format!("~ job shop.long: command: {}… → []", "x".repeat(200))
                 ),
             ]
         );

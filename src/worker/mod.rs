@@ -568,7 +568,13 @@ impl Worker {
                     tracing::warn!(worker = %self.name, run = %run.id, job = %run.job, lost = run.worker.as_deref().unwrap_or("-"), state = %run.state, "took back a zombie run");
                     // End what the lost try started on this host before anything claims
                     // the retry (see crate::process::sweep).
-                    let killed = crate::process::sweep::kill_run_orphans(&run.id);
+                    // Blocking (it reads /proc and waits for cgroups to empty): off the runtime.
+                    let id = run.id.clone();
+                    let killed = tokio::task::spawn_blocking(move || {
+                        crate::process::sweep::kill_run_orphans(&id)
+                    })
+                    .await
+                    .unwrap_or(0);
                     if killed > 0 {
                         tracing::warn!(worker = %self.name, run = %run.id, job = %run.job, killed, "ended processes the lost worker left behind");
                     }

@@ -114,6 +114,21 @@ fn saves_apply_and_typos_show(
         stderr(&out)
     );
 
+    // An environment value changed: the log says so, never what it is (it may be a token).
+    std::fs::write(
+        &file,
+        format!(
+            "{}    env: {{API_TOKEN: s3cret-token}}\n",
+            tick("*/7 * * * *")
+        ),
+    )
+    .unwrap();
+    let log = wait_log(daemon, "the env change", |log| {
+        log.contains("~ job p1.tick: env changed")
+            || log.contains("~ job p1.tick: env.API_TOKEN changed")
+    });
+    assert!(!log.contains("s3cret-token"), "{log}");
+
     std::fs::write(
         &file,
         "jobs:\n  tick:\n    command: [\"true\"]\n    atempts: 3\n",
