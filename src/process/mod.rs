@@ -415,10 +415,15 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let mut link = None;
     if subreaper.is_some() {
         // The subreaper itself notices the worker's end (its stdin, the link, closes); a
-        // death signal or a guard would kill it before it could end the tree.
+        // death signal would kill it before it could end the tree. It still carries the
+        // guard's marker: should the subreaper itself be killed, the guard (which ends a
+        // carrier's descendants first) still ends its tree with the worker.
         let (ours, theirs) = reaper::Link::pair().map_err(contain_error)?;
         command.stdin(Stdio::from(theirs));
         link = Some(ours);
+        if let Leash::Guard(marker) = &spec.leash {
+            command.env(guard::ENV, marker);
+        }
     } else {
         command.stdin(Stdio::null());
         match &spec.leash {

@@ -292,3 +292,48 @@ fn subreaper_an_escaped_grandchild_ends_with_its_leader() {
 fn subreaper_a_sigkilled_worker_takes_an_escaped_grandchild_along() {
     ended_with_a_sigkilled_worker(Path::Subreaper);
 }
+
+/// Under the subreaper, a run's processes still carry the guard's marker: should the
+/// subreaper itself be killed, what the job started goes with the worker all the same.
+#[test]
+fn subreaper_killed_its_jobs_children_still_end_with_the_worker() {
+    let Some(sandbox) = sandbox(Path::Subreaper) else {
+        return;
+    };
+    let mut text = MANIFEST.to_string();
+    text.push_str(
+        "  plain:\n    command: [sh, -c, 'sleep 300 & echo $! > plain.pid; wait']\n    attempts: 1\n",
+    );
+    sandbox.project("esc", &text);
+    sandbox.apply();
+    let mut worker = sandbox.spawn(&["worker", "--slots", "2"]);
+    sandbox.enqueue(&["esc.plain"]);
+    let file = sandbox.home().join("esc/plain.pid");
+    wait_until("the job's child started", Duration::from_secs(20), || {
+        std::fs::read_to_string(&file).is_ok_and(|text| text.ends_with('\n'))
+    });
+    let child: i32 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The subreaper: the job shell's parent, the child's grandparent.
+    let parent_of = |pid: i32| -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse().ok())
+            .unwrap()
+    };
+    let subreaper = parent_of(parent_of(child));
+    let cmdline = std::fs::read(format!("/proc/{subreaper}/cmdline")).unwrap();
+    assert!(
+        cmdline.split(|&b| b == 0).any(|arg| arg == b"__contain"),
+        "the job runs under its subreaper"
+    );
+    // SAFETY: kill(2) on the subreaper found just now.
+    assert_eq!(unsafe { libc::kill(subreaper, libc::SIGKILL) }, 0);
+    worker.child.kill().unwrap();
+    worker.child.wait().unwrap();
+    assert_ends(child, "its SIGKILLed subreaper and worker");
+}
