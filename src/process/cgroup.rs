@@ -159,8 +159,10 @@ impl Unit {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a cgroup path"))
     }
 
-    /// Send `signal` to every process in the unit (SIGKILL through `cgroup.kill`).
-    pub fn signal(&self, signal: i32) -> io::Result<()> {
+    /// Send `signal` to every process in the unit (SIGKILL through `cgroup.kill`) but those
+    /// of process group `signalled_group`, which the caller signalled already (a second
+    /// SIGTERM means "quit now" to some programs).
+    pub fn signal(&self, signal: i32, signalled_group: Option<u32>) -> io::Result<()> {
         if signal == libc::SIGKILL {
             return kill(&self.dir);
         }
@@ -168,6 +170,11 @@ impl Unit {
             let Ok(raw) = libc::pid_t::try_from(pid) else {
                 continue;
             };
+            // SAFETY: getpgid(2) only reads the process group of a pid listed just now.
+            let group = unsafe { libc::getpgid(raw) };
+            if signalled_group.is_some_and(|pgid| i64::from(group) == i64::from(pgid)) {
+                continue;
+            }
             // SAFETY: kill(2) on a pid listed in our own run's cgroup just now.
             unsafe { libc::kill(raw, signal) };
         }

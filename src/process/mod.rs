@@ -646,7 +646,7 @@ impl Child {
             Tree::Group => kill_group(self.pid, signal.as_raw()),
             Tree::Cgroup(unit) => {
                 let group = kill_group(self.pid, signal.as_raw());
-                unit.signal(signal.as_raw())?;
+                unit.signal(signal.as_raw(), Some(self.pid))?;
                 Ok(group? || unit.populated())
             }
             Tree::Reaper(link) => {
@@ -772,7 +772,7 @@ impl Drop for Child {
         if let Tree::Cgroup(unit) = &self.tree
             && unit.populated()
         {
-            let _ = unit.signal(libc::SIGKILL);
+            let _ = unit.signal(libc::SIGKILL, None);
         }
         self.release();
     }
