@@ -16,7 +16,7 @@ pub fn redact(text: &str) -> String {
         let (head, tail) = rest.split_at(scheme_at + 3);
         out.push_str(head);
         let region = &tail[..url_text_len(tail)];
-        let consumed = match password_span(region) {
+        let consumed = match password_span(region).or_else(|| quote_in_password(tail, region)) {
             Some((start, end)) => {
                 out.push_str(&region[..start]);
                 out.push_str("***");
@@ -44,6 +44,23 @@ fn url_text_len(tail: &str) -> usize {
         escaped = c == '\\' && !escaped;
     }
     tail.len()
+}
+
+/// A password holding a raw `"` (`mongodb://u:pa"ss@host`) cuts the URL-like text short of
+/// its `@`: when the text cut at that quote has a `user:` and the quote is followed by an
+/// `@` before the line ends with no other quote between, the password runs to that `@`.
+fn quote_in_password(tail: &str, region: &str) -> Option<(usize, usize)> {
+    let after = tail[region.len()..].strip_prefix('"')?;
+    let line = &after[..after.find(['\n', '\r']).unwrap_or(after.len())];
+    let at = line.find('@')?;
+    if line[..at].contains('"') {
+        return None;
+    }
+    let colon = region.find(':')?;
+    if region[..colon].chars().any(char::is_whitespace) {
+        return None;
+    }
+    Some((colon + 1, region.len() + 1 + at))
 }
 
 /// The byte range of the password in `region` (`user:password@host…`): after the first `:`
@@ -112,6 +129,21 @@ mod tests {
             redact("a mongodb://u:p w@h then http://v:q/r@i"),
             "a mongodb://u:***@h then http://v:***@i"
         );
+    }
+
+    #[test]
+    fn a_password_with_a_quote_is_hidden_too() {
+        assert_eq!(
+            redact("mongo_url: mongodb://u:pa\"ss@h:27017/db"),
+            "mongo_url: mongodb://u:***@h:27017/db"
+        );
+        assert_eq!(
+            redact("error: mongodb://u:p\"w@h: timed out"),
+            "error: mongodb://u:***@h: timed out"
+        );
+        // A quoted URL without a password, then other quoted text with an `@`: left alone.
+        let json = r#"{"url": "mongodb://host:27017", "mail": "a@b"}"#;
+        assert_eq!(redact(json), json);
     }
 
     #[test]

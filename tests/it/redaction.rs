@@ -1,11 +1,11 @@
 //! Passwords never reach a screen: a MongoDB URL whose password holds characters the driver
-//! accepts unencoded (a space) or that it refuses (`/`, `#`), in local.yaml, in
+//! accepts unencoded (a space) or that it refuses (`/`, `#`, `"`), in local.yaml, in
 //! `COCO_DEFAULT__MONGO_URL` or on the command line, is shown with `***` by every command,
 //! as text and as `--json`, on success and on failure, and in the debug log.
 
 use crate::support::{Sandbox, stderr, stdout};
 
-const SECRETS: &[&str] = &["se cretpw", "cretpw", "a/b#c", "b#c"];
+const SECRETS: &[&str] = &["se cretpw", "cretpw", "a/b#c", "b#c", "q\"uote", "uote"];
 
 /// The commands of the issue, text and `--json`.
 const COMMANDS: &[&[&str]] = &[
@@ -60,7 +60,7 @@ fn assert_redacted(sandbox: &Sandbox, env: &[(&str, &str)], shown: &str) {
 #[test]
 fn passwords_with_spaces_slashes_and_hashes_are_hidden_everywhere() {
     // Nothing listens on port 9: every store command fails, naming the URL.
-    for password in ["se cretpw", "a/b#c"] {
+    for password in ["se cretpw", "a/b#c", "q\"uote"] {
         let url = format!("mongodb://u:{password}@127.0.0.1:9/?serverSelectionTimeoutMS=200");
         let sandbox = sandbox_with_url_in_local_yaml(&url);
         assert_redacted(&sandbox, &[], "mongodb://u:***@127.0.0.1:9/");
