@@ -1,16 +1,34 @@
 //! The `coco` binary: parse the command line (core4's `--verb` spellings become verbs), run
-//! the verb, map errors to exit codes.
+//! the verb, map errors to exit codes. A run's subreaper (`coco __contain`, one per run) is
+//! served before any of that: it starts no runtime and parses no command line.
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = coco::cli::Cli::parse_from(coco::cli::args::core4_aliases(std::env::args_os()));
-    match coco::cli::run(cli).await {
-        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+fn main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|verb| verb == coco::process::reaper::VERB)
+    {
+        return exit_code(coco::cli::contain(&args[2..]));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            coco::cli::output::error(&format!("cannot start the async runtime: {error}"));
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let cli = coco::cli::Cli::parse_from(coco::cli::args::core4_aliases(args));
+    match runtime.block_on(coco::cli::run(cli)) {
+        Ok(code) => exit_code(code),
         Err(error) => {
             coco::cli::output::error(&coco::redact::redact(&format!("{error:#}")));
             std::process::ExitCode::from(1)
         }
     }
+}
+
+fn exit_code(code: i32) -> std::process::ExitCode {
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -242,13 +242,16 @@ pub enum Command {
         /// The worker's cgroup folder, killed and removed too.
         cgroup: Option<std::path::PathBuf>,
     },
-    /// Internal: the subreaper one run is held by (see `coco::process::reaper`).
-    #[command(name = "__contain", hide = true)]
-    Contain {
-        /// The resolved program, its argv[0], its arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-        command: Vec<std::ffi::OsString>,
-    },
+}
+
+/// `coco __contain PROGRAM ARGV0 ARGS…`: the subreaper one run is held by (see
+/// [`crate::process::reaper`]); `main` serves it before it parses a command line or starts
+/// a runtime, since every run of a subreaper-contained worker starts one. Its exit code.
+pub fn contain(command: &[std::ffi::OsString]) -> i32 {
+    crate::process::reaper::serve(command).unwrap_or_else(|error| {
+        output::error(&error.to_string());
+        127
+    })
 }
 
 /// `--json` for read commands.
@@ -302,15 +305,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
             .await?;
             Ok(0)
-        }
-        Command::Contain { command } => {
-            let served =
-                tokio::task::spawn_blocking(move || crate::process::reaper::serve(&command))
-                    .await?;
-            Ok(served.unwrap_or_else(|error| {
-                output::error(&error.to_string());
-                127
-            }))
         }
     }
 }
