@@ -10,9 +10,12 @@
 //!
 //! A child enters its unit between fork and exec (it writes `0` to the unit's
 //! `cgroup.procs`: [`Unit::procs_file`]), so everything it ever starts is born inside and can
-//! leave only by writing to a cgroup itself (root only). Moving it after `posix_spawn` instead
-//! would spare the worker a full fork per run, but a job forks (and its child detaches) before
-//! the parent gets to the move: the containment would have a hole exactly where it matters. Killing a unit or a worker folder writes `1` to `cgroup.kill`: SIGKILL to every
+//! leave only by writing its pid to another cgroup's `cgroup.procs` (what the worker's user
+//! may write: root, or the owner of a delegated subtree; the `COCO_GUARD` sweep is the backstop
+//! then). Moving it after `posix_spawn` instead would spare the worker a full fork per run,
+//! but a job forks (and its child detaches) before the parent gets to the move: the
+//! containment would have a hole exactly where it matters. Killing a unit or a worker folder
+//! writes `1` to `cgroup.kill`: SIGKILL to every
 //! process of the subtree at once, however it detached (`setsid`, double fork, cleared
 //! environment). A unit is removed when it is empty; the process guard kills and removes the
 //! worker's folder when the worker is gone.
