@@ -5,7 +5,7 @@
 //! other processes applied, every `reload_every` when the jobs' marker moved, else every
 //! [`FULL_RELOAD_EVERY`]) and sleeps until the earliest
 //! `next_fire`. Then, per job, [`super::due::due`] says what to fire; each instant is first
-//! recorded under its unique `(job, instant)` key ([`Store::record_fire`]) and only the process
+//! recorded under its unique `(job, instant)` key ([`Fires::record_fire`]) and only the process
 //! that recorded it enqueues, so several schedulers on one store never double a fire. The
 //! run's dedupe decides `concurrency`: `forbid` skips the fire (logged) while a run of the
 //! job with the same arguments is active, `replace` kills that run and enqueues, `allow`
@@ -15,7 +15,7 @@
 //! A fire is recorded unsettled and settled with its outcome once handled. A scheduler that
 //! dies in between would lose it (its key is taken), so every scheduler, on each reload,
 //! takes over fires left unsettled for [`SchedulerSettings::recover_after`]
-//! ([`Store::retake_fire`]: one taker each) and handles them. A scheduled run's id is made
+//! ([`Fires::retake_fire`]: one taker each) and handles them. A scheduled run's id is made
 //! from its job and instant ([`queue::scheduled_run_id`]), so a taker sees when the run was
 //! enqueued after all and never doubles it.
 
@@ -35,7 +35,7 @@ use crate::queue::{self, NewRun, new_run};
 use crate::store::{Cancel, Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};
 
 /// The jobs are listed in full at least this often, even when their marker
-/// ([`Store::jobs_marker`]) did not move.
+/// ([`Catalog::jobs_marker`]) did not move.
 pub const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 /// How the scheduler runs.

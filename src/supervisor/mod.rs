@@ -8,7 +8,7 @@
 //! Theory of operation: on start, whenever [`Supervisor::reload`] is notified (the daemon
 //! does after each apply) and every [`SYNC_EVERY`], the supervisor reads the active apps and
 //! projects and the app statuses. An app this host may run (`hosts:` empty or naming it) and
-//! that no live daemon holds is claimed in the store ([`crate::store::Store::claim_app`]); the
+//! that no live daemon holds is claimed in the store ([`crate::store::Fleet::claim_app`]); the
 //! winner starts an [`app`] task for it. A holder is live while its heartbeat is younger than
 //! `stale_after`, or — on this host — while its process exists, so a daemon restarted after a
 //! SIGKILL takes its apps back at once. A changed plan (definition or project environment) is

@@ -6,13 +6,13 @@
 //!
 //! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
 //!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
-//!   stores it with [`Store::put_output`] at most every `output_every` while new lines
+//!   stores it with [`Queue::put_output`] at most every `output_every` while new lines
 //!   arrive, and at the end — so `coco logs --follow` reads it while the run goes on;
-//! - reports the pid and progress with [`Store::report_run`] at most every `report_every`,
+//! - reports the pid and progress with [`Queue::report_run`] at most every `report_every`,
 //!   the first time one interval after the start (a reporter future polled next to the
 //!   process; the spawn and event callbacks only record what is new).
 //!
-//! The end is stored with [`Store::finish_and_claim`], which also claims the worker's next
+//! The end is stored with [`Queue::finish_and_claim`], which also claims the worker's next
 //! run while the [`ClaimGate`] is open. A run that ends `complete` enqueues the `then:`
 //! followers of its job as it ran ([`chain`]).
 //!
@@ -90,7 +90,7 @@ pub struct Executed {
 }
 
 /// Whether a run task may claim the next run as it finishes its own (in the same store
-/// step, [`Store::finish_and_claim`]), and under which pauses: the worker's loop opens it
+/// step, [`Queue::finish_and_claim`]), and under which pauses: the worker's loop opens it
 /// with the pauses of each turn and closes it when it stops claiming.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimGate(Arc<Mutex<Option<Paused>>>);

@@ -2,6 +2,8 @@ mod apps;
 mod cli;
 mod completions;
 mod config;
+#[macro_use]
+mod conformance;
 mod contain;
 mod control_cli;
 mod daemon;

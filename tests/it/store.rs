@@ -1,4 +1,4 @@
-//! The store conformance suite (`coco::store::conformance`) against both backends, each case
+//! The store conformance suite (`tests/it/conformance.rs`) against both backends, each case
 //! a named test: `store::embedded::<case>` and `store::mongo::<case>`.
 //!
 //! The MongoDB tests use the server at `COCO_TEST_MONGO_URL` (start one with
@@ -19,7 +19,9 @@ use coco::queue::state::RunState;
 use coco::queue::{NewRun, new_run};
 use coco::store::embedded::EmbeddedStore;
 use coco::store::mongo::MongoStore;
-use coco::store::{Paused, Store, StoreError, conformance};
+use coco::store::{Fires, Paused, Queue, Store, StoreError};
+
+use crate::conformance;
 use tempfile::TempDir;
 
 /// A fresh embedded store in its own temporary directory (removed on drop).
@@ -89,7 +91,7 @@ pub(crate) async fn mongo_store() -> Option<MongoFixture> {
 }
 
 /// One `#[tokio::test]` per conformance case per backend (the cases named by
-/// `coco::conformance_cases!`, the same list as `conformance::CASES`).
+/// `conformance_cases!`, the same list as `conformance::CASES`).
 macro_rules! conformance_tests {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -97,7 +99,7 @@ macro_rules! conformance_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     let fixture = super::embedded_store().await;
-                    coco::store::conformance::$case(&fixture.store).await;
+                    crate::conformance::$case(&fixture.store).await;
                 }
             )*
         }
@@ -107,7 +109,7 @@ macro_rules! conformance_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     if let Some(fixture) = super::mongo_store().await {
-                        coco::store::conformance::$case(&fixture.store).await;
+                        crate::conformance::$case(&fixture.store).await;
                     }
                 }
             )*
@@ -115,7 +117,7 @@ macro_rules! conformance_tests {
     };
 }
 
-coco::conformance_cases!(conformance_tests);
+conformance_cases!(conformance_tests);
 
 /// `run_all` runs the cases one after the other on one store (they do not interfere).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

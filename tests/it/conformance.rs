@@ -18,21 +18,20 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
-use super::{
+use coco::manifest::{HumanDuration, Job};
+use coco::queue::state::{Outcome, RunState};
+use coco::queue::{NewRun, new_run};
+use coco::store::{
     AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
     LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunEnd,
     RunFilter, RunRecord, StateChange, Store,
 };
-use crate::manifest::{HumanDuration, Job};
-use crate::queue::state::{Outcome, RunState};
-use crate::queue::{NewRun, new_run};
 
 /// A boxed conformance case.
 pub type Case = for<'a> fn(&'a dyn Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Call macro `$then!` with the name of every case, once: [`CASES`] here and the tests of
 /// `tests/it/store.rs` come from this one list.
-#[macro_export]
 macro_rules! conformance_cases {
     ($then:ident) => {
         $then!(
@@ -1582,7 +1581,10 @@ pub async fn finish_only_by_its_worker(store: &dyn Store) {
         .finish_run(&r.id, "w1", &bogus)
         .await
         .expect_err("a try cannot end running");
-    assert!(matches!(err, super::StoreError::Invalid { .. }), "{err:?}");
+    assert!(
+        matches!(err, coco::store::StoreError::Invalid { .. }),
+        "{err:?}"
+    );
     let end = claimed.end(Outcome::Exited(3), Some(3), later(5));
     assert_eq!(
         store.finish_run(&r.id, "w2", &end).await.expect("finish"),
@@ -2339,7 +2341,7 @@ pub async fn deferrals_back_off_and_end_after_defer_max(store: &dyn Store) {
 /// However often a run changes state, its stored history keeps its first and its latest
 /// entries, and counts what it folded away.
 pub async fn history_is_bounded_and_counts_what_it_folds(store: &dyn Store) {
-    use crate::queue::history;
+    use coco::queue::history;
     let t = tag();
     let mut r = run(&t, "j", json!({}), 0);
     r.attempts = 1_000;

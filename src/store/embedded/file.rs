@@ -5,7 +5,7 @@
 //! coco marks its files with `PRAGMA application_id` = [`APPLICATION_ID`] and keeps its schema
 //! version in `PRAGMA user_version`. Stores made before the mark (schema versions 1 to 3, no
 //! application id) are recognised by their tables: every table is one of coco's
-//! ([`super::COLLECTIONS`]), and `projects` and `fires`, where present, have coco's columns
+//! ([`crate::store::COLLECTIONS`]), and `projects` and `fires`, where present, have coco's columns
 //! (the two tables a migration or a reader of an unmarked store relies on). Anything else with tables in it
 //! is another program's file: coco refuses it and never drops, alters or adds to it. A file
 //! marked by a newer coco (a schema version above [`super::embedded::SCHEMA_VERSION`]) is
@@ -13,7 +13,7 @@
 
 use rusqlite::Connection;
 
-use super::COLLECTIONS;
+use crate::store::COLLECTIONS;
 
 /// coco's mark in the SQLite header (`PRAGMA application_id`): the ASCII bytes `coco`.
 pub const APPLICATION_ID: i64 = 0x636F_636F;

@@ -1,0 +1,236 @@
+//! The embedded store's part of [`Catalog`]: the catalog: applied projects, jobs, apps and releases.
+
+use super::*;
+use crate::store::Catalog;
+
+#[async_trait]
+impl Catalog for EmbeddedStore {
+    async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {
+        self.run("listing projects", |conn| {
+            select_all(
+                conn,
+                "projects",
+                PROJECT_COLUMNS,
+                "name",
+                None,
+                ProjectRow::read,
+            )
+        })
+        .await?
+        .into_iter()
+        .map(ProjectRow::decode)
+        .collect()
+    }
+
+    async fn get_project(&self, name: &str) -> StoreResult<Option<ProjectRecord>> {
+        let name = name.to_string();
+        self.run("reading a project", move |conn| {
+            select_one(
+                conn,
+                "projects",
+                PROJECT_COLUMNS,
+                "name",
+                &name,
+                ProjectRow::read,
+            )
+        })
+        .await?
+        .map(ProjectRow::decode)
+        .transpose()
+    }
+
+    async fn put_project(&self, record: &ProjectRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let manifest = to_json(&r.manifest);
+        self.run("writing a project", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO projects (name, hash, source, active, applied_at, manifest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                r.name,
+                r.hash,
+                r.source,
+                r.active,
+                to_ms(r.applied_at),
+                manifest
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, project: Option<&str>) -> StoreResult<Vec<JobRecord>> {
+        let project = project.map(str::to_string);
+        self.run("listing jobs", move |conn| {
+            select_all(
+                conn,
+                "jobs",
+                JOB_COLUMNS,
+                "id",
+                project.as_deref(),
+                JobRow::read,
+            )
+        })
+        .await?
+        .into_iter()
+        .map(JobRow::decode)
+        .collect()
+    }
+
+    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        let id = id.to_string();
+        self.run("reading a job", move |conn| {
+            select_one(conn, "jobs", JOB_COLUMNS, "id", &id, JobRow::read)
+        })
+        .await?
+        .map(JobRow::decode)
+        .transpose()
+    }
+
+    async fn get_project_and_job(
+        &self,
+        project: &str,
+        job: &str,
+    ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
+        let (project, job) = (project.to_string(), job.to_string());
+        let (project, job) = self
+            .run("reading a run's project and job", move |conn| {
+                project_and_job_in(conn, &project, &job)
+            })
+            .await?;
+        Ok((
+            project.map(ProjectRow::decode).transpose()?,
+            job.map(JobRow::decode).transpose()?,
+        ))
+    }
+
+    async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let definition = to_json(&r.definition);
+        self.run("writing a job", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO jobs
+                   (id, project, name, hash, active, next_fire, last_fire, updated_at, definition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                r.id,
+                r.project,
+                r.name,
+                r.hash,
+                r.active,
+                r.next_fire.map(to_ms),
+                r.last_fire.map(to_ms),
+                to_ms(r.updated_at),
+                definition
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let (count, latest) = self
+            .run("reading the jobs' marker", |conn| {
+                conn.prepare_cached("SELECT COUNT(*), MAX(updated_at) FROM jobs")?
+                    .query_row([], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?))
+                    })
+            })
+            .await?;
+        let latest = latest.map(|ms| from_ms("jobs", ms)).transpose()?;
+        Ok((u64::try_from(count).unwrap_or(0), latest))
+    }
+
+    async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>> {
+        let project = project.map(str::to_string);
+        self.run("listing apps", move |conn| {
+            select_all(
+                conn,
+                "apps",
+                APP_COLUMNS,
+                "id",
+                project.as_deref(),
+                AppRow::read,
+            )
+        })
+        .await?
+        .into_iter()
+        .map(AppRow::decode)
+        .collect()
+    }
+
+    async fn get_app(&self, id: &str) -> StoreResult<Option<AppRecord>> {
+        let id = id.to_string();
+        self.run("reading an app", move |conn| {
+            select_one(conn, "apps", APP_COLUMNS, "id", &id, AppRow::read)
+        })
+        .await?
+        .map(AppRow::decode)
+        .transpose()
+    }
+
+    async fn put_app(&self, record: &AppRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let definition = to_json(&r.definition);
+        self.run("writing an app", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO apps
+                   (id, project, name, hash, active, updated_at, definition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                r.id,
+                r.project,
+                r.name,
+                r.hash,
+                r.active,
+                to_ms(r.updated_at),
+                definition
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_release(&self, release: &ReleaseRecord) -> StoreResult<()> {
+        let mut release = release.clone();
+        let at = to_ms(release.at);
+        release.at = from_ms("release", at)?;
+        let doc = serde_json::to_string(&release).map_err(|e| StoreError::Invalid {
+            doing: "recording a release".into(),
+            message: e.to_string(),
+        })?;
+        self.run("recording a release", move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO releases (project, version, at, doc) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![release.project, release.version, at, doc])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_releases(&self, project: Option<&str>) -> StoreResult<Vec<ReleaseRecord>> {
+        let project = project.map(str::to_string);
+        let docs = self
+            .run("listing releases", move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT doc FROM releases WHERE ?1 IS NULL OR project = ?1
+                     ORDER BY at DESC, project, version DESC",
+                )?;
+                stmt.query_map([project], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                serde_json::from_str::<ReleaseRecord>(doc).map_err(|e| StoreError::Corrupt {
+                    what: "release".into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}

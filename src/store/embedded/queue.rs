@@ -1,0 +1,301 @@
+//! The embedded store's part of [`Queue`]: the queue: enqueue, claim, heartbeat, report, finish, take back zombies, kill/remove; run output tails.
+
+use super::*;
+use crate::store::Queue;
+
+#[async_trait]
+impl Queue for EmbeddedStore {
+    async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {
+        let r = run.clone().truncated_to_ms();
+        self.run("enqueueing a run", move |conn| {
+            // The write lock is taken up front, so the check and the insert are one step for
+            // every other connection.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sql = format!(
+                "SELECT id FROM queue WHERE dedupe = ?1 AND state IN ({}) ORDER BY created LIMIT 1",
+                state_list(&RunState::BLOCKING)
+            );
+            let existing: Option<String> = tx
+                .prepare_cached(&sql)?
+                .query_row([&r.dedupe], |row| row.get(0))
+                .optional()?;
+            if let Some(id) = existing {
+                return Ok(Enqueued::Duplicate(id));
+            }
+            insert_run(&tx, &r)?;
+            tx.commit()?;
+            Ok(Enqueued::Queued(r.id))
+        })
+        .await
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
+        let id = id.to_string();
+        self.run("reading a run", move |conn| read_run(conn, &id))
+            .await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
+        let filter = filter.clone();
+        self.run("listing runs", move |conn| {
+            let (condition, values) = run_filter_sql(&filter);
+            let mut sql = format!("SELECT doc FROM queue{condition}");
+            sql += " ORDER BY created DESC, id DESC";
+            if let Some(limit) = filter.limit {
+                sql += &format!(" LIMIT {limit}");
+            }
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let docs = stmt
+                .query_map(params_from_iter(values), |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            docs.iter().map(|doc| decode_run(doc)).collect()
+        })
+        .await
+    }
+
+    async fn count_runs(&self, filter: &RunFilter) -> StoreResult<u64> {
+        let filter = filter.clone();
+        self.run("counting runs", move |conn| {
+            let (condition, values) = run_filter_sql(&filter);
+            let sql = format!("SELECT COUNT(*) FROM queue{condition}");
+            let count: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(values), |row| row.get(0))?;
+            Ok(u64::try_from(count).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn claim_run(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        paused: &Paused,
+    ) -> StoreResult<Option<RunRecord>> {
+        let (worker, paused) = (worker.to_string(), paused.clone());
+        self.run("claiming a run", move |conn| {
+            // Under the write lock: no other connection sees the run before it is running,
+            // nor counts the job's running runs in between.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let claimed = claim_in(&tx, &worker, now, &paused)?;
+            if let Some(run) = &claimed {
+                update_run(&tx, run)?;
+                tx.commit()?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        runs: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let (worker, runs) = (worker.to_string(), runs.to_vec());
+        self.run("recording a heartbeat", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut alive = Vec::new();
+            for id in runs {
+                let Some(mut run) = read_run(&tx, &id)? else {
+                    continue;
+                };
+                if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                    continue;
+                }
+                run.heartbeat = Some(now);
+                update_run(&tx, &run.truncated_to_ms())?;
+                alive.push(id);
+            }
+            tx.commit()?;
+            Ok(alive)
+        })
+        .await
+    }
+
+    async fn report_run(
+        &self,
+        id: &str,
+        worker: &str,
+        report: &LiveReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (id, worker, report) = (id.to_string(), worker.to_string(), report.clone());
+        self.run("recording a run's progress", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut run) = read_run(&tx, &id)? else {
+                return Ok(false);
+            };
+            if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                return Ok(false);
+            }
+            run.heartbeat = Some(now);
+            run.apply(&report);
+            update_run(&tx, &run.truncated_to_ms())?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn finish_run(
+        &self,
+        id: &str,
+        worker: &str,
+        end: &RunEnd,
+    ) -> StoreResult<Option<RunRecord>> {
+        end.check(id)?;
+        let (id, worker, end) = (id.to_string(), worker.to_string(), end.clone());
+        self.run("finishing a run", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = finish_in(&tx, &id, &worker, &end)?;
+            if ended.is_some() {
+                tx.commit()?;
+            }
+            Ok(ended)
+        })
+        .await
+    }
+
+    async fn finish_and_claim(
+        &self,
+        worker: &str,
+        finish: Option<(&str, &RunEnd)>,
+        claim: Option<(DateTime<Utc>, &Paused)>,
+    ) -> StoreResult<Stepped> {
+        if let Some((id, end)) = finish {
+            end.check(id)?;
+        }
+        let worker = worker.to_string();
+        let finish = finish.map(|(id, end)| (id.to_string(), end.clone()));
+        let claim = claim.map(|(now, paused)| (now, paused.clone()));
+        let path = self.path.clone();
+        let (finished, claimed) = self
+            .run("finishing a run and claiming the next", move |conn| {
+                // One write transaction for both: a busy worker's one round trip per run.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let finished = match &finish {
+                    Some((id, end)) => finish_in(&tx, id, &worker, end)?,
+                    None => None,
+                };
+                let claimed = match &claim {
+                    Some((now, paused)) => claim_with_definitions_in(&tx, &worker, *now, paused),
+                    None => Ok(None),
+                };
+                if claimed.is_ok() {
+                    tx.commit()?;
+                    return Ok((finished, claimed));
+                }
+                // The claim failed: roll it all back, and end the try on its own.
+                drop(tx);
+                let finished = match &finish {
+                    Some((id, end)) => {
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let finished = finish_in(&tx, id, &worker, end)?;
+                        tx.commit()?;
+                        finished
+                    }
+                    None => None,
+                };
+                Ok((finished, claimed))
+            })
+            .await?;
+        let claimed = claimed
+            .map_err(sql(&path, "claiming the next run"))
+            .and_then(|claimed| claimed.map(ClaimedRows::decode).transpose());
+        Ok(Stepped { finished, claimed })
+    }
+
+    async fn take_back_zombies(
+        &self,
+        now: DateTime<Utc>,
+        zombie_after: Duration,
+        max_lost: u32,
+    ) -> StoreResult<Vec<RunRecord>> {
+        let cutoff =
+            to_ms(now).saturating_sub(i64::try_from(zombie_after.as_millis()).unwrap_or(i64::MAX));
+        self.run("taking back zombie runs", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let docs = tx
+                .prepare_cached(
+                    "SELECT doc FROM queue WHERE state = 'running' AND COALESCE(heartbeat, 0) < ?1
+                     ORDER BY id",
+                )?
+                .query_map([cutoff], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let mut taken = Vec::new();
+            for doc in docs {
+                let run = decode_run(&doc)?;
+                let end = run.zombie_end(now, max_lost);
+                let ended = run.ended(&end);
+                update_run(&tx, &ended)?;
+                taken.push(ended);
+            }
+            tx.commit()?;
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn cancel_run(
+        &self,
+        id: &str,
+        cancel: Cancel,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Cancelled> {
+        let id = id.to_string();
+        self.run("cancelling a run", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(run) = read_run(&tx, &id)? else {
+                return Ok(Cancelled::Missing);
+            };
+            if !cancel.applies_to(run.state) {
+                return Ok(Cancelled::Refused(run));
+            }
+            let done = if run.state == RunState::Running {
+                let end = run.kill_end(now);
+                run.ended(&end)
+            } else {
+                run.cancelled(cancel, now)
+            };
+            update_run(&tx, &done)?;
+            tx.commit()?;
+            Ok(Cancelled::Done(done))
+        })
+        .await
+    }
+
+    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
+        let (id, text) = (id.to_string(), text.to_string());
+        self.run("keeping a run's output", move |conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO outputs (id, text) VALUES (?1, ?2)")?
+                .execute(params![id, text])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_output(&self, id: &str) -> StoreResult<Option<String>> {
+        let id = id.to_string();
+        self.run("reading a run's output", move |conn| {
+            conn.prepare_cached("SELECT text FROM outputs WHERE id = ?1")?
+                .query_row(params![id], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn run_ids_starting_with(&self, prefix: &str, limit: usize) -> StoreResult<Vec<String>> {
+        let (from, to) = (prefix.to_string(), crate::store::prefix_end(prefix));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run("looking up run ids by prefix", move |conn| {
+            conn.prepare_cached(
+                "SELECT id FROM queue WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![from, to, limit], |row| row.get(0))?
+            .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,127 @@
+//! The MongoDB store's part of [`Catalog`]: the catalog: applied projects, jobs, apps and releases.
+
+use super::*;
+use crate::store::Catalog;
+
+#[async_trait]
+impl Catalog for MongoStore {
+    async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {
+        self.find_sorted("projects", doc! {}, "listing projects")
+            .await?
+            .iter()
+            .map(project_record)
+            .collect()
+    }
+
+    async fn get_project(&self, name: &str) -> StoreResult<Option<ProjectRecord>> {
+        self.find_by_id("projects", name, "reading a project")
+            .await?
+            .as_ref()
+            .map(project_record)
+            .transpose()
+    }
+
+    async fn put_project(&self, record: &ProjectRecord) -> StoreResult<()> {
+        self.upsert("projects", project_doc(record)?, "writing a project")
+            .await
+    }
+
+    async fn list_jobs(&self, project: Option<&str>) -> StoreResult<Vec<JobRecord>> {
+        self.find_sorted("jobs", project_filter(project), "listing jobs")
+            .await?
+            .iter()
+            .map(job_record)
+            .collect()
+    }
+
+    async fn get_job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        self.find_by_id("jobs", id, "reading a job")
+            .await?
+            .as_ref()
+            .map(job_record)
+            .transpose()
+    }
+
+    async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
+        self.upsert("jobs", job_doc(record)?, "writing a job").await
+    }
+
+    async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let doing = "reading the jobs' marker";
+        let count = self
+            .collection("jobs")
+            .count_documents(doc! {})
+            .await
+            .map_err(self.err(doing))?;
+        let latest = self
+            .find_all("jobs", doc! {}, doc! { "updated_at": -1 }, Some(1), doing)
+            .await?;
+        let latest = latest
+            .first()
+            .map(|doc| Reader::new("job", doc).time("updated_at"))
+            .transpose()?;
+        Ok((count, latest))
+    }
+
+    async fn list_apps(&self, project: Option<&str>) -> StoreResult<Vec<AppRecord>> {
+        self.find_sorted("apps", project_filter(project), "listing apps")
+            .await?
+            .iter()
+            .map(app_record)
+            .collect()
+    }
+
+    async fn get_app(&self, id: &str) -> StoreResult<Option<AppRecord>> {
+        self.find_by_id("apps", id, "reading an app")
+            .await?
+            .as_ref()
+            .map(app_record)
+            .transpose()
+    }
+
+    async fn put_app(&self, record: &AppRecord) -> StoreResult<()> {
+        self.upsert("apps", app_doc(record)?, "writing an app")
+            .await
+    }
+
+    async fn put_release(&self, release: &ReleaseRecord) -> StoreResult<()> {
+        let doc = doc! {
+            // The project name has no `@`, so distinct pairs never share an `_id`.
+            "_id": format!("{}@{}", release.project, release.version),
+            "project": &release.project,
+            "version": &release.version,
+            "commit": &release.commit,
+            "at": time(release.at),
+            "by": &release.by,
+        };
+        self.upsert("releases", doc, "recording a release").await
+    }
+
+    async fn list_releases(&self, project: Option<&str>) -> StoreResult<Vec<ReleaseRecord>> {
+        let filter = match project {
+            Some(project) => doc! { "project": project },
+            None => doc! {},
+        };
+        let docs = self
+            .find_all(
+                "releases",
+                filter,
+                doc! { "at": -1, "project": 1, "version": -1 },
+                None,
+                "listing releases",
+            )
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let r = Reader::new("release", doc);
+                Ok(ReleaseRecord {
+                    project: r.str("project")?,
+                    version: r.str("version")?,
+                    commit: r.str("commit")?,
+                    at: r.time("at")?,
+                    by: r.str("by")?,
+                })
+            })
+            .collect()
+    }
+}

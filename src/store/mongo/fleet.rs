@@ -1,0 +1,194 @@
+//! The MongoDB store's part of [`Fleet`]: the fleet: live members (workers, daemons), operator switches (pause, halt), app ownership.
+
+use super::*;
+use crate::store::Fleet;
+
+#[async_trait]
+impl Fleet for MongoStore {
+    async fn control(&self) -> StoreResult<Control> {
+        let doing = "reading pauses and halts";
+        let docs = self
+            .find_all("control", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        let mut control = Control::default();
+        for doc in docs {
+            let r = Reader::new("control", &doc);
+            let key = r.str("_id")?;
+            match key.as_str() {
+                "halt" => control.halt_before = Some(r.time("before")?),
+                "pause" => control.paused_all = true,
+                _ => {
+                    if let Some(project) = key.strip_prefix("pause:") {
+                        control.paused_projects.push(project.to_string());
+                    }
+                }
+            }
+        }
+        Ok(control)
+    }
+
+    async fn set_paused(&self, project: Option<&str>, paused: bool) -> StoreResult<()> {
+        let key = project.map_or_else(|| "pause".to_string(), |p| format!("pause:{p}"));
+        let doing = if paused { "pausing" } else { "resuming" };
+        if paused {
+            self.upsert(
+                "control",
+                doc! { "_id": &key, "at": time(Utc::now()) },
+                doing,
+            )
+            .await
+        } else {
+            self.collection("control")
+                .delete_one(doc! { "_id": &key })
+                .await
+                .map(|_| ())
+                .map_err(self.err(doing))
+        }
+    }
+
+    async fn halt(&self, before: DateTime<Utc>) -> StoreResult<()> {
+        self.upsert(
+            "control",
+            doc! { "_id": "halt", "before": time(before) },
+            "recording a halt",
+        )
+        .await
+    }
+
+    async fn claim_app(
+        &self,
+        status: &AppStatus,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let doing = "claiming an app";
+        let status = status.clone().truncated_to_ms();
+        let json = serde_json::to_string(&status).map_err(|e| StoreError::Invalid {
+            doing: doing.into(),
+            message: e.to_string(),
+        })?;
+        let record = doc! {
+            "_id": &status.id,
+            "owner": &status.owner,
+            "heartbeat": time(status.heartbeat),
+            "status_json": json,
+        };
+        let coll = self.collection("app_status");
+        // Single-document updates may not be atomic (FerretDB): a free app is won by an
+        // insert, a stale holder is removed by a delete that names its heartbeat (one
+        // deleter succeeds), and only the holder replaces its own record.
+        for _ in 0..2 {
+            match coll.insert_one(record.clone()).await {
+                Ok(_) => return Ok(true),
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(self.err(doing)(e)),
+            }
+            let Some(current) = coll
+                .find_one(doc! { "_id": &status.id })
+                .await
+                .map_err(self.err(doing))?
+            else {
+                continue; // released meanwhile: try the insert again
+            };
+            let owner = current.get_str("owner").unwrap_or_default().to_owned();
+            if owner == status.owner {
+                let replaced = coll
+                    .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
+                    .await
+                    .map_err(self.err(doing))?;
+                return Ok(replaced.matched_count == 1);
+            }
+            let heartbeat = current.get_datetime("heartbeat").map(|t| t.to_chrono());
+            match heartbeat {
+                Ok(heartbeat) if heartbeat < stale_before => {
+                    let removed = coll
+                        .delete_one(doc! {
+                            "_id": &status.id, "owner": &owner, "heartbeat": time(heartbeat),
+                        })
+                        .await
+                        .map_err(self.err(doing))?;
+                    if removed.deleted_count != 1 {
+                        return Ok(false);
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()> {
+        self.collection("app_status")
+            .delete_one(doc! { "_id": id, "owner": owner })
+            .await
+            .map(|_| ())
+            .map_err(self.err("releasing an app"))
+    }
+
+    async fn list_app_status(&self) -> StoreResult<Vec<AppStatus>> {
+        let doing = "listing app statuses";
+        let docs = self
+            .find_all("app_status", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let json = doc
+                    .get_str("status_json")
+                    .map_err(|e| corrupt("app status", e))?;
+                serde_json::from_str::<AppStatus>(json).map_err(|e| corrupt("app status", e))
+            })
+            .collect()
+    }
+
+    async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
+        let doc = doc! {
+            "_id": &member.name,
+            "kind": &member.kind,
+            "host": &member.host,
+            "pid": i64::from(member.pid),
+            "started": time(member.started),
+            "heartbeat": time(member.heartbeat),
+            "slots": i64::from(member.slots),
+            "running": member.running.iter().map(|id| Bson::String(id.clone())).collect::<Vec<_>>(),
+            "holding": opt_str(member.holding.as_deref()),
+        };
+        self.upsert("workers", doc, "recording a worker").await
+    }
+
+    async fn remove_member(&self, name: &str) -> StoreResult<()> {
+        self.collection("workers")
+            .delete_one(doc! { "_id": name })
+            .await
+            .map(|_| ())
+            .map_err(self.err("forgetting a worker"))
+    }
+
+    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>> {
+        let doing = "listing workers";
+        let docs = self
+            .find_all("workers", doc! {}, doc! { "_id": 1 }, None, doing)
+            .await?;
+        docs.iter()
+            .map(|doc| {
+                let r = Reader::new("worker", doc);
+                let running = doc
+                    .get_array("running")
+                    .map_err(|e| corrupt(&r.what, e))?
+                    .iter()
+                    .map(|id| id.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| corrupt(&r.what, "running: not a list of run ids"))?;
+                Ok(MemberRecord {
+                    name: r.str("_id")?,
+                    kind: r.str("kind")?,
+                    host: r.str("host")?,
+                    pid: r.int("pid")?,
+                    started: r.time("started")?,
+                    heartbeat: r.time("heartbeat")?,
+                    slots: r.int("slots")?,
+                    running,
+                    holding: r.opt_str("holding")?,
+                })
+            })
+            .collect()
+    }
+}
