@@ -234,3 +234,145 @@ impl Catalog for EmbeddedStore {
             .collect()
     }
 }
+
+/// A `projects` row as stored; [`ProjectRow::decode`] checks and converts it.
+pub(super) struct ProjectRow {
+    name: String,
+    hash: String,
+    source: String,
+    active: bool,
+    applied_at: i64,
+    manifest: String,
+}
+
+pub(super) const PROJECT_COLUMNS: &str = "name, hash, source, active, applied_at, manifest";
+
+impl ProjectRow {
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get(0)?,
+            hash: row.get(1)?,
+            source: row.get(2)?,
+            active: row.get(3)?,
+            applied_at: row.get(4)?,
+            manifest: row.get(5)?,
+        })
+    }
+
+    pub(super) fn decode(self) -> StoreResult<ProjectRecord> {
+        let what = format!("project {}", self.name);
+        Ok(ProjectRecord {
+            manifest: from_json(&what, &self.manifest)?,
+            applied_at: from_ms(&what, self.applied_at)?,
+            name: self.name,
+            hash: self.hash,
+            source: self.source,
+            active: self.active,
+        })
+    }
+}
+
+/// A `jobs` row as stored.
+pub(super) struct JobRow {
+    id: String,
+    project: String,
+    name: String,
+    hash: String,
+    active: bool,
+    next_fire: Option<i64>,
+    last_fire: Option<i64>,
+    updated_at: i64,
+    definition: String,
+}
+
+pub(super) const JOB_COLUMNS: &str =
+    "id, project, name, hash, active, next_fire, last_fire, updated_at, definition";
+
+impl JobRow {
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            project: row.get(1)?,
+            name: row.get(2)?,
+            hash: row.get(3)?,
+            active: row.get(4)?,
+            next_fire: row.get(5)?,
+            last_fire: row.get(6)?,
+            updated_at: row.get(7)?,
+            definition: row.get(8)?,
+        })
+    }
+
+    pub(super) fn decode(self) -> StoreResult<JobRecord> {
+        let what = format!("job {}", self.id);
+        Ok(JobRecord {
+            definition: from_json(&what, &self.definition)?,
+            next_fire: self.next_fire.map(|ms| from_ms(&what, ms)).transpose()?,
+            last_fire: self.last_fire.map(|ms| from_ms(&what, ms)).transpose()?,
+            updated_at: from_ms(&what, self.updated_at)?,
+            id: self.id,
+            project: self.project,
+            name: self.name,
+            hash: self.hash,
+            active: self.active,
+        })
+    }
+}
+
+/// An `apps` row as stored.
+pub(super) struct AppRow {
+    id: String,
+    project: String,
+    name: String,
+    hash: String,
+    active: bool,
+    updated_at: i64,
+    definition: String,
+}
+
+pub(super) const APP_COLUMNS: &str = "id, project, name, hash, active, updated_at, definition";
+
+impl AppRow {
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            project: row.get(1)?,
+            name: row.get(2)?,
+            hash: row.get(3)?,
+            active: row.get(4)?,
+            updated_at: row.get(5)?,
+            definition: row.get(6)?,
+        })
+    }
+
+    pub(super) fn decode(self) -> StoreResult<AppRecord> {
+        let what = format!("app {}", self.id);
+        Ok(AppRecord {
+            definition: from_json(&what, &self.definition)?,
+            updated_at: from_ms(&what, self.updated_at)?,
+            id: self.id,
+            project: self.project,
+            name: self.name,
+            hash: self.hash,
+            active: self.active,
+        })
+    }
+}
+
+/// The rows of project `project` and job `job`.
+pub(super) fn project_and_job_in(
+    conn: &Connection,
+    project: &str,
+    job: &str,
+) -> rusqlite::Result<(Option<ProjectRow>, Option<JobRow>)> {
+    let project = select_one(
+        conn,
+        "projects",
+        PROJECT_COLUMNS,
+        "name",
+        project,
+        ProjectRow::read,
+    )?;
+    let job = select_one(conn, "jobs", JOB_COLUMNS, "id", job, JobRow::read)?;
+    Ok((project, job))
+}

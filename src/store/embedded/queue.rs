@@ -299,3 +299,191 @@ impl Queue for EmbeddedStore {
         .await
     }
 }
+
+/// `'a','b'`: the stored names of `states`, for an SQL `IN (...)`.
+pub(super) fn state_list(states: &[RunState]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A run from its `doc` column.
+pub(super) fn decode_run(text: &str) -> rusqlite::Result<RunRecord> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// The ` WHERE …` clause (empty without conditions) and its values for the state, project
+/// and job of `filter` (its limit is the caller's).
+pub(super) fn run_filter_sql(filter: &RunFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let columns = [
+        (
+            "state",
+            filter.state.map(|state| state.as_str().to_string()),
+        ),
+        ("project", filter.project.clone()),
+        ("job", filter.job.clone()),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            values.push(Value::Text(value));
+            conditions.push(format!("{column} = ?{}", values.len()));
+        }
+    }
+    if conditions.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", conditions.join(" AND ")), values)
+    }
+}
+
+/// The run with this id.
+pub(super) fn read_run(conn: &Connection, id: &str) -> rusqlite::Result<Option<RunRecord>> {
+    conn.prepare_cached("SELECT doc FROM queue WHERE id = ?1")?
+        .query_row([id], |row| row.get::<_, String>(0))
+        .optional()?
+        .map(|doc| decode_run(&doc))
+        .transpose()
+}
+
+/// The `doc` column of `r`: the whole record as JSON.
+pub(super) fn run_doc(r: &RunRecord) -> rusqlite::Result<String> {
+    serde_json::to_string(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Insert the new run `r`: its queried fields as columns and the whole record as `doc`.
+pub(super) fn insert_run(conn: &Connection, r: &RunRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO queue (id, job, project, state, priority, created, not_before, dedupe,
+                            worker, heartbeat, forced, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        r.id,
+        r.job,
+        r.project,
+        r.state.as_str(),
+        r.priority,
+        to_ms(r.created),
+        to_ms(r.not_before),
+        r.dedupe,
+        r.worker,
+        r.heartbeat.map(to_ms),
+        r.force,
+        run_doc(r)?
+    ])?;
+    Ok(())
+}
+
+/// Write the stored run `r` back after a change of its life: state, `not_before`, worker,
+/// heartbeat and `doc`. The other columns (job, project, priority, created, dedupe, forced)
+/// are fixed at enqueue, so their indexes are left alone (an UPDATE of these columns, not a
+/// REPLACE of the row, which would rewrite all seven).
+pub(super) fn update_run(conn: &Connection, r: &RunRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE queue SET state = ?2, not_before = ?3, worker = ?4, heartbeat = ?5, doc = ?6
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        r.id,
+        r.state.as_str(),
+        to_ms(r.not_before),
+        r.worker,
+        r.heartbeat.map(to_ms),
+        run_doc(r)?
+    ])?;
+    Ok(())
+}
+
+/// Pick and claim the next run (see [`Queue::claim_run`]) inside the caller's transaction.
+pub(super) fn claim_in(
+    conn: &Connection,
+    worker: &str,
+    now: DateTime<Utc>,
+    paused: &Paused,
+) -> rusqlite::Result<Option<RunRecord>> {
+    let forced_only = if paused.all { "AND forced = 1" } else { "" };
+    let sql = format!(
+        "SELECT id FROM queue INDEXED BY queue_claimable WHERE state IN ({}) AND not_before <= ?1 {forced_only}
+         ORDER BY priority DESC, created ASC, id ASC",
+        state_list(&RunState::CLAIMABLE)
+    );
+    let mut candidates = conn.prepare_cached(&sql)?;
+    let mut rows = candidates.query([to_ms(now)])?;
+    let mut count_running =
+        conn.prepare_cached("SELECT COUNT(*) FROM queue WHERE job = ?1 AND state = 'running'")?;
+    let mut full: HashSet<String> = HashSet::new();
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let Some(run) = read_run(conn, &id)? else {
+            continue;
+        };
+        if !paused.allows(&run) || full.contains(&run.job) {
+            continue;
+        }
+        let running: i64 = count_running.query_row([&run.job], |row| row.get(0))?;
+        if running >= i64::from(run.max_parallel.max(1)) {
+            full.insert(run.job);
+            continue;
+        }
+        return Ok(Some(run.claimed(worker, now)));
+    }
+    Ok(None)
+}
+
+/// End the try of run `id` (see [`Queue::finish_run`]) inside the caller's transaction.
+pub(super) fn finish_in(
+    conn: &Connection,
+    id: &str,
+    worker: &str,
+    end: &RunEnd,
+) -> rusqlite::Result<Option<RunRecord>> {
+    let Some(run) = read_run(conn, id)? else {
+        return Ok(None);
+    };
+    if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+        return Ok(None);
+    }
+    let ended = run.ended(end);
+    update_run(conn, &ended)?;
+    Ok(Some(ended))
+}
+
+/// A claimed run with its project's and job's rows, read in the claim's transaction.
+pub(super) struct ClaimedRows {
+    run: RunRecord,
+    project: Option<ProjectRow>,
+    job: Option<JobRow>,
+}
+
+impl ClaimedRows {
+    pub(super) fn decode(self) -> StoreResult<Claimed> {
+        Ok(Claimed {
+            run: self.run,
+            project: self.project.map(ProjectRow::decode).transpose()?,
+            job: self.job.map(JobRow::decode).transpose()?,
+        })
+    }
+}
+
+/// Claim the next run (as [`claim_in`]), write it, and read its project and job, inside the
+/// caller's transaction.
+pub(super) fn claim_with_definitions_in(
+    conn: &Connection,
+    worker: &str,
+    now: DateTime<Utc>,
+    paused: &Paused,
+) -> rusqlite::Result<Option<ClaimedRows>> {
+    let Some(run) = claim_in(conn, worker, now, paused)? else {
+        return Ok(None);
+    };
+    update_run(conn, &run)?;
+    let (project, job) = project_and_job_in(conn, &run.project, &run.job)?;
+    Ok(Some(ClaimedRows { run, project, job }))
+}

@@ -335,3 +335,391 @@ impl Queue for MongoStore {
         Ok(ids)
     }
 }
+
+/// A dedupe marker whose run does not exist yet is taken as being enqueued right now for
+/// this long; after that it is stale.
+pub(super) const STALE_DEDUPE: Duration = Duration::from_secs(60);
+
+/// How many times one `claim_run` looks through the candidates while it keeps losing them
+/// to other claimers.
+pub(super) const MAX_CLAIM_PASSES: usize = 50;
+
+/// Job slots tried before counting whether the job has any free (see `take_slot`).
+pub(super) const SLOT_PROBES: u32 = 4;
+
+/// What became of one claim attempt.
+pub(super) enum Claim {
+    Won(Box<RunRecord>),
+    /// Another claimer got the run first.
+    Lost,
+    /// Every slot of the run's job is taken.
+    Full,
+}
+
+/// A random number (for spreading concurrent claimers).
+pub(super) fn random() -> u64 {
+    ulid::Ulid::new().random() as u64
+}
+
+/// The query for the state, project and job of `filter` (its limit is the caller's).
+pub(super) fn run_filter_doc(filter: &RunFilter) -> Document {
+    let mut query = doc! {};
+    if let Some(state) = filter.state {
+        query.insert("state", state.as_str());
+    }
+    if let Some(project) = &filter.project {
+        query.insert("project", project);
+    }
+    if let Some(job) = &filter.job {
+        query.insert("job", job);
+    }
+    query
+}
+
+pub(super) fn live_id(run: &str) -> String {
+    format!("live:{run}")
+}
+
+impl MongoStore {
+    pub(super) fn locks(&self) -> Collection<Document> {
+        self.collection("locks")
+    }
+
+    /// Insert a marker into `locks`: true if this call created it, false if it existed.
+    pub(super) async fn insert_marker(&self, marker: Document, doing: &str) -> StoreResult<bool> {
+        match self.locks().insert_one(marker).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(self.err(doing)(e)),
+        }
+    }
+
+    /// Every document of `collection` matching `filter`, sorted by `sort`, at most `limit`.
+    pub(super) async fn find_all(
+        &self,
+        collection: &str,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+        doing: &str,
+    ) -> StoreResult<Vec<Document>> {
+        let coll = self.collection(collection);
+        let mut find = coll.find(filter).sort(sort);
+        if let Some(limit) = limit {
+            find = find.limit(limit);
+        }
+        let mut cursor = find.await.map_err(self.err(doing))?;
+        let mut docs = Vec::new();
+        while cursor.advance().await.map_err(self.err(doing))? {
+            docs.push(cursor.deserialize_current().map_err(self.err(doing))?);
+        }
+        Ok(docs)
+    }
+
+    /// Runs from their documents, with the live fields of running ones filled in.
+    pub(super) async fn runs_with_live(
+        &self,
+        docs: &[Document],
+        doing: &str,
+    ) -> StoreResult<Vec<(RunRecord, i64)>> {
+        let runs = docs
+            .iter()
+            .map(run_record)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let running: Vec<String> = runs
+            .iter()
+            .filter(|(r, _)| r.state == RunState::Running)
+            .map(|(r, _)| live_id(&r.id))
+            .collect();
+        if running.is_empty() {
+            return Ok(runs);
+        }
+        let live: HashMap<String, Document> = if let [only] = running.as_slice() {
+            // By `_id` alone: the one filter every server looks up instead of scanning.
+            self.find_by_id("locks", only, doing)
+                .await?
+                .map(|d| (only.clone(), d))
+                .into_iter()
+                .collect()
+        } else {
+            self.find_all(
+                "locks",
+                doc! { "_id": { "$in": running } },
+                doc! { "_id": 1 },
+                None,
+                doing,
+            )
+            .await?
+            .into_iter()
+            .filter_map(|d| Some((d.get_str("_id").ok()?.to_string(), d)))
+            .collect()
+        };
+        Ok(runs
+            .into_iter()
+            .map(|(mut run, seq)| {
+                let key = live_id(&run.id);
+                overlay_live(&mut run, seq, live.get(&key));
+                (run, seq)
+            })
+            .collect())
+    }
+
+    pub(super) async fn read_run(
+        &self,
+        id: &str,
+        doing: &str,
+    ) -> StoreResult<Option<(RunRecord, i64)>> {
+        let Some(doc) = self.find_by_id("queue", id, doing).await? else {
+            return Ok(None);
+        };
+        Ok(self.runs_with_live(&[doc], doing).await?.pop())
+    }
+
+    /// Take a free slot of `run`'s job for the try that will have sequence number `seq`,
+    /// trying slot `first` first: `Some(slot id)`, or `None` when all `max_parallel` are
+    /// taken. After [`SLOT_PROBES`] taken slots it counts the job's running runs before
+    /// trying the rest (a count scans the collection on servers without indexes, so it is
+    /// not done for a job with slots to spare).
+    pub(super) async fn take_slot(
+        &self,
+        run: &RunRecord,
+        seq: i64,
+        first: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        let max = run.max_parallel.max(1);
+        for i in 0..max {
+            if i == SLOT_PROBES {
+                let running = self
+                    .collection("queue")
+                    .count_documents(doc! { "job": &run.job, "state": "running" })
+                    .await
+                    .map_err(self.err("counting a job's running runs"))?;
+                if running >= u64::from(max) {
+                    return Ok(None);
+                }
+            }
+            let id = format!("slot:{}:{}", run.job, (first + i) % max);
+            let slot = doc! {
+                "_id": &id, "kind": "slot", "job": &run.job, "run": &run.id,
+                "seq": seq, "at": time(now),
+            };
+            if self.insert_marker(slot, "taking a job slot").await? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn delete_lock(&self, filter: Document, doing: &str) -> StoreResult<()> {
+        self.locks()
+            .delete_many(filter)
+            .await
+            .map(|_| ())
+            .map_err(self.err(doing))
+    }
+
+    /// Replace run `id` by `doc` if its sequence number is still `seq`: whether it was.
+    pub(super) async fn replace_run(
+        &self,
+        id: &str,
+        seq: i64,
+        doc: Document,
+        doing: &str,
+    ) -> StoreResult<bool> {
+        let updated = self
+            .collection("queue")
+            .replace_one(doc! { "_id": id, "seq": seq }, doc)
+            .await
+            .map_err(self.err(doing))?;
+        Ok(updated.matched_count == 1)
+    }
+
+    /// Try to claim `run` (read at sequence number `seq`) for `worker`, taking a job slot
+    /// from `first_slot` on.
+    pub(super) async fn try_claim(
+        &self,
+        run: &RunRecord,
+        seq: i64,
+        worker: &str,
+        now: DateTime<Utc>,
+        first_slot: u32,
+    ) -> StoreResult<Claim> {
+        let doing = "claiming a run";
+        let Some(slot) = self.take_slot(run, seq + 1, first_slot, now).await? else {
+            return Ok(Claim::Full);
+        };
+        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker = doc! {
+            "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
+            "worker": worker, "at": time(now),
+        };
+        let won = self.insert_marker(marker, doing).await?;
+        let claimed = run.clone().claimed(worker, now);
+        if !won
+            || !self
+                .replace_run(&run.id, seq, run_doc(&claimed, seq + 1)?, doing)
+                .await?
+        {
+            if won {
+                // The run moved on since it was read (claimed and ended meanwhile).
+                self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+            }
+            self.delete_lock(
+                doc! { "_id": &slot, "run": &run.id, "seq": seq + 1 },
+                "releasing a job slot",
+            )
+            .await?;
+            return Ok(Claim::Lost);
+        }
+        let live = doc! {
+            "_id": live_id(&run.id), "kind": "live", "run": &run.id, "seq": seq + 1,
+            "worker": worker, "heartbeat": time(now), "pid": Bson::Null,
+            "progress": Bson::Null, "progress_message": Bson::Null,
+        };
+        self.upsert("locks", live, doing).await?;
+        // Once the run's `seq` has moved on, a late claimer that read `seq` can no longer
+        // match it: the marker has done its job.
+        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        Ok(Claim::Won(Box::new(claimed)))
+    }
+
+    /// End the running try of `run` (read at sequence number `seq`) with `end`, if this call
+    /// wins `end:{run}:{seq}`; then release what the try held.
+    pub(super) async fn end_try(
+        &self,
+        run: RunRecord,
+        seq: i64,
+        end: &RunEnd,
+        doing: &str,
+    ) -> StoreResult<Option<RunRecord>> {
+        let marker_id = format!("end:{}:{seq}", run.id);
+        let marker = doc! {
+            "_id": &marker_id, "kind": "end", "run": &run.id, "seq": seq, "at": time(end.at),
+        };
+        if !self.insert_marker(marker, doing).await? {
+            return Ok(None);
+        }
+        let ended = run.ended(end);
+        if !self
+            .replace_run(&ended.id, seq, run_doc(&ended, seq + 1)?, doing)
+            .await?
+        {
+            self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+            return Ok(None);
+        }
+        self.delete_lock(
+            doc! { "_id": live_id(&ended.id), "seq": seq },
+            "removing a run's live document",
+        )
+        .await?;
+        self.delete_lock(
+            doc! { "kind": "slot", "run": &ended.id, "seq": seq },
+            "releasing a job slot",
+        )
+        .await?;
+        if ended.state.is_final() {
+            self.delete_lock(
+                doc! { "_id": format!("dedupe:{}", ended.dedupe), "run": &ended.id },
+                "releasing a dedupe key",
+            )
+            .await?;
+        }
+        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        Ok(Some(ended))
+    }
+
+    /// Take waiting run `run` (read at sequence number `seq`) out of the queue, if this call
+    /// wins `claim:{run}:{seq}` against every claimer: whether it did.
+    pub(super) async fn cancel_waiting(
+        &self,
+        run: &RunRecord,
+        seq: i64,
+        cancel: Cancel,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RunRecord>> {
+        let doing = "cancelling a run";
+        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker = doc! {
+            "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
+            "worker": "operator", "at": time(now),
+        };
+        if !self.insert_marker(marker, doing).await? {
+            return Ok(None);
+        }
+        let cancelled = run.clone().cancelled(cancel, now);
+        let replaced = self
+            .replace_run(&run.id, seq, run_doc(&cancelled, seq + 1)?, doing)
+            .await?;
+        if replaced {
+            self.delete_lock(
+                doc! { "_id": format!("dedupe:{}", cancelled.dedupe), "run": &cancelled.id },
+                "releasing a dedupe key",
+            )
+            .await?;
+        }
+        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        Ok(replaced.then_some(cancelled))
+    }
+
+    /// Clean up after processes that died between two writes, for locks older than
+    /// `cutoff`: free job slots whose try is not running; delete claim and end markers
+    /// whose run moved on; and where a run is still at a dead claimer's (or ender's)
+    /// sequence number, move it on so it can be claimed (taken back) again.
+    pub(super) async fn recover_stale_locks(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let doing = "recovering stale locks";
+        let stale = self
+            .find_all(
+                "locks",
+                doc! { "kind": { "$in": ["slot", "claim", "end"] }, "at": { "$lt": time(cutoff) } },
+                doc! { "_id": 1 },
+                None,
+                doing,
+            )
+            .await?;
+        for lock in stale {
+            let r = Reader::new("lock", &lock);
+            let (Ok(id), Ok(kind), Ok(run_id), Ok(seq)) = (
+                r.str("_id"),
+                r.str("kind"),
+                r.str("run"),
+                r.int::<i64>("seq"),
+            ) else {
+                continue;
+            };
+            let run = match self.find_by_id("queue", &run_id, doing).await? {
+                Some(doc) => Some(run_record(&doc)?),
+                None => None,
+            };
+            let in_use = match (kind.as_str(), &run) {
+                // A slot is held by the running try with its sequence number.
+                ("slot", Some((r, s))) => r.state == RunState::Running && *s == seq,
+                // A claim marker whose run is still claimable at its sequence number: the
+                // claimer died before updating the run.
+                ("claim", Some((r, s))) if *s == seq && r.state.is_claimable() => {
+                    let orphan = doc! {
+                        "_id": format!("orphan:{run_id}:{seq}"), "kind": "orphan",
+                        "run": &run_id, "seq": seq, "at": time(now),
+                    };
+                    if self.insert_marker(orphan, doing).await? {
+                        self.replace_run(&run_id, seq, run_doc(r, seq + 1)?, doing)
+                            .await?;
+                    }
+                    false
+                }
+                // An end marker whose run is still running at its sequence number: the ender
+                // died before updating the run; removing the marker lets a reaper end it.
+                _ => false,
+            };
+            if !in_use {
+                self.delete_lock(doc! { "_id": &id, "run": &run_id, "seq": seq }, doing)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
