@@ -88,7 +88,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
 
 /// Keep this process's log records in the store too (`logging.mongodb`, `coco log`).
 pub fn ship_log(store: &Arc<dyn crate::store::Store>, name: &str) {
-    crate::logging::store::ship_to_store(Arc::clone(store), name, &crate::worker::host_name());
+    crate::logging::store::ship_to_store(store.clone(), name, &crate::worker::host_name());
 }
 
 /// `coco scheduler`: fire the store's schedules until SIGINT/SIGTERM.

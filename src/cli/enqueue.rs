@@ -11,7 +11,8 @@ use clap::Args;
 use super::args::{self, RunArg};
 use super::{GlobalArgs, alive, context, output, wait};
 use crate::queue::{self, NewRun};
-use crate::store::{Enqueued, JobRecord, Store};
+use crate::store::Catalog;
+use crate::store::{Enqueued, JobRecord};
 
 /// Said on stderr when a run is enqueued and no worker or daemon has a recent heartbeat.
 const NO_WORKER: &str = "no worker is alive: start `coco worker` or `coco daemon` to run it \
@@ -102,7 +103,7 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
 }
 
 /// The active, applied job called `name`; `None` after printing why not and the close names.
-pub async fn find_job(store: &dyn Store, name: &str) -> anyhow::Result<Option<JobRecord>> {
+pub async fn find_job(store: &dyn Catalog, name: &str) -> anyhow::Result<Option<JobRecord>> {
     if let Some(record) = store.get_job(name).await?
         && record.active
     {

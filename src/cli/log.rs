@@ -16,7 +16,8 @@ use clap::Args;
 
 use super::{GlobalArgs, context, output};
 use crate::config::Level;
-use crate::store::{LogFilter, LogRecord, Store};
+use crate::store::Journal;
+use crate::store::{LogFilter, LogRecord};
 
 /// How often `--follow` looks for new records.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -105,7 +106,7 @@ pub async fn run(global: &GlobalArgs, args: &LogArgs) -> anyhow::Result<i32> {
 }
 
 async fn follow(
-    store: &dyn Store,
+    store: &dyn Journal,
     mut filter: LogFilter,
     mut follower: Follower,
     json: bool,

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::{GlobalArgs, context, output};
 use crate::queue::state::RunState;
+use crate::store::Queue;
 use crate::store::{RunFilter, RunRecord, Store};
 
 /// How often `--follow` looks for new output.
@@ -103,7 +104,7 @@ async fn target(store: &dyn Store, typed: &str) -> anyhow::Result<Option<Target>
 }
 
 /// The output kept of app `id` (stored under `app:<id>` by the daemon running it).
-async fn app_logs(store: &dyn Store, id: &str, follow: bool, json: bool) -> anyhow::Result<i32> {
+async fn app_logs(store: &dyn Queue, id: &str, follow: bool, json: bool) -> anyhow::Result<i32> {
     let key = format!("app:{id}");
     if !follow {
         let text = store.get_output(&key).await?.unwrap_or_default();
@@ -128,7 +129,7 @@ async fn app_logs(store: &dyn Store, id: &str, follow: bool, json: bool) -> anyh
     }
 }
 
-async fn follow(store: &dyn Store, mut run: RunRecord, json: bool) -> anyhow::Result<i32> {
+async fn follow(store: &dyn Queue, mut run: RunRecord, json: bool) -> anyhow::Result<i32> {
     let mut follower = Follower::default();
     loop {
         let text = store.get_output(&run.id).await?.unwrap_or_default();

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use crate::store::{Store, StoreResult};
+use crate::store::Queue;
+use crate::store::StoreResult;
 
 /// The shortest prefix taken: shorter ones match too much to be meant.
 pub const MIN_PREFIX: usize = 4;
@@ -105,7 +106,7 @@ pub fn decide(typed: &str, mut found: Vec<String>) -> Result<String, RunIdProble
 }
 
 /// The whole id of the one run `typed` names (a whole id or a unique prefix, any case).
-pub async fn resolve(store: &dyn Store, typed: &str) -> StoreResult<Result<String, RunIdProblem>> {
+pub async fn resolve(store: &dyn Queue, typed: &str) -> StoreResult<Result<String, RunIdProblem>> {
     let normalized = normalize(typed);
     if let Err(problem) = check(typed, &normalized) {
         return Ok(Err(problem));

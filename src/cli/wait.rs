@@ -7,7 +7,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output;
 use crate::queue::state::RunState;
-use crate::store::{RunRecord, Store, StoreResult};
+use crate::store::Queue;
+use crate::store::{RunRecord, StoreResult};
 
 /// How often the run is read while waiting.
 const WAIT_EVERY: Duration = Duration::from_millis(200);
@@ -19,7 +20,7 @@ pub const EXIT_KILLED: i32 = 137;
 
 /// Follow run `id` until it is final (complete, error, killed, removed): retries are waited
 /// for. Returns the final run, or `None` if it disappeared.
-pub async fn follow(store: &dyn Store, id: &str) -> StoreResult<Option<RunRecord>> {
+pub async fn follow(store: &dyn Queue, id: &str) -> StoreResult<Option<RunRecord>> {
     let bar = ProgressBar::new(1000);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {percent:>3}% {wide_msg}")

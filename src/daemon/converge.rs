@@ -17,7 +17,7 @@ use crate::manifest::Project;
 use crate::manifest::discover::{has_manifest, load_projects_keeping, name_taken, project_dirs};
 use crate::manifest::parse::load_project;
 use crate::reconcile::{self, Change, Kind, Plan, Stored};
-use crate::store::Store;
+use crate::store::Catalog;
 use crate::yaml::Diagnostic;
 
 /// What one pass found and did.
@@ -64,7 +64,7 @@ impl Converger {
     /// Read every project of the home and converge.
     pub async fn everything(
         &mut self,
-        store: &dyn Store,
+        store: &dyn Catalog,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Pass> {
         let stored = reconcile::load_stored(store).await?;
@@ -100,7 +100,7 @@ impl Converger {
     pub async fn folders(
         &mut self,
         dirs: &BTreeSet<PathBuf>,
-        store: &dyn Store,
+        store: &dyn Catalog,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Pass> {
         let mut desired = BTreeMap::new();

@@ -25,7 +25,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::redact::redact;
-use crate::store::{LogRecord, Store};
+use crate::store::Journal;
+use crate::store::LogRecord;
 
 /// At most this many records per write.
 pub const BATCH: usize = 256;
@@ -59,7 +60,7 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Start writing this process's records to `store`, as `source` (a daemon's or worker's
 /// name) on `host`. Called once per process; later calls change nothing. Needs a tokio
 /// runtime.
-pub fn ship_to_store(store: Arc<dyn Store>, source: &str, host: &str) {
+pub fn ship_to_store(store: Arc<dyn Journal>, source: &str, host: &str) {
     let (sender, receiver) = mpsc::channel(CAPACITY);
     let sink = Sink {
         sender,
@@ -82,7 +83,7 @@ pub async fn flush() {
 }
 
 /// The shipper task: batches records and appends them to the store.
-async fn ship(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>) {
+async fn ship(store: Arc<dyn Journal>, mut receiver: mpsc::Receiver<Message>) {
     let mut batch: Vec<LogRecord> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     // When the batch's first record has waited long enough.
@@ -127,7 +128,7 @@ async fn ship(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>) {
 
 /// Append `batch` (retried once), then empty it. A store that stays down loses the batch
 /// rather than growing memory without bound.
-async fn write(store: &dyn Store, batch: &mut Vec<LogRecord>) {
+async fn write(store: &dyn Journal, batch: &mut Vec<LogRecord>) {
     if batch.is_empty() {
         return;
     }
@@ -372,7 +373,7 @@ mod tests {
     #[tokio::test]
     async fn a_trickle_of_records_is_written_as_it_comes() {
         use crate::store::embedded::EmbeddedStore;
-        use crate::store::{LogFilter, Store as _};
+        use crate::store::{LogFilter, Store};
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(&dir.path().join("coco.db"))
             .await
@@ -380,7 +381,7 @@ mod tests {
         store.ensure_schema().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
         let (sender, receiver) = mpsc::channel(CAPACITY);
-        let shipper = tokio::spawn(ship(Arc::clone(&store), receiver));
+        let shipper = tokio::spawn(ship(store.clone(), receiver));
         let record = |n: u32| LogRecord {
             id: next_id(),
             at: Utc::now(),

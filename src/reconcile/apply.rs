@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 
 use super::diff::{Change, Kind, Plan, Stored, definition_hash};
 use crate::manifest::content_hash;
-use crate::store::{AppRecord, JobRecord, ProjectRecord, Store, StoreResult};
+use crate::store::Catalog;
+use crate::store::{AppRecord, JobRecord, ProjectRecord, StoreResult};
 
 /// Read everything the diff compares against.
-pub async fn load_stored(store: &dyn Store) -> StoreResult<Stored> {
+pub async fn load_stored(store: &dyn Catalog) -> StoreResult<Stored> {
     Ok(Stored {
         projects: store.list_projects().await?,
         jobs: store.list_jobs(None).await?,
@@ -21,7 +22,7 @@ pub async fn load_stored(store: &dyn Store) -> StoreResult<Stored> {
 
 /// Make the store match `plan`, which must have been computed against `stored`.
 pub async fn apply(
-    store: &dyn Store,
+    store: &dyn Catalog,
     plan: &Plan,
     stored: &Stored,
     now: DateTime<Utc>,
