@@ -1,7 +1,9 @@
 //! The state store: the single source of truth every coco process shares.
 //!
-//! One [`Store`] trait, two backends that pass one conformance suite
-//! (`conformance.rs`, run by `tests/it/store.rs`):
+//! One trait per role ([`roles`]: [`Catalog`], [`Fires`], [`Queue`], [`Fleet`], [`Journal`]),
+//! [`Store`] all of them at once; callers take the narrowest. Two backends, each a folder
+//! with a file per role, pass one conformance suite (`tests/it/conformance.rs`, run by
+//! `tests/it/store.rs`):
 //!
 //! - [`embedded`]: SQLite in WAL mode under `folder.state` (default `~/.coco/`), zero setup,
 //!   safe for several processes at once (the CLI and a running daemon).
@@ -18,7 +20,7 @@
 //! (see [`crate::queue::state`] for the states): each happens exactly once however many
 //! processes and hosts share the store. The embedded store does each in one `BEGIN
 //! IMMEDIATE` transaction; the MongoDB store wins each by inserting a unique marker document
-//! (see `mongo.rs`).
+//! (see `mongo/queue.rs`).
 //! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers` (every live worker and
 //! daemon, for `coco alive`), `log`, `locks`, `fires`, `outputs` (the output tail of each
 //! run's latest try), `control` (pauses and halt requests);
