@@ -728,3 +728,36 @@ mod hostile {
         );
     }
 }
+
+#[test]
+fn daemon_timings_default_to_todays_values_and_are_bounded_below() {
+    let m = Machine::new();
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.daemon, coco::config::DaemonConfig::default());
+    assert_eq!(config.daemon.app_stale_after, Duration::from_secs(10));
+    assert_eq!(config.daemon.control_every, Duration::from_secs(1));
+    assert_eq!(setting(&settings, "daemon.app_grace").0, "~");
+
+    m.user("daemon:\n  app_grace: 30s\n  prune_every: 10m\n");
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.daemon.app_grace, Duration::from_secs(30));
+    assert_eq!(config.daemon.prune_every, Duration::from_secs(600));
+    assert_eq!(config.daemon.app_status_every, Duration::from_secs(1));
+    assert_eq!(setting(&settings, "daemon.app_grace").0, "30s");
+
+    m.user("daemon:\n  app_stale_after: 500ms\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains(":2:20: must be at least 1s"), "{error}");
+    m.user("daemon:\n  app_graze: 1s\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains("app_grace"), "did you mean: {error}");
+
+    m.user("");
+    let error = m.error(&[("COCO_DAEMON__CONTROL_EVERY", "10ms")], &no_flags());
+    assert!(
+        error.contains("environment variable COCO_DAEMON__CONTROL_EVERY: must be at least 100ms"),
+        "{error}"
+    );
+    let (config, _) = m.ok(&[("COCO_DAEMON__APP_STATUS_EVERY", "250ms")], &no_flags());
+    assert_eq!(config.daemon.app_status_every, Duration::from_millis(250));
+}
