@@ -18,8 +18,8 @@
 //! what cannot change under a running daemon (the store, the state folder, the worker's
 //! settings, the `daemon` timings) is reported as needing a restart.
 
-pub mod converge;
-pub mod watch;
+pub(crate) mod converge;
+pub(crate) mod watch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -183,7 +183,7 @@ impl Daemon {
                 Arc::clone(store),
                 app::Settings {
                     owner: self.name.clone(),
-                    host: crate::worker::host_name(),
+                    host: crate::host::name(),
                     owner_pid: std::process::id(),
                     status_every: timings.app_status_every,
                     stale_after: timings.app_stale_after,
@@ -351,7 +351,7 @@ async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>)
     let member = MemberRecord {
         name: name.to_owned(),
         kind: "daemon".into(),
-        host: crate::worker::host_name(),
+        host: crate::host::name(),
         pid: std::process::id(),
         started,
         heartbeat: Utc::now(),

@@ -43,7 +43,7 @@ use crate::store::{
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
 /// would for "command not found").
-pub const EXIT_SETUP: i32 = 127;
+pub(crate) const EXIT_SETUP: i32 = 127;
 
 /// How runs are executed.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ impl Default for RunSettings {
 
 /// Why the worker stops a running run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// The store no longer lists it as ours (taken back, killed): stop, do not finish.
     Lost,
     /// The worker shuts down: stop, and hand it back to be retried.
@@ -83,7 +83,7 @@ pub enum Stop {
 
 /// What became of one run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Executed {
+pub(crate) struct Executed {
     pub id: String,
     /// The run as finished; `None` when it was no longer ours to finish.
     pub finished: Option<RunRecord>,
@@ -97,7 +97,7 @@ pub struct Executed {
 /// step, [`Store::finish_and_claim`]), and under which pauses: the worker's loop opens it
 /// with the pauses of each turn and closes it when it stops claiming.
 #[derive(Debug, Clone, Default)]
-pub struct ClaimGate(Arc<Mutex<Option<Paused>>>);
+pub(crate) struct ClaimGate(Arc<Mutex<Option<Paused>>>);
 
 impl ClaimGate {
     /// Let finishing runs claim the next, leaving `paused` alone.
@@ -153,15 +153,10 @@ fn job_log((run, job, project): &(String, String, String), level: LogLevel, mess
     }
 }
 
-/// One kept output line: `HH:MM:SS.mmm out text` (UTC).
-pub fn tail_line(at: chrono::DateTime<Utc>, tag: &str, text: &str) -> String {
-    format!("{} {tag} {text}", at.format("%H:%M:%S%.3f"))
-}
-
 /// Run `claimed` (claimed by `worker`) to its end and finish it in the store, claiming the
 /// next run in the same step if `gate` is open; `stop` tells it to stop early (see
 /// [`Stop`]). Three steps: [`prepare`] the process, [`observe`] it to its end, [`conclude`].
-pub async fn execute(
+pub(crate) async fn execute(
     store: &dyn Store,
     worker: &str,
     claimed: Claimed,
@@ -249,13 +244,16 @@ async fn observe(
                         Stream::Stdout => "out",
                         Stream::Stderr => "err",
                     };
-                    live.tail.push(&tail_line(event.at, tag, &line));
+                    live.tail.push(&crate::tail::line(event.at, tag, &line));
                     live.new_output = true;
                 }
                 LineKind::Log { level, message } => {
                     job_log(&run_context, level, &message);
-                    live.tail
-                        .push(&tail_line(event.at, "log", &format!("{level} {message}")));
+                    live.tail.push(&crate::tail::line(
+                        event.at,
+                        "log",
+                        &format!("{level} {message}"),
+                    ));
                     live.new_output = true;
                 }
                 LineKind::Progress { fraction, message } => {
@@ -301,7 +299,7 @@ async fn observe(
 
 /// What the worker does with a try that ended (see [`verdict`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The run is no longer ours: stopped, not finished.
     Lost,
     /// The process could not be started: end the try as a setup failure with this cause.
@@ -317,7 +315,7 @@ pub enum Verdict {
 /// The outcome of a try (pure): `result` is how its process ended, `stop` why the worker
 /// stopped it (if it did), `timeout` the job's, `worker` the worker's name (for the note of
 /// a run handed back).
-pub fn verdict(
+pub(crate) fn verdict(
     result: &Result<process::Outcome, RunError>,
     stop: Option<Stop>,
     timeout: Option<Duration>,

@@ -417,7 +417,7 @@ fn zombie_interval_reads_from_files_and_variables_and_reaches_the_worker() {
     let m = Machine::new();
     let (config, _) = m.ok(&[], &no_flags());
     assert_eq!(config.worker.zombie_after, None);
-    let defaults = coco::cli::worker::settings(&config, None);
+    let defaults = coco::cli::context::worker_settings(&config, None);
     assert_eq!(
         (defaults.zombie_after, defaults.zombie_every),
         (Duration::from_secs(60), Duration::from_secs(30))
@@ -426,13 +426,13 @@ fn zombie_interval_reads_from_files_and_variables_and_reaches_the_worker() {
     let (config, settings) = m.ok(&[], &no_flags());
     assert_eq!(config.worker.zombie_after, Some(Duration::from_secs(120)));
     assert_eq!(setting(&settings, "worker.zombie_after").0, "2m");
-    let worker = coco::cli::worker::settings(&config, None);
+    let worker = coco::cli::context::worker_settings(&config, None);
     assert_eq!(
         (worker.zombie_after, worker.zombie_every),
         (Duration::from_secs(120), Duration::from_secs(30))
     );
     let (config, _) = m.ok(&[("COCO_WORKER__ZOMBIE_AFTER", "20s")], &no_flags());
-    let worker = coco::cli::worker::settings(&config, None);
+    let worker = coco::cli::context::worker_settings(&config, None);
     assert_eq!(
         (worker.zombie_after, worker.zombie_every),
         (Duration::from_secs(20), Duration::from_secs(10)),
