@@ -19,6 +19,7 @@
 //! settings, the `daemon` timings) is reported as needing a restart.
 
 pub(crate) mod converge;
+pub mod error;
 pub(crate) mod watch;
 
 use std::collections::BTreeSet;
@@ -28,8 +29,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::watch as signal;
 
+use error::ConvergeError;
+pub use error::DaemonError;
+
 use crate::config::{Config, Overrides};
-use crate::manifest::discover::HomeError;
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::{MemberRecord, Problems, Store};
@@ -80,7 +83,7 @@ pub struct Stopped {
 pub async fn run(
     setup: DaemonSetup,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<Stopped> {
+) -> Result<Stopped, DaemonError> {
     let DaemonSetup {
         config,
         overrides,
@@ -95,7 +98,12 @@ pub async fn run(
     worker_settings.kind = "daemon";
     let mut daemon = Daemon {
         started: Utc::now(),
-        watch: watch::Watch::new(&config.home, &config_files)?,
+        watch: watch::Watch::new(&config.home, &config_files).map_err(|source| {
+            DaemonError::Watch {
+                home: config.home.clone(),
+                source,
+            }
+        })?,
         converger: converge::Converger::new(&config.home),
         config,
         overrides,
@@ -411,10 +419,10 @@ async fn pass(
             pass.changed()
         }
         Err(error) => {
-            tracing::error!("cannot converge: {error:#}");
+            tracing::error!("cannot converge: {}", error::with_causes(&error));
             // A home that is missing (or no folder) is the operator's to fix: `coco status`
             // shows it with the manifest problems until a pass succeeds.
-            if let Some(home) = error.downcast_ref::<HomeError>() {
+            if let ConvergeError::Home(home) = &error {
                 let problems = Problems {
                     source: name.to_owned(),
                     at: Utc::now(),
