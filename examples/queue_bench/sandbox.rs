@@ -177,7 +177,7 @@ impl Sandbox {
 
     /// Wait until `count` workers listen for wake-ups (their socket is bound: they are up).
     pub async fn wait_for_listeners(&self, count: usize, within: Duration) -> anyhow::Result<()> {
-        let wake = coco::worker::wake::dir(&self.state_dir());
+        let wake = coco::wake::dir(&self.state_dir());
         let deadline = Instant::now() + within;
         loop {
             let bound = std::fs::read_dir(&wake)

@@ -1,4 +1,6 @@
-//! What most verbs need first: the configuration, the projects of the home, the store.
+//! What most verbs need first: the configuration, the projects of the home, the store; and
+//! what the long-running verbs (`worker`, `daemon`, `scheduler`) share: the worker's
+//! settings, the process guard, the name, the stop signal, the log shipped to the store.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -9,8 +11,11 @@ use chrono::Utc;
 use super::{GlobalArgs, output, run_id};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
+use crate::process::guard::{Guard, StartError};
 use crate::reconcile::{self, Plan, Stored};
 use crate::store::{self, RunRecord, Store};
+use crate::worker::WorkerSettings;
+use crate::worker::load::Limits;
 
 impl GlobalArgs {
     /// The command-line overrides of the configuration.
@@ -26,7 +31,7 @@ impl GlobalArgs {
 }
 
 /// Load the configuration (files, COCO_* variables, flags) and start logging as it says.
-pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)> {
+pub(crate) fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)> {
     let (config, settings) = config::load_from_process(&global.overrides())?;
     crate::logging::init(&config.logging);
     let files: Vec<String> = config
@@ -45,13 +50,16 @@ pub fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Setting>)
 }
 
 /// Discover and validate the projects of the configured home.
-pub fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
+pub(crate) fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
     Ok(discover(&config.home)?)
 }
 
 /// The plan from the store's state to the home's projects (the stored state of invalid
 /// projects is kept as it is), and that stored state.
-pub async fn plan_home(discovery: &Discovery, store: &dyn Store) -> anyhow::Result<(Plan, Stored)> {
+pub(crate) async fn plan_home(
+    discovery: &Discovery,
+    store: &dyn Store,
+) -> anyhow::Result<(Plan, Stored)> {
     let stored = reconcile::load_stored(store).await?;
     let invalid: BTreeSet<PathBuf> = discovery.invalid.keys().cloned().collect();
     let plan = reconcile::diff(&discovery.projects, &stored, &invalid, Utc::now());
@@ -59,19 +67,19 @@ pub async fn plan_home(discovery: &Discovery, store: &dyn Store) -> anyhow::Resu
 }
 
 /// Open the configured store (creating its schema if needed) for a command that writes.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store::open(&config.store).await?)
 }
 
 /// Open the configured store for a command that only reads: it creates, initialises and
 /// migrates nothing (see [`store::open_to_read`]).
-pub async fn open_store_to_read(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store_to_read(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store::open_to_read(&config.store).await?)
 }
 
 /// What a command does with the store, for helpers that verbs of both kinds share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Only reads: [`open_store_to_read`].
     Read,
     /// Writes: [`open_store`].
@@ -79,7 +87,10 @@ pub enum Access {
 }
 
 /// Open the configured store for `access`.
-pub async fn open_store_for(config: &Config, access: Access) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store_for(
+    config: &Config,
+    access: Access,
+) -> anyhow::Result<Arc<dyn Store>> {
     match access {
         Access::Read => open_store_to_read(config).await,
         Access::Write => open_store(config).await,
@@ -88,7 +99,7 @@ pub async fn open_store_for(config: &Config, access: Access) -> anyhow::Result<A
 
 /// The run `typed` names (its id or a unique prefix of it, any case: see
 /// [`super::run_id`]); `None` after printing why there is none.
-pub async fn find_run(store: &dyn Store, typed: &str) -> anyhow::Result<Option<RunRecord>> {
+pub(crate) async fn find_run(store: &dyn Store, typed: &str) -> anyhow::Result<Option<RunRecord>> {
     let Some(id) = find_run_id(store, typed).await? else {
         return Ok(None);
     };
@@ -100,7 +111,7 @@ pub async fn find_run(store: &dyn Store, typed: &str) -> anyhow::Result<Option<R
 }
 
 /// The whole id of the run `typed` names; `None` after printing why there is none.
-pub async fn find_run_id(store: &dyn Store, typed: &str) -> anyhow::Result<Option<String>> {
+pub(crate) async fn find_run_id(store: &dyn Store, typed: &str) -> anyhow::Result<Option<String>> {
     match run_id::resolve(store, typed).await? {
         Ok(id) => Ok(Some(id)),
         Err(problem @ run_id::RunIdProblem::Unknown { .. }) => {
@@ -115,4 +126,77 @@ pub async fn find_run_id(store: &dyn Store, typed: &str) -> anyhow::Result<Optio
             Ok(None)
         }
     }
+}
+
+/// The worker settings local.yaml gives, with `slots` (a flag) winning over `worker.slots`.
+pub fn worker_settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
+    let mut settings = WorkerSettings {
+        wake_dir: Some(crate::wake::dir(&config.state_dir)),
+        limits: Limits {
+            max_cpu: config.worker.max_cpu,
+            min_free_ram_mib: config.worker.min_free_ram,
+        },
+        ..WorkerSettings::default()
+    };
+    if let Some(bytes) = config.worker.max_output {
+        settings.run.tail_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    if let Some(max_lost) = config.worker.max_lost {
+        settings.max_lost = max_lost;
+    }
+    if let Some(slots) = slots.or(config.worker.slots) {
+        settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
+    }
+    match config.worker.zombie_after {
+        Some(after) => settings.with_zombie_after(after),
+        None => settings,
+    }
+}
+
+/// The process guard of this worker's jobs with its containment (`worker.containment`), or
+/// `None` (with a warning: jobs then get the death signal, which costs a full fork per run
+/// and misses what a job starts). An error: the containment asked for is not available.
+pub(crate) fn start_guard(config: &Config) -> anyhow::Result<Option<Guard>> {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            tracing::warn!("cannot start the process guard: {error}");
+            return Ok(None);
+        }
+    };
+    match Guard::start(exe, config.worker.containment) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(StartError::Spawn(error)) => {
+            tracing::warn!("cannot start the process guard: {error}");
+            Ok(None)
+        }
+        Err(error @ StartError::Contain(_)) => Err(error.into()),
+    }
+}
+
+/// `HOST-PID`.
+pub(crate) fn default_name() -> String {
+    format!("{}-{}", crate::host::name(), std::process::id())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers, Ctrl-C kills the process: its runs become zombies that
+        // another worker takes back.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Keep this process's log records in the store too (`logging.mongodb`, `coco log`).
+pub(crate) fn ship_log(store: &Arc<dyn Store>, name: &str) {
+    crate::logging::store::ship_to_store(store.clone(), name, &crate::host::name());
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{GlobalArgs, context, output, worker};
+use super::context::{self, default_name, ship_log, shutdown_signal, start_guard};
+use super::{GlobalArgs, output};
 use crate::daemon::{self, DaemonSetup, Parts};
 use crate::process::guard::Guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
@@ -38,10 +39,10 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         scheduler: !args.no_scheduler,
         apps: !args.no_apps,
     };
-    let settings = worker::settings(&config, args.slots);
+    let settings = context::worker_settings(&config, args.slots);
     // Kept until the daemon is done: dropping it lets the guard sweep what is left.
     let guard = if parts.worker || parts.apps {
-        worker::start_guard(&config)?
+        start_guard(&config)?
     } else {
         None
     };
@@ -53,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         config.home.display(),
         store.describe()
     ));
-    let name = args.name.clone().unwrap_or_else(worker::default_name);
+    let name = args.name.clone().unwrap_or_else(default_name);
     ship_log(&store, &name);
     let stopped = daemon::run(
         DaemonSetup {
@@ -66,7 +67,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
             worker: settings,
             guard: guard.as_ref().map(Guard::handle),
         },
-        worker::shutdown_signal(),
+        shutdown_signal(),
     )
     .await?;
     output::text(&format!(
@@ -86,11 +87,6 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
     Ok(0)
 }
 
-/// Keep this process's log records in the store too (`logging.mongodb`, `coco log`).
-pub fn ship_log(store: &Arc<dyn crate::store::Store>, name: &str) {
-    crate::logging::store::ship_to_store(store.clone(), name, &crate::worker::host_name());
-}
-
 /// `coco scheduler`: fire the store's schedules until SIGINT/SIGTERM.
 pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
@@ -99,7 +95,7 @@ pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
         "scheduler on {} (stop with Ctrl-C)",
         store.describe()
     ));
-    ship_log(&store, &worker::default_name());
+    ship_log(&store, &default_name());
     let scheduler = Scheduler::new(
         Arc::clone(&store),
         SchedulerSettings {
@@ -107,7 +103,7 @@ pub async fn scheduler(global: &GlobalArgs) -> anyhow::Result<i32> {
             ..SchedulerSettings::default()
         },
     );
-    let counts = scheduler.run(worker::shutdown_signal()).await;
+    let counts = scheduler.run(shutdown_signal()).await;
     output::text(&format!(
         "scheduler stopped: {} enqueued, {} skipped while active, {} replaced, {} missed, {} fired elsewhere, {} taken over",
         counts.enqueued,

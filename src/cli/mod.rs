@@ -1,38 +1,38 @@
 //! The command line: clap types, and one file per verb. [`run`] dispatches with one `match`.
 //! Verbs return an [`ExitCode`]-like number; only [`output`] prints.
 
-pub mod alive;
-pub mod apply;
-pub mod apps;
+pub(crate) mod alive;
+pub(crate) mod apply;
+pub(crate) mod apps;
 pub mod args;
-pub mod completions;
-pub mod config;
+pub(crate) mod completions;
+pub(crate) mod config;
 pub mod context;
-pub mod daemon;
-pub mod detail;
-pub mod enqueue;
-pub mod halt;
-pub mod init;
-pub mod install;
-pub mod jobs;
-pub mod kill;
-pub mod list;
-pub mod log;
-pub mod logs;
+pub(crate) mod daemon;
+pub(crate) mod detail;
+pub(crate) mod enqueue;
+pub(crate) mod halt;
+pub(crate) mod init;
+pub(crate) mod install;
+pub(crate) mod jobs;
+pub(crate) mod kill;
+pub(crate) mod list;
+pub(crate) mod log;
+pub(crate) mod logs;
 pub mod output;
-pub mod pause;
-pub mod plan;
-pub mod projects;
-pub mod release;
-pub mod restart;
-pub mod run;
-pub mod run_id;
+pub(crate) mod pause;
+pub(crate) mod plan;
+pub(crate) mod projects;
+pub(crate) mod release;
+pub(crate) mod restart;
+pub(crate) mod run;
+pub(crate) mod run_id;
 pub mod schema;
-pub mod spinner;
-pub mod status;
-pub mod validate;
-pub mod wait;
-pub mod worker;
+pub(crate) mod spinner;
+pub(crate) mod status;
+pub(crate) mod validate;
+pub(crate) mod wait;
+pub(crate) mod worker;
 
 use std::path::PathBuf;
 

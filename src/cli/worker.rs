@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{GlobalArgs, context, output};
-use crate::config::Config;
-use crate::process::guard::{Guard, StartError};
-use crate::worker::load::Limits;
-use crate::worker::{Worker, WorkerSettings, wake, zombie_after_problem};
+use super::context::{self, default_name, shutdown_signal, start_guard};
+use super::{GlobalArgs, output};
+use crate::process::guard::Guard;
+use crate::worker::{Worker, zombie_after_problem};
 
 /// Arguments of `coco worker`.
 #[derive(Debug, Args)]
@@ -39,7 +38,7 @@ fn zombie_after(text: &str) -> Result<Duration, String> {
 pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store(&config).await?;
-    let mut settings = settings(&config, args.slots);
+    let mut settings = context::worker_settings(&config, args.slots);
     if let Some(after) = args.zombie_after {
         settings = settings.with_zombie_after(after);
     }
@@ -47,7 +46,7 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     let guard = start_guard(&config)?;
     settings.run.guard = guard.as_ref().map(Guard::handle);
     let name = args.name.clone().unwrap_or_else(default_name);
-    super::daemon::ship_log(&store, &name);
+    context::ship_log(&store, &name);
     output::text(&format!(
         "worker {name}: {} slot{} on {} (stop with Ctrl-C)",
         settings.slots,
@@ -66,72 +65,4 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     drop(guard);
     crate::logging::store::flush().await;
     Ok(0)
-}
-
-/// The worker settings local.yaml gives, with `slots` (a flag) winning over `worker.slots`.
-pub fn settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
-    let mut settings = WorkerSettings {
-        wake_dir: Some(wake::dir(&config.state_dir)),
-        limits: Limits {
-            max_cpu: config.worker.max_cpu,
-            min_free_ram_mib: config.worker.min_free_ram,
-        },
-        ..WorkerSettings::default()
-    };
-    if let Some(bytes) = config.worker.max_output {
-        settings.run.tail_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-    }
-    if let Some(max_lost) = config.worker.max_lost {
-        settings.max_lost = max_lost;
-    }
-    if let Some(slots) = slots.or(config.worker.slots) {
-        settings.slots = usize::try_from(slots).unwrap_or(1).max(1);
-    }
-    match config.worker.zombie_after {
-        Some(after) => settings.with_zombie_after(after),
-        None => settings,
-    }
-}
-
-/// The process guard of this worker's jobs with its containment (`worker.containment`), or
-/// `None` (with a warning: jobs then get the death signal, which costs a full fork per run
-/// and misses what a job starts). An error: the containment asked for is not available.
-pub fn start_guard(config: &Config) -> anyhow::Result<Option<Guard>> {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(error) => {
-            tracing::warn!("cannot start the process guard: {error}");
-            return Ok(None);
-        }
-    };
-    match Guard::start(exe, config.worker.containment) {
-        Ok(guard) => Ok(Some(guard)),
-        Err(StartError::Spawn(error)) => {
-            tracing::warn!("cannot start the process guard: {error}");
-            Ok(None)
-        }
-        Err(error @ StartError::Contain(_)) => Err(error.into()),
-    }
-}
-
-/// `HOST-PID`.
-pub fn default_name() -> String {
-    format!("{}-{}", crate::worker::host_name(), std::process::id())
-}
-
-/// Completes on the first SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers, Ctrl-C kills the process: its runs become zombies that
-        // another worker takes back.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
 }

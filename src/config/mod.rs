@@ -21,6 +21,7 @@
 //! [`load`] takes the environment and the file locations as parameters, so it reads nothing
 //! but the files it is pointed at; [`load_from_process`] supplies the real ones.
 
+pub mod daemon;
 pub mod raw;
 pub mod sources;
 
@@ -33,6 +34,7 @@ use figment::Figment;
 use crate::redact::redact;
 use crate::store::StoreLocation;
 use crate::yaml::Diagnostic;
+pub use daemon::DaemonConfig;
 use raw::{KEYS, LevelSetting, RawConfig, RawDefault, RawFolder, RawLogging};
 use sources::Layer;
 
@@ -191,6 +193,8 @@ pub struct Config {
     pub store: StoreLocation,
     pub logging: Logging,
     pub worker: WorkerConfig,
+    /// `daemon`: the daemon's and its app supervisor's timings.
+    pub daemon: DaemonConfig,
     /// The files read, lowest precedence first.
     pub files: Vec<PathBuf>,
     /// The files whose change re-reads the configuration: the system file and the user file
@@ -423,6 +427,7 @@ fn defaults(home: &Path) -> Layer {
                 templates: None,
             },
             worker: Default::default(),
+            daemon: Default::default(),
         },
     )
 }
@@ -463,7 +468,7 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let level = |l: &Option<LevelSetting>| l.and_then(|l| l.0).map(|l| l.name().to_owned());
     let url = raw.default.mongo_url.clone().filter(|url| !url.is_empty());
-    let all = vec![
+    let mut all = vec![
         ("DEFAULT.mongo_url", url),
         ("DEFAULT.mongo_database", raw.default.mongo_database.clone()),
         ("logging.mongodb", level(&raw.logging.mongodb)),
@@ -497,6 +502,7 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
             raw.worker.containment.map(|mode| mode.name().to_owned()),
         ),
     ];
+    all.extend(daemon::values(&raw.daemon));
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
 }
@@ -533,6 +539,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
             max_lost: raw.worker.max_lost,
             containment: raw.worker.containment.unwrap_or_default(),
         },
+        daemon: daemon::resolve(&raw.daemon),
         files,
         source_files,
     }

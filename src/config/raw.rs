@@ -32,6 +32,12 @@ pub const KEYS: &[&str] = &[
     "worker.zombie_after",
     "worker.max_lost",
     "worker.containment",
+    "daemon.control_every",
+    "daemon.prune_every",
+    "daemon.app_status_every",
+    "daemon.app_stale_after",
+    "daemon.app_grace",
+    "daemon.app_output_every",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -45,7 +51,6 @@ pub struct RawOutline {
     pub logging: Option<Value>,
     pub folder: Option<Value>,
     pub worker: Option<Value>,
-    /// Reserved for the daemon's settings (later issues): accepted and ignored.
     pub daemon: Option<Value>,
 }
 
@@ -61,6 +66,8 @@ pub struct RawConfig {
     pub folder: RawFolder,
     #[serde(default)]
     pub worker: RawWorker,
+    #[serde(default)]
+    pub daemon: RawDaemon,
 }
 
 /// `DEFAULT`: where the state store is.
@@ -138,6 +145,31 @@ pub struct RawWorker {
     /// host allows it, else a subreaper), `cgroup`, or `subreaper`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containment: Option<crate::process::contain::Mode>,
+}
+
+/// `daemon`: the daemon's timings and its app supervisor's (see [`super::daemon`]), each a
+/// duration such as `1s` or `500ms`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    /// How often the halt switch is read (default `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_every: Option<HumanDuration>,
+    /// How often old log records and fires are deleted (default `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_every: Option<HumanDuration>,
+    /// How often each app's status is written (default `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_status_every: Option<HumanDuration>,
+    /// An app whose owner is silent this long is taken over (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_stale_after: Option<HumanDuration>,
+    /// After SIGTERM, how long an app has before SIGKILL (default `5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_grace: Option<HumanDuration>,
+    /// How often an app's output tail is stored (default `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_output_every: Option<HumanDuration>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -314,6 +346,7 @@ mod tests {
             let value = match name {
                 "slots" | "max_cpu" | "min_free_ram" | "max_output" | "max_lost" => "1",
                 "zombie_after" => "90s",
+                _ if section == "daemon" => "1h",
                 "containment" => "subreaper",
                 _ => "INFO",
             };

@@ -150,6 +150,7 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
             "must be a percentage above 0 and at most 100".to_owned(),
         ));
     }
+    problems.extend(super::daemon::check(&raw.daemon));
     problems
 }
 
@@ -197,6 +198,7 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
         ("logging", "logging"),
         ("folder", "folder"),
         ("worker", "worker"),
+        ("daemon", "daemon"),
     ] {
         let path = vec![written.to_owned()];
         let value = match doc.get(&path) {
@@ -207,7 +209,8 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
             "DEFAULT" => doc.deserialize(&path, &value).map(|v| raw.default = v),
             "logging" => doc.deserialize(&path, &value).map(|v| raw.logging = v),
             "folder" => doc.deserialize(&path, &value).map(|v| raw.folder = v),
-            _ => doc.deserialize(&path, &value).map(|v| raw.worker = v),
+            "worker" => doc.deserialize(&path, &value).map(|v| raw.worker = v),
+            _ => doc.deserialize(&path, &value).map(|v| raw.daemon = v),
         };
         if let Err(diagnostic) = result {
             problems.push(diagnostic);

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use super::error::ConvergeError;
 use crate::manifest::Project;
 use crate::manifest::discover::{has_manifest, load_projects_keeping, name_taken, project_dirs};
 use crate::manifest::parse::load_project;
@@ -66,7 +67,7 @@ impl Converger {
         &mut self,
         store: &dyn Catalog,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Pass> {
+    ) -> Result<Pass, ConvergeError> {
         let stored = reconcile::load_stored(store).await?;
         let dirs = project_dirs(&self.home)?;
         // Two folders naming one project: the one whose manifest is applied keeps it.
@@ -102,7 +103,7 @@ impl Converger {
         dirs: &BTreeSet<PathBuf>,
         store: &dyn Catalog,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Pass> {
+    ) -> Result<Pass, ConvergeError> {
         let mut desired = BTreeMap::new();
         let mut problems = self.problems.clone();
         for dir in dirs {

@@ -9,43 +9,41 @@
 //! - the app [`Supervisor`], told to look at the apps after every pass that changed something.
 //!
 //! Theory of operation: every part stops when the shared stop signal flips — on SIGINT or
-//! SIGTERM, on `coco halt` (read from the store every [`CONTROL_EVERY`], and seen by the
+//! SIGTERM, on `coco halt` (read from the store every `daemon.control_every`, and seen by the
 //! worker itself), or when the worker ends for any reason. The worker then hands back or
 //! finishes its runs within its grace period. Nothing is kept only in memory: a daemon killed
 //! with SIGKILL is restarted and converges from the files and the store.
 //!
 //! A change of local.yaml is read again: a new `folder.home` is watched and converged at once;
 //! what cannot change under a running daemon (the store, the state folder, the worker's
-//! settings) is reported as needing a restart.
+//! settings, the `daemon` timings) is reported as needing a restart.
 
-pub mod converge;
-pub mod watch;
+pub(crate) mod converge;
+pub mod error;
+pub(crate) mod watch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch as signal;
 
+use error::ConvergeError;
+pub use error::DaemonError;
+
 use crate::config::{Config, Overrides};
-use crate::manifest::discover::HomeError;
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::{MemberRecord, Problems, Store};
 use crate::supervisor::{Supervisor, app};
 use crate::worker::{Summary, Worker, WorkerSettings};
 
-/// How often the daemon reads `coco halt` from the store itself (the worker also does).
-pub const CONTROL_EVERY: Duration = Duration::from_secs(1);
-
 /// Log records older than this are deleted from the store (`coco log`)...
 pub const LOG_KEEP: chrono::TimeDelta = chrono::TimeDelta::days(30);
-/// ... and settled schedule fires of instants older than this ...
+/// ... and settled schedule fires of instants older than this, at start-up and every
+/// `daemon.prune_every` ([`crate::config::DaemonConfig`]).
 pub const FIRES_KEEP: chrono::TimeDelta = chrono::TimeDelta::days(7);
-/// ... at start-up and this often.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Which parts run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,13 +78,14 @@ pub struct Stopped {
     pub worker: Option<Summary>,
 }
 
-/// Run the daemon until `shutdown` completes or a halt says so.
+/// Run the daemon until `shutdown` completes or a halt says so: converge the home, start the
+/// parts, serve until a stop, then stop the parts and clear this daemon's traces.
 pub async fn run(
     setup: DaemonSetup,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<Stopped> {
+) -> Result<Stopped, DaemonError> {
     let DaemonSetup {
-        mut config,
+        config,
         overrides,
         config_files,
         store,
@@ -97,142 +96,244 @@ pub async fn run(
     } = setup;
     worker_settings.run.guard = guard.clone();
     worker_settings.kind = "daemon";
-    let started = Utc::now();
-    let (stop_tx, stop_rx) = signal::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-
-    let mut watch = watch::Watch::new(&config.home, &config_files)?;
-    let mut outcome = Stopped::default();
-    let mut converger = converge::Converger::new(&config.home);
-    pass(&mut converger, None, store.as_ref(), &name, &mut outcome).await;
-
-    let scheduler = parts.scheduler.then(|| {
-        Scheduler::new(
-            Arc::clone(&store),
-            SchedulerSettings {
-                state_dir: Some(config.state_dir.clone()),
-                ..SchedulerSettings::default()
-            },
-        )
-    });
-    let reload = scheduler.as_ref().map(Scheduler::reload);
-    let scheduler = scheduler.map(|scheduler| tokio::spawn(scheduler.run(stopped())));
-    let tail_bytes = worker_settings.run.tail_bytes;
-    let mut worker = parts.worker.then(|| {
-        let worker = Worker::new(name.clone(), Arc::clone(&store), worker_settings);
-        tokio::spawn(worker.run(stopped()))
-    });
-    let supervisor = parts.apps.then(|| {
-        Supervisor::new(
-            Arc::clone(&store),
-            app::Settings {
-                owner: name.clone(),
-                host: crate::worker::host_name(),
-                owner_pid: std::process::id(),
-                status_every: Duration::from_secs(1),
-                stale_after: Duration::from_secs(10),
-                grace: Duration::from_secs(5),
-                output_every: Duration::from_secs(1),
-                tail_bytes,
-                guard,
-            },
-        )
-    });
-    let apps_reload = supervisor.as_ref().map(Supervisor::reload);
-    let supervisor = supervisor.map(|supervisor| tokio::spawn(supervisor.run(stopped())));
-    tracing::info!(
-        home = %config.home.display(),
-        store = %store.describe(),
-        worker = parts.worker,
-        scheduler = parts.scheduler,
-        apps = parts.apps,
-        "daemon started"
-    );
-
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut control = tokio::time::interval(CONTROL_EVERY);
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            summary = async { worker.as_mut().expect("guarded").await }, if worker.is_some() => {
-                worker = None;
-                match summary {
-                    Ok(summary) => {
-                        outcome.halted |= summary.halted;
-                        outcome.worker = Some(summary);
-                    }
-                    Err(error) => tracing::error!("the worker task failed: {error}"),
-                }
-                break;
+    let mut daemon = Daemon {
+        started: Utc::now(),
+        watch: watch::Watch::new(&config.home, &config_files).map_err(|source| {
+            DaemonError::Watch {
+                home: config.home.clone(),
+                source,
             }
-            _ = control.tick() => {
-                if worker.is_none() {
-                    // The worker records itself; without one, the daemon does.
-                    announce(store.as_ref(), &name, started).await;
+        })?,
+        converger: converge::Converger::new(&config.home),
+        config,
+        overrides,
+        store,
+        name,
+        outcome: Stopped::default(),
+    };
+    pass(
+        &mut daemon.converger,
+        None,
+        daemon.store.as_ref(),
+        &daemon.name,
+        &mut daemon.outcome,
+    )
+    .await;
+    let (stop_tx, stop_rx) = signal::channel(false);
+    let mut running = daemon.start(parts, worker_settings, guard, &stop_rx);
+    daemon.serve(&mut running, shutdown).await;
+    tracing::info!(halted = daemon.outcome.halted, "daemon stopping");
+    let _ = stop_tx.send(true);
+    running.join(&mut daemon.outcome).await;
+    daemon.leave().await;
+    Ok(daemon.outcome)
+}
+
+/// What the converger loop works with.
+struct Daemon {
+    started: chrono::DateTime<Utc>,
+    config: Config,
+    overrides: Overrides,
+    watch: watch::Watch,
+    converger: converge::Converger,
+    store: Arc<dyn Store>,
+    name: String,
+    outcome: Stopped,
+}
+
+/// The tasks of the parts that run, and how to tell them the applied state changed.
+struct Running {
+    worker: Option<tokio::task::JoinHandle<Summary>>,
+    scheduler: Option<tokio::task::JoinHandle<crate::scheduler::FireCounts>>,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+    reloads: Vec<Arc<tokio::sync::Notify>>,
+}
+
+/// A future that completes when the stop signal `stop` flips.
+fn stopped(stop: &signal::Receiver<bool>) -> impl std::future::Future<Output = ()> + use<> {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+}
+
+impl Daemon {
+    /// Start the scheduler, the worker and the app supervisor as `parts` says, each stopping
+    /// when `stop` flips.
+    fn start(
+        &self,
+        parts: Parts,
+        worker_settings: WorkerSettings,
+        guard: Option<guard::Handle>,
+        stop: &signal::Receiver<bool>,
+    ) -> Running {
+        let store = &self.store;
+        let timings = &self.config.daemon;
+        let mut reloads = Vec::new();
+        let scheduler = parts.scheduler.then(|| {
+            let scheduler = Scheduler::new(
+                Arc::clone(store),
+                SchedulerSettings {
+                    state_dir: Some(self.config.state_dir.clone()),
+                    ..SchedulerSettings::default()
+                },
+            );
+            reloads.push(scheduler.reload());
+            tokio::spawn(scheduler.run(stopped(stop)))
+        });
+        let tail_bytes = worker_settings.run.tail_bytes;
+        let worker = parts.worker.then(|| {
+            let worker = Worker::new(self.name.clone(), Arc::clone(store), worker_settings);
+            tokio::spawn(worker.run(stopped(stop)))
+        });
+        let supervisor = parts.apps.then(|| {
+            let supervisor = Supervisor::new(
+                Arc::clone(store),
+                app::Settings {
+                    owner: self.name.clone(),
+                    host: crate::host::name(),
+                    owner_pid: std::process::id(),
+                    status_every: timings.app_status_every,
+                    stale_after: timings.app_stale_after,
+                    grace: timings.app_grace,
+                    output_every: timings.app_output_every,
+                    tail_bytes,
+                    guard,
+                },
+            );
+            reloads.push(supervisor.reload());
+            tokio::spawn(supervisor.run(stopped(stop)))
+        });
+        tracing::info!(
+            home = %self.config.home.display(),
+            store = %store.describe(),
+            worker = parts.worker,
+            scheduler = parts.scheduler,
+            apps = parts.apps,
+            "daemon started"
+        );
+        Running {
+            worker,
+            scheduler,
+            supervisor,
+            reloads,
+        }
+    }
+
+    /// Converge on every change, read the halt switch and prune, until `shutdown`, a halt,
+    /// the worker's end or the watcher's.
+    async fn serve(
+        &mut self,
+        running: &mut Running,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut control = tokio::time::interval(self.config.daemon.control_every);
+        let mut prune = tokio::time::interval(self.config.daemon.prune_every);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                summary = async { running.worker.as_mut().expect("guarded").await }, if running.worker.is_some() => {
+                    running.worker = None;
+                    match summary {
+                        Ok(summary) => {
+                            self.outcome.halted |= summary.halted;
+                            self.outcome.worker = Some(summary);
+                        }
+                        Err(error) => tracing::error!("the worker task failed: {error}"),
+                    }
+                    break;
                 }
-                match store.control().await {
-                    Ok(control) if control.halts(started) => {
-                        outcome.halted = true;
+                _ = control.tick() => {
+                    if self.halted(running.worker.is_none()).await {
+                        self.outcome.halted = true;
                         break;
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!("cannot read the halt switch: {error}"),
                 }
-            }
-            _ = prune.tick() => housekeeping(store.as_ref()).await,
-            change = watch.next_change() => {
-                let Some(change) = change else {
-                    tracing::error!("the file watcher stopped; restart the daemon");
-                    break;
-                };
-                let mut everything = change.folders;
-                if change.config && reread_config(&mut config, &overrides, &mut watch) {
-                    converger.set_home(&config.home);
-                    everything = true;
-                }
-                let only = (!everything).then_some(&change.projects);
-                if only.is_some_and(BTreeSet::is_empty) {
-                    continue;
-                }
-                if pass(&mut converger, only, store.as_ref(), &name, &mut outcome).await {
-                    for reload in reload.iter().chain(apps_reload.iter()) {
-                        reload.notify_one();
+                _ = prune.tick() => housekeeping(self.store.as_ref()).await,
+                change = self.watch.next_change() => {
+                    let Some(change) = change else {
+                        tracing::error!("the file watcher stopped; restart the daemon");
+                        break;
+                    };
+                    if self.converge(change).await {
+                        for reload in &running.reloads {
+                            reload.notify_one();
+                        }
                     }
                 }
             }
         }
     }
 
-    tracing::info!(halted = outcome.halted, "daemon stopping");
-    let _ = stop_tx.send(true);
-    if let Some(worker) = worker {
-        match worker.await {
-            Ok(summary) => outcome.worker = Some(summary),
-            Err(error) => tracing::error!("the worker task failed: {error}"),
+    /// Whether `coco halt` says to stop; `announce_self`: record this daemon first (one without a
+    /// worker, which would record itself).
+    async fn halted(&self, announce_self: bool) -> bool {
+        if announce_self {
+            announce(self.store.as_ref(), &self.name, self.started).await;
+        }
+        match self.store.control().await {
+            Ok(control) => control.halts(self.started),
+            Err(error) => {
+                tracing::warn!("cannot read the halt switch: {error}");
+                false
+            }
         }
     }
-    if let Some(scheduler) = scheduler {
-        let _ = scheduler.await;
+
+    /// Converge after `change` (local.yaml read again first if it changed); true if the
+    /// store changed.
+    async fn converge(&mut self, change: watch::Changed) -> bool {
+        let mut everything = change.folders;
+        if change.config && reread_config(&mut self.config, &self.overrides, &mut self.watch) {
+            self.converger.set_home(&self.config.home);
+            everything = true;
+        }
+        let only = (!everything).then_some(&change.projects);
+        if only.is_some_and(BTreeSet::is_empty) {
+            return false;
+        }
+        pass(
+            &mut self.converger,
+            only,
+            self.store.as_ref(),
+            &self.name,
+            &mut self.outcome,
+        )
+        .await
     }
-    if let Some(supervisor) = supervisor {
-        let _ = supervisor.await;
+
+    /// Remove this daemon's member record and clear its manifest problems.
+    async fn leave(&self) {
+        let _ = self.store.remove_member(&self.name).await;
+        let cleared = Problems {
+            source: self.name.clone(),
+            at: Utc::now(),
+            problems: Vec::new(),
+        };
+        if let Err(error) = self.store.put_problems(&cleared).await {
+            tracing::warn!("cannot clear this daemon's manifest problems: {error}");
+        }
     }
-    let _ = store.remove_member(&name).await;
-    let cleared = Problems {
-        source: name.clone(),
-        at: Utc::now(),
-        problems: Vec::new(),
-    };
-    if let Err(error) = store.put_problems(&cleared).await {
-        tracing::warn!("cannot clear this daemon's manifest problems: {error}");
+}
+
+impl Running {
+    /// Wait for every part to stop (the stop signal has flipped); the worker's summary goes
+    /// into `outcome`.
+    async fn join(self, outcome: &mut Stopped) {
+        if let Some(worker) = self.worker {
+            match worker.await {
+                Ok(summary) => outcome.worker = Some(summary),
+                Err(error) => tracing::error!("the worker task failed: {error}"),
+            }
+        }
+        if let Some(scheduler) = self.scheduler {
+            let _ = scheduler.await;
+        }
+        if let Some(supervisor) = self.supervisor {
+            let _ = supervisor.await;
+        }
     }
-    Ok(outcome)
 }
 
 /// Delete old log records and settled fires (every daemon does; deleting twice is harmless).
@@ -258,7 +359,7 @@ async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>)
     let member = MemberRecord {
         name: name.to_owned(),
         kind: "daemon".into(),
-        host: crate::worker::host_name(),
+        host: crate::host::name(),
         pid: std::process::id(),
         started,
         heartbeat: Utc::now(),
@@ -318,10 +419,10 @@ async fn pass(
             pass.changed()
         }
         Err(error) => {
-            tracing::error!("cannot converge: {error:#}");
+            tracing::error!("cannot converge: {}", error::with_causes(&error));
             // A home that is missing (or no folder) is the operator's to fix: `coco status`
             // shows it with the manifest problems until a pass succeeds.
-            if let Some(home) = error.downcast_ref::<HomeError>() {
+            if let ConvergeError::Home(home) = &error {
                 let problems = Problems {
                     source: name.to_owned(),
                     at: Utc::now(),
@@ -366,6 +467,9 @@ fn reread_config(config: &mut Config, overrides: &Overrides, watch: &mut watch::
     }
     if fresh.worker != config.worker {
         restart.push("the worker settings");
+    }
+    if fresh.daemon != config.daemon {
+        restart.push("the daemon settings");
     }
     if fresh.logging != config.logging {
         restart.push("logging");

@@ -12,15 +12,15 @@ pub mod history;
 pub mod state;
 
 /// Wake the idle workers of this host now (they poll otherwise): call after an enqueue.
-/// Returns how many workers were reached. See [`crate::worker::wake`].
+/// Returns how many workers were reached. See [`crate::wake`].
 pub fn wake(state_dir: &std::path::Path) -> usize {
-    crate::worker::wake::poke(state_dir, crate::worker::wake::Poke::Queue)
+    crate::wake::poke(state_dir, crate::wake::Poke::Queue)
 }
 
 /// Tell the workers of this host that a run was killed or the pauses or halt changed, so
 /// they act now rather than at their next heartbeat. Returns how many were reached.
 pub fn wake_control(state_dir: &std::path::Path) -> usize {
-    crate::worker::wake::poke(state_dir, crate::worker::wake::Poke::Control)
+    crate::wake::poke(state_dir, crate::wake::Poke::Control)
 }
 
 use std::time::Duration;

@@ -25,7 +25,6 @@ use super::{backoff, health};
 use crate::manifest::App;
 use crate::process::{self, Child, Event, LineKind, Stream, TailBuffer, guard};
 use crate::store::{AppStatus, Store};
-use crate::worker::run::tail_line;
 
 /// Health checks this often until the first one passes.
 pub const STARTING_CHECK: Duration = Duration::from_millis(20);
@@ -367,12 +366,12 @@ impl Supervised {
                 format!("progress {fraction} {}", message.unwrap_or_default()),
             ),
         };
-        self.tail.push(&tail_line(event.at, tag, &text));
+        self.tail.push(&crate::tail::line(event.at, tag, &text));
         self.output_dirty = true;
     }
 
     fn push_line(&mut self, tag: &str, text: &str) {
-        self.tail.push(&tail_line(Utc::now(), tag, text));
+        self.tail.push(&crate::tail::line(Utc::now(), tag, text));
         self.output_dirty = true;
     }
 

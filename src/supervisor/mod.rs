@@ -209,7 +209,7 @@ impl Supervisor {
 
 /// The plan of app `id` of `project`.
 pub fn plan(id: &str, project: &Project, app: App) -> Plan {
-    let mut spec = crate::worker::env::project_spec(project, app.command.clone());
+    let mut spec = crate::project_env::spec(project, app.command.clone());
     spec.env.extend(app.env.clone());
     let (project_name, app_name) = id.split_once('.').unwrap_or((id, ""));
     spec = spec

@@ -16,8 +16,6 @@
 //!
 //! Arguments are the job's default `args` overlaid with the run's arguments.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{Map, Value, json};
 
 use super::argv::Renderer;
@@ -136,7 +134,7 @@ pub fn build_spec(project: &Project, job: &Job, run: &RunRecord) -> Result<Spec,
         });
     }
 
-    let mut spec = project_spec(project, argv);
+    let mut spec = crate::project_env::spec(project, argv);
     spec.env.extend(job.env.clone());
     spec = spec
         .env("COCO_RUN_ID", &run.id)
@@ -148,29 +146,6 @@ pub fn build_spec(project: &Project, job: &Job, run: &RunRecord) -> Result<Spec,
         spec = spec.env("COCO_PARENT_RUN", parent);
     }
     Ok(spec)
-}
-
-/// `argv` in `project`'s environment: its working directory, PATH entries and variables (the
-/// part every job run and app process of the project shares).
-pub fn project_spec(project: &Project, argv: Vec<String>) -> Spec {
-    let mut spec = Spec::new(argv, resolve(&project.dir, &project.environment.workdir));
-    spec.path_prepend = project
-        .environment
-        .path
-        .iter()
-        .map(|entry| resolve(&project.dir, entry))
-        .collect();
-    spec.env.extend(project.environment.env.clone());
-    spec
-}
-
-/// `entry` relative to `dir` (an absolute entry stays; an empty one is `dir`).
-fn resolve(dir: &Path, entry: &str) -> PathBuf {
-    if entry.is_empty() || entry == "." {
-        dir.to_path_buf()
-    } else {
-        dir.join(entry)
-    }
 }
 
 #[cfg(test)]

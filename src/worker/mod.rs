@@ -34,11 +34,10 @@
 //! and its runs are taken back as zombies by any other worker (and tried again, as the lost
 //! worker was not their job's failure).
 
-pub mod argv;
-pub mod env;
+pub(crate) mod argv;
+pub(crate) mod env;
 pub mod load;
 pub mod run;
-pub mod wake;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,6 +55,7 @@ use tracing::Instrument as _;
 use crate::queue::chain::Followed;
 use crate::queue::state::Outcome;
 use crate::store::{Claimed, Control, MemberRecord, Paused, RunEnd, RunRecord, Store, StoreResult};
+use crate::wake;
 use run::{ClaimGate, Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
@@ -390,7 +390,7 @@ impl Worker {
         let member = MemberRecord {
             name: self.name.clone(),
             kind: self.settings.kind.to_string(),
-            host: host_name(),
+            host: crate::host::name(),
             pid: std::process::id(),
             started,
             heartbeat: Utc::now(),
@@ -598,18 +598,5 @@ impl Worker {
                 let _ = self.store.remove_member(&member.name).await;
             }
         }
-    }
-}
-
-/// This host's name (`localhost` if it cannot be read).
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
-    // truncates, and we stop at the first NUL.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".to_string()
     }
 }

@@ -1,8 +1,9 @@
 //! One claimed run, from its stored definition to its end in the store.
 //!
-//! [`execute`] takes the run with its project and job (read in the claim), builds the
-//! process spec ([`super::env`]), runs it with [`process::run_to_end`] (the job's timeout,
-//! a grace period, a stop signal from the worker), and meanwhile:
+//! [`execute`] takes the run with its project and job (read in the claim) in three steps:
+//! `prepare` builds the process spec ([`super::env`]); `observe` runs it with
+//! [`process::run_to_end`] (the job's timeout, a grace period, a stop signal from the
+//! worker); `conclude` stores the end [`verdict`] decides. While the process runs, `observe`:
 //!
 //! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
 //!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
@@ -16,13 +17,13 @@
 //! run while the [`ClaimGate`] is open. A run that ends `complete` enqueues the `then:`
 //! followers of its job as it ran ([`chain`]).
 //!
-//! The try's end is mapped to a [`state::Outcome`]: exit 0 complete, exit 75 deferred, other
-//! exits failed/error (reason `exit`), a signal nobody coco sent `signal`, the timeout
-//! `timeout`, a worker shutdown `shutdown` (handed back: pending again, the attempt not
-//! spent). A run whose command
-//! cannot be worked out or started ends like a failed exit with reason `setup` and the cause
-//! in the history note. A run the store says is no longer ours ([`Stop::Lost`]) is stopped
-//! and not finished: its new owner or reaper already decided its fate.
+//! The try's end is mapped by [`verdict`] (pure) to a [`state::Outcome`]: exit 0 complete,
+//! exit 75 deferred, other exits failed/error (reason `exit`), a signal nobody coco sent
+//! `signal`, the timeout `timeout`, a worker shutdown `shutdown` (handed back: pending again,
+//! the attempt not spent). A run whose command cannot be worked out or started ends like a
+//! failed exit with reason `setup` and the cause in the history note. A run the store says
+//! is no longer ours ([`Stop::Lost`]) is stopped and not finished: its new owner or reaper
+//! already decided its fate.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,14 +33,17 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::env;
+use crate::manifest::Job;
 use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
 use crate::queue::chain::{self, Followed};
 use crate::queue::state::{Outcome, Reason, RunState};
-use crate::store::{Claimed, LiveReport, Paused, RunEnd, RunRecord, Store, StoreResult};
+use crate::store::{
+    Claimed, JobRecord, LiveReport, Paused, ProjectRecord, RunEnd, RunRecord, Store, StoreResult,
+};
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
 /// would for "command not found").
-pub const EXIT_SETUP: i32 = 127;
+pub(crate) const EXIT_SETUP: i32 = 127;
 
 /// How runs are executed.
 #[derive(Debug, Clone)]
@@ -70,7 +74,7 @@ impl Default for RunSettings {
 
 /// Why the worker stops a running run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// The store no longer lists it as ours (taken back, killed): stop, do not finish.
     Lost,
     /// The worker shuts down: stop, and hand it back to be retried.
@@ -79,7 +83,7 @@ pub enum Stop {
 
 /// What became of one run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Executed {
+pub(crate) struct Executed {
     pub id: String,
     /// The run as finished; `None` when it was no longer ours to finish.
     pub finished: Option<RunRecord>,
@@ -93,7 +97,7 @@ pub struct Executed {
 /// step, [`Queue::finish_and_claim`]), and under which pauses: the worker's loop opens it
 /// with the pauses of each turn and closes it when it stops claiming.
 #[derive(Debug, Clone, Default)]
-pub struct ClaimGate(Arc<Mutex<Option<Paused>>>);
+pub(crate) struct ClaimGate(Arc<Mutex<Option<Paused>>>);
 
 impl ClaimGate {
     /// Let finishing runs claim the next, leaving `paused` alone.
@@ -149,41 +153,76 @@ fn job_log((run, job, project): &(String, String, String), level: LogLevel, mess
     }
 }
 
-/// One kept output line: `HH:MM:SS.mmm out text` (UTC).
-pub fn tail_line(at: chrono::DateTime<Utc>, tag: &str, text: &str) -> String {
-    format!("{} {tag} {text}", at.format("%H:%M:%S%.3f"))
-}
-
 /// Run `claimed` (claimed by `worker`) to its end and finish it in the store, claiming the
 /// next run in the same step if `gate` is open; `stop` tells it to stop early (see
-/// [`Stop`]).
-pub async fn execute(
+/// [`Stop`]). Three steps: [`prepare`] the process, [`observe`] it to its end, [`conclude`].
+pub(crate) async fn execute(
     store: &dyn Store,
     worker: &str,
     claimed: Claimed,
     settings: &RunSettings,
-    mut stop: watch::Receiver<Option<Stop>>,
+    stop: watch::Receiver<Option<Stop>>,
     gate: &ClaimGate,
 ) -> StoreResult<Executed> {
     let Claimed { run, project, job } = claimed;
-    let id = run.id.clone();
-    // The job's definition is kept for its `then:` followers.
-    let (spec, job) = match env::decode(&run, project.as_ref(), job.as_ref()) {
-        Ok((project, job)) => (env::build_spec(&project, &job, &run), Some(job)),
-        Err(error) => (Err(error), None),
-    };
-    let mut spec = match spec {
-        Ok(spec) => spec,
-        Err(error) => {
-            tracing::warn!(run = %id, "{error}");
-            let finished = finish_setup_failure(store, worker, &run, &error.to_string()).await?;
-            return Ok(Executed::without_followers(id, finished));
+    let prepared = match prepare(&run, project.as_ref(), job.as_ref(), settings) {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            tracing::warn!(run = %run.id, "{message}");
+            let finished = finish_setup_failure(store, worker, &run, &message).await?;
+            return Ok(Executed::without_followers(run.id, finished));
         }
     };
-    if let Some(guard) = &settings.guard {
-        guard.hold(&mut spec, &crate::process::cgroup::run_unit_prefix(&id));
-    }
+    let observed = observe(store, worker, &run, &prepared, settings, stop).await;
+    conclude(store, worker, run, prepared, observed, gate).await
+}
 
+/// What a run executes: its process (held by the guard, if any), its timeout, and the job's
+/// definition as it ran (for its `then:` followers).
+struct Prepared {
+    spec: process::Spec,
+    timeout: Option<Duration>,
+    job: Job,
+}
+
+/// Work out the process of `run` from its applied project and job; the error is the cause
+/// of a setup failure.
+fn prepare(
+    run: &RunRecord,
+    project: Option<&ProjectRecord>,
+    job: Option<&JobRecord>,
+    settings: &RunSettings,
+) -> Result<Prepared, String> {
+    let (project, job) = env::decode(run, project, job).map_err(|error| error.to_string())?;
+    let mut spec = env::build_spec(&project, &job, run).map_err(|error| error.to_string())?;
+    if let Some(guard) = &settings.guard {
+        guard.hold(&mut spec, &crate::process::cgroup::run_unit_prefix(&run.id));
+    }
+    Ok(Prepared {
+        spec,
+        timeout: run.timeout_ms.map(Duration::from_millis),
+        job,
+    })
+}
+
+/// How the process went: its end, why the worker stopped it (if it did), what it printed
+/// and reported.
+struct Observed {
+    result: Result<process::Outcome, RunError>,
+    stop: Option<Stop>,
+    live: Arc<Mutex<Live>>,
+}
+
+/// Run the prepared process to its end, collecting its output and progress and reporting
+/// them to the store as it goes (see [`with_reports`]); `stop` stops it early.
+async fn observe(
+    store: &dyn Store,
+    worker: &str,
+    run: &RunRecord,
+    prepared: &Prepared,
+    settings: &RunSettings,
+    mut stop: watch::Receiver<Option<Stop>>,
+) -> Observed {
     let tries = run
         .history
         .iter()
@@ -205,13 +244,16 @@ pub async fn execute(
                         Stream::Stdout => "out",
                         Stream::Stderr => "err",
                     };
-                    live.tail.push(&tail_line(event.at, tag, &line));
+                    live.tail.push(&crate::tail::line(event.at, tag, &line));
                     live.new_output = true;
                 }
                 LineKind::Log { level, message } => {
                     job_log(&run_context, level, &message);
-                    live.tail
-                        .push(&tail_line(event.at, "log", &format!("{level} {message}")));
+                    live.tail.push(&crate::tail::line(
+                        event.at,
+                        "log",
+                        &format!("{level} {message}"),
+                    ));
                     live.new_output = true;
                 }
                 LineKind::Progress { fraction, message } => {
@@ -237,56 +279,119 @@ pub async fn execute(
             *stop_reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
         }
     };
-    let timeout = run.timeout_ms.map(Duration::from_millis);
     let on_spawn = |pid| {
         let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
         live.report.pid = Some(pid);
         live.dirty = true;
     };
-    let process =
-        process::run_to_end_observed(&spec, timeout, settings.grace, cancel, on_spawn, on_event);
-    let result = with_reports(store, worker, &id, &live, settings, process).await;
+    let process = process::run_to_end_observed(
+        &prepared.spec,
+        prepared.timeout,
+        settings.grace,
+        cancel,
+        on_spawn,
+        on_event,
+    );
+    let result = with_reports(store, worker, &run.id, &live, settings, process).await;
+    let stop = *stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
+    Observed { result, stop, live }
+}
 
-    let now = Utc::now();
-    let (outcome, exit_code, note) = match &result {
-        Ok(ended) => {
-            let note = Some(ended.exit.to_string());
-            if ended.cancelled {
-                let reason = *stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
-                match reason {
-                    Some(Stop::Lost) => {
-                        tracing::info!(run = %id, "no longer ours: stopped, not finished");
-                        store_output(store, &id, &live).await;
-                        return Ok(Executed::without_followers(id, None));
-                    }
-                    _ => (
-                        Outcome::HandedBack,
-                        None,
-                        Some(format!("handed back: worker {worker} shut down")),
-                    ),
-                }
-            } else if ended.timed_out {
-                let timeout = timeout.unwrap_or_default();
-                let note = format!("timed out after {}", humantime::format_duration(timeout));
-                (Outcome::TimedOut, ended.exit.code, Some(note))
-            } else if let Some(code) = ended.exit.code {
-                (Outcome::from_exit_code(code), Some(code), note)
-            } else {
-                (Outcome::Signalled, None, note)
-            }
+/// What the worker does with a try that ended (see [`verdict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The run is no longer ours: stopped, not finished.
+    Lost,
+    /// The process could not be started: end the try as a setup failure with this cause.
+    Setup(String),
+    /// Finish the try with this outcome, exit code and history note.
+    Finish {
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        note: Option<String>,
+    },
+}
+
+/// The outcome of a try (pure): `result` is how its process ended, `stop` why the worker
+/// stopped it (if it did), `timeout` the job's, `worker` the worker's name (for the note of
+/// a run handed back).
+pub(crate) fn verdict(
+    result: &Result<process::Outcome, RunError>,
+    stop: Option<Stop>,
+    timeout: Option<Duration>,
+    worker: &str,
+) -> Verdict {
+    let ended = match result {
+        Ok(ended) => ended,
+        Err(RunError::Spawn(error)) => return Verdict::Setup(error.to_string()),
+        Err(error @ RunError::Process { .. }) => {
+            return Verdict::Finish {
+                outcome: Outcome::Signalled,
+                exit_code: None,
+                note: Some(error.to_string()),
+            };
         }
-        Err(RunError::Spawn(error)) => {
-            let message = error.to_string();
+    };
+    let note = Some(ended.exit.to_string());
+    let (outcome, exit_code, note) = if ended.cancelled {
+        match stop {
+            Some(Stop::Lost) => return Verdict::Lost,
+            _ => (
+                Outcome::HandedBack,
+                None,
+                Some(format!("handed back: worker {worker} shut down")),
+            ),
+        }
+    } else if ended.timed_out {
+        let timeout = timeout.unwrap_or_default();
+        let note = format!("timed out after {}", humantime::format_duration(timeout));
+        (Outcome::TimedOut, ended.exit.code, Some(note))
+    } else if let Some(code) = ended.exit.code {
+        (Outcome::from_exit_code(code), Some(code), note)
+    } else {
+        (Outcome::Signalled, None, note)
+    };
+    Verdict::Finish {
+        outcome,
+        exit_code,
+        note,
+    }
+}
+
+/// Store the try's end as [`verdict`] decides, claim the next run while `gate` is open, and
+/// enqueue the followers of a complete run.
+async fn conclude(
+    store: &dyn Store,
+    worker: &str,
+    run: RunRecord,
+    prepared: Prepared,
+    observed: Observed,
+    gate: &ClaimGate,
+) -> StoreResult<Executed> {
+    let now = Utc::now();
+    let Observed { result, stop, live } = observed;
+    let id = run.id.clone();
+    let (outcome, exit_code, note) = match verdict(&result, stop, prepared.timeout, worker) {
+        Verdict::Lost => {
+            tracing::info!(run = %id, "no longer ours: stopped, not finished");
+            store_output(store, &id, &live).await;
+            return Ok(Executed::without_followers(id, None));
+        }
+        Verdict::Setup(message) => {
             tracing::warn!(run = %id, "{message}");
             store_output(store, &id, &live).await;
             let finished = finish_setup_failure(store, worker, &run, &message).await?;
             return Ok(Executed::without_followers(id, finished));
         }
-        Err(error @ RunError::Process { .. }) => {
-            tracing::warn!(run = %id, "{error}");
-            (Outcome::Signalled, None, Some(error.to_string()))
-        }
+        Verdict::Finish {
+            outcome,
+            exit_code,
+            note,
+        } => (outcome, exit_code, note),
     };
+    if let Err(error @ RunError::Process { .. }) = &result {
+        tracing::warn!(run = %id, "{error}");
+    }
     // What the reporter has not sent yet goes with the end (one write fewer for short runs).
     let report = match &result {
         Ok(ended) => LiveReport {
@@ -323,10 +428,9 @@ pub async fn execute(
         .finished
         .as_ref()
         .filter(|r| r.state == RunState::Complete)
-        && let Some(job) = &job
     {
         // The run is complete whatever happens here: a failure is logged, not returned.
-        match chain::enqueue_followers(store, done, job, Utc::now()).await {
+        match chain::enqueue_followers(store, done, &prepared.job, Utc::now()).await {
             Ok(followed) => followers = followed,
             Err(error) => tracing::warn!(run = %id, "enqueueing its `then` jobs: {error}"),
         }
@@ -443,4 +547,117 @@ async fn finish_setup_failure(
     end.next.reason = Some(Reason::Setup);
     end.note = Some(message.to_string());
     store.finish_run(&run.id, worker, &end).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Exit, SpawnError};
+
+    fn ended(code: Option<i32>, signal: Option<i32>) -> process::Outcome {
+        process::Outcome {
+            pid: 42,
+            exit: Exit { code, signal },
+            timed_out: false,
+            cancelled: false,
+            forced: false,
+            output_complete: true,
+        }
+    }
+
+    fn finish(outcome: Outcome, exit_code: Option<i32>, note: &str) -> Verdict {
+        Verdict::Finish {
+            outcome,
+            exit_code,
+            note: Some(note.to_owned()),
+        }
+    }
+
+    #[test]
+    fn exits_map_to_their_outcome_with_the_exit_as_note() {
+        let verdict = |code| verdict(&Ok(ended(Some(code), None)), None, None, "w");
+        assert_eq!(
+            verdict(0),
+            finish(Outcome::Exited(0), Some(0), "exit code 0")
+        );
+        assert_eq!(
+            verdict(3),
+            finish(Outcome::Exited(3), Some(3), "exit code 3")
+        );
+        assert_eq!(
+            verdict(75),
+            finish(Outcome::Deferred, Some(75), "exit code 75")
+        );
+    }
+
+    #[test]
+    fn a_signal_nobody_sent_is_signalled() {
+        let result = Ok(ended(None, Some(9)));
+        assert_eq!(
+            verdict(&result, None, None, "w"),
+            finish(Outcome::Signalled, None, "killed by SIGKILL")
+        );
+    }
+
+    #[test]
+    fn a_timeout_names_its_length_and_keeps_the_exit_code() {
+        let mut timed_out = ended(None, Some(15));
+        timed_out.timed_out = true;
+        let timeout = Some(Duration::from_secs(90));
+        assert_eq!(
+            verdict(&Ok(timed_out), None, timeout, "w"),
+            finish(Outcome::TimedOut, None, "timed out after 1m 30s")
+        );
+        timed_out.exit = Exit {
+            code: Some(1),
+            signal: None,
+        };
+        assert_eq!(
+            verdict(&Ok(timed_out), None, timeout, "w"),
+            finish(Outcome::TimedOut, Some(1), "timed out after 1m 30s")
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_is_handed_back_at_shutdown_and_left_alone_when_lost() {
+        let mut cancelled = ended(None, Some(15));
+        cancelled.cancelled = true;
+        let result = Ok(cancelled);
+        assert_eq!(verdict(&result, Some(Stop::Lost), None, "w"), Verdict::Lost);
+        for stop in [Some(Stop::Shutdown), None] {
+            assert_eq!(
+                verdict(&result, stop, None, "w1"),
+                Verdict::Finish {
+                    outcome: Outcome::HandedBack,
+                    exit_code: None,
+                    note: Some("handed back: worker w1 shut down".to_owned()),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_process_that_did_not_start_is_a_setup_failure() {
+        let result = Err(RunError::Spawn(SpawnError::EmptyCommand {
+            cwd: "/p".into(),
+        }));
+        assert_eq!(
+            verdict(&result, None, None, "w"),
+            Verdict::Setup("nothing to run in /p: the command is empty".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_process_lost_from_sight_is_signalled_with_the_cause() {
+        let result = Err(RunError::Process {
+            program: "sleep".to_owned(),
+            pid: 7,
+            doing: "waiting",
+            source: std::io::Error::other("gone"),
+        });
+        assert_eq!(
+            verdict(&result, None, None, "w"),
+            finish(Outcome::Signalled, None, "`sleep` (pid 7): waiting: gone")
+        );
+    }
 }

@@ -417,7 +417,7 @@ fn zombie_interval_reads_from_files_and_variables_and_reaches_the_worker() {
     let m = Machine::new();
     let (config, _) = m.ok(&[], &no_flags());
     assert_eq!(config.worker.zombie_after, None);
-    let defaults = coco::cli::worker::settings(&config, None);
+    let defaults = coco::cli::context::worker_settings(&config, None);
     assert_eq!(
         (defaults.zombie_after, defaults.zombie_every),
         (Duration::from_secs(60), Duration::from_secs(30))
@@ -426,13 +426,13 @@ fn zombie_interval_reads_from_files_and_variables_and_reaches_the_worker() {
     let (config, settings) = m.ok(&[], &no_flags());
     assert_eq!(config.worker.zombie_after, Some(Duration::from_secs(120)));
     assert_eq!(setting(&settings, "worker.zombie_after").0, "2m");
-    let worker = coco::cli::worker::settings(&config, None);
+    let worker = coco::cli::context::worker_settings(&config, None);
     assert_eq!(
         (worker.zombie_after, worker.zombie_every),
         (Duration::from_secs(120), Duration::from_secs(30))
     );
     let (config, _) = m.ok(&[("COCO_WORKER__ZOMBIE_AFTER", "20s")], &no_flags());
-    let worker = coco::cli::worker::settings(&config, None);
+    let worker = coco::cli::context::worker_settings(&config, None);
     assert_eq!(
         (worker.zombie_after, worker.zombie_every),
         (Duration::from_secs(20), Duration::from_secs(10)),
@@ -727,4 +727,37 @@ mod hostile {
             coco.log()
         );
     }
+}
+
+#[test]
+fn daemon_timings_default_to_todays_values_and_are_bounded_below() {
+    let m = Machine::new();
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.daemon, coco::config::DaemonConfig::default());
+    assert_eq!(config.daemon.app_stale_after, Duration::from_secs(10));
+    assert_eq!(config.daemon.control_every, Duration::from_secs(1));
+    assert_eq!(setting(&settings, "daemon.app_grace").0, "~");
+
+    m.user("daemon:\n  app_grace: 30s\n  prune_every: 10m\n");
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.daemon.app_grace, Duration::from_secs(30));
+    assert_eq!(config.daemon.prune_every, Duration::from_secs(600));
+    assert_eq!(config.daemon.app_status_every, Duration::from_secs(1));
+    assert_eq!(setting(&settings, "daemon.app_grace").0, "30s");
+
+    m.user("daemon:\n  app_stale_after: 500ms\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains(":2:20: must be at least 1s"), "{error}");
+    m.user("daemon:\n  app_graze: 1s\n");
+    let error = m.error(&[], &no_flags());
+    assert!(error.contains("app_grace"), "did you mean: {error}");
+
+    m.user("");
+    let error = m.error(&[("COCO_DAEMON__CONTROL_EVERY", "10ms")], &no_flags());
+    assert!(
+        error.contains("environment variable COCO_DAEMON__CONTROL_EVERY: must be at least 100ms"),
+        "{error}"
+    );
+    let (config, _) = m.ok(&[("COCO_DAEMON__APP_STATUS_EVERY", "250ms")], &no_flags());
+    assert_eq!(config.daemon.app_status_every, Duration::from_millis(250));
 }

@@ -599,7 +599,7 @@ pub async fn an_enqueue_wakes_an_idle_worker(store: Arc<dyn Store>) {
     // Only the wake-up can make it look again: no poll or tick comes within the test's
     // patience (an hour each); without it `wait_for` gives up.
     let no_ticks = WorkerSettings {
-        wake_dir: Some(coco::worker::wake::dir(&state_dir)),
+        wake_dir: Some(coco::wake::dir(&state_dir)),
         ..without_ticks(settings(1))
     };
     let worker = Running::start("w1", &setup.store, no_ticks);

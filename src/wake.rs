@@ -6,6 +6,8 @@
 //! The byte says what changed ([`Poke`]): the queue (claim now), or the operator switches
 //! (`kill`, `pause`, `halt`: read them and heartbeat now). A wake-up is only a hint: a lost
 //! datagram costs at most one poll (or heartbeat) interval.
+//!
+//! It sits below both sides: `queue` pokes, `worker` listens, and neither imports the other.
 
 use std::io;
 use std::path::{Path, PathBuf};
