@@ -7,8 +7,9 @@ use clap::Args;
 
 use super::context::{self, default_name, shutdown_signal, start_guard};
 use super::{GlobalArgs, output};
+use crate::config::zombie_after_problem;
 use crate::process::guard::Guard;
-use crate::worker::{Worker, zombie_after_problem};
+use crate::worker::Worker;
 
 /// Arguments of `coco worker`.
 #[derive(Debug, Args)]
@@ -25,7 +26,7 @@ pub struct WorkerArgs {
     pub zombie_after: Option<Duration>,
 }
 
-/// A `--zombie-after` value: a duration of at least [`crate::worker::MIN_ZOMBIE_AFTER`].
+/// A `--zombie-after` value: a duration of at least [`crate::config::MIN_ZOMBIE_AFTER`].
 fn zombie_after(text: &str) -> Result<Duration, String> {
     let after = crate::manifest::raw::parse_duration(text)?;
     match zombie_after_problem(after) {

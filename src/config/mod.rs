@@ -28,6 +28,7 @@ pub mod sources;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use figment::Figment;
 
@@ -178,6 +179,30 @@ pub struct WorkerConfig {
     pub max_lost: Option<u32>,
     /// How each run's process tree is held (`worker.containment`).
     pub containment: crate::process::contain::Mode,
+}
+
+/// The shortest `zombie_after` local.yaml and `coco worker` accept: three of the worker's
+/// default heartbeats, so a live worker's runs are never taken back for one late heartbeat.
+pub const MIN_ZOMBIE_AFTER: Duration = Duration::from_secs(10);
+/// The longest zombie interval: a day.
+pub const MAX_ZOMBIE_AFTER: Duration = Duration::from_secs(86_400);
+
+/// What is wrong with `after` as a zombie interval, if anything (pure).
+pub fn zombie_after_problem(after: Duration) -> Option<String> {
+    if after < MIN_ZOMBIE_AFTER {
+        Some(format!(
+            "must be at least {} (three heartbeats: a shorter one takes back runs whose worker \
+             is alive)",
+            humantime::format_duration(MIN_ZOMBIE_AFTER)
+        ))
+    } else if after > MAX_ZOMBIE_AFTER {
+        Some(format!(
+            "must be at most {} (the runs of a lost worker wait this long to be retried)",
+            humantime::format_duration(MAX_ZOMBIE_AFTER)
+        ))
+    } else {
+        None
+    }
 }
 
 /// The resolved configuration.

@@ -138,7 +138,7 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     if let Some(problem) = raw
         .worker
         .zombie_after
-        .and_then(|after| crate::worker::zombie_after_problem(after.0))
+        .and_then(|after| super::zombie_after_problem(after.0))
     {
         problems.push(("worker.zombie_after", problem));
     }

@@ -18,7 +18,7 @@ pub enum DaemonError {
     },
 }
 
-/// Why a convergence pass ([`super::converge::Converger`]) changed nothing.
+/// Why a convergence pass (`super::converge::Converger`) changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvergeError {
     /// The home's project folders could not be listed (the operator's to fix: `coco status`

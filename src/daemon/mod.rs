@@ -2,8 +2,8 @@
 //!
 //! One process per host runs, as tokio tasks:
 //!
-//! - the converger (this module's loop): a [`converge`] pass at start, then one per debounced
-//!   file change ([`watch`]): manifests, project folders created or deleted, local.yaml;
+//! - the converger (this module's loop): a `converge` pass at start, then one per debounced
+//!   file change (`watch`): manifests, project folders created or deleted, local.yaml;
 //! - the [`Scheduler`], told to re-read the jobs after every pass that changed something;
 //! - a [`Worker`] (the queue's, with its process guard);
 //! - the app [`Supervisor`], told to look at the apps after every pass that changed something.

@@ -1,14 +1,14 @@
 //! The worker: claims runs from the store and runs up to `slots` of them at once.
 //!
 //! Theory of operation: [`Worker::run`] is one loop owning a [`JoinSet`] of run tasks (each
-//! [`run::execute`], told to stop through its own `watch` channel). Each turn it reads the
+//! `run::execute`, told to stop through its own `watch` channel). Each turn it reads the
 //! operator switches if due, claims runs while slots are free, then sleeps until the first
 //! of: a run ended (a slot is free), the heartbeat tick, the zombie tick, a wake-up datagram,
 //! the poll delay, or shutdown.
 //!
 //! - A busy worker costs one store round trip per run: a run task ending its run claims the
 //!   next in the same step ([`Queue::finish_and_claim`], under the pauses the loop last put
-//!   in the [`run::ClaimGate`]) and hands it to the loop, which starts it at once. The loop
+//!   in the `run::ClaimGate`) and hands it to the loop, which starts it at once. The loop
 //!   itself claims only for slots left free; it closes the gate when it stops, and gives
 //!   back untouched a run claimed as it closed.
 //! - Idle polling is adaptive: `poll_min` after any claim or freed slot, doubling up to
@@ -17,7 +17,7 @@
 //!   `<state_dir>/wake/`, and [`crate::queue::wake`] sends a byte to every socket there.
 //! - Heartbeat: every `heartbeat_every` the worker reports its running runs and refreshes its
 //!   [`MemberRecord`] (`coco alive`); a run missing from the store's answer is no longer ours
-//!   (taken back, or killed by `coco kill`) and is stopped ([`run::Stop::Lost`]). A control
+//!   (taken back, or killed by `coco kill`) and is stopped (`run::Stop::Lost`). A control
 //!   wake-up ([`wake::Poke::Control`], sent by `kill`, `pause`, `halt`) heartbeats at once.
 //! - Operator switches ([`Control`]) are read every `control_every` and on a control
 //!   wake-up: paused projects (or everything) are not claimed, except runs enqueued with
@@ -104,30 +104,6 @@ impl Default for WorkerSettings {
             run: RunSettings::default(),
             kind: "worker",
         }
-    }
-}
-
-/// The shortest `zombie_after` local.yaml and `coco worker` accept: three of the default
-/// heartbeats, so a live worker's runs are never taken back for one late heartbeat.
-pub const MIN_ZOMBIE_AFTER: Duration = Duration::from_secs(10);
-/// The longest zombie interval: a day.
-pub const MAX_ZOMBIE_AFTER: Duration = Duration::from_secs(86_400);
-
-/// What is wrong with `after` as a zombie interval, if anything (pure).
-pub fn zombie_after_problem(after: Duration) -> Option<String> {
-    if after < MIN_ZOMBIE_AFTER {
-        Some(format!(
-            "must be at least {} (three heartbeats: a shorter one takes back runs whose worker \
-             is alive)",
-            humantime::format_duration(MIN_ZOMBIE_AFTER)
-        ))
-    } else if after > MAX_ZOMBIE_AFTER {
-        Some(format!(
-            "must be at most {} (the runs of a lost worker wait this long to be retried)",
-            humantime::format_duration(MAX_ZOMBIE_AFTER)
-        ))
-    } else {
-        None
     }
 }
 

@@ -1,9 +1,9 @@
 //! One claimed run, from its stored definition to its end in the store.
 //!
-//! [`execute`] takes the run with its project and job (read in the claim) in three steps:
-//! `prepare` builds the process spec ([`super::env`]); `observe` runs it with
+//! `execute` takes the run with its project and job (read in the claim) in three steps:
+//! `prepare` builds the process spec (`super::env`); `observe` runs it with
 //! [`process::run_to_end`] (the job's timeout, a grace period, a stop signal from the
-//! worker); `conclude` stores the end [`verdict`] decides. While the process runs, `observe`:
+//! worker); `conclude` stores the end `verdict` decides. While the process runs, `observe`:
 //!
 //! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
 //!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
@@ -14,15 +14,15 @@
 //!   process; the spawn and event callbacks only record what is new).
 //!
 //! The end is stored with [`Queue::finish_and_claim`], which also claims the worker's next
-//! run while the [`ClaimGate`] is open. A run that ends `complete` enqueues the `then:`
+//! run while the `ClaimGate` is open. A run that ends `complete` enqueues the `then:`
 //! followers of its job as it ran ([`chain`]).
 //!
-//! The try's end is mapped by [`verdict`] (pure) to a [`state::Outcome`]: exit 0 complete,
+//! The try's end is mapped by `verdict` (pure) to a [`state::Outcome`]: exit 0 complete,
 //! exit 75 deferred, other exits failed/error (reason `exit`), a signal nobody coco sent
 //! `signal`, the timeout `timeout`, a worker shutdown `shutdown` (handed back: pending again,
 //! the attempt not spent). A run whose command cannot be worked out or started ends like a
 //! failed exit with reason `setup` and the cause in the history note. A run the store says
-//! is no longer ours ([`Stop::Lost`]) is stopped and not finished: its new owner or reaper
+//! is no longer ours (`Stop::Lost`) is stopped and not finished: its new owner or reaper
 //! already decided its fate.
 
 use std::future::Future;
@@ -89,7 +89,7 @@ pub(crate) struct Executed {
     pub finished: Option<RunRecord>,
     /// Its `then:` followers, when it completed.
     pub followers: Vec<Followed>,
-    /// The next run, claimed for this worker as this one was finished (see [`ClaimGate`]).
+    /// The next run, claimed for this worker as this one was finished (see `ClaimGate`).
     pub next: Option<Claimed>,
 }
 
@@ -155,7 +155,7 @@ fn job_log((run, job, project): &(String, String, String), level: LogLevel, mess
 
 /// Run `claimed` (claimed by `worker`) to its end and finish it in the store, claiming the
 /// next run in the same step if `gate` is open; `stop` tells it to stop early (see
-/// [`Stop`]). Three steps: [`prepare`] the process, [`observe`] it to its end, [`conclude`].
+/// `Stop`). Three steps: [`prepare`] the process, [`observe`] it to its end, [`conclude`].
 pub(crate) async fn execute(
     store: &dyn Store,
     worker: &str,
@@ -297,7 +297,7 @@ async fn observe(
     Observed { result, stop, live }
 }
 
-/// What the worker does with a try that ended (see [`verdict`]).
+/// What the worker does with a try that ended (see `verdict`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// The run is no longer ours: stopped, not finished.
@@ -358,7 +358,7 @@ pub(crate) fn verdict(
     }
 }
 
-/// Store the try's end as [`verdict`] decides, claim the next run while `gate` is open, and
+/// Store the try's end as `verdict` decides, claim the next run while `gate` is open, and
 /// enqueue the followers of a complete run.
 async fn conclude(
     store: &dyn Store,
