@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub(crate) mod fields;
 pub mod git;
 pub(crate) mod host;
 pub mod lifecycle;
@@ -18,6 +19,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod redact;
 pub mod scaffold;
+pub mod schedule;
 pub mod scheduler;
 pub mod store;
 pub mod supervisor;

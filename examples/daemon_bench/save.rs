@@ -17,7 +17,7 @@
 //! points of the scheduler's 2 s re-read of the jobs), a random job of a random project gets a
 //! new minute; its manifest is written in place (truncate and write, `std::fs::write`). The
 //! time runs from just before the write until `get_job` (polled every 2 ms) shows the new next
-//! fire, computed here with `coco::scheduler::schedule` as the apply path does. That covers
+//! fire, computed here with `coco::schedule` as the apply path does. That covers
 //! the inotify event, the watcher's debounce (15 ms of quiet), the pass — discover and parse
 //! every manifest of the home, read every stored project, job and app, diff, write the one
 //! changed job and its project — and this process noticing. The daemon's `took=` of each
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use chrono::{Timelike as _, Utc};
-use coco::scheduler::schedule::Schedule;
+use coco::schedule::Schedule;
 use tokio::time::Instant;
 
 use crate::sandbox::{Backend, CONFIG, Rng, Sandbox};

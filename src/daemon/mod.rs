@@ -407,7 +407,7 @@ async fn pass(
             if let Err(error) = store.put_problems(&problems).await {
                 tracing::warn!("cannot record the manifest problems: {error}");
             }
-            let took = crate::logging::fields::duration(started.elapsed());
+            let took = crate::fields::duration(started.elapsed());
             if pass.changed() {
                 tracing::info!(%took, "applied: {}", converge::summary(&pass.plan));
                 for (project, line) in crate::reconcile::render::updates(&pass.plan) {

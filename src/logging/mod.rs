@@ -6,7 +6,6 @@
 //! the file watcher's crate (`notify`, its internal bookkeeping) show only at DEBUG. Each record is
 //! formatted in full and redacted before it is written, so no layer can leak a credential.
 
-pub mod fields;
 pub mod store;
 
 use std::io::Write;

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 pub use raw::{Catchup, Concurrency, HumanDuration, RestartPolicy};
 
-use crate::scheduler::schedule::Schedule;
+use crate::schedule::Schedule;
 
 /// The manifest file name inside a project folder.
 pub const MANIFEST_FILE: &str = "coco.yaml";

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::limits::{self, Bounds};
 use super::raw::{CommandLine, RawApp, RawEnvironment, RawHealth, RawJob, Scalar};
 use super::{App, Environment, Health, HealthCheck, HumanDuration, Job, is_valid_name};
-use crate::scheduler::schedule::Schedule;
+use crate::schedule::Schedule;
 use crate::yaml::{Diagnostic, Document, did_you_mean};
 
 /// Problems found so far; resolution goes on after each.

@@ -732,7 +732,7 @@ impl Child {
             tracing::debug!(
                 pid = self.pid,
                 program = %self.program,
-                grace = %crate::logging::fields::duration(grace),
+                grace = %crate::fields::duration(grace),
                 "grace over, SIGKILL to the group"
             );
             self.signal_group(Signal::Kill)?;

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::schedule::Schedule;
+use crate::schedule::Schedule;
 use crate::manifest::Catchup;
 
 /// A due instant older than this is missed rather than late.

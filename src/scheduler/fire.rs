@@ -29,7 +29,7 @@ use chrono_tz::Tz;
 use tokio::sync::Notify;
 
 use super::due::{Due, due};
-use super::schedule::Schedule;
+use crate::schedule::Schedule;
 use crate::manifest::{Catchup, Concurrency, Job};
 use crate::queue::{self, NewRun, new_run};
 use crate::store::{Cancel, Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};

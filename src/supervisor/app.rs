@@ -243,7 +243,7 @@ impl Supervised {
         let uptime = running.since.elapsed();
         let success = exit.is_some_and(|exit| exit.success());
         let text = exit.map_or("ended".to_owned(), |exit| exit.to_string());
-        tracing::warn!(uptime = %crate::logging::fields::duration(uptime), "app exited: {text}");
+        tracing::warn!(uptime = %crate::fields::duration(uptime), "app exited: {text}");
         self.push_line("log", &format!("WARNING exited: {text}"));
         self.schedule_restart(uptime, success);
         self.report().await;

@@ -12,6 +12,7 @@ mod enqueue_warnings;
 mod examples;
 mod init;
 mod job_env;
+mod layers;
 mod lifecycle;
 mod log;
 mod manifest;
