@@ -11,8 +11,9 @@ use clap::Args;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
+use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
-use crate::store::{MemberRecord, RunFilter, RunRecord, Store};
+use crate::store::{MemberRecord, RunFilter, Store};
 
 /// Silent for longer than this (the default zombie interval): probably gone.
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(60);

@@ -9,8 +9,9 @@ use chrono::Utc;
 use super::{GlobalArgs, output, run_id};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
+use crate::queue::run::RunRecord;
 use crate::reconcile::{self, Plan, Stored};
-use crate::store::{self, RunRecord, Store};
+use crate::store::{self, Store};
 
 impl GlobalArgs {
     /// The command-line overrides of the configuration.

@@ -8,7 +8,7 @@ use clap::Args;
 use super::list::{human_duration, progress, runtime};
 use super::{GlobalArgs, context, output};
 use crate::queue::history;
-use crate::store::RunRecord;
+use crate::queue::run::RunRecord;
 
 #[derive(Debug, Args)]
 pub struct DetailArgs {

@@ -6,9 +6,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output;
+use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
 use crate::store::Queue;
-use crate::store::{RunRecord, StoreResult};
+use crate::store::StoreResult;
 
 /// How often the run is read while waiting.
 const WAIT_EVERY: Duration = Duration::from_millis(200);

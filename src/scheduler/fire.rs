@@ -31,8 +31,9 @@ use tokio::sync::Notify;
 use super::due::{Due, due};
 use super::schedule::Schedule;
 use crate::manifest::{Catchup, Concurrency, Job};
+use crate::queue::run::Cancel;
 use crate::queue::{self, NewRun, new_run};
-use crate::store::{Cancel, Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};
+use crate::store::{Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};
 
 /// The jobs are listed in full at least this often, even when their marker
 /// ([`Catalog::jobs_marker`]) did not move.
@@ -378,7 +379,7 @@ impl Scheduler {
 /// The scheduler's view of a stored job; `None` if it has no schedule or its stored
 /// definition no longer parses (logged).
 fn entry_of(record: JobRecord) -> Option<Entry> {
-    let job = match queue::job_of(&record) {
+    let job = match record.job() {
         Ok(job) => job,
         Err(error) => {
             tracing::warn!(job = %record.id, "stored definition unreadable: {error}");

@@ -31,6 +31,7 @@ mod error;
 pub mod mongo;
 mod records;
 mod roles;
+mod rules;
 
 pub use error::{StoreError, StoreResult};
 pub use records::*;
@@ -96,42 +97,4 @@ pub async fn open(location: &StoreLocation) -> StoreResult<Arc<dyn Store>> {
     };
     store.ensure_schema().await?;
     Ok(store)
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::RunRecord;
-    use crate::manifest::Job;
-    use crate::queue::{NewRun, new_run};
-
-    /// The fields issue 11 added to a run, which older records lack.
-    pub(crate) const ADDED: [&str; 6] = [
-        "defer_delay_ms",
-        "defer_max_ms",
-        "lost",
-        "deferrals",
-        "deferred_since",
-        "history_folded",
-    ];
-
-    pub(crate) fn plain_run() -> RunRecord {
-        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        new_run(
-            &Job::with_command(&["true"]),
-            NewRun::new("p.j", "p", json!({}), now),
-        )
-    }
-
-    #[test]
-    fn a_run_stored_before_the_added_fields_reads_with_their_defaults() {
-        let run = plain_run();
-        let mut doc = serde_json::to_value(&run).unwrap();
-        for key in ADDED {
-            assert!(doc.as_object_mut().unwrap().remove(key).is_some(), "{key}");
-        }
-        let back: RunRecord = serde_json::from_value(doc).unwrap();
-        assert_eq!(back, run);
-    }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::*;
+use crate::queue::run::{Cancel, LiveReport, RunEnd, RunRecord};
 
 /// [`Queue::finish_and_claim`] as separate calls: [`Queue::finish_run`], then
 /// [`claim_with_definitions`] (for a backend without a transaction spanning both).

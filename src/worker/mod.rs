@@ -35,6 +35,7 @@
 //! worker was not their job's failure).
 
 pub mod argv;
+pub mod chain;
 pub mod env;
 pub mod load;
 pub mod run;
@@ -53,9 +54,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument as _;
 
-use crate::queue::chain::Followed;
+use crate::queue::run::{RunEnd, RunRecord};
 use crate::queue::state::Outcome;
-use crate::store::{Claimed, Control, MemberRecord, Paused, RunEnd, RunRecord, Store, StoreResult};
+use crate::store::{Claimed, Control, MemberRecord, Paused, Store, StoreResult};
+use chain::Followed;
 use run::{ClaimGate, Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.

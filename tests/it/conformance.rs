@@ -19,12 +19,12 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
 use coco::manifest::{HumanDuration, Job};
+use coco::queue::run::{Cancel, LiveReport, RunEnd, RunRecord, StateChange};
 use coco::queue::state::{Outcome, RunState};
 use coco::queue::{NewRun, new_run};
 use coco::store::{
-    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunEnd,
-    RunFilter, RunRecord, StateChange, Store,
+    AppRecord, AppStatus, Cancelled, Control, Enqueued, Fire, JobRecord, LogFilter, LogRecord,
+    MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter, Store,
 };
 
 /// A boxed conformance case.

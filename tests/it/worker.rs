@@ -11,11 +11,10 @@ use std::time::Duration;
 use chrono::Utc;
 use coco::manifest::{Environment, HumanDuration, Job, Project};
 use coco::process::{self, Spec};
+use coco::queue::run::{Cancel, RunRecord};
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun, new_run};
-use coco::store::{
-    Cancel, Cancelled, Enqueued, JobRecord, Paused, ProjectRecord, RunFilter, RunRecord, Store,
-};
+use coco::store::{Cancelled, Enqueued, JobRecord, Paused, ProjectRecord, RunFilter, Store};
 use coco::worker::load::Limits;
 use coco::worker::run::RunSettings;
 use coco::worker::{Summary, Worker, WorkerSettings};
@@ -115,7 +114,7 @@ impl Setup {
     async fn enqueue_with(&self, name: &str, args: serde_json::Value, force: bool) -> String {
         let job_id = format!("proj.{name}");
         let record = self.store.get_job(&job_id).await.unwrap().unwrap();
-        let job = queue::job_of(&record).unwrap();
+        let job = record.job().unwrap();
         let new = NewRun {
             force,
             ..NewRun::new(&job_id, "proj", args, Utc::now())

@@ -351,10 +351,10 @@ pub(super) fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
         // Absent from runs stored before these fields existed.
         defer_delay_ms: r
             .opt_int("defer_delay_ms")?
-            .unwrap_or_else(crate::store::default_defer_delay_ms),
+            .unwrap_or_else(crate::queue::run::default_defer_delay_ms),
         defer_max_ms: r
             .opt_int("defer_max_ms")?
-            .unwrap_or_else(crate::store::default_defer_max_ms),
+            .unwrap_or_else(crate::queue::run::default_defer_max_ms),
         timeout_ms: r.opt_int("timeout_ms")?,
         created: r.time("created")?,
         not_before: r.time("not_before")?,

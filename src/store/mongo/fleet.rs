@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::Fleet;
+use crate::store::rules::{AppClaim, AppHolder, app_claim};
 
 #[async_trait]
 impl Fleet for MongoStore {
@@ -90,16 +91,26 @@ impl Fleet for MongoStore {
                 continue; // released meanwhile: try the insert again
             };
             let owner = current.get_str("owner").unwrap_or_default().to_owned();
-            if owner == status.owner {
-                let replaced = coll
-                    .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
-                    .await
-                    .map_err(self.err(doing))?;
-                return Ok(replaced.matched_count == 1);
-            }
-            let heartbeat = current.get_datetime("heartbeat").map(|t| t.to_chrono());
-            match heartbeat {
-                Ok(heartbeat) if heartbeat < stale_before => {
+            let heartbeat = current
+                .get_datetime("heartbeat")
+                .ok()
+                .map(|t| t.to_chrono());
+            let holder = AppHolder {
+                owner: &owner,
+                heartbeat,
+            };
+            match app_claim(Some(holder), &status.owner, stale_before) {
+                AppClaim::Renew => {
+                    let replaced = coll
+                        .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
+                        .await
+                        .map_err(self.err(doing))?;
+                    return Ok(replaced.matched_count == 1);
+                }
+                AppClaim::TakeOver => {
+                    let Some(heartbeat) = heartbeat else {
+                        return Ok(false);
+                    };
                     let removed = coll
                         .delete_one(doc! {
                             "_id": &status.id, "owner": &owner, "heartbeat": time(heartbeat),
@@ -110,7 +121,7 @@ impl Fleet for MongoStore {
                         return Ok(false);
                     }
                 }
-                _ => return Ok(false),
+                AppClaim::Free | AppClaim::Held => return Ok(false),
             }
         }
         Ok(false)

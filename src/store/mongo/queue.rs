@@ -4,6 +4,7 @@ use super::*;
 use crate::store::Queue;
 use crate::store::Stepped;
 use crate::store::roles::finish_then_claim;
+use crate::store::rules::{ClaimPass, check_end, job_slots, slot_free};
 
 #[async_trait]
 impl Queue for MongoStore {
@@ -110,7 +111,7 @@ impl Queue for MongoStore {
                 .sort(doc! { "priority": -1, "created": 1, "_id": 1 })
                 .await
                 .map_err(self.err(doing))?;
-            let mut full: HashSet<String> = HashSet::new();
+            let mut pass = ClaimPass::new(paused);
             let (mut lost, mut skip) = (false, 0);
             while cursor.advance().await.map_err(self.err(doing))? {
                 if skip > 0 {
@@ -119,17 +120,15 @@ impl Queue for MongoStore {
                 }
                 let doc: Document = cursor.deserialize_current().map_err(self.err(doing))?;
                 let (run, seq) = run_record(&doc)?;
-                if !paused.allows(&run) || full.contains(&run.job) {
+                if !pass.considers(&run) {
                     continue;
                 }
-                let max = run.max_parallel.max(1);
+                let max = job_slots(&run);
                 let first = (random() % u64::from(max)) as u32;
                 match self.try_claim(&run, seq, worker, now, first).await? {
                     Claim::Won(claimed) => return Ok(Some(*claimed)),
                     Claim::Lost => (lost, skip) = (true, random() % 8),
-                    Claim::Full => {
-                        full.insert(run.job);
-                    }
+                    Claim::Full => pass.job_full(run.job),
                 }
             }
             if !lost {
@@ -205,7 +204,7 @@ impl Queue for MongoStore {
         worker: &str,
         end: &RunEnd,
     ) -> StoreResult<Option<RunRecord>> {
-        end.check(id)?;
+        check_end(id, end)?;
         let doing = "finishing a run";
         let Some((run, seq)) = self.read_run(id, doing).await? else {
             return Ok(None);
@@ -487,7 +486,7 @@ impl MongoStore {
         first: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<String>> {
-        let max = run.max_parallel.max(1);
+        let max = job_slots(run);
         for i in 0..max {
             if i == SLOT_PROBES {
                 let running = self
@@ -495,7 +494,7 @@ impl MongoStore {
                     .count_documents(doc! { "job": &run.job, "state": "running" })
                     .await
                     .map_err(self.err("counting a job's running runs"))?;
-                if running >= u64::from(max) {
+                if !slot_free(running, run) {
                     return Ok(None);
                 }
             }
