@@ -103,7 +103,7 @@ pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
     };
     vec![
         member.name.clone(),
-        member.kind.clone(),
+        member.kind.to_string(),
         member.host.clone(),
         member.pid.to_string(),
         human_duration(now - member.started),
@@ -122,7 +122,7 @@ mod tests {
         let started = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
         let member = MemberRecord {
             name: "host-1".into(),
-            kind: "worker".into(),
+            kind: crate::store::MemberKind::Worker,
             host: "host".into(),
             pid: 42,
             started,
@@ -164,7 +164,7 @@ mod tests {
         let started = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
         let member = |name: &str, running: &[&str]| MemberRecord {
             name: name.into(),
-            kind: "worker".into(),
+            kind: crate::store::MemberKind::Worker,
             host: "host".into(),
             pid: 42,
             started,

@@ -33,7 +33,7 @@ use crate::config::{Config, Overrides};
 use crate::manifest::discover::HomeError;
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
-use crate::store::{MemberRecord, Problems, Store};
+use crate::store::{MemberKind, MemberRecord, Problems, Store};
 use crate::supervisor::{Supervisor, app};
 use crate::worker::{Summary, Worker, WorkerSettings};
 
@@ -96,7 +96,7 @@ pub async fn run(
         guard,
     } = setup;
     worker_settings.run.guard = guard.clone();
-    worker_settings.kind = "daemon";
+    worker_settings.kind = MemberKind::Daemon;
     let started = Utc::now();
     let (stop_tx, stop_rx) = signal::channel(false);
     let stopped = move || {
@@ -257,7 +257,7 @@ async fn housekeeping(store: &dyn Store) {
 async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>) {
     let member = MemberRecord {
         name: name.to_owned(),
-        kind: "daemon".into(),
+        kind: MemberKind::Daemon,
         host: crate::worker::host_name(),
         pid: std::process::id(),
         started,

@@ -58,7 +58,7 @@ pub struct RunRecord {
     pub exit_code: Option<i32>,
     /// Why the latest try ended other than by exit 0 / 75 ([`Reason`]'s text: `exit`,
     /// `signal`, `timeout`, `killed`, `zombie`, `lost 3 times with its worker`, …).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// The run that enqueued this one (a `then:` chain).
     pub parent: Option<String>,
     /// The run this one restarts (`coco restart`).
@@ -104,6 +104,11 @@ pub struct StateChange {
 }
 
 impl RunRecord {
+    /// Why its latest try ended, as stored and shown (see [`Reason`]).
+    pub fn reason_text(&self) -> Option<String> {
+        self.reason.map(String::from)
+    }
+
     /// Its retry delay.
     pub fn retry_delay(&self) -> Duration {
         Duration::from_millis(self.retry_delay_ms)
@@ -195,7 +200,7 @@ impl RunRecord {
         self.finished = Some(end.at);
         self.exit_code = end.exit_code;
         self.apply(&end.report);
-        self.reason = end.next.reason.map(|reason| reason.to_string());
+        self.reason = end.next.reason;
         let streaks = end.next.streaks;
         self.lost = streaks.lost;
         self.deferrals = streaks.deferrals;
@@ -247,16 +252,17 @@ impl RunRecord {
 
     /// Take this (not running) run out of the queue: `killed` or `removed` at `now`.
     pub fn cancelled(mut self, cancel: Cancel, now: DateTime<Utc>) -> Self {
-        let (state, note) = match cancel {
+        let (state, reason, note) = match cancel {
             Cancel::Kill => (
                 RunState::Killed,
+                Reason::Killed,
                 "killed by an operator before it ran again",
             ),
-            Cancel::Remove => (RunState::Removed, "removed by an operator"),
+            Cancel::Remove => (RunState::Removed, Reason::Removed, "removed by an operator"),
         };
         self.state = state;
         self.finished = Some(now);
-        self.reason = Some(state.as_str().to_string());
+        self.reason = Some(reason);
         self.record(StateChange {
             state,
             at: now,

@@ -32,10 +32,12 @@ pub mod mongo;
 mod records;
 mod roles;
 mod rules;
+mod states;
 
 pub use error::{StoreError, StoreResult};
 pub use records::*;
 pub use roles::{Catalog, Fires, Fleet, Journal, Queue, Store};
+pub use states::{AppState, FireOutcome, MemberKind, Skipped, UnknownText};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::StoreResult;
+use super::{AppState, MemberKind, StoreResult};
 use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
 
@@ -123,8 +123,9 @@ pub struct AppStatus {
     /// The owner's host and pid there.
     pub host: String,
     pub owner_pid: u32,
-    /// `starting`, `healthy`, `unhealthy`, `backoff`, `exited` or `stopped`.
-    pub state: String,
+    /// `starting`, `running` (no health check), `healthy`, `unhealthy`, `backoff`,
+    /// `exited` or `stopped`.
+    pub state: AppState,
     /// The definition hash the process was started from.
     pub hash: String,
     pub pid: Option<u32>,
@@ -230,7 +231,7 @@ pub struct MemberRecord {
     /// Unique name (workers: `--name`, default `HOST-PID`).
     pub name: String,
     /// `worker` or `daemon`.
-    pub kind: String,
+    pub kind: MemberKind,
     pub host: String,
     pub pid: u32,
     pub started: DateTime<Utc>,

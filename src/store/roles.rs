@@ -104,12 +104,12 @@ pub trait Fires: Send + Sync {
     /// The fire starts unsettled: see [`Fires::settle_fire`].
     async fn record_fire(&self, job: &str, instant: DateTime<Utc>) -> StoreResult<bool>;
 
-    /// Say what became of a recorded fire (`enqueued RUN`, `skipped: …`).
+    /// Say what became of a recorded fire (stored as its text: `enqueued RUN`, `skipped: …`).
     async fn settle_fire(
         &self,
         job: &str,
         instant: DateTime<Utc>,
-        outcome: &str,
+        outcome: &FireOutcome,
     ) -> StoreResult<()>;
 
     /// Fires recorded (or taken over) before `recorded_before` and never settled, oldest

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::{backoff, health};
 use crate::manifest::App;
 use crate::process::{self, Child, Event, LineKind, Stream, TailBuffer, guard};
-use crate::store::{AppStatus, Store};
+use crate::store::{AppState, AppStatus, Store};
 use crate::worker::run::tail_line;
 
 /// Health checks this often until the first one passes.
@@ -86,7 +86,7 @@ struct Supervised {
     settings: Arc<Settings>,
     plan: Plan,
     running: Option<Running>,
-    state: &'static str,
+    state: AppState,
     restarts: u32,
     in_a_row: u32,
     restart_at: Option<Instant>,
@@ -115,7 +115,7 @@ pub async fn supervise(
         settings: Arc::clone(&settings),
         plan,
         running: None,
-        state: "starting",
+        state: AppState::Starting,
         restarts: 0,
         in_a_row: 0,
         restart_at: None,
@@ -219,9 +219,9 @@ impl Supervised {
                     since: Instant::now(),
                 });
                 self.state = if self.health_check().is_some() {
-                    "starting"
+                    AppState::Starting
                 } else {
-                    "running"
+                    AppState::Running
                 };
                 self.healthy = None;
                 self.failed_checks = 0;
@@ -256,10 +256,10 @@ impl Supervised {
             self.in_a_row = backoff::in_a_row(self.in_a_row, uptime);
             let delay = backoff::delay(self.in_a_row);
             self.restart_at = Some(Instant::now() + delay);
-            self.state = "backoff";
+            self.state = AppState::Backoff;
         } else {
             self.restart_at = None;
-            self.state = "exited";
+            self.state = AppState::Exited;
         }
     }
 
@@ -280,7 +280,7 @@ impl Supervised {
                 self.healthy = Some(true);
                 self.ever_healthy = true;
                 self.failed_checks = 0;
-                self.state = "healthy";
+                self.state = AppState::Healthy;
                 false
             }
             Err(text) => {
@@ -288,7 +288,7 @@ impl Supervised {
                 self.healthy = Some(false);
                 if self.ever_healthy {
                     self.failed_checks += 1;
-                    self.state = "unhealthy";
+                    self.state = AppState::Unhealthy;
                 }
                 self.failed_checks >= UNHEALTHY_RESTART
             }
@@ -342,7 +342,7 @@ impl Supervised {
     /// Stop for good and release the app.
     async fn stop(&mut self) {
         self.terminate().await;
-        self.state = "stopped";
+        self.state = AppState::Stopped;
         if let Err(error) = self
             .store
             .release_app(&self.plan.id, &self.settings.owner)
@@ -395,7 +395,7 @@ impl Supervised {
             owner: self.settings.owner.clone(),
             host: self.settings.host.clone(),
             owner_pid: self.settings.owner_pid,
-            state: self.state.to_owned(),
+            state: self.state,
             hash: self.plan.hash.clone(),
             pid: self.running.as_ref().map(|r| r.child.pid()),
             started: self.running.as_ref().map(|r| r.started),

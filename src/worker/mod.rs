@@ -55,8 +55,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument as _;
 
 use crate::queue::run::{RunEnd, RunRecord};
-use crate::queue::state::Outcome;
-use crate::store::{Claimed, Control, MemberRecord, Paused, Store, StoreResult};
+use crate::queue::state::{Outcome, Reason};
+use crate::store::{Claimed, Control, MemberKind, MemberRecord, Paused, Store, StoreResult};
 use chain::Followed;
 use run::{ClaimGate, Executed, RunSettings, Stop};
 
@@ -86,7 +86,7 @@ pub struct WorkerSettings {
     pub wake_dir: Option<PathBuf>,
     pub run: RunSettings,
     /// What `coco alive` calls this process: `worker`, or `daemon` for a daemon's worker.
-    pub kind: &'static str,
+    pub kind: MemberKind,
 }
 
 impl Default for WorkerSettings {
@@ -104,7 +104,7 @@ impl Default for WorkerSettings {
             shutdown_grace: Duration::from_secs(10),
             wake_dir: None,
             run: RunSettings::default(),
-            kind: "worker",
+            kind: MemberKind::Worker,
         }
     }
 }
@@ -391,7 +391,7 @@ impl Worker {
         ids.sort();
         let member = MemberRecord {
             name: self.name.clone(),
-            kind: self.settings.kind.to_string(),
+            kind: self.settings.kind,
             host: host_name(),
             pid: std::process::id(),
             started,
@@ -463,7 +463,7 @@ impl Worker {
                 running.remove(&executed.id);
                 self.followed(&executed);
                 match &executed.finished {
-                    Some(run) if run.reason.as_deref() == Some("shutdown") => {
+                    Some(run) if run.reason == Some(Reason::Shutdown) => {
                         summary.handed_back += 1;
                         tracing::info!(worker = %self.name, run = %run.id, job = %run.job, state = %run.state, "handed back");
                     }

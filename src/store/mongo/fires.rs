@@ -1,7 +1,7 @@
 //! The MongoDB store's part of [`Fires`]: the scheduler's fires: each `(job, instant)` recorded once, settled, taken over; a job's fire times.
 
 use super::*;
-use crate::store::Fires;
+use crate::store::{FireOutcome, Fires};
 
 #[async_trait]
 impl Fires for MongoStore {
@@ -45,13 +45,13 @@ impl Fires for MongoStore {
         &self,
         job: &str,
         instant: DateTime<Utc>,
-        outcome: &str,
+        outcome: &FireOutcome,
     ) -> StoreResult<()> {
         // Only the recorder (or the one taker) of a fire settles it: no concurrent writers.
         self.collection("fires")
             .update_one(
                 doc! { "_id": fire_id(job, instant) },
-                doc! { "$set": { "settled": true, "outcome": outcome } },
+                doc! { "$set": { "settled": true, "outcome": outcome.to_string() } },
             )
             .await
             .map(|_| ())

@@ -153,7 +153,7 @@ impl Fleet for MongoStore {
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
         let doc = doc! {
             "_id": &member.name,
-            "kind": &member.kind,
+            "kind": member.kind.as_str(),
             "host": &member.host,
             "pid": i64::from(member.pid),
             "started": time(member.started),
@@ -190,7 +190,7 @@ impl Fleet for MongoStore {
                     .ok_or_else(|| corrupt(&r.what, "running: not a list of run ids"))?;
                 Ok(MemberRecord {
                     name: r.str("_id")?,
-                    kind: r.str("kind")?,
+                    kind: r.str("kind")?.parse().map_err(|e| corrupt(&r.what, e))?,
                     host: r.str("host")?,
                     pid: r.int("pid")?,
                     started: r.time("started")?,
