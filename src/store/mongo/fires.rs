@@ -1,5 +1,6 @@
 //! The MongoDB store's part of [`Fires`]: the scheduler's fires: each `(job, instant)` recorded once, settled, taken over; a job's fire times.
 
+use super::marker::LockId;
 use super::*;
 use crate::store::{FireOutcome, Fires};
 
@@ -96,7 +97,7 @@ impl Fires for MongoStore {
         // The marker names the generation seen: one taker per generation, by a unique insert
         // (single-document updates are not atomic on every compatible server).
         let marker = doc! {
-            "_id": format!("fire:{id}:{}", fire.fired_at.timestamp_millis()),
+            "_id": LockId::fire(&id, fire.fired_at.timestamp_millis()).to_string(),
             "kind": "fire", "at": time(now),
         };
         if !self.insert_marker(marker, doing).await? {

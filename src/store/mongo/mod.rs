@@ -48,6 +48,7 @@ mod codec;
 mod fires;
 mod fleet;
 mod journal;
+mod marker;
 mod queue;
 
 use codec::*;

@@ -1,5 +1,6 @@
 //! The MongoDB store's part of [`Queue`]: the queue: enqueue, claim, heartbeat, report, finish, take back zombies, kill/remove; run output tails.
 
+use super::marker::LockId;
 use super::*;
 use crate::store::Queue;
 use crate::store::Stepped;
@@ -11,7 +12,7 @@ impl Queue for MongoStore {
     async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {
         let doing = "enqueueing a run";
         let run = run.clone().truncated_to_ms();
-        let marker_id = format!("dedupe:{}", run.dedupe);
+        let marker_id = LockId::dedupe(&run.dedupe).to_string();
         // A stale marker is removed and the insert retried; a few rounds cover concurrent
         // enqueuers removing it too.
         for _ in 0..5 {
@@ -376,7 +377,7 @@ pub(super) fn run_filter_doc(filter: &RunFilter) -> Document {
 }
 
 pub(super) fn live_id(run: &str) -> String {
-    format!("live:{run}")
+    LockId::live(run).to_string()
 }
 
 impl MongoStore {
@@ -498,7 +499,7 @@ impl MongoStore {
                     return Ok(None);
                 }
             }
-            let id = format!("slot:{}:{}", run.job, (first + i) % max);
+            let id = LockId::slot(&run.job, (first + i) % max).to_string();
             let slot = doc! {
                 "_id": &id, "kind": "slot", "job": &run.job, "run": &run.id,
                 "seq": seq, "at": time(now),
@@ -548,7 +549,7 @@ impl MongoStore {
         let Some(slot) = self.take_slot(run, seq + 1, first_slot, now).await? else {
             return Ok(Claim::Full);
         };
-        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker_id = LockId::claim(&run.id, seq).to_string();
         let marker = doc! {
             "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
             "worker": worker, "at": time(now),
@@ -592,7 +593,7 @@ impl MongoStore {
         end: &RunEnd,
         doing: &str,
     ) -> StoreResult<Option<RunRecord>> {
-        let marker_id = format!("end:{}:{seq}", run.id);
+        let marker_id = LockId::end(&run.id, seq).to_string();
         let marker = doc! {
             "_id": &marker_id, "kind": "end", "run": &run.id, "seq": seq, "at": time(end.at),
         };
@@ -619,7 +620,7 @@ impl MongoStore {
         .await?;
         if ended.state.is_final() {
             self.delete_lock(
-                doc! { "_id": format!("dedupe:{}", ended.dedupe), "run": &ended.id },
+                doc! { "_id": LockId::dedupe(&ended.dedupe).to_string(), "run": &ended.id },
                 "releasing a dedupe key",
             )
             .await?;
@@ -638,7 +639,7 @@ impl MongoStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RunRecord>> {
         let doing = "cancelling a run";
-        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker_id = LockId::claim(&run.id, seq).to_string();
         let marker = doc! {
             "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
             "worker": "operator", "at": time(now),
@@ -652,7 +653,7 @@ impl MongoStore {
             .await?;
         if replaced {
             self.delete_lock(
-                doc! { "_id": format!("dedupe:{}", cancelled.dedupe), "run": &cancelled.id },
+                doc! { "_id": LockId::dedupe(&cancelled.dedupe).to_string(), "run": &cancelled.id },
                 "releasing a dedupe key",
             )
             .await?;
@@ -701,7 +702,7 @@ impl MongoStore {
                 // claimer died before updating the run.
                 ("claim", Some((r, s))) if *s == seq && r.state.is_claimable() => {
                     let orphan = doc! {
-                        "_id": format!("orphan:{run_id}:{seq}"), "kind": "orphan",
+                        "_id": LockId::orphan(&run_id, seq).to_string(), "kind": "orphan",
                         "run": &run_id, "seq": seq, "at": time(now),
                     };
                     if self.insert_marker(orphan, doing).await? {
