@@ -11,7 +11,11 @@
 //!   implemented operations are used (CRUD, find-and-modify, unique indexes), so it also runs
 //!   on MongoDB-compatible servers such as FerretDB.
 //!
-//! Records are plain data ([`ProjectRecord`], [`JobRecord`], [`AppRecord`], [`RunRecord`]);
+//! Records are plain data ([`ProjectRecord`], [`JobRecord`], [`AppRecord`], and runs:
+//! [`crate::queue::run::RunRecord`], whose transitions the queue owns: this module depends on
+//! `queue`, never the reverse); states and outcomes are enums kept as their text (`states`);
+//! the decisions both backends share (the claim's pause and slot rule, the app take-over)
+//! are pure functions in `rules`, each backend only carries them out;
 //! definitions and arguments are kept as JSON documents so the store never needs to know the
 //! manifest's Rust types.
 //!
