@@ -633,6 +633,11 @@ mod tests {
                 reason
             );
         }
+        // Written before `lost 1 time` had its own wording: still read.
+        assert_eq!(
+            "lost 1 times with its worker".parse::<Reason>(),
+            Ok(Reason::LostTooOften(1))
+        );
         for bad in ["", "Exit", "lost many times with its worker", "deferred"] {
             assert!(bad.parse::<Reason>().is_err(), "{bad}");
         }
