@@ -70,21 +70,28 @@ impl AppState {
     }
 }
 
-impl fmt::Display for AppState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// [`fmt::Display`] and [`FromStr`] for a type of names: its `as_str`, over its `ALL`.
+macro_rules! stored_as_name {
+    ($type:ty, $what:literal) => {
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $type {
+            type Err = UnknownText;
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                <$type>::ALL
+                    .into_iter()
+                    .find(|value| value.as_str() == text)
+                    .ok_or_else(|| UnknownText::new($what, text))
+            }
+        }
+    };
 }
 
-impl FromStr for AppState {
-    type Err = UnknownText;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        AppState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| UnknownText::new("app state", text))
-    }
-}
+stored_as_name!(AppState, "app state");
 
 /// What kind of coco process a member is ([`super::MemberRecord::kind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +104,8 @@ pub enum MemberKind {
 }
 
 impl MemberKind {
+    pub const ALL: [MemberKind; 2] = [MemberKind::Worker, MemberKind::Daemon];
+
     /// The name, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,21 +115,7 @@ impl MemberKind {
     }
 }
 
-impl fmt::Display for MemberKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MemberKind {
-    type Err = UnknownText;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [MemberKind::Worker, MemberKind::Daemon]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| UnknownText::new("member kind", text))
-    }
-}
+stored_as_name!(MemberKind, "member kind");
 
 /// What became of a schedule fire, as its scheduler settles it ([`super::Fires::settle_fire`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -119,17 +119,13 @@ impl FromStr for LockId {
                     slot: u32::try_from(slot).map_err(|_| unknown())?,
                 }
             }
-            "claim" => {
+            "claim" | "end" | "orphan" => {
                 let (run, seq) = numbered()?;
-                LockId::Claim { run, seq }
-            }
-            "end" => {
-                let (run, seq) = numbered()?;
-                LockId::End { run, seq }
-            }
-            "orphan" => {
-                let (run, seq) = numbered()?;
-                LockId::Orphan { run, seq }
+                match kind {
+                    "claim" => LockId::Claim { run, seq },
+                    "end" => LockId::End { run, seq },
+                    _ => LockId::Orphan { run, seq },
+                }
             }
             "fire" => {
                 let (fire, generation) = numbered()?;
