@@ -9,6 +9,7 @@
 //!   both then apply to every candidate row they read.
 //! - The app take-over ([`app_claim`]): a daemon may write an app's status when nobody
 //!   holds it, when it holds it itself, or when the holder's heartbeat is stale.
+//! - A worker writes (heartbeat, report, finish) only its own running try ([`holds`]).
 //! - A try's end ([`check_end`]): the states no try may end in are refused.
 
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Paused, StoreError, StoreResult};
 use crate::queue::run::{RunEnd, RunRecord};
+use crate::queue::state::RunState;
 
 /// One pass of a claim over the candidate runs, in claim order: what it may still try.
 #[derive(Debug)]
@@ -54,6 +56,12 @@ pub(crate) fn job_slots(run: &RunRecord) -> u32 {
 /// With `running` runs of its job running, may `run` take a slot?
 pub(crate) fn slot_free(running: u64, run: &RunRecord) -> bool {
     running < u64::from(job_slots(run))
+}
+
+/// Is `run` a running try of `worker` (the only runs it may heartbeat, report on or
+/// finish)?
+pub(crate) fn holds(worker: &str, run: &RunRecord) -> bool {
+    run.state == RunState::Running && run.worker.as_deref() == Some(worker)
 }
 
 /// Who holds an app's status record, as stored.
@@ -117,7 +125,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::Job;
-    use crate::queue::state::{Next, Reason, RunState, Streaks};
+    use crate::queue::state::{Next, Reason, Streaks};
     use crate::queue::{NewRun, new_run};
 
     fn run(project: &str, job: &str, max_parallel: u32, force: bool) -> RunRecord {
@@ -174,6 +182,19 @@ mod tests {
         assert!(slot_free(2, &three));
         assert!(!slot_free(3, &three));
         assert!(!slot_free(7, &three));
+    }
+
+    #[test]
+    fn a_worker_holds_only_its_own_running_tries() {
+        let now = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        let waiting = run("p", "p.a", 1, false);
+        assert!(!holds("w1", &waiting));
+        let running = waiting.claimed("w1", now);
+        assert!(holds("w1", &running));
+        assert!(!holds("w2", &running));
+        let mut ended = running;
+        ended.state = RunState::Complete;
+        assert!(!holds("w1", &ended));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::Queue;
-use crate::store::rules::{ClaimPass, check_end, slot_free};
+use crate::store::rules::{ClaimPass, check_end, holds, slot_free};
 
 #[async_trait]
 impl Queue for EmbeddedStore {
@@ -102,7 +102,7 @@ impl Queue for EmbeddedStore {
                 let Some(mut run) = read_run(&tx, &id)? else {
                     continue;
                 };
-                if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                if !holds(&worker, &run) {
                     continue;
                 }
                 run.heartbeat = Some(now);
@@ -128,7 +128,7 @@ impl Queue for EmbeddedStore {
             let Some(mut run) = read_run(&tx, &id)? else {
                 return Ok(false);
             };
-            if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+            if !holds(&worker, &run) {
                 return Ok(false);
             }
             run.heartbeat = Some(now);
@@ -448,7 +448,7 @@ pub(super) fn finish_in(
     let Some(run) = read_run(conn, id)? else {
         return Ok(None);
     };
-    if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+    if !holds(worker, &run) {
         return Ok(None);
     }
     let ended = run.ended(end);

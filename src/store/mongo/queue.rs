@@ -5,7 +5,7 @@ use super::*;
 use crate::store::Queue;
 use crate::store::Stepped;
 use crate::store::roles::finish_then_claim;
-use crate::store::rules::{ClaimPass, check_end, job_slots, slot_free};
+use crate::store::rules::{ClaimPass, check_end, holds, job_slots, slot_free};
 
 #[async_trait]
 impl Queue for MongoStore {
@@ -210,7 +210,7 @@ impl Queue for MongoStore {
         let Some((run, seq)) = self.read_run(id, doing).await? else {
             return Ok(None);
         };
-        if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+        if !holds(worker, &run) {
             return Ok(None);
         }
         self.end_try(run, seq, end, doing).await
