@@ -97,7 +97,7 @@ pub async fn measure(
             let statuses = sandbox.store.list_app_status().await?;
             if statuses
                 .iter()
-                .any(|s| s.id == "shop.web" && s.state == "healthy")
+                .any(|s| s.id == "shop.web" && s.state == coco::store::AppState::Healthy)
             {
                 break;
             }

@@ -185,7 +185,7 @@ async fn once(
                 .context("the app's status vanished")?;
             if let Some(pid) = status.pid.filter(|pid| *pid != old_pid) {
                 restart.spawned = status.started.and_then(since_write);
-                if status.state == "healthy" && answered.is_some() {
+                if status.state == coco::store::AppState::Healthy && answered.is_some() {
                     restart.healthy_store = us(before.elapsed());
                     restart.healthy_daemon = status.checked.and_then(since_write);
                     if answered != Some(pid) {
@@ -209,7 +209,7 @@ async fn healthy_pid(sandbox: &Sandbox) -> anyhow::Result<Option<u32>> {
         .list_app_status()
         .await?
         .into_iter()
-        .find(|s| s.id == "web.srv" && s.state == "healthy")
+        .find(|s| s.id == "web.srv" && s.state == coco::store::AppState::Healthy)
         .and_then(|s| s.pid))
 }
 

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure};
 use chrono::{DateTime, Utc};
+use coco::queue::run::RunRecord;
 use coco::queue::state::RunState;
-use coco::store::{RunFilter, RunRecord};
+use coco::store::RunFilter;
 use coco::worker::run::RunSettings;
 use coco::worker::{Worker, WorkerSettings};
 use serde_json::json;
@@ -307,7 +308,7 @@ fn retried_once(run: &RunRecord, first: &HashMap<String, FirstTry>) -> Result<()
 }
 
 /// Is this history entry a take-back from a lost worker?
-fn is_take_back(change: &coco::store::StateChange) -> bool {
+fn is_take_back(change: &coco::queue::run::StateChange) -> bool {
     change.state == RunState::Pending
         && change
             .note

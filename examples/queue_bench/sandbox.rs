@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use chrono::Utc;
 use coco::manifest::Job;
+use coco::queue::run::RunRecord;
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun};
-use coco::store::{self, Enqueued, RunFilter, RunRecord, Store};
+use coco::store::{self, Enqueued, RunFilter, Store};
 use tempfile::TempDir;
 
 pub use crate::common::Backend;
@@ -200,7 +201,7 @@ impl Sandbox {
             .get_job(&format!("bench.{name}"))
             .await?
             .with_context(|| format!("job bench.{name} is not applied"))?;
-        Ok(coco::queue::job_of(&record)?)
+        Ok(record.job()?)
     }
 
     /// Enqueue a run of `bench.NAME` as `coco enqueue` does (without the wake-up: see

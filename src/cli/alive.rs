@@ -11,8 +11,9 @@ use clap::Args;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
+use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
-use crate::store::{MemberRecord, RunFilter, RunRecord, Store};
+use crate::store::{MemberRecord, RunFilter, Store};
 
 /// Silent for longer than this (the default zombie interval): probably gone.
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(60);
@@ -102,7 +103,7 @@ pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
     };
     vec![
         member.name.clone(),
-        member.kind.clone(),
+        member.kind.to_string(),
         member.host.clone(),
         member.pid.to_string(),
         human_duration(now - member.started),
@@ -121,7 +122,7 @@ mod tests {
         let started = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
         let member = MemberRecord {
             name: "host-1".into(),
-            kind: "worker".into(),
+            kind: crate::store::MemberKind::Worker,
             host: "host".into(),
             pid: 42,
             started,
@@ -163,7 +164,7 @@ mod tests {
         let started = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
         let member = |name: &str, running: &[&str]| MemberRecord {
             name: name.into(),
-            kind: "worker".into(),
+            kind: crate::store::MemberKind::Worker,
             host: "host".into(),
             pid: 42,
             started,

@@ -73,7 +73,7 @@ pub fn row(line: &AppLine, now: DateTime<Utc>) -> Vec<String> {
     let state = if now - status.heartbeat > LOST_AFTER {
         format!("{}, lost? (daemon silent)", status.state)
     } else {
-        status.state.clone()
+        status.state.to_string()
     };
     let health = match (&status.health, status.checked) {
         (Some(text), Some(at)) => format!("{text} ({} ago)", human_duration(now - at)),

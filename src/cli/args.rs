@@ -7,6 +7,7 @@ use std::ffi::OsString;
 
 use serde_json::Value;
 
+use crate::manifest::JobId;
 use crate::queue::state::RunState;
 
 /// core4's spellings (`coco --enqueue NAME`) and the verb each stands for.
@@ -246,8 +247,7 @@ pub fn unused_args_warning(job_id: &str, command: &[String], given: &[RunArg]) -
 
 /// Split `PROJECT.JOB` at its first dot; `None` unless both parts are there.
 pub fn split_job(name: &str) -> Option<(&str, &str)> {
-    name.split_once('.')
-        .filter(|(project, job)| !project.is_empty() && !job.is_empty())
+    JobId::split(name)
 }
 
 /// Names among `candidates` close to `word` (Jaro-Winkler above 0.8, or the same job name in

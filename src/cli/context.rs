@@ -12,8 +12,9 @@ use super::{GlobalArgs, output, run_id};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
 use crate::process::guard::{Guard, StartError};
+use crate::queue::run::RunRecord;
 use crate::reconcile::{self, Plan, Stored};
-use crate::store::{self, RunRecord, Store};
+use crate::store::{self, Store};
 use crate::worker::WorkerSettings;
 use crate::worker::load::Limits;
 

@@ -8,7 +8,7 @@ use clap::Args;
 use super::list::{human_duration, progress, runtime};
 use super::{GlobalArgs, context, output};
 use crate::queue::history;
-use crate::store::RunRecord;
+use crate::queue::run::RunRecord;
 
 #[derive(Debug, Args)]
 pub struct DetailArgs {
@@ -101,7 +101,7 @@ pub fn render(run: &RunRecord, now: DateTime<Utc>) -> String {
         ("heartbeat", time(run.heartbeat)),
         ("progress", progress),
         ("exit_code", or_dash(run.exit_code.map(|c| c.to_string()))),
-        ("reason", or_dash(run.reason.clone())),
+        ("reason", or_dash(run.reason.map(String::from))),
         ("lost", in_a_row(run.lost, None)),
         ("deferred", in_a_row(run.deferrals, run.deferred_since)),
         ("dedupe", run.dedupe.clone()),

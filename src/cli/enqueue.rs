@@ -47,7 +47,8 @@ pub async fn run(global: &GlobalArgs, args: &EnqueueArgs) -> anyhow::Result<i32>
     let Some(record) = find_job(store.as_ref(), &args.job).await? else {
         return Ok(1);
     };
-    let job = queue::job_of(&record)
+    let job = record
+        .job()
         .with_context(|| format!("reading the stored definition of job {}", record.id))?;
     if let Some(warning) = args::unused_args_warning(&record.id, &job.command, &args.args) {
         output::warning(&warning);

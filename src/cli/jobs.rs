@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
-use crate::queue;
-use crate::store::{JobRecord, RunFilter, RunRecord};
+use crate::queue::run::RunRecord;
+use crate::store::{JobRecord, RunFilter};
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -75,7 +75,7 @@ pub const HEADER: &[&str] = &[
 
 /// The line of `record` with its latest run (pure).
 pub fn line(record: &JobRecord, latest: Option<&RunRecord>) -> JobLine {
-    let job = queue::job_of(record).ok();
+    let job = record.job().ok();
     JobLine {
         job: record.id.clone(),
         schedule: job.as_ref().and_then(|job| job.schedule.clone()),

@@ -13,8 +13,9 @@ use chrono::Utc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
+use crate::queue::run::{Cancel, RunRecord};
 use crate::queue::{self, state::RunState};
-use crate::store::{Cancel, Cancelled, RunRecord};
+use crate::store::Cancelled;
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {

@@ -7,8 +7,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
+use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
-use crate::store::{RunFilter, RunRecord};
+use crate::store::RunFilter;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {

@@ -16,9 +16,10 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{GlobalArgs, context, output};
+use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
 use crate::store::Queue;
-use crate::store::{RunFilter, RunRecord, Store};
+use crate::store::{RunFilter, Store};
 
 /// How often `--follow` looks for new output.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);

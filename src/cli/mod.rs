@@ -38,7 +38,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::Cancel;
+use crate::queue::run::Cancel;
 
 /// coco: declare in YAML what must run — jobs, schedules, environments, app servers — and
 /// coco makes it so.

@@ -11,8 +11,9 @@ use chrono::Utc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
+use crate::queue::run::Cancel;
 use crate::queue::{self, NewRun, state::RunState};
-use crate::store::{Cancel, Cancelled, Enqueued};
+use crate::store::{Cancelled, Enqueued};
 
 #[derive(Debug, Args)]
 pub struct RestartArgs {
@@ -44,7 +45,8 @@ pub async fn run(global: &GlobalArgs, args: &RestartArgs) -> anyhow::Result<i32>
             return Ok(1);
         }
     };
-    let job = queue::job_of(&record)
+    let job = record
+        .job()
         .with_context(|| format!("reading the stored definition of job {}", record.id))?;
     if old.state.blocks_duplicate() {
         // Failed or deferred: it would run again by itself; the restart replaces it.

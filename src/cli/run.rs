@@ -15,7 +15,7 @@ use clap::Args;
 
 use super::args::{self, RunArg};
 use super::{GlobalArgs, context, output};
-use crate::manifest::{self, Project};
+use crate::manifest::{self, JobId, Project};
 use crate::process::{self, Event, LineKind, Stream};
 use crate::queue::{self, NewRun};
 use crate::worker;
@@ -54,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
         let names: Vec<String> = project
             .jobs
             .keys()
-            .map(|j| format!("{}.{j}", project.name))
+            .map(|j| JobId::new(&project.name, j).into_string())
             .collect();
         let close = args::close_names(&args.job, names.iter().map(String::as_str), 3);
         let hint = if !close.is_empty() {
@@ -73,14 +73,14 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
 
     // A run record that never reaches the store: it carries the id, arguments and attempt
     // the environment is built from, exactly as for a queued run.
-    let job_id = format!("{}.{job_name}", project.name);
-    if let Some(warning) = args::unused_args_warning(&job_id, &job.command, &args.args) {
+    let job_id = JobId::new(&project.name, job_name);
+    if let Some(warning) = args::unused_args_warning(job_id.as_str(), &job.command, &args.args) {
         output::warning(&warning);
     }
     let mut run = queue::new_run(
         job,
         NewRun::new(
-            &job_id,
+            job_id.as_str(),
             &project.name,
             args::merge_args(&job.args, &args.args),
             Utc::now(),

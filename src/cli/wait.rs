@@ -6,9 +6,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output;
-use crate::queue::state::RunState;
+use crate::queue::run::RunRecord;
+use crate::queue::state::{Reason, RunState};
 use crate::store::Queue;
-use crate::store::{RunRecord, StoreResult};
+use crate::store::StoreResult;
 
 /// How often the run is read while waiting.
 const WAIT_EVERY: Duration = Duration::from_millis(200);
@@ -72,9 +73,9 @@ pub fn status_line(run: &RunRecord) -> String {
 /// exit code; 124 for a timeout; 137 killed; 1 for anything else (removed, a signal, a lost
 /// worker, a command that could not start without a code).
 pub fn exit_status(run: &RunRecord) -> i32 {
-    match (run.state, run.reason.as_deref(), run.exit_code) {
+    match (run.state, run.reason, run.exit_code) {
         (RunState::Complete, _, _) => 0,
-        (_, Some("timeout"), _) => EXIT_TIMEOUT,
+        (_, Some(Reason::Timeout), _) => EXIT_TIMEOUT,
         (RunState::Killed, _, _) => EXIT_KILLED,
         (_, _, Some(code)) if code != 0 => code,
         _ => 1,

@@ -35,7 +35,7 @@ pub use error::DaemonError;
 use crate::config::{Config, Overrides};
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
-use crate::store::{MemberRecord, Problems, Store};
+use crate::store::{MemberKind, MemberRecord, Problems, Store};
 use crate::supervisor::{Supervisor, app};
 use crate::worker::{Summary, Worker, WorkerSettings};
 
@@ -95,7 +95,7 @@ pub async fn run(
         guard,
     } = setup;
     worker_settings.run.guard = guard.clone();
-    worker_settings.kind = "daemon";
+    worker_settings.kind = MemberKind::Daemon;
     let mut daemon = Daemon {
         started: Utc::now(),
         watch: watch::Watch::new(&config.home, &config_files).map_err(|source| {
@@ -358,7 +358,7 @@ async fn housekeeping(store: &dyn Store) {
 async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>) {
     let member = MemberRecord {
         name: name.to_owned(),
-        kind: "daemon".into(),
+        kind: MemberKind::Daemon,
         host: crate::host::name(),
         pid: std::process::id(),
         started,

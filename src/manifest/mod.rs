@@ -5,6 +5,7 @@
 //! finds the projects of a home. No I/O here except reading the files in `parse`/`discover`.
 
 pub mod discover;
+mod id;
 pub mod limits;
 pub mod parse;
 pub mod raw;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use id::JobId;
 pub use raw::{Catchup, Concurrency, HumanDuration, RestartPolicy};
 
 use crate::schedule::Schedule;
@@ -117,7 +119,7 @@ impl Job {
                 if name.contains('.') {
                     name.clone()
                 } else {
-                    format!("{project}.{name}")
+                    JobId::new(project, name).into_string()
                 }
             })
             .collect()

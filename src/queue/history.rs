@@ -4,9 +4,9 @@
 //! a thousand times — and its history lives in its record, read by every `coco list` and
 //! `coco detail`. So the history keeps its first [`HEAD`] entries (how the run began) and
 //! its latest ones, [`MAX`] in all; the entries in between are folded away and counted
-//! ([`crate::store::RunRecord::history_folded`]).
+//! ([`super::run::RunRecord::history_folded`]).
 
-use crate::store::StateChange;
+use super::run::StateChange;
 
 /// Entries kept at most.
 pub const MAX: usize = 50;

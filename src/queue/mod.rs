@@ -1,14 +1,15 @@
 //! The job queue: runs (one [`RunRecord`] each) move through [`state::RunState`]s.
 //!
 //! - [`state`]: the pure state machine (what happens when a try ends).
-//! - The store does the atomic parts (enqueue with dedupe, claim, heartbeat, finish, zombie
-//!   take-back): see the queue methods of [`crate::store::Store`].
+//! - [`run`]: the run record and its transitions (claimed, ended, cancelled, …), which the
+//!   store applies in its atomic steps (enqueue with dedupe, claim, heartbeat, finish,
+//!   zombie take-back: the store's `Queue` role). The store depends on this module, never
+//!   the reverse.
 //! - This module builds new runs from a job definition ([`new_run`]) and their dedupe key.
-//! - [`chain`]: `then:` followers enqueued when a run completes.
 //! - [`history`]: a run's state history, bounded.
 
-pub mod chain;
 pub mod history;
+pub mod run;
 pub mod state;
 
 /// Wake the idle workers of this host now (they poll otherwise): call after an enqueue.
@@ -29,13 +30,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{Concurrency, Job};
-use crate::store::{JobRecord, RunRecord, StateChange};
+use run::{RunRecord, StateChange};
 use state::RunState;
-
-/// The job definition stored in `record`.
-pub fn job_of(record: &JobRecord) -> Result<Job, serde_json::Error> {
-    serde_json::from_value(record.definition.clone())
-}
 
 /// The key two runs share when they are "the same work": SHA-256 over the job id and the
 /// canonical JSON of its arguments (object keys sorted, so `{"a":1,"b":2}` and

@@ -163,8 +163,10 @@ impl Outcome {
     }
 }
 
-/// Why a try ended other than by a plain exit 0 / 75: the run's `reason` (its text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a try ended other than by a plain exit 0 / 75: the run's `reason`, stored as its
+/// text ([`std::fmt::Display`] writes it, [`std::str::FromStr`] reads it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Reason {
     /// A non-zero exit.
     Exit,
@@ -179,6 +181,8 @@ pub enum Reason {
     Shutdown,
     /// Its command could not be worked out or started.
     Setup,
+    /// An operator removed it before it ran again (`coco remove`).
+    Removed,
     /// Lost with its worker this many times in a row (`worker.max_lost`): it ends as error.
     LostTooOften(u32),
     /// Deferred again after deferring for its job's `defer_max`: it ends as error.
@@ -195,14 +199,72 @@ impl std::fmt::Display for Reason {
             Reason::Zombie => f.write_str("zombie"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Setup => f.write_str("setup"),
+            Reason::Removed => f.write_str("removed"),
             Reason::LostTooOften(1) => f.write_str("lost 1 time with its worker"),
             Reason::LostTooOften(times) => write!(f, "lost {times} times with its worker"),
             Reason::DeferredTooLong(max) => write!(
                 f,
-                "deferred for longer than defer_max ({})",
+                "{DEFERRED_TOO_LONG}{})",
                 humantime::format_duration(*max)
             ),
         }
+    }
+}
+
+const DEFERRED_TOO_LONG: &str = "deferred for longer than defer_max (";
+
+/// A stored `reason` that names no [`Reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown end reason {0:?}")]
+pub struct UnknownReason(pub String);
+
+impl std::str::FromStr for Reason {
+    type Err = UnknownReason;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let plain = [
+            Reason::Exit,
+            Reason::Signal,
+            Reason::Timeout,
+            Reason::Killed,
+            Reason::Zombie,
+            Reason::Shutdown,
+            Reason::Setup,
+            Reason::Removed,
+        ];
+        if let Some(reason) = plain.into_iter().find(|r| r.to_string() == text) {
+            return Ok(reason);
+        }
+        let unknown = || UnknownReason(text.to_owned());
+        if let Some(lost) = text.strip_prefix("lost ") {
+            let times = lost
+                .strip_suffix(" times with its worker")
+                .or_else(|| lost.strip_suffix(" time with its worker"))
+                .ok_or_else(unknown)?;
+            return times
+                .parse()
+                .map(Reason::LostTooOften)
+                .map_err(|_| unknown());
+        }
+        let max = text
+            .strip_prefix(DEFERRED_TOO_LONG)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .ok_or_else(unknown)?;
+        humantime::parse_duration(max)
+            .map(Reason::DeferredTooLong)
+            .map_err(|_| unknown())
+    }
+}
+
+impl From<Reason> for String {
+    fn from(reason: Reason) -> String {
+        reason.to_string()
+    }
+}
+
+impl TryFrom<String> for Reason {
+    type Error = UnknownReason;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 
@@ -538,6 +600,48 @@ mod tests {
             Reason::DeferredTooLong(Duration::from_secs(90)).to_string(),
             "deferred for longer than defer_max (1m 30s)"
         );
+    }
+
+    #[test]
+    fn reasons_round_trip_as_their_old_text() {
+        let old = [
+            ("exit", Reason::Exit),
+            ("signal", Reason::Signal),
+            ("timeout", Reason::Timeout),
+            ("killed", Reason::Killed),
+            ("zombie", Reason::Zombie),
+            ("shutdown", Reason::Shutdown),
+            ("setup", Reason::Setup),
+            ("removed", Reason::Removed),
+            ("lost 1 time with its worker", Reason::LostTooOften(1)),
+            ("lost 3 times with its worker", Reason::LostTooOften(3)),
+            (
+                "deferred for longer than defer_max (1m 30s)",
+                Reason::DeferredTooLong(Duration::from_secs(90)),
+            ),
+            (
+                "deferred for longer than defer_max (1h 2m 3s 4ms)",
+                Reason::DeferredTooLong(Duration::from_millis(3_723_004)),
+            ),
+        ];
+        for (text, reason) in old {
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(text.parse::<Reason>(), Ok(reason), "{text}");
+            assert_eq!(serde_json::to_value(reason).unwrap(), text);
+            assert_eq!(
+                serde_json::from_value::<Reason>(text.into()).unwrap(),
+                reason
+            );
+        }
+        // Written before `lost 1 time` had its own wording: still read.
+        assert_eq!(
+            "lost 1 times with its worker".parse::<Reason>(),
+            Ok(Reason::LostTooOften(1))
+        );
+        for bad in ["", "Exit", "lost many times with its worker", "deferred"] {
+            assert!(bad.parse::<Reason>().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_value::<Reason>("gone".into()).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::diff::{Change, Kind, Plan, Stored, definition_hash};
-use crate::manifest::content_hash;
+use crate::manifest::{JobId, content_hash};
 use crate::store::Catalog;
 use crate::store::{AppRecord, JobRecord, ProjectRecord, StoreResult};
 
@@ -32,7 +32,7 @@ pub async fn apply(
             if !item.change.is_change() {
                 continue;
             }
-            let id = format!("{}.{}", project.name, item.name);
+            let id = JobId::new(&project.name, &item.name).into_string();
             let active = !matches!(item.change, Change::Deactivate);
             match item.kind {
                 Kind::Job => {

@@ -18,8 +18,8 @@ use std::collections::VecDeque;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use crate::schedule::Schedule;
 use crate::manifest::Catchup;
+use crate::schedule::Schedule;
 
 /// A due instant older than this is missed rather than late.
 pub const MISSED_AFTER: TimeDelta = TimeDelta::seconds(10);

@@ -29,10 +29,13 @@ use chrono_tz::Tz;
 use tokio::sync::Notify;
 
 use super::due::{Due, due};
-use crate::schedule::Schedule;
 use crate::manifest::{Catchup, Concurrency, Job};
+use crate::queue::run::Cancel;
 use crate::queue::{self, NewRun, new_run};
-use crate::store::{Cancel, Cancelled, Enqueued, Fire, JobRecord, Store, StoreResult};
+use crate::schedule::Schedule;
+use crate::store::{
+    Cancelled, Enqueued, Fire, FireOutcome, JobRecord, Skipped, Store, StoreResult,
+};
 
 /// The jobs are listed in full at least this often, even when their marker
 /// ([`Catalog::jobs_marker`]) did not move.
@@ -294,17 +297,17 @@ impl Scheduler {
     }
 
     /// Handle a fire taken over; its outcome.
-    async fn recover_fire(&mut self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<String> {
+    async fn recover_fire(&mut self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<FireOutcome> {
         let run_id = queue::scheduled_run_id(&fire.job, fire.instant);
         if self.store.get_run(&run_id).await?.is_some() {
-            return Ok(format!("enqueued {run_id}"));
+            return Ok(FireOutcome::Enqueued { run: run_id });
         }
         let Some(entry) = self.jobs.get(&fire.job).cloned() else {
-            return Ok("skipped: the job is no longer scheduled".into());
+            return Ok(FireOutcome::Skipped(Skipped::NotScheduled));
         };
         if entry.job.catchup == Catchup::None {
             self.counts.missed += 1;
-            return Ok("skipped: missed (catchup: none)".into());
+            return Ok(FireOutcome::Skipped(Skipped::Missed));
         }
         self.enqueue(&entry, fire.instant, now).await
     }
@@ -316,7 +319,7 @@ impl Scheduler {
         entry: &Entry,
         instant: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<FireOutcome> {
         let id = &entry.record.id;
         let args = serde_json::to_value(&entry.job.args).unwrap_or_default();
         let mut run = new_run(
@@ -330,19 +333,17 @@ impl Scheduler {
         let active = match self.store.enqueue(&run).await? {
             Enqueued::Queued(run_id) => {
                 self.enqueued(id, &run_id, instant);
-                return Ok(format!("enqueued {run_id}"));
+                return Ok(FireOutcome::Enqueued { run: run_id });
             }
             Enqueued::Duplicate(active) if active == run.id => {
-                return Ok(format!("enqueued {active}"));
+                return Ok(FireOutcome::Enqueued { run: active });
             }
             Enqueued::Duplicate(active) => active,
         };
         if entry.job.concurrency != Concurrency::Replace {
             self.counts.forbidden += 1;
             tracing::info!(job = %id, %instant, run = %active, "fire skipped: the run is still active (concurrency: forbid)");
-            return Ok(format!(
-                "skipped: run {active} still active (concurrency: forbid)"
-            ));
+            return Ok(FireOutcome::Skipped(Skipped::StillActive { run: active }));
         }
         match self.store.cancel_run(&active, Cancel::Kill, now).await? {
             Cancelled::Done(_) => {
@@ -357,11 +358,17 @@ impl Scheduler {
         match self.store.enqueue(&run).await? {
             Enqueued::Queued(run_id) => {
                 self.enqueued(id, &run_id, instant);
-                Ok(format!("enqueued {run_id}, replacing {active}"))
+                Ok(FireOutcome::Replaced {
+                    run: run_id,
+                    replaced: active,
+                })
             }
             Enqueued::Duplicate(other) => {
                 tracing::warn!(job = %id, run = %other, "fire skipped: another run took the place of the one killed");
-                Ok(format!("skipped: run {other} took the place of {active}"))
+                Ok(FireOutcome::Skipped(Skipped::TookThePlace {
+                    other,
+                    killed: active,
+                }))
             }
         }
     }
@@ -378,7 +385,7 @@ impl Scheduler {
 /// The scheduler's view of a stored job; `None` if it has no schedule or its stored
 /// definition no longer parses (logged).
 fn entry_of(record: JobRecord) -> Option<Entry> {
-    let job = match queue::job_of(&record) {
+    let job = match record.job() {
         Ok(job) => job,
         Err(error) => {
             tracing::warn!(job = %record.id, "stored definition unreadable: {error}");

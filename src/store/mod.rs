@@ -11,7 +11,11 @@
 //!   implemented operations are used (CRUD, find-and-modify, unique indexes), so it also runs
 //!   on MongoDB-compatible servers such as FerretDB.
 //!
-//! Records are plain data ([`ProjectRecord`], [`JobRecord`], [`AppRecord`], [`RunRecord`]);
+//! Records are plain data ([`ProjectRecord`], [`JobRecord`], [`AppRecord`], and runs:
+//! [`crate::queue::run::RunRecord`], whose transitions the queue owns: this module depends on
+//! `queue`, never the reverse); states and outcomes are enums kept as their text (`states`);
+//! the decisions both backends share (the claim's pause and slot rule, the app take-over)
+//! are pure functions in `rules`, each backend only carries them out;
 //! definitions and arguments are kept as JSON documents so the store never needs to know the
 //! manifest's Rust types.
 //!
@@ -31,10 +35,13 @@ mod error;
 pub mod mongo;
 mod records;
 mod roles;
+mod rules;
+mod states;
 
 pub use error::{StoreError, StoreResult};
 pub use records::*;
 pub use roles::{Catalog, Fires, Fleet, Journal, Queue, Store};
+pub use states::{AppState, FireOutcome, MemberKind, Skipped, UnknownText};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,42 +103,4 @@ pub async fn open(location: &StoreLocation) -> StoreResult<Arc<dyn Store>> {
     };
     store.ensure_schema().await?;
     Ok(store)
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::RunRecord;
-    use crate::manifest::Job;
-    use crate::queue::{NewRun, new_run};
-
-    /// The fields issue 11 added to a run, which older records lack.
-    pub(crate) const ADDED: [&str; 6] = [
-        "defer_delay_ms",
-        "defer_max_ms",
-        "lost",
-        "deferrals",
-        "deferred_since",
-        "history_folded",
-    ];
-
-    pub(crate) fn plain_run() -> RunRecord {
-        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        new_run(
-            &Job::with_command(&["true"]),
-            NewRun::new("p.j", "p", json!({}), now),
-        )
-    }
-
-    #[test]
-    fn a_run_stored_before_the_added_fields_reads_with_their_defaults() {
-        let run = plain_run();
-        let mut doc = serde_json::to_value(&run).unwrap();
-        for key in ADDED {
-            assert!(doc.as_object_mut().unwrap().remove(key).is_some(), "{key}");
-        }
-        let back: RunRecord = serde_json::from_value(doc).unwrap();
-        assert_eq!(back, run);
-    }
 }

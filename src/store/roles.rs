@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::*;
+use crate::queue::run::{Cancel, LiveReport, RunEnd, RunRecord};
 
 /// [`Queue::finish_and_claim`] as separate calls: [`Queue::finish_run`], then
 /// [`claim_with_definitions`] (for a backend without a transaction spanning both).
@@ -103,12 +104,12 @@ pub trait Fires: Send + Sync {
     /// The fire starts unsettled: see [`Fires::settle_fire`].
     async fn record_fire(&self, job: &str, instant: DateTime<Utc>) -> StoreResult<bool>;
 
-    /// Say what became of a recorded fire (`enqueued RUN`, `skipped: …`).
+    /// Say what became of a recorded fire (stored as its text: `enqueued RUN`, `skipped: …`).
     async fn settle_fire(
         &self,
         job: &str,
         instant: DateTime<Utc>,
-        outcome: &str,
+        outcome: &FireOutcome,
     ) -> StoreResult<()>;
 
     /// Fires recorded (or taken over) before `recorded_before` and never settled, oldest

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::{backoff, health};
 use crate::manifest::App;
 use crate::process::{self, Child, Event, LineKind, Stream, TailBuffer, guard};
-use crate::store::{AppStatus, Store};
+use crate::store::{AppState, AppStatus, Store};
 
 /// Health checks this often until the first one passes.
 pub const STARTING_CHECK: Duration = Duration::from_millis(20);
@@ -85,7 +85,7 @@ struct Supervised {
     settings: Arc<Settings>,
     plan: Plan,
     running: Option<Running>,
-    state: &'static str,
+    state: AppState,
     restarts: u32,
     in_a_row: u32,
     restart_at: Option<Instant>,
@@ -114,7 +114,7 @@ pub async fn supervise(
         settings: Arc::clone(&settings),
         plan,
         running: None,
-        state: "starting",
+        state: AppState::Starting,
         restarts: 0,
         in_a_row: 0,
         restart_at: None,
@@ -218,9 +218,9 @@ impl Supervised {
                     since: Instant::now(),
                 });
                 self.state = if self.health_check().is_some() {
-                    "starting"
+                    AppState::Starting
                 } else {
-                    "running"
+                    AppState::Running
                 };
                 self.healthy = None;
                 self.failed_checks = 0;
@@ -255,10 +255,10 @@ impl Supervised {
             self.in_a_row = backoff::in_a_row(self.in_a_row, uptime);
             let delay = backoff::delay(self.in_a_row);
             self.restart_at = Some(Instant::now() + delay);
-            self.state = "backoff";
+            self.state = AppState::Backoff;
         } else {
             self.restart_at = None;
-            self.state = "exited";
+            self.state = AppState::Exited;
         }
     }
 
@@ -279,7 +279,7 @@ impl Supervised {
                 self.healthy = Some(true);
                 self.ever_healthy = true;
                 self.failed_checks = 0;
-                self.state = "healthy";
+                self.state = AppState::Healthy;
                 false
             }
             Err(text) => {
@@ -287,7 +287,7 @@ impl Supervised {
                 self.healthy = Some(false);
                 if self.ever_healthy {
                     self.failed_checks += 1;
-                    self.state = "unhealthy";
+                    self.state = AppState::Unhealthy;
                 }
                 self.failed_checks >= UNHEALTHY_RESTART
             }
@@ -341,7 +341,7 @@ impl Supervised {
     /// Stop for good and release the app.
     async fn stop(&mut self) {
         self.terminate().await;
-        self.state = "stopped";
+        self.state = AppState::Stopped;
         if let Err(error) = self
             .store
             .release_app(&self.plan.id, &self.settings.owner)
@@ -394,7 +394,7 @@ impl Supervised {
             owner: self.settings.owner.clone(),
             host: self.settings.host.clone(),
             owner_pid: self.settings.owner_pid,
-            state: self.state.to_owned(),
+            state: self.state,
             hash: self.plan.hash.clone(),
             pid: self.running.as_ref().map(|r| r.child.pid()),
             started: self.running.as_ref().map(|r| r.started),

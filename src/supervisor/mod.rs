@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::manifest::{App, Project, content_hash};
-use crate::store::{AppStatus, Store, StoreResult};
+use crate::store::{AppState, AppStatus, Store, StoreResult};
 use app::{Order, Plan, Settings};
 
 /// The supervisor looks at the store at least this often (apps applied elsewhere, holders
@@ -192,7 +192,7 @@ impl Supervisor {
             owner: self.settings.owner.clone(),
             host: self.settings.host.clone(),
             owner_pid: self.settings.owner_pid,
-            state: "starting".into(),
+            state: AppState::Starting,
             hash: plan.hash.clone(),
             pid: None,
             started: None,

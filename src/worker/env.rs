@@ -21,7 +21,8 @@ use serde_json::{Map, Value, json};
 use super::argv::Renderer;
 use crate::manifest::{Job, Project};
 use crate::process::Spec;
-use crate::store::{JobRecord, ProjectRecord, RunRecord};
+use crate::queue::run::RunRecord;
+use crate::store::{JobRecord, ProjectRecord};
 
 /// Why a run's command could not be worked out; the message becomes the run's note.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,8 +72,9 @@ pub fn decode(
     };
     let project: Project = serde_json::from_value(project.manifest.clone())
         .map_err(corrupt(&format!("manifest of project {}", project.name)))?;
-    let job: Job =
-        crate::queue::job_of(job).map_err(corrupt(&format!("definition of job {}", job.id)))?;
+    let job: Job = job
+        .job()
+        .map_err(corrupt(&format!("definition of job {}", job.id)))?;
     Ok((project, job))
 }
 

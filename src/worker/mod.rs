@@ -35,6 +35,7 @@
 //! worker was not their job's failure).
 
 pub(crate) mod argv;
+pub mod chain;
 pub(crate) mod env;
 pub mod load;
 pub mod run;
@@ -52,10 +53,11 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument as _;
 
-use crate::queue::chain::Followed;
-use crate::queue::state::Outcome;
-use crate::store::{Claimed, Control, MemberRecord, Paused, RunEnd, RunRecord, Store, StoreResult};
+use crate::queue::run::{RunEnd, RunRecord};
+use crate::queue::state::{Outcome, Reason};
+use crate::store::{Claimed, Control, MemberKind, MemberRecord, Paused, Store, StoreResult};
 use crate::wake;
+use chain::Followed;
 use run::{ClaimGate, Executed, RunSettings, Stop};
 
 /// How a worker behaves; [`Default`] suits production, tests shorten the intervals.
@@ -84,7 +86,7 @@ pub struct WorkerSettings {
     pub wake_dir: Option<PathBuf>,
     pub run: RunSettings,
     /// What `coco alive` calls this process: `worker`, or `daemon` for a daemon's worker.
-    pub kind: &'static str,
+    pub kind: MemberKind,
 }
 
 impl Default for WorkerSettings {
@@ -102,7 +104,7 @@ impl Default for WorkerSettings {
             shutdown_grace: Duration::from_secs(10),
             wake_dir: None,
             run: RunSettings::default(),
-            kind: "worker",
+            kind: MemberKind::Worker,
         }
     }
 }
@@ -365,7 +367,7 @@ impl Worker {
         ids.sort();
         let member = MemberRecord {
             name: self.name.clone(),
-            kind: self.settings.kind.to_string(),
+            kind: self.settings.kind,
             host: crate::host::name(),
             pid: std::process::id(),
             started,
@@ -437,7 +439,7 @@ impl Worker {
                 running.remove(&executed.id);
                 self.followed(&executed);
                 match &executed.finished {
-                    Some(run) if run.reason.as_deref() == Some("shutdown") => {
+                    Some(run) if run.reason == Some(Reason::Shutdown) => {
                         summary.handed_back += 1;
                         tracing::info!(worker = %self.name, run = %run.id, job = %run.job, state = %run.state, "handed back");
                     }

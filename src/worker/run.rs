@@ -32,14 +32,13 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::watch;
 
+use super::chain::{self, Followed};
 use super::env;
 use crate::manifest::Job;
 use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
-use crate::queue::chain::{self, Followed};
+use crate::queue::run::{LiveReport, RunEnd, RunRecord};
 use crate::queue::state::{Outcome, Reason, RunState};
-use crate::store::{
-    Claimed, JobRecord, LiveReport, Paused, ProjectRecord, RunEnd, RunRecord, Store, StoreResult,
-};
+use crate::store::{Claimed, JobRecord, Paused, ProjectRecord, Store, StoreResult};
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
 /// would for "command not found").

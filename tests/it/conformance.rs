@@ -19,12 +19,13 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
 use coco::manifest::{HumanDuration, Job};
+use coco::queue::run::{Cancel, LiveReport, RunEnd, RunRecord, StateChange};
 use coco::queue::state::{Outcome, RunState};
 use coco::queue::{NewRun, new_run};
 use coco::store::{
-    AppRecord, AppStatus, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord, LiveReport,
-    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunEnd,
-    RunFilter, RunRecord, StateChange, Store,
+    AppRecord, AppState, AppStatus, Cancelled, Control, Enqueued, Fire, FireOutcome, JobRecord,
+    LogFilter, LogRecord, MemberKind, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
+    RunFilter, Skipped, Store,
 };
 
 /// A boxed conformance case.
@@ -642,7 +643,7 @@ pub async fn fires_settled_taken_over_once_and_pruned(store: &dyn Store) {
     assert!(store.record_fire(&done, instant).await.expect("record"));
     assert!(store.record_fire(&lost, instant).await.expect("record"));
     store
-        .settle_fire(&done, instant, "enqueued R1")
+        .settle_fire(&done, instant, &FireOutcome::Enqueued { run: "R1".into() })
         .await
         .expect("settle");
     let later = Utc::now() + chrono::TimeDelta::seconds(1);
@@ -696,7 +697,7 @@ pub async fn fires_settled_taken_over_once_and_pruned(store: &dyn Store) {
         "an old generation is not taken again"
     );
     store
-        .settle_fire(&lost, instant, "skipped: test")
+        .settle_fire(&lost, instant, &FireOutcome::Skipped(Skipped::Missed))
         .await
         .expect("settle");
     assert!(
@@ -759,7 +760,7 @@ fn app_status(id: &str, owner: &str, heartbeat_ms: i64) -> AppStatus {
         owner: owner.to_string(),
         host: "host-a".into(),
         owner_pid: 42,
-        state: "healthy".into(),
+        state: AppState::Healthy,
         hash: "hash-1".into(),
         pid: Some(4711),
         started: Some(at(heartbeat_ms - 5_000)),
@@ -1605,7 +1606,7 @@ pub async fn finish_only_by_its_worker(store: &dyn Store) {
         .expect("its own worker ends it");
     assert_eq!(ended.state, RunState::Failed);
     assert_eq!(ended.exit_code, Some(3));
-    assert_eq!(ended.reason.as_deref(), Some("exit"));
+    assert_eq!(ended.reason_text().as_deref(), Some("exit"));
     assert_eq!(ended.finished, Some(later(5)));
     assert_eq!(ended.not_before, later(10_005));
     assert_eq!(get(store, &r.id).await, ended);
@@ -1709,11 +1710,11 @@ pub async fn zombies_taken_back_once(store: &dyn Store) {
     );
     let (e, r) = (&taken[0], &taken[1]);
     assert_eq!(
-        (e.state, e.reason.as_deref(), e.attempt, e.lost),
+        (e.state, e.reason_text().as_deref(), e.attempt, e.lost),
         (RunState::Error, Some("lost 3 times with its worker"), 1, 3)
     );
     assert_eq!(
-        (r.state, r.reason.as_deref(), r.attempt, r.lost),
+        (r.state, r.reason_text().as_deref(), r.attempt, r.lost),
         (RunState::Pending, Some("zombie"), 0, 1)
     );
     assert_eq!(r.not_before, now);
@@ -2008,7 +2009,7 @@ pub async fn kill_ends_waiting_and_running_runs(store: &dyn Store) {
     enqueue_new(store, &busy).await;
     let killed = cancelled(store, &waiting.id, Cancel::Kill, later(5)).await;
     assert_eq!(killed.state, RunState::Killed);
-    assert_eq!(killed.reason.as_deref(), Some("killed"));
+    assert_eq!(killed.reason_text().as_deref(), Some("killed"));
     assert_eq!(killed.finished, Some(later(5)));
     assert_eq!(killed.attempt, 0, "it never ran");
     assert_eq!(get(store, &waiting.id).await, killed, "as stored");
@@ -2078,7 +2079,7 @@ pub async fn remove_takes_only_waiting_runs(store: &dyn Store) {
     enqueue_new(store, &failing).await;
     let removed = cancelled(store, &pending.id, Cancel::Remove, later(5)).await;
     assert_eq!(removed.state, RunState::Removed);
-    assert_eq!(removed.reason.as_deref(), Some("removed"));
+    assert_eq!(removed.reason_text().as_deref(), Some("removed"));
     assert!(removed.state.is_final());
 
     let claimed = claim(store, "w1", later(10)).await.expect("claim");
@@ -2188,7 +2189,7 @@ pub async fn handed_back_run_is_pending_with_its_attempt(store: &dyn Store) {
     let back = finish(store, &claimed, Outcome::HandedBack, later(20)).await;
     assert_eq!(back.state, RunState::Pending);
     assert_eq!(
-        (back.attempt, back.reason.as_deref()),
+        (back.attempt, back.reason_text().as_deref()),
         (0, Some("shutdown"))
     );
     assert_eq!(back.not_before, later(20));
@@ -2228,13 +2229,13 @@ pub async fn a_run_losing_its_worker_max_lost_times_in_a_row_errors(store: &dyn 
                     back.state,
                     back.attempt,
                     back.not_before,
-                    back.reason.as_deref()
+                    back.reason_text().as_deref()
                 ),
                 (RunState::Pending, 0, now, Some("zombie"))
             );
         } else {
             assert_eq!(
-                (back.state, back.attempt, back.reason.as_deref()),
+                (back.state, back.attempt, back.reason_text().as_deref()),
                 (RunState::Error, 1, Some("lost 3 times with its worker"))
             );
         }
@@ -2262,11 +2263,8 @@ pub async fn a_run_losing_its_worker_max_lost_times_in_a_row_errors(store: &dyn 
         .await
         .expect("take_back_zombies");
     assert_eq!(
-        taken
-            .iter()
-            .map(|r| r.reason.as_deref())
-            .collect::<Vec<_>>(),
-        [Some("lost 1 time with its worker")]
+        taken.iter().map(|r| r.reason_text()).collect::<Vec<_>>(),
+        [Some("lost 1 time with its worker".to_owned())]
     );
     enqueue_new(store, &run(&t, "j", json!({}), 2)).await;
     drain(store).await;
@@ -2297,7 +2295,7 @@ pub async fn deferrals_back_off_and_end_after_defer_max(store: &dyn Store) {
         assert_eq!(get(store, &r.id).await, ended);
         if ended.state == RunState::Error {
             assert_eq!(
-                ended.reason.as_deref(),
+                ended.reason_text().as_deref(),
                 Some("deferred for longer than defer_max (1m)")
             );
             break;
@@ -2424,7 +2422,7 @@ pub async fn members_recorded_listed_and_forgotten(store: &dyn Store) {
     let t = tag();
     let member = |name: &str, beat: i64| MemberRecord {
         name: format!("{t}-{name}"),
-        kind: "worker".into(),
+        kind: MemberKind::Worker,
         host: "host".into(),
         pid: 42,
         started: later(0),

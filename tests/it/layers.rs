@@ -82,7 +82,10 @@ fn every_module_uses_only_lower_layers() {
             continue;
         }
         let Some(own) = layer_of(&top) else {
-            problems.push(format!("{}: module `{top}` is in no layer", relative.display()));
+            problems.push(format!(
+                "{}: module `{top}` is in no layer",
+                relative.display()
+            ));
             continue;
         };
         let code = std::fs::read_to_string(&file).expect("read");

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use coco::manifest::{Catchup, Job};
+use coco::queue::run::Cancel;
 use coco::queue::{self, NewRun, new_run};
 use coco::scheduler::{FireCounts, Scheduler, SchedulerSettings};
-use coco::store::{Cancel, Cancelled, Enqueued, JobRecord, RunFilter, Store};
+use coco::store::{Cancelled, Enqueued, JobRecord, RunFilter, Store};
 
 async fn put_job(store: &dyn Store, id: &str, job: &Job) {
     let (project, name) = id.split_once('.').unwrap();
@@ -38,7 +39,7 @@ fn hourly(catchup: Catchup) -> Job {
     }
 }
 
-async fn runs_of(store: &dyn Store, job: &str) -> Vec<coco::store::RunRecord> {
+async fn runs_of(store: &dyn Store, job: &str) -> Vec<coco::queue::run::RunRecord> {
     store
         .list_runs(&RunFilter {
             job: Some(job.into()),

@@ -462,7 +462,7 @@ async fn mongo_locks_of_dead_processes_are_recovered() {
         1,
         "taken back once the dead end marker is gone"
     );
-    assert_eq!(taken[0].reason.as_deref(), Some("zombie"));
+    assert_eq!(taken[0].reason_text().as_deref(), Some("zombie"));
     let again = claim(202).await.expect("retry claimed");
     assert_eq!(again.attempt, 1, "the lost worker spent no attempt");
     let end = again.end(coco::queue::state::Outcome::Exited(0), Some(0), t(203));

@@ -11,11 +11,10 @@ use std::time::Duration;
 use chrono::Utc;
 use coco::manifest::{Environment, HumanDuration, Job, Project};
 use coco::process::{self, Spec};
+use coco::queue::run::{Cancel, RunRecord};
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun, new_run};
-use coco::store::{
-    Cancel, Cancelled, Enqueued, JobRecord, Paused, ProjectRecord, RunFilter, RunRecord, Store,
-};
+use coco::store::{Cancelled, Enqueued, JobRecord, Paused, ProjectRecord, RunFilter, Store};
 use coco::worker::load::Limits;
 use coco::worker::run::RunSettings;
 use coco::worker::{Summary, Worker, WorkerSettings};
@@ -115,7 +114,7 @@ impl Setup {
     async fn enqueue_with(&self, name: &str, args: serde_json::Value, force: bool) -> String {
         let job_id = format!("proj.{name}");
         let record = self.store.get_job(&job_id).await.unwrap().unwrap();
-        let job = queue::job_of(&record).unwrap();
+        let job = record.job().unwrap();
         let new = NewRun {
             force,
             ..NewRun::new(&job_id, "proj", args, Utc::now())
@@ -228,7 +227,7 @@ fn settings(slots: usize) -> WorkerSettings {
             tail_bytes: 64 * 1024,
             guard: None,
         },
-        kind: "worker",
+        kind: coco::store::MemberKind::Worker,
     }
 }
 
@@ -364,7 +363,7 @@ pub async fn a_failure_is_retried_then_ends_in_error(store: Arc<dyn Store>) {
     let run = setup.run(&id).await;
     assert_eq!(run.state, RunState::Error);
     assert_eq!((run.attempt, run.exit_code), (2, Some(1)));
-    assert_eq!(run.reason.as_deref(), Some("exit"));
+    assert_eq!(run.reason_text().as_deref(), Some("exit"));
     let states: Vec<RunState> = run.history.iter().map(|c| c.state).collect();
     assert_eq!(
         states,
@@ -408,7 +407,7 @@ pub async fn a_timeout_kills_the_process_group(store: Arc<dyn Store>) {
     worker.stop().await;
     let run = setup.run(&id).await;
     assert_eq!(run.state, RunState::Error);
-    assert_eq!(run.reason.as_deref(), Some("timeout"));
+    assert_eq!(run.reason_text().as_deref(), Some("timeout"));
     assert_eq!(setup.output(&id).await, "started\n");
     let pid = setup.pid_written("child.pid").await;
     assert!(!pid_alive(pid), "the group's background sleep is gone");
@@ -494,7 +493,7 @@ pub async fn shutdown_hands_running_runs_back(store: Arc<dyn Store>) {
     let run = setup.run(&id).await;
     assert_eq!(run.state, RunState::Pending, "runs again");
     assert_eq!(run.attempt, 0, "the attempt is not spent");
-    assert_eq!(run.reason.as_deref(), Some("shutdown"));
+    assert_eq!(run.reason_text().as_deref(), Some("shutdown"));
     assert!(!pid_alive(pid));
 }
 
@@ -531,7 +530,7 @@ pub async fn a_run_taken_back_is_stopped_and_not_finished(store: Arc<dyn Store>)
         "tried again (an hour from now)"
     );
     assert_eq!(
-        (run.attempt, run.lost, run.reason.as_deref()),
+        (run.attempt, run.lost, run.reason_text().as_deref()),
         (0, 1, Some("zombie")),
         "a lost worker spends no attempt"
     );
@@ -588,7 +587,7 @@ pub async fn a_template_error_fails_the_run_with_its_cause(store: Arc<dyn Store>
     worker.stop().await;
     let run = setup.run(&id).await;
     assert_eq!(run.state, RunState::Error);
-    assert_eq!(run.reason.as_deref(), Some("setup"));
+    assert_eq!(run.reason_text().as_deref(), Some("setup"));
     let note = run.history.last().unwrap().note.clone().unwrap_or_default();
     assert!(note.contains("{{args.missing}}"), "{note}");
 }

@@ -1,7 +1,7 @@
 //! The embedded store's part of [`Fires`]: the scheduler's fires: each `(job, instant)` recorded once, settled, taken over; a job's fire times.
 
 use super::*;
-use crate::store::Fires;
+use crate::store::{FireOutcome, Fires};
 
 #[async_trait]
 impl Fires for EmbeddedStore {
@@ -49,7 +49,7 @@ impl Fires for EmbeddedStore {
         &self,
         job: &str,
         instant: DateTime<Utc>,
-        outcome: &str,
+        outcome: &FireOutcome,
     ) -> StoreResult<()> {
         let (job, outcome) = (job.to_string(), outcome.to_string());
         self.run("settling a fire", move |conn| {

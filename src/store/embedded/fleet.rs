@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::Fleet;
+use crate::store::rules::{AppHolder, app_claim};
 
 #[async_trait]
 impl Fleet for EmbeddedStore {
@@ -117,12 +118,11 @@ impl Fleet for EmbeddedStore {
                 .prepare_cached("SELECT owner, heartbeat FROM app_status WHERE id = ?1")?
                 .query_row([&status.id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
-            let free = match holder {
-                None => true,
-                Some((owner, heartbeat)) => {
-                    owner == status.owner || heartbeat < to_ms(stale_before)
-                }
-            };
+            let holder = holder.as_ref().map(|(owner, heartbeat)| AppHolder {
+                owner,
+                heartbeat: DateTime::from_timestamp_millis(*heartbeat),
+            });
+            let free = app_claim(holder, &status.owner, stale_before).wins();
             if free {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO app_status (id, owner, heartbeat, doc)

@@ -29,7 +29,6 @@ mod schema;
 use catalog::*;
 use schema::*;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -42,11 +41,12 @@ use rusqlite::{
 
 use file::{FileProblem, Verdict, read_identity};
 
+use crate::queue::run::{Cancel, LiveReport, RunEnd, RunRecord};
 use crate::queue::state::RunState;
 use crate::store::{
-    AppRecord, AppStatus, Cancel, Cancelled, Claimed, Control, Enqueued, Fire, JobRecord,
-    LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
-    RunEnd, RunFilter, RunRecord, Stepped, Store, StoreError, StoreResult,
+    AppRecord, AppStatus, Cancelled, Claimed, Control, Enqueued, Fire, JobRecord, LogFilter,
+    LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter, Stepped,
+    Store, StoreError, StoreResult,
 };
 
 /// How long a statement waits for another connection's write lock before giving up.

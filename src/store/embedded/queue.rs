@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::Queue;
+use crate::store::rules::{ClaimPass, check_end, holds, slot_free};
 
 #[async_trait]
 impl Queue for EmbeddedStore {
@@ -101,7 +102,7 @@ impl Queue for EmbeddedStore {
                 let Some(mut run) = read_run(&tx, &id)? else {
                     continue;
                 };
-                if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+                if !holds(&worker, &run) {
                     continue;
                 }
                 run.heartbeat = Some(now);
@@ -127,7 +128,7 @@ impl Queue for EmbeddedStore {
             let Some(mut run) = read_run(&tx, &id)? else {
                 return Ok(false);
             };
-            if run.state != RunState::Running || run.worker.as_deref() != Some(&worker) {
+            if !holds(&worker, &run) {
                 return Ok(false);
             }
             run.heartbeat = Some(now);
@@ -145,7 +146,7 @@ impl Queue for EmbeddedStore {
         worker: &str,
         end: &RunEnd,
     ) -> StoreResult<Option<RunRecord>> {
-        end.check(id)?;
+        check_end(id, end)?;
         let (id, worker, end) = (id.to_string(), worker.to_string(), end.clone());
         self.run("finishing a run", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -165,7 +166,7 @@ impl Queue for EmbeddedStore {
         claim: Option<(DateTime<Utc>, &Paused)>,
     ) -> StoreResult<Stepped> {
         if let Some((id, end)) = finish {
-            end.check(id)?;
+            check_end(id, end)?;
         }
         let worker = worker.to_string();
         let finish = finish.map(|(id, end)| (id.to_string(), end.clone()));
@@ -418,18 +419,18 @@ pub(super) fn claim_in(
     let mut rows = candidates.query([to_ms(now)])?;
     let mut count_running =
         conn.prepare_cached("SELECT COUNT(*) FROM queue WHERE job = ?1 AND state = 'running'")?;
-    let mut full: HashSet<String> = HashSet::new();
+    let mut pass = ClaimPass::new(paused);
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
         let Some(run) = read_run(conn, &id)? else {
             continue;
         };
-        if !paused.allows(&run) || full.contains(&run.job) {
+        if !pass.considers(&run) {
             continue;
         }
         let running: i64 = count_running.query_row([&run.job], |row| row.get(0))?;
-        if running >= i64::from(run.max_parallel.max(1)) {
-            full.insert(run.job);
+        if !slot_free(u64::try_from(running).unwrap_or(0), &run) {
+            pass.job_full(run.job);
             continue;
         }
         return Ok(Some(run.claimed(worker, now)));
@@ -447,7 +448,7 @@ pub(super) fn finish_in(
     let Some(run) = read_run(conn, id)? else {
         return Ok(None);
     };
-    if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+    if !holds(worker, &run) {
         return Ok(None);
     }
     let ended = run.ended(end);

@@ -299,7 +299,7 @@ pub(super) fn run_doc(r: &RunRecord, seq: i64) -> StoreResult<Document> {
         "progress": r.progress.map_or(Bson::Null, Bson::Double),
         "progress_message": opt_str(r.progress_message.as_deref()),
         "exit_code": r.exit_code.map_or(Bson::Null, Bson::Int32),
-        "reason": opt_str(r.reason.as_deref()),
+        "reason": opt_str(r.reason.map(String::from).as_deref()),
         "parent": opt_str(r.parent.as_deref()),
         "restart_of": opt_str(r.restart_of.as_deref()),
         "force": r.force,
@@ -351,10 +351,10 @@ pub(super) fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
         // Absent from runs stored before these fields existed.
         defer_delay_ms: r
             .opt_int("defer_delay_ms")?
-            .unwrap_or_else(crate::store::default_defer_delay_ms),
+            .unwrap_or_else(crate::queue::run::default_defer_delay_ms),
         defer_max_ms: r
             .opt_int("defer_max_ms")?
-            .unwrap_or_else(crate::store::default_defer_max_ms),
+            .unwrap_or_else(crate::queue::run::default_defer_max_ms),
         timeout_ms: r.opt_int("timeout_ms")?,
         created: r.time("created")?,
         not_before: r.time("not_before")?,
@@ -366,7 +366,11 @@ pub(super) fn run_record(doc: &Document) -> StoreResult<(RunRecord, i64)> {
         progress: r.opt_f64("progress")?,
         progress_message: r.opt_str("progress_message")?,
         exit_code: r.opt_int("exit_code")?,
-        reason: r.opt_str("reason")?,
+        reason: r
+            .opt_str("reason")?
+            .map(|text| text.parse())
+            .transpose()
+            .map_err(|e| corrupt(&r.what, e))?,
         parent: r.opt_str("parent")?,
         restart_of: r.opt_str("restart_of")?,
         force: r.bool("force")?,

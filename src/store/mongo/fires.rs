@@ -1,7 +1,8 @@
 //! The MongoDB store's part of [`Fires`]: the scheduler's fires: each `(job, instant)` recorded once, settled, taken over; a job's fire times.
 
+use super::marker::LockId;
 use super::*;
-use crate::store::Fires;
+use crate::store::{FireOutcome, Fires};
 
 #[async_trait]
 impl Fires for MongoStore {
@@ -45,13 +46,13 @@ impl Fires for MongoStore {
         &self,
         job: &str,
         instant: DateTime<Utc>,
-        outcome: &str,
+        outcome: &FireOutcome,
     ) -> StoreResult<()> {
         // Only the recorder (or the one taker) of a fire settles it: no concurrent writers.
         self.collection("fires")
             .update_one(
                 doc! { "_id": fire_id(job, instant) },
-                doc! { "$set": { "settled": true, "outcome": outcome } },
+                doc! { "$set": { "settled": true, "outcome": outcome.to_string() } },
             )
             .await
             .map(|_| ())
@@ -96,7 +97,7 @@ impl Fires for MongoStore {
         // The marker names the generation seen: one taker per generation, by a unique insert
         // (single-document updates are not atomic on every compatible server).
         let marker = doc! {
-            "_id": format!("fire:{id}:{}", fire.fired_at.timestamp_millis()),
+            "_id": LockId::fire(&id, fire.fired_at.timestamp_millis()).to_string(),
             "kind": "fire", "at": time(now),
         };
         if !self.insert_marker(marker, doing).await? {

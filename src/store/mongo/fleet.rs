@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::Fleet;
+use crate::store::rules::{AppClaim, AppHolder, app_claim};
 
 #[async_trait]
 impl Fleet for MongoStore {
@@ -90,16 +91,26 @@ impl Fleet for MongoStore {
                 continue; // released meanwhile: try the insert again
             };
             let owner = current.get_str("owner").unwrap_or_default().to_owned();
-            if owner == status.owner {
-                let replaced = coll
-                    .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
-                    .await
-                    .map_err(self.err(doing))?;
-                return Ok(replaced.matched_count == 1);
-            }
-            let heartbeat = current.get_datetime("heartbeat").map(|t| t.to_chrono());
-            match heartbeat {
-                Ok(heartbeat) if heartbeat < stale_before => {
+            let heartbeat = current
+                .get_datetime("heartbeat")
+                .ok()
+                .map(|t| t.to_chrono());
+            let holder = AppHolder {
+                owner: &owner,
+                heartbeat,
+            };
+            match app_claim(Some(holder), &status.owner, stale_before) {
+                AppClaim::Renew => {
+                    let replaced = coll
+                        .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
+                        .await
+                        .map_err(self.err(doing))?;
+                    return Ok(replaced.matched_count == 1);
+                }
+                AppClaim::TakeOver => {
+                    let Some(heartbeat) = heartbeat else {
+                        return Ok(false);
+                    };
                     let removed = coll
                         .delete_one(doc! {
                             "_id": &status.id, "owner": &owner, "heartbeat": time(heartbeat),
@@ -110,7 +121,7 @@ impl Fleet for MongoStore {
                         return Ok(false);
                     }
                 }
-                _ => return Ok(false),
+                AppClaim::Free | AppClaim::Held => return Ok(false),
             }
         }
         Ok(false)
@@ -142,7 +153,7 @@ impl Fleet for MongoStore {
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
         let doc = doc! {
             "_id": &member.name,
-            "kind": &member.kind,
+            "kind": member.kind.as_str(),
             "host": &member.host,
             "pid": i64::from(member.pid),
             "started": time(member.started),
@@ -179,7 +190,7 @@ impl Fleet for MongoStore {
                     .ok_or_else(|| corrupt(&r.what, "running: not a list of run ids"))?;
                 Ok(MemberRecord {
                     name: r.str("_id")?,
-                    kind: r.str("kind")?,
+                    kind: r.str("kind")?.parse().map_err(|e| corrupt(&r.what, e))?,
                     host: r.str("host")?,
                     pid: r.int("pid")?,
                     started: r.time("started")?,

@@ -48,11 +48,12 @@ mod codec;
 mod fires;
 mod fleet;
 mod journal;
+mod marker;
 mod queue;
 
 use codec::*;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -62,12 +63,13 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
+use crate::queue::run::{Cancel, LiveReport, RunEnd, RunRecord, StateChange};
 use crate::queue::state::RunState;
 use crate::redact::redact;
 use crate::store::{
-    AppRecord, AppStatus, COLLECTIONS, Cancel, Cancelled, Control, Enqueued, Fire, JobRecord,
-    LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
-    RunEnd, RunFilter, RunRecord, StateChange, Store, StoreError, StoreResult,
+    AppRecord, AppStatus, COLLECTIONS, Cancelled, Control, Enqueued, Fire, JobRecord, LogFilter,
+    LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter, Store,
+    StoreError, StoreResult,
 };
 
 /// How long an operation waits for a usable server before failing (unless the URL sets
@@ -360,9 +362,9 @@ mod tests {
 
     #[test]
     fn a_run_document_stored_before_the_added_fields_reads_with_their_defaults() {
-        let run = crate::store::tests::plain_run();
+        let run = crate::queue::run::tests::plain_run();
         let mut doc = run_doc(&run, 3).unwrap();
-        for key in crate::store::tests::ADDED {
+        for key in crate::queue::run::tests::ADDED {
             assert!(doc.remove(key).is_some(), "{key}");
         }
         assert_eq!(run_record(&doc).unwrap(), (run, 3));

@@ -1,16 +1,18 @@
 //! The MongoDB store's part of [`Queue`]: the queue: enqueue, claim, heartbeat, report, finish, take back zombies, kill/remove; run output tails.
 
+use super::marker::LockId;
 use super::*;
 use crate::store::Queue;
 use crate::store::Stepped;
 use crate::store::roles::finish_then_claim;
+use crate::store::rules::{ClaimPass, check_end, holds, job_slots, slot_free};
 
 #[async_trait]
 impl Queue for MongoStore {
     async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {
         let doing = "enqueueing a run";
         let run = run.clone().truncated_to_ms();
-        let marker_id = format!("dedupe:{}", run.dedupe);
+        let marker_id = LockId::dedupe(&run.dedupe).to_string();
         // A stale marker is removed and the insert retried; a few rounds cover concurrent
         // enqueuers removing it too.
         for _ in 0..5 {
@@ -110,7 +112,7 @@ impl Queue for MongoStore {
                 .sort(doc! { "priority": -1, "created": 1, "_id": 1 })
                 .await
                 .map_err(self.err(doing))?;
-            let mut full: HashSet<String> = HashSet::new();
+            let mut pass = ClaimPass::new(paused);
             let (mut lost, mut skip) = (false, 0);
             while cursor.advance().await.map_err(self.err(doing))? {
                 if skip > 0 {
@@ -119,17 +121,15 @@ impl Queue for MongoStore {
                 }
                 let doc: Document = cursor.deserialize_current().map_err(self.err(doing))?;
                 let (run, seq) = run_record(&doc)?;
-                if !paused.allows(&run) || full.contains(&run.job) {
+                if !pass.considers(&run) {
                     continue;
                 }
-                let max = run.max_parallel.max(1);
+                let max = job_slots(&run);
                 let first = (random() % u64::from(max)) as u32;
                 match self.try_claim(&run, seq, worker, now, first).await? {
                     Claim::Won(claimed) => return Ok(Some(*claimed)),
                     Claim::Lost => (lost, skip) = (true, random() % 8),
-                    Claim::Full => {
-                        full.insert(run.job);
-                    }
+                    Claim::Full => pass.job_full(run.job),
                 }
             }
             if !lost {
@@ -205,12 +205,12 @@ impl Queue for MongoStore {
         worker: &str,
         end: &RunEnd,
     ) -> StoreResult<Option<RunRecord>> {
-        end.check(id)?;
+        check_end(id, end)?;
         let doing = "finishing a run";
         let Some((run, seq)) = self.read_run(id, doing).await? else {
             return Ok(None);
         };
-        if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
+        if !holds(worker, &run) {
             return Ok(None);
         }
         self.end_try(run, seq, end, doing).await
@@ -377,7 +377,7 @@ pub(super) fn run_filter_doc(filter: &RunFilter) -> Document {
 }
 
 pub(super) fn live_id(run: &str) -> String {
-    format!("live:{run}")
+    LockId::live(run).to_string()
 }
 
 impl MongoStore {
@@ -487,7 +487,7 @@ impl MongoStore {
         first: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<String>> {
-        let max = run.max_parallel.max(1);
+        let max = job_slots(run);
         for i in 0..max {
             if i == SLOT_PROBES {
                 let running = self
@@ -495,11 +495,11 @@ impl MongoStore {
                     .count_documents(doc! { "job": &run.job, "state": "running" })
                     .await
                     .map_err(self.err("counting a job's running runs"))?;
-                if running >= u64::from(max) {
+                if !slot_free(running, run) {
                     return Ok(None);
                 }
             }
-            let id = format!("slot:{}:{}", run.job, (first + i) % max);
+            let id = LockId::slot(&run.job, (first + i) % max).to_string();
             let slot = doc! {
                 "_id": &id, "kind": "slot", "job": &run.job, "run": &run.id,
                 "seq": seq, "at": time(now),
@@ -549,7 +549,7 @@ impl MongoStore {
         let Some(slot) = self.take_slot(run, seq + 1, first_slot, now).await? else {
             return Ok(Claim::Full);
         };
-        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker_id = LockId::claim(&run.id, seq).to_string();
         let marker = doc! {
             "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
             "worker": worker, "at": time(now),
@@ -593,7 +593,7 @@ impl MongoStore {
         end: &RunEnd,
         doing: &str,
     ) -> StoreResult<Option<RunRecord>> {
-        let marker_id = format!("end:{}:{seq}", run.id);
+        let marker_id = LockId::end(&run.id, seq).to_string();
         let marker = doc! {
             "_id": &marker_id, "kind": "end", "run": &run.id, "seq": seq, "at": time(end.at),
         };
@@ -620,7 +620,7 @@ impl MongoStore {
         .await?;
         if ended.state.is_final() {
             self.delete_lock(
-                doc! { "_id": format!("dedupe:{}", ended.dedupe), "run": &ended.id },
+                doc! { "_id": LockId::dedupe(&ended.dedupe).to_string(), "run": &ended.id },
                 "releasing a dedupe key",
             )
             .await?;
@@ -639,7 +639,7 @@ impl MongoStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RunRecord>> {
         let doing = "cancelling a run";
-        let marker_id = format!("claim:{}:{seq}", run.id);
+        let marker_id = LockId::claim(&run.id, seq).to_string();
         let marker = doc! {
             "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
             "worker": "operator", "at": time(now),
@@ -653,7 +653,7 @@ impl MongoStore {
             .await?;
         if replaced {
             self.delete_lock(
-                doc! { "_id": format!("dedupe:{}", cancelled.dedupe), "run": &cancelled.id },
+                doc! { "_id": LockId::dedupe(&cancelled.dedupe).to_string(), "run": &cancelled.id },
                 "releasing a dedupe key",
             )
             .await?;
@@ -702,7 +702,7 @@ impl MongoStore {
                 // claimer died before updating the run.
                 ("claim", Some((r, s))) if *s == seq && r.state.is_claimable() => {
                     let orphan = doc! {
-                        "_id": format!("orphan:{run_id}:{seq}"), "kind": "orphan",
+                        "_id": LockId::orphan(&run_id, seq).to_string(), "kind": "orphan",
                         "run": &run_id, "seq": seq, "at": time(now),
                     };
                     if self.insert_marker(orphan, doing).await? {

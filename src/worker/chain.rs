@@ -7,9 +7,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{NewRun, job_of, new_run};
 use crate::manifest::Job;
-use crate::store::{Enqueued, RunRecord, Store, StoreResult};
+use crate::queue::run::RunRecord;
+use crate::queue::{NewRun, new_run};
+use crate::store::{Enqueued, Store, StoreResult};
 
 /// What became of one follower of a completed run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,7 @@ pub async fn enqueue_followers(
                 continue;
             }
         };
-        let definition = match job_of(&follower) {
+        let definition = match follower.job() {
             Ok(definition) => definition,
             Err(error) => {
                 followed.push(Followed::Skipped {
