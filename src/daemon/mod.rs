@@ -35,6 +35,7 @@ pub use error::DaemonError;
 use crate::config::{Config, Overrides};
 use crate::process::guard;
 use crate::scheduler::{Scheduler, SchedulerSettings};
+use crate::store::Fleet;
 use crate::store::{MemberKind, MemberRecord, Problems, Store};
 use crate::supervisor::{Supervisor, app};
 use crate::worker::{Summary, Worker, WorkerSettings};
@@ -355,7 +356,7 @@ async fn housekeeping(store: &dyn Store) {
 }
 
 /// Record this daemon (one without a worker) for `coco alive` and `coco halt --wait`.
-async fn announce(store: &dyn Store, name: &str, started: chrono::DateTime<Utc>) {
+async fn announce(store: &dyn Fleet, name: &str, started: chrono::DateTime<Utc>) {
     let member = MemberRecord {
         name: name.to_owned(),
         kind: MemberKind::Daemon,

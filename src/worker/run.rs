@@ -38,6 +38,7 @@ use crate::manifest::Job;
 use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
 use crate::queue::run::{LiveReport, RunEnd, RunRecord};
 use crate::queue::state::{Outcome, Reason, RunState};
+use crate::store::Queue;
 use crate::store::{Claimed, JobRecord, Paused, ProjectRecord, Store, StoreResult};
 
 /// Exit code recorded for a run whose command could not be worked out or started (as a shell
@@ -456,7 +457,7 @@ impl Executed {
 /// Poll `process` while reporting new progress at most every `report_every` and storing new
 /// output at most every `output_every`.
 async fn with_reports<T>(
-    store: &dyn Store,
+    store: &dyn Queue,
     worker: &str,
     id: &str,
     live: &Mutex<Live>,
@@ -512,7 +513,7 @@ async fn with_reports<T>(
 
 /// Store the output tail (a failure is logged: the run's end matters more).
 /// A first try that printed nothing stores nothing (one write fewer for a silent run).
-async fn store_output(store: &dyn Store, id: &str, live: &Mutex<Live>) {
+async fn store_output(store: &dyn Queue, id: &str, live: &Mutex<Live>) {
     let text = {
         let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
         if live.tail.is_empty() && live.tail.dropped_lines() == 0 && !live.output_stored {
@@ -537,7 +538,7 @@ async fn store_output(store: &dyn Store, id: &str, live: &Mutex<Live>) {
 /// End a try whose command could not be worked out or started: like a failed exit (retried
 /// while attempts are left), reason `setup`, the cause in the note.
 async fn finish_setup_failure(
-    store: &dyn Store,
+    store: &dyn Queue,
     worker: &str,
     run: &RunRecord,
     message: &str,
