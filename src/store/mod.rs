@@ -32,7 +32,8 @@ pub mod mongo;
 mod records;
 mod roles;
 
-pub use error::{StoreError, StoreResult};
+pub(crate) use error::Context;
+pub use error::{Cause, StoreError, StoreResult};
 pub use records::*;
 pub use roles::{Catalog, Fires, Fleet, Journal, Queue, Store};
 

@@ -370,10 +370,10 @@ impl RunEnd {
             self.next.state == RunState::Pending && self.next.reason == Some(Reason::Shutdown);
         match self.next.state {
             RunState::Pending if handed_back => Ok(()),
-            RunState::Pending | RunState::Running => Err(StoreError::Invalid {
-                doing: format!("finishing run {id}"),
-                message: format!("a try cannot end in state {}", self.next.state),
-            }),
+            RunState::Pending | RunState::Running => Err(StoreError::invalid(
+                format!("finishing run {id}"),
+                format!("a try cannot end in state {}", self.next.state),
+            )),
             _ => Ok(()),
         }
     }

@@ -44,7 +44,7 @@ use file::{FileProblem, Verdict, read_identity};
 
 use crate::queue::state::RunState;
 use crate::store::{
-    AppRecord, AppStatus, Cancel, Cancelled, Claimed, Control, Enqueued, Fire, JobRecord,
+    AppRecord, AppStatus, Cancel, Cancelled, Claimed, Context, Control, Enqueued, Fire, JobRecord,
     LiveReport, LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
     RunEnd, RunFilter, RunRecord, Stepped, Store, StoreError, StoreResult,
 };
@@ -249,10 +249,8 @@ fn to_ms(t: DateTime<Utc>) -> i64 {
 }
 
 fn from_ms(what: &str, ms: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
-        what: what.to_string(),
-        message: format!("timestamp {ms} ms is out of range"),
-    })
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::corrupt(what, format!("timestamp {ms} ms is out of range")))
 }
 
 fn to_json(value: &serde_json::Value) -> String {
@@ -261,10 +259,8 @@ fn to_json(value: &serde_json::Value) -> String {
 }
 
 fn from_json(what: &str, text: &str) -> StoreResult<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        what: what.to_string(),
-        message: format!("invalid JSON document: {e}"),
-    })
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::corrupt(what, Context::new("invalid JSON document", e)))
 }
 
 /// Rows of `table` (optionally only those of `project`), sorted by `order`.

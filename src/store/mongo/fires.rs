@@ -27,13 +27,13 @@ impl Fires for MongoStore {
         // `_id` is unique on every server even before `ensure_schema` ran; the unique
         // (job, instant) index says the same for queries. The job id comes first and the
         // all-digit instant last, so distinct pairs never share an `_id`.
-        let fire = doc! {
-            "_id": fire_id(job, instant),
-            "job": job,
-            "instant": time(instant),
-            "fired_at": time(Utc::now()),
-            "settled": false,
-        };
+        let mut fire = encode(&Fire {
+            job: job.to_string(),
+            instant,
+            fired_at: Utc::now(),
+        })?;
+        fire.insert("_id", fire_id(job, instant));
+        fire.insert("settled", false);
         match self.collection("fires").insert_one(fire).await {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
@@ -69,16 +69,7 @@ impl Fires for MongoStore {
                 "listing unsettled fires",
             )
             .await?;
-        docs.iter()
-            .map(|doc| {
-                let r = Reader::new("fire", doc);
-                Ok(Fire {
-                    job: r.str("job")?,
-                    instant: r.time("instant")?,
-                    fired_at: r.time("fired_at")?,
-                })
-            })
-            .collect()
+        docs.iter().map(decode).collect()
     }
 
     async fn prune_fires(&self, before: DateTime<Utc>) -> StoreResult<u64> {

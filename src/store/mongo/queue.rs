@@ -277,10 +277,10 @@ impl Queue for MongoStore {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Err(StoreError::Invalid {
-            doing: format!("cancelling run {id}"),
-            message: "the run kept changing state; try again".to_string(),
-        })
+        Err(StoreError::invalid(
+            format!("cancelling run {id}"),
+            "the run kept changing state; try again",
+        ))
     }
 
     async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
@@ -299,10 +299,7 @@ impl Queue for MongoStore {
         };
         match doc.get_str("text") {
             Ok(text) => Ok(Some(text.to_string())),
-            Err(e) => Err(StoreError::Corrupt {
-                what: format!("outputs {id}"),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(StoreError::corrupt(format!("outputs {id}"), e)),
         }
     }
 
@@ -325,10 +322,7 @@ impl Queue for MongoStore {
             match doc.get_str("_id") {
                 Ok(id) => ids.push(id.to_string()),
                 Err(e) => {
-                    return Err(StoreError::Corrupt {
-                        what: "queue _id".into(),
-                        message: e.to_string(),
-                    });
+                    return Err(StoreError::corrupt("queue _id", e));
                 }
             }
         }
@@ -572,11 +566,7 @@ impl MongoStore {
             .await?;
             return Ok(Claim::Lost);
         }
-        let live = doc! {
-            "_id": live_id(&run.id), "kind": "live", "run": &run.id, "seq": seq + 1,
-            "worker": worker, "heartbeat": time(now), "pid": Bson::Null,
-            "progress": Bson::Null, "progress_message": Bson::Null,
-        };
+        let live = LiveDoc::claimed(run, seq + 1, worker, now).encode()?;
         self.upsert("locks", live, doing).await?;
         // Once the run's `seq` has moved on, a late claimer that read `seq` can no longer
         // match it: the marker has done its job.
@@ -682,13 +672,13 @@ impl MongoStore {
             )
             .await?;
         for lock in stale {
-            let r = Reader::new("lock", &lock);
-            let (Ok(id), Ok(kind), Ok(run_id), Ok(seq)) = (
-                r.str("_id"),
-                r.str("kind"),
-                r.str("run"),
-                r.int::<i64>("seq"),
-            ) else {
+            let Ok(LockDoc {
+                id,
+                kind,
+                run: run_id,
+                seq,
+            }) = decode_plain("lock", &lock)
+            else {
                 continue;
             };
             let run = match self.find_by_id("queue", &run_id, doing).await? {
