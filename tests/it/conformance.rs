@@ -726,6 +726,74 @@ pub async fn fires_settled_taken_over_once_and_pruned(store: &dyn Store) {
     );
 }
 
+/// What a backend keeps about the fires of jobs whose id starts with a tag: its fire records
+/// and any markers about them (counted by the backend's test, which knows its tables).
+pub trait FireBookkeeping {
+    fn kept<'a>(&'a self, tag: &'a str) -> Pin<Box<dyn Future<Output = u64> + Send + 'a>>;
+}
+
+/// 1,000 fires of one job a minute apart, recorded, settled and pruned as the scheduler does
+/// (every tenth one's recorder "dies" and another scheduler takes it over first, against a
+/// second taker that loses): what the store keeps about them stays bounded by what the
+/// pruning keeps, instead of growing with every fire. Not in [`CASES`]: it needs the
+/// backend's own count (`tests/it/store.rs` runs it on both).
+pub async fn fire_bookkeeping_stays_bounded(store: &dyn Store, bookkeeping: &dyn FireBookkeeping) {
+    const FIRES: i64 = 1_000;
+    const MINUTE: i64 = 60_000;
+    /// Fires of instants this recent are kept by the pruning (the daemon keeps a day).
+    const KEEP: i64 = 60 * MINUTE;
+    const PRUNE_EVERY: i64 = 50;
+    let t = tag();
+    let job = format!("{t}.every_minute");
+    let start = 1_800_000_000_000;
+    let mut most = 0;
+    for i in 0..FIRES {
+        let instant = at(start + i * MINUTE);
+        assert!(store.record_fire(&job, instant).await.expect("record"));
+        if i % 10 == 0 {
+            let seen = store
+                .unsettled_fires(Utc::now() + chrono::TimeDelta::seconds(1))
+                .await
+                .expect("unsettled");
+            let fire = seen
+                .into_iter()
+                .find(|f| f.job == job)
+                .expect("the fire is unsettled");
+            let now = instant + chrono::TimeDelta::seconds(30);
+            assert!(store.retake_fire(&fire, now).await.expect("retake"));
+            assert!(
+                !store.retake_fire(&fire, now).await.expect("retake"),
+                "one taker per generation"
+            );
+        }
+        store
+            .settle_fire(&job, instant, "enqueued")
+            .await
+            .expect("settle");
+        if i % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            store
+                .prune_fires(instant - chrono::TimeDelta::milliseconds(KEEP))
+                .await
+                .expect("prune");
+            most = most.max(bookkeeping.kept(&t).await);
+        }
+    }
+    // Kept at most: the fires of KEEP plus those recorded since the last prune, and a
+    // marker for each tenth of them. Without pruning it would be 1,100.
+    let bound = u64::try_from((KEEP / MINUTE + PRUNE_EVERY) * 11 / 10 + 1).expect("bound");
+    assert!(
+        most <= bound,
+        "kept {most} documents about {FIRES} fires (bound {bound})"
+    );
+    assert!(
+        !store
+            .record_fire(&job, at(start + (FIRES - 1) * MINUTE))
+            .await
+            .expect("record"),
+        "a kept fire is still recorded once"
+    );
+}
+
 /// Eight concurrent `record_fire`s of one key: exactly one wins.
 pub async fn record_fire_concurrent_single_winner(store: &dyn Store) {
     for round in 0..5 {

@@ -134,6 +134,76 @@ async fn mongo_run_all_on_one_store() {
     }
 }
 
+/// The embedded store's fire bookkeeping: its `fires` rows of the tag's jobs and any row of
+/// `locks` (a table it does not use).
+struct EmbeddedFires(PathBuf);
+
+impl conformance::FireBookkeeping for EmbeddedFires {
+    fn kept<'a>(
+        &'a self,
+        tag: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + 'a>> {
+        Box::pin(async move {
+            let conn = rusqlite::Connection::open(&self.0).expect("open the store file");
+            let count = |sql: &str| -> u64 {
+                conn.query_row(sql, [format!("{tag}%")], |row| row.get::<_, i64>(0))
+                    .map(|n| u64::try_from(n).expect("a count"))
+                    .expect(sql)
+            };
+            count("SELECT count(*) FROM fires WHERE job LIKE ?1")
+                + count("SELECT count(*) FROM locks WHERE ?1 IS NOT NULL")
+        })
+    }
+}
+
+/// The MongoDB store's fire bookkeeping: its `fires` documents of the tag's jobs and every
+/// document of `locks` (the test's database is its own).
+struct MongoFires {
+    db: mongodb::Database,
+}
+
+impl conformance::FireBookkeeping for MongoFires {
+    fn kept<'a>(
+        &'a self,
+        tag: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + 'a>> {
+        use mongodb::bson::{Document, doc};
+        Box::pin(async move {
+            let fires = self
+                .db
+                .collection::<Document>("fires")
+                .count_documents(doc! { "job": { "$gte": tag, "$lt": format!("{tag}\u{7f}") } })
+                .await
+                .expect("count fires");
+            let locks = self
+                .db
+                .collection::<Document>("locks")
+                .count_documents(doc! {})
+                .await
+                .expect("count locks");
+            fires + locks
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_fire_bookkeeping_stays_bounded() {
+    let fixture = embedded_store().await;
+    let file = fixture._dir.path().join("state/coco.db");
+    conformance::fire_bookkeeping_stays_bounded(&fixture.store, &EmbeddedFires(file)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_fire_bookkeeping_stays_bounded() {
+    if let Some(fixture) = mongo_store().await {
+        let client = mongodb::Client::with_uri_str(&fixture.url)
+            .await
+            .expect("connect");
+        let db = client.database(fixture.store.database());
+        conformance::fire_bookkeeping_stays_bounded(&fixture.store, &MongoFires { db }).await;
+    }
+}
+
 /// Record fires for keys `0..n` of one job from its own connection and runtime.
 fn fire_all(path: &Path, n: i64, start: &Barrier) -> Vec<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()

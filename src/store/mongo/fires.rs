@@ -74,11 +74,21 @@ impl Fires for MongoStore {
 
     async fn prune_fires(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         // `settled: {$ne: false}`: fires recorded before fires had `settled` count as settled.
-        self.collection("fires")
+        let pruned = self
+            .collection("fires")
             .delete_many(doc! { "settled": { "$ne": false }, "instant": { "$lt": time(before) } })
             .await
             .map(|result| result.deleted_count)
-            .map_err(self.err("pruning fires"))
+            .map_err(self.err("pruning fires"))?;
+        // A take-over marker only stops a taker that read the generation it names, before
+        // the take-over (at `at`) moved the fire on: one older than the kept fires guards
+        // nothing any more.
+        self.delete_lock(
+            doc! { "kind": "fire", "at": { "$lt": time(before) } },
+            "pruning fire take-over markers",
+        )
+        .await?;
+        Ok(pruned)
     }
 
     async fn retake_fire(&self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -88,7 +98,7 @@ impl Fires for MongoStore {
         // (single-document updates are not atomic on every compatible server).
         let marker = doc! {
             "_id": format!("fire:{id}:{}", fire.fired_at.timestamp_millis()),
-            "kind": "fire", "at": time(now),
+            "kind": "fire", "fire": &id, "at": time(now),
         };
         if !self.insert_marker(marker, doing).await? {
             return Ok(false);

@@ -40,8 +40,17 @@
 //! A process that dies between two of these writes leaves a lock behind; the reaper
 //! ([`Queue::take_back_zombies`]) cleans up locks older than `zombie_after`: frees slots
 //! whose try is not running, and moves a run still at a dead claimer's `seq` on (marker
-//! `orphan:{run}:{seq}`) so it can be claimed again. Only a claimer or ender that stalls
-//! for longer than `zombie_after` between its marker and its update could race the reaper.
+//! `orphan:{run}:{seq}`, one reaper each, deleted once the run moved on; a dead reaper's is
+//! cleaned up like the others) so it can be claimed again. Only a claimer or ender that
+//! stalls for longer than `zombie_after` between its marker and its update could race the
+//! reaper.
+//!
+//! A fire taken over from a dead scheduler ([`Fires::retake_fire`]) is won by inserting
+//! `fire:{fire}:{generation}` (fields `fire`, `at`), the generation being the `fired_at`
+//! the taker read; the take-over moves `fired_at` on. The marker only stops takers that
+//! read that generation, so [`Fires::prune_fires`] deletes those older than the fires it
+//! keeps. Nothing relies on a TTL index (not every compatible server runs one): every
+//! marker is deleted by the step that makes it useless, or by the reaper or pruning.
 
 mod catalog;
 mod codec;
@@ -80,6 +89,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Server error codes this module reacts to.
 const DUPLICATE_KEY: i32 = 11000;
 const NAMESPACE_EXISTS: i32 = 48;
+const INDEX_NOT_FOUND: i32 = 27;
+
+/// Indexes earlier versions created that nothing uses any more: (collection, index name).
+/// `locks.expires` was on a field nothing writes.
+const RETIRED_INDEXES: [(&str, &str); 1] = [("locks", "expires")];
 
 /// Indexes per collection: (collection, index name, keys, unique).
 fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
@@ -129,7 +143,6 @@ fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
             doc! { "settled": 1, "fired_at": 1 },
             false,
         ),
-        ("locks", "expires", doc! { "expires": 1 }, false),
     ]
 }
 
@@ -325,6 +338,13 @@ impl Store for MongoStore {
                 .create_index(model)
                 .await
                 .map_err(self.err(&format!("creating index {collection}.{name}")))?;
+        }
+        for (collection, name) in RETIRED_INDEXES {
+            match self.collection(collection).drop_index(name).await {
+                Ok(()) => {}
+                Err(e) if server_code(&e) == Some(INDEX_NOT_FOUND) => {}
+                Err(e) => return Err(self.err(&format!("dropping index {collection}.{name}"))(e)),
+            }
         }
         Ok(())
     }

@@ -665,7 +665,10 @@ impl MongoStore {
         let stale = self
             .find_all(
                 "locks",
-                doc! { "kind": { "$in": ["slot", "claim", "end"] }, "at": { "$lt": time(cutoff) } },
+                doc! {
+                    "kind": { "$in": ["slot", "claim", "end", "orphan"] },
+                    "at": { "$lt": time(cutoff) },
+                },
                 doc! { "_id": 1 },
                 None,
                 doing,
@@ -691,18 +694,23 @@ impl MongoStore {
                 // A claim marker whose run is still claimable at its sequence number: the
                 // claimer died before updating the run.
                 ("claim", Some((r, s))) if *s == seq && r.state.is_claimable() => {
+                    let orphan_id = format!("orphan:{run_id}:{seq}");
                     let orphan = doc! {
-                        "_id": format!("orphan:{run_id}:{seq}"), "kind": "orphan",
+                        "_id": &orphan_id, "kind": "orphan",
                         "run": &run_id, "seq": seq, "at": time(now),
                     };
                     if self.insert_marker(orphan, doing).await? {
                         self.replace_run(&run_id, seq, run_doc(r, seq + 1)?, doing)
                             .await?;
+                        // As with a claim marker: once the run's `seq` moved on, no one
+                        // who read `seq` can match it.
+                        self.delete_lock(doc! { "_id": &orphan_id }, doing).await?;
                     }
                     false
                 }
                 // An end marker whose run is still running at its sequence number: the ender
                 // died before updating the run; removing the marker lets a reaper end it.
+                // An orphan marker left by a reaper that died after inserting it.
                 _ => false,
             };
             if !in_use {
