@@ -204,6 +204,122 @@ async fn mongo_fire_bookkeeping_stays_bounded() {
     }
 }
 
+/// Commands a MongoDB client sent, by name, as its command event handler sees them.
+#[derive(Clone, Default)]
+struct CommandCounter(Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl CommandCounter {
+    fn handler(&self) -> mongodb::event::EventHandler<mongodb::event::command::CommandEvent> {
+        let counts = Arc::clone(&self.0);
+        mongodb::event::EventHandler::callback(move |event| {
+            if let mongodb::event::command::CommandEvent::Started(started) = event {
+                *counts
+                    .lock()
+                    .expect("counts")
+                    .entry(started.command_name)
+                    .or_default() += 1;
+            }
+        })
+    }
+
+    /// The counts since the last call, and their total.
+    fn take(&self) -> (u64, std::collections::BTreeMap<String, u64>) {
+        let counts = std::mem::take(&mut *self.0.lock().expect("counts"));
+        (counts.values().sum(), counts)
+    }
+}
+
+/// Store round trips per run on MongoDB, as a busy worker makes them: the enqueue, then one
+/// `finish_and_claim` per run (finishing the previous run, claiming the next with its
+/// project and job). Each command the driver starts is one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_round_trips_per_run() {
+    use coco::queue::state::Outcome;
+    use coco::store::Catalog;
+    const RUNS: u64 = 20;
+    let Some(fixture) = mongo_store().await else {
+        return;
+    };
+    let counter = CommandCounter::default();
+    let handler = counter.handler();
+    let store = MongoStore::connect_with(&fixture.url, fixture.store.database(), move |o| {
+        o.command_event_handler = Some(handler);
+    })
+    .await
+    .expect("connect");
+    let now = chrono::Utc::now();
+    let job = Job::with_command(&["true"]);
+    store
+        .put_project(&coco::store::ProjectRecord {
+            name: "p".into(),
+            hash: "h".into(),
+            manifest: serde_json::json!({}),
+            source: "p/coco.yaml".into(),
+            active: true,
+            applied_at: now,
+        })
+        .await
+        .expect("project");
+    store
+        .put_job(&coco::store::JobRecord {
+            id: "p.j".into(),
+            project: "p".into(),
+            name: "j".into(),
+            definition: serde_json::to_value(&job).expect("definition"),
+            hash: "h".into(),
+            active: true,
+            next_fire: None,
+            last_fire: None,
+            updated_at: now,
+        })
+        .await
+        .expect("job");
+    counter.take();
+    for i in 0..RUNS {
+        let run = new_run(
+            &job,
+            NewRun::new("p.j", "p", serde_json::json!({ "i": i }), now),
+        );
+        store.enqueue(&run).await.expect("enqueue");
+    }
+    let (enqueue, enqueue_by) = counter.take();
+    let paused = Paused::default();
+    let mut previous: Option<coco::store::RunRecord> = None;
+    let mut finished = 0;
+    loop {
+        let end = previous
+            .as_ref()
+            .map(|run| run.end(Outcome::Exited(0), Some(0), chrono::Utc::now()));
+        let finish = previous
+            .as_ref()
+            .zip(end.as_ref())
+            .map(|(r, e)| (r.id.as_str(), e));
+        let stepped = store
+            .finish_and_claim("w1", finish, Some((chrono::Utc::now(), &paused)))
+            .await
+            .expect("step");
+        finished += u64::from(stepped.finished.is_some());
+        match stepped.claimed.expect("claim") {
+            Some(claimed) => {
+                assert!(claimed.project.is_some() && claimed.job.is_some());
+                previous = Some(claimed.run);
+            }
+            None => break,
+        }
+    }
+    let (steps, steps_by) = counter.take();
+    assert_eq!(finished, RUNS);
+    // The last step finds nothing to claim: a sorted find.
+    let per_run = (steps - 1) as f64 / RUNS as f64;
+    eprintln!(
+        "MongoDB round trips per run: enqueue {:.1} {enqueue_by:?}; finish + claim + definitions {per_run:.1} {steps_by:?}",
+        enqueue as f64 / RUNS as f64
+    );
+    assert_eq!(enqueue, 2 * RUNS, "enqueue: the dedupe marker and the run");
+    // 16 before the try's locks were released in one `delete_many` with its claim marker.
+    assert!(per_run <= 12.0, "{per_run} round trips per run");
+}
+
 /// Record fires for keys `0..n` of one job from its own connection and runtime.
 fn fire_all(path: &Path, n: i64, start: &Barrier) -> Vec<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -42,6 +42,23 @@ impl Catalog for MongoStore {
             .transpose()
     }
 
+    async fn get_project_and_job(
+        &self,
+        project: &str,
+        job: &str,
+    ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
+        let doing = "reading a run's project and job";
+        // Two round trips in the time of one.
+        let (project, job) = tokio::try_join!(
+            self.find_by_id("projects", project, doing),
+            self.find_by_id("jobs", job, doing),
+        )?;
+        Ok((
+            project.as_ref().map(decode).transpose()?,
+            job.as_ref().map(decode).transpose()?,
+        ))
+    }
+
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
         self.upsert("jobs", encode(record)?, "writing a job").await
     }

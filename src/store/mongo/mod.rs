@@ -29,10 +29,12 @@
 //! - `slot:{job}:{k}` for `k < max_parallel` (fields `run`, `seq`, `at`): a job slot, taken
 //!   before claiming, released when the try ends.
 //! - `claim:{run}:{seq}`: its inserter alone moves the run from claimable to `running`
-//!   (`seq + 1`), then deletes the marker (a late claimer that read `seq` can no longer
-//!   match the run).
+//!   (`seq + 1`). The marker is deleted with the try's other locks when the try ends (a
+//!   late claimer that read `seq` can no longer match the run anyway).
 //! - `end:{run}:{seq}`: the one that ends the try — the worker finishing it or a reaper
-//!   taking it back — alone moves the run out of `running`, then deletes the marker.
+//!   taking it back — alone moves the run out of `running`, then deletes, in one
+//!   `delete_many`, the try's live document, slot, claim marker, this marker and (once the
+//!   run is final) its dedupe marker.
 //! - `live:{run}`: heartbeat, pid and progress of the running try, written by its worker,
 //!   so those frequent writes never touch (and can never undo) the run document; they are
 //!   copied into the run document when the try ends.
@@ -158,10 +160,21 @@ impl MongoStore {
     /// Connect to `url` and check that a server answers (`ping`) in `database`.
     /// Does not create collections: see [`Store::ensure_schema`].
     pub async fn connect(url: &str, database: &str) -> StoreResult<Self> {
+        Self::connect_with(url, database, |_| {}).await
+    }
+
+    /// [`MongoStore::connect`], with the client's options changed by `configure` first (a
+    /// test's command event handler, say).
+    pub async fn connect_with(
+        url: &str,
+        database: &str,
+        configure: impl FnOnce(&mut ClientOptions),
+    ) -> StoreResult<Self> {
         let shown = redact(url);
         let mut options = ClientOptions::parse(url)
             .await
             .map_err(mongo_err(&shown, "parsing the connection URL"))?;
+        configure(&mut options);
         let selection = *options
             .server_selection_timeout
             .get_or_insert(SERVER_SELECTION_TIMEOUT);

@@ -207,7 +207,7 @@ impl Queue for MongoStore {
     ) -> StoreResult<Option<RunRecord>> {
         end.check(id)?;
         let doing = "finishing a run";
-        let Some((run, seq)) = self.read_run(id, doing).await? else {
+        let Some((run, seq)) = self.read_running_run(id, doing).await? else {
             return Ok(None);
         };
         if run.state != RunState::Running || run.worker.as_deref() != Some(worker) {
@@ -469,6 +469,26 @@ impl MongoStore {
         Ok(self.runs_with_live(&[doc], doing).await?.pop())
     }
 
+    /// [`MongoStore::read_run`] for a run expected to be running: its document and its live
+    /// document read at once (two round trips in the time of one).
+    pub(super) async fn read_running_run(
+        &self,
+        id: &str,
+        doing: &str,
+    ) -> StoreResult<Option<(RunRecord, i64)>> {
+        let live_key = live_id(id);
+        let (doc, live) = tokio::try_join!(
+            self.find_by_id("queue", id, doing),
+            self.find_by_id("locks", &live_key, doing),
+        )?;
+        let Some(doc) = doc else {
+            return Ok(None);
+        };
+        let (mut run, seq) = run_record(&doc)?;
+        overlay_live(&mut run, seq, live.as_ref());
+        Ok(Some((run, seq)))
+    }
+
     /// Take a free slot of `run`'s job for the try that will have sequence number `seq`,
     /// trying slot `first` first: `Some(slot id)`, or `None` when all `max_parallel` are
     /// taken. After [`SLOT_PROBES`] taken slots it counts the job's running runs before
@@ -569,8 +589,8 @@ impl MongoStore {
         let live = LiveDoc::claimed(run, seq + 1, worker, now).encode()?;
         self.upsert("locks", live, doing).await?;
         // Once the run's `seq` has moved on, a late claimer that read `seq` can no longer
-        // match it: the marker has done its job.
-        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        // match it: the marker has done its job. It is deleted with the try's other locks
+        // when the try ends (one round trip fewer per run), or by the reaper before that.
         Ok(Claim::Won(Box::new(claimed)))
     }
 
@@ -598,24 +618,21 @@ impl MongoStore {
             self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
             return Ok(None);
         }
-        self.delete_lock(
-            doc! { "_id": live_id(&ended.id), "seq": seq },
-            "removing a run's live document",
-        )
-        .await?;
-        self.delete_lock(
-            doc! { "kind": "slot", "run": &ended.id, "seq": seq },
-            "releasing a job slot",
-        )
-        .await?;
+        // What the try held, in one round trip: its live document and job slot, the marker
+        // that claimed it and this one, and the dedupe key once the run is final.
+        let mut held = vec![
+            Bson::Document(doc! { "_id": live_id(&ended.id), "seq": seq }),
+            Bson::Document(doc! { "kind": "slot", "run": &ended.id, "seq": seq }),
+            Bson::Document(doc! { "_id": format!("claim:{}:{}", ended.id, seq - 1) }),
+            Bson::Document(doc! { "_id": &marker_id }),
+        ];
         if ended.state.is_final() {
-            self.delete_lock(
+            held.push(Bson::Document(
                 doc! { "_id": format!("dedupe:{}", ended.dedupe), "run": &ended.id },
-                "releasing a dedupe key",
-            )
-            .await?;
+            ));
         }
-        self.delete_lock(doc! { "_id": &marker_id }, doing).await?;
+        self.delete_lock(doc! { "$or": held }, "releasing what a try held")
+            .await?;
         Ok(Some(ended))
     }
 
