@@ -137,7 +137,7 @@ fn nested(n: i64) -> serde_json::Value {
     })
 }
 
-fn project(name: &str, n: i64) -> ProjectRecord {
+pub(crate) fn project(name: &str, n: i64) -> ProjectRecord {
     ProjectRecord {
         name: name.to_string(),
         hash: format!("hash-{name}-{n}"),
@@ -148,7 +148,7 @@ fn project(name: &str, n: i64) -> ProjectRecord {
     }
 }
 
-fn job(project: &str, name: &str, n: i64) -> JobRecord {
+pub(crate) fn job(project: &str, name: &str, n: i64) -> JobRecord {
     JobRecord {
         id: format!("{project}.{name}"),
         project: project.to_string(),
@@ -729,8 +729,11 @@ pub async fn fires_settled_taken_over_once_and_pruned(store: &dyn Store) {
 /// What a backend keeps about the fires of jobs whose id starts with a tag: its fire records
 /// and any markers about them (counted by the backend's test, which knows its tables).
 pub trait FireBookkeeping {
-    fn kept<'a>(&'a self, tag: &'a str) -> Pin<Box<dyn Future<Output = u64> + Send + 'a>>;
+    fn kept<'a>(&'a self, tag: &'a str) -> Count<'a>;
 }
+
+/// A count to come.
+pub type Count<'a> = Pin<Box<dyn Future<Output = u64> + Send + 'a>>;
 
 /// 1,000 fires of one job a minute apart, recorded, settled and pruned as the scheduler does
 /// (every tenth one's recorder "dies" and another scheduler takes it over first, against a

@@ -139,10 +139,7 @@ async fn mongo_run_all_on_one_store() {
 struct EmbeddedFires(PathBuf);
 
 impl conformance::FireBookkeeping for EmbeddedFires {
-    fn kept<'a>(
-        &'a self,
-        tag: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + 'a>> {
+    fn kept<'a>(&'a self, tag: &'a str) -> conformance::Count<'a> {
         Box::pin(async move {
             let conn = rusqlite::Connection::open(&self.0).expect("open the store file");
             let count = |sql: &str| -> u64 {
@@ -163,10 +160,7 @@ struct MongoFires {
 }
 
 impl conformance::FireBookkeeping for MongoFires {
-    fn kept<'a>(
-        &'a self,
-        tag: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send + 'a>> {
+    fn kept<'a>(&'a self, tag: &'a str) -> conformance::Count<'a> {
         use mongodb::bson::{Document, doc};
         Box::pin(async move {
             let fires = self
@@ -250,28 +244,11 @@ async fn mongo_round_trips_per_run() {
     let now = chrono::Utc::now();
     let job = Job::with_command(&["true"]);
     store
-        .put_project(&coco::store::ProjectRecord {
-            name: "p".into(),
-            hash: "h".into(),
-            manifest: serde_json::json!({}),
-            source: "p/coco.yaml".into(),
-            active: true,
-            applied_at: now,
-        })
+        .put_project(&conformance::project("p", 1))
         .await
         .expect("project");
     store
-        .put_job(&coco::store::JobRecord {
-            id: "p.j".into(),
-            project: "p".into(),
-            name: "j".into(),
-            definition: serde_json::to_value(&job).expect("definition"),
-            hash: "h".into(),
-            active: true,
-            next_fire: None,
-            last_fire: None,
-            updated_at: now,
-        })
+        .put_job(&conformance::job("p", "j", 1))
         .await
         .expect("job");
     counter.take();
