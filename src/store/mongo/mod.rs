@@ -516,8 +516,11 @@ mod tests {
             matches!(&error, crate::store::StoreError::Corrupt { what, .. } if what == "run 01JRUN"),
             "{error:?}"
         );
-        let cause = std::error::Error::source(&error).expect("a cause");
-        assert!(error.to_string().ends_with(&cause.to_string()), "{error}");
+        let cause = error.cause().expect("a cause");
         assert!(cause.to_string().contains("created"), "{cause}");
+        let shown = error.to_string();
+        assert_eq!(shown, format!("store record run 01JRUN: {cause}"));
+        // An error chain shows the cause once.
+        assert_eq!(format!("{:#}", anyhow::Error::from(error)), shown);
     }
 }
