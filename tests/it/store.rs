@@ -297,6 +297,59 @@ async fn mongo_round_trips_per_run() {
     assert!(per_run <= 12.0, "{per_run} round trips per run");
 }
 
+/// A claimer that died between its claim marker and the run's update, and a reaper that died
+/// after its orphan marker: the next reaper frees the run for claiming and leaves no marker
+/// of either behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_dead_claimers_and_reapers_leave_no_markers() {
+    use mongodb::bson::{Document, doc};
+    let Some(fixture) = mongo_store().await else {
+        return;
+    };
+    let store = &fixture.store;
+    let now = chrono::Utc::now();
+    let run = new_run(
+        &Job::with_command(&["true"]),
+        NewRun::new("p.j", "p", serde_json::json!({}), now),
+    );
+    store.enqueue(&run).await.expect("enqueue");
+    let client = mongodb::Client::with_uri_str(&fixture.url)
+        .await
+        .expect("connect");
+    let locks = client
+        .database(store.database())
+        .collection::<Document>("locks");
+    let long_ago = mongodb::bson::DateTime::from_chrono(now - chrono::TimeDelta::hours(1));
+    locks
+        .insert_many([
+            doc! {
+                "_id": format!("claim:{}:0", run.id), "kind": "claim", "run": &run.id,
+                "seq": 0_i64, "worker": "dead", "at": long_ago,
+            },
+            doc! {
+                "_id": "orphan:01JOTHER:3", "kind": "orphan", "run": "01JOTHER",
+                "seq": 3_i64, "at": long_ago,
+            },
+        ])
+        .await
+        .expect("markers");
+    store
+        .take_back_zombies(now, Duration::from_secs(60), 3)
+        .await
+        .expect("reap");
+    let left = locks
+        .count_documents(doc! { "kind": { "$in": ["claim", "orphan"] } })
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "claim and orphan markers left behind");
+    let claimed = store
+        .claim_run("w1", now, &Paused::default())
+        .await
+        .expect("claim")
+        .expect("the run is claimable again");
+    assert_eq!(claimed.id, run.id);
+}
+
 /// Record fires for keys `0..n` of one job from its own connection and runtime.
 fn fire_all(path: &Path, n: i64, start: &Barrier) -> Vec<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()
