@@ -62,6 +62,7 @@ macro_rules! conformance_cases {
             concurrent_duplicate_enqueue_single_winner,
             claim_order_priority_then_age,
             claim_honours_pauses,
+            claim_looks_past_many_paused_runs,
             max_parallel_limits_running_runs,
             max_parallel_many_slots,
             finish_releases_the_slot,
@@ -1506,6 +1507,28 @@ pub async fn claim_honours_pauses(store: &dyn Store) {
     assert_eq!(claim_paused(p1_paused.clone()).await, Some(b.id.clone()));
     assert_eq!(claim_paused(p1_paused).await, None, "p1 is paused");
     assert_eq!(claim_paused(Paused::default()).await, Some(a.id.clone()));
+    drain(store).await;
+}
+
+/// A run behind more paused ones than a claim reads at first (MongoDB: 101) is claimed.
+pub async fn claim_looks_past_many_paused_runs(store: &dyn Store) {
+    let t = tag();
+    let (paused_project, open) = (format!("{t}-paused"), format!("{t}-open"));
+    for i in 0..120 {
+        enqueue_new(store, &run(&paused_project, "a", json!({ "i": i }), i)).await;
+    }
+    let last = run(&open, "b", json!({}), 200);
+    enqueue_new(store, &last).await;
+    let paused = Paused {
+        all: false,
+        projects: vec![paused_project],
+    };
+    let claimed = store
+        .claim_run("w", later(1_000), &paused)
+        .await
+        .expect("claim_run")
+        .map(|r| r.id);
+    assert_eq!(claimed, Some(last.id));
     drain(store).await;
 }
 
