@@ -38,7 +38,8 @@ mod roles;
 mod rules;
 mod states;
 
-pub use error::{StoreError, StoreResult};
+pub(crate) use error::Context;
+pub use error::{Cause, StoreError, StoreResult};
 pub use records::*;
 pub use roles::{Catalog, Fires, Fleet, Journal, Queue, Store};
 pub use states::{AppState, FireOutcome, MemberKind, Skipped, UnknownText};

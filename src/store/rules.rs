@@ -112,10 +112,8 @@ pub(crate) fn app_claim(
 
 /// Refuse `end` for run `id` if no try can end that way (see [`RunEnd::check`]).
 pub(crate) fn check_end(id: &str, end: &RunEnd) -> StoreResult<()> {
-    end.check().map_err(|refused| StoreError::Invalid {
-        doing: format!("finishing run {id}"),
-        message: refused.to_string(),
-    })
+    end.check()
+        .map_err(|refused| StoreError::invalid(format!("finishing run {id}"), refused))
 }
 
 #[cfg(test)]

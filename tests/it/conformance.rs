@@ -63,6 +63,7 @@ macro_rules! conformance_cases {
             concurrent_duplicate_enqueue_single_winner,
             claim_order_priority_then_age,
             claim_honours_pauses,
+            claim_looks_past_many_paused_runs,
             max_parallel_limits_running_runs,
             max_parallel_many_slots,
             finish_releases_the_slot,
@@ -138,7 +139,7 @@ fn nested(n: i64) -> serde_json::Value {
     })
 }
 
-fn project(name: &str, n: i64) -> ProjectRecord {
+pub(crate) fn project(name: &str, n: i64) -> ProjectRecord {
     ProjectRecord {
         name: name.to_string(),
         hash: format!("hash-{name}-{n}"),
@@ -149,7 +150,7 @@ fn project(name: &str, n: i64) -> ProjectRecord {
     }
 }
 
-fn job(project: &str, name: &str, n: i64) -> JobRecord {
+pub(crate) fn job(project: &str, name: &str, n: i64) -> JobRecord {
     JobRecord {
         id: format!("{project}.{name}"),
         project: project.to_string(),
@@ -724,6 +725,83 @@ pub async fn fires_settled_taken_over_once_and_pruned(store: &dyn Store) {
     assert!(
         !store.record_fire(&done, young).await.expect("record"),
         "the young one is kept (and unsettled ones are never pruned)"
+    );
+}
+
+/// What a backend keeps about the fires of jobs whose id starts with a tag: its fire records
+/// and any markers about them (counted by the backend's test, which knows its tables).
+pub trait FireBookkeeping {
+    fn kept<'a>(&'a self, tag: &'a str) -> Count<'a>;
+}
+
+/// A count to come.
+pub type Count<'a> = Pin<Box<dyn Future<Output = u64> + Send + 'a>>;
+
+/// 1,000 fires of one job a minute apart, recorded, settled and pruned as the scheduler does
+/// (every tenth one's recorder "dies" and another scheduler takes it over first, against a
+/// second taker that loses): what the store keeps about them stays bounded by what the
+/// pruning keeps, instead of growing with every fire. Not in [`CASES`]: it needs the
+/// backend's own count (`tests/it/store.rs` runs it on both).
+pub async fn fire_bookkeeping_stays_bounded(store: &dyn Store, bookkeeping: &dyn FireBookkeeping) {
+    const FIRES: i64 = 1_000;
+    const MINUTE: i64 = 60_000;
+    /// Fires of instants this recent are kept by the pruning (the daemon keeps a day).
+    const KEEP: i64 = 60 * MINUTE;
+    const PRUNE_EVERY: i64 = 50;
+    let t = tag();
+    let job = format!("{t}.every_minute");
+    let start = 1_800_000_000_000;
+    let mut most = 0;
+    for i in 0..FIRES {
+        let instant = at(start + i * MINUTE);
+        assert!(store.record_fire(&job, instant).await.expect("record"));
+        if i % 10 == 0 {
+            let seen = store
+                .unsettled_fires(Utc::now() + chrono::TimeDelta::seconds(1))
+                .await
+                .expect("unsettled");
+            let fire = seen
+                .into_iter()
+                .find(|f| f.job == job)
+                .expect("the fire is unsettled");
+            let now = instant + chrono::TimeDelta::seconds(30);
+            assert!(store.retake_fire(&fire, now).await.expect("retake"));
+            assert!(
+                !store.retake_fire(&fire, now).await.expect("retake"),
+                "one taker per generation"
+            );
+        }
+        store
+            .settle_fire(
+                &job,
+                instant,
+                &FireOutcome::Enqueued {
+                    run: format!("R{i}"),
+                },
+            )
+            .await
+            .expect("settle");
+        if i % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            store
+                .prune_fires(instant - chrono::TimeDelta::milliseconds(KEEP))
+                .await
+                .expect("prune");
+            most = most.max(bookkeeping.kept(&t).await);
+        }
+    }
+    // Kept at most: the fires of KEEP plus those recorded since the last prune, and a
+    // marker for each tenth of them. Without pruning it would be 1,100.
+    let bound = u64::try_from((KEEP / MINUTE + PRUNE_EVERY) * 11 / 10 + 1).expect("bound");
+    assert!(
+        most <= bound,
+        "kept {most} documents about {FIRES} fires (bound {bound})"
+    );
+    assert!(
+        !store
+            .record_fire(&job, at(start + (FIRES - 1) * MINUTE))
+            .await
+            .expect("record"),
+        "a kept fire is still recorded once"
     );
 }
 
@@ -1436,6 +1514,28 @@ pub async fn claim_honours_pauses(store: &dyn Store) {
     assert_eq!(claim_paused(p1_paused.clone()).await, Some(b.id.clone()));
     assert_eq!(claim_paused(p1_paused).await, None, "p1 is paused");
     assert_eq!(claim_paused(Paused::default()).await, Some(a.id.clone()));
+    drain(store).await;
+}
+
+/// A run behind more paused ones than a claim reads at first (MongoDB: 101) is claimed.
+pub async fn claim_looks_past_many_paused_runs(store: &dyn Store) {
+    let t = tag();
+    let (paused_project, open) = (format!("{t}-paused"), format!("{t}-open"));
+    for i in 0..120 {
+        enqueue_new(store, &run(&paused_project, "a", json!({ "i": i }), i)).await;
+    }
+    let last = run(&open, "b", json!({}), 200);
+    enqueue_new(store, &last).await;
+    let paused = Paused {
+        all: false,
+        projects: vec![paused_project],
+    };
+    let claimed = store
+        .claim_run("w", later(1_000), &paused)
+        .await
+        .expect("claim_run")
+        .map(|r| r.id);
+    assert_eq!(claimed, Some(last.id));
     drain(store).await;
 }
 

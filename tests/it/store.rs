@@ -134,6 +134,225 @@ async fn mongo_run_all_on_one_store() {
     }
 }
 
+/// The embedded store's fire bookkeeping: its `fires` rows of the tag's jobs and any row of
+/// `locks` (a table it does not use).
+struct EmbeddedFires(PathBuf);
+
+impl conformance::FireBookkeeping for EmbeddedFires {
+    fn kept<'a>(&'a self, tag: &'a str) -> conformance::Count<'a> {
+        Box::pin(async move {
+            let conn = rusqlite::Connection::open(&self.0).expect("open the store file");
+            let count = |sql: &str| -> u64 {
+                conn.query_row(sql, [format!("{tag}%")], |row| row.get::<_, i64>(0))
+                    .map(|n| u64::try_from(n).expect("a count"))
+                    .expect(sql)
+            };
+            count("SELECT count(*) FROM fires WHERE job LIKE ?1")
+                + count("SELECT count(*) FROM locks WHERE ?1 IS NOT NULL")
+        })
+    }
+}
+
+/// The MongoDB store's fire bookkeeping: its `fires` documents of the tag's jobs and every
+/// document of `locks` (the test's database is its own).
+struct MongoFires {
+    db: mongodb::Database,
+}
+
+impl conformance::FireBookkeeping for MongoFires {
+    fn kept<'a>(&'a self, tag: &'a str) -> conformance::Count<'a> {
+        use mongodb::bson::{Document, doc};
+        Box::pin(async move {
+            let fires = self
+                .db
+                .collection::<Document>("fires")
+                .count_documents(doc! { "job": { "$gte": tag, "$lt": format!("{tag}\u{7f}") } })
+                .await
+                .expect("count fires");
+            let locks = self
+                .db
+                .collection::<Document>("locks")
+                .count_documents(doc! {})
+                .await
+                .expect("count locks");
+            fires + locks
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_fire_bookkeeping_stays_bounded() {
+    let fixture = embedded_store().await;
+    let file = fixture._dir.path().join("state/coco.db");
+    conformance::fire_bookkeeping_stays_bounded(&fixture.store, &EmbeddedFires(file)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_fire_bookkeeping_stays_bounded() {
+    if let Some(fixture) = mongo_store().await {
+        let client = mongodb::Client::with_uri_str(&fixture.url)
+            .await
+            .expect("connect");
+        let db = client.database(fixture.store.database());
+        conformance::fire_bookkeeping_stays_bounded(&fixture.store, &MongoFires { db }).await;
+    }
+}
+
+/// Commands a MongoDB client sent, by name, as its command event handler sees them.
+#[derive(Clone, Default)]
+struct CommandCounter(Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl CommandCounter {
+    fn handler(&self) -> mongodb::event::EventHandler<mongodb::event::command::CommandEvent> {
+        let counts = Arc::clone(&self.0);
+        mongodb::event::EventHandler::callback(move |event| {
+            if let mongodb::event::command::CommandEvent::Started(started) = event {
+                *counts
+                    .lock()
+                    .expect("counts")
+                    .entry(started.command_name)
+                    .or_default() += 1;
+            }
+        })
+    }
+
+    /// The counts since the last call, and their total.
+    fn take(&self) -> (u64, std::collections::BTreeMap<String, u64>) {
+        let counts = std::mem::take(&mut *self.0.lock().expect("counts"));
+        (counts.values().sum(), counts)
+    }
+}
+
+/// Store round trips per run on MongoDB, as a busy worker makes them: the enqueue, then one
+/// `finish_and_claim` per run (finishing the previous run, claiming the next with its
+/// project and job). Each command the driver starts is one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_round_trips_per_run() {
+    use coco::queue::state::Outcome;
+    use coco::store::Catalog;
+    // More than a claim reads at first (101): no claim leaves a cursor to kill behind.
+    const RUNS: u64 = 110;
+    let Some(fixture) = mongo_store().await else {
+        return;
+    };
+    let counter = CommandCounter::default();
+    let handler = counter.handler();
+    let store = MongoStore::connect_with(&fixture.url, fixture.store.database(), move |o| {
+        o.command_event_handler = Some(handler);
+    })
+    .await
+    .expect("connect");
+    let now = chrono::Utc::now();
+    let job = Job::with_command(&["true"]);
+    store
+        .put_project(&conformance::project("p", 1))
+        .await
+        .expect("project");
+    store
+        .put_job(&conformance::job("p", "j", 1))
+        .await
+        .expect("job");
+    counter.take();
+    for i in 0..RUNS {
+        let run = new_run(
+            &job,
+            NewRun::new("p.j", "p", serde_json::json!({ "i": i }), now),
+        );
+        store.enqueue(&run).await.expect("enqueue");
+    }
+    let (enqueue, enqueue_by) = counter.take();
+    let paused = Paused::default();
+    let mut previous: Option<coco::queue::run::RunRecord> = None;
+    let mut finished = 0;
+    loop {
+        let end = previous
+            .as_ref()
+            .map(|run| run.end(Outcome::Exited(0), Some(0), chrono::Utc::now()));
+        let finish = previous
+            .as_ref()
+            .zip(end.as_ref())
+            .map(|(r, e)| (r.id.as_str(), e));
+        let stepped = store
+            .finish_and_claim("w1", finish, Some((chrono::Utc::now(), &paused)))
+            .await
+            .expect("step");
+        finished += u64::from(stepped.finished.is_some());
+        match stepped.claimed.expect("claim") {
+            Some(claimed) => {
+                assert!(claimed.project.is_some() && claimed.job.is_some());
+                previous = Some(claimed.run);
+            }
+            None => break,
+        }
+    }
+    let (steps, steps_by) = counter.take();
+    assert_eq!(finished, RUNS);
+    // The last step finds nothing to claim: a sorted find.
+    let per_run = (steps - 1) as f64 / RUNS as f64;
+    eprintln!(
+        "MongoDB round trips per run: enqueue {:.1} {enqueue_by:?}; finish + claim + definitions {per_run:.1} {steps_by:?}",
+        enqueue as f64 / RUNS as f64
+    );
+    assert_eq!(enqueue, 2 * RUNS, "enqueue: the dedupe marker and the run");
+    // 16 before the try's locks were released in one `delete_many` with its claim marker
+    // (and 1 in 3 claims left a `killCursors` behind with over 101 claimable runs).
+    assert!(per_run <= 12.0, "{per_run} round trips per run");
+    assert!(!steps_by.contains_key("killCursors"), "{steps_by:?}");
+}
+
+/// A claimer that died between its claim marker and the run's update, and a reaper that died
+/// after its orphan marker: the next reaper frees the run for claiming and leaves no marker
+/// of either behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_dead_claimers_and_reapers_leave_no_markers() {
+    use mongodb::bson::{Document, doc};
+    let Some(fixture) = mongo_store().await else {
+        return;
+    };
+    let store = &fixture.store;
+    let now = chrono::Utc::now();
+    let run = new_run(
+        &Job::with_command(&["true"]),
+        NewRun::new("p.j", "p", serde_json::json!({}), now),
+    );
+    store.enqueue(&run).await.expect("enqueue");
+    let client = mongodb::Client::with_uri_str(&fixture.url)
+        .await
+        .expect("connect");
+    let locks = client
+        .database(store.database())
+        .collection::<Document>("locks");
+    let long_ago = mongodb::bson::DateTime::from_chrono(now - chrono::TimeDelta::hours(1));
+    locks
+        .insert_many([
+            doc! {
+                "_id": format!("claim:{}:0", run.id), "kind": "claim", "run": &run.id,
+                "seq": 0_i64, "worker": "dead", "at": long_ago,
+            },
+            doc! {
+                "_id": "orphan:01JOTHER:3", "kind": "orphan", "run": "01JOTHER",
+                "seq": 3_i64, "at": long_ago,
+            },
+        ])
+        .await
+        .expect("markers");
+    store
+        .take_back_zombies(now, Duration::from_secs(60), 3)
+        .await
+        .expect("reap");
+    let left = locks
+        .count_documents(doc! { "kind": { "$in": ["claim", "orphan"] } })
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "claim and orphan markers left behind");
+    let claimed = store
+        .claim_run("w1", now, &Paused::default())
+        .await
+        .expect("claim")
+        .expect("the run is claimable again");
+    assert_eq!(claimed.id, run.id);
+}
+
 /// Record fires for keys `0..n` of one job from its own connection and runtime.
 fn fire_all(path: &Path, n: i64, start: &Barrier) -> Vec<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()

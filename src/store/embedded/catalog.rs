@@ -198,10 +198,8 @@ impl Catalog for EmbeddedStore {
         let mut release = release.clone();
         let at = to_ms(release.at);
         release.at = from_ms("release", at)?;
-        let doc = serde_json::to_string(&release).map_err(|e| StoreError::Invalid {
-            doing: "recording a release".into(),
-            message: e.to_string(),
-        })?;
+        let doc = serde_json::to_string(&release)
+            .map_err(|e| StoreError::invalid("recording a release", e))?;
         self.run("recording a release", move |conn| {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO releases (project, version, at, doc) VALUES (?1, ?2, ?3, ?4)",
@@ -226,10 +224,8 @@ impl Catalog for EmbeddedStore {
             .await?;
         docs.iter()
             .map(|doc| {
-                serde_json::from_str::<ReleaseRecord>(doc).map_err(|e| StoreError::Corrupt {
-                    what: "release".into(),
-                    message: e.to_string(),
-                })
+                serde_json::from_str::<ReleaseRecord>(doc)
+                    .map_err(|e| StoreError::corrupt("release", e))
             })
             .collect()
     }

@@ -58,10 +58,8 @@ impl Fleet for EmbeddedStore {
     }
 
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
-        let doc = serde_json::to_string(member).map_err(|e| StoreError::Invalid {
-            doing: "recording a worker".into(),
-            message: e.to_string(),
-        })?;
+        let doc = serde_json::to_string(member)
+            .map_err(|e| StoreError::invalid("recording a worker", e))?;
         let (name, heartbeat) = (member.name.clone(), to_ms(member.heartbeat));
         self.run("recording a worker", move |conn| {
             conn.prepare_cached(
@@ -93,10 +91,8 @@ impl Fleet for EmbeddedStore {
             .await?;
         docs.iter()
             .map(|doc| {
-                serde_json::from_str::<MemberRecord>(doc).map_err(|e| StoreError::Corrupt {
-                    what: "workers".into(),
-                    message: e.to_string(),
-                })
+                serde_json::from_str::<MemberRecord>(doc)
+                    .map_err(|e| StoreError::corrupt("workers", e))
             })
             .map(|member| member.map(MemberRecord::truncated_to_ms))
             .collect()
@@ -108,10 +104,8 @@ impl Fleet for EmbeddedStore {
         stale_before: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let status = status.clone().truncated_to_ms();
-        let doc = serde_json::to_string(&status).map_err(|e| StoreError::Invalid {
-            doing: "recording an app's status".into(),
-            message: e.to_string(),
-        })?;
+        let doc = serde_json::to_string(&status)
+            .map_err(|e| StoreError::invalid("recording an app's status", e))?;
         self.run("claiming an app", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let holder: Option<(String, i64)> = tx
@@ -161,10 +155,8 @@ impl Fleet for EmbeddedStore {
             .await?;
         docs.iter()
             .map(|doc| {
-                serde_json::from_str::<AppStatus>(doc).map_err(|e| StoreError::Corrupt {
-                    what: "app_status".into(),
-                    message: e.to_string(),
-                })
+                serde_json::from_str::<AppStatus>(doc)
+                    .map_err(|e| StoreError::corrupt("app_status", e))
             })
             .collect()
     }

@@ -9,10 +9,8 @@ impl Journal for EmbeddedStore {
         let mut problems = problems.clone();
         problems.at =
             DateTime::from_timestamp_millis(problems.at.timestamp_millis()).unwrap_or(problems.at);
-        let doc = serde_json::to_string(&problems).map_err(|e| StoreError::Invalid {
-            doing: "recording manifest problems".into(),
-            message: e.to_string(),
-        })?;
+        let doc = serde_json::to_string(&problems)
+            .map_err(|e| StoreError::invalid("recording manifest problems", e))?;
         self.run("recording manifest problems", move |conn| {
             if problems.problems.is_empty() {
                 conn.prepare_cached("DELETE FROM problems WHERE source = ?1")?
@@ -37,10 +35,7 @@ impl Journal for EmbeddedStore {
                 record.at = DateTime::from_timestamp_millis(at).unwrap_or(record.at);
                 serde_json::to_string(&record)
                     .map(|doc| (record.id, at, doc))
-                    .map_err(|e| StoreError::Invalid {
-                        doing: "storing log records".into(),
-                        message: e.to_string(),
-                    })
+                    .map_err(|e| StoreError::invalid("storing log records", e))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         self.run("storing log records", move |conn| {
@@ -106,10 +101,8 @@ impl Journal for EmbeddedStore {
         let mut records = docs
             .iter()
             .map(|doc| {
-                serde_json::from_str::<LogRecord>(doc).map_err(|e| StoreError::Corrupt {
-                    what: "log record".into(),
-                    message: e.to_string(),
-                })
+                serde_json::from_str::<LogRecord>(doc)
+                    .map_err(|e| StoreError::corrupt("log record", e))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         records.reverse();
@@ -136,10 +129,8 @@ impl Journal for EmbeddedStore {
             .await?;
         docs.iter()
             .map(|doc| {
-                serde_json::from_str::<Problems>(doc).map_err(|e| StoreError::Corrupt {
-                    what: "problems".into(),
-                    message: e.to_string(),
-                })
+                serde_json::from_str::<Problems>(doc)
+                    .map_err(|e| StoreError::corrupt("problems", e))
             })
             .collect()
     }

@@ -44,9 +44,9 @@ use file::{FileProblem, Verdict, read_identity};
 use crate::queue::run::{Cancel, LiveReport, RunEnd, RunRecord};
 use crate::queue::state::RunState;
 use crate::store::{
-    AppRecord, AppStatus, Cancelled, Claimed, Control, Enqueued, Fire, JobRecord, LogFilter,
-    LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter, Stepped,
-    Store, StoreError, StoreResult,
+    AppRecord, AppStatus, Cancelled, Claimed, Context, Control, Enqueued, Fire, JobRecord,
+    LogFilter, LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter,
+    Stepped, Store, StoreError, StoreResult,
 };
 
 /// How long a statement waits for another connection's write lock before giving up.
@@ -249,10 +249,8 @@ fn to_ms(t: DateTime<Utc>) -> i64 {
 }
 
 fn from_ms(what: &str, ms: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
-        what: what.to_string(),
-        message: format!("timestamp {ms} ms is out of range"),
-    })
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::corrupt(what, format!("timestamp {ms} ms is out of range")))
 }
 
 fn to_json(value: &serde_json::Value) -> String {
@@ -261,10 +259,8 @@ fn to_json(value: &serde_json::Value) -> String {
 }
 
 fn from_json(what: &str, text: &str) -> StoreResult<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        what: what.to_string(),
-        message: format!("invalid JSON document: {e}"),
-    })
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::corrupt(what, Context::new("invalid JSON document", e)))
 }
 
 /// Rows of `table` (optionally only those of `project`), sorted by `order`.

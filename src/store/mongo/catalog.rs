@@ -9,7 +9,7 @@ impl Catalog for MongoStore {
         self.find_sorted("projects", doc! {}, "listing projects")
             .await?
             .iter()
-            .map(project_record)
+            .map(decode)
             .collect()
     }
 
@@ -17,12 +17,12 @@ impl Catalog for MongoStore {
         self.find_by_id("projects", name, "reading a project")
             .await?
             .as_ref()
-            .map(project_record)
+            .map(decode)
             .transpose()
     }
 
     async fn put_project(&self, record: &ProjectRecord) -> StoreResult<()> {
-        self.upsert("projects", project_doc(record)?, "writing a project")
+        self.upsert("projects", encode(record)?, "writing a project")
             .await
     }
 
@@ -30,7 +30,7 @@ impl Catalog for MongoStore {
         self.find_sorted("jobs", project_filter(project), "listing jobs")
             .await?
             .iter()
-            .map(job_record)
+            .map(decode)
             .collect()
     }
 
@@ -38,12 +38,29 @@ impl Catalog for MongoStore {
         self.find_by_id("jobs", id, "reading a job")
             .await?
             .as_ref()
-            .map(job_record)
+            .map(decode)
             .transpose()
     }
 
+    async fn get_project_and_job(
+        &self,
+        project: &str,
+        job: &str,
+    ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
+        let doing = "reading a run's project and job";
+        // Two round trips in the time of one.
+        let (project, job) = tokio::try_join!(
+            self.find_by_id("projects", project, doing),
+            self.find_by_id("jobs", job, doing),
+        )?;
+        Ok((
+            project.as_ref().map(decode).transpose()?,
+            job.as_ref().map(decode).transpose()?,
+        ))
+    }
+
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
-        self.upsert("jobs", job_doc(record)?, "writing a job").await
+        self.upsert("jobs", encode(record)?, "writing a job").await
     }
 
     async fn jobs_marker(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
@@ -58,7 +75,7 @@ impl Catalog for MongoStore {
             .await?;
         let latest = latest
             .first()
-            .map(|doc| Reader::new("job", doc).time("updated_at"))
+            .map(|doc| decode::<JobRecord>(doc).map(|job| job.updated_at))
             .transpose()?;
         Ok((count, latest))
     }
@@ -67,7 +84,7 @@ impl Catalog for MongoStore {
         self.find_sorted("apps", project_filter(project), "listing apps")
             .await?
             .iter()
-            .map(app_record)
+            .map(decode)
             .collect()
     }
 
@@ -75,25 +92,18 @@ impl Catalog for MongoStore {
         self.find_by_id("apps", id, "reading an app")
             .await?
             .as_ref()
-            .map(app_record)
+            .map(decode)
             .transpose()
     }
 
     async fn put_app(&self, record: &AppRecord) -> StoreResult<()> {
-        self.upsert("apps", app_doc(record)?, "writing an app")
-            .await
+        self.upsert("apps", encode(record)?, "writing an app").await
     }
 
     async fn put_release(&self, release: &ReleaseRecord) -> StoreResult<()> {
-        let doc = doc! {
-            // The project name has no `@`, so distinct pairs never share an `_id`.
-            "_id": format!("{}@{}", release.project, release.version),
-            "project": &release.project,
-            "version": &release.version,
-            "commit": &release.commit,
-            "at": time(release.at),
-            "by": &release.by,
-        };
+        let mut doc = encode(release)?;
+        // The project name has no `@`, so distinct pairs never share an `_id`.
+        doc.insert("_id", format!("{}@{}", release.project, release.version));
         self.upsert("releases", doc, "recording a release").await
     }
 
@@ -111,17 +121,6 @@ impl Catalog for MongoStore {
                 "listing releases",
             )
             .await?;
-        docs.iter()
-            .map(|doc| {
-                let r = Reader::new("release", doc);
-                Ok(ReleaseRecord {
-                    project: r.str("project")?,
-                    version: r.str("version")?,
-                    commit: r.str("commit")?,
-                    at: r.time("at")?,
-                    by: r.str("by")?,
-                })
-            })
-            .collect()
+        docs.iter().map(decode).collect()
     }
 }

@@ -28,13 +28,13 @@ impl Fires for MongoStore {
         // `_id` is unique on every server even before `ensure_schema` ran; the unique
         // (job, instant) index says the same for queries. The job id comes first and the
         // all-digit instant last, so distinct pairs never share an `_id`.
-        let fire = doc! {
-            "_id": fire_id(job, instant),
-            "job": job,
-            "instant": time(instant),
-            "fired_at": time(Utc::now()),
-            "settled": false,
-        };
+        let mut fire = encode(&Fire {
+            job: job.to_string(),
+            instant,
+            fired_at: Utc::now(),
+        })?;
+        fire.insert("_id", fire_id(job, instant));
+        fire.insert("settled", false);
         match self.collection("fires").insert_one(fire).await {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
@@ -70,25 +70,26 @@ impl Fires for MongoStore {
                 "listing unsettled fires",
             )
             .await?;
-        docs.iter()
-            .map(|doc| {
-                let r = Reader::new("fire", doc);
-                Ok(Fire {
-                    job: r.str("job")?,
-                    instant: r.time("instant")?,
-                    fired_at: r.time("fired_at")?,
-                })
-            })
-            .collect()
+        docs.iter().map(decode).collect()
     }
 
     async fn prune_fires(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         // `settled: {$ne: false}`: fires recorded before fires had `settled` count as settled.
-        self.collection("fires")
+        let pruned = self
+            .collection("fires")
             .delete_many(doc! { "settled": { "$ne": false }, "instant": { "$lt": time(before) } })
             .await
             .map(|result| result.deleted_count)
-            .map_err(self.err("pruning fires"))
+            .map_err(self.err("pruning fires"))?;
+        // A take-over marker only stops a taker that read the generation it names, before
+        // the take-over (at `at`) moved the fire on: one older than the kept fires guards
+        // nothing any more.
+        self.delete_lock(
+            doc! { "kind": "fire", "at": { "$lt": time(before) } },
+            "pruning fire take-over markers",
+        )
+        .await?;
+        Ok(pruned)
     }
 
     async fn retake_fire(&self, fire: &Fire, now: DateTime<Utc>) -> StoreResult<bool> {
@@ -98,7 +99,7 @@ impl Fires for MongoStore {
         // (single-document updates are not atomic on every compatible server).
         let marker = doc! {
             "_id": LockId::fire(&id, fire.fired_at.timestamp_millis()).to_string(),
-            "kind": "fire", "at": time(now),
+            "kind": "fire", "fire": &id, "at": time(now),
         };
         if !self.insert_marker(marker, doing).await? {
             return Ok(false);

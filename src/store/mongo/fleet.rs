@@ -13,10 +13,12 @@ impl Fleet for MongoStore {
             .await?;
         let mut control = Control::default();
         for doc in docs {
-            let r = Reader::new("control", &doc);
-            let key = r.str("_id")?;
+            let ControlDoc { key, before } = decode_plain("control", &doc)?;
             match key.as_str() {
-                "halt" => control.halt_before = Some(r.time("before")?),
+                "halt" => {
+                    control.halt_before =
+                        Some(before.ok_or_else(|| corrupt("control halt", "no \"before\""))?);
+                }
                 "pause" => control.paused_all = true,
                 _ => {
                     if let Some(project) = key.strip_prefix("pause:") {
@@ -63,10 +65,7 @@ impl Fleet for MongoStore {
     ) -> StoreResult<bool> {
         let doing = "claiming an app";
         let status = status.clone().truncated_to_ms();
-        let json = serde_json::to_string(&status).map_err(|e| StoreError::Invalid {
-            doing: doing.into(),
-            message: e.to_string(),
-        })?;
+        let json = serde_json::to_string(&status).map_err(|e| StoreError::invalid(doing, e))?;
         let record = doc! {
             "_id": &status.id,
             "owner": &status.owner,
@@ -151,18 +150,8 @@ impl Fleet for MongoStore {
     }
 
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
-        let doc = doc! {
-            "_id": &member.name,
-            "kind": member.kind.as_str(),
-            "host": &member.host,
-            "pid": i64::from(member.pid),
-            "started": time(member.started),
-            "heartbeat": time(member.heartbeat),
-            "slots": i64::from(member.slots),
-            "running": member.running.iter().map(|id| Bson::String(id.clone())).collect::<Vec<_>>(),
-            "holding": opt_str(member.holding.as_deref()),
-        };
-        self.upsert("workers", doc, "recording a worker").await
+        self.upsert("workers", encode(member)?, "recording a worker")
+            .await
     }
 
     async fn remove_member(&self, name: &str) -> StoreResult<()> {
@@ -178,28 +167,6 @@ impl Fleet for MongoStore {
         let docs = self
             .find_all("workers", doc! {}, doc! { "_id": 1 }, None, doing)
             .await?;
-        docs.iter()
-            .map(|doc| {
-                let r = Reader::new("worker", doc);
-                let running = doc
-                    .get_array("running")
-                    .map_err(|e| corrupt(&r.what, e))?
-                    .iter()
-                    .map(|id| id.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| corrupt(&r.what, "running: not a list of run ids"))?;
-                Ok(MemberRecord {
-                    name: r.str("_id")?,
-                    kind: r.str("kind")?.parse().map_err(|e| corrupt(&r.what, e))?,
-                    host: r.str("host")?,
-                    pid: r.int("pid")?,
-                    started: r.time("started")?,
-                    heartbeat: r.time("heartbeat")?,
-                    slots: r.int("slots")?,
-                    running,
-                    holding: r.opt_str("holding")?,
-                })
-            })
-            .collect()
+        docs.iter().map(decode).collect()
     }
 }

@@ -15,11 +15,7 @@ impl Journal for MongoStore {
                 .map(|_| ())
                 .map_err(self.err(doing));
         }
-        let doc = doc! {
-            "_id": &problems.source,
-            "at": time(problems.at),
-            "problems": problems.problems.iter().map(|p| Bson::String(p.clone())).collect::<Vec<_>>(),
-        };
+        let doc = encode(problems)?;
         self.upsert("problems", doc, doing).await
     }
 
@@ -28,44 +24,17 @@ impl Journal for MongoStore {
         let docs = self
             .find_all("problems", doc! {}, doc! { "_id": 1 }, None, doing)
             .await?;
-        docs.iter()
-            .map(|doc| {
-                let r = Reader::new("problems", doc);
-                let problems = doc
-                    .get_array("problems")
-                    .map_err(|e| corrupt("problems", e))?
-                    .iter()
-                    .map(|p| p.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| corrupt("problems", "problems: not a list of strings"))?;
-                Ok(Problems {
-                    source: r.str("_id")?,
-                    at: r.time("at")?,
-                    problems,
-                })
-            })
-            .collect()
+        docs.iter().map(decode).collect()
     }
 
     async fn append_log(&self, records: &[LogRecord]) -> StoreResult<()> {
         if records.is_empty() {
             return Ok(());
         }
-        let docs = records.iter().map(|record| {
-            doc! {
-                "_id": &record.id,
-                "at": time(record.at),
-                "level": &record.level,
-                "levelno": i32::from(record.levelno),
-                "message": &record.message,
-                "host": &record.host,
-                "source": &record.source,
-                "project": opt_str(record.project.as_deref()),
-                "job": opt_str(record.job.as_deref()),
-                "run": opt_str(record.run.as_deref()),
-                "app": opt_str(record.app.as_deref()),
-            }
-        });
+        let docs = records
+            .iter()
+            .map(encode)
+            .collect::<StoreResult<Vec<_>>>()?;
         match self
             .collection("log")
             .insert_many(docs)
@@ -102,25 +71,7 @@ impl Journal for MongoStore {
         let docs = self
             .find_all("log", query, doc! { "at": -1, "_id": -1 }, limit, doing)
             .await?;
-        let mut records = docs
-            .iter()
-            .map(|doc| {
-                let r = Reader::new("log record", doc);
-                Ok(LogRecord {
-                    id: r.str("_id")?,
-                    at: r.time("at")?,
-                    level: r.str("level")?,
-                    levelno: r.int("levelno")?,
-                    message: r.str("message")?,
-                    host: r.str("host")?,
-                    source: r.str("source")?,
-                    project: r.opt_str("project")?,
-                    job: r.opt_str("job")?,
-                    run: r.opt_str("run")?,
-                    app: r.opt_str("app")?,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut records = docs.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         records.reverse();
         Ok(records)
     }

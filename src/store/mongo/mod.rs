@@ -29,10 +29,12 @@
 //! - `slot:{job}:{k}` for `k < max_parallel` (fields `run`, `seq`, `at`): a job slot, taken
 //!   before claiming, released when the try ends.
 //! - `claim:{run}:{seq}`: its inserter alone moves the run from claimable to `running`
-//!   (`seq + 1`), then deletes the marker (a late claimer that read `seq` can no longer
-//!   match the run).
+//!   (`seq + 1`). The marker is deleted with the try's other locks when the try ends (a
+//!   late claimer that read `seq` can no longer match the run anyway).
 //! - `end:{run}:{seq}`: the one that ends the try — the worker finishing it or a reaper
-//!   taking it back — alone moves the run out of `running`, then deletes the marker.
+//!   taking it back — alone moves the run out of `running`, then deletes, in one
+//!   `delete_many`, the try's live document, slot, claim marker, this marker and (once the
+//!   run is final) its dedupe marker.
 //! - `live:{run}`: heartbeat, pid and progress of the running try, written by its worker,
 //!   so those frequent writes never touch (and can never undo) the run document; they are
 //!   copied into the run document when the try ends.
@@ -40,8 +42,17 @@
 //! A process that dies between two of these writes leaves a lock behind; the reaper
 //! ([`Queue::take_back_zombies`]) cleans up locks older than `zombie_after`: frees slots
 //! whose try is not running, and moves a run still at a dead claimer's `seq` on (marker
-//! `orphan:{run}:{seq}`) so it can be claimed again. Only a claimer or ender that stalls
-//! for longer than `zombie_after` between its marker and its update could race the reaper.
+//! `orphan:{run}:{seq}`, one reaper each, deleted once the run moved on; a dead reaper's is
+//! cleaned up like the others) so it can be claimed again. Only a claimer or ender that
+//! stalls for longer than `zombie_after` between its marker and its update could race the
+//! reaper.
+//!
+//! A fire taken over from a dead scheduler ([`Fires::retake_fire`]) is won by inserting
+//! `fire:{fire}:{generation}` (fields `fire`, `at`), the generation being the `fired_at`
+//! the taker read; the take-over moves `fired_at` on. The marker only stops takers that
+//! read that generation, so [`Fires::prune_fires`] deletes those older than the fires it
+//! keeps. Nothing relies on a TTL index (not every compatible server runs one): every
+//! marker is deleted by the step that makes it useless, or by the reaper or pruning.
 
 mod catalog;
 mod codec;
@@ -66,6 +77,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use crate::queue::run::{Cancel, LiveReport, RunEnd, RunRecord, StateChange};
 use crate::queue::state::RunState;
 use crate::redact::redact;
+use crate::store::Context;
 use crate::store::{
     AppRecord, AppStatus, COLLECTIONS, Cancelled, Control, Enqueued, Fire, JobRecord, LogFilter,
     LogRecord, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord, RunFilter, Store,
@@ -81,6 +93,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Server error codes this module reacts to.
 const DUPLICATE_KEY: i32 = 11000;
 const NAMESPACE_EXISTS: i32 = 48;
+const INDEX_NOT_FOUND: i32 = 27;
+
+/// Indexes earlier versions created that nothing uses any more: (collection, index name).
+/// `locks.expires` was on a field nothing writes.
+const RETIRED_INDEXES: [(&str, &str); 1] = [("locks", "expires")];
 
 /// Indexes per collection: (collection, index name, keys, unique).
 fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
@@ -130,7 +147,6 @@ fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
             doc! { "settled": 1, "fired_at": 1 },
             false,
         ),
-        ("locks", "expires", doc! { "expires": 1 }, false),
     ]
 }
 
@@ -146,10 +162,21 @@ impl MongoStore {
     /// Connect to `url` and check that a server answers (`ping`) in `database`.
     /// Does not create collections: see [`Store::ensure_schema`].
     pub async fn connect(url: &str, database: &str) -> StoreResult<Self> {
+        Self::connect_with(url, database, |_| {}).await
+    }
+
+    /// [`MongoStore::connect`], with the client's options changed by `configure` first (a
+    /// test's command event handler, say).
+    pub async fn connect_with(
+        url: &str,
+        database: &str,
+        configure: impl FnOnce(&mut ClientOptions),
+    ) -> StoreResult<Self> {
         let shown = redact(url);
         let mut options = ClientOptions::parse(url)
             .await
             .map_err(mongo_err(&shown, "parsing the connection URL"))?;
+        configure(&mut options);
         let selection = *options
             .server_selection_timeout
             .get_or_insert(SERVER_SELECTION_TIMEOUT);
@@ -285,11 +312,8 @@ fn only_duplicates(e: &mongodb::error::Error) -> bool {
     }
 }
 
-fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_string(),
-        message: message.to_string(),
-    }
+fn corrupt(what: &str, cause: impl Into<crate::store::Cause>) -> StoreError {
+    StoreError::corrupt(what, cause)
 }
 
 fn project_filter(project: Option<&str>) -> Document {
@@ -330,15 +354,27 @@ impl Store for MongoStore {
                 .await
                 .map_err(self.err(&format!("creating index {collection}.{name}")))?;
         }
+        for (collection, name) in RETIRED_INDEXES {
+            match self.collection(collection).drop_index(name).await {
+                Ok(()) => {}
+                Err(e) if server_code(&e) == Some(INDEX_NOT_FOUND) => {}
+                Err(e) => return Err(self.err(&format!("dropping index {collection}.{name}"))(e)),
+            }
+        }
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use mongodb::bson::{Bson, DateTime, Document, doc};
     use serde_json::json;
 
+    use super::codec::{decode, encode};
     use super::{portable, run_doc, run_record};
+    use crate::store::{
+        Fire, JobRecord, LogRecord, MemberRecord, Problems, ProjectRecord, ReleaseRecord,
+    };
 
     #[test]
     fn plain_json_is_portable() {
@@ -368,5 +404,125 @@ mod tests {
             assert!(doc.remove(key).is_some(), "{key}");
         }
         assert_eq!(run_record(&doc).unwrap(), (run, 3));
+    }
+
+    fn at(ms: i64) -> Bson {
+        Bson::DateTime(DateTime::from_millis(ms))
+    }
+
+    /// A document as the hand-written codec before serde wrote it: every field with its BSON
+    /// type (`Document` equality ignores the order of fields).
+    fn old_run() -> Document {
+        doc! {
+            "_id": "01JRUN", "job": "p.j", "project": "p", "dedupe": "k", "state": "running",
+            "priority": 2_i32, "attempt": 1_i64, "attempts": 3_i64, "max_parallel": 2_i64,
+            "retry_delay_ms": 1_000_i64, "defer_delay_ms": 5_000_i64,
+            "defer_max_ms": 3_600_000_i64, "timeout_ms": 30_000_i64,
+            "created": at(1_700_000_000_000), "not_before": at(1_700_000_000_000),
+            "started": at(1_700_000_001_000), "finished": Bson::Null, "worker": "w1",
+            "pid": 42_i64, "heartbeat": at(1_700_000_002_000), "progress": 0.5,
+            "progress_message": "half", "exit_code": Bson::Null, "reason": Bson::Null,
+            "parent": "01JPARENT", "restart_of": Bson::Null, "force": true,
+            "history": [
+                { "state": "pending", "at": at(1_700_000_000_000), "note": Bson::Null },
+                { "state": "running", "at": at(1_700_000_001_000), "note": "attempt 1 on w1" },
+            ],
+            "history_folded": 0_i64, "lost": 1_i64, "deferrals": 0_i64,
+            "deferred_since": Bson::Null, "seq": 7_i64,
+            "args": { "n": 1_i64, "s": "x" },
+        }
+    }
+
+    #[test]
+    fn a_run_document_of_the_old_hand_codec_reads_back_and_is_written_alike() {
+        let old = old_run();
+        let (run, seq) = run_record(&old).unwrap();
+        assert_eq!(seq, 7);
+        assert_eq!(
+            (run.pid, run.priority, run.timeout_ms, run.lost, run.force),
+            (Some(42), 2, Some(30_000), 1, true)
+        );
+        assert_eq!(run.args, json!({"n": 1, "s": "x"}));
+        assert_eq!(run.history[1].note.as_deref(), Some("attempt 1 on w1"));
+        assert_eq!(run_doc(&run, seq).unwrap(), old);
+    }
+
+    #[test]
+    fn whole_doubles_read_as_integers_and_oversized_delays_saturate() {
+        let mut old = old_run();
+        old.insert("attempt", 1.0);
+        old.insert("max_parallel", 2_i32);
+        let (mut run, _) = run_record(&old).unwrap();
+        assert_eq!((run.attempt, run.max_parallel), (1, 2));
+        old.insert("attempt", 1.5);
+        assert!(run_record(&old).is_err());
+        run.retry_delay_ms = u64::MAX;
+        let doc = run_doc(&run, 0).unwrap();
+        assert_eq!(doc.get("retry_delay_ms"), Some(&Bson::Int64(i64::MAX)));
+    }
+
+    #[test]
+    fn records_of_the_old_hand_codec_read_back_and_are_written_alike() {
+        fn same<T: super::codec::Stored + PartialEq + std::fmt::Debug>(old: Document) -> T {
+            let record: T = decode(&old).unwrap();
+            assert_eq!(encode(&record).unwrap(), old);
+            record
+        }
+        let project: ProjectRecord = same(doc! {
+            "_id": "p", "hash": "h", "source": "/home/p/coco.yaml", "active": true,
+            "applied_at": at(1_700_000_000_000), "manifest": { "jobs": { "a": [1_i64, 2_i64] } },
+        });
+        assert_eq!(project.manifest, json!({"jobs": {"a": [1, 2]}}));
+        // A definition no server stores as is (a nested array) is JSON text.
+        let job: JobRecord = same(doc! {
+            "_id": "p.j", "project": "p", "name": "j", "hash": "h", "active": false,
+            "next_fire": at(1_700_000_060_000), "last_fire": Bson::Null,
+            "updated_at": at(1_700_000_000_000), "definition_json": r#"{"a":[[1]]}"#,
+        });
+        assert_eq!(job.definition, json!({"a": [[1]]}));
+        assert_eq!(job.last_fire, None);
+        let member: MemberRecord = same(doc! {
+            "_id": "w1", "kind": "worker", "host": "h", "pid": 7_i64,
+            "started": at(1_700_000_000_000), "heartbeat": at(1_700_000_001_000),
+            "slots": 2_i64, "running": ["01JRUN"], "holding": Bson::Null,
+        });
+        assert_eq!(member.running, ["01JRUN"]);
+        let _: Problems = same(doc! {
+            "_id": "d1", "at": at(1_700_000_000_000), "problems": ["a.yaml:1:1: bad"],
+        });
+        let log: LogRecord = same(doc! {
+            "_id": "01JLOG", "at": at(1_700_000_000_000), "level": "INFO", "levelno": 20_i32,
+            "message": "m", "host": "h", "source": "w1", "project": "p", "job": Bson::Null,
+            "run": Bson::Null, "app": Bson::Null,
+        });
+        assert_eq!(log.levelno, 20);
+        // Releases and fires have an `_id` their record lacks: the callers add it.
+        let mut release = doc! {
+            "project": "p", "version": "1.0.0", "commit": "c0ffee",
+            "at": at(1_700_000_000_000), "by": "A <a@b>",
+        };
+        let _: ReleaseRecord = same(release.clone());
+        release.insert("_id", "p@1.0.0");
+        assert!(decode::<ReleaseRecord>(&release).is_ok());
+        let _: Fire = same(doc! {
+            "job": "p.j", "instant": at(1_700_000_060_000), "fired_at": at(1_700_000_060_005),
+        });
+    }
+
+    #[test]
+    fn a_broken_document_is_corrupt_naming_the_record_and_keeping_the_cause() {
+        let mut old = old_run();
+        old.remove("created");
+        let error = run_record(&old).unwrap_err();
+        assert!(
+            matches!(&error, crate::store::StoreError::Corrupt { what, .. } if what == "run 01JRUN"),
+            "{error:?}"
+        );
+        let cause = error.cause().expect("a cause");
+        assert!(cause.to_string().contains("created"), "{cause}");
+        let shown = error.to_string();
+        assert_eq!(shown, format!("store record run 01JRUN: {cause}"));
+        // An error chain shows the cause once.
+        assert_eq!(format!("{:#}", anyhow::Error::from(error)), shown);
     }
 }
