@@ -397,9 +397,9 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     }) = &spec.contain
     {
         let unit = group.unit(unit).map_err(contain_error)?;
-        let started = unit.procs_file().and_then(|procs| {
+        let born = || -> io::Result<_> {
             let argv = spec.program_and_args.iter().map(|arg| arg.as_ref());
-            let plan = vfork::Plan::new(&resolved, argv, &env, &cwd, procs, death_signal)?;
+            let plan = vfork::Plan::new(&resolved, argv, &env, &cwd, unit.dir(), death_signal)?;
             let started = vfork::spawn(&plan)?;
             Ok((
                 leader::Leader::Born(vfork::Born::new(started.pid, started.pidfd)?),
@@ -407,8 +407,8 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
                 leader::Pipe::from_fd(started.stdout)?,
                 leader::Pipe::from_fd(started.stderr)?,
             ))
-        });
-        return match started {
+        };
+        return match born() {
             Ok((leader, pid, stdout, stderr)) => Ok(Child::started(
                 leader,
                 pid,

@@ -30,7 +30,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use tokio::io::unix::AsyncFd;
 
@@ -47,6 +47,9 @@ pub struct Plan {
     argv: Vec<CString>,
     envp: Vec<CString>,
     cwd: CString,
+    /// The cgroup's folder (`CLONE_INTO_CGROUP`) and its `cgroup.procs` (where `clone3` is
+    /// refused: the child writes `0` there).
+    cgroup: CString,
     procs: CString,
     /// `Some(parent pid)`: set `PR_SET_PDEATHSIG = SIGKILL` and check the parent is still it.
     death_signal: Option<libc::pid_t>,
@@ -54,13 +57,13 @@ pub struct Plan {
 
 impl Plan {
     /// Exec `program` with `argv` (`argv[0]` included) and exactly `env`, in `cwd`, inside the
-    /// cgroup whose `cgroup.procs` is `procs`; with the death signal if `death_signal`.
+    /// cgroup (v2) folder `cgroup`; with the death signal if `death_signal`.
     pub fn new<'a>(
         program: &Path,
         argv: impl IntoIterator<Item = &'a OsStr>,
         env: &BTreeMap<OsString, OsString>,
         cwd: &Path,
-        procs: CString,
+        cgroup: &Path,
         death_signal: bool,
     ) -> io::Result<Plan> {
         let c_string = |bytes: &[u8]| {
@@ -78,7 +81,8 @@ impl Plan {
                 .map(|(key, value)| c_string(&[key.as_bytes(), b"=", value.as_bytes()].concat()))
                 .collect::<io::Result<_>>()?,
             cwd: c_string(cwd.as_os_str().as_bytes())?,
-            procs,
+            cgroup: c_string(cgroup.as_os_str().as_bytes())?,
+            procs: c_string(cgroup.join("cgroup.procs").as_os_str().as_bytes())?,
             death_signal: death_signal.then(|| std::process::id() as libc::pid_t),
         })
     }
@@ -100,6 +104,7 @@ struct ChildArgs {
     argv: *const *const c_char,
     envp: *const *const c_char,
     cwd: *const c_char,
+    /// Null: the child was born in its cgroup (`CLONE_INTO_CGROUP`).
     procs: *const c_char,
     death_signal: Option<libc::pid_t>,
     stdio: [c_int; 3],
@@ -113,14 +118,15 @@ pub fn spawn(plan: &Plan) -> io::Result<Started> {
     let stdin = above_stdio(open_dev_null()?)?;
     let (stdout, stdout_child) = pipe()?;
     let (stderr, stderr_child) = pipe()?;
+    let cgroup = open_folder(&plan.cgroup)?;
     let argv = null_terminated(&plan.argv);
     let envp = null_terminated(&plan.envp);
-    let args = ChildArgs {
+    let mut args = ChildArgs {
         program: plan.program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: plan.cwd.as_ptr(),
-        procs: plan.procs.as_ptr(),
+        procs: ptr::null(),
         death_signal: plan.death_signal,
         stdio: [
             stdin.as_raw_fd(),
@@ -130,8 +136,6 @@ pub fn spawn(plan: &Plan) -> io::Result<Started> {
         failed: AtomicI32::new(-1),
     };
     let mut stack: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(STACK_BYTES);
-    // The stack grows down from its end, aligned to 16 bytes.
-    let top = (stack.as_mut_ptr() as usize + STACK_BYTES) & !15;
     let mut pidfd: c_int = -1;
     // SAFETY: the child runs `child_main` on its own stack with the parent's memory while the
     // parent thread is suspended (CLONE_VFORK), so `args`, `argv`, `envp` and `plan` stay
@@ -143,19 +147,21 @@ pub fn spawn(plan: &Plan) -> io::Result<Started> {
         libc::sigfillset(all.as_mut_ptr());
         let mut old = MaybeUninit::<libc::sigset_t>::uninit();
         libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
-        let pid = libc::clone(
-            child_main,
-            top as *mut c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-            ptr::from_ref(&args).cast_mut().cast(),
-            &mut pidfd as *mut c_int,
-        );
-        let error = io::Error::last_os_error();
-        libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut());
-        if pid == -1 {
-            return Err(error);
+        let mut pid = Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        if !NO_CLONE3.load(Ordering::Relaxed) {
+            pid = clone_into(&args, cgroup.as_raw_fd(), &mut stack, &mut pidfd);
         }
-        pid
+        if let Err(error) = &pid {
+            // No clone3 here (an old kernel, a seccomp filter): born outside its cgroup, the
+            // child moves itself in before it runs anything (a slower step: see the docs).
+            if error.raw_os_error() == Some(libc::ENOSYS) {
+                NO_CLONE3.store(true, Ordering::Relaxed);
+            }
+            args.procs = plan.procs.as_ptr();
+            pid = clone_then_enter(&args, &mut stack, &mut pidfd);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut());
+        pid?
     };
     drop(stack);
     // SAFETY: CLONE_PIDFD stored a new pidfd, ours alone.
@@ -177,6 +183,131 @@ pub fn spawn(plan: &Plan) -> io::Result<Started> {
         stdout,
         stderr,
     })
+}
+
+/// Set once `clone3` answered ENOSYS: every later spawn takes the fallback at once.
+static NO_CLONE3: AtomicBool = AtomicBool::new(false);
+
+/// `struct clone_args` of `clone3(2)` (up to `cgroup`, Linux 5.7).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP)`: the child is born in
+/// the cgroup of folder fd `cgroup`, runs [`child_main`] on `stack`; its pid, or the error.
+///
+/// # Safety
+/// As [`spawn`] calls it: signals blocked, `args` and what it points to alive.
+unsafe fn clone_into(
+    args: &ChildArgs,
+    cgroup: c_int,
+    stack: &mut [MaybeUninit<u8>],
+    pidfd: &mut c_int,
+) -> io::Result<libc::pid_t> {
+    let clone_args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        pidfd: ptr::from_mut(pidfd) as u64,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.as_mut_ptr() as u64,
+        stack_size: stack.len() as u64,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup as u64,
+    };
+    // SAFETY: as the caller promises.
+    let pid = unsafe { clone3(&clone_args, ptr::from_ref(args).cast_mut().cast()) };
+    if pid < 0 {
+        return Err(io::Error::from_raw_os_error(-pid as i32));
+    }
+    Ok(pid as libc::pid_t)
+}
+
+/// The raw `clone3` system call; in the child (on the new stack), `child_main(arg)` and then
+/// `exit` with what it returned: the child never returns into Rust code of the parent's stack.
+///
+/// # Safety
+/// `args` must describe a fresh stack (CLONE_VM: the child shares the parent's memory).
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3(args: &CloneArgs, arg: *mut c_void) -> libc::c_long {
+    let ret: libc::c_long;
+    // SAFETY: the parent's path only makes the system call (rcx and r11 are clobbered, every
+    // other register kept); the child's path runs on its own stack and ends in `exit`.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "and rsp, -16",
+            "mov rdi, r8",
+            "call r9",
+            "mov edi, eax",
+            "mov eax, {exit}",
+            "syscall",
+            "ud2",
+            "2:",
+            exit = const libc::SYS_exit,
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") ptr::from_ref(args),
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r8") arg,
+            in("r9") child_main as extern "C" fn(*mut c_void) -> c_int as usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Elsewhere, no `clone3` trampoline: [`spawn`] takes the fallback.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone3(_args: &CloneArgs, _arg: *mut c_void) -> libc::c_long {
+    -(libc::ENOSYS as libc::c_long)
+}
+
+/// glibc's `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`; the child writes `0` to its
+/// cgroup's `cgroup.procs` (`args.procs`) before it runs anything.
+///
+/// # Safety
+/// As [`spawn`] calls it: signals blocked, `args` and what it points to alive.
+unsafe fn clone_then_enter(
+    args: &ChildArgs,
+    stack: &mut [MaybeUninit<u8>],
+    pidfd: &mut c_int,
+) -> io::Result<libc::pid_t> {
+    // The stack grows down from its end, aligned to 16 bytes.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    // SAFETY: as the caller promises.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            ptr::from_ref(args).cast_mut().cast(),
+            ptr::from_mut(pidfd),
+        )
+    };
+    if pid == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid)
 }
 
 /// The child's body: returns (to `_exit`, glibc's `clone` calls it) only when a step failed.
@@ -223,15 +354,17 @@ unsafe fn become_the_program(args: &ChildArgs) -> c_int {
         if libc::setpgid(0, 0) != 0 {
             return errno();
         }
-        let procs = libc::open(args.procs, libc::O_WRONLY | libc::O_CLOEXEC);
-        if procs < 0 {
-            return errno();
-        }
-        let written = libc::write(procs, b"0".as_ptr().cast(), 1);
-        let write_errno = errno();
-        libc::close(procs);
-        if written != 1 {
-            return write_errno;
+        if !args.procs.is_null() {
+            let procs = libc::open(args.procs, libc::O_WRONLY | libc::O_CLOEXEC);
+            if procs < 0 {
+                return errno();
+            }
+            let written = libc::write(procs, b"0".as_ptr().cast(), 1);
+            let write_errno = errno();
+            libc::close(procs);
+            if written != 1 {
+                return write_errno;
+            }
         }
         for (target, &fd) in args.stdio.iter().enumerate() {
             if libc::dup2(fd, target as c_int) < 0 {
@@ -256,6 +389,22 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
         .map(|string| string.as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect()
+}
+
+/// The cgroup's folder, for `CLONE_INTO_CGROUP`.
+fn open_folder(path: &CString) -> io::Result<OwnedFd> {
+    // SAFETY: open(2) of a C string; the fd is ours.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn open_dev_null() -> io::Result<OwnedFd> {
