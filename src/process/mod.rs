@@ -1004,6 +1004,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+
     use super::*;
 
     fn spec_with(env: &[(&str, &str)], prepend: &[&str]) -> Spec {
@@ -1044,6 +1046,46 @@ mod tests {
         ] {
             assert!(!is_base_env(key.as_ref()), "{key}");
         }
+    }
+
+    #[test]
+    fn the_child_env_is_the_base_then_the_spec_then_path_and_guard() {
+        let vars = || {
+            [("HOME", "/root"), ("COCO_CONFIG", "x"), ("LC_ALL", "C")]
+                .map(|(key, value)| (OsString::from(key), OsString::from(value)))
+                .into_iter()
+        };
+        let mut spec = spec_with(
+            &[("A", "1"), ("HOME", "/home/a"), ("COCO_GUARD", "no")],
+            &[],
+        );
+        spec.leash = Leash::Guard("m".into());
+        let env = child_env(&spec, vars(), &OsString::from("/p"));
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(key, value)| (key.to_str().unwrap(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("A", "1"),
+                ("COCO_GUARD", "m"),
+                ("HOME", "/home/a"),
+                ("LC_ALL", "C"),
+                ("PATH", "/p")
+            ]
+        );
+        spec.inherit = Inherit::All;
+        spec.leash = Leash::DeathSignal;
+        let env = child_env(&spec, vars(), &OsString::from("/p"));
+        assert_eq!(
+            env.get(OsStr::new("COCO_CONFIG")),
+            Some(&OsString::from("x"))
+        );
+        assert_eq!(
+            env.get(OsStr::new("COCO_GUARD")),
+            Some(&OsString::from("no"))
+        );
     }
 
     #[test]

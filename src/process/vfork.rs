@@ -115,6 +115,11 @@ struct ChildArgs {
 /// Start the child `plan` describes: stdin `/dev/null`, stdout and stderr pipes, a process
 /// group of its own, inside its cgroup before `execve`.
 pub fn spawn(plan: &Plan) -> io::Result<Started> {
+    spawn_as(plan, !NO_CLONE3.load(Ordering::Relaxed))
+}
+
+/// [`spawn`], trying `clone3` first if `clone3`, else the fallback at once.
+fn spawn_as(plan: &Plan, clone3: bool) -> io::Result<Started> {
     let stdin = above_stdio(open_dev_null()?)?;
     let (stdout, stdout_child) = pipe()?;
     let (stderr, stderr_child) = pipe()?;
@@ -148,7 +153,7 @@ pub fn spawn(plan: &Plan) -> io::Result<Started> {
         let mut old = MaybeUninit::<libc::sigset_t>::uninit();
         libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
         let mut pid = Err(io::Error::from_raw_os_error(libc::ENOSYS));
-        if !NO_CLONE3.load(Ordering::Relaxed) {
+        if clone3 {
             pid = clone_into(&args, cgroup.as_raw_fd(), &mut stack, &mut pidfd);
         }
         if let Err(error) = &pid {
@@ -529,5 +534,95 @@ fn reap(pid: libc::pid_t, options: c_int) -> io::Result<Option<ExitStatus>> {
             -1 => return Err(io::Error::last_os_error()),
             _ => return Ok(Some(ExitStatus::from_raw(status))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::process::cgroup::WorkerGroup;
+
+    /// A unit of a worker folder of this test's own, or `None` where this host makes no
+    /// cgroup for coco (not root, no cgroup v2): then there is nothing to test.
+    fn unit(name: &str) -> Option<(WorkerGroup, crate::process::cgroup::Unit)> {
+        let group =
+            WorkerGroup::create(&format!("vfork-test-{}-{name}", std::process::id())).ok()?;
+        let unit = group.unit(name).ok()?;
+        Some((group, unit))
+    }
+
+    fn read_all(fd: OwnedFd) -> String {
+        let mut text = String::new();
+        std::fs::File::from(fd).read_to_string(&mut text).unwrap();
+        text
+    }
+
+    async fn born_in_its_cgroup(clone3: bool) {
+        let Some((group, unit)) = unit(if clone3 { "clone3" } else { "fallback" }) else {
+            return;
+        };
+        let env = BTreeMap::from([("X".into(), "a b".into())]);
+        let argv = [
+            "sh",
+            "-c",
+            "echo \"$X\" $0; cat /proc/self/cgroup; pwd; exit 3",
+        ];
+        let plan = Plan::new(
+            Path::new("/bin/sh"),
+            argv.iter().map(OsStr::new),
+            &env,
+            Path::new("/tmp"),
+            unit.dir(),
+            false,
+        )
+        .unwrap();
+        let started = spawn_as(&plan, clone3).unwrap();
+        let mut born = Born::new(started.pid, started.pidfd).unwrap();
+        let out = read_all(started.stdout);
+        let status = born.wait().await.unwrap();
+        assert_eq!(status.code(), Some(3), "{out}");
+        let unit_path = unit.dir().to_string_lossy().into_owned();
+        let line = out.lines().find(|l| l.starts_with("0::")).unwrap();
+        assert!(unit_path.ends_with(&line[3..]), "{line} not {unit_path}");
+        assert_eq!(out.lines().next(), Some("a b sh"));
+        assert_eq!(out.lines().last(), Some("/tmp"));
+        assert!(born.try_wait().unwrap().is_some());
+        unit.remove();
+        let _ = std::fs::remove_dir(group.dir());
+    }
+
+    #[tokio::test]
+    async fn a_child_is_born_in_its_cgroup_by_clone3() {
+        born_in_its_cgroup(true).await;
+    }
+
+    #[tokio::test]
+    async fn a_child_enters_its_cgroup_before_exec_without_clone3() {
+        born_in_its_cgroup(false).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_is_the_spawns_error() {
+        let Some((group, unit)) = unit("fails") else {
+            return;
+        };
+        for clone3 in [true, false] {
+            let plan = Plan::new(
+                Path::new("/bin/true"),
+                [OsStr::new("true")],
+                &BTreeMap::new(),
+                Path::new("/nonexistent/folder"),
+                unit.dir(),
+                false,
+            )
+            .unwrap();
+            let error = spawn_as(&plan, clone3).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+        }
+        assert!(!unit.populated());
+        unit.remove();
+        let _ = std::fs::remove_dir(group.dir());
     }
 }
