@@ -728,10 +728,8 @@ impl Child {
 
     /// Remove what held the tree once nothing of it is left (a cgroup is a folder).
     fn release(&mut self) {
-        if let Tree::Cgroup(unit) = &self.tree
-            && !unit.populated()
-        {
-            unit.remove();
+        if let Tree::Cgroup(unit) = &self.tree {
+            unit.remove_if_empty();
         }
     }
 

@@ -24,18 +24,19 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString, c_char, c_int, c_void};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::ptr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use tokio::io::unix::AsyncFd;
 
 /// The child's stack: it only makes system calls before `execve`.
-const STACK_BYTES: usize = 64 * 1024;
+const STACK_BYTES: usize = 32 * 1024;
 
 /// One past the highest signal number (Linux).
 const SIGNALS_END: c_int = 65;
@@ -120,7 +121,7 @@ pub fn spawn(plan: &Plan) -> io::Result<Started> {
 
 /// [`spawn`], trying `clone3` first if `clone3`, else the fallback at once.
 fn spawn_as(plan: &Plan, clone3: bool) -> io::Result<Started> {
-    let stdin = above_stdio(open_dev_null()?)?;
+    let stdin = dev_null()?;
     let (stdout, stdout_child) = pipe()?;
     let (stderr, stderr_child) = pipe()?;
     let cgroup = open_folder(&plan.cgroup)?;
@@ -140,7 +141,8 @@ fn spawn_as(plan: &Plan, clone3: bool) -> io::Result<Started> {
         ],
         failed: AtomicI32::new(-1),
     };
-    let mut stack: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(STACK_BYTES);
+    // On the spawning thread's own stack (suspended while the child uses it): no allocation.
+    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BYTES];
     let mut pidfd: c_int = -1;
     // SAFETY: the child runs `child_main` on its own stack with the parent's memory while the
     // parent thread is suspended (CLONE_VFORK), so `args`, `argv`, `envp` and `plan` stay
@@ -168,7 +170,6 @@ fn spawn_as(plan: &Plan, clone3: bool) -> io::Result<Started> {
         libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut());
         pid?
     };
-    drop(stack);
     // SAFETY: CLONE_PIDFD stored a new pidfd, ours alone.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let failed = args.failed.load(Ordering::Acquire);
@@ -412,14 +413,21 @@ fn open_folder(path: &CString) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn open_dev_null() -> io::Result<OwnedFd> {
+/// `/dev/null`, opened once per process and shared by every child's stdin (reading it
+/// gives end of file whatever its offset).
+fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    static DEV_NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd.as_fd());
+    }
     // SAFETY: open(2) of a constant path; the fd is ours.
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a new fd, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    Ok(DEV_NULL.get_or_init(|| fd).as_fd())
 }
 
 /// A pipe (close-on-exec both ends): (read end, write end), each above stdio's numbers.
