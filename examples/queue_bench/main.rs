@@ -17,6 +17,7 @@
 //!
 //! - [`throughput`]: N × `true`, one worker with 2 slots, against `xargs -P2`.
 //! - [`latency`]: idle worker, one enqueue → the job's own start timestamp; p50/p99.
+//! - [`backlog`]: the same with 100 and with 100,000 waiting runs of another job.
 //! - [`exactly_once`]: 4 worker processes, 2,000 runs appending their id to one file.
 //! - [`crash`]: SIGKILL a worker with 50 runs in flight; a new worker finishes them all.
 //!
@@ -28,6 +29,7 @@
 //! Progress goes to stderr, the figures (Markdown tables) to stdout. The exit status is 1
 //! when a correctness check (exactly once, crash) fails or any benchmark could not run.
 
+mod backlog;
 #[path = "../bench_common/mod.rs"]
 mod common;
 mod crash;
@@ -43,6 +45,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use common::Stores;
 
+use backlog::Backlog;
 use crash::Crash;
 use exactly_once::ExactlyOnce;
 use latency::Latency;
@@ -86,6 +89,18 @@ struct Options {
     /// Latency: idle time before each enqueue, in milliseconds.
     #[arg(long, default_value_t = 250)]
     latency_gap_ms: u64,
+    /// Backlog: waiting runs of another job in the small case.
+    #[arg(long, default_value_t = 100)]
+    backlog_small: usize,
+    /// Backlog: waiting runs of another job in the large case (embedded store).
+    #[arg(long, default_value_t = 100_000)]
+    backlog_large: usize,
+    /// Backlog: waiting runs of another job in the large case on FerretDB.
+    #[arg(long, default_value_t = 2_000)]
+    mongo_backlog_large: usize,
+    /// Backlog: measured repetitions in each case.
+    #[arg(long, default_value_t = 50)]
+    backlog_reps: usize,
     /// Exactly once: runs (embedded store).
     #[arg(long, default_value_t = 2000)]
     contention_runs: usize,
@@ -114,6 +129,7 @@ struct Options {
 enum Bench {
     Throughput,
     Latency,
+    Backlog,
     ExactlyOnce,
     Crash,
 }
@@ -122,6 +138,7 @@ enum Bench {
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
     pub runs: usize,
+    pub backlog_large: usize,
     pub repeat: usize,
     pub contention_runs: usize,
 }
@@ -131,11 +148,13 @@ impl Options {
         match backend {
             Backend::Embedded => Sizes {
                 runs: self.runs,
+                backlog_large: self.backlog_large,
                 repeat: self.repeat,
                 contention_runs: self.contention_runs,
             },
             Backend::Mongo { .. } => Sizes {
                 runs: self.mongo_runs,
+                backlog_large: self.mongo_backlog_large,
                 repeat: self.mongo_repeat,
                 contention_runs: self.mongo_contention_runs,
             },
@@ -151,6 +170,7 @@ pub struct Results {
     pub load: String,
     pub throughput: Option<Result<Vec<Throughput>, String>>,
     pub latency: Option<Result<Latency, String>>,
+    pub backlog: Option<Result<Backlog, String>>,
     pub exactly_once: Option<Result<ExactlyOnce, String>>,
     pub crash: Option<Result<Crash, String>>,
 }
@@ -159,6 +179,7 @@ impl Results {
     fn passed(&self) -> bool {
         ran(&self.throughput)
             && ran(&self.latency)
+            && ran(&self.backlog)
             && self
                 .exactly_once
                 .as_ref()
@@ -207,6 +228,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
         load: common::load_average(),
         throughput: None,
         latency: None,
+        backlog: None,
         exactly_once: None,
         crash: None,
     };
@@ -243,6 +265,31 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
             result
         };
         results.latency = Some(logged(result.await));
+    }
+    if wanted(Bench::Backlog) {
+        let gap = Duration::from_millis(options.latency_gap_ms);
+        let mut each = Vec::new();
+        for backlog in [options.backlog_small, sizes.backlog_large] {
+            eprintln!("-- pick-up latency with {backlog} waiting runs");
+            let result = async {
+                let sandbox = sandbox("backlog").await?;
+                let result = backlog::measure(&sandbox, backlog, options.backlog_reps, gap).await;
+                sandbox.close().await;
+                result
+            };
+            each.push(result.await);
+        }
+        let mut each = each.into_iter();
+        results.backlog = Some(logged(match (each.next(), each.next()) {
+            (Some(Ok(with_small)), Some(Ok(with_large))) => Ok(Backlog {
+                small: options.backlog_small,
+                large: sizes.backlog_large,
+                with_small,
+                with_large,
+            }),
+            (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
+            _ => unreachable!("two measurements"),
+        }));
     }
     if wanted(Bench::ExactlyOnce) {
         eprintln!("-- exactly once");

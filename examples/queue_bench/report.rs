@@ -15,6 +15,7 @@ pub fn markdown(options: &Options, coco: &Path, all: &[Results]) -> String {
     );
     throughput(&mut out, options, all);
     latency(&mut out, options, all);
+    backlog(&mut out, all);
     exactly_once(&mut out, options, all);
     crash(&mut out, options, all);
     out
@@ -59,6 +60,38 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
                 )
             }
             Some(Err(e)) => format!("{} | error: {e} | | | | | | |", r.sizes.runs),
+            None => continue,
+        };
+        let _ = writeln!(out, "| {} | {row} |", r.backend.label());
+    }
+    out.push('\n');
+}
+
+fn backlog(out: &mut String, all: &[Results]) {
+    if all.iter().all(|r| r.backlog.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Claim cost as the queue grows: the pick-up latency above with N pending runs of another \
+         job waiting (`not_before` a day ahead), small then large N, each in a fresh sandbox \
+         (goal: p50 large ≤ 2 × p50 small).\n\n\
+         | store | waiting (small / large) | p50 small | p50 large | large / small | p99 small | p99 large |\n|---|---|---|---|---|---|---|"
+    );
+    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+    for r in all {
+        let row = match &r.backlog {
+            Some(Ok(b)) => format!(
+                "{} / {} | {} | {} | **{:.2}** | {} | {}",
+                b.small,
+                b.large,
+                ms(b.with_small.p(0.5)),
+                ms(b.with_large.p(0.5)),
+                b.growth(),
+                ms(b.with_small.p(0.99)),
+                ms(b.with_large.p(0.99))
+            ),
+            Some(Err(e)) => format!("error: {e} | | | | | |"),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());

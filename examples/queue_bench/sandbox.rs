@@ -43,6 +43,9 @@ jobs:
   stamp:
     command: [date, "+%s%N"]
     max_parallel: 1000
+  later:
+    command: ["true"]
+    max_parallel: 1000
   append:
     command: [sh, -c, "echo $COCO_RUN_ID >> ran.txt"]
     max_parallel: 1000

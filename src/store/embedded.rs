@@ -115,6 +115,10 @@ CREATE INDEX IF NOT EXISTS queue_project_created ON queue (project, created);
 CREATE INDEX IF NOT EXISTS queue_created ON queue (created);
 CREATE INDEX IF NOT EXISTS queue_claimable ON queue (priority DESC, created, id)
     WHERE state IN ('pending','failed','deferred');
+CREATE INDEX IF NOT EXISTS queue_claimable_undelayed ON queue (priority DESC, created, id)
+    WHERE state IN ('pending','failed','deferred') AND not_before <= created;
+CREATE INDEX IF NOT EXISTS queue_claimable_delayed ON queue (not_before)
+    WHERE state IN ('pending','failed','deferred') AND not_before > created;
 CREATE TABLE IF NOT EXISTS workers (
     id        TEXT PRIMARY KEY NOT NULL,
     heartbeat INTEGER NOT NULL,
@@ -641,10 +645,25 @@ fn claim_in(
     paused: &Paused,
 ) -> rusqlite::Result<Option<RunRecord>> {
     let forced_only = if paused.all { "AND forced = 1" } else { "" };
+    let claimable = state_list(&RunState::CLAIMABLE);
+    // Runs whose start was put off (a retry delay, a deferral, a later start) are the ones
+    // the ordered walk would pass over while they are not due: when none of them is due, walk
+    // only the others, so however many wait, a claim costs the same.
+    let delayed_due: bool = conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM queue INDEXED BY queue_claimable_delayed
+             WHERE state IN ({claimable}) AND not_before > created AND not_before <= ?1)"
+        ))?
+        .query_row([to_ms(now)], |row| row.get(0))?;
+    let (index, undelayed_only) = if delayed_due {
+        ("queue_claimable", "")
+    } else {
+        ("queue_claimable_undelayed", "AND not_before <= created")
+    };
     let sql = format!(
-        "SELECT id FROM queue INDEXED BY queue_claimable WHERE state IN ({}) AND not_before <= ?1 {forced_only}
-         ORDER BY priority DESC, created ASC, id ASC",
-        state_list(&RunState::CLAIMABLE)
+        "SELECT id FROM queue INDEXED BY {index} WHERE state IN ({claimable}) {undelayed_only}
+         AND not_before <= ?1 {forced_only}
+         ORDER BY priority DESC, created ASC, id ASC"
     );
     let mut candidates = conn.prepare_cached(&sql)?;
     let mut rows = candidates.query([to_ms(now)])?;
