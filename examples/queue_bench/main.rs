@@ -18,6 +18,7 @@
 //! - [`throughput`]: N × `true`, one worker with 2 slots, against `xargs -P2`.
 //! - [`latency`]: idle worker, one enqueue → the job's own start timestamp; p50/p99.
 //! - [`backlog`]: the same with 100 and with 100,000 waiting runs of another job.
+//! - [`burst`]: 1,000 jobs scheduled at one instant, fired by the scheduler.
 //! - [`exactly_once`]: 4 worker processes, 2,000 runs appending their id to one file.
 //! - [`crash`]: SIGKILL a worker with 50 runs in flight; a new worker finishes them all.
 //!
@@ -30,6 +31,7 @@
 //! when a correctness check (exactly once, crash) fails or any benchmark could not run.
 
 mod backlog;
+mod burst;
 #[path = "../bench_common/mod.rs"]
 mod common;
 mod crash;
@@ -46,6 +48,7 @@ use clap::{Parser, ValueEnum};
 use common::Stores;
 
 use backlog::Backlog;
+use burst::Burst;
 use crash::Crash;
 use exactly_once::ExactlyOnce;
 use latency::Latency;
@@ -98,6 +101,12 @@ struct Options {
     /// Backlog: waiting runs of another job in the large case on FerretDB.
     #[arg(long, default_value_t = 2_000)]
     mongo_backlog_large: usize,
+    /// Fire burst: jobs scheduled at the same instant (the worker gets a slot for each).
+    #[arg(long, default_value_t = 1000)]
+    burst_jobs: usize,
+    /// Fire burst on FerretDB.
+    #[arg(long, default_value_t = 100)]
+    mongo_burst_jobs: usize,
     /// Backlog: measured repetitions in each case.
     #[arg(long, default_value_t = 50)]
     backlog_reps: usize,
@@ -130,6 +139,7 @@ enum Bench {
     Throughput,
     Latency,
     Backlog,
+    Burst,
     ExactlyOnce,
     Crash,
 }
@@ -139,6 +149,7 @@ enum Bench {
 pub struct Sizes {
     pub runs: usize,
     pub backlog_large: usize,
+    pub burst_jobs: usize,
     pub repeat: usize,
     pub contention_runs: usize,
 }
@@ -149,12 +160,14 @@ impl Options {
             Backend::Embedded => Sizes {
                 runs: self.runs,
                 backlog_large: self.backlog_large,
+                burst_jobs: self.burst_jobs,
                 repeat: self.repeat,
                 contention_runs: self.contention_runs,
             },
             Backend::Mongo { .. } => Sizes {
                 runs: self.mongo_runs,
                 backlog_large: self.mongo_backlog_large,
+                burst_jobs: self.mongo_burst_jobs,
                 repeat: self.mongo_repeat,
                 contention_runs: self.mongo_contention_runs,
             },
@@ -171,6 +184,7 @@ pub struct Results {
     pub throughput: Option<Result<Vec<Throughput>, String>>,
     pub latency: Option<Result<Latency, String>>,
     pub backlog: Option<Result<Backlog, String>>,
+    pub burst: Option<Result<Burst, String>>,
     pub exactly_once: Option<Result<ExactlyOnce, String>>,
     pub crash: Option<Result<Crash, String>>,
 }
@@ -180,6 +194,7 @@ impl Results {
         ran(&self.throughput)
             && ran(&self.latency)
             && ran(&self.backlog)
+            && ran(&self.burst)
             && self
                 .exactly_once
                 .as_ref()
@@ -220,6 +235,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
     let sizes = options.sizes(&backend);
     let jobs = Jobs {
         nap_secs: options.nap_secs,
+        extra: String::new(),
     };
     let sandbox = |name: &'static str| Sandbox::new(coco, &backend, name, &jobs);
     let mut results = Results {
@@ -229,6 +245,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
         throughput: None,
         latency: None,
         backlog: None,
+        burst: None,
         exactly_once: None,
         crash: None,
     };
@@ -290,6 +307,21 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
             (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
             _ => unreachable!("two measurements"),
         }));
+    }
+    if wanted(Bench::Burst) {
+        eprintln!("-- fire burst: {} jobs at one instant", sizes.burst_jobs);
+        let (second, instant) = burst::instant_ahead();
+        let jobs = Jobs {
+            nap_secs: options.nap_secs,
+            extra: burst::manifest(sizes.burst_jobs, second),
+        };
+        let result = async {
+            let sandbox = Sandbox::new(coco, &backend, "burst", &jobs).await?;
+            let result = burst::measure(&sandbox, coco, sizes.burst_jobs, instant).await;
+            sandbox.close().await;
+            result
+        };
+        results.burst = Some(logged(result.await));
     }
     if wanted(Bench::ExactlyOnce) {
         eprintln!("-- exactly once");

@@ -16,6 +16,7 @@ pub fn markdown(options: &Options, coco: &Path, all: &[Results]) -> String {
     throughput(&mut out, options, all);
     latency(&mut out, options, all);
     backlog(&mut out, all);
+    burst(&mut out, all);
     exactly_once(&mut out, options, all);
     crash(&mut out, options, all);
     out
@@ -92,6 +93,31 @@ fn backlog(out: &mut String, all: &[Results]) {
                 ms(b.with_large.p(0.99))
             ),
             Some(Err(e)) => format!("error: {e} | | | | | |"),
+            None => continue,
+        };
+        let _ = writeln!(out, "| {} | {row} |", r.backend.label());
+    }
+    out.push('\n');
+}
+
+fn burst(out: &mut String, all: &[Results]) {
+    if all.iter().all(|r| r.burst.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Fire burst: N jobs scheduled at one instant (`S * * * * *`), fired by the scheduler, \
+         one `coco worker --slots N`; times after the instant from the runs' `created` and \
+         `started` (goals: all enqueued within 100 ms, the last started within 1 s).\n\n\
+         | store | jobs | enqueued p50 | last enqueued | started p50 | last started |\n|---|---|---|---|---|---|"
+    );
+    for r in all {
+        let row = match &r.burst {
+            Some(Ok(b)) => format!(
+                "{} | {:.1?} | **{:.1?}** | {:.1?} | **{:.1?}**",
+                b.jobs, b.enqueued_p50, b.enqueued_last, b.started_p50, b.started_last
+            ),
+            Some(Err(e)) => format!("error: {e} | | | | |"),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());
