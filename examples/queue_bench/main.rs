@@ -19,6 +19,7 @@
 //! - [`latency`]: idle worker, one enqueue → the job's own start timestamp; p50/p99.
 //! - [`backlog`]: the same with 100 and with 100,000 waiting runs of another job.
 //! - [`burst`]: 1,000 jobs scheduled at one instant, fired by the scheduler.
+//! - [`round_trips`]: on FerretDB, the store commands a worker sends per run.
 //! - [`exactly_once`]: 4 worker processes, 2,000 runs appending their id to one file.
 //! - [`crash`]: SIGKILL a worker with 50 runs in flight; a new worker finishes them all.
 //!
@@ -38,6 +39,7 @@ mod crash;
 mod exactly_once;
 mod latency;
 mod report;
+mod round_trips;
 mod sandbox;
 mod throughput;
 
@@ -52,6 +54,7 @@ use burst::Burst;
 use crash::Crash;
 use exactly_once::ExactlyOnce;
 use latency::Latency;
+use round_trips::RoundTrips;
 use sandbox::{Backend, Jobs, Sandbox};
 use throughput::Throughput;
 
@@ -107,6 +110,9 @@ struct Options {
     /// Fire burst on FerretDB.
     #[arg(long, default_value_t = 100)]
     mongo_burst_jobs: usize,
+    /// Round trips (FerretDB only): runs whose store commands are counted.
+    #[arg(long, default_value_t = 200)]
+    round_trip_runs: usize,
     /// Backlog: measured repetitions in each case.
     #[arg(long, default_value_t = 50)]
     backlog_reps: usize,
@@ -140,6 +146,7 @@ enum Bench {
     Latency,
     Backlog,
     Burst,
+    RoundTrips,
     ExactlyOnce,
     Crash,
 }
@@ -185,6 +192,7 @@ pub struct Results {
     pub latency: Option<Result<Latency, String>>,
     pub backlog: Option<Result<Backlog, String>>,
     pub burst: Option<Result<Burst, String>>,
+    pub round_trips: Option<Result<RoundTrips, String>>,
     pub exactly_once: Option<Result<ExactlyOnce, String>>,
     pub crash: Option<Result<Crash, String>>,
 }
@@ -195,6 +203,7 @@ impl Results {
             && ran(&self.latency)
             && ran(&self.backlog)
             && ran(&self.burst)
+            && ran(&self.round_trips)
             && self
                 .exactly_once
                 .as_ref()
@@ -246,6 +255,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
         latency: None,
         backlog: None,
         burst: None,
+        round_trips: None,
         exactly_once: None,
         crash: None,
     };
@@ -322,6 +332,18 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
             result
         };
         results.burst = Some(logged(result.await));
+    }
+    if let Backend::Mongo { url } = &backend
+        && wanted(Bench::RoundTrips)
+    {
+        eprintln!("-- store round trips per run");
+        let result = async {
+            let sandbox = sandbox("round-trips").await?;
+            let result = round_trips::measure(&sandbox, url, options.round_trip_runs).await;
+            sandbox.close().await;
+            result
+        };
+        results.round_trips = Some(logged(result.await));
     }
     if wanted(Bench::ExactlyOnce) {
         eprintln!("-- exactly once");

@@ -17,6 +17,7 @@ pub fn markdown(options: &Options, coco: &Path, all: &[Results]) -> String {
     latency(&mut out, options, all);
     backlog(&mut out, all);
     burst(&mut out, all);
+    round_trips(&mut out, all);
     exactly_once(&mut out, options, all);
     crash(&mut out, options, all);
     out
@@ -118,6 +119,34 @@ fn burst(out: &mut String, all: &[Results]) {
                 b.jobs, b.enqueued_p50, b.enqueued_last, b.started_p50, b.started_last
             ),
             Some(Err(e)) => format!("error: {e} | | | | |"),
+            None => continue,
+        };
+        let _ = writeln!(out, "| {} | {row} |", r.backend.label());
+    }
+    out.push('\n');
+}
+
+fn round_trips(out: &mut String, all: &[Results]) {
+    if all.iter().all(|r| r.round_trips.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Store round trips: the commands one `coco worker --slots 2` sent for N `true` runs, \
+         counted by a proxy between it and the server (the driver's monitoring apart).\n\n\
+         | store | runs | commands per run | by command |\n|---|---|---|---|"
+    );
+    for r in all {
+        let row = match &r.round_trips {
+            Some(Ok(t)) => {
+                let by: Vec<String> = t
+                    .commands
+                    .iter()
+                    .map(|(name, count)| format!("{name} {count}"))
+                    .collect();
+                format!("{} | **{:.1}** | {}", t.runs, t.per_run(), by.join(", "))
+            }
+            Some(Err(e)) => format!("error: {e} | | |"),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());

@@ -10,9 +10,10 @@
 //! ([`Leash`]): under a process [`guard`] (spawned with `posix_spawn`, the fast path
 //! a worker takes) or, without one, with `PR_SET_PDEATHSIG = SIGKILL` (Linux; needs a full
 //! fork). A worker's children are also [`Contained`]: their whole tree is held by a cgroup
-//! ([`cgroup`]; the child enters it between fork and exec, so this too costs a full fork) or
-//! by a `coco __contain` subreaper ([`reaper`], spawned with `posix_spawn`), as
-//! [`contain`] chose for the worker.
+//! ([`cgroup`]; the child is born in it by [`vfork`]'s `clone3(CLONE_INTO_CGROUP)` with
+//! `posix_spawn`'s vfork semantics, no fork of the worker, and waited for through its pidfd)
+//! or by a `coco __contain` subreaper ([`reaper`], spawned with `posix_spawn`), as
+//! [`contain`] chose for the worker. [`leader`] holds either kind of leader and its pipes.
 //!
 //! Theory of operation: the [`Child`] handle owns the leader process; signals go to the whole
 //! tree ([`Child::signal_group`]): the group (so `sh -c 'a & b'` is reached), and every member
@@ -25,9 +26,9 @@
 //! what is left of the tree, drain the output.
 //!
 //! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
-//! from async code (a runtime worker thread), never from `spawn_blocking`; std uses
-//! `posix_spawn` only because the program is resolved to a path here and a guarded spawn
-//! has no pre-exec code. Dropping a [`Child`] whose leader has not been reaped SIGKILLs its
+//! from async code (a runtime worker thread), never from `spawn_blocking`; outside the cgroup
+//! path std uses `posix_spawn` only because the program is resolved to a path here and a
+//! guarded spawn has no pre-exec code. Dropping a [`Child`] whose leader has not been reaped SIGKILLs its
 //! tree; once the leader is reaped, only [`Child::terminate_group`] (which [`run_to_end`]
 //! calls) cleans up stray members.
 //! Under the death signal alone, what a job started outlives a SIGKILLed worker until the run
