@@ -1,4 +1,5 @@
-//! A fire burst: `jobs` jobs of a `burst` project scheduled at the same instant
+//! A fire burst: `jobs` jobs (of one project `burst-0`, or spread over several) scheduled at
+//! the same instant
 //! (`S * * * * *`: once a minute, at second S, a few seconds after the sandbox is ready),
 //! fired by the real scheduler ([`coco::scheduler::Scheduler`]) and run by a worker
 //! ([`coco::worker::Worker`], a slot for each job, under a process guard and its containment
@@ -68,6 +69,7 @@ pub const LEAD: i64 = 8;
 #[derive(Debug, Clone)]
 pub struct Burst {
     pub jobs: usize,
+    pub projects: usize,
     pub enqueued_p50: Duration,
     pub enqueued_last: Duration,
     pub started_p50: Duration,
@@ -84,21 +86,29 @@ pub fn instant_ahead() -> (u32, DateTime<Utc>) {
     (at.second(), at)
 }
 
-/// The manifest of project `burst`: `jobs` jobs `j-N`, each `S * * * * *`.
-pub fn manifest(jobs: usize, second: u32) -> String {
-    let mut text = String::from("project: burst\nenvironment:\n  workdir: .\njobs:\n");
-    for n in 0..jobs {
-        text.push_str(&format!(
-            "  j-{n:04}:\n    command: [\"true\"]\n    schedule: \"{second} * * * * *\"\n"
-        ));
-    }
-    text
+/// The manifests of projects `burst-P` (folder and text): `jobs` jobs `j-N` in all, spread
+/// over `projects`, each `S * * * * *`.
+pub fn manifests(jobs: usize, projects: usize, second: u32) -> Vec<(String, String)> {
+    let projects = projects.clamp(1, jobs.max(1));
+    (0..projects)
+        .map(|p| {
+            let name = format!("burst-{p}");
+            let mut text = format!("project: {name}\nenvironment:\n  workdir: .\njobs:\n");
+            for n in (p..jobs).step_by(projects) {
+                text.push_str(&format!(
+                    "  j-{n:04}:\n    command: [\"true\"]\n    schedule: \"{second} * * * * *\"\n"
+                ));
+            }
+            (name, text)
+        })
+        .collect()
 }
 
 pub async fn measure(
     sandbox: &Sandbox,
     coco: &std::path::Path,
     jobs: usize,
+    projects: usize,
     instant: DateTime<Utc>,
 ) -> anyhow::Result<Burst> {
     fired_at().lock().expect("not poisoned").clear();
@@ -141,7 +151,7 @@ pub async fn measure(
             .runs()
             .await?
             .into_iter()
-            .filter(|run| run.job.starts_with("burst."))
+            .filter(|run| run.job.starts_with("burst-"))
             .collect();
         if runs.len() >= jobs && runs.iter().all(|run| run.started.is_some()) {
             break runs;
@@ -175,6 +185,7 @@ pub async fn measure(
     let p50 = |all: &[Duration]| all[all.len() / 2];
     let burst = Burst {
         jobs,
+        projects,
         enqueued_p50: p50(&enqueued),
         enqueued_last: *enqueued.last().context("no run")?,
         started_p50: p50(&started),

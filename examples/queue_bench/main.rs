@@ -107,6 +107,9 @@ struct Options {
     /// Fire burst: jobs scheduled at the same instant (the worker gets a slot for each).
     #[arg(long, default_value_t = 1000)]
     burst_jobs: usize,
+    /// Fire burst: projects the jobs are spread over (at most 1,000 jobs each).
+    #[arg(long, default_value_t = 1)]
+    burst_projects: usize,
     /// Fire burst on FerretDB.
     #[arg(long, default_value_t = 100)]
     mongo_burst_jobs: usize,
@@ -244,7 +247,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
     let sizes = options.sizes(&backend);
     let jobs = Jobs {
         nap_secs: options.nap_secs,
-        extra: String::new(),
+        extra: Vec::new(),
     };
     let sandbox = |name: &'static str| Sandbox::new(coco, &backend, name, &jobs);
     let mut results = Results {
@@ -323,11 +326,11 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
         let (second, instant) = burst::instant_ahead();
         let jobs = Jobs {
             nap_secs: options.nap_secs,
-            extra: burst::manifest(sizes.burst_jobs, second),
+            extra: burst::manifests(sizes.burst_jobs, options.burst_projects, second),
         };
         let result = async {
             let sandbox = Sandbox::new(coco, &backend, "burst", &jobs).await?;
-            let result = burst::measure(&sandbox, coco, sizes.burst_jobs, instant).await;
+            let result = burst::measure(&sandbox, coco, sizes.burst_jobs, options.burst_projects, instant).await;
             sandbox.close().await;
             result
         };

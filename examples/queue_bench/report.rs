@@ -110,13 +110,13 @@ fn burst(out: &mut String, all: &[Results]) {
         "Fire burst: N jobs scheduled at one instant (`S * * * * *`), fired by the scheduler, \
          one `coco worker --slots N`; times after the instant from the runs' `created` and \
          `started` (goals: all enqueued within 100 ms, the last started within 1 s).\n\n\
-         | store | jobs | enqueued p50 | last enqueued | started p50 | last started |\n|---|---|---|---|---|---|"
+         | store | jobs (projects) | enqueued p50 | last enqueued | started p50 | last started |\n|---|---|---|---|---|---|"
     );
     for r in all {
         let row = match &r.burst {
             Some(Ok(b)) => format!(
-                "{} | {:.1?} | **{:.1?}** | {:.1?} | **{:.1?}**",
-                b.jobs, b.enqueued_p50, b.enqueued_last, b.started_p50, b.started_last
+                "{} ({}) | {:.1?} | **{:.1?}** | {:.1?} | **{:.1?}**",
+                b.jobs, b.projects, b.enqueued_p50, b.enqueued_last, b.started_p50, b.started_last
             ),
             Some(Err(e)) => format!("error: {e} | | | | |"),
             None => continue,

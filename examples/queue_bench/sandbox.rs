@@ -22,11 +22,11 @@ pub use crate::common::Backend;
 use crate::common::{SandboxStore, drop_database, host_command, sandbox_store, signal};
 use tokio::time::Instant;
 
-/// Seconds the `nap` and `nest` jobs of the crash benchmark sleep; another project's
-/// manifest, if not empty (the fire burst's).
+/// Seconds the `nap` and `nest` jobs of the crash benchmark sleep; more projects (the fire
+/// burst's): folder name and manifest.
 pub struct Jobs {
     pub nap_secs: u32,
-    pub extra: String,
+    pub extra: Vec<(String, String)>,
 }
 
 /// The `bench` project: one job per benchmark. `max_parallel` is high so that only the
@@ -91,9 +91,9 @@ impl Sandbox {
         std::fs::create_dir_all(home.join("bench"))?;
         std::fs::create_dir_all(dir.path().join("logs"))?;
         std::fs::write(home.join("bench/coco.yaml"), manifest(jobs))?;
-        if !jobs.extra.is_empty() {
-            std::fs::create_dir_all(home.join("extra"))?;
-            std::fs::write(home.join("extra/coco.yaml"), &jobs.extra)?;
+        for (folder, manifest) in &jobs.extra {
+            std::fs::create_dir_all(home.join(folder))?;
+            std::fs::write(home.join(folder).join("coco.yaml"), manifest)?;
         }
         let state = dir.path().join("state");
         let mut config = format!(
