@@ -330,7 +330,14 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
         };
         let result = async {
             let sandbox = Sandbox::new(coco, &backend, "burst", &jobs).await?;
-            let result = burst::measure(&sandbox, coco, sizes.burst_jobs, options.burst_projects, instant).await;
+            let result = burst::measure(
+                &sandbox,
+                coco,
+                sizes.burst_jobs,
+                options.burst_projects,
+                instant,
+            )
+            .await;
             sandbox.close().await;
             result
         };
