@@ -102,7 +102,7 @@ struct Options {
     #[arg(long, default_value_t = 100_000)]
     backlog_large: usize,
     /// Backlog: waiting runs of another job in the large case on FerretDB.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     mongo_backlog_large: usize,
     /// Fire burst: jobs scheduled at the same instant (the worker gets a slot for each).
     #[arg(long, default_value_t = 1000)]
@@ -110,8 +110,8 @@ struct Options {
     /// Fire burst: projects the jobs are spread over (at most 1,000 jobs each).
     #[arg(long, default_value_t = 1)]
     burst_projects: usize,
-    /// Fire burst on FerretDB.
-    #[arg(long, default_value_t = 100)]
+    /// Fire burst on FerretDB (each of its claims scans the collection: keep it small).
+    #[arg(long, default_value_t = 20)]
     mongo_burst_jobs: usize,
     /// Round trips (FerretDB only): runs whose store commands are counted.
     #[arg(long, default_value_t = 200)]

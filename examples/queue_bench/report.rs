@@ -108,8 +108,9 @@ fn burst(out: &mut String, all: &[Results]) {
     let _ = writeln!(
         out,
         "Fire burst: N jobs scheduled at one instant (`S * * * * *`), fired by the scheduler, \
-         one `coco worker --slots N`; times after the instant from the runs' `created` and \
-         `started` (goals: all enqueued within 100 ms, the last started within 1 s).\n\n\
+         a worker with N slots, both in one process on one store as in `coco daemon`; times after \
+         the instant: the scheduler's `fired` events, the runs' `started` (goals: all enqueued \
+         within 100 ms, the last started within 1 s).\n\n\
          | store | jobs (projects) | enqueued p50 | last enqueued | started p50 | last started |\n|---|---|---|---|---|---|"
     );
     for r in all {
