@@ -17,6 +17,9 @@
 //!
 //! - [`throughput`]: N × `true`, one worker with 2 slots, against `xargs -P2`.
 //! - [`latency`]: idle worker, one enqueue → the job's own start timestamp; p50/p99.
+//! - [`backlog`]: the same with 100 and with 100,000 waiting runs of another job.
+//! - [`burst`]: 1,000 jobs scheduled at one instant, fired by the scheduler.
+//! - [`round_trips`]: on FerretDB, the store commands a worker sends per run.
 //! - [`exactly_once`]: 4 worker processes, 2,000 runs appending their id to one file.
 //! - [`crash`]: SIGKILL a worker with 50 runs in flight; a new worker finishes them all.
 //!
@@ -28,12 +31,15 @@
 //! Progress goes to stderr, the figures (Markdown tables) to stdout. The exit status is 1
 //! when a correctness check (exactly once, crash) fails or any benchmark could not run.
 
+mod backlog;
+mod burst;
 #[path = "../bench_common/mod.rs"]
 mod common;
 mod crash;
 mod exactly_once;
 mod latency;
 mod report;
+mod round_trips;
 mod sandbox;
 mod throughput;
 
@@ -43,9 +49,12 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use common::Stores;
 
+use backlog::Backlog;
+use burst::Burst;
 use crash::Crash;
 use exactly_once::ExactlyOnce;
 use latency::Latency;
+use round_trips::RoundTrips;
 use sandbox::{Backend, Jobs, Sandbox};
 use throughput::Throughput;
 
@@ -86,6 +95,30 @@ struct Options {
     /// Latency: idle time before each enqueue, in milliseconds.
     #[arg(long, default_value_t = 250)]
     latency_gap_ms: u64,
+    /// Backlog: waiting runs of another job in the small case.
+    #[arg(long, default_value_t = 100)]
+    backlog_small: usize,
+    /// Backlog: waiting runs of another job in the large case (embedded store).
+    #[arg(long, default_value_t = 100_000)]
+    backlog_large: usize,
+    /// Backlog: waiting runs of another job in the large case on FerretDB.
+    #[arg(long, default_value_t = 1_000)]
+    mongo_backlog_large: usize,
+    /// Fire burst: jobs scheduled at the same instant (the worker gets a slot for each).
+    #[arg(long, default_value_t = 1000)]
+    burst_jobs: usize,
+    /// Fire burst: projects the jobs are spread over (at most 1,000 jobs each).
+    #[arg(long, default_value_t = 1)]
+    burst_projects: usize,
+    /// Fire burst on FerretDB (each of its claims scans the collection: keep it small).
+    #[arg(long, default_value_t = 20)]
+    mongo_burst_jobs: usize,
+    /// Round trips (FerretDB only): runs whose store commands are counted.
+    #[arg(long, default_value_t = 200)]
+    round_trip_runs: usize,
+    /// Backlog: measured repetitions in each case.
+    #[arg(long, default_value_t = 50)]
+    backlog_reps: usize,
     /// Exactly once: runs (embedded store).
     #[arg(long, default_value_t = 2000)]
     contention_runs: usize,
@@ -114,6 +147,9 @@ struct Options {
 enum Bench {
     Throughput,
     Latency,
+    Backlog,
+    Burst,
+    RoundTrips,
     ExactlyOnce,
     Crash,
 }
@@ -122,6 +158,8 @@ enum Bench {
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
     pub runs: usize,
+    pub backlog_large: usize,
+    pub burst_jobs: usize,
     pub repeat: usize,
     pub contention_runs: usize,
 }
@@ -131,11 +169,15 @@ impl Options {
         match backend {
             Backend::Embedded => Sizes {
                 runs: self.runs,
+                backlog_large: self.backlog_large,
+                burst_jobs: self.burst_jobs,
                 repeat: self.repeat,
                 contention_runs: self.contention_runs,
             },
             Backend::Mongo { .. } => Sizes {
                 runs: self.mongo_runs,
+                backlog_large: self.mongo_backlog_large,
+                burst_jobs: self.mongo_burst_jobs,
                 repeat: self.mongo_repeat,
                 contention_runs: self.mongo_contention_runs,
             },
@@ -151,6 +193,9 @@ pub struct Results {
     pub load: String,
     pub throughput: Option<Result<Vec<Throughput>, String>>,
     pub latency: Option<Result<Latency, String>>,
+    pub backlog: Option<Result<Backlog, String>>,
+    pub burst: Option<Result<Burst, String>>,
+    pub round_trips: Option<Result<RoundTrips, String>>,
     pub exactly_once: Option<Result<ExactlyOnce, String>>,
     pub crash: Option<Result<Crash, String>>,
 }
@@ -159,6 +204,9 @@ impl Results {
     fn passed(&self) -> bool {
         ran(&self.throughput)
             && ran(&self.latency)
+            && ran(&self.backlog)
+            && ran(&self.burst)
+            && ran(&self.round_trips)
             && self
                 .exactly_once
                 .as_ref()
@@ -199,6 +247,7 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
     let sizes = options.sizes(&backend);
     let jobs = Jobs {
         nap_secs: options.nap_secs,
+        extra: Vec::new(),
     };
     let sandbox = |name: &'static str| Sandbox::new(coco, &backend, name, &jobs);
     let mut results = Results {
@@ -207,6 +256,9 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
         load: common::load_average(),
         throughput: None,
         latency: None,
+        backlog: None,
+        burst: None,
+        round_trips: None,
         exactly_once: None,
         crash: None,
     };
@@ -243,6 +295,65 @@ async fn run_store(options: &Options, coco: &Path, backend: Backend) -> Results 
             result
         };
         results.latency = Some(logged(result.await));
+    }
+    if wanted(Bench::Backlog) {
+        let gap = Duration::from_millis(options.latency_gap_ms);
+        let mut each = Vec::new();
+        for backlog in [options.backlog_small, sizes.backlog_large] {
+            eprintln!("-- pick-up latency with {backlog} waiting runs");
+            let result = async {
+                let sandbox = sandbox("backlog").await?;
+                let result = backlog::measure(&sandbox, backlog, options.backlog_reps, gap).await;
+                sandbox.close().await;
+                result
+            };
+            each.push(result.await);
+        }
+        let mut each = each.into_iter();
+        results.backlog = Some(logged(match (each.next(), each.next()) {
+            (Some(Ok(with_small)), Some(Ok(with_large))) => Ok(Backlog {
+                small: options.backlog_small,
+                large: sizes.backlog_large,
+                with_small,
+                with_large,
+            }),
+            (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
+            _ => unreachable!("two measurements"),
+        }));
+    }
+    if wanted(Bench::Burst) {
+        eprintln!("-- fire burst: {} jobs at one instant", sizes.burst_jobs);
+        let (second, instant) = burst::instant_ahead();
+        let jobs = Jobs {
+            nap_secs: options.nap_secs,
+            extra: burst::manifests(sizes.burst_jobs, options.burst_projects, second),
+        };
+        let result = async {
+            let sandbox = Sandbox::new(coco, &backend, "burst", &jobs).await?;
+            let result = burst::measure(
+                &sandbox,
+                coco,
+                sizes.burst_jobs,
+                options.burst_projects,
+                instant,
+            )
+            .await;
+            sandbox.close().await;
+            result
+        };
+        results.burst = Some(logged(result.await));
+    }
+    if let Backend::Mongo { url } = &backend
+        && wanted(Bench::RoundTrips)
+    {
+        eprintln!("-- store round trips per run");
+        let result = async {
+            let sandbox = sandbox("round-trips").await?;
+            let result = round_trips::measure(&sandbox, url, options.round_trip_runs).await;
+            sandbox.close().await;
+            result
+        };
+        results.round_trips = Some(logged(result.await));
     }
     if wanted(Bench::ExactlyOnce) {
         eprintln!("-- exactly once");

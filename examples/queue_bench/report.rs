@@ -15,6 +15,9 @@ pub fn markdown(options: &Options, coco: &Path, all: &[Results]) -> String {
     );
     throughput(&mut out, options, all);
     latency(&mut out, options, all);
+    backlog(&mut out, all);
+    burst(&mut out, all);
+    round_trips(&mut out, all);
     exactly_once(&mut out, options, all);
     crash(&mut out, options, all);
     out
@@ -59,6 +62,92 @@ fn throughput(out: &mut String, options: &Options, all: &[Results]) {
                 )
             }
             Some(Err(e)) => format!("{} | error: {e} | | | | | | |", r.sizes.runs),
+            None => continue,
+        };
+        let _ = writeln!(out, "| {} | {row} |", r.backend.label());
+    }
+    out.push('\n');
+}
+
+fn backlog(out: &mut String, all: &[Results]) {
+    if all.iter().all(|r| r.backlog.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Claim cost as the queue grows: the pick-up latency above with N pending runs of another \
+         job waiting (`not_before` a day ahead), small then large N, each in a fresh sandbox \
+         (goal: p50 large ≤ 2 × p50 small).\n\n\
+         | store | waiting (small / large) | p50 small | p50 large | large / small | p99 small | p99 large |\n|---|---|---|---|---|---|---|"
+    );
+    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+    for r in all {
+        let row = match &r.backlog {
+            Some(Ok(b)) => format!(
+                "{} / {} | {} | {} | **{:.2}** | {} | {}",
+                b.small,
+                b.large,
+                ms(b.with_small.p(0.5)),
+                ms(b.with_large.p(0.5)),
+                b.growth(),
+                ms(b.with_small.p(0.99)),
+                ms(b.with_large.p(0.99))
+            ),
+            Some(Err(e)) => format!("error: {e} | | | | | |"),
+            None => continue,
+        };
+        let _ = writeln!(out, "| {} | {row} |", r.backend.label());
+    }
+    out.push('\n');
+}
+
+fn burst(out: &mut String, all: &[Results]) {
+    if all.iter().all(|r| r.burst.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Fire burst: N jobs scheduled at one instant (`S * * * * *`), fired by the scheduler, \
+         a worker with N slots, both in one process on one store as in `coco daemon`; times after \
+         the instant: the scheduler's `fired` events, the runs' `started` (goals: all enqueued \
+         within 100 ms, the last started within 1 s).\n\n\
+         | store | jobs (projects) | enqueued p50 | last enqueued | started p50 | last started |\n|---|---|---|---|---|---|"
+    );
+    for r in all {
+        let row = match &r.burst {
+            Some(Ok(b)) => format!(
+                "{} ({}) | {:.1?} | **{:.1?}** | {:.1?} | **{:.1?}**",
+                b.jobs, b.projects, b.enqueued_p50, b.enqueued_last, b.started_p50, b.started_last
+            ),
+            Some(Err(e)) => format!("error: {e} | | | | |"),
+            None => continue,
+        };
+        let _ = writeln!(out, "| {} | {row} |", r.backend.label());
+    }
+    out.push('\n');
+}
+
+fn round_trips(out: &mut String, all: &[Results]) {
+    if all.iter().all(|r| r.round_trips.is_none()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Store round trips: the commands one `coco worker --slots 2` sent for N `true` runs, \
+         counted by a proxy between it and the server (the driver's monitoring apart).\n\n\
+         | store | runs | commands per run | by command |\n|---|---|---|---|"
+    );
+    for r in all {
+        let row = match &r.round_trips {
+            Some(Ok(t)) => {
+                let by: Vec<String> = t
+                    .commands
+                    .iter()
+                    .map(|(name, count)| format!("{name} {count}"))
+                    .collect();
+                format!("{} | **{:.1}** | {}", t.runs, t.per_run(), by.join(", "))
+            }
+            Some(Err(e)) => format!("error: {e} | | |"),
             None => continue,
         };
         let _ = writeln!(out, "| {} | {row} |", r.backend.label());

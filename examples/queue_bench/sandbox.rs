@@ -23,9 +23,11 @@ pub use crate::common::Backend;
 use crate::common::{SandboxStore, drop_database, host_command, sandbox_store, signal};
 use tokio::time::Instant;
 
-/// Seconds the `nap` and `nest` jobs of the crash benchmark sleep.
+/// Seconds the `nap` and `nest` jobs of the crash benchmark sleep; more projects (the fire
+/// burst's): folder name and manifest.
 pub struct Jobs {
     pub nap_secs: u32,
+    pub extra: Vec<(String, String)>,
 }
 
 /// The `bench` project: one job per benchmark. `max_parallel` is high so that only the
@@ -43,6 +45,9 @@ jobs:
     max_parallel: 1000
   stamp:
     command: [date, "+%s%N"]
+    max_parallel: 1000
+  later:
+    command: ["true"]
     max_parallel: 1000
   append:
     command: [sh, -c, "echo $COCO_RUN_ID >> ran.txt"]
@@ -87,6 +92,10 @@ impl Sandbox {
         std::fs::create_dir_all(home.join("bench"))?;
         std::fs::create_dir_all(dir.path().join("logs"))?;
         std::fs::write(home.join("bench/coco.yaml"), manifest(jobs))?;
+        for (folder, manifest) in &jobs.extra {
+            std::fs::create_dir_all(home.join(folder))?;
+            std::fs::write(home.join(folder).join("coco.yaml"), manifest)?;
+        }
         let state = dir.path().join("state");
         let mut config = format!(
             "logging:\n  stderr: WARNING\nfolder:\n  home: {}\n  state: {}\n",

@@ -8,13 +8,13 @@
 //! and the worker falls back to the subreaper ([`super::contain`]). No controller is enabled:
 //! the cgroups only hold processes.
 //!
-//! A child enters its unit between fork and exec (it writes `0` to the unit's
-//! `cgroup.procs`: [`Unit::procs_file`]), so everything it ever starts is born inside and can
-//! leave only by writing its pid to another cgroup's `cgroup.procs` (what the worker's user
-//! may write: root, or the owner of a delegated subtree; the `COCO_GUARD` sweep is the backstop
-//! then). Moving it after `posix_spawn` instead would spare the worker a full fork per run,
-//! but a job forks (and its child detaches) before the parent gets to the move: the
-//! containment would have a hole exactly where it matters. Killing a unit or a worker folder
+//! A child is born in its unit (`clone3` with `CLONE_INTO_CGROUP`, or, where that is refused,
+//! it writes `0` to the unit's `cgroup.procs` before its exec: [`super::vfork`]), so
+//! everything it ever starts is born inside and can leave only by writing its pid to another
+//! cgroup's `cgroup.procs` (what the worker's user may write: root, or the owner of a
+//! delegated subtree; the `COCO_GUARD` sweep is the backstop then). Moving it after
+//! `posix_spawn` instead would leave a hole: a job forks (and its child detaches) before the
+//! parent gets to the move. Killing a unit or a worker folder
 //! writes `1` to `cgroup.kill`: SIGKILL to every
 //! process of the subtree at once, however it detached (`setsid`, double fork, cleared
 //! environment). A unit is removed when it is empty; the process guard kills and removes the
@@ -22,6 +22,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Prefix of a worker's folder.
@@ -124,9 +125,17 @@ impl WorkerGroup {
     /// a sweep have taken it for a dead worker's).
     pub fn unit(&self, name: &str) -> io::Result<Unit> {
         let dir = self.dir.join(unit_name(name));
-        std::fs::create_dir_all(&self.dir)?;
-        std::fs::create_dir(&dir)?;
-        Ok(Unit { dir })
+        match std::fs::create_dir(&dir) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.dir)?;
+                std::fs::create_dir(&dir)?;
+            }
+            other => other?,
+        }
+        Ok(Unit {
+            dir,
+            removed: AtomicBool::new(false),
+        })
     }
 }
 
@@ -147,19 +156,13 @@ fn unit_name(name: &str) -> String {
 #[derive(Debug)]
 pub struct Unit {
     dir: PathBuf,
+    /// Removed by [`Unit::remove_if_empty`]: nothing to read or remove any more.
+    removed: AtomicBool,
 }
 
 impl Unit {
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The unit's `cgroup.procs`, as the C string a pre-exec hook opens (writing `0` there
-    /// moves the writer in).
-    pub fn procs_file(&self) -> io::Result<std::ffi::CString> {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::CString::new(self.dir.join("cgroup.procs").as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a cgroup path"))
     }
 
     /// Send `signal` to every process in the unit (SIGKILL through `cgroup.kill`) but those
@@ -186,14 +189,36 @@ impl Unit {
 
     /// Whether a live process is left in the unit (zombies are not).
     pub fn populated(&self) -> bool {
-        populated(&self.dir)
+        !self.removed.load(Ordering::Relaxed) && populated(&self.dir)
     }
 
     /// Remove the (empty) unit; a failure is logged.
     pub fn remove(&self) {
-        if let Err(error) = remove_tree(&self.dir) {
-            tracing::debug!(cgroup = %self.dir.display(), "cannot remove the run's cgroup: {error}");
+        match remove_tree(&self.dir) {
+            Ok(()) => self.removed.store(true, Ordering::Relaxed),
+            Err(error) => {
+                tracing::debug!(cgroup = %self.dir.display(), "cannot remove the run's cgroup: {error}");
+            }
         }
+    }
+
+    /// Remove the unit if no live process is left in it (the kernel refuses to remove one
+    /// that holds any: that is the check; a unit with cgroups made inside is looked at
+    /// closer); whether it is gone.
+    pub fn remove_if_empty(&self) -> bool {
+        if self.removed.load(Ordering::Relaxed) {
+            return true;
+        }
+        match std::fs::remove_dir(&self.dir) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                if populated(&self.dir) {
+                    return false;
+                }
+                self.remove();
+            }
+            _ => self.removed.store(true, Ordering::Relaxed),
+        }
+        self.removed.load(Ordering::Relaxed)
     }
 }
 

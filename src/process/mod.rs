@@ -10,9 +10,10 @@
 //! ([`Leash`]): under a process [`guard`] (spawned with `posix_spawn`, the fast path
 //! a worker takes) or, without one, with `PR_SET_PDEATHSIG = SIGKILL` (Linux; needs a full
 //! fork). A worker's children are also [`Contained`]: their whole tree is held by a cgroup
-//! ([`cgroup`]; the child enters it between fork and exec, so this too costs a full fork) or
-//! by a `coco __contain` subreaper ([`reaper`], spawned with `posix_spawn`), as
-//! [`contain`] chose for the worker.
+//! ([`cgroup`]; the child is born in it by [`vfork`]'s `clone3(CLONE_INTO_CGROUP)` with
+//! `posix_spawn`'s vfork semantics, no fork of the worker, and waited for through its pidfd)
+//! or by a `coco __contain` subreaper ([`reaper`], spawned with `posix_spawn`), as
+//! [`contain`] chose for the worker. [`leader`] holds either kind of leader and its pipes.
 //!
 //! Theory of operation: the [`Child`] handle owns the leader process; signals go to the whole
 //! tree ([`Child::signal_group`]): the group (so `sh -c 'a & b'` is reached), and every member
@@ -25,9 +26,9 @@
 //! what is left of the tree, drain the output.
 //!
 //! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
-//! from async code (a runtime worker thread), never from `spawn_blocking`; std uses
-//! `posix_spawn` only because the program is resolved to a path here and a guarded spawn
-//! has no pre-exec code. Dropping a [`Child`] whose leader has not been reaped SIGKILLs its
+//! from async code (a runtime worker thread), never from `spawn_blocking`; outside the cgroup
+//! path std uses `posix_spawn` only because the program is resolved to a path here and a
+//! guarded spawn has no pre-exec code. Dropping a [`Child`] whose leader has not been reaped SIGKILLs its
 //! tree; once the leader is reaped, only [`Child::terminate_group`] (which [`run_to_end`]
 //! calls) cleans up stray members.
 //! Under the death signal alone, what a job started outlives a SIGKILLed worker until the run
@@ -37,10 +38,12 @@ pub mod capture;
 pub mod cgroup;
 pub mod contain;
 pub mod guard;
+mod leader;
 pub mod output;
 pub mod procfs;
 pub mod reaper;
 pub mod sweep;
+mod vfork;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -55,7 +58,6 @@ use std::pin::pin;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -383,6 +385,46 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         }) => Some(exe.as_path()),
         _ => None,
     };
+    // The subreaper itself notices the worker's end (its stdin, the link, closes); a death
+    // signal would kill it before it could end the tree. It still carries the guard's marker:
+    // should the subreaper itself be killed, the guard (which ends a carrier's descendants
+    // first) still ends its tree with the worker.
+    let env = child_env(spec, std::env::vars_os(), &path);
+    let death_signal = subreaper.is_none() && spec.leash == Leash::DeathSignal;
+    // The cgroup exists before the child does, so a failure to make it starts nothing.
+    if let Some(Contained {
+        containment: Containment::Cgroup(group),
+        unit,
+    }) = &spec.contain
+    {
+        let unit = group.unit(unit).map_err(contain_error)?;
+        let born = || -> io::Result<_> {
+            let argv = spec.program_and_args.iter().map(|arg| arg.as_ref());
+            let plan = vfork::Plan::new(&resolved, argv, &env, &cwd, unit.dir(), death_signal)?;
+            let started = vfork::spawn(&plan)?;
+            Ok((
+                leader::Leader::Born(vfork::Born::new(started.pid, started.pidfd)?),
+                started.pid,
+                leader::Pipe::from_fd(started.stdout)?,
+                leader::Pipe::from_fd(started.stderr)?,
+            ))
+        };
+        return match born() {
+            Ok((leader, pid, stdout, stderr)) => Ok(Child::started(
+                leader,
+                pid,
+                program,
+                Some(stdout),
+                Some(stderr),
+                Tree::Cgroup(unit),
+                &cwd,
+            )),
+            Err(source) => {
+                unit.remove();
+                Err(spawn_error(source))
+            }
+        };
+    }
     let mut command = match subreaper {
         // The subreaper starts the program (see `reaper`); its argv: the resolved program,
         // `argv[0]`, the arguments.
@@ -400,91 +442,69 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
             command
         }
     };
-    if spec.inherit == Inherit::Base {
-        command
-            .env_clear()
-            .envs(std::env::vars_os().filter(|(key, _)| is_base_env(key)));
-    }
     command
+        .env_clear()
+        .envs(&env)
         .current_dir(&cwd)
-        .envs(&spec.env)
-        .env("PATH", &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     let mut link = None;
     if subreaper.is_some() {
-        // The subreaper itself notices the worker's end (its stdin, the link, closes); a
-        // death signal would kill it before it could end the tree. It still carries the
-        // guard's marker: should the subreaper itself be killed, the guard (which ends a
-        // carrier's descendants first) still ends its tree with the worker.
         let (ours, theirs) = reaper::Link::pair().map_err(contain_error)?;
         command.stdin(Stdio::from(theirs));
         link = Some(ours);
-        if let Leash::Guard(marker) = &spec.leash {
-            command.env(guard::ENV, marker);
-        }
     } else {
         command.stdin(Stdio::null());
-        match &spec.leash {
-            Leash::Guard(marker) => {
-                command.env(guard::ENV, marker);
-            }
-            #[cfg(target_os = "linux")]
-            Leash::DeathSignal => set_death_signal(&mut command),
-            #[cfg(not(target_os = "linux"))]
-            Leash::DeathSignal => {}
+        #[cfg(target_os = "linux")]
+        if death_signal {
+            set_death_signal(&mut command);
         }
     }
-    // The cgroup exists before the child does, so a failure to make it starts nothing.
-    let unit = match &spec.contain {
-        Some(Contained {
-            containment: Containment::Cgroup(group),
-            unit,
-        }) => {
-            let unit = group.unit(unit).map_err(contain_error)?;
-            match unit.procs_file() {
-                Ok(procs) => enter_cgroup(&mut command, procs),
-                Err(error) => {
-                    unit.remove();
-                    return Err(contain_error(error));
-                }
-            }
-            Some(unit)
-        }
-        _ => None,
-    };
-    let mut inner = match command.spawn() {
-        Ok(inner) => inner,
-        Err(source) => {
-            if let Some(unit) = &unit {
-                unit.remove();
-            }
-            return Err(spawn_error(source));
-        }
-    };
+    let mut inner = command.spawn().map_err(spawn_error)?;
     let pid = inner
         .id()
         .filter(|&pid| pid > 1 && pid <= i32::MAX as u32)
         .expect("a freshly spawned child has a pid");
-    let tree = match (unit, link) {
-        (Some(unit), _) => Tree::Cgroup(unit),
-        (None, Some(link)) => Tree::Reaper(link),
-        (None, None) => Tree::Group,
+    let tree = match link {
+        Some(link) => Tree::Reaper(link),
+        None => Tree::Group,
     };
-    tracing::debug!(pid, program = %program, cwd = %cwd.display(), tree = tree.name(), "spawned");
-    Ok(Child {
-        stdout: inner.stdout.take(),
-        stderr: inner.stderr.take(),
-        inner,
+    let (stdout, stderr) = (inner.stdout.take(), inner.stderr.take());
+    Ok(Child::started(
+        leader::Leader::Command(inner),
         pid,
         program,
-        exit: None,
+        stdout.map(leader::Pipe::Stdout),
+        stderr.map(leader::Pipe::Stderr),
         tree,
-    })
+        &cwd,
+    ))
 }
 
-/// The only `Command::new` in coco.
+/// The child's whole environment (pure but for `vars`, coco's own): under [`Inherit::Base`]
+/// only [`is_base_env`] variables of `vars` (all of them under [`Inherit::All`]), then the
+/// spec's, then `path` as `PATH`, then the guard's marker for a [`Leash::Guard`].
+fn child_env(
+    spec: &Spec,
+    vars: impl Iterator<Item = (OsString, OsString)>,
+    path: &OsString,
+) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = vars
+        .filter(|(key, _)| spec.inherit == Inherit::All || is_base_env(key))
+        .collect();
+    env.extend(
+        spec.env
+            .iter()
+            .map(|(key, value)| (OsString::from(key), OsString::from(value))),
+    );
+    env.insert("PATH".into(), path.clone());
+    if let Leash::Guard(marker) = &spec.leash {
+        env.insert(guard::ENV.into(), marker.into());
+    }
+    env
+}
+
 /// Make the child SIGKILLed when the spawning thread dies (the pre-exec code this needs makes
 /// std fork instead of using `posix_spawn`).
 #[cfg(target_os = "linux")]
@@ -506,28 +526,7 @@ fn set_death_signal(command: &mut tokio::process::Command) {
     }
 }
 
-/// Make the child enter a cgroup before it runs anything (`procs`: the cgroup's
-/// `cgroup.procs`; see [`cgroup`]). Like the death signal, this makes std fork.
-fn enter_cgroup(command: &mut tokio::process::Command, procs: std::ffi::CString) {
-    // SAFETY: the closure only makes async-signal-safe calls (open, write, close) on a path
-    // built before the fork, and builds an io::Error from an errno, which does not allocate.
-    unsafe {
-        command.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-            let error = io::Error::last_os_error();
-            libc::close(fd);
-            if written != 1 {
-                return Err(error);
-            }
-            Ok(())
-        });
-    }
-}
-
+/// The only `Command::new` in coco.
 #[allow(clippy::disallowed_methods)]
 fn command(program: &Path) -> tokio::process::Command {
     tokio::process::Command::new(program)
@@ -596,11 +595,11 @@ fn is_executable_file(path: &Path) -> bool {
 #[derive(Debug)]
 pub struct Child {
     /// The leader (under a subreaper: the subreaper).
-    inner: tokio::process::Child,
+    inner: leader::Leader,
     pid: u32,
     program: String,
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
+    stdout: Option<leader::Pipe>,
+    stderr: Option<leader::Pipe>,
     exit: Option<Exit>,
     tree: Tree,
 }
@@ -627,6 +626,27 @@ impl Tree {
 }
 
 impl Child {
+    fn started(
+        inner: leader::Leader,
+        pid: u32,
+        program: String,
+        stdout: Option<leader::Pipe>,
+        stderr: Option<leader::Pipe>,
+        tree: Tree,
+        cwd: &Path,
+    ) -> Child {
+        tracing::debug!(pid, program = %program, cwd = %cwd.display(), tree = tree.name(), "spawned");
+        Child {
+            inner,
+            pid,
+            program,
+            stdout,
+            stderr,
+            exit: None,
+            tree,
+        }
+    }
+
     /// The leader's pid, which is also the process group id (under a subreaper, the
     /// subreaper's: the job is in its group).
     pub fn pid(&self) -> u32 {
@@ -709,10 +729,8 @@ impl Child {
 
     /// Remove what held the tree once nothing of it is left (a cgroup is a folder).
     fn release(&mut self) {
-        if let Tree::Cgroup(unit) = &self.tree
-            && !unit.populated()
-        {
-            unit.remove();
+        if let Tree::Cgroup(unit) = &self.tree {
+            unit.remove_if_empty();
         }
     }
 
@@ -985,6 +1003,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+
     use super::*;
 
     fn spec_with(env: &[(&str, &str)], prepend: &[&str]) -> Spec {
@@ -1025,6 +1045,46 @@ mod tests {
         ] {
             assert!(!is_base_env(key.as_ref()), "{key}");
         }
+    }
+
+    #[test]
+    fn the_child_env_is_the_base_then_the_spec_then_path_and_guard() {
+        let vars = || {
+            [("HOME", "/root"), ("COCO_CONFIG", "x"), ("LC_ALL", "C")]
+                .map(|(key, value)| (OsString::from(key), OsString::from(value)))
+                .into_iter()
+        };
+        let mut spec = spec_with(
+            &[("A", "1"), ("HOME", "/home/a"), ("COCO_GUARD", "no")],
+            &[],
+        );
+        spec.leash = Leash::Guard("m".into());
+        let env = child_env(&spec, vars(), &OsString::from("/p"));
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(key, value)| (key.to_str().unwrap(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("A", "1"),
+                ("COCO_GUARD", "m"),
+                ("HOME", "/home/a"),
+                ("LC_ALL", "C"),
+                ("PATH", "/p")
+            ]
+        );
+        spec.inherit = Inherit::All;
+        spec.leash = Leash::DeathSignal;
+        let env = child_env(&spec, vars(), &OsString::from("/p"));
+        assert_eq!(
+            env.get(OsStr::new("COCO_CONFIG")),
+            Some(&OsString::from("x"))
+        );
+        assert_eq!(
+            env.get(OsStr::new("COCO_GUARD")),
+            Some(&OsString::from("no"))
+        );
     }
 
     #[test]

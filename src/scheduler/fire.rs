@@ -4,7 +4,9 @@
 //! [`Scheduler::reload`] is notified — the daemon does after each apply — and, to see what
 //! other processes applied, every `reload_every` when the jobs' marker moved, else every
 //! [`FULL_RELOAD_EVERY`]) and sleeps until the earliest
-//! `next_fire`. Then, per job, [`super::due::due`] says what to fire; each instant is first
+//! `next_fire`. Then, per job (up to [`FIRE_AT_ONCE`] jobs at once, each one's instants in
+//! order; the workers woken a few times per pass, not once per run: [`Waker`]),
+//! [`super::due::due`] says what to fire; each instant is first
 //! recorded under its unique `(job, instant)` key ([`Fires::record_fire`]) and only the process
 //! that recorded it enqueues, so several schedulers on one store never double a fire. The
 //! run's dedupe decides `concurrency`: `forbid` skips the fire (logged) while a run of the
@@ -21,7 +23,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,6 +39,13 @@ use crate::schedule::Schedule;
 use crate::store::{
     Cancelled, Enqueued, Fire, FireOutcome, JobRecord, Skipped, Store, StoreResult,
 };
+
+/// Jobs fired at once (each its own store round trips), so a burst of fires at one instant
+/// is not one round trip after the other.
+const FIRE_AT_ONCE: usize = 16;
+
+/// Wake-ups after enqueues are at least this far apart during a pass (see [`Waker`]).
+const WAKE_EVERY: Duration = Duration::from_millis(2);
 
 /// The jobs are listed in full at least this often, even when their marker
 /// ([`Catalog::jobs_marker`]) did not move.
@@ -79,6 +89,17 @@ pub struct FireCounts {
     pub recovered: usize,
 }
 
+impl FireCounts {
+    fn add(&mut self, other: &FireCounts) {
+        self.enqueued += other.enqueued;
+        self.lost += other.lost;
+        self.forbidden += other.forbidden;
+        self.replaced += other.replaced;
+        self.missed += other.missed;
+        self.recovered += other.recovered;
+    }
+}
+
 impl std::fmt::Display for FireCounts {
     /// `2 enqueued, 0 lost to another scheduler, …`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,6 +136,7 @@ struct Entry {
 pub struct Scheduler {
     store: Arc<dyn Store>,
     settings: SchedulerSettings,
+    waker: Arc<Waker>,
     reload: Arc<Notify>,
     jobs: BTreeMap<String, Entry>,
     counts: FireCounts,
@@ -124,6 +146,7 @@ impl Scheduler {
     pub fn new(store: Arc<dyn Store>, settings: SchedulerSettings) -> Scheduler {
         Scheduler {
             store,
+            waker: Arc::new(Waker::new(settings.state_dir.clone())),
             settings,
             reload: Arc::new(Notify::new()),
             jobs: BTreeMap::new(),
@@ -169,18 +192,7 @@ impl Scheduler {
                 }
                 reload_at = tokio::time::Instant::now() + self.settings.reload_every;
             }
-            let now = Utc::now();
-            let due_ids: Vec<String> = self
-                .jobs
-                .iter()
-                .filter(|(_, entry)| entry.next.is_some_and(|next| next <= now))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in due_ids {
-                if let Err(error) = self.fire_job(&id, now).await {
-                    tracing::warn!(job = %id, "cannot fire: {error}");
-                }
-            }
+            self.fire_due(Utc::now()).await;
             let wake_at = self
                 .jobs
                 .values()
@@ -222,53 +234,46 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Fire what is due of job `id` at `now` and write its fire times back.
-    async fn fire_job(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let Some(entry) = self.jobs.get(id).cloned() else {
-            return Ok(());
-        };
-        let Some(from) = entry.next else {
-            return Ok(());
-        };
-        let Due {
-            fire,
-            skipped,
-            capped,
-            next,
-        } = due(&entry.schedule, entry.tz, from, now, entry.job.catchup);
-        if skipped > 0 {
-            self.counts.missed += skipped;
-            tracing::info!(
-                job = %id,
-                catchup = catchup_name(entry.job.catchup),
-                "{skipped} missed fire(s) skipped"
-            );
-        }
-        if capped {
-            tracing::warn!(
-                job = %id,
-                "catchup: all fires only the latest {} missed instants",
-                super::due::CATCHUP_LIMIT
-            );
-        }
-        let mut last_fire = entry.record.last_fire;
-        for instant in fire {
-            if !self.store.record_fire(id, instant).await? {
-                self.counts.lost += 1;
-                continue;
+    /// Fire what is due at `now`: up to [`FIRE_AT_ONCE`] jobs at a time (each job's instants
+    /// in order), then one wake-up for what was enqueued since the last.
+    async fn fire_due(&mut self, now: DateTime<Utc>) {
+        let mut due = self
+            .jobs
+            .values()
+            .filter(|entry| entry.next.is_some_and(|next| next <= now))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut firing = tokio::task::JoinSet::new();
+        loop {
+            while firing.len() < FIRE_AT_ONCE
+                && let Some(entry) = due.next()
+            {
+                let (store, waker) = (Arc::clone(&self.store), Arc::clone(&self.waker));
+                firing.spawn(fire_job(store, waker, entry, now));
             }
-            last_fire = Some(instant);
-            let outcome = self.enqueue(&entry, instant, now).await?;
-            self.store.settle_fire(id, instant, &outcome).await?;
+            let Some(joined) = firing.join_next().await else {
+                break;
+            };
+            let fired = match joined {
+                Ok(fired) => fired,
+                Err(error) => {
+                    tracing::warn!("a fire task failed: {error}");
+                    continue;
+                }
+            };
+            self.counts.add(&fired.counts);
+            if let Some((next, last_fire)) = fired.reached
+                && let Some(held) = self.jobs.get_mut(&fired.id)
+            {
+                held.next = next;
+                held.record.last_fire = last_fire;
+            }
+            if let Err(error) = fired.result {
+                tracing::warn!(job = %fired.id, "cannot fire: {error}");
+            }
         }
-        if let Some(held) = self.jobs.get_mut(id) {
-            held.next = next;
-            held.record.last_fire = last_fire;
-        }
-        self.store
-            .set_fire_times(id, &entry.record.hash, last_fire, next)
-            .await?;
-        Ok(())
+        self.waker.flush();
     }
 
     /// Take over the fires other schedulers recorded and never settled, and handle them.
@@ -309,74 +314,206 @@ impl Scheduler {
             self.counts.missed += 1;
             return Ok(FireOutcome::Skipped(Skipped::Missed));
         }
-        self.enqueue(&entry, fire.instant, now).await
+        enqueue(
+            self.store.as_ref(),
+            &self.waker,
+            &mut self.counts,
+            &entry,
+            fire.instant,
+            now,
+        )
+        .await
     }
+}
 
-    /// Enqueue the run of `entry` fired for `instant`, as its `concurrency` says; what
-    /// became of the fire.
-    async fn enqueue(
-        &mut self,
-        entry: &Entry,
-        instant: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<FireOutcome> {
-        let id = &entry.record.id;
-        let args = serde_json::to_value(&entry.job.args).unwrap_or_default();
-        let mut run = new_run(
-            &entry.job,
-            NewRun {
-                scheduled_for: Some(instant),
-                ..NewRun::new(id, &entry.record.project, args, now)
-            },
+/// A job's next fire and last fire.
+type Reached = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// What firing one job did ([`fire_job`]).
+struct Fired {
+    id: String,
+    counts: FireCounts,
+    /// Its new next fire and last fire, once every due instant was handled.
+    reached: Option<Reached>,
+    result: StoreResult<()>,
+}
+
+/// Fire what is due of job `entry` at `now` and write its fire times back.
+async fn fire_job(
+    store: Arc<dyn Store>,
+    waker: Arc<Waker>,
+    entry: Entry,
+    now: DateTime<Utc>,
+) -> Fired {
+    let mut fired = Fired {
+        id: entry.record.id.clone(),
+        counts: FireCounts::default(),
+        reached: None,
+        result: Ok(()),
+    };
+    fired.result = fire_instants(store.as_ref(), &waker, &entry, now, &mut fired).await;
+    fired
+}
+
+async fn fire_instants(
+    store: &dyn Store,
+    waker: &Waker,
+    entry: &Entry,
+    now: DateTime<Utc>,
+    fired: &mut Fired,
+) -> StoreResult<()> {
+    let id = &entry.record.id;
+    let Some(from) = entry.next else {
+        return Ok(());
+    };
+    let Due {
+        fire,
+        skipped,
+        capped,
+        next,
+    } = due(&entry.schedule, entry.tz, from, now, entry.job.catchup);
+    if skipped > 0 {
+        fired.counts.missed += skipped;
+        tracing::info!(
+            job = %id,
+            catchup = catchup_name(entry.job.catchup),
+            "{skipped} missed fire(s) skipped"
         );
-        run.id = queue::scheduled_run_id(id, instant);
-        let active = match self.store.enqueue(&run).await? {
-            Enqueued::Queued(run_id) => {
-                self.enqueued(id, &run_id, instant);
-                return Ok(FireOutcome::Enqueued { run: run_id });
-            }
-            Enqueued::Duplicate(active) if active == run.id => {
-                return Ok(FireOutcome::Enqueued { run: active });
-            }
-            Enqueued::Duplicate(active) => active,
-        };
-        if entry.job.concurrency != Concurrency::Replace {
-            self.counts.forbidden += 1;
-            tracing::info!(job = %id, %instant, run = %active, "fire skipped: the run is still active (concurrency: forbid)");
-            return Ok(FireOutcome::Skipped(Skipped::StillActive { run: active }));
+    }
+    if capped {
+        tracing::warn!(
+            job = %id,
+            "catchup: all fires only the latest {} missed instants",
+            super::due::CATCHUP_LIMIT
+        );
+    }
+    let mut last_fire = entry.record.last_fire;
+    for instant in fire {
+        if !store.record_fire(id, instant).await? {
+            fired.counts.lost += 1;
+            continue;
         }
-        match self.store.cancel_run(&active, Cancel::Kill, now).await? {
-            Cancelled::Done(_) => {
-                self.counts.replaced += 1;
-                tracing::info!(job = %id, run = %active, "killed for the next fire (concurrency: replace)");
-                if let Some(state_dir) = &self.settings.state_dir {
-                    queue::wake_control(state_dir);
-                }
-            }
-            Cancelled::Refused(_) | Cancelled::Missing => {}
+        last_fire = Some(instant);
+        let outcome = enqueue(store, waker, &mut fired.counts, entry, instant, now).await?;
+        store.settle_fire(id, instant, &outcome).await?;
+    }
+    fired.reached = Some((next, last_fire));
+    store
+        .set_fire_times(id, &entry.record.hash, last_fire, next)
+        .await?;
+    Ok(())
+}
+
+/// Enqueue the run of `entry` fired for `instant`, as its `concurrency` says; what became of
+/// the fire.
+async fn enqueue(
+    store: &dyn Store,
+    waker: &Waker,
+    counts: &mut FireCounts,
+    entry: &Entry,
+    instant: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<FireOutcome> {
+    let id = &entry.record.id;
+    let args = serde_json::to_value(&entry.job.args).unwrap_or_default();
+    let mut run = new_run(
+        &entry.job,
+        NewRun {
+            scheduled_for: Some(instant),
+            ..NewRun::new(id, &entry.record.project, args, now)
+        },
+    );
+    run.id = queue::scheduled_run_id(id, instant);
+    let active = match store.enqueue(&run).await? {
+        Enqueued::Queued(run_id) => {
+            enqueued(waker, counts, id, &run_id, instant);
+            return Ok(FireOutcome::Enqueued { run: run_id });
         }
-        match self.store.enqueue(&run).await? {
-            Enqueued::Queued(run_id) => {
-                self.enqueued(id, &run_id, instant);
-                Ok(FireOutcome::Replaced {
-                    run: run_id,
-                    replaced: active,
-                })
+        Enqueued::Duplicate(active) if active == run.id => {
+            return Ok(FireOutcome::Enqueued { run: active });
+        }
+        Enqueued::Duplicate(active) => active,
+    };
+    if entry.job.concurrency != Concurrency::Replace {
+        counts.forbidden += 1;
+        tracing::info!(job = %id, %instant, run = %active, "fire skipped: the run is still active (concurrency: forbid)");
+        return Ok(FireOutcome::Skipped(Skipped::StillActive { run: active }));
+    }
+    match store.cancel_run(&active, Cancel::Kill, now).await? {
+        Cancelled::Done(_) => {
+            counts.replaced += 1;
+            tracing::info!(job = %id, run = %active, "killed for the next fire (concurrency: replace)");
+            if let Some(state_dir) = &waker.state_dir {
+                queue::wake_control(state_dir);
             }
-            Enqueued::Duplicate(other) => {
-                tracing::warn!(job = %id, run = %other, "fire skipped: another run took the place of the one killed");
-                Ok(FireOutcome::Skipped(Skipped::TookThePlace {
-                    other,
-                    killed: active,
-                }))
-            }
+        }
+        Cancelled::Refused(_) | Cancelled::Missing => {}
+    }
+    match store.enqueue(&run).await? {
+        Enqueued::Queued(run_id) => {
+            enqueued(waker, counts, id, &run_id, instant);
+            Ok(FireOutcome::Replaced {
+                run: run_id,
+                replaced: active,
+            })
+        }
+        Enqueued::Duplicate(other) => {
+            tracing::warn!(job = %id, run = %other, "fire skipped: another run took the place of the one killed");
+            Ok(FireOutcome::Skipped(Skipped::TookThePlace {
+                other,
+                killed: active,
+            }))
+        }
+    }
+}
+
+fn enqueued(waker: &Waker, counts: &mut FireCounts, job: &str, run: &str, instant: DateTime<Utc>) {
+    counts.enqueued += 1;
+    tracing::info!(%job, %run, %instant, "fired");
+    waker.enqueued();
+}
+
+/// Wakes this host's workers after enqueues: at once, unless it did less than
+/// [`WAKE_EVERY`] ago (then at the end of the pass, [`Waker::flush`]), so a burst of fires
+/// sends a few wake-ups, not one per run.
+#[derive(Debug)]
+struct Waker {
+    /// `None`: the workers poll.
+    state_dir: Option<PathBuf>,
+    last: Mutex<Option<std::time::Instant>>,
+    pending: AtomicBool,
+}
+
+impl Waker {
+    fn new(state_dir: Option<PathBuf>) -> Waker {
+        Waker {
+            state_dir,
+            last: Mutex::new(None),
+            pending: AtomicBool::new(false),
         }
     }
 
-    fn enqueued(&mut self, job: &str, run: &str, instant: DateTime<Utc>) {
-        self.counts.enqueued += 1;
-        tracing::info!(%job, %run, %instant, "fired");
-        if let Some(state_dir) = &self.settings.state_dir {
+    fn enqueued(&self) {
+        let Some(state_dir) = &self.state_dir else {
+            return;
+        };
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < WAKE_EVERY) {
+            self.pending.store(true, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        self.pending.store(false, Ordering::Relaxed);
+        queue::wake(state_dir);
+    }
+
+    /// The wake-up held back, if any.
+    fn flush(&self) {
+        if let Some(state_dir) = &self.state_dir
+            && self.pending.swap(false, Ordering::Relaxed)
+        {
+            *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(std::time::Instant::now());
             queue::wake(state_dir);
         }
     }

@@ -410,10 +410,25 @@ pub(super) fn claim_in(
     paused: &Paused,
 ) -> rusqlite::Result<Option<RunRecord>> {
     let forced_only = if paused.all { "AND forced = 1" } else { "" };
+    let claimable = state_list(&RunState::CLAIMABLE);
+    // Runs whose start was put off (a retry delay, a deferral, a later start) are the ones
+    // the ordered walk would pass over while they are not due: when none of them is due, walk
+    // only the others, so however many wait, a claim costs the same.
+    let delayed_due: bool = conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM queue INDEXED BY queue_claimable_delayed
+             WHERE state IN ({claimable}) AND not_before > created AND not_before <= ?1)"
+        ))?
+        .query_row([to_ms(now)], |row| row.get(0))?;
+    let (index, undelayed_only) = if delayed_due {
+        ("queue_claimable", "")
+    } else {
+        ("queue_claimable_undelayed", "AND not_before <= created")
+    };
     let sql = format!(
-        "SELECT id FROM queue INDEXED BY queue_claimable WHERE state IN ({}) AND not_before <= ?1 {forced_only}
-         ORDER BY priority DESC, created ASC, id ASC",
-        state_list(&RunState::CLAIMABLE)
+        "SELECT id FROM queue INDEXED BY {index} WHERE state IN ({claimable}) {undelayed_only}
+         AND not_before <= ?1 {forced_only}
+         ORDER BY priority DESC, created ASC, id ASC"
     );
     let mut candidates = conn.prepare_cached(&sql)?;
     let mut rows = candidates.query([to_ms(now)])?;

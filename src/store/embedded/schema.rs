@@ -76,6 +76,10 @@ CREATE INDEX IF NOT EXISTS queue_project_created ON queue (project, created);
 CREATE INDEX IF NOT EXISTS queue_created ON queue (created);
 CREATE INDEX IF NOT EXISTS queue_claimable ON queue (priority DESC, created, id)
     WHERE state IN ('pending','failed','deferred');
+CREATE INDEX IF NOT EXISTS queue_claimable_undelayed ON queue (priority DESC, created, id)
+    WHERE state IN ('pending','failed','deferred') AND not_before <= created;
+CREATE INDEX IF NOT EXISTS queue_claimable_delayed ON queue (not_before)
+    WHERE state IN ('pending','failed','deferred') AND not_before > created;
 CREATE TABLE IF NOT EXISTS workers (
     id        TEXT PRIMARY KEY NOT NULL,
     heartbeat INTEGER NOT NULL,
