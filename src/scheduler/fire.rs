@@ -4,11 +4,12 @@
 //! [`Scheduler::reload`] is notified — the daemon does after each apply — and, to see what
 //! other processes applied, every `reload_every` when the jobs' marker moved, else every
 //! [`FULL_RELOAD_EVERY`]) and sleeps until the earliest
-//! `next_fire`. Then, per job (up to [`FIRE_AT_ONCE`] jobs at once, each one's instants in
-//! order; the workers woken a few times per pass, not once per run: [`Waker`]),
-//! [`super::due::due`] says what to fire; each instant is first
-//! recorded under its unique `(job, instant)` key ([`Fires::record_fire`]) and only the process
-//! that recorded it enqueues, so several schedulers on one store never double a fire. The
+//! `next_fire`. Then, for up to [`FIRE_BATCH`] due jobs at a time (each one's instants in
+//! order; each step below one store call for the whole batch; the workers woken a few times
+//! per pass, not once per run: [`Waker`]), [`super::due::due`] says what to fire; each
+//! instant is first recorded under its unique `(job, instant)` key ([`Fires::record_fires`])
+//! and only the process that recorded it enqueues, so several schedulers on one store never
+//! double a fire. The
 //! run's dedupe decides `concurrency`: `forbid` skips the fire (logged) while a run of the
 //! job with the same arguments is active, `replace` kills that run and enqueues, `allow`
 //! gives the run a dedupe key of its own ([`crate::queue::new_run`]). The new `next_fire`
@@ -33,16 +34,17 @@ use tokio::sync::Notify;
 
 use super::due::{Due, due};
 use crate::manifest::{Catchup, Concurrency, Job};
-use crate::queue::run::Cancel;
+use crate::queue::run::{Cancel, RunRecord};
 use crate::queue::{self, NewRun, new_run};
 use crate::schedule::Schedule;
 use crate::store::{
-    Cancelled, Enqueued, Fire, FireOutcome, JobRecord, Skipped, Store, StoreResult,
+    Cancelled, Enqueued, Fire, FireOutcome, FireTimes, JobRecord, Skipped, Store, StoreResult,
 };
 
-/// Jobs fired at once (each its own store round trips), so a burst of fires at one instant
-/// is not one round trip after the other.
-const FIRE_AT_ONCE: usize = 16;
+/// Jobs fired together, each step of their fires one store call for all of them
+/// ([`Scheduler::fire_batch`]), so a burst of fires at one instant is a few round trips, not
+/// four per fire.
+const FIRE_BATCH: usize = 500;
 
 /// Wake-ups after enqueues are at least this far apart during a pass (see [`Waker`]).
 const WAKE_EVERY: Duration = Duration::from_millis(2);
@@ -234,46 +236,122 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Fire what is due at `now`: up to [`FIRE_AT_ONCE`] jobs at a time (each job's instants
-    /// in order), then one wake-up for what was enqueued since the last.
+    /// Fire what is due at `now`, [`FIRE_BATCH`] jobs at a time ([`Scheduler::fire_batch`]),
+    /// then one wake-up for what was enqueued since the last.
     async fn fire_due(&mut self, now: DateTime<Utc>) {
-        let mut due = self
+        let due = self
             .jobs
             .values()
             .filter(|entry| entry.next.is_some_and(|next| next <= now))
             .cloned()
-            .collect::<Vec<_>>()
-            .into_iter();
-        let mut firing = tokio::task::JoinSet::new();
-        loop {
-            while firing.len() < FIRE_AT_ONCE
-                && let Some(entry) = due.next()
-            {
-                let (store, waker) = (Arc::clone(&self.store), Arc::clone(&self.waker));
-                firing.spawn(fire_job(store, waker, entry, now));
+            .collect::<Vec<_>>();
+        for batch in due.chunks(FIRE_BATCH) {
+            self.fire_batch(batch, now).await;
+        }
+        self.waker.flush();
+    }
+
+    /// Fire what is due of the jobs `entries` at `now`, each step for all of them at once:
+    /// record their due instants ([`Fires::record_fires`]), enqueue the runs of the fires
+    /// this scheduler won ([`Queue::enqueue_all`], then the `concurrency` of those that
+    /// found a run active), settle those fires ([`Fires::settle_fires`]), and write the
+    /// jobs' fire times back ([`Fires::set_fire_times_all`]). A step that fails leaves the
+    /// jobs where they were (their recorded fires are taken over later, unsettled).
+    async fn fire_batch(&mut self, entries: &[Entry], now: DateTime<Utc>) {
+        let mut counts = FireCounts::default();
+        let result = self.fire_entries(entries, now, &mut counts).await;
+        self.counts.add(&counts);
+        if let Err(error) = result {
+            tracing::warn!("cannot fire {} job(s): {error}", entries.len());
+        }
+    }
+
+    async fn fire_entries(
+        &mut self,
+        entries: &[Entry],
+        now: DateTime<Utc>,
+        counts: &mut FireCounts,
+    ) -> StoreResult<()> {
+        let store = Arc::clone(&self.store);
+        let store = store.as_ref();
+        // What is due of each job: its instants (in order) and where it then is.
+        let mut nexts = Vec::with_capacity(entries.len());
+        let mut wanted: Vec<(usize, DateTime<Utc>)> = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let Some(from) = entry.next else {
+                nexts.push(None);
+                continue;
+            };
+            let Due {
+                fire,
+                skipped,
+                capped,
+                next,
+            } = due(&entry.schedule, entry.tz, from, now, entry.job.catchup);
+            log_missed(entry, skipped, capped, counts);
+            wanted.extend(fire.into_iter().map(|instant| (i, instant)));
+            nexts.push(Some(next));
+        }
+
+        // Recorded before enqueued: only the scheduler that recorded a fire enqueues it.
+        let keys: Vec<(String, DateTime<Utc>)> = wanted
+            .iter()
+            .map(|&(i, instant)| (entries[i].record.id.clone(), instant))
+            .collect();
+        let recorded = store.record_fires(&keys).await?;
+        let mut last_fires: Vec<Option<DateTime<Utc>>> =
+            entries.iter().map(|entry| entry.record.last_fire).collect();
+        let mut won = Vec::new();
+        for (&(i, instant), recorded) in wanted.iter().zip(recorded) {
+            if recorded {
+                last_fires[i] = Some(instant);
+                won.push((i, instant));
+            } else {
+                counts.lost += 1;
             }
-            let Some(joined) = firing.join_next().await else {
-                break;
+        }
+
+        let runs: Vec<RunRecord> = won
+            .iter()
+            .map(|&(i, instant)| scheduled_run(&entries[i], instant, now))
+            .collect();
+        let enqueued = store.enqueue_all(&runs).await?;
+        let mut settled = Vec::with_capacity(won.len());
+        for ((&(i, instant), run), enqueued) in won.iter().zip(&runs).zip(enqueued) {
+            let entry = &entries[i];
+            let outcome = settle_enqueue(
+                store,
+                &self.waker,
+                counts,
+                entry,
+                (instant, run),
+                now,
+                enqueued,
+            )
+            .await?;
+            settled.push((entry.record.id.clone(), instant, outcome));
+        }
+        // Settled after enqueued: a fire left unsettled is taken over (see the module docs).
+        store.settle_fires(&settled).await?;
+
+        let mut times = Vec::with_capacity(entries.len());
+        for ((entry, next), last_fire) in entries.iter().zip(nexts).zip(last_fires) {
+            let Some(next) = next else {
+                continue;
             };
-            let fired = match joined {
-                Ok(fired) => fired,
-                Err(error) => {
-                    tracing::warn!("a fire task failed: {error}");
-                    continue;
-                }
-            };
-            self.counts.add(&fired.counts);
-            if let Some((next, last_fire)) = fired.reached
-                && let Some(held) = self.jobs.get_mut(&fired.id)
-            {
+            if let Some(held) = self.jobs.get_mut(&entry.record.id) {
                 held.next = next;
                 held.record.last_fire = last_fire;
             }
-            if let Err(error) = fired.result {
-                tracing::warn!(job = %fired.id, "cannot fire: {error}");
-            }
+            times.push(FireTimes {
+                job: entry.record.id.clone(),
+                hash: entry.record.hash.clone(),
+                last_fire,
+                next_fire: next,
+            });
         }
-        self.waker.flush();
+        store.set_fire_times_all(&times).await?;
+        Ok(())
     }
 
     /// Take over the fires other schedulers recorded and never settled, and handle them.
@@ -326,54 +404,12 @@ impl Scheduler {
     }
 }
 
-/// A job's next fire and last fire.
-type Reached = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
-/// What firing one job did ([`fire_job`]).
-struct Fired {
-    id: String,
-    counts: FireCounts,
-    /// Its new next fire and last fire, once every due instant was handled.
-    reached: Option<Reached>,
-    result: StoreResult<()>,
-}
-
-/// Fire what is due of job `entry` at `now` and write its fire times back.
-async fn fire_job(
-    store: Arc<dyn Store>,
-    waker: Arc<Waker>,
-    entry: Entry,
-    now: DateTime<Utc>,
-) -> Fired {
-    let mut fired = Fired {
-        id: entry.record.id.clone(),
-        counts: FireCounts::default(),
-        reached: None,
-        result: Ok(()),
-    };
-    fired.result = fire_instants(store.as_ref(), &waker, &entry, now, &mut fired).await;
-    fired
-}
-
-async fn fire_instants(
-    store: &dyn Store,
-    waker: &Waker,
-    entry: &Entry,
-    now: DateTime<Utc>,
-    fired: &mut Fired,
-) -> StoreResult<()> {
+/// Count and log the instants of `entry` skipped (catch-up `none` or `once`) or beyond the
+/// catch-up limit.
+fn log_missed(entry: &Entry, skipped: usize, capped: bool, counts: &mut FireCounts) {
     let id = &entry.record.id;
-    let Some(from) = entry.next else {
-        return Ok(());
-    };
-    let Due {
-        fire,
-        skipped,
-        capped,
-        next,
-    } = due(&entry.schedule, entry.tz, from, now, entry.job.catchup);
     if skipped > 0 {
-        fired.counts.missed += skipped;
+        counts.missed += skipped;
         tracing::info!(
             job = %id,
             catchup = catchup_name(entry.job.catchup),
@@ -387,21 +423,21 @@ async fn fire_instants(
             super::due::CATCHUP_LIMIT
         );
     }
-    let mut last_fire = entry.record.last_fire;
-    for instant in fire {
-        if !store.record_fire(id, instant).await? {
-            fired.counts.lost += 1;
-            continue;
-        }
-        last_fire = Some(instant);
-        let outcome = enqueue(store, waker, &mut fired.counts, entry, instant, now).await?;
-        store.settle_fire(id, instant, &outcome).await?;
-    }
-    fired.reached = Some((next, last_fire));
-    store
-        .set_fire_times(id, &entry.record.hash, last_fire, next)
-        .await?;
-    Ok(())
+}
+
+/// The run of `entry` fired for `instant` (its id made from both).
+fn scheduled_run(entry: &Entry, instant: DateTime<Utc>, now: DateTime<Utc>) -> RunRecord {
+    let id = &entry.record.id;
+    let args = serde_json::to_value(&entry.job.args).unwrap_or_default();
+    let mut run = new_run(
+        &entry.job,
+        NewRun {
+            scheduled_for: Some(instant),
+            ..NewRun::new(id, &entry.record.project, args, now)
+        },
+    );
+    run.id = queue::scheduled_run_id(id, instant);
+    run
 }
 
 /// Enqueue the run of `entry` fired for `instant`, as its `concurrency` says; what became of
@@ -414,17 +450,25 @@ async fn enqueue(
     instant: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<FireOutcome> {
+    let run = scheduled_run(entry, instant, now);
+    let enqueued = store.enqueue(&run).await?;
+    settle_enqueue(store, waker, counts, entry, (instant, &run), now, enqueued).await
+}
+
+/// What became of the fire of `entry` for `instant` whose `run` was enqueued as `first`
+/// says: done if it was queued (or was queued before: a fire taken over), else as its
+/// `concurrency` says when another run of the job is active.
+async fn settle_enqueue(
+    store: &dyn Store,
+    waker: &Waker,
+    counts: &mut FireCounts,
+    entry: &Entry,
+    (instant, run): (DateTime<Utc>, &RunRecord),
+    now: DateTime<Utc>,
+    first: Enqueued,
+) -> StoreResult<FireOutcome> {
     let id = &entry.record.id;
-    let args = serde_json::to_value(&entry.job.args).unwrap_or_default();
-    let mut run = new_run(
-        &entry.job,
-        NewRun {
-            scheduled_for: Some(instant),
-            ..NewRun::new(id, &entry.record.project, args, now)
-        },
-    );
-    run.id = queue::scheduled_run_id(id, instant);
-    let active = match store.enqueue(&run).await? {
+    let active = match first {
         Enqueued::Queued(run_id) => {
             enqueued(waker, counts, id, &run_id, instant);
             return Ok(FireOutcome::Enqueued { run: run_id });
@@ -449,7 +493,7 @@ async fn enqueue(
         }
         Cancelled::Refused(_) | Cancelled::Missing => {}
     }
-    match store.enqueue(&run).await? {
+    match store.enqueue(run).await? {
         Enqueued::Queued(run_id) => {
             enqueued(waker, counts, id, &run_id, instant);
             Ok(FireOutcome::Replaced {

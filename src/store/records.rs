@@ -44,6 +44,42 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl ProjectRecord {
+    /// The manifest with its `jobs` emptied (`{}`; every job is in its own [`JobRecord`]):
+    /// what a worker reads with a claimed run, at a size that does not grow with the
+    /// project's jobs (see [`Catalog::get_project_and_job`](super::Catalog::get_project_and_job)).
+    pub fn manifest_without_jobs(&self) -> serde_json::Value {
+        manifest_without_jobs(&self.manifest)
+    }
+}
+
+/// A job's fire times to write while its definition has `hash` (see
+/// [`Fires::set_fire_times`](super::Fires::set_fire_times)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireTimes {
+    /// The job's id.
+    pub job: String,
+    pub hash: String,
+    pub last_fire: Option<DateTime<Utc>>,
+    pub next_fire: Option<DateTime<Utc>>,
+}
+
+/// `manifest` with its `jobs` (if it is an object holding them) replaced by `{}`.
+pub fn manifest_without_jobs(manifest: &serde_json::Value) -> serde_json::Value {
+    match manifest {
+        serde_json::Value::Object(fields) => serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| match key.as_str() {
+                    "jobs" => (key.clone(), serde_json::Value::Object(Default::default())),
+                    _ => (key.clone(), value.clone()),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 impl JobRecord {
     /// The job definition stored in this record.
     pub fn job(&self) -> Result<crate::manifest::Job, serde_json::Error> {
@@ -300,5 +336,37 @@ impl Paused {
     /// May `run` be claimed under these pauses?
     pub fn allows(&self, run: &RunRecord) -> bool {
         run.force || (!self.all && !self.projects.contains(&run.project))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::manifest_without_jobs;
+
+    #[test]
+    fn a_manifest_without_jobs_keeps_everything_else() {
+        let manifest = json!({
+            "name": "p",
+            "environment": {"env": {"A": "1"}},
+            "jobs": {"a": {"command": ["true"]}, "b": {"command": ["false"]}},
+            "apps": {"web": {"command": ["serve"]}},
+        });
+        assert_eq!(
+            manifest_without_jobs(&manifest),
+            json!({
+                "name": "p",
+                "environment": {"env": {"A": "1"}},
+                "jobs": {},
+                "apps": {"web": {"command": ["serve"]}},
+            })
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_an_object_is_kept_as_it_is() {
+        assert_eq!(manifest_without_jobs(&json!([1, 2])), json!([1, 2]));
+        assert_eq!(manifest_without_jobs(&json!({"a": 1})), json!({"a": 1}));
     }
 }

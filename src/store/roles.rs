@@ -59,13 +59,22 @@ pub trait Catalog: Send + Sync {
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()>;
 
     /// Project `project` and job `job` at once: what a worker reads to start a run (one
-    /// round trip where the backend allows).
+    /// round trip where the backend allows). The project's manifest comes with its `jobs`
+    /// emptied ([`ProjectRecord::manifest_without_jobs`]: each job is in its own record),
+    /// so the read does not grow with the project's jobs; the rest is as stored.
     async fn get_project_and_job(
         &self,
         project: &str,
         job: &str,
     ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
-        Ok((self.get_project(project).await?, self.get_job(job).await?))
+        let project = self
+            .get_project(project)
+            .await?
+            .map(|record| ProjectRecord {
+                manifest: record.manifest_without_jobs(),
+                ..record
+            });
+        Ok((project, self.get_job(job).await?))
     }
 
     /// How many jobs are stored and their latest `updated_at`: a cheap sign that some job
@@ -112,6 +121,43 @@ pub trait Fires: Send + Sync {
         outcome: &FireOutcome,
     ) -> StoreResult<()>;
 
+    /// [`Fires::set_fire_times`] of each of `jobs`; for each, in order, whether it was
+    /// written. The embedded store does it in one transaction; the default, one after the
+    /// other.
+    async fn set_fire_times_all(&self, jobs: &[FireTimes]) -> StoreResult<Vec<bool>> {
+        let mut written = Vec::with_capacity(jobs.len());
+        for times in jobs {
+            written.push(
+                self.set_fire_times(&times.job, &times.hash, times.last_fire, times.next_fire)
+                    .await?,
+            );
+        }
+        Ok(written)
+    }
+
+    /// [`Fires::record_fire`] of each `(job, instant)` of `fires`; for each, in order,
+    /// whether this caller recorded it (first across every process, as for one). The
+    /// embedded store does it in one transaction; the default, one after the other.
+    async fn record_fires(&self, fires: &[(String, DateTime<Utc>)]) -> StoreResult<Vec<bool>> {
+        let mut recorded = Vec::with_capacity(fires.len());
+        for (job, instant) in fires {
+            recorded.push(self.record_fire(job, *instant).await?);
+        }
+        Ok(recorded)
+    }
+
+    /// [`Fires::settle_fire`] of each `(job, instant, outcome)` of `fires`. The embedded
+    /// store does it in one transaction; the default, one after the other.
+    async fn settle_fires(
+        &self,
+        fires: &[(String, DateTime<Utc>, FireOutcome)],
+    ) -> StoreResult<()> {
+        for (job, instant, outcome) in fires {
+            self.settle_fire(job, *instant, outcome).await?;
+        }
+        Ok(())
+    }
+
     /// Fires recorded (or taken over) before `recorded_before` and never settled, oldest
     /// first, at most 100.
     async fn unsettled_fires(&self, recorded_before: DateTime<Utc>) -> StoreResult<Vec<Fire>>;
@@ -133,6 +179,17 @@ pub trait Queue: Send + Sync {
     /// (pending, running, failed, deferred): then nothing is added and that run's id is
     /// returned. Of concurrent enqueues of one key exactly one is queued.
     async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued>;
+
+    /// [`Queue::enqueue`] of each of `runs`, in order (each sees those before it: a second
+    /// run with the first's dedupe key is its duplicate); what became of each. The embedded
+    /// store does it in one transaction; the default, one enqueue after the other.
+    async fn enqueue_all(&self, runs: &[RunRecord]) -> StoreResult<Vec<Enqueued>> {
+        let mut enqueued = Vec::with_capacity(runs.len());
+        for run in runs {
+            enqueued.push(self.enqueue(run).await?);
+        }
+        Ok(enqueued)
+    }
 
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>>;
 
@@ -158,7 +215,7 @@ pub trait Queue: Send + Sync {
     /// A worker's step between two runs: end the try `finish` (run id and end, exactly as
     /// [`Queue::finish_run`]) if given; then, if `claim` is given (`now` and the pauses),
     /// claim the next run for `worker` (exactly as [`Queue::claim_run`]) and read its
-    /// project and job. The embedded store does all of it in one transaction, one round trip
+    /// project and job (as [`Catalog::get_project_and_job`] does). The embedded store does all of it in one transaction, one round trip
     /// per run for a busy worker; MongoDB does the calls one after the other
     /// ([`finish_then_claim`]). An error
     /// ending the try is returned as such; one claiming is returned in

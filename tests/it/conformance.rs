@@ -85,6 +85,7 @@ macro_rules! conformance_cases {
             members_recorded_listed_and_forgotten,
             finish_keeps_the_last_report,
             finish_and_claim_in_one_step,
+            a_runs_project_is_read_without_its_jobs,
             run_ids_found_by_prefix,
         );
     };
@@ -2593,6 +2594,61 @@ pub async fn finish_keeps_the_last_report(store: &dyn Store) {
     drain(store).await;
 }
 
+/// What a worker reads to start a run: the project as stored but its `jobs` emptied (each
+/// job is read on its own), the job as stored.
+pub async fn a_runs_project_is_read_without_its_jobs(store: &dyn Store) {
+    let t = tag();
+    let (p, j) = (project(&t, 7), job(&t, "j", 7));
+    store.put_project(&p).await.expect("put_project");
+    store.put_job(&j).await.expect("put_job");
+    let (project, job) = store
+        .get_project_and_job(&p.name, &j.id)
+        .await
+        .expect("get_project_and_job");
+    let mut manifest = p.manifest.clone();
+    manifest["jobs"] = json!({});
+    let expected = ProjectRecord {
+        manifest,
+        ..p.clone()
+    };
+    assert_eq!(
+        (project.as_ref(), job.as_ref()),
+        (Some(&expected), Some(&j))
+    );
+    assert_eq!(
+        store.get_project(&p.name).await.expect("get_project"),
+        Some(p.clone()),
+        "the project itself is kept whole"
+    );
+    // A manifest every server stores as a document (no nested arrays) reads alike.
+    let plain = ProjectRecord {
+        name: format!("{t}-plain"),
+        manifest: json!({"name": "plain", "environment": {"env": {"A": "1"}},
+                         "jobs": {"a": {"command": ["true"]}}, "apps": {}}),
+        ..p.clone()
+    };
+    store.put_project(&plain).await.expect("put_project");
+    let (project, job) = store
+        .get_project_and_job(&plain.name, "missing.job")
+        .await
+        .expect("get_project_and_job");
+    assert_eq!(
+        (project.map(|p| p.manifest), job),
+        (
+            Some(json!({"name": "plain", "environment": {"env": {"A": "1"}},
+                        "jobs": {}, "apps": {}})),
+            None
+        )
+    );
+    assert_eq!(
+        store
+            .get_project_and_job("missing-project", &j.id)
+            .await
+            .expect("get_project_and_job"),
+        (None, Some(j))
+    );
+}
+
 /// A worker's step between runs: the finish frees the job's slot before the claim looks, the
 /// claim brings the run's project and job, and either half may be left out.
 pub async fn finish_and_claim_in_one_step(store: &dyn Store) {
@@ -2619,7 +2675,11 @@ pub async fn finish_and_claim_in_one_step(store: &dyn Store) {
         }
     };
 
-    // Claim only: the first run, with its definitions as stored.
+    // Claim only: the first run, with its definitions as stored (the project's jobs emptied).
+    let p = ProjectRecord {
+        manifest: p.manifest_without_jobs(),
+        ..p
+    };
     let first = step(None, Some((later(100), anything.clone()))).await;
     assert_eq!(first.finished, None);
     let first = first.claimed.expect("claim").expect("a run to claim");

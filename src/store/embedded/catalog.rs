@@ -1,7 +1,9 @@
 //! The embedded store's part of [`Catalog`]: the catalog: applied projects, jobs, apps and releases.
 
 use super::*;
-use crate::store::Catalog;
+use std::collections::HashMap;
+
+use crate::store::{Catalog, manifest_without_jobs};
 
 #[async_trait]
 impl Catalog for EmbeddedStore {
@@ -94,9 +96,10 @@ impl Catalog for EmbeddedStore {
         job: &str,
     ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
         let (project, job) = (project.to_string(), job.to_string());
+        let manifests = Arc::clone(&self.manifests);
         let (project, job) = self
             .run("reading a run's project and job", move |conn| {
-                project_and_job_in(conn, &project, &job)
+                project_and_job_in(conn, &manifests, &project, &job)
             })
             .await?;
         Ok((
@@ -355,20 +358,98 @@ impl AppRow {
     }
 }
 
-/// The rows of project `project` and job `job`.
+/// The rows of project `project` (its manifest with the `jobs` emptied, see
+/// [`ClaimManifests`]) and job `job`.
 pub(super) fn project_and_job_in(
     conn: &Connection,
+    manifests: &ClaimManifests,
     project: &str,
     job: &str,
 ) -> rusqlite::Result<(Option<ProjectRow>, Option<JobRow>)> {
-    let project = select_one(
+    let project = match select_one(
         conn,
         "projects",
-        PROJECT_COLUMNS,
+        "name, hash, source, active, applied_at",
         "name",
         project,
-        ProjectRow::read,
-    )?;
+        ProjectHead::read,
+    )? {
+        Some(head) => Some(manifests.row_of(conn, head)?),
+        None => None,
+    };
     let job = select_one(conn, "jobs", JOB_COLUMNS, "id", job, JobRow::read)?;
     Ok((project, job))
+}
+
+/// A `projects` row but its manifest.
+struct ProjectHead {
+    name: String,
+    hash: String,
+    source: String,
+    active: bool,
+    applied_at: i64,
+}
+
+impl ProjectHead {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get(0)?,
+            hash: row.get(1)?,
+            source: row.get(2)?,
+            active: row.get(3)?,
+            applied_at: row.get(4)?,
+        })
+    }
+}
+
+/// The manifests of projects with their `jobs` emptied (as JSON text), by project name, each
+/// with the project's hash it was read at: what claims read of a project. A manifest holds
+/// every job of its project, so reading and parsing it whole for each claim made a burst of
+/// N runs of one project cost O(N²); a claim reads the project's other columns, and its
+/// manifest only when this holds none for the project's current hash (an apply that
+/// changes the manifest changes the hash). Only a cache: the store stays the one truth.
+#[derive(Debug, Default)]
+pub(super) struct ClaimManifests(Mutex<HashMap<String, (String, String)>>);
+
+impl ClaimManifests {
+    /// `head` with its manifest, jobs emptied: from here while its hash holds, else read
+    /// (a manifest that does not parse is returned whole, for the decoder to report).
+    fn row_of(&self, conn: &Connection, head: ProjectHead) -> rusqlite::Result<ProjectRow> {
+        let kept = self
+            .lock()
+            .get(&head.name)
+            .and_then(|(hash, manifest)| (*hash == head.hash).then(|| manifest.clone()));
+        let manifest = match kept {
+            Some(manifest) => manifest,
+            None => {
+                // The hash again, with the manifest it belongs to.
+                let (hash, full): (String, String) = conn
+                    .prepare_cached("SELECT hash, manifest FROM projects WHERE name = ?1")?
+                    .query_row([&head.name], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                match serde_json::from_str::<serde_json::Value>(&full) {
+                    Ok(value) => {
+                        let manifest = to_json(&manifest_without_jobs(&value));
+                        self.lock()
+                            .insert(head.name.clone(), (hash, manifest.clone()));
+                        manifest
+                    }
+                    Err(_) => full,
+                }
+            }
+        };
+        Ok(ProjectRow {
+            name: head.name,
+            hash: head.hash,
+            source: head.source,
+            active: head.active,
+            applied_at: head.applied_at,
+            manifest,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }

@@ -57,6 +57,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct EmbeddedStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// What claims read of a project's manifest, kept while its hash holds.
+    manifests: Arc<catalog::ClaimManifests>,
 }
 
 impl EmbeddedStore {
@@ -132,6 +134,7 @@ impl EmbeddedStore {
         Self {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            manifests: Arc::default(),
         }
     }
 

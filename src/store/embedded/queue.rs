@@ -12,20 +12,24 @@ impl Queue for EmbeddedStore {
             // The write lock is taken up front, so the check and the insert are one step for
             // every other connection.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let sql = format!(
-                "SELECT id FROM queue WHERE dedupe = ?1 AND state IN ({}) ORDER BY created LIMIT 1",
-                state_list(&RunState::BLOCKING)
-            );
-            let existing: Option<String> = tx
-                .prepare_cached(&sql)?
-                .query_row([&r.dedupe], |row| row.get(0))
-                .optional()?;
-            if let Some(id) = existing {
-                return Ok(Enqueued::Duplicate(id));
-            }
-            insert_run(&tx, &r)?;
+            let enqueued = enqueue_in(&tx, r)?;
             tx.commit()?;
-            Ok(Enqueued::Queued(r.id))
+            Ok(enqueued)
+        })
+        .await
+    }
+
+    async fn enqueue_all(&self, runs: &[RunRecord]) -> StoreResult<Vec<Enqueued>> {
+        let runs: Vec<RunRecord> = runs.iter().map(|r| r.clone().truncated_to_ms()).collect();
+        self.run("enqueueing runs", move |conn| {
+            // One write transaction: each check and insert sees the ones before it.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let enqueued = runs
+                .into_iter()
+                .map(|r| enqueue_in(&tx, r))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(enqueued)
         })
         .await
     }
@@ -172,6 +176,7 @@ impl Queue for EmbeddedStore {
         let finish = finish.map(|(id, end)| (id.to_string(), end.clone()));
         let claim = claim.map(|(now, paused)| (now, paused.clone()));
         let path = self.path.clone();
+        let manifests = Arc::clone(&self.manifests);
         let (finished, claimed) = self
             .run("finishing a run and claiming the next", move |conn| {
                 // One write transaction for both: a busy worker's one round trip per run.
@@ -181,7 +186,9 @@ impl Queue for EmbeddedStore {
                     None => None,
                 };
                 let claimed = match &claim {
-                    Some((now, paused)) => claim_with_definitions_in(&tx, &worker, *now, paused),
+                    Some((now, paused)) => {
+                        claim_with_definitions_in(&tx, &manifests, &worker, *now, paused)
+                    }
                     None => Ok(None),
                 };
                 if claimed.is_ok() {
@@ -302,6 +309,23 @@ impl Queue for EmbeddedStore {
 }
 
 /// `'a','b'`: the stored names of `states`, for an SQL `IN (...)`.
+/// Enqueue `r` (as [`Queue::enqueue`] says) in the caller's write transaction.
+fn enqueue_in(tx: &Connection, r: RunRecord) -> rusqlite::Result<Enqueued> {
+    let sql = format!(
+        "SELECT id FROM queue WHERE dedupe = ?1 AND state IN ({}) ORDER BY created LIMIT 1",
+        state_list(&RunState::BLOCKING)
+    );
+    let existing: Option<String> = tx
+        .prepare_cached(&sql)?
+        .query_row([&r.dedupe], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(Enqueued::Duplicate(id));
+    }
+    insert_run(tx, &r)?;
+    Ok(Enqueued::Queued(r.id))
+}
+
 pub(super) fn state_list(states: &[RunState]) -> String {
     states
         .iter()
@@ -492,6 +516,7 @@ impl ClaimedRows {
 /// caller's transaction.
 pub(super) fn claim_with_definitions_in(
     conn: &Connection,
+    manifests: &ClaimManifests,
     worker: &str,
     now: DateTime<Utc>,
     paused: &Paused,
@@ -500,6 +525,6 @@ pub(super) fn claim_with_definitions_in(
         return Ok(None);
     };
     update_run(conn, &run)?;
-    let (project, job) = project_and_job_in(conn, &run.project, &run.job)?;
+    let (project, job) = project_and_job_in(conn, manifests, &run.project, &run.job)?;
     Ok(Some(ClaimedRows { run, project, job }))
 }

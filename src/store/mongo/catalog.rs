@@ -48,15 +48,32 @@ impl Catalog for MongoStore {
         job: &str,
     ) -> StoreResult<(Option<ProjectRecord>, Option<JobRecord>)> {
         let doing = "reading a run's project and job";
-        // Two round trips in the time of one.
-        let (project, job) = tokio::try_join!(
-            self.find_by_id("projects", project, doing),
-            self.find_by_id("jobs", job, doing),
-        )?;
-        Ok((
-            project.as_ref().map(decode).transpose()?,
-            job.as_ref().map(decode).transpose()?,
-        ))
+        // Two round trips in the time of one; the project's jobs left on the server (each
+        // is in its own document), emptied as the trait says.
+        let project = async {
+            self.collection("projects")
+                .find_one(doc! { "_id": project })
+                .projection(doc! { "manifest.jobs": 0 })
+                .await
+                .map_err(self.err(doing))
+        };
+        let (project, job) = tokio::try_join!(project, self.find_by_id("jobs", job, doing))?;
+        let project = project.map(|mut project| {
+            if let Ok(manifest) = project.get_document_mut("manifest") {
+                manifest.insert("jobs", Document::new());
+            }
+            project
+        });
+        // A manifest stored as JSON text (one no server stores as is) came whole.
+        let project = project
+            .as_ref()
+            .map(decode::<ProjectRecord>)
+            .transpose()?
+            .map(|record| ProjectRecord {
+                manifest: record.manifest_without_jobs(),
+                ..record
+            });
+        Ok((project, job.as_ref().map(decode).transpose()?))
     }
 
     async fn put_job(&self, record: &JobRecord) -> StoreResult<()> {
