@@ -23,9 +23,9 @@ use coco::queue::run::{Cancel, LiveReport, RunEnd, RunRecord, StateChange};
 use coco::queue::state::{Outcome, RunState};
 use coco::queue::{NewRun, new_run};
 use coco::store::{
-    AppRecord, AppState, AppStatus, Cancelled, Control, Enqueued, Fire, FireOutcome, JobRecord,
-    LogFilter, LogRecord, MemberKind, MemberRecord, Paused, Problems, ProjectRecord, ReleaseRecord,
-    RunFilter, Skipped, Store,
+    AppRecord, AppState, AppStatus, Cancelled, Control, Enqueued, Fire, FireOutcome, FireTimes,
+    JobRecord, LogFilter, LogRecord, MemberKind, MemberRecord, Paused, Problems, ProjectRecord,
+    ReleaseRecord, RunFilter, Skipped, Store,
 };
 
 /// A boxed conformance case.
@@ -51,6 +51,7 @@ macro_rules! conformance_cases {
             timestamps_kept_to_the_millisecond,
             json_of_any_shape_round_trips,
             record_fire_once_per_key,
+            fires_recorded_settled_and_timed_in_batches,
             record_fire_concurrent_single_winner,
             fires_settled_taken_over_once_and_pruned,
             app_owned_by_one_daemon_until_stale,
@@ -60,6 +61,7 @@ macro_rules! conformance_cases {
             releases_recorded_and_listed,
             run_round_trip,
             duplicate_enqueue_refused_while_blocking,
+            enqueue_all_as_one_enqueue_after_the_other,
             concurrent_duplicate_enqueue_single_winner,
             claim_order_priority_then_age,
             claim_honours_pauses,
@@ -634,6 +636,93 @@ pub async fn record_fire_once_per_key(store: &dyn Store) {
     assert!(fire(format!("{t}.a@1"), at(2)).await);
     assert!(fire(format!("{t}.a"), at(12)).await);
     assert!(fire(format!("{t}.a@12"), at(0)).await);
+}
+
+/// The batch steps of the scheduler's fires say and do what the single ones do, in order:
+/// a batch record wins exactly the keys nobody recorded (a key twice in one batch: the
+/// first), a batch settle settles each, a batch of fire times writes each job whose
+/// definition still has the hash.
+pub async fn fires_recorded_settled_and_timed_in_batches(store: &dyn Store) {
+    let t = tag();
+    let (a, b) = (format!("{t}.a"), format!("{t}.b"));
+    let (i1, i2) = (at(1_700_000_060_000), at(1_700_000_120_000));
+    assert!(store.record_fire(&a, i1).await.expect("record_fire"));
+    assert_eq!(
+        store.record_fires(&[]).await.expect("record nothing"),
+        Vec::<bool>::new()
+    );
+    let recorded = store
+        .record_fires(&[
+            (a.clone(), i1),
+            (a.clone(), i2),
+            (b.clone(), i1),
+            (b.clone(), i1),
+        ])
+        .await
+        .expect("record_fires");
+    assert_eq!(recorded, [false, true, true, false]);
+    assert!(
+        !store.record_fire(&a, i2).await.expect("record_fire"),
+        "recorded"
+    );
+
+    // Unsettled until settled, each.
+    let unsettled = || {
+        let t = t.clone();
+        async move {
+            let mut mine: Vec<(String, i64)> = store
+                .unsettled_fires(at(32_503_680_000_000))
+                .await
+                .expect("unsettled_fires")
+                .into_iter()
+                .filter(|fire| fire.job.starts_with(&t))
+                .map(|fire| (fire.job, fire.instant.timestamp_millis()))
+                .collect();
+            mine.sort();
+            mine
+        }
+    };
+    assert_eq!(unsettled().await.len(), 3);
+    store
+        .settle_fires(&[
+            (
+                a.clone(),
+                i2,
+                FireOutcome::Enqueued {
+                    run: "R1".to_string(),
+                },
+            ),
+            (b.clone(), i1, FireOutcome::Skipped(Skipped::Missed)),
+        ])
+        .await
+        .expect("settle_fires");
+    store.settle_fires(&[]).await.expect("settle nothing");
+    assert_eq!(unsettled().await, [(a.clone(), i1.timestamp_millis())]);
+
+    // Fire times: written while the definition has the hash; a missing job is not.
+    let (mut ja, mut jb) = (job(&t, "a", 1), job(&t, "b", 2));
+    store.put_job(&ja).await.expect("put_job");
+    store.put_job(&jb).await.expect("put_job");
+    let (last, next) = (Some(at(1_800_000_000_000)), Some(at(1_800_000_060_000)));
+    let times = |job: &JobRecord, hash: &str| FireTimes {
+        job: job.id.clone(),
+        hash: hash.to_string(),
+        last_fire: last,
+        next_fire: next,
+    };
+    let missing = FireTimes {
+        job: format!("{t}.missing"),
+        ..times(&ja, &ja.hash)
+    };
+    let written = store
+        .set_fire_times_all(&[times(&ja, &ja.hash), times(&jb, "another-hash"), missing])
+        .await
+        .expect("set_fire_times_all");
+    assert_eq!(written, [true, false, false]);
+    (ja.last_fire, ja.next_fire) = (last, next);
+    assert_eq!(store.get_job(&ja.id).await.expect("get"), Some(ja));
+    jb.next_fire = job(&t, "b", 2).next_fire;
+    assert_eq!(store.get_job(&jb.id).await.expect("get"), Some(jb));
 }
 
 /// A recorded fire is unsettled until settled; an unsettled one is taken over once per
@@ -1306,6 +1395,60 @@ pub async fn run_round_trip(store: &dyn Store) {
 /// A second enqueue of the same job and arguments is refused (naming the first run) while
 /// that run is pending, running, failed or deferred, and allowed once it is complete,
 /// error or killed. Other arguments or another job are separate.
+/// [`Queue::enqueue_all`] is [`Queue::enqueue`] of each run in order: a run whose dedupe
+/// key is blocking (stored, or earlier in the batch) is a duplicate of that run.
+pub async fn enqueue_all_as_one_enqueue_after_the_other(store: &dyn Store) {
+    let t = tag();
+    let unclaimable = |mut r: RunRecord| {
+        r.not_before = later(1_000_000_000);
+        r
+    };
+    let stored = unclaimable(run(&t, "j", json!({"i": 0}), 0));
+    enqueue_new(store, &stored).await;
+    assert_eq!(
+        store.enqueue_all(&[]).await.expect("enqueue nothing"),
+        Vec::<Enqueued>::new()
+    );
+    let batch: Vec<RunRecord> = [
+        run(&t, "j", json!({"i": 0}), 1),
+        run(&t, "j", json!({"i": 1}), 2),
+        run(&t, "j", json!({"i": 1}), 3),
+        run(&t, "k", json!({"i": 0}), 4),
+    ]
+    .into_iter()
+    .map(unclaimable)
+    .collect();
+    let enqueued = store.enqueue_all(&batch).await.expect("enqueue_all");
+    assert_eq!(
+        enqueued,
+        [
+            Enqueued::Duplicate(stored.id.clone()),
+            Enqueued::Queued(batch[1].id.clone()),
+            Enqueued::Duplicate(batch[1].id.clone()),
+            Enqueued::Queued(batch[3].id.clone()),
+        ]
+    );
+    for (r, kept) in batch.iter().zip([false, true, false, true]) {
+        assert_eq!(
+            store.get_run(&r.id).await.expect("get").is_some(),
+            kept,
+            "{} stored",
+            r.id
+        );
+    }
+    assert_eq!(
+        store.get_run(&batch[1].id).await.expect("get"),
+        Some(batch[1].clone().truncated_to_ms()),
+        "as given"
+    );
+    for r in [&stored, &batch[1], &batch[3]] {
+        store
+            .cancel_run(&r.id, Cancel::Remove, later(0))
+            .await
+            .expect("remove");
+    }
+}
+
 pub async fn duplicate_enqueue_refused_while_blocking(store: &dyn Store) {
     let t = tag();
     let args = json!({"x": 1, "y": [1, 2]});
