@@ -253,7 +253,7 @@ impl Scheduler {
 
     /// Fire what is due of the jobs `entries` at `now`, each step for all of them at once:
     /// record their due instants ([`Fires::record_fires`]), enqueue the runs of the fires
-    /// this scheduler won ([`Queue::enqueue_all`], then the `concurrency` of those that
+    /// this scheduler won ([`crate::store::Queue::enqueue_all`], then the `concurrency` of those that
     /// found a run active), settle those fires ([`Fires::settle_fires`]), and write the
     /// jobs' fire times back ([`Fires::set_fire_times_all`]). A step that fails leaves the
     /// jobs where they were (their recorded fires are taken over later, unsettled).
