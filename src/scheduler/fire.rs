@@ -253,10 +253,15 @@ impl Scheduler {
 
     /// Fire what is due of the jobs `entries` at `now`, each step for all of them at once:
     /// record their due instants ([`Fires::record_fires`]), enqueue the runs of the fires
-    /// this scheduler won ([`crate::store::Queue::enqueue_all`], then the `concurrency` of those that
+    /// this scheduler won ([`Queue::enqueue_all`], then the `concurrency` of those that
     /// found a run active), settle those fires ([`Fires::settle_fires`]), and write the
     /// jobs' fire times back ([`Fires::set_fire_times_all`]). A step that fails leaves the
     /// jobs where they were (their recorded fires are taken over later, unsettled).
+    ///
+    /// [`Fires::record_fires`]: crate::store::Fires::record_fires
+    /// [`Queue::enqueue_all`]: crate::store::Queue::enqueue_all
+    /// [`Fires::settle_fires`]: crate::store::Fires::settle_fires
+    /// [`Fires::set_fire_times_all`]: crate::store::Fires::set_fire_times_all
     async fn fire_batch(&mut self, entries: &[Entry], now: DateTime<Utc>) {
         let mut counts = FireCounts::default();
         let result = self.fire_entries(entries, now, &mut counts).await;
