@@ -7,7 +7,7 @@
 //! `next_fire`. Then, for up to [`FIRE_BATCH`] due jobs at a time (each one's instants in
 //! order; each step below one store call for the whole batch; the workers woken a few times
 //! per pass, not once per run: [`Waker`]), [`super::due::due`] says what to fire; each
-//! instant is first recorded under its unique `(job, instant)` key ([`Fires::record_fires`])
+//! instant is first recorded under its unique `(job, instant)` key ([`Fires::record_fires`](crate::store::Fires::record_fires))
 //! and only the process that recorded it enqueues, so several schedulers on one store never
 //! double a fire. The
 //! run's dedupe decides `concurrency`: `forbid` skips the fire (logged) while a run of the
@@ -18,7 +18,7 @@
 //! A fire is recorded unsettled and settled with its outcome once handled. A scheduler that
 //! dies in between would lose it (its key is taken), so every scheduler, on each reload,
 //! takes over fires left unsettled for [`SchedulerSettings::recover_after`]
-//! ([`Fires::retake_fire`]: one taker each) and handles them. A scheduled run's id is made
+//! ([`Fires::retake_fire`](crate::store::Fires::retake_fire): one taker each) and handles them. A scheduled run's id is made
 //! from its job and instant ([`queue::scheduled_run_id`]), so a taker sees when the run was
 //! enqueued after all and never doubles it.
 
@@ -50,7 +50,7 @@ const FIRE_BATCH: usize = 500;
 const WAKE_EVERY: Duration = Duration::from_millis(2);
 
 /// The jobs are listed in full at least this often, even when their marker
-/// ([`Catalog::jobs_marker`]) did not move.
+/// ([`Catalog::jobs_marker`](crate::store::Catalog::jobs_marker)) did not move.
 pub const FULL_RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 /// How the scheduler runs.
@@ -252,16 +252,16 @@ impl Scheduler {
     }
 
     /// Fire what is due of the jobs `entries` at `now`, each step for all of them at once:
-    /// record their due instants ([`Fires::record_fires`]), enqueue the runs of the fires
-    /// this scheduler won ([`Queue::enqueue_all`], then the `concurrency` of those that
-    /// found a run active), settle those fires ([`Fires::settle_fires`]), and write the
-    /// jobs' fire times back ([`Fires::set_fire_times_all`]). A step that fails leaves the
+    /// record their due instants ([`Fires::record_fires`](crate::store::Fires::record_fires)), enqueue the runs of the fires
+    /// this scheduler won ([`Queue::enqueue_all`](crate::store::Queue::enqueue_all), then the `concurrency` of those that
+    /// found a run active), settle those fires ([`Fires::settle_fires`](crate::store::Fires::settle_fires)), and write the
+    /// jobs' fire times back ([`Fires::set_fire_times_all`](crate::store::Fires::set_fire_times_all)). A step that fails leaves the
     /// jobs where they were (their recorded fires are taken over later, unsettled).
     ///
-    /// [`Fires::record_fires`]: crate::store::Fires::record_fires
-    /// [`Queue::enqueue_all`]: crate::store::Queue::enqueue_all
-    /// [`Fires::settle_fires`]: crate::store::Fires::settle_fires
-    /// [`Fires::set_fire_times_all`]: crate::store::Fires::set_fire_times_all
+    /// [`Fires::record_fires`](crate::store::Fires::record_fires): crate::store::Fires::record_fires
+    /// [`Queue::enqueue_all`](crate::store::Queue::enqueue_all): crate::store::Queue::enqueue_all
+    /// [`Fires::settle_fires`](crate::store::Fires::settle_fires): crate::store::Fires::settle_fires
+    /// [`Fires::set_fire_times_all`](crate::store::Fires::set_fire_times_all): crate::store::Fires::set_fire_times_all
     async fn fire_batch(&mut self, entries: &[Entry], now: DateTime<Utc>) {
         let mut counts = FireCounts::default();
         let result = self.fire_entries(entries, now, &mut counts).await;

@@ -100,7 +100,7 @@ pub struct AppRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The answer to [`Queue::enqueue`].
+/// The answer to [`Queue::enqueue`](crate::store::Queue::enqueue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     /// The run was added (its id).
@@ -110,7 +110,7 @@ pub enum Enqueued {
     Duplicate(String),
 }
 
-/// The answer to [`Queue::cancel_run`].
+/// The answer to [`Queue::cancel_run`](crate::store::Queue::cancel_run).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cancelled {
     /// Done: the run as it is now.
@@ -122,7 +122,7 @@ pub enum Cancelled {
     Missing,
 }
 
-/// Operator switches every worker and daemon follows ([`Fleet::control`]).
+/// Operator switches every worker and daemon follows ([`Fleet::control`](crate::store::Fleet::control)).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Control {
     /// `coco pause` without a project: no new runs at all (except forced ones).
@@ -201,7 +201,7 @@ pub struct Problems {
 
 /// A recorded schedule fire whose outcome was never settled: the scheduler that recorded
 /// it stopped before enqueueing its run (or before saying so). See
-/// [`Fires::unsettled_fires`].
+/// [`Fires::unsettled_fires`](crate::store::Fires::unsettled_fires).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fire {
     /// `project.job`.
@@ -247,7 +247,7 @@ pub struct LogRecord {
     pub app: Option<String>,
 }
 
-/// Which records [`Journal::list_log`] returns: the newest `limit` matching, oldest first.
+/// Which records [`Journal::list_log`](crate::store::Journal::list_log) returns: the newest `limit` matching, oldest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogFilter {
     pub project: Option<String>,
@@ -292,7 +292,7 @@ impl MemberRecord {
     }
 }
 
-/// Which runs [`Queue::list_runs`] returns.
+/// Which runs [`Queue::list_runs`](crate::store::Queue::list_runs) returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {
     pub state: Option<RunState>,
@@ -312,10 +312,10 @@ pub struct Claimed {
     pub job: Option<JobRecord>,
 }
 
-/// What [`Queue::finish_and_claim`] did.
+/// What [`Queue::finish_and_claim`](crate::store::Queue::finish_and_claim) did.
 #[derive(Debug)]
 pub struct Stepped {
-    /// The finished run, as [`Queue::finish_run`] returns it (`None`: nothing was to finish,
+    /// The finished run, as [`Queue::finish_run`](crate::store::Queue::finish_run) returns it (`None`: nothing was to finish,
     /// or it was no longer the worker's).
     pub finished: Option<RunRecord>,
     /// The next run claimed, if one was asked for and could be; an error here leaves the
@@ -323,7 +323,7 @@ pub struct Stepped {
     pub claimed: StoreResult<Option<Claimed>>,
 }
 
-/// What [`Queue::claim_run`] may not pick: runs marked `force` are claimed regardless.
+/// What [`Queue::claim_run`](crate::store::Queue::claim_run) may not pick: runs marked `force` are claimed regardless.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Paused {
     /// The whole queue is paused (halt).

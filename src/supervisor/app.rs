@@ -4,7 +4,7 @@
 //! environment), captures its output into a tail stored as `app:<id>` (`coco logs APP`),
 //! checks its health every `interval` (every [`STARTING_CHECK`] until it first passes), and
 //! writes its [`AppStatus`] every `status_every` — which also renews the daemon's hold on the
-//! app ([`Fleet::claim_app`]); a refused write means another daemon took the app over, and the
+//! app ([`Fleet::claim_app`](crate::store::Fleet::claim_app)); a refused write means another daemon took the app over, and the
 //! process is stopped. A process that ends is started again as the restart policy says, after
 //! the [`backoff`] delay; [`UNHEALTHY_RESTART`] failed checks in a row after it was healthy
 //! restart it too. A new [`Plan`] (definition or project environment changed) replaces the

@@ -7,7 +7,7 @@
 //! the poll delay, or shutdown.
 //!
 //! - A busy worker costs one store round trip per run: a run task ending its run claims the
-//!   next in the same step ([`Queue::finish_and_claim`], under the pauses the loop last put
+//!   next in the same step ([`Queue::finish_and_claim`](crate::store::Queue::finish_and_claim), under the pauses the loop last put
 //!   in the `run::ClaimGate`) and hands it to the loop, which starts it at once. The loop
 //!   itself claims only for slots left free; it closes the gate when it stops, and gives
 //!   back untouched a run claimed as it closed.

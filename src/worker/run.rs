@@ -7,17 +7,17 @@
 //!
 //! - keeps the newest output lines in a [`TailBuffer`], each as `HH:MM:SS.mmm out|err|log
 //!   text` (UTC; `::log::` lines as `log LEVEL message`, `::progress::` lines not at all) and
-//!   stores it with [`Queue::put_output`] at most every `output_every` while new lines
+//!   stores it with [`Queue::put_output`](crate::store::Queue::put_output) at most every `output_every` while new lines
 //!   arrive, and at the end — so `coco logs --follow` reads it while the run goes on;
-//! - reports the pid and progress with [`Queue::report_run`] at most every `report_every`,
+//! - reports the pid and progress with [`Queue::report_run`](crate::store::Queue::report_run) at most every `report_every`,
 //!   the first time one interval after the start (a reporter future polled next to the
 //!   process; the spawn and event callbacks only record what is new).
 //!
-//! The end is stored with [`Queue::finish_and_claim`], which also claims the worker's next
+//! The end is stored with [`Queue::finish_and_claim`](crate::store::Queue::finish_and_claim), which also claims the worker's next
 //! run while the `ClaimGate` is open. A run that ends `complete` enqueues the `then:`
 //! followers of its job as it ran ([`chain`]).
 //!
-//! The try's end is mapped by `verdict` (pure) to a [`state::Outcome`]: exit 0 complete,
+//! The try's end is mapped by `verdict` (pure) to a [`Outcome`](crate::queue::state::Outcome): exit 0 complete,
 //! exit 75 deferred, other exits failed/error (reason `exit`), a signal nobody coco sent
 //! `signal`, the timeout `timeout`, a worker shutdown `shutdown` (handed back: pending again,
 //! the attempt not spent). A run whose command cannot be worked out or started ends like a
@@ -94,7 +94,7 @@ pub(crate) struct Executed {
 }
 
 /// Whether a run task may claim the next run as it finishes its own (in the same store
-/// step, [`Queue::finish_and_claim`]), and under which pauses: the worker's loop opens it
+/// step, [`Queue::finish_and_claim`](crate::store::Queue::finish_and_claim)), and under which pauses: the worker's loop opens it
 /// with the pauses of each turn and closes it when it stops claiming.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClaimGate(Arc<Mutex<Option<Paused>>>);

@@ -8,7 +8,7 @@
 //! ([`crate::store::COLLECTIONS`]), and `projects` and `fires`, where present, have coco's columns
 //! (the two tables a migration or a reader of an unmarked store relies on). Anything else with tables in it
 //! is another program's file: coco refuses it and never drops, alters or adds to it. A file
-//! marked by a newer coco (a schema version above [`super::embedded::SCHEMA_VERSION`]) is
+//! marked by a newer coco (a schema version above `SCHEMA_VERSION` (`schema.rs`)) is
 //! refused too, since this coco cannot know what that schema means.
 
 use rusqlite::Connection;

@@ -9,7 +9,7 @@
 //! store's one connection behind a mutex; concurrency comes from opening more connections
 //! (more processes or more [`EmbeddedStore`]s), not from sharing one.
 //!
-//! Layout: a table per name in [`COLLECTIONS`]. Queried fields are real columns
+//! Layout: a table per name in [`COLLECTIONS`](crate::store::COLLECTIONS). Queried fields are real columns
 //! (timestamps as INTEGER milliseconds since the Unix epoch, UTC; booleans as 0/1); JSON
 //! documents (`manifest`, `definition`, `doc`) are TEXT. A `queue` row's `doc` is the whole
 //! [`RunRecord`]; its columns repeat the fields queries need and are rewritten with it.

@@ -24,7 +24,7 @@
 //! of a try, and every write of it is a `replace_one` filtered on the `seq` it was read at:
 //!
 //! - `dedupe:{key}` (field `run`): inserted before the run, deleted when the run reaches a
-//!   final state. A marker whose run is final, or missing for over [`STALE_DEDUPE`], is
+//!   final state. A marker whose run is final, or missing for over `STALE_DEDUPE` (`queue.rs`), is
 //!   stale (a crash between two writes) and is removed by the next enqueue of that key.
 //! - `slot:{job}:{k}` for `k < max_parallel` (fields `run`, `seq`, `at`): a job slot, taken
 //!   before claiming, released when the try ends.
@@ -40,17 +40,17 @@
 //!   copied into the run document when the try ends.
 //!
 //! A process that dies between two of these writes leaves a lock behind; the reaper
-//! ([`Queue::take_back_zombies`]) cleans up locks older than `zombie_after`: frees slots
+//! ([`Queue::take_back_zombies`](crate::store::Queue::take_back_zombies)) cleans up locks older than `zombie_after`: frees slots
 //! whose try is not running, and moves a run still at a dead claimer's `seq` on (marker
 //! `orphan:{run}:{seq}`, one reaper each, deleted once the run moved on; a dead reaper's is
 //! cleaned up like the others) so it can be claimed again. Only a claimer or ender that
 //! stalls for longer than `zombie_after` between its marker and its update could race the
 //! reaper.
 //!
-//! A fire taken over from a dead scheduler ([`Fires::retake_fire`]) is won by inserting
+//! A fire taken over from a dead scheduler ([`Fires::retake_fire`](crate::store::Fires::retake_fire)) is won by inserting
 //! `fire:{fire}:{generation}` (fields `fire`, `at`), the generation being the `fired_at`
 //! the taker read; the take-over moves `fired_at` on. The marker only stops takers that
-//! read that generation, so [`Fires::prune_fires`] deletes those older than the fires it
+//! read that generation, so [`Fires::prune_fires`](crate::store::Fires::prune_fires) deletes those older than the fires it
 //! keeps. Nothing relies on a TTL index (not every compatible server runs one): every
 //! marker is deleted by the step that makes it useless, or by the reaper or pruning.
 
