@@ -21,8 +21,10 @@
 //! detached. [`Child::terminate_group`] sends SIGTERM, waits for the leader and then for the
 //! rest of the tree (polled: non-children cannot be waited for) up to a grace period, then
 //! SIGKILLs the tree (`cgroup.kill`, or the subreaper asked to). [`Child::capture`] spawns one
-//! reader task per pipe; each sends [`Event`]s through a bounded channel. [`run_to_end`] ties
-//! it together for a job: spawn, capture, wait with a timeout and a cancel future, terminate
+//! reader task per pipe (an app's output); [`Child::read_output`] reads both pipes in the
+//! caller's task instead (a job's: no task and no wake-up of another thread per stream);
+//! either sends [`Event`]s through a bounded channel. [`run_to_end`] ties it together for a
+//! job: spawn, read the output beside the wait with a timeout and a cancel future, terminate
 //! what is left of the tree, drain the output.
 //!
 //! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
