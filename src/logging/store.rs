@@ -5,7 +5,9 @@
 //! event at or above the level becomes a [`LogRecord`] — message, other fields as
 //! `key=value`, and `project`, `job`, `run` and `app` from the event or its spans — and goes
 //! through a bounded channel to a task that writes batches (at most [`BATCH`] records, at
-//! most [`BATCH_DELAY`] after the first). Logging never waits for the store: when the channel
+//! most [`BATCH_DELAY`] after the first). While a batch waits, the task sleeps: records
+//! queue in the channel without waking it, and the layer (a full batch) or [`flush`] pokes it
+//! through a [`Notify`] to write early. Logging never waits for the store: when the channel
 //! is full the record is dropped and counted, and the count is logged once there is room.
 //! The shipper's own complaints use target [`SELF_TARGET`], which the layer skips, so a
 //! failing store cannot feed its errors back into itself.
@@ -17,7 +19,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber, span};
 use tracing_subscriber::Layer;
@@ -47,6 +50,8 @@ enum Message {
 /// Where records go once [`ship_to_store`] was called in this process.
 struct Sink {
     sender: mpsc::Sender<Message>,
+    /// Poked when the shipper should write before its batch is due (full, or a flush).
+    urgent: Arc<Notify>,
     host: String,
     source: String,
 }
@@ -62,13 +67,15 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// runtime.
 pub fn ship_to_store(store: Arc<dyn Journal>, source: &str, host: &str) {
     let (sender, receiver) = mpsc::channel(CAPACITY);
+    let urgent = Arc::new(Notify::new());
     let sink = Sink {
         sender,
+        urgent: Arc::clone(&urgent),
         host: host.to_owned(),
         source: source.to_owned(),
     };
     if SINK.set(sink).is_ok() {
-        tokio::spawn(ship(store, receiver));
+        tokio::spawn(ship(store, receiver, urgent));
     }
 }
 
@@ -78,45 +85,46 @@ pub async fn flush() {
     let Some(sink) = SINK.get() else { return };
     let (done, written) = oneshot::channel();
     if sink.sender.send(Message::Flush(done)).await.is_ok() {
+        sink.urgent.notify_one();
         let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
     }
 }
 
-/// The shipper task: batches records and appends them to the store.
-async fn ship(store: Arc<dyn Journal>, mut receiver: mpsc::Receiver<Message>) {
+/// The shipper task: batches records and appends them to the store. While a batch waits for
+/// [`BATCH_DELAY`] it sleeps (records queue in `receiver` meanwhile, waking nobody) unless
+/// `urgent` is poked: a full batch, or a flush.
+async fn ship(store: Arc<dyn Journal>, mut receiver: mpsc::Receiver<Message>, urgent: Arc<Notify>) {
     let mut batch: Vec<LogRecord> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     // When the batch's first record has waited long enough.
     let mut due = tokio::time::Instant::now();
-    loop {
-        let message = if batch.is_empty() {
-            let message = receiver.recv().await;
-            due = tokio::time::Instant::now() + BATCH_DELAY;
-            message
-        } else {
-            match tokio::time::timeout_at(due, receiver.recv()).await {
-                Ok(message) => message,
-                Err(_) => {
-                    write(store.as_ref(), &mut batch).await;
-                    continue;
-                }
+    let mut open = true;
+    while open {
+        if batch.is_empty() && waiting.is_empty() {
+            match receiver.recv().await {
+                Some(message) => take(message, &mut batch, &mut waiting),
+                None => break,
             }
-        };
-        match message {
-            Some(Message::Record(record)) => batch.push(*record),
-            Some(Message::Flush(done)) => waiting.push(done),
-            None => break,
+            due = tokio::time::Instant::now() + BATCH_DELAY;
+        } else {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = urgent.notified() => {}
+            }
         }
-        // Take what is already queued without waiting, then write if the batch is full or
-        // someone waits for it.
+        // Take what is already queued without waiting, then write if the batch is full, is
+        // due, or someone waits for it.
         while batch.len() < BATCH {
             match receiver.try_recv() {
-                Ok(Message::Record(record)) => batch.push(*record),
-                Ok(Message::Flush(done)) => waiting.push(done),
-                Err(_) => break,
+                Ok(message) => take(message, &mut batch, &mut waiting),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
             }
         }
-        if batch.len() >= BATCH || !waiting.is_empty() {
+        if batch.len() >= BATCH || !waiting.is_empty() || tokio::time::Instant::now() >= due {
             write(store.as_ref(), &mut batch).await;
             for done in waiting.drain(..) {
                 let _ = done.send(());
@@ -124,6 +132,14 @@ async fn ship(store: Arc<dyn Journal>, mut receiver: mpsc::Receiver<Message>) {
         }
     }
     write(store.as_ref(), &mut batch).await;
+}
+
+/// Add a message to the batch, or a flush to those waiting for it.
+fn take(message: Message, batch: &mut Vec<LogRecord>, waiting: &mut Vec<oneshot::Sender<()>>) {
+    match message {
+        Message::Record(record) => batch.push(*record),
+        Message::Flush(done) => waiting.push(done),
+    }
 }
 
 /// Append `batch` (retried once), then empty it. A store that stays down loses the batch
@@ -206,6 +222,10 @@ where
             .is_err()
         {
             DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+        // A full batch is written at once, not when it is due.
+        if sink.sender.max_capacity() - sink.sender.capacity() >= BATCH {
+            sink.urgent.notify_one();
         }
     }
 }
@@ -381,7 +401,8 @@ mod tests {
         store.ensure_schema().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
         let (sender, receiver) = mpsc::channel(CAPACITY);
-        let shipper = tokio::spawn(ship(store.clone(), receiver));
+        let urgent = Arc::new(Notify::new());
+        let shipper = tokio::spawn(ship(store.clone(), receiver, Arc::clone(&urgent)));
         let record = |n: u32| LogRecord {
             id: next_id(),
             at: Utc::now(),
@@ -407,6 +428,7 @@ mod tests {
         assert!(stored >= 10, "only {stored} of 30 written while they came");
         let (done, written) = oneshot::channel();
         sender.send(Message::Flush(done)).await.unwrap();
+        urgent.notify_one();
         written.await.unwrap();
         assert_eq!(
             store.list_log(&LogFilter::default()).await.unwrap().len(),

@@ -21,8 +21,10 @@
 //! detached. [`Child::terminate_group`] sends SIGTERM, waits for the leader and then for the
 //! rest of the tree (polled: non-children cannot be waited for) up to a grace period, then
 //! SIGKILLs the tree (`cgroup.kill`, or the subreaper asked to). [`Child::capture`] spawns one
-//! reader task per pipe; each sends [`Event`]s through a bounded channel. [`run_to_end`] ties
-//! it together for a job: spawn, capture, wait with a timeout and a cancel future, terminate
+//! reader task per pipe (an app's output); [`Child::read_output`] reads both pipes in the
+//! caller's task instead (a job's: no task and no wake-up of another thread per stream);
+//! either sends [`Event`]s through a bounded channel. [`run_to_end`] ties it together for a
+//! job: spawn, read the output beside the wait with a timeout and a cancel future, terminate
 //! what is left of the tree, drain the output.
 //!
 //! Caveats: the death signal is tied to the *thread* that spawned the child, so call [`spawn`]
@@ -767,6 +769,28 @@ impl Child {
         Ok(Termination { exit, forced })
     }
 
+    /// Read stdout and stderr (once: later calls read nothing) into `tx` in the caller's own
+    /// task: the future ends when both streams have (dropping it stops reading and closes
+    /// the pipes). No task and no cross-thread wake-up per stream, unlike [`Child::capture`].
+    pub fn read_output(&mut self, tx: mpsc::Sender<Event>) -> impl Future<Output = ()> + use<> {
+        let (stdout, stderr) = (self.stdout.take(), self.stderr.take());
+        let tx_err = tx.clone();
+        // Each side drops its sender when its stream ends, so the receiver sees the end.
+        let out = async move {
+            if let Some(stdout) = stdout {
+                output::read_lines(stdout, Stream::Stdout, tx).await;
+            }
+        };
+        let err = async move {
+            if let Some(stderr) = stderr {
+                output::read_lines(stderr, Stream::Stderr, tx_err).await;
+            }
+        };
+        async move {
+            tokio::join!(out, err);
+        }
+    }
+
     /// Read stdout and stderr (once: later calls capture nothing) into `tx`, one task each.
     pub fn capture(&mut self, tx: mpsc::Sender<Event>) -> Capture {
         let mut tasks = JoinSet::new();
@@ -914,7 +938,9 @@ pub async fn run_to_end_observed(
         }
     };
     let (tx, mut rx) = mpsc::channel(EVENT_CHANNEL);
-    let capture = child.capture(tx);
+    // Output is read in this task, beside the wait: one task per run, not three.
+    let mut reading = pin!(child.read_output(tx));
+    let mut read_all = false;
     let mut events_open = true;
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut cancel = pin!(cancel);
@@ -926,6 +952,7 @@ pub async fn run_to_end_observed(
                 Some(event) => on_event(event),
                 None => events_open = false,
             },
+            () = &mut reading, if !read_all => read_all = true,
             exit = child.wait() => {
                 exit.map_err(failed(&child, "waiting for it to exit"))?;
                 break;
@@ -956,6 +983,7 @@ pub async fn run_to_end_observed(
                     Some(event) => on_event(event),
                     None => events_open = false,
                 },
+                () = &mut reading, if !read_all => read_all = true,
                 termination = &mut terminate => break termination,
             }
         };
@@ -969,13 +997,17 @@ pub async fn run_to_end_observed(
 
     let drain_deadline = Instant::now() + DRAIN_AFTER_EXIT;
     while events_open {
-        match tokio::time::timeout_at(drain_deadline, rx.recv()).await {
-            Ok(Some(event)) => on_event(event),
-            Ok(None) => events_open = false,
-            Err(_) => break,
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => on_event(event),
+                None => events_open = false,
+            },
+            () = &mut reading, if !read_all => read_all = true,
+            () = tokio::time::sleep_until(drain_deadline) => break,
         }
     }
-    drop(capture);
+    // What a process that left the group still holds open is not read any further: the
+    // reading future is dropped (the pipes closed) as this returns.
     if events_open {
         tracing::warn!(
             pid = child.pid,
