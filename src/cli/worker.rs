@@ -48,14 +48,17 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
     settings.run.guard = guard.as_ref().map(Guard::handle);
     let name = args.name.clone().unwrap_or_else(default_name);
     context::ship_log(&store, &name);
-    output::text(&format!(
+    // Said once the worker is in the store: whoever reads the line can find it (`coco alive`).
+    let started_line = format!(
         "worker {name}: {} slot{} on {} (stop with Ctrl-C)",
         settings.slots,
         if settings.slots == 1 { "" } else { "s" },
         store.describe()
-    ));
+    );
     let worker = Worker::new(name.clone(), Arc::clone(&store), settings);
-    let summary = worker.run(shutdown_signal()).await;
+    let summary = worker
+        .run_announced(shutdown_signal(), || output::text(&started_line))
+        .await;
     output::text(&format!(
         "worker {name} stopped{}: {} claimed, {} finished, {} handed back",
         if summary.halted { " (halted)" } else { "" },

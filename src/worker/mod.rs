@@ -188,6 +188,16 @@ impl Worker {
     /// is still running (see the module documentation). Store errors are logged and retried,
     /// never fatal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Summary {
+        self.run_announced(shutdown, || {}).await
+    }
+
+    /// [`Worker::run`], calling `recorded` once this worker is recorded in the store (so
+    /// `coco alive` lists it): what `coco worker` waits for before it says it started.
+    pub async fn run_announced(
+        self,
+        shutdown: impl Future<Output = ()>,
+        recorded: impl FnOnce(),
+    ) -> Summary {
         let settings = &self.settings;
         let slots = settings.slots.max(1);
         let started = Utc::now();
@@ -213,6 +223,7 @@ impl Worker {
         let gate = ClaimGate::default();
         tracing::info!(worker = %self.name, slots, store = %self.store.describe(), "worker started");
         self.announce(started, slots, &running, &switches).await;
+        recorded();
 
         loop {
             self.read_switches(&mut switches, false).await;
