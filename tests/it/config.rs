@@ -761,3 +761,40 @@ fn daemon_timings_default_to_todays_values_and_are_bounded_below() {
     let (config, _) = m.ok(&[("COCO_DAEMON__APP_STATUS_EVERY", "250ms")], &no_flags());
     assert_eq!(config.daemon.app_status_every, Duration::from_millis(250));
 }
+
+/// The `daemon` timings as a person meets them: written in `~/.coco/local.yaml` of a fresh
+/// home, shown by `coco config` with their file, and one below its minimum refused with its
+/// line and column before anything runs (`coco daemon` does not start).
+#[test]
+fn daemon_timings_through_the_binary() {
+    use crate::support::{Sandbox, stderr, stdout};
+    let sandbox = Sandbox::new();
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let base = std::fs::read_to_string(&local).unwrap();
+
+    std::fs::write(&local, format!("{base}daemon:\n  app_grace: 30s\n")).unwrap();
+    let shown = sandbox.coco(&["config"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let line = stdout(&shown)
+        .lines()
+        .find(|line| line.contains("daemon.app_grace"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        line.contains("30s") && line.contains("local.yaml"),
+        "{}",
+        stdout(&shown)
+    );
+
+    std::fs::write(&local, format!("{base}daemon:\n  app_stale_after: 500ms\n")).unwrap();
+    let at = format!(
+        "local.yaml:{}:20: must be at least 1s",
+        base.lines().count() + 2
+    );
+    let refused = sandbox.coco(&["config"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains(&at), "{}", stderr(&refused));
+    let daemon = sandbox.coco(&["daemon"]);
+    assert_eq!(daemon.status.code(), Some(1), "{}", stdout(&daemon));
+    assert!(stderr(&daemon).contains(&at), "{}", stderr(&daemon));
+}
