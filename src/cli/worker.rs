@@ -56,9 +56,12 @@ pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> 
         store.describe()
     );
     let worker = Worker::new(name.clone(), Arc::clone(&store), settings);
-    let summary = worker
-        .run_announced(shutdown_signal(), || output::text(&started_line))
-        .await;
+    // On a runtime thread, not this one: the tasks the loop starts then run beside it, and
+    // a run's end reaches the loop without waking another thread.
+    let summary =
+        tokio::spawn(worker.run_announced(shutdown_signal(), move || output::text(&started_line)))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
     output::text(&format!(
         "worker {name} stopped{}: {} claimed, {} finished, {} handed back",
         if summary.halted { " (halted)" } else { "" },

@@ -43,6 +43,7 @@ pub mod guard;
 mod leader;
 pub mod output;
 pub mod procfs;
+mod program;
 pub mod reaper;
 pub mod sweep;
 mod vfork;
@@ -53,7 +54,6 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
@@ -367,7 +367,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         Ok(path) => path,
         Err(dir) => return Err(SpawnError::InvalidPathEntry { program, cwd, dir }),
     };
-    let resolved = resolve_program(&program, &cwd, &path)?;
+    let resolved = program::resolve(&program, &cwd, &path)?;
 
     let spawn_error = |source| SpawnError::Spawn {
         program: program.clone(),
@@ -553,44 +553,6 @@ fn new_path(spec: &Spec) -> Result<OsString, PathBuf> {
         entries.push(base.as_bytes());
     }
     Ok(OsString::from_vec(entries.join(&b':')))
-}
-
-/// Find the program the way `execvp` would, but on the child's `PATH` and relative to its cwd.
-fn resolve_program(program: &str, cwd: &Path, path: &OsString) -> Result<PathBuf, SpawnError> {
-    if program.contains('/') {
-        let resolved = cwd.join(program);
-        return match std::fs::metadata(&resolved) {
-            Err(_) => Err(SpawnError::NotFound {
-                program: program.to_string(),
-                cwd: cwd.to_path_buf(),
-                resolved,
-            }),
-            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(resolved),
-            Ok(_) => Err(SpawnError::NotExecutable {
-                program: program.to_string(),
-                cwd: cwd.to_path_buf(),
-                resolved,
-            }),
-        };
-    }
-    if !program.is_empty() {
-        for dir in std::env::split_paths(path) {
-            let candidate = cwd.join(dir).join(program);
-            if is_executable_file(&candidate) {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(SpawnError::NotFoundOnPath {
-        program: program.to_string(),
-        cwd: cwd.to_path_buf(),
-        path: path.to_string_lossy().into_owned(),
-    })
-}
-
-fn is_executable_file(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// A running (or finished, not yet dropped) child process and its process group.

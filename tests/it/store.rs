@@ -467,6 +467,58 @@ fn embedded_eight_connections_claim_each_run_once() {
     assert_eq!(unique.len(), all.len(), "each run claimed once");
 }
 
+/// The worker's calls per run are first tried on the calling thread without waiting for a
+/// lock: while another connection holds the write lock they wait for it on the blocking pool
+/// (no "database is locked"), on a multi-thread runtime as on a current-thread one.
+#[test]
+fn embedded_worker_calls_wait_for_another_connections_write_lock() {
+    for multi_thread in [true, false] {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("coco.db");
+        let rt = if multi_thread {
+            tokio::runtime::Runtime::new()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .expect("runtime");
+        rt.block_on(async {
+            let store = EmbeddedStore::open(&path).await.expect("open");
+            store.ensure_schema().await.expect("ensure_schema");
+            let created = DateTime::from_timestamp_millis(1_700_000_000_000).expect("t");
+            let definition = Job::with_command(&["true"]);
+            let run = new_run(
+                &definition,
+                NewRun::new("lock.job", "lock", serde_json::json!({}), created),
+            );
+            store.enqueue(&run).await.expect("enqueue");
+            let (held, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+            let holder = {
+                let (path, held, release) = (path.clone(), Arc::clone(&held), Arc::clone(&release));
+                std::thread::spawn(move || {
+                    let mut conn = rusqlite::Connection::open(&path).expect("open the file");
+                    let tx = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .expect("take the write lock");
+                    held.wait();
+                    release.wait();
+                    std::thread::sleep(Duration::from_millis(300));
+                    tx.commit().expect("commit");
+                })
+            };
+            held.wait();
+            release.wait();
+            let claimed = store
+                .claim_run("w1", created, &Paused::default())
+                .await
+                .expect("the claim waits for the lock instead of failing");
+            assert_eq!(claimed.map(|r| r.id), Some(run.id.clone()));
+            holder.join().expect("holder");
+        });
+    }
+}
+
 /// Env var telling a child copy of this test binary to act as one racing process.
 const CHILD_DB: &str = "COCO_TEST_STORE_CHILD_DB";
 

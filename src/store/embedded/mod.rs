@@ -7,7 +7,11 @@
 //!
 //! SQLite calls block, so each runs on tokio's blocking pool (`spawn_blocking`) holding this
 //! store's one connection behind a mutex; concurrency comes from opening more connections
-//! (more processes or more [`EmbeddedStore`]s), not from sharing one.
+//! (more processes or more [`EmbeddedStore`]s), not from sharing one. The worker's calls per
+//! run (claim, finish and claim, progress, output) are first tried on the calling thread
+//! ([`EmbeddedStore::run_hot`]): when the connection is free and SQLite's lock can be taken
+//! without waiting, that saves the two thread hops of a pool call; otherwise they wait on the
+//! pool like every other call.
 //!
 //! Layout: a table per name in [`COLLECTIONS`](crate::store::COLLECTIONS). Queried fields are real columns
 //! (timestamps as INTEGER milliseconds since the Unix epoch, UTC; booleans as 0/1); JSON
@@ -159,6 +163,52 @@ impl EmbeddedStore {
             f(&mut conn).map_err(sql(&path, doing))
         })
         .await
+    }
+}
+
+impl EmbeddedStore {
+    /// [`EmbeddedStore::run`] for a short call on the worker's path per run: tried at once
+    /// on the calling thread when this store's connection is free, with SQLite's busy
+    /// handler off for that try, so it waits for no lock (another thread's call, or another
+    /// connection's write); if either is held, `f` runs on the blocking pool as `run` does.
+    /// `f` must be safe to start again after SQLite answered busy (all its writes in one
+    /// transaction, or a single statement).
+    async fn run_hot<T, F>(&self, doing: &'static str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        if let Some(tried) = self.try_now(&f) {
+            return tried.map_err(sql(&self.path, doing));
+        }
+        self.run(doing, move |conn| f(conn)).await
+    }
+
+    /// `f` on this thread if the connection is free and no lock must be waited for; `None`
+    /// otherwise (nothing of `f` took effect then).
+    fn try_now<T>(
+        &self,
+        f: &impl Fn(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Option<rusqlite::Result<T>> {
+        let mut conn = match self.conn.try_lock() {
+            Ok(conn) => conn,
+            // As in `run`: a panic cannot have left a transaction open.
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        if conn.busy_timeout(Duration::ZERO).is_err() {
+            return None;
+        }
+        let tried = f(&mut conn);
+        // Without it later calls would fail at once on a held lock instead of waiting (what
+        // `f` did stands either way, so it is still answered).
+        if let Err(error) = conn.busy_timeout(BUSY_TIMEOUT) {
+            tracing::warn!(store = %self.path.display(), "restoring SQLite's busy timeout: {error}");
+        }
+        match tried {
+            Err(error) if is_busy(&error) => None,
+            done => Some(done),
+        }
     }
 }
 

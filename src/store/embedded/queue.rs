@@ -78,7 +78,7 @@ impl Queue for EmbeddedStore {
         paused: &Paused,
     ) -> StoreResult<Option<RunRecord>> {
         let (worker, paused) = (worker.to_string(), paused.clone());
-        self.run("claiming a run", move |conn| {
+        self.run_hot("claiming a run", move |conn| {
             // Under the write lock: no other connection sees the run before it is running,
             // nor counts the job's running runs in between.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -127,7 +127,7 @@ impl Queue for EmbeddedStore {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let (id, worker, report) = (id.to_string(), worker.to_string(), report.clone());
-        self.run("recording a run's progress", move |conn| {
+        self.run_hot("recording a run's progress", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(mut run) = read_run(&tx, &id)? else {
                 return Ok(false);
@@ -178,7 +178,7 @@ impl Queue for EmbeddedStore {
         let path = self.path.clone();
         let manifests = Arc::clone(&self.manifests);
         let (finished, claimed) = self
-            .run("finishing a run and claiming the next", move |conn| {
+            .run_hot("finishing a run and claiming the next", move |conn| {
                 // One write transaction for both: a busy worker's one round trip per run.
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let finished = match &finish {
@@ -276,7 +276,7 @@ impl Queue for EmbeddedStore {
 
     async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
         let (id, text) = (id.to_string(), text.to_string());
-        self.run("keeping a run's output", move |conn| {
+        self.run_hot("keeping a run's output", move |conn| {
             conn.prepare_cached("INSERT OR REPLACE INTO outputs (id, text) VALUES (?1, ?2)")?
                 .execute(params![id, text])?;
             Ok(())
