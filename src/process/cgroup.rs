@@ -34,6 +34,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,6 +126,14 @@ pub struct WorkerGroup {
     pool: Option<Arc<Pool>>,
 }
 
+/// A reused unit folder, and its descriptor (open once: a spawn needs it for
+/// `CLONE_INTO_CGROUP`).
+#[derive(Debug)]
+struct Folder {
+    dir: PathBuf,
+    fd: Option<Arc<OwnedFd>>,
+}
+
 /// A worker's idle unit folders (labelled `""`), ready for the next unit.
 #[derive(Debug, Default)]
 struct Pool {
@@ -133,34 +142,34 @@ struct Pool {
 
 #[derive(Debug, Default)]
 struct Idle {
-    folders: Vec<PathBuf>,
+    folders: Vec<Folder>,
     /// The group has ended: a released folder is removed, not kept.
     closed: bool,
 }
 
 impl Pool {
     /// An idle folder, if one is left.
-    fn take(&self) -> Option<PathBuf> {
+    fn take(&self) -> Option<Folder> {
         self.idle.lock().ok()?.folders.pop()
     }
 
     /// Keep the (empty, unlabelled) folder `dir` for a later unit; removed if the pool is
     /// full or closed.
-    fn give_back(&self, dir: PathBuf) {
+    fn give_back(&self, folder: Folder) {
         let surplus = match self.idle.lock() {
             Ok(mut idle) if !idle.closed && idle.folders.len() < IDLE_CAP => {
-                idle.folders.push(dir);
+                idle.folders.push(folder);
                 None
             }
-            _ => Some(dir),
+            _ => Some(folder),
         };
-        if let Some(dir) = surplus {
-            let _ = remove_tree(&dir);
+        if let Some(folder) = surplus {
+            let _ = remove_tree(&folder.dir);
         }
     }
 
     /// Close the pool: its idle folders, returned to be removed.
-    fn close(&self) -> Vec<PathBuf> {
+    fn close(&self) -> Vec<Folder> {
         self.idle.lock().map_or_else(
             |_| Vec::new(),
             |mut idle| {
@@ -214,11 +223,11 @@ impl WorkerGroup {
         let name = unit_name(name);
         if let Some(pool) = &self.pool {
             // An idle folder a sweep removed meanwhile refuses its label: it is dropped.
-            while let Some(dir) = pool.take() {
-                if set_label(&dir, &name).is_ok() {
-                    return Ok(Unit::new(dir, Some(pool)));
+            while let Some(folder) = pool.take() {
+                if set_label(&folder.dir, &name).is_ok() {
+                    return Ok(Unit::new(folder, Some(pool)));
                 }
-                let _ = remove_tree(&dir);
+                let _ = remove_tree(&folder.dir);
             }
         }
         let dir = self.dir.join(&name);
@@ -234,7 +243,12 @@ impl WorkerGroup {
             .pool
             .as_ref()
             .filter(|_| set_label(&dir, &name).is_ok());
-        Ok(Unit::new(dir, pool))
+        let fd = pool.and_then(|_| {
+            std::fs::File::open(&dir)
+                .ok()
+                .map(|file| Arc::new(file.into()))
+        });
+        Ok(Unit::new(Folder { dir, fd }, pool))
     }
 }
 
@@ -242,8 +256,8 @@ impl Drop for WorkerGroup {
     /// Remove the idle folders (a unit released later removes its own).
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
-            for dir in pool.close() {
-                let _ = remove_tree(&dir);
+            for folder in pool.close() {
+                let _ = remove_tree(&folder.dir);
             }
         }
     }
@@ -318,6 +332,8 @@ fn unit_name(name: &str) -> String {
 #[derive(Debug)]
 pub struct Unit {
     dir: PathBuf,
+    /// The folder's descriptor, where it is kept open (a reused folder).
+    fd: Option<Arc<OwnedFd>>,
     /// Removed (or back in its pool) by [`Unit::remove_if_empty`]: nothing to read or remove
     /// any more.
     removed: AtomicBool,
@@ -326,9 +342,10 @@ pub struct Unit {
 }
 
 impl Unit {
-    fn new(dir: PathBuf, pool: Option<&Arc<Pool>>) -> Unit {
+    fn new(folder: Folder, pool: Option<&Arc<Pool>>) -> Unit {
         Unit {
-            dir,
+            dir: folder.dir,
+            fd: folder.fd,
             removed: AtomicBool::new(false),
             pool: pool.cloned(),
         }
@@ -336,6 +353,11 @@ impl Unit {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The folder's descriptor, if it is kept open (for [`super::vfork::spawn_in`]).
+    pub fn folder(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_deref().map(AsFd::as_fd)
     }
 
     /// Send `signal` to every process in the unit (SIGKILL through `cgroup.kill`) but those
@@ -395,7 +417,10 @@ impl Unit {
             }
             self.removed.store(true, Ordering::Relaxed);
             match set_label(&self.dir, "") {
-                Ok(()) => pool.give_back(self.dir.clone()),
+                Ok(()) => pool.give_back(Folder {
+                    dir: self.dir.clone(),
+                    fd: self.fd.clone(),
+                }),
                 Err(_) => {
                     let _ = remove_tree(&self.dir);
                 }
@@ -674,7 +699,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let started = super::super::vfork::spawn(&plan).unwrap();
+        let started = super::super::vfork::spawn_in(&plan, unit.folder()).unwrap();
         let mut born = super::super::vfork::Born::new(started.pid, started.pidfd).unwrap();
         assert!(unit.populated());
         assert_eq!(
