@@ -153,7 +153,7 @@ impl Pool {
         self.idle.lock().ok()?.folders.pop()
     }
 
-    /// Keep the (empty, unlabelled) folder `dir` for a later unit; removed if the pool is
+    /// Keep the (empty, unlabelled) `folder` for a later unit; removed if the pool is
     /// full or closed.
     fn give_back(&self, folder: Folder) {
         let surplus = match self.idle.lock() {
