@@ -8,6 +8,17 @@
 //! and the worker falls back to the subreaper ([`super::contain`]). No controller is enabled:
 //! the cgroups only hold processes.
 //!
+//! A worker reuses its units' folders ([`WorkerGroup::reusing_folders`]): making and removing
+//! a cgroup (a dozen kernfs files, a fresh css_set) cost about a tenth of a trivial run's
+//! worker CPU, and cgroup v2 cannot rename one. So each folder carries a label, the extended
+//! attribute `user.coco.unit`: the name of the unit it holds (`run-<id>-<n>`), empty while
+//! idle. A folder is made, named and labelled for a unit; once that unit is empty its label is
+//! cleared and the folder waits (at most 64 per worker) for the next unit, which relabels it —
+//! its name stays its first unit's, the label is what counts. Where cgroupfs takes no `user.*`
+//! attribute (before Linux 5.7: probed once per worker), a unit's folder is removed once
+//! empty, as one made by [`WorkerGroup::create`] alone. The sweep of a run
+//! ([`kill_run_units`]) finds its units by label, or by name where a folder has no label.
+//!
 //! A child is born in its unit (`clone3` with `CLONE_INTO_CGROUP`, or, where that is refused,
 //! it writes `0` to the unit's `cgroup.procs` before its exec: [`super::vfork`]), so
 //! everything it ever starts is born inside and can leave only by writing its pid to another
@@ -17,16 +28,27 @@
 //! parent gets to the move. Killing a unit or a worker folder
 //! writes `1` to `cgroup.kill`: SIGKILL to every
 //! process of the subtree at once, however it detached (`setsid`, double fork, cleared
-//! environment). A unit is removed when it is empty; the process guard kills and removes the
-//! worker's folder when the worker is gone.
+//! environment). A unit is released (idle, or removed) when it is empty; idle folders go when
+//! their [`WorkerGroup`] does, and the process guard kills and removes the worker's folder,
+//! every unit folder in it, when the worker is gone.
 
+use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Prefix of a worker's folder.
 const WORKER_PREFIX: &str = "coco-";
+
+/// The extended attribute that names the unit a pooled folder holds (empty: idle).
+const LABEL: &std::ffi::CStr = c"user.coco.unit";
+
+/// At most this many idle folders are kept per worker (more are removed).
+const IDLE_CAP: usize = 64;
 
 /// How long [`kill_and_remove`] waits for a killed subtree to empty.
 const KILL_SETTLE: Duration = Duration::from_secs(2);
@@ -99,10 +121,69 @@ fn unified_path(cgroup: &str) -> Option<&str> {
 #[derive(Debug)]
 pub struct WorkerGroup {
     dir: PathBuf,
+    /// The idle folders to reuse, where this host labels cgroups (`None`: a folder per unit,
+    /// named by it, removed at its end).
+    pool: Option<Arc<Pool>>,
+}
+
+/// A reused unit folder, and its descriptor (open once: a spawn needs it for
+/// `CLONE_INTO_CGROUP`).
+#[derive(Debug)]
+struct Folder {
+    dir: PathBuf,
+    fd: Option<Arc<OwnedFd>>,
+}
+
+/// A worker's idle unit folders (labelled `""`), ready for the next unit.
+#[derive(Debug, Default)]
+struct Pool {
+    idle: Mutex<Idle>,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    folders: Vec<Folder>,
+    /// The group has ended: a released folder is removed, not kept.
+    closed: bool,
+}
+
+impl Pool {
+    /// An idle folder, if one is left.
+    fn take(&self) -> Option<Folder> {
+        self.idle.lock().ok()?.folders.pop()
+    }
+
+    /// Keep the (empty, unlabelled) `folder` for a later unit; removed if the pool is
+    /// full or closed.
+    fn give_back(&self, folder: Folder) {
+        let surplus = match self.idle.lock() {
+            Ok(mut idle) if !idle.closed && idle.folders.len() < IDLE_CAP => {
+                idle.folders.push(folder);
+                None
+            }
+            _ => Some(folder),
+        };
+        if let Some(folder) = surplus {
+            let _ = remove_tree(&folder.dir);
+        }
+    }
+
+    /// Close the pool: its idle folders, returned to be removed.
+    fn close(&self) -> Vec<Folder> {
+        self.idle.lock().map_or_else(
+            |_| Vec::new(),
+            |mut idle| {
+                idle.closed = true;
+                std::mem::take(&mut idle.folders)
+            },
+        )
+    }
 }
 
 impl WorkerGroup {
-    /// Make `coco-<marker>` under coco's own cgroup, and check that it can be killed.
+    /// Make `coco-<marker>` under coco's own cgroup, and check that it can be killed. Each
+    /// unit gets a folder of its own, removed at its end ([`WorkerGroup::reusing_folders`]
+    /// reuses them).
     pub fn create(marker: &str) -> Result<WorkerGroup, CgroupError> {
         let dir = own_base()?.join(format!("{WORKER_PREFIX}{}", unit_name(marker)));
         if let Err(source) = std::fs::create_dir(&dir)
@@ -114,17 +195,42 @@ impl WorkerGroup {
             let _ = std::fs::remove_dir(&dir);
             return Err(CgroupError::NoKill { dir });
         }
-        Ok(WorkerGroup { dir })
+        Ok(WorkerGroup { dir, pool: None })
+    }
+
+    /// Reuse the units' folders (labelled with the unit each holds) where this host can
+    /// label them (probed once, on the worker's folder); else as before.
+    pub fn reusing_folders(mut self) -> WorkerGroup {
+        if labels_work(&self.dir) {
+            self.pool = Some(Arc::default());
+        }
+        self
+    }
+
+    /// Whether the units' folders are reused ([`WorkerGroup::reusing_folders`]).
+    pub fn reuses_folders(&self) -> bool {
+        self.pool.is_some()
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Make the unit `name` (made safe for a file name) inside (and the folder again, should
-    /// a sweep have taken it for a dead worker's).
+    /// The unit `name` (made safe for a file name): an idle folder of the pool labelled
+    /// `name`, else a new folder named `name` (and the worker folder again, should a sweep
+    /// have taken it for a dead worker's), labelled `name` where folders are reused.
     pub fn unit(&self, name: &str) -> io::Result<Unit> {
-        let dir = self.dir.join(unit_name(name));
+        let name = unit_name(name);
+        if let Some(pool) = &self.pool {
+            // An idle folder a sweep removed meanwhile refuses its label: it is dropped.
+            while let Some(folder) = pool.take() {
+                if set_label(&folder.dir, &name).is_ok() {
+                    return Ok(Unit::new(folder, Some(pool)));
+                }
+                let _ = remove_tree(&folder.dir);
+            }
+        }
+        let dir = self.dir.join(&name);
         match std::fs::create_dir(&dir) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.dir)?;
@@ -132,11 +238,81 @@ impl WorkerGroup {
             }
             other => other?,
         }
-        Ok(Unit {
-            dir,
-            removed: AtomicBool::new(false),
-        })
+        // Unlabelled, the folder is this unit's alone (and removed at its end).
+        let pool = self
+            .pool
+            .as_ref()
+            .filter(|_| set_label(&dir, &name).is_ok());
+        let fd = pool.and_then(|_| {
+            std::fs::File::open(&dir)
+                .ok()
+                .map(|file| Arc::new(file.into()))
+        });
+        Ok(Unit::new(Folder { dir, fd }, pool))
     }
+}
+
+impl Drop for WorkerGroup {
+    /// Remove the idle folders (a unit released later removes its own).
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            for folder in pool.close() {
+                let _ = remove_tree(&folder.dir);
+            }
+        }
+    }
+}
+
+/// Whether the folder `dir` takes a `user.*` extended attribute (cgroupfs: Linux 5.7).
+fn labels_work(dir: &Path) -> bool {
+    let works = set_label(dir, "").is_ok();
+    if works && let Ok(path) = c_path(dir) {
+        // SAFETY: removexattr(2) of a C string path and a C string name.
+        unsafe { libc::removexattr(path.as_ptr(), LABEL.as_ptr()) };
+    }
+    works
+}
+
+/// Label the folder `dir` with `name` (`""`: idle).
+fn set_label(dir: &Path, name: &str) -> io::Result<()> {
+    let path = c_path(dir)?;
+    // SAFETY: setxattr(2) of a C string path and name, and `name.len()` bytes at `name`.
+    let done = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            LABEL.as_ptr(),
+            name.as_ptr().cast(),
+            name.len(),
+            0,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The label of the folder `dir` (`None`: it has none, or it cannot be read).
+fn label(dir: &Path) -> Option<String> {
+    let path = c_path(dir).ok()?;
+    let mut buf = [0u8; 256];
+    // SAFETY: getxattr(2) of a C string path and name into `buf` of `buf.len()` bytes.
+    let len = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            LABEL.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let len = usize::try_from(len).ok()?;
+    Some(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+fn c_path(dir: &Path) -> io::Result<CString> {
+    CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a cgroup path"))
 }
 
 /// `name` with every character but ASCII letters, digits, `.`, `_` and `-` as `_` (pure).
@@ -156,19 +332,41 @@ fn unit_name(name: &str) -> String {
 #[derive(Debug)]
 pub struct Unit {
     dir: PathBuf,
-    /// Removed by [`Unit::remove_if_empty`]: nothing to read or remove any more.
+    /// The folder's descriptor, where it is kept open (a reused folder).
+    fd: Option<Arc<OwnedFd>>,
+    /// Removed (or back in its pool) by [`Unit::remove_if_empty`]: nothing to read or remove
+    /// any more.
     removed: AtomicBool,
+    /// The pool a labelled folder goes back to once empty.
+    pool: Option<Arc<Pool>>,
 }
 
 impl Unit {
+    fn new(folder: Folder, pool: Option<&Arc<Pool>>) -> Unit {
+        Unit {
+            dir: folder.dir,
+            fd: folder.fd,
+            removed: AtomicBool::new(false),
+            pool: pool.cloned(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The folder's descriptor, if it is kept open (for [`super::vfork::spawn_in`]).
+    pub fn folder(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_deref().map(AsFd::as_fd)
     }
 
     /// Send `signal` to every process in the unit (SIGKILL through `cgroup.kill`) but those
     /// of process group `signalled_group`, which the caller signalled already (a second
     /// SIGTERM means "quit now" to some programs).
     pub fn signal(&self, signal: i32, signalled_group: Option<u32>) -> io::Result<()> {
+        if self.removed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if signal == libc::SIGKILL {
             return kill(&self.dir);
         }
@@ -192,8 +390,11 @@ impl Unit {
         !self.removed.load(Ordering::Relaxed) && populated(&self.dir)
     }
 
-    /// Remove the (empty) unit; a failure is logged.
+    /// Remove the (empty) unit, never to be reused; a failure is logged.
     pub fn remove(&self) {
+        if self.removed.load(Ordering::Relaxed) {
+            return;
+        }
         match remove_tree(&self.dir) {
             Ok(()) => self.removed.store(true, Ordering::Relaxed),
             Err(error) => {
@@ -202,11 +403,28 @@ impl Unit {
         }
     }
 
-    /// Remove the unit if no live process is left in it (the kernel refuses to remove one
-    /// that holds any: that is the check; a unit with cgroups made inside is looked at
-    /// closer); whether it is gone.
+    /// Release the unit if no live process is left in it: a pooled folder, unlabelled, goes
+    /// back to its pool (one a sweep removed meanwhile is just gone); another is removed (the
+    /// kernel refuses to remove one that holds any: that is the check; a unit with cgroups
+    /// made inside is looked at closer). Whether it is released.
     pub fn remove_if_empty(&self) -> bool {
         if self.removed.load(Ordering::Relaxed) {
+            return true;
+        }
+        if let Some(pool) = &self.pool {
+            if populated(&self.dir) {
+                return false;
+            }
+            self.removed.store(true, Ordering::Relaxed);
+            match set_label(&self.dir, "") {
+                Ok(()) => pool.give_back(Folder {
+                    dir: self.dir.clone(),
+                    fd: self.fd.clone(),
+                }),
+                Err(_) => {
+                    let _ = remove_tree(&self.dir);
+                }
+            }
             return true;
         }
         match std::fs::remove_dir(&self.dir) {
@@ -284,9 +502,10 @@ pub fn kill_and_remove(dir: &Path) -> bool {
     remove_tree(dir).is_ok()
 }
 
-/// Kill and remove every unit named `run-<run_id>-…` of every coco worker folder under this
-/// process's cgroup (a lost worker's run on this host), and the folders left empty by
-/// workers that are gone; returns how many units held processes.
+/// Kill and remove every unit of run `run_id` (named or labelled `run-<run_id>-…`) of every
+/// coco worker folder under this process's cgroup (a lost worker's run on this host), and the
+/// folders left empty (or idle) by workers that are gone; returns how many units held
+/// processes.
 pub fn kill_run_units(run_id: &str) -> usize {
     let Ok(base) = own_base() else {
         return 0;
@@ -294,30 +513,40 @@ pub fn kill_run_units(run_id: &str) -> usize {
     let prefix = format!("{}-", run_unit_prefix(run_id));
     let mut killed = 0;
     for worker in subgroups(&base) {
-        let is_worker = worker
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with(WORKER_PREFIX));
+        let is_worker = file_name(&worker).is_some_and(|name| name.starts_with(WORKER_PREFIX));
         if !is_worker {
             continue;
         }
+        let alive = worker_alive(&worker);
         for unit in subgroups(&worker) {
-            let matches = unit
-                .file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with(&prefix));
-            if matches && populated(&unit) {
-                killed += 1;
-            }
-            if matches {
+            let name = file_name(&unit).unwrap_or_default();
+            let label = label(&unit);
+            if unit_of_run(name, label.as_deref(), &prefix) {
+                if populated(&unit) {
+                    killed += 1;
+                }
                 kill_and_remove(&unit);
+            } else if !alive && label.as_deref() == Some("") {
+                let _ = std::fs::remove_dir(&unit);
             }
         }
-        if subgroups(&worker).is_empty() && !worker_alive(&worker) {
+        if !alive && subgroups(&worker).is_empty() {
             let _ = std::fs::remove_dir(&worker);
         }
     }
     killed
+}
+
+fn file_name(dir: &Path) -> Option<&str> {
+    dir.file_name().and_then(|name| name.to_str())
+}
+
+/// Whether the unit folder `name`, labelled `label`, holds a unit whose name starts with
+/// `prefix` (`run-<id>-`): its label says so where it has one (a reused folder keeps the name
+/// of its first unit), else its name (a folder per unit: hosts without labels, older coco)
+/// (pure).
+fn unit_of_run(name: &str, label: Option<&str>, prefix: &str) -> bool {
+    label.unwrap_or(name).starts_with(prefix)
 }
 
 /// Whether the worker of folder `coco-<pid>-<nanos>` is still a process of this host.
@@ -383,6 +612,118 @@ mod tests {
             Some("/system.slice/coco.service")
         );
         assert_eq!(unified_path("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn a_folders_label_says_whose_it_is_else_its_name() {
+        let prefix = "run-01ABC-";
+        assert!(unit_of_run("run-01ABC-3", None, prefix));
+        assert!(unit_of_run("run-01XYZ-1", Some("run-01ABC-7"), prefix));
+        assert!(!unit_of_run("run-01ABC-3", Some("run-01XYZ-8"), prefix));
+        assert!(!unit_of_run("run-01ABC-3", Some(""), prefix), "idle");
+        assert!(!unit_of_run("app-shop.web-2", None, prefix));
+        assert!(!unit_of_run("run-01ABCD-2", None, prefix));
+    }
+
+    /// A worker folder of this test's own that reuses its units' folders, or `None` where
+    /// this host makes no cgroup for coco or labels none: then there is nothing to test.
+    fn reusing_group(name: &str) -> Option<WorkerGroup> {
+        let marker = format!("cgroup-test-{}-{name}", std::process::id());
+        let group = WorkerGroup::create(&marker).ok()?.reusing_folders();
+        if group.reuses_folders() {
+            Some(group)
+        } else {
+            let _ = std::fs::remove_dir(group.dir());
+            None
+        }
+    }
+
+    fn end(group: WorkerGroup) {
+        let dir = group.dir().to_path_buf();
+        drop(group);
+        assert!(
+            subgroups(&dir).is_empty(),
+            "idle folders go with their group"
+        );
+        std::fs::remove_dir(dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_units_folder_is_relabelled_for_the_next_unit() {
+        let Some(group) = reusing_group("reuse") else {
+            return;
+        };
+        let first = group.unit("run-A-1").unwrap();
+        assert!(first.dir().ends_with("run-A-1"));
+        assert_eq!(label(first.dir()).as_deref(), Some("run-A-1"));
+        assert!(first.remove_if_empty());
+        assert_eq!(label(first.dir()).as_deref(), Some(""), "idle");
+        assert!(!first.populated());
+        let second = group.unit("run-B/2").unwrap();
+        assert_eq!(second.dir(), first.dir(), "the folder is reused");
+        assert_eq!(label(second.dir()).as_deref(), Some("run-B_2"));
+        // Forced removal does not give the folder back: the next unit gets a new one.
+        second.remove();
+        assert!(!second.dir().exists());
+        let third = group.unit("run-C-3").unwrap();
+        assert!(third.dir().ends_with("run-C-3"));
+        // An idle folder removed from under the pool is dropped, not handed out.
+        assert!(third.remove_if_empty());
+        std::fs::remove_dir(third.dir()).unwrap();
+        let fourth = group.unit("run-D-4").unwrap();
+        assert!(fourth.dir().ends_with("run-D-4"));
+        assert!(fourth.remove_if_empty());
+        end(group);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_finds_a_reused_folder_by_its_label() {
+        let Some(group) = reusing_group("sweep") else {
+            return;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let (old, new) = (format!("OLD{nanos}"), format!("NEW{nanos}"));
+        let first = group.unit(&format!("{}-1", run_unit_prefix(&old))).unwrap();
+        assert!(first.remove_if_empty());
+        let unit = group.unit(&format!("{}-2", run_unit_prefix(&new))).unwrap();
+        assert_eq!(unit.dir(), first.dir(), "the folder is reused");
+        let plan = super::super::vfork::Plan::new(
+            Path::new("/bin/sleep"),
+            ["sleep", "30"].map(std::ffi::OsStr::new),
+            &std::collections::BTreeMap::new(),
+            Path::new("/"),
+            unit.dir(),
+            false,
+        )
+        .unwrap();
+        let started = super::super::vfork::spawn_in(&plan, unit.folder()).unwrap();
+        let mut born = super::super::vfork::Born::new(started.pid, started.pidfd).unwrap();
+        assert!(unit.populated());
+        assert_eq!(
+            kill_run_units(&old),
+            0,
+            "the folder's name is not its unit's"
+        );
+        assert!(unit.populated());
+        assert_eq!(kill_run_units(&new), 1);
+        let status = tokio::time::timeout(Duration::from_secs(5), born.wait())
+            .await
+            .expect("the sweep killed the unit's process")
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        assert!(!unit.dir().exists(), "the swept folder is removed");
+        // Its owner finds it gone: released, and not handed out again.
+        assert!(unit.remove_if_empty());
+        let next = group.unit("run-N-3").unwrap();
+        assert!(next.dir().ends_with("run-N-3"));
+        assert!(next.remove_if_empty());
+        end(group);
     }
 
     #[test]

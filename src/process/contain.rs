@@ -5,7 +5,7 @@
 //! Chosen once per worker ([`Containment::choose`], `worker.containment` in local.yaml):
 //!
 //! - [`Containment::Cgroup`]: a cgroup v2 per run under the worker's own folder
-//!   ([`super::cgroup`]); signals go to every member, SIGKILL through `cgroup.kill`. The
+//!   ([`super::cgroup`]; its folder reused for a later run once empty); signals go to every member, SIGKILL through `cgroup.kill`. The
 //!   process guard kills the worker's folder when the worker is gone; a worker taking a run
 //!   back kills its cgroup on this host ([`super::sweep`]).
 //! - [`Containment::Subreaper`]: each child runs under a `coco __contain` child subreaper
@@ -71,10 +71,10 @@ impl Containment {
         match mode {
             Mode::Subreaper => Ok(subreaper()),
             Mode::Cgroup => WorkerGroup::create(marker)
-                .map(|group| Containment::Cgroup(Arc::new(group)))
+                .map(|group| Containment::Cgroup(Arc::new(group.reusing_folders())))
                 .map_err(ContainError::NoCgroup),
             Mode::Auto => match WorkerGroup::create(marker) {
-                Ok(group) => Ok(Containment::Cgroup(Arc::new(group))),
+                Ok(group) => Ok(Containment::Cgroup(Arc::new(group.reusing_folders()))),
                 Err(why) => {
                     tracing::info!("runs are contained by a subreaper: no cgroup ({why})");
                     Ok(subreaper())

@@ -403,7 +403,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         let born = || -> io::Result<_> {
             let argv = spec.program_and_args.iter().map(|arg| arg.as_ref());
             let plan = vfork::Plan::new(&resolved, argv, &env, &cwd, unit.dir(), death_signal)?;
-            let started = vfork::spawn(&plan)?;
+            let started = vfork::spawn_in(&plan, unit.folder())?;
             Ok((
                 leader::Leader::Born(vfork::Born::new(started.pid, started.pidfd)?),
                 started.pid,

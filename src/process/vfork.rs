@@ -4,7 +4,7 @@
 //! so something must run between its birth and its `exec`. std's `Command` runs such code only
 //! after a full `fork`: the worker's page tables are copied and every page it then writes
 //! faults (copy-on-write), with TLB shoot-downs on every thread of a multi-threaded worker — on
-//! a 2-CPU host that cost more than the rest of a trivial run. [`spawn`] starts the child as
+//! a 2-CPU host that cost more than the rest of a trivial run. [`spawn_in`] starts the child as
 //! glibc's `posix_spawn` does instead: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`. The child
 //! borrows the worker's memory on a small stack of its own, the spawning thread is suspended
 //! until the child has exec'd (or failed and exited), and nothing is copied.
@@ -89,7 +89,7 @@ impl Plan {
     }
 }
 
-/// A child [`spawn`] started: its pid, its pidfd, the read ends of its stdout and stderr.
+/// A child [`spawn_in`] started: its pid, its pidfd, the read ends of its stdout and stderr.
 #[derive(Debug)]
 pub struct Started {
     pub pid: u32,
@@ -114,17 +114,31 @@ struct ChildArgs {
 }
 
 /// Start the child `plan` describes: stdin `/dev/null`, stdout and stderr pipes, a process
-/// group of its own, inside its cgroup before `execve`.
-pub fn spawn(plan: &Plan) -> io::Result<Started> {
-    spawn_as(plan, !NO_CLONE3.load(Ordering::Relaxed))
+/// group of its own, inside its cgroup before `execve`; `folder`: the plan's cgroup folder if
+/// it is open already (a reused one), else it is opened here.
+pub fn spawn_in(plan: &Plan, folder: Option<BorrowedFd<'_>>) -> io::Result<Started> {
+    spawn_with(plan, !NO_CLONE3.load(Ordering::Relaxed), folder)
 }
 
-/// [`spawn`], trying `clone3` first if `clone3`, else the fallback at once.
+/// [`spawn_in`], trying `clone3` first if `clone3`, else the fallback at once.
+#[cfg(test)]
 fn spawn_as(plan: &Plan, clone3: bool) -> io::Result<Started> {
+    spawn_with(plan, clone3, None)
+}
+
+/// [`spawn_as`] with the cgroup's folder `folder` if it is open already.
+fn spawn_with(plan: &Plan, clone3: bool, folder: Option<BorrowedFd<'_>>) -> io::Result<Started> {
     let stdin = dev_null()?;
     let (stdout, stdout_child) = pipe()?;
     let (stderr, stderr_child) = pipe()?;
-    let cgroup = open_folder(&plan.cgroup)?;
+    let opened;
+    let cgroup = match folder {
+        Some(fd) => fd.as_raw_fd(),
+        None => {
+            opened = open_folder(&plan.cgroup)?;
+            opened.as_raw_fd()
+        }
+    };
     let argv = null_terminated(&plan.argv);
     let envp = null_terminated(&plan.envp);
     let mut args = ChildArgs {
@@ -156,7 +170,7 @@ fn spawn_as(plan: &Plan, clone3: bool) -> io::Result<Started> {
         libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
         let mut pid = Err(io::Error::from_raw_os_error(libc::ENOSYS));
         if clone3 {
-            pid = clone_into(&args, cgroup.as_raw_fd(), &mut stack, &mut pidfd);
+            pid = clone_into(&args, cgroup, &mut stack, &mut pidfd);
         }
         if let Err(error) = &pid {
             // No clone3 here (an old kernel, a seccomp filter): born outside its cgroup, the
@@ -216,7 +230,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// the cgroup of folder fd `cgroup`, runs [`child_main`] on `stack`; its pid, or the error.
 ///
 /// # Safety
-/// As [`spawn`] calls it: signals blocked, `args` and what it points to alive.
+/// As [`spawn_in`] calls it: signals blocked, `args` and what it points to alive.
 unsafe fn clone_into(
     args: &ChildArgs,
     cgroup: c_int,
@@ -282,7 +296,7 @@ unsafe fn clone3(args: &CloneArgs, arg: *mut c_void) -> libc::c_long {
     ret
 }
 
-/// Elsewhere, no `clone3` trampoline: [`spawn`] takes the fallback.
+/// Elsewhere, no `clone3` trampoline: [`spawn_in`] takes the fallback.
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn clone3(_args: &CloneArgs, _arg: *mut c_void) -> libc::c_long {
     -(libc::ENOSYS as libc::c_long)
@@ -292,7 +306,7 @@ unsafe fn clone3(_args: &CloneArgs, _arg: *mut c_void) -> libc::c_long {
 /// cgroup's `cgroup.procs` (`args.procs`) before it runs anything.
 ///
 /// # Safety
-/// As [`spawn`] calls it: signals blocked, `args` and what it points to alive.
+/// As [`spawn_in`] calls it: signals blocked, `args` and what it points to alive.
 unsafe fn clone_then_enter(
     args: &ChildArgs,
     stack: &mut [MaybeUninit<u8>],
@@ -329,7 +343,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 /// The steps between birth and `execve`; returns the errno of the step that failed.
 ///
 /// # Safety
-/// Only in the child of [`spawn`]: async-signal-safe calls on `args`' data, nothing else.
+/// Only in the child of [`spawn_in`]: async-signal-safe calls on `args`' data, nothing else.
 unsafe fn become_the_program(args: &ChildArgs) -> c_int {
     let errno = || unsafe { *libc::__errno_location() };
     unsafe {
@@ -457,7 +471,7 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
-/// A child [`spawn`] started, waited for through its pidfd (nothing else in coco reaps it).
+/// A child [`spawn_in`] started, waited for through its pidfd (nothing else in coco reaps it).
 #[derive(Debug)]
 pub struct Born {
     pid: libc::pid_t,

@@ -337,3 +337,74 @@ fn subreaper_killed_its_jobs_children_still_end_with_the_worker() {
     worker.child.wait().unwrap();
     assert_ends(child, "its SIGKILLed subreaper and worker");
 }
+
+/// The worker folders of the worker `pid` on this host.
+fn worker_folders(pid: u32) -> Vec<std::path::PathBuf> {
+    let base = coco::process::cgroup::own_base().unwrap();
+    let prefix = format!("coco-{pid}-");
+    std::fs::read_dir(&base)
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+/// The label (`user.coco.unit`) of a unit's folder: the unit it holds, empty while idle.
+fn unit_label(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: getxattr(2) of C strings into `buf` of `buf.len()` bytes.
+    let len = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"user.coco.unit".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let len = usize::try_from(len).ok()?;
+    Some(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+/// Runs one after another reuse one cgroup folder (labelled with the unit it holds), and a
+/// worker stopped as usual leaves no folder behind.
+#[test]
+fn cgroup_runs_reuse_a_folder_and_a_stopped_worker_leaves_none() {
+    let Some(sandbox) = sandbox(Path::Cgroup) else {
+        return;
+    };
+    sandbox.project("quick", "jobs:\n  ok:\n    command: ['true']\n");
+    sandbox.apply();
+    let worker = sandbox.spawn(&["worker", "--slots", "1"]);
+    let pid = worker.child.id();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = sandbox.enqueue(&["quick.ok"]);
+        sandbox.wait_for_state(&id, "complete");
+        ids.push(id);
+    }
+    let folders = worker_folders(pid);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let units: Vec<_> = std::fs::read_dir(&folders[0])
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.path())
+        .collect();
+    if unit_label(&folders[0]).is_none() && units.is_empty() {
+        eprintln!("SKIPPED: the reuse check, since this host labels no cgroup");
+    } else {
+        assert_eq!(units.len(), 1, "one folder for three runs: {units:?}");
+        let name = units[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(&format!("run-{}-", ids[0])), "{name}");
+        assert_eq!(unit_label(&units[0]).as_deref(), Some(""), "idle");
+    }
+    drop(worker);
+    wait_until(
+        "the stopped worker's cgroup folder is removed",
+        Duration::from_secs(15),
+        || worker_folders(pid).is_empty(),
+    );
+}
