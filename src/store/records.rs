@@ -83,7 +83,7 @@ pub fn manifest_without_jobs(manifest: &serde_json::Value) -> serde_json::Value 
 impl JobRecord {
     /// The job definition stored in this record.
     pub fn job(&self) -> Result<crate::manifest::Job, serde_json::Error> {
-        serde_json::from_value(self.definition.clone())
+        serde::Deserialize::deserialize(&self.definition)
     }
 }
 

@@ -16,6 +16,7 @@
 //!
 //! Arguments are the job's default `args` overlaid with the run's arguments.
 
+use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 
 use super::argv::Renderer;
@@ -70,7 +71,8 @@ pub fn decode(
             message: e.to_string(),
         }
     };
-    let project: Project = serde_json::from_value(project.manifest.clone())
+    // From the stored value itself, not a copy of it (a claim reads it once per run).
+    let project = Project::deserialize(&project.manifest)
         .map_err(corrupt(&format!("manifest of project {}", project.name)))?;
     let job: Job = job
         .job()
