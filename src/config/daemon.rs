@@ -107,6 +107,44 @@ pub fn check(raw: &RawDaemon) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// An app is taken over only once this many of its status writes in a row were missed:
+/// `daemon.app_stale_after` must be at least this many `daemon.app_status_every`.
+pub const STATUS_WRITES_MISSED: u32 = 3;
+
+/// The two keys the merged section must keep apart ([`check_merged`]).
+pub const STATUS_KEYS: [&str; 2] = ["daemon.app_stale_after", "daemon.app_status_every"];
+
+/// What is wrong between the keys of the merged section (pure): with
+/// `daemon.app_stale_after` under [`STATUS_WRITES_MISSED`] × `daemon.app_status_every`,
+/// a daemon would take over apps whose owner is alive and writing. The problem as told of
+/// each key of [`STATUS_KEYS`], in that order: the caller places it at the one written last.
+pub fn check_merged(daemon: &DaemonConfig) -> Option<[String; 2]> {
+    let (stale, every) = (daemon.app_stale_after, daemon.app_status_every);
+    let least = every.saturating_mul(STATUS_WRITES_MISSED);
+    if stale >= least {
+        return None;
+    }
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    Some([
+        format!(
+            "must be at least {STATUS_WRITES_MISSED} × daemon.app_status_every ({}): with a \
+             status written every {}, a shorter one takes over apps whose daemon is alive",
+            show(least),
+            show(every)
+        ),
+        format!(
+            "must be at most daemon.app_stale_after / {STATUS_WRITES_MISSED} ({}): an app \
+             whose status is older than {} is taken over, so it is written at least \
+             {STATUS_WRITES_MISSED} times in that time",
+            // To the millisecond down: 10s / 3 is shown as 3s 333ms.
+            show(Duration::from_millis(
+                u64::try_from((stale / STATUS_WRITES_MISSED).as_millis()).unwrap_or(u64::MAX)
+            )),
+            show(stale)
+        ),
+    ])
+}
+
 /// The merged `daemon` section with the defaults for what it does not say.
 pub fn resolve(raw: &RawDaemon) -> DaemonConfig {
     let defaults = DaemonConfig::default();
@@ -175,6 +213,27 @@ mod tests {
                         .to_owned()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn apps_are_taken_over_only_after_three_missed_status_writes() {
+        let defaults = DaemonConfig::default();
+        assert_eq!(check_merged(&defaults), None);
+        let with = |stale: u64, every: u64| DaemonConfig {
+            app_stale_after: Duration::from_secs(stale),
+            app_status_every: Duration::from_secs(every),
+            ..defaults
+        };
+        assert_eq!(check_merged(&with(3, 1)), None, "exactly three is enough");
+        let [stale, every] = check_merged(&with(5, 2)).expect("5s is under 3 × 2s");
+        assert!(
+            stale.starts_with("must be at least 3 × daemon.app_status_every (6s)"),
+            "{stale}"
+        );
+        assert!(
+            every.starts_with("must be at most daemon.app_stale_after / 3 (1s 666ms"),
+            "{every}"
         );
     }
 

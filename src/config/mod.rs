@@ -408,6 +408,23 @@ where
     let merged: RawConfig = figment
         .extract()
         .map_err(|error| ConfigError::Merge(error.to_string()))?;
+    let winner = |key: &str| {
+        figment
+            .find_metadata(key)
+            .and_then(|metadata| layers.iter().rposition(|layer| layer.name == metadata.name))
+    };
+    // Placed at the key written last (the defaults keep the rule, so one is written).
+    let between = daemon::check_merged(&daemon::resolve(&merged.daemon)).and_then(|told| {
+        daemon::STATUS_KEYS
+            .into_iter()
+            .zip(told)
+            .filter_map(|(key, message)| Some((winner(key)?, key, message)))
+            .max_by_key(|(at, _, _)| *at)
+            .map(|(at, key, message)| layers[at].problem_with(key, &message))
+    });
+    if let Some(problem) = between {
+        return Err(ConfigError::Invalid(vec![problem]));
+    }
     let settings = values(&merged)
         .into_iter()
         .map(|(key, value)| {

@@ -26,6 +26,8 @@ pub struct Layer {
     pub raw: RawConfig,
     /// Where each written key (`section.key`) sits in the file.
     pub lines: HashMap<&'static str, Position>,
+    /// The file's text, for the line a problem found after merging quotes.
+    pub text: Option<String>,
 }
 
 impl Layer {
@@ -35,6 +37,23 @@ impl Layer {
             file: None,
             raw,
             lines: HashMap::new(),
+            text: None,
+        }
+    }
+
+    /// A problem with `key`, which this layer wins, found once the layers were merged:
+    /// placed at the key's line and column in a file, else naming the variable or the flag.
+    pub fn problem_with(&self, key: &str, message: &str) -> Problem {
+        if let (Some(file), Some(position)) = (&self.file, self.lines.get(key)) {
+            let text = self.text.as_deref().unwrap_or_default();
+            return Problem::file(Diagnostic::new(file, text, *position, message));
+        }
+        if let Some(var) = self.name.strip_prefix("env ") {
+            return Problem::env(var, message, None);
+        }
+        Problem::Flag {
+            flag: self.name.trim_start_matches("flag ").to_owned(),
+            message: crate::redact::redact(message),
         }
     }
 
@@ -172,7 +191,14 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
     let decoded = text::decode(file, bytes.to_vec()).map_err(|d| vec![d])?;
     let doc = Document::parse(file, &decoded).map_err(|d| vec![d])?;
     let top = match &doc.value {
-        Value::Null => return Ok(file_layer(file, RawConfig::default(), HashMap::new())),
+        Value::Null => {
+            return Ok(file_layer(
+                file,
+                RawConfig::default(),
+                HashMap::new(),
+                &decoded,
+            ));
+        }
         Value::Mapping(_) => doc.value.clone(),
         _ => {
             return Err(vec![doc.at(
@@ -243,15 +269,21 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
                 .map(|position| (*key, position))
         })
         .collect();
-    Ok(file_layer(file, raw, lines))
+    Ok(file_layer(file, raw, lines, &decoded))
 }
 
-fn file_layer(file: &Path, raw: RawConfig, lines: HashMap<&'static str, Position>) -> Layer {
+fn file_layer(
+    file: &Path,
+    raw: RawConfig,
+    lines: HashMap<&'static str, Position>,
+    text: &str,
+) -> Layer {
     Layer {
         name: file.display().to_string(),
         file: Some(file.to_path_buf()),
         raw,
         lines,
+        text: Some(text.to_owned()),
     }
 }
 

@@ -798,3 +798,48 @@ fn daemon_timings_through_the_binary() {
     assert_eq!(daemon.status.code(), Some(1), "{}", stdout(&daemon));
     assert!(stderr(&daemon).contains(&at), "{}", stderr(&daemon));
 }
+
+/// `daemon.app_stale_after` under 3 × `daemon.app_status_every` (the two merged from any
+/// sources) would take over apps whose daemon is alive: refused at the key written last,
+/// by `coco config` and `coco daemon` alike, in a fresh home, nothing started.
+#[test]
+fn app_take_over_sooner_than_three_status_writes_is_refused_through_the_binary() {
+    use crate::support::{Sandbox, stderr, stdout};
+    let sandbox = Sandbox::new();
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let base = std::fs::read_to_string(&local).unwrap();
+    let line = base.lines().count() + 2;
+
+    // Only the status interval written: the default take-over (10s) is too soon for it.
+    std::fs::write(&local, format!("{base}daemon:\n  app_status_every: 5s\n")).unwrap();
+    let at = format!("local.yaml:{line}:3: must be at most daemon.app_stale_after / 3 (3s 333ms):");
+    for verb in ["config", "daemon"] {
+        let refused = sandbox.coco(&[verb]);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{verb}: {}",
+            stdout(&refused)
+        );
+        assert!(
+            stderr(&refused).contains(&at),
+            "{verb}: {}",
+            stderr(&refused)
+        );
+    }
+
+    // The file keeps the rule; a variable breaks it and is named (it was written last).
+    std::fs::write(&local, format!("{base}daemon:\n  app_status_every: 2s\n")).unwrap();
+    let shown = sandbox.coco(&["config"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let refused = sandbox.coco_env(&["config"], &[("COCO_DAEMON__APP_STALE_AFTER", "5s")]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "environment variable COCO_DAEMON__APP_STALE_AFTER: must be at least 3 × \
+             daemon.app_status_every (6s)"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+}
