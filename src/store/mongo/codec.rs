@@ -446,7 +446,6 @@ impl LiveDoc {
 pub(super) struct LockDoc {
     #[serde(rename = "_id")]
     pub(super) id: String,
-    pub(super) kind: String,
     pub(super) run: String,
     #[serde(with = "int")]
     pub(super) seq: i64,

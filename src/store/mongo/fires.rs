@@ -1,6 +1,6 @@
 //! The MongoDB store's part of [`Fires`]: the scheduler's fires: each `(job, instant)` recorded once, settled, taken over; a job's fire times.
 
-use super::marker::LockId;
+use super::marker::{FIRE_KIND, LockId};
 use super::*;
 use crate::store::{FireOutcome, Fires};
 
@@ -85,7 +85,7 @@ impl Fires for MongoStore {
         // the take-over (at `at`) moved the fire on: one older than the kept fires guards
         // nothing any more.
         self.delete_lock(
-            doc! { "kind": "fire", "at": { "$lt": time(before) } },
+            doc! { "kind": FIRE_KIND, "at": { "$lt": time(before) } },
             "pruning fire take-over markers",
         )
         .await?;
@@ -97,9 +97,9 @@ impl Fires for MongoStore {
         let id = fire_id(&fire.job, fire.instant);
         // The marker names the generation seen: one taker per generation, by a unique insert
         // (single-document updates are not atomic on every compatible server).
+        let marker = LockId::fire(&id, fire.fired_at.timestamp_millis());
         let marker = doc! {
-            "_id": LockId::fire(&id, fire.fired_at.timestamp_millis()).to_string(),
-            "kind": "fire", "fire": &id, "at": time(now),
+            "_id": marker.to_string(), "kind": marker.kind(), "fire": &id, "at": time(now),
         };
         if !self.insert_marker(marker, doing).await? {
             return Ok(false);

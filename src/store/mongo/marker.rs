@@ -74,6 +74,30 @@ impl LockId {
     }
 }
 
+/// The `kind` of a job slot marker (queries select slots by it).
+pub(super) const SLOT_KIND: &str = "slot";
+/// The `kind` of a fire take-over marker (pruning selects them by it).
+pub(super) const FIRE_KIND: &str = "fire";
+
+impl LockId {
+    /// The marker's kind, stored beside it as `kind` (and the prefix of its `_id`).
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            LockId::Dedupe { .. } => "dedupe",
+            LockId::Slot { .. } => SLOT_KIND,
+            LockId::Claim { .. } => "claim",
+            LockId::End { .. } => "end",
+            LockId::Orphan { .. } => "orphan",
+            LockId::Fire { .. } => FIRE_KIND,
+            LockId::Live { .. } => "live",
+        }
+    }
+}
+
+/// The kinds of the markers a dead worker can leave behind, which
+/// [`super::MongoStore::recover_stale_locks`] looks at.
+pub(super) const RECOVERABLE_KINDS: [&str; 4] = [SLOT_KIND, "claim", "end", "orphan"];
+
 impl fmt::Display for LockId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -164,6 +188,7 @@ mod tests {
         ];
         for (text, id) in old {
             assert_eq!(id.to_string(), text);
+            assert!(text.starts_with(&format!("{}:", id.kind())), "{text}");
             assert_eq!(text.parse::<LockId>(), Ok(id), "{text}");
         }
         for bad in [

@@ -1,6 +1,6 @@
 //! The MongoDB store's part of [`Queue`]: the queue: enqueue, claim, heartbeat, report, finish, take back zombies, kill/remove; run output tails.
 
-use super::marker::LockId;
+use super::marker::{LockId, RECOVERABLE_KINDS, SLOT_KIND};
 use super::*;
 use crate::store::Queue;
 use crate::store::Stepped;
@@ -12,12 +12,13 @@ impl Queue for MongoStore {
     async fn enqueue(&self, run: &RunRecord) -> StoreResult<Enqueued> {
         let doing = "enqueueing a run";
         let run = run.clone().truncated_to_ms();
-        let marker_id = LockId::dedupe(&run.dedupe).to_string();
+        let dedupe = LockId::dedupe(&run.dedupe);
+        let marker_id = dedupe.to_string();
         // A stale marker is removed and the insert retried; a few rounds cover concurrent
         // enqueuers removing it too.
         for _ in 0..5 {
             let marker = doc! {
-                "_id": &marker_id, "kind": "dedupe", "run": &run.id, "at": time(Utc::now()),
+                "_id": &marker_id, "kind": dedupe.kind(), "run": &run.id, "at": time(Utc::now()),
             };
             if self.insert_marker(marker, doing).await? {
                 let inserted = self.collection("queue").insert_one(run_doc(&run, 0)?).await;
@@ -529,9 +530,10 @@ impl MongoStore {
                     return Ok(None);
                 }
             }
-            let id = LockId::slot(&run.job, (first + i) % max).to_string();
+            let marker = LockId::slot(&run.job, (first + i) % max);
+            let id = marker.to_string();
             let slot = doc! {
-                "_id": &id, "kind": "slot", "job": &run.job, "run": &run.id,
+                "_id": &id, "kind": marker.kind(), "job": &run.job, "run": &run.id,
                 "seq": seq, "at": time(now),
             };
             if self.insert_marker(slot, "taking a job slot").await? {
@@ -579,9 +581,10 @@ impl MongoStore {
         let Some(slot) = self.take_slot(run, seq + 1, first_slot, now).await? else {
             return Ok(Claim::Full);
         };
-        let marker_id = LockId::claim(&run.id, seq).to_string();
+        let claim = LockId::claim(&run.id, seq);
+        let marker_id = claim.to_string();
         let marker = doc! {
-            "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
+            "_id": &marker_id, "kind": claim.kind(), "run": &run.id, "seq": seq,
             "worker": worker, "at": time(now),
         };
         let won = self.insert_marker(marker, doing).await?;
@@ -619,9 +622,10 @@ impl MongoStore {
         end: &RunEnd,
         doing: &str,
     ) -> StoreResult<Option<RunRecord>> {
-        let marker_id = LockId::end(&run.id, seq).to_string();
+        let end_marker = LockId::end(&run.id, seq);
+        let marker_id = end_marker.to_string();
         let marker = doc! {
-            "_id": &marker_id, "kind": "end", "run": &run.id, "seq": seq, "at": time(end.at),
+            "_id": &marker_id, "kind": end_marker.kind(), "run": &run.id, "seq": seq, "at": time(end.at),
         };
         if !self.insert_marker(marker, doing).await? {
             return Ok(None);
@@ -638,7 +642,7 @@ impl MongoStore {
         // that claimed it and this one, and the dedupe key once the run is final.
         let mut held = vec![
             Bson::Document(doc! { "_id": live_id(&ended.id), "seq": seq }),
-            Bson::Document(doc! { "kind": "slot", "run": &ended.id, "seq": seq }),
+            Bson::Document(doc! { "kind": SLOT_KIND, "run": &ended.id, "seq": seq }),
             Bson::Document(doc! { "_id": LockId::claim(&ended.id, seq - 1).to_string() }),
             Bson::Document(doc! { "_id": &marker_id }),
         ];
@@ -662,9 +666,10 @@ impl MongoStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RunRecord>> {
         let doing = "cancelling a run";
-        let marker_id = LockId::claim(&run.id, seq).to_string();
+        let claim = LockId::claim(&run.id, seq);
+        let marker_id = claim.to_string();
         let marker = doc! {
-            "_id": &marker_id, "kind": "claim", "run": &run.id, "seq": seq,
+            "_id": &marker_id, "kind": claim.kind(), "run": &run.id, "seq": seq,
             "worker": "operator", "at": time(now),
         };
         if !self.insert_marker(marker, doing).await? {
@@ -699,7 +704,7 @@ impl MongoStore {
             .find_all(
                 "locks",
                 doc! {
-                    "kind": { "$in": ["slot", "claim", "end", "orphan"] },
+                    "kind": { "$in": RECOVERABLE_KINDS.to_vec() },
                     "at": { "$lt": time(cutoff) },
                 },
                 doc! { "_id": 1 },
@@ -710,26 +715,30 @@ impl MongoStore {
         for lock in stale {
             let Ok(LockDoc {
                 id,
-                kind,
                 run: run_id,
                 seq,
             }) = decode_plain("lock", &lock)
             else {
                 continue;
             };
+            // Told apart by the `_id` itself: a document of another program is left alone.
+            let Ok(marker) = id.parse::<LockId>() else {
+                continue;
+            };
             let run = match self.find_by_id("queue", &run_id, doing).await? {
                 Some(doc) => Some(run_record(&doc)?),
                 None => None,
             };
-            let in_use = match (kind.as_str(), &run) {
+            let in_use = match (&marker, &run) {
                 // A slot is held by the running try with its sequence number.
-                ("slot", Some((r, s))) => r.state == RunState::Running && *s == seq,
+                (LockId::Slot { .. }, Some((r, s))) => r.state == RunState::Running && *s == seq,
                 // A claim marker whose run is still claimable at its sequence number: the
                 // claimer died before updating the run.
-                ("claim", Some((r, s))) if *s == seq && r.state.is_claimable() => {
-                    let orphan_id = LockId::orphan(&run_id, seq).to_string();
+                (LockId::Claim { .. }, Some((r, s))) if *s == seq && r.state.is_claimable() => {
+                    let orphan_marker = LockId::orphan(&run_id, seq);
+                    let orphan_id = orphan_marker.to_string();
                     let orphan = doc! {
-                        "_id": &orphan_id, "kind": "orphan",
+                        "_id": &orphan_id, "kind": orphan_marker.kind(),
                         "run": &run_id, "seq": seq, "at": time(now),
                     };
                     if self.insert_marker(orphan, doing).await? {
