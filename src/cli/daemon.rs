@@ -49,6 +49,8 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
     // Absolute, as every path of the configuration, so the watcher's events match them.
     let config_files = config.source_files.clone();
     let overrides = global.overrides();
+    // Before the line: whoever sees it and runs `coco halt` halts this daemon.
+    let started = chrono::Utc::now();
     output::text(&format!(
         "daemon: home {} on {} (stop with Ctrl-C)",
         config.home.display(),
@@ -66,6 +68,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
             name,
             worker: settings,
             guard: guard.as_ref().map(Guard::handle),
+            started,
         },
         shutdown_signal(),
     )

@@ -69,6 +69,8 @@ pub struct DaemonSetup {
     pub worker: WorkerSettings,
     /// The process guard of the jobs and apps this daemon starts.
     pub guard: Option<guard::Handle>,
+    /// When the daemon said it started: a `coco halt` made after that stops it.
+    pub started: chrono::DateTime<Utc>,
 }
 
 /// Why the daemon stopped, and what its parts did.
@@ -94,11 +96,12 @@ pub async fn run(
         name,
         worker: mut worker_settings,
         guard,
+        started,
     } = setup;
     worker_settings.run.guard = guard.clone();
     worker_settings.kind = MemberKind::Daemon;
     let mut daemon = Daemon {
-        started: Utc::now(),
+        started,
         watch: watch::Watch::new(&config.home, &config_files).map_err(|source| {
             DaemonError::Watch {
                 home: config.home.clone(),
