@@ -337,6 +337,10 @@ pub struct Unit {
     /// Removed (or back in its pool) by [`Unit::remove_if_empty`]: nothing to read or remove
     /// any more.
     removed: AtomicBool,
+    /// [`Unit::populated`] found it empty: nothing can enter it again (its processes are
+    /// all gone, and only a spawn into it, which is over, puts new ones there), so a release
+    /// need not read `cgroup.events` again.
+    emptied: AtomicBool,
     /// The pool a labelled folder goes back to once empty.
     pool: Option<Arc<Pool>>,
 }
@@ -347,6 +351,7 @@ impl Unit {
             dir: folder.dir,
             fd: folder.fd,
             removed: AtomicBool::new(false),
+            emptied: AtomicBool::new(false),
             pool: pool.cloned(),
         }
     }
@@ -387,7 +392,11 @@ impl Unit {
 
     /// Whether a live process is left in the unit (zombies are not).
     pub fn populated(&self) -> bool {
-        !self.removed.load(Ordering::Relaxed) && populated(&self.dir)
+        let populated = !self.removed.load(Ordering::Relaxed) && populated(&self.dir);
+        if !populated {
+            self.emptied.store(true, Ordering::Relaxed);
+        }
+        populated
     }
 
     /// Remove the (empty) unit, never to be reused; a failure is logged.
@@ -412,7 +421,7 @@ impl Unit {
             return true;
         }
         if let Some(pool) = &self.pool {
-            if populated(&self.dir) {
+            if !self.emptied.load(Ordering::Relaxed) && populated(&self.dir) {
                 return false;
             }
             self.removed.store(true, Ordering::Relaxed);

@@ -49,7 +49,7 @@ pub mod sweep;
 mod vfork;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -391,7 +391,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     // signal would kill it before it could end the tree. It still carries the guard's marker:
     // should the subreaper itself be killed, the guard (which ends a carrier's descendants
     // first) still ends its tree with the worker.
-    let env = child_env(spec, std::env::vars_os(), &path);
+    let env = child_env(spec, own_env().iter().map(|(k, v)| (k, v)), &path);
     let death_signal = subreaper.is_none() && spec.leash == Leash::DeathSignal;
     // The cgroup exists before the child does, so a failure to make it starts nothing.
     if let Some(Contained {
@@ -484,16 +484,24 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     ))
 }
 
+/// coco's own environment, read once: coco never changes it (Rust's `set_var` is unsafe,
+/// and it is called nowhere), so a spawn need not copy every variable to keep a few.
+fn own_env() -> &'static [(OsString, OsString)] {
+    static OWN: std::sync::OnceLock<Vec<(OsString, OsString)>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| std::env::vars_os().collect())
+}
+
 /// The child's whole environment (pure but for `vars`, coco's own): under [`Inherit::Base`]
 /// only [`is_base_env`] variables of `vars` (all of them under [`Inherit::All`]), then the
 /// spec's, then `path` as `PATH`, then the guard's marker for a [`Leash::Guard`].
-fn child_env(
+fn child_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(
     spec: &Spec,
-    vars: impl Iterator<Item = (OsString, OsString)>,
+    vars: impl Iterator<Item = (K, V)>,
     path: &OsString,
 ) -> BTreeMap<OsString, OsString> {
     let mut env: BTreeMap<OsString, OsString> = vars
-        .filter(|(key, _)| spec.inherit == Inherit::All || is_base_env(key))
+        .filter(|(key, _)| spec.inherit == Inherit::All || is_base_env(key.as_ref()))
+        .map(|(key, value)| (key.as_ref().to_owned(), value.as_ref().to_owned()))
         .collect();
     env.extend(
         spec.env
