@@ -236,37 +236,31 @@ impl Catalog for EmbeddedStore {
 
 /// A `projects` row as stored; [`ProjectRow::decode`] checks and converts it.
 pub(super) struct ProjectRow {
-    name: String,
-    hash: String,
-    source: String,
-    active: bool,
-    applied_at: i64,
+    head: ProjectHead,
     manifest: String,
 }
 
+/// The columns of [`ProjectRow`]: [`ProjectHead`]'s, then the manifest.
 pub(super) const PROJECT_COLUMNS: &str = "name, hash, source, active, applied_at, manifest";
 
 impl ProjectRow {
     pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            name: row.get(0)?,
-            hash: row.get(1)?,
-            source: row.get(2)?,
-            active: row.get(3)?,
-            applied_at: row.get(4)?,
+            head: ProjectHead::read(row)?,
             manifest: row.get(5)?,
         })
     }
 
     pub(super) fn decode(self) -> StoreResult<ProjectRecord> {
-        let what = format!("project {}", self.name);
+        let ProjectRow { head, manifest } = self;
+        let what = format!("project {}", head.name);
         Ok(ProjectRecord {
-            manifest: from_json(&what, &self.manifest)?,
-            applied_at: from_ms(&what, self.applied_at)?,
-            name: self.name,
-            hash: self.hash,
-            source: self.source,
-            active: self.active,
+            manifest: from_json(&what, &manifest)?,
+            applied_at: from_ms(&what, head.applied_at)?,
+            name: head.name,
+            hash: head.hash,
+            source: head.source,
+            active: head.active,
         })
     }
 }
@@ -381,7 +375,7 @@ pub(super) fn project_and_job_in(
     Ok((project, job))
 }
 
-/// A `projects` row but its manifest.
+/// A `projects` row but its manifest (the first five of [`PROJECT_COLUMNS`]).
 struct ProjectHead {
     name: String,
     hash: String,
@@ -437,14 +431,7 @@ impl ClaimManifests {
                 }
             }
         };
-        Ok(ProjectRow {
-            name: head.name,
-            hash: head.hash,
-            source: head.source,
-            active: head.active,
-            applied_at: head.applied_at,
-            manifest,
-        })
+        Ok(ProjectRow { head, manifest })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {

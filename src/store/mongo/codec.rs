@@ -423,9 +423,10 @@ pub(super) struct LiveDoc {
 impl LiveDoc {
     /// The live document of the try of `run` with sequence number `seq`, just claimed.
     pub(super) fn claimed(run: &RunRecord, seq: i64, worker: &str, now: DateTime<Utc>) -> Self {
+        let id = super::marker::LockId::live(&run.id);
         LiveDoc {
-            id: super::queue::live_id(&run.id),
-            kind: "live".to_string(),
+            id: id.to_string(),
+            kind: id.kind().to_owned(),
             run: run.id.clone(),
             seq,
             worker: worker.to_string(),
