@@ -34,7 +34,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,11 +127,72 @@ pub struct WorkerGroup {
 }
 
 /// A reused unit folder, and its descriptor (open once: a spawn needs it for
-/// `CLONE_INTO_CGROUP`).
+/// `CLONE_INTO_CGROUP`, and a label or `cgroup.events` reached through it costs no walk of
+/// the folder's path).
 #[derive(Debug)]
 struct Folder {
     dir: PathBuf,
     fd: Option<Arc<OwnedFd>>,
+}
+
+impl Folder {
+    /// Label the folder with `name` (`""`: idle), through its descriptor if it is open.
+    fn set_label(&self, name: &str) -> io::Result<()> {
+        let Some(fd) = &self.fd else {
+            return set_label(&self.dir, name);
+        };
+        // SAFETY: fsetxattr(2) of an open descriptor, a C string name, and `name.len()`
+        // bytes at `name`.
+        let done = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                LABEL.as_ptr(),
+                name.as_ptr().cast(),
+                name.len(),
+                0,
+            )
+        };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Whether the folder is still in the hierarchy (a sweep may have removed it; its open
+    /// descriptor would still take a label).
+    fn exists(&self) -> bool {
+        match &self.fd {
+            // SAFETY: faccessat(2) of a C string relative to an open directory descriptor.
+            Some(fd) => unsafe {
+                libc::faccessat(fd.as_raw_fd(), c"cgroup.events".as_ptr(), libc::F_OK, 0) == 0
+            },
+            None => self.dir.join("cgroup.events").exists(),
+        }
+    }
+
+    /// Whether a live process is left in the folder or below it (zombies are not).
+    fn populated(&self) -> bool {
+        let Some(fd) = &self.fd else {
+            return populated(&self.dir);
+        };
+        // SAFETY: openat(2) of a C string relative to an open directory descriptor; the new
+        // descriptor is owned by the `File` at once.
+        let events = unsafe {
+            libc::openat(
+                fd.as_raw_fd(),
+                c"cgroup.events".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if events < 0 {
+            return false;
+        }
+        // SAFETY: `events` is a new descriptor nobody else owns.
+        let mut file = unsafe { std::fs::File::from_raw_fd(events) };
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text).is_ok() && says_populated(&text)
+    }
 }
 
 /// A worker's idle unit folders (labelled `""`), ready for the next unit.
@@ -224,7 +285,7 @@ impl WorkerGroup {
         if let Some(pool) = &self.pool {
             // An idle folder a sweep removed meanwhile refuses its label: it is dropped.
             while let Some(folder) = pool.take() {
-                if set_label(&folder.dir, &name).is_ok() {
+                if folder.set_label(&name).is_ok() && folder.exists() {
                     return Ok(Unit::new(folder, Some(pool)));
                 }
                 let _ = remove_tree(&folder.dir);
@@ -331,9 +392,8 @@ fn unit_name(name: &str) -> String {
 /// The cgroup of one run or app process.
 #[derive(Debug)]
 pub struct Unit {
-    dir: PathBuf,
-    /// The folder's descriptor, where it is kept open (a reused folder).
-    fd: Option<Arc<OwnedFd>>,
+    /// The folder, with its descriptor where it is kept open (a reused folder).
+    folder: Folder,
     /// Removed (or back in its pool) by [`Unit::remove_if_empty`]: nothing to read or remove
     /// any more.
     removed: AtomicBool,
@@ -348,8 +408,7 @@ pub struct Unit {
 impl Unit {
     fn new(folder: Folder, pool: Option<&Arc<Pool>>) -> Unit {
         Unit {
-            dir: folder.dir,
-            fd: folder.fd,
+            folder,
             removed: AtomicBool::new(false),
             emptied: AtomicBool::new(false),
             pool: pool.cloned(),
@@ -357,12 +416,12 @@ impl Unit {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.folder.dir
     }
 
     /// The folder's descriptor, if it is kept open (for [`super::vfork::spawn_in`]).
     pub fn folder(&self) -> Option<BorrowedFd<'_>> {
-        self.fd.as_deref().map(AsFd::as_fd)
+        self.folder.fd.as_deref().map(AsFd::as_fd)
     }
 
     /// Send `signal` to every process in the unit (SIGKILL through `cgroup.kill`) but those
@@ -373,9 +432,9 @@ impl Unit {
             return Ok(());
         }
         if signal == libc::SIGKILL {
-            return kill(&self.dir);
+            return kill(&self.folder.dir);
         }
-        for pid in members(&self.dir) {
+        for pid in members(&self.folder.dir) {
             let Ok(raw) = libc::pid_t::try_from(pid) else {
                 continue;
             };
@@ -392,7 +451,7 @@ impl Unit {
 
     /// Whether a live process is left in the unit (zombies are not).
     pub fn populated(&self) -> bool {
-        let populated = !self.removed.load(Ordering::Relaxed) && populated(&self.dir);
+        let populated = !self.removed.load(Ordering::Relaxed) && self.folder.populated();
         if !populated {
             self.emptied.store(true, Ordering::Relaxed);
         }
@@ -404,10 +463,10 @@ impl Unit {
         if self.removed.load(Ordering::Relaxed) {
             return;
         }
-        match remove_tree(&self.dir) {
+        match remove_tree(&self.folder.dir) {
             Ok(()) => self.removed.store(true, Ordering::Relaxed),
             Err(error) => {
-                tracing::debug!(cgroup = %self.dir.display(), "cannot remove the run's cgroup: {error}");
+                tracing::debug!(cgroup = %self.folder.dir.display(), "cannot remove the run's cgroup: {error}");
             }
         }
     }
@@ -421,24 +480,24 @@ impl Unit {
             return true;
         }
         if let Some(pool) = &self.pool {
-            if !self.emptied.load(Ordering::Relaxed) && populated(&self.dir) {
+            if !self.emptied.load(Ordering::Relaxed) && self.folder.populated() {
                 return false;
             }
             self.removed.store(true, Ordering::Relaxed);
-            match set_label(&self.dir, "") {
+            match self.folder.set_label("") {
                 Ok(()) => pool.give_back(Folder {
-                    dir: self.dir.clone(),
-                    fd: self.fd.clone(),
+                    dir: self.folder.dir.clone(),
+                    fd: self.folder.fd.clone(),
                 }),
                 Err(_) => {
-                    let _ = remove_tree(&self.dir);
+                    let _ = remove_tree(&self.folder.dir);
                 }
             }
             return true;
         }
-        match std::fs::remove_dir(&self.dir) {
+        match std::fs::remove_dir(&self.folder.dir) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                if populated(&self.dir) {
+                if populated(&self.folder.dir) {
                     return false;
                 }
                 self.remove();
@@ -475,9 +534,12 @@ fn subgroups(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn populated(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.events"))
-        .map(|events| events.lines().any(|line| line == "populated 1"))
-        .unwrap_or(false)
+    std::fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|events| says_populated(&events))
+}
+
+/// Whether the text of a `cgroup.events` says a live process is in the cgroup (pure).
+fn says_populated(events: &str) -> bool {
+    events.lines().any(|line| line == "populated 1")
 }
 
 fn kill(dir: &Path) -> io::Result<()> {

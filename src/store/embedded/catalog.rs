@@ -2,6 +2,7 @@
 
 use super::*;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::store::{Catalog, manifest_without_jobs};
 

@@ -8,9 +8,10 @@
 //! SQLite calls block, so each runs on tokio's blocking pool (`spawn_blocking`) holding this
 //! store's one connection behind a mutex; concurrency comes from opening more connections
 //! (more processes or more [`EmbeddedStore`]s), not from sharing one. The worker's calls per
-//! run (claim, finish and claim, progress, output) are first tried on the calling thread
-//! ([`EmbeddedStore::run_hot`]): when the connection is free and SQLite's lock can be taken
-//! without waiting, that saves the two thread hops of a pool call; otherwise they wait on the
+//! run (claim, finish and claim, progress, output) run on the calling thread instead
+//! ([`EmbeddedStore::run_hot`]): they wait for the connection asynchronously (the mutex is
+//! tokio's), then take SQLite's lock without waiting, which saves the two thread hops of a
+//! pool call; only when another connection holds SQLite's write lock do they wait on the
 //! pool like every other call.
 //!
 //! Layout: a table per name in [`COLLECTIONS`](crate::store::COLLECTIONS). Queried fields are real columns
@@ -34,7 +35,7 @@ use catalog::*;
 use schema::*;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,7 +67,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    /// tokio's mutex: the worker's hot calls wait for it without holding a runtime thread,
+    /// pool calls with `blocking_lock`.
+    conn: Arc<tokio::sync::Mutex<Connection>>,
     /// What claims read of a project's manifest, kept while its hash holds.
     manifests: Arc<catalog::ClaimManifests>,
 }
@@ -143,7 +146,7 @@ impl EmbeddedStore {
     fn with(path: &Path, conn: Connection) -> Self {
         Self {
             path: path.to_path_buf(),
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
             manifests: Arc::default(),
         }
     }
@@ -164,8 +167,8 @@ impl EmbeddedStore {
         let path = self.path.clone();
         blocking(&self.path, move || {
             // A panic while holding the lock cannot leave a transaction open (rusqlite rolls
-            // back on drop), so a poisoned connection is still usable.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            // back on drop), so the connection stays usable once the guard is dropped.
+            let mut conn = conn.blocking_lock();
             f(&mut conn).map_err(sql(&path, doing))
         })
         .await
@@ -173,35 +176,31 @@ impl EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// [`EmbeddedStore::run`] for a short call on the worker's path per run: tried at once
-    /// on the calling thread when this store's connection is free, with SQLite's busy
-    /// handler off for that try, so it waits for no lock (another thread's call, or another
-    /// connection's write); if either is held, `f` runs on the blocking pool as `run` does.
-    /// `f` must be safe to start again after SQLite answered busy (all its writes in one
-    /// transaction, or a single statement).
+    /// [`EmbeddedStore::run`] for a short call on the worker's path per run: `f` runs on the
+    /// calling thread once this store's connection is free (waited for asynchronously, so
+    /// another thread's call holds no runtime thread up), with SQLite's busy handler off for
+    /// that try, so it waits for no other connection's write; if one holds SQLite's lock, `f`
+    /// runs on the blocking pool as `run` does, waiting up to the busy timeout. `f` must be
+    /// safe to start again after SQLite answered busy (all its writes in one transaction, or
+    /// a single statement).
     async fn run_hot<T, F>(&self, doing: &'static str, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        if let Some(tried) = self.try_now(&f) {
+        if let Some(tried) = self.without_waiting_for_sqlite(&f).await {
             return tried.map_err(sql(&self.path, doing));
         }
         self.run(doing, move |conn| f(conn)).await
     }
 
-    /// `f` on this thread if the connection is free and no lock must be waited for; `None`
-    /// otherwise (nothing of `f` took effect then).
-    fn try_now<T>(
+    /// `f` on this thread with the connection, taking no SQLite lock that must be waited for;
+    /// `None` when one must (nothing of `f` took effect then).
+    async fn without_waiting_for_sqlite<T>(
         &self,
         f: &impl Fn(&mut Connection) -> rusqlite::Result<T>,
     ) -> Option<rusqlite::Result<T>> {
-        let mut conn = match self.conn.try_lock() {
-            Ok(conn) => conn,
-            // As in `run`: a panic cannot have left a transaction open.
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
+        let mut conn = self.conn.lock().await;
         if conn.busy_timeout(Duration::ZERO).is_err() {
             return None;
         }
