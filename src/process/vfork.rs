@@ -12,8 +12,10 @@
 //! Theory of operation: everything the child needs (C strings, pointer arrays, file
 //! descriptors) is prepared before the clone ([`Plan`]), every signal is blocked in the
 //! spawning thread around it, and the child makes only async-signal-safe system calls on that
-//! data: signal handlers back to the default (none may run on borrowed memory; `SIGPIPE`
-//! default as std gives its children), the death signal if asked, its own process group,
+//! data: signal handlers back to the default (none may run on borrowed memory: `clone3`'s
+//! `CLONE_CLEAR_SIGHAND` has the kernel do it at birth, the fallback resets them one by one;
+//! `SIGPIPE` default as std gives its children, other ignored signals stay ignored), the
+//! death signal if asked, its own process group,
 //! `0` written to its cgroup's `cgroup.procs` (it is in the cgroup before it runs anything of
 //! the job's), stdin/stdout/stderr, the working directory, an empty signal mask, `execve`. A
 //! failing step writes its errno into the parent's memory and exits 127; the parent reaps that
@@ -107,6 +109,9 @@ struct ChildArgs {
     cwd: *const c_char,
     /// Null: the child was born in its cgroup (`CLONE_INTO_CGROUP`).
     procs: *const c_char,
+    /// The kernel gave the child default handlers already (`CLONE_CLEAR_SIGHAND`, with
+    /// `clone3`): only `SIGPIPE` is left to reset.
+    handlers_cleared: bool,
     death_signal: Option<libc::pid_t>,
     stdio: [c_int; 3],
     /// The errno of the failed step (`-1`: none failed).
@@ -147,6 +152,7 @@ fn spawn_with(plan: &Plan, clone3: bool, folder: Option<BorrowedFd<'_>>) -> io::
         envp: envp.as_ptr(),
         cwd: plan.cwd.as_ptr(),
         procs: ptr::null(),
+        handlers_cleared: true,
         death_signal: plan.death_signal,
         stdio: [
             stdin.as_raw_fd(),
@@ -179,6 +185,7 @@ fn spawn_with(plan: &Plan, clone3: bool, folder: Option<BorrowedFd<'_>>) -> io::
                 NO_CLONE3.store(true, Ordering::Relaxed);
             }
             args.procs = plan.procs.as_ptr();
+            args.handlers_cleared = false;
             pid = clone_then_enter(&args, &mut stack, &mut pidfd);
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut());
@@ -226,8 +233,14 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP)`: the child is born in
-/// the cgroup of folder fd `cgroup`, runs [`child_main`] on `stack`; its pid, or the error.
+/// The child's handled signals start at their default (ignored ones stay ignored), as the
+/// loop of [`become_the_program`] would leave them, without its 64 `sigaction` calls while
+/// the worker's thread waits (Linux 5.5; `CLONE_INTO_CGROUP` needs 5.7).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND)`:
+/// the child is born in the cgroup of folder fd `cgroup` with default signal handlers, runs
+/// [`child_main`] on `stack`; its pid, or the error.
 ///
 /// # Safety
 /// As [`spawn_in`] calls it: signals blocked, `args` and what it points to alive.
@@ -238,7 +251,9 @@ unsafe fn clone_into(
     pidfd: &mut c_int,
 ) -> io::Result<libc::pid_t> {
     let clone_args = CloneArgs {
-        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
+            | CLONE_INTO_CGROUP
+            | CLONE_CLEAR_SIGHAND,
         pidfd: ptr::from_mut(pidfd) as u64,
         child_tid: 0,
         parent_tid: 0,
@@ -347,7 +362,15 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 unsafe fn become_the_program(args: &ChildArgs) -> c_int {
     let errno = || unsafe { *libc::__errno_location() };
     unsafe {
+        let mut default = MaybeUninit::<libc::sigaction>::zeroed();
+        (*default.as_mut_ptr()).sa_sigaction = libc::SIG_DFL;
+        if args.handlers_cleared {
+            libc::sigaction(libc::SIGPIPE, default.as_ptr(), ptr::null_mut());
+        }
         for signal in 1..SIGNALS_END {
+            if args.handlers_cleared {
+                break;
+            }
             if signal == libc::SIGKILL || signal == libc::SIGSTOP {
                 continue;
             }
@@ -357,8 +380,6 @@ unsafe fn become_the_program(args: &ChildArgs) -> c_int {
             }
             let handler = old.assume_init().sa_sigaction;
             if signal == libc::SIGPIPE || (handler != libc::SIG_DFL && handler != libc::SIG_IGN) {
-                let mut default = MaybeUninit::<libc::sigaction>::zeroed();
-                (*default.as_mut_ptr()).sa_sigaction = libc::SIG_DFL;
                 libc::sigaction(signal, default.as_ptr(), ptr::null_mut());
             }
         }
@@ -623,6 +644,56 @@ mod tests {
     #[tokio::test]
     async fn a_child_enters_its_cgroup_before_exec_without_clone3() {
         born_in_its_cgroup(false).await;
+    }
+
+    /// A bit of a `Sig…:` mask line of `/proc/<pid>/status` (hexadecimal, bit `n - 1` for
+    /// signal `n`).
+    fn has_signal(status: &str, line: &str, signal: c_int) -> bool {
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        mask & (1 << (signal - 1)) != 0
+    }
+
+    #[tokio::test]
+    async fn the_program_starts_with_no_signal_blocked_and_only_the_workers_ignored_ones_ignored() {
+        let Some((group, unit)) = unit("signals") else {
+            return;
+        };
+        // The worker ignores SIGPIPE (Rust does) and here SIGURG (ignored by default anyway),
+        // and handles SIGUSR1.
+        extern "C" fn on_usr1(_: c_int) {}
+        // SAFETY: setting dispositions of signals nothing else in this test process uses.
+        unsafe {
+            libc::signal(libc::SIGURG, libc::SIG_IGN);
+            libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
+        }
+        for clone3 in [true, false] {
+            let plan = Plan::new(
+                Path::new("/bin/cat"),
+                ["cat", "/proc/self/status"].map(OsStr::new),
+                &BTreeMap::new(),
+                Path::new("/"),
+                unit.dir(),
+                false,
+            )
+            .unwrap();
+            let started = spawn_as(&plan, clone3).unwrap();
+            let mut born = Born::new(started.pid, started.pidfd).unwrap();
+            let status = read_all(started.stdout);
+            assert!(born.wait().await.unwrap().success(), "{status}");
+            for signal in [libc::SIGPIPE, libc::SIGUSR1, libc::SIGTERM, libc::SIGURG] {
+                assert!(!has_signal(&status, "SigBlk:", signal), "{status}");
+                assert!(!has_signal(&status, "SigCgt:", signal), "{status}");
+            }
+            assert!(has_signal(&status, "SigIgn:", libc::SIGURG), "{status}");
+            assert!(!has_signal(&status, "SigIgn:", libc::SIGPIPE), "{status}");
+            assert!(!has_signal(&status, "SigIgn:", libc::SIGUSR1), "{status}");
+        }
+        unit.remove();
+        let _ = std::fs::remove_dir(group.dir());
     }
 
     #[tokio::test]
