@@ -16,9 +16,6 @@
 //!
 //! Arguments are the job's default `args` overlaid with the run's arguments.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 
@@ -52,33 +49,12 @@ pub enum EnvError {
     EmptyCommand { run: String },
 }
 
-/// A run's project and job, decoded from their stored documents.
-#[derive(Debug)]
-pub struct Definitions {
-    pub project: Project,
-    pub job: Job,
-}
-
-/// The stored identity of a [`Definitions`]: project name and hash, job id and hash (an
-/// apply that changes a document changes its hash).
-type DefinitionsKey = (String, String, String, String);
-
-/// Decoded definitions by the hashes they were decoded at: a busy worker runs the same jobs
-/// again and again, and decoding both documents for every run was a twentieth of its own
-/// work per run. Only a cache (the store's documents stay the truth), of at most
-/// [`DECODED_CAP`] entries (emptied when full).
-static DECODED: Mutex<Option<HashMap<DefinitionsKey, Arc<Definitions>>>> = Mutex::new(None);
-
-/// At most this many decoded definitions are kept.
-const DECODED_CAP: usize = 256;
-
-/// Decode the stored project manifest and job definition of `run` (or take them as decoded
-/// before at the same hashes).
+/// Decode the stored project manifest and job definition of `run`.
 pub fn decode(
     run: &RunRecord,
     project: Option<&ProjectRecord>,
     job: Option<&JobRecord>,
-) -> Result<Arc<Definitions>, EnvError> {
+) -> Result<(Project, Job), EnvError> {
     let project = project.ok_or_else(|| EnvError::ProjectMissing {
         run: run.id.clone(),
         project: run.project.clone(),
@@ -95,31 +71,13 @@ pub fn decode(
             message: e.to_string(),
         }
     };
-    let key = (
-        project.name.clone(),
-        project.hash.clone(),
-        job.id.clone(),
-        job.hash.clone(),
-    );
-    let decoded = || DECODED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = decoded().as_ref().and_then(|memo| memo.get(&key)) {
-        return Ok(Arc::clone(known));
-    }
     // From the stored value itself, not a copy of it (a claim reads it once per run).
-    let definitions = Arc::new(Definitions {
-        project: Project::deserialize(&project.manifest)
-            .map_err(corrupt(&format!("manifest of project {}", project.name)))?,
-        job: job
-            .job()
-            .map_err(corrupt(&format!("definition of job {}", job.id)))?,
-    });
-    let mut memo = decoded();
-    let memo = memo.get_or_insert_with(HashMap::new);
-    if memo.len() >= DECODED_CAP {
-        memo.clear();
-    }
-    memo.insert(key, Arc::clone(&definitions));
-    Ok(definitions)
+    let project = Project::deserialize(&project.manifest)
+        .map_err(corrupt(&format!("manifest of project {}", project.name)))?;
+    let job: Job = job
+        .job()
+        .map_err(corrupt(&format!("definition of job {}", job.id)))?;
+    Ok((project, job))
 }
 
 /// The job's default arguments overlaid with the run's (a run's non-object args are kept as
@@ -322,61 +280,6 @@ mod tests {
             build_spec(&project(), &job, &run),
             Err(EnvError::Template { .. })
         ));
-    }
-
-    fn records(job: &Job, hash: &str) -> (ProjectRecord, JobRecord) {
-        let now = DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        let project = ProjectRecord {
-            name: "shop".into(),
-            hash: "p1".into(),
-            manifest: serde_json::to_value(project()).unwrap(),
-            source: "/home/coco/shop/coco.yaml".into(),
-            active: true,
-            applied_at: now,
-        };
-        let job = JobRecord {
-            id: "shop.export".into(),
-            project: "shop".into(),
-            name: "export".into(),
-            definition: serde_json::to_value(job).unwrap(),
-            hash: hash.into(),
-            active: true,
-            next_fire: None,
-            last_fire: None,
-            updated_at: now,
-        };
-        (project, job)
-    }
-
-    #[test]
-    fn definitions_are_decoded_once_per_hash() {
-        let first = job(&["echo", "one"]);
-        let run = run(&first, json!({}), None);
-        let (project_record, job_record) = records(&first, "decode-test-1");
-        let decoded = decode(&run, Some(&project_record), Some(&job_record)).unwrap();
-        assert_eq!(decoded.job.command, ["echo", "one"]);
-        assert_eq!(decoded.project.environment.workdir, "src");
-        let again = decode(&run, Some(&project_record), Some(&job_record)).unwrap();
-        assert!(
-            Arc::ptr_eq(&decoded, &again),
-            "the same hashes: decoded once"
-        );
-        // A new apply of the job: a new hash, decoded anew.
-        let (_, changed) = records(&job(&["echo", "two"]), "decode-test-2");
-        let anew = decode(&run, Some(&project_record), Some(&changed)).unwrap();
-        assert_eq!(anew.job.command, ["echo", "two"]);
-        // A document that does not decode is reported, and not kept.
-        let broken = JobRecord {
-            definition: json!({"command": 7}),
-            hash: "decode-test-3".into(),
-            ..changed
-        };
-        for _ in 0..2 {
-            assert!(matches!(
-                decode(&run, Some(&project_record), Some(&broken)),
-                Err(EnvError::Corrupt { .. })
-            ));
-        }
     }
 
     #[test]

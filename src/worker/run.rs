@@ -34,6 +34,7 @@ use tokio::sync::watch;
 
 use super::chain::{self, Followed};
 use super::env;
+use crate::manifest::Job;
 use crate::process::{self, Event, LineKind, LogLevel, RunError, Stream, TailBuffer, guard};
 use crate::queue::run::{LiveReport, RunEnd, RunRecord};
 use crate::queue::state::{Outcome, Reason, RunState};
@@ -181,8 +182,7 @@ pub(crate) async fn execute(
 struct Prepared {
     spec: process::Spec,
     timeout: Option<Duration>,
-    /// The project and job as decoded (the job's `then:` is read from it).
-    definitions: Arc<env::Definitions>,
+    job: Job,
 }
 
 /// Work out the process of `run` from its applied project and job; the error is the cause
@@ -193,16 +193,15 @@ fn prepare(
     job: Option<&JobRecord>,
     settings: &RunSettings,
 ) -> Result<Prepared, String> {
-    let definitions = env::decode(run, project, job).map_err(|error| error.to_string())?;
-    let mut spec = env::build_spec(&definitions.project, &definitions.job, run)
-        .map_err(|error| error.to_string())?;
+    let (project, job) = env::decode(run, project, job).map_err(|error| error.to_string())?;
+    let mut spec = env::build_spec(&project, &job, run).map_err(|error| error.to_string())?;
     if let Some(guard) = &settings.guard {
         guard.hold(&mut spec, &crate::process::cgroup::run_unit_prefix(&run.id));
     }
     Ok(Prepared {
         spec,
         timeout: run.timeout_ms.map(Duration::from_millis),
-        definitions,
+        job,
     })
 }
 
@@ -431,7 +430,7 @@ async fn conclude(
         .filter(|r| r.state == RunState::Complete)
     {
         // The run is complete whatever happens here: a failure is logged, not returned.
-        match chain::enqueue_followers(store, done, &prepared.definitions.job, Utc::now()).await {
+        match chain::enqueue_followers(store, done, &prepared.job, Utc::now()).await {
             Ok(followed) => followers = followed,
             Err(error) => tracing::warn!(run = %id, "enqueueing its `then` jobs: {error}"),
         }
