@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use coco::manifest::Job;
-use coco::queue::state::RunState;
+use coco::queue::state::{Outcome, RunState};
 use coco::queue::{NewRun, new_run};
 use coco::store::embedded::EmbeddedStore;
 use coco::store::mongo::MongoStore;
-use coco::store::{Fires, Paused, Queue, Store, StoreError};
+use coco::store::{Fires, Paused, Queue, RunFilter, Store, StoreError};
 
 use crate::conformance;
 use tempfile::TempDir;
@@ -517,6 +517,57 @@ fn embedded_worker_calls_wait_for_another_connections_write_lock() {
             holder.join().expect("holder");
         });
     }
+}
+
+/// A busy worker's claims and finishes get the WAL copied into the database file by a
+/// thread of the store's own (a passive checkpoint beside them, not in their way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_busy_workers_wal_is_checkpointed_beside_it() {
+    let dir = TempDir::new().expect("temp dir");
+    let store = EmbeddedStore::open(&dir.path().join("coco.db"))
+        .await
+        .expect("open");
+    store.ensure_schema().await.expect("ensure_schema");
+    let created = DateTime::from_timestamp_millis(1_700_000_000_000).expect("t");
+    let definition = Job::with_command(&["true"]);
+    let runs: Vec<_> = (0..300)
+        .map(|i| {
+            new_run(
+                &definition,
+                NewRun::new("busy.job", "busy", serde_json::json!({ "i": i }), created),
+            )
+        })
+        .collect();
+    store.enqueue_all(&runs).await.expect("enqueue");
+    assert_eq!(store.background_checkpoints(), 0);
+    let mut claimed = 0;
+    while let Some(run) = store
+        .claim_run("w1", created, &Paused::default())
+        .await
+        .expect("claim")
+    {
+        claimed += 1;
+        let end = run.end(Outcome::Exited(0), None, created);
+        store.finish_run(&run.id, "w1", &end).await.expect("finish");
+    }
+    assert_eq!(claimed, 300);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.background_checkpoints() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint beside 300 claims"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // What was copied is the store's: every run reads back complete.
+    let done = store
+        .count_runs(&RunFilter {
+            state: Some(RunState::Complete),
+            ..RunFilter::default()
+        })
+        .await
+        .expect("count");
+    assert_eq!(done, 300);
 }
 
 /// Env var telling a child copy of this test binary to act as one racing process.

@@ -12,7 +12,9 @@
 //! ([`EmbeddedStore::run_hot`]): they wait for the connection asynchronously (the mutex is
 //! tokio's), then take SQLite's lock without waiting, which saves the two thread hops of a
 //! pool call; only when another connection holds SQLite's write lock do they wait on the
-//! pool like every other call.
+//! pool like every other call. After every 256 hot calls a thread of its own copies the WAL
+//! into the database file (a passive checkpoint, which never blocks the writer), so the
+//! checkpoint SQLite makes in the committing connection finds little left to copy.
 //!
 //! Layout: a table per name in [`COLLECTIONS`](crate::store::COLLECTIONS). Queried fields are real columns
 //! (timestamps as INTEGER milliseconds since the Unix epoch, UTC; booleans as 0/1); JSON
@@ -24,6 +26,7 @@
 //! hold across every connection and process.
 
 mod catalog;
+mod checkpoint;
 pub mod file;
 mod fires;
 mod fleet;
@@ -72,6 +75,8 @@ pub struct EmbeddedStore {
     conn: Arc<tokio::sync::Mutex<Connection>>,
     /// What claims read of a project's manifest, kept while its hash holds.
     manifests: Arc<catalog::ClaimManifests>,
+    /// Checkpoints of the WAL beside the worker's hot calls ([`checkpoint`]).
+    checkpointer: Arc<checkpoint::Checkpointer>,
 }
 
 impl EmbeddedStore {
@@ -148,12 +153,19 @@ impl EmbeddedStore {
             path: path.to_path_buf(),
             conn: Arc::new(tokio::sync::Mutex::new(conn)),
             manifests: Arc::default(),
+            checkpointer: Arc::new(checkpoint::Checkpointer::new(path.to_path_buf())),
         }
     }
 
     /// The SQLite file this store uses.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many checkpoints of the WAL a thread of this store's own made beside its hot
+    /// calls (the worker's claims and finishes).
+    pub fn background_checkpoints(&self) -> u64 {
+        self.checkpointer.done()
     }
 
     /// Run `f` with the connection on the blocking pool; SQLite errors are reported as
@@ -189,6 +201,7 @@ impl EmbeddedStore {
         F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         if let Some(tried) = self.without_waiting_for_sqlite(&f).await {
+            self.checkpointer.note_hot_call();
             return tried.map_err(sql(&self.path, doing));
         }
         self.run(doing, move |conn| f(conn)).await
