@@ -283,7 +283,8 @@ impl WorkerGroup {
     pub fn unit(&self, name: &str) -> io::Result<Unit> {
         let name = unit_name(name);
         if let Some(pool) = &self.pool {
-            // An idle folder a sweep removed meanwhile refuses its label: it is dropped.
+            // An idle folder a sweep removed meanwhile is out of the hierarchy (its descriptor
+            // would still take a label): it is dropped.
             while let Some(folder) = pool.take() {
                 if folder.set_label(&name).is_ok() && folder.exists() {
                     return Ok(Unit::new(folder, Some(pool)));
