@@ -136,21 +136,19 @@ struct Folder {
 }
 
 impl Folder {
-    /// Label the folder with `name` (`""`: idle), through its descriptor if it is open.
+    /// Label the folder with `name` (`""`: idle), through its descriptor if it is open, else
+    /// by its path.
     fn set_label(&self, name: &str) -> io::Result<()> {
-        let Some(fd) = &self.fd else {
-            return set_label(&self.dir, name);
-        };
-        // SAFETY: fsetxattr(2) of an open descriptor, a C string name, and `name.len()`
-        // bytes at `name`.
-        let done = unsafe {
-            libc::fsetxattr(
-                fd.as_raw_fd(),
-                LABEL.as_ptr(),
-                name.as_ptr().cast(),
-                name.len(),
-                0,
-            )
+        let (value, len) = (name.as_ptr().cast(), name.len());
+        let done = match &self.fd {
+            // SAFETY: fsetxattr(2) of an open descriptor, a C string name, `len` bytes at
+            // `value`.
+            Some(fd) => unsafe { libc::fsetxattr(fd.as_raw_fd(), LABEL.as_ptr(), value, len, 0) },
+            None => {
+                let path = c_path(&self.dir)?;
+                // SAFETY: setxattr(2) of a C string path and name, `len` bytes at `value`.
+                unsafe { libc::setxattr(path.as_ptr(), LABEL.as_ptr(), value, len, 0) }
+            }
         };
         if done == 0 {
             Ok(())
@@ -335,24 +333,13 @@ fn labels_work(dir: &Path) -> bool {
     works
 }
 
-/// Label the folder `dir` with `name` (`""`: idle).
+/// Label the folder `dir` with `name` (`""`: idle), by its path.
 fn set_label(dir: &Path, name: &str) -> io::Result<()> {
-    let path = c_path(dir)?;
-    // SAFETY: setxattr(2) of a C string path and name, and `name.len()` bytes at `name`.
-    let done = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            LABEL.as_ptr(),
-            name.as_ptr().cast(),
-            name.len(),
-            0,
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    Folder {
+        dir: dir.to_path_buf(),
+        fd: None,
     }
+    .set_label(name)
 }
 
 /// The label of the folder `dir` (`None`: it has none, or it cannot be read).
