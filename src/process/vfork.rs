@@ -366,22 +366,8 @@ unsafe fn become_the_program(args: &ChildArgs) -> c_int {
         (*default.as_mut_ptr()).sa_sigaction = libc::SIG_DFL;
         if args.handlers_cleared {
             libc::sigaction(libc::SIGPIPE, default.as_ptr(), ptr::null_mut());
-        }
-        for signal in 1..SIGNALS_END {
-            if args.handlers_cleared {
-                break;
-            }
-            if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-                continue;
-            }
-            let mut old = MaybeUninit::<libc::sigaction>::zeroed();
-            if libc::sigaction(signal, ptr::null(), old.as_mut_ptr()) != 0 {
-                continue;
-            }
-            let handler = old.assume_init().sa_sigaction;
-            if signal == libc::SIGPIPE || (handler != libc::SIG_DFL && handler != libc::SIG_IGN) {
-                libc::sigaction(signal, default.as_ptr(), ptr::null_mut());
-            }
+        } else {
+            reset_handlers_one_by_one(default.as_ptr());
         }
         if let Some(parent) = args.death_signal {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
@@ -420,6 +406,30 @@ unsafe fn become_the_program(args: &ChildArgs) -> c_int {
         libc::pthread_sigmask(libc::SIG_SETMASK, empty.as_ptr(), ptr::null_mut());
         libc::execve(args.program, args.argv, args.envp);
         errno()
+    }
+}
+
+/// Every handled signal, and `SIGPIPE`, back to its default (what `CLONE_CLEAR_SIGHAND` does
+/// at birth, plus `SIGPIPE`), for a child born without it.
+///
+/// # Safety
+/// Only in the child of [`spawn_in`], `default` a `SIG_DFL` action.
+unsafe fn reset_handlers_one_by_one(default: *const libc::sigaction) {
+    for signal in 1..SIGNALS_END {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: sigaction(2) reading one disposition into `old`, then setting `default`.
+        unsafe {
+            if libc::sigaction(signal, ptr::null(), old.as_mut_ptr()) != 0 {
+                continue;
+            }
+            let handler = old.assume_init().sa_sigaction;
+            if signal == libc::SIGPIPE || (handler != libc::SIG_DFL && handler != libc::SIG_IGN) {
+                libc::sigaction(signal, default, ptr::null_mut());
+            }
+        }
     }
 }
 
