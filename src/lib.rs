@@ -4,6 +4,7 @@
 //! `reconcile` diffs it against the `store` and applies the plan; `cli` drives it all.
 //! See `docs/ARCHITECTURE.md` for the map and its invariants.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod daemon;

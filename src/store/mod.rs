@@ -1,6 +1,7 @@
 //! The state store: the single source of truth every coco process shares.
 //!
-//! One trait per role ([`roles`]: [`Catalog`], [`Fires`], [`Queue`], [`Fleet`], [`Journal`]),
+//! One trait per role ([`roles`]: [`Catalog`], [`Fires`], [`Queue`], [`Fleet`], [`Journal`],
+//! [`Access`]),
 //! [`Store`] all of them at once; callers take the narrowest. Two backends, each a folder
 //! with a file per role, pass one conformance suite (`tests/it/conformance.rs`, run by
 //! `tests/it/store.rs`):
@@ -27,7 +28,8 @@
 //! (see `mongo/queue.rs`).
 //! Collections (tables): `projects`, `jobs`, `apps`, `queue`, `workers` (every live worker and
 //! daemon, for `coco alive`), `log`, `locks`, `fires`, `outputs` (the output tail of each
-//! run's latest try), `control` (pauses and halt requests);
+//! run's latest try), `control` (pauses and halt requests), `tokens` (the API's tokens, by the
+//! SHA-256 of their secret);
 //! [`Store::ensure_schema`] creates them and their indexes idempotently.
 
 pub mod embedded;
@@ -41,7 +43,7 @@ mod states;
 pub(crate) use error::Context;
 pub use error::{Cause, StoreError, StoreResult};
 pub use records::*;
-pub use roles::{Catalog, Fires, Fleet, Journal, Queue, Store};
+pub use roles::{Access, Catalog, Fires, Fleet, Journal, Queue, Store};
 pub use states::{AppState, FireOutcome, MemberKind, Skipped, UnknownText};
 
 use std::path::PathBuf;
@@ -62,6 +64,7 @@ pub const COLLECTIONS: &[&str] = &[
     "control",
     "problems",
     "releases",
+    "tokens",
 ];
 
 /// The first string after every string that starts with `prefix`, for a range query

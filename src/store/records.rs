@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, MemberKind, StoreResult};
+use crate::access::Role;
 use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
 
@@ -288,6 +289,36 @@ impl MemberRecord {
             |t: DateTime<Utc>| DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t);
         self.started = ms(self.started);
         self.heartbeat = ms(self.heartbeat);
+        self
+    }
+}
+
+/// An API token (`coco token create`): never its secret, only the secret's SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Unique name (see [`crate::access::check_name`]).
+    pub name: String,
+    pub role: Role,
+    /// The projects it is limited to; empty: every project.
+    pub projects: Vec<String>,
+    /// [`crate::access::secret_hash`] of the secret (unique).
+    pub hash: String,
+    pub created: DateTime<Utc>,
+    /// When it stops being accepted; `None`: never.
+    pub expires: Option<DateTime<Utc>>,
+    /// When a request last came with it.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+impl TokenRecord {
+    /// Timestamps truncated to the millisecond (what every backend keeps).
+    pub fn truncated_to_ms(mut self) -> Self {
+        fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+            DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+        }
+        self.created = ms(self.created);
+        self.expires = self.expires.map(ms);
+        self.last_used = self.last_used.map(ms);
         self
     }
 }

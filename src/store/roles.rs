@@ -345,10 +345,31 @@ pub trait Journal: Send + Sync {
     async fn prune_log(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// Access: the API's tokens (stored by the SHA-256 of their secret, never the secret).
+#[async_trait]
+pub trait Access: Send + Sync {
+    /// Record a new token; `false` (and nothing written) if one of that name, or with that
+    /// hash, exists. Of several processes creating the same name at once, one wins.
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<bool>;
+
+    /// Every token, sorted by name.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// The token whose secret has SHA-256 `hash`, expired or not.
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Record that token `name` was used at `at` (a later use is never overwritten by an
+    /// earlier one); `false` if there is no such token.
+    async fn touch_token(&self, name: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Forget token `name`: its secret is refused from then on. `false` if there was none.
+    async fn revoke_token(&self, name: &str) -> StoreResult<bool>;
+}
+
 /// The whole store: every role, for the places that need everything (opening, the daemon).
 /// Every method is one short, self-contained operation; none keeps state in memory between calls.
 #[async_trait]
-pub trait Store: Catalog + Fires + Queue + Fleet + Journal {
+pub trait Store: Catalog + Fires + Queue + Fleet + Journal + Access {
     /// `"embedded"` or `"mongodb"`, and where: for messages (never contains a password).
     fn describe(&self) -> String;
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde_json::json;
 
+use coco::access::Role;
 use coco::manifest::{HumanDuration, Job};
 use coco::queue::run::{Cancel, LiveReport, RunEnd, RunRecord, StateChange};
 use coco::queue::state::{Outcome, RunState};
@@ -25,7 +26,7 @@ use coco::queue::{NewRun, new_run};
 use coco::store::{
     AppRecord, AppState, AppStatus, Cancelled, Control, Enqueued, Fire, FireOutcome, FireTimes,
     JobRecord, LogFilter, LogRecord, MemberKind, MemberRecord, Paused, Problems, ProjectRecord,
-    ReleaseRecord, RunFilter, Skipped, Store,
+    ReleaseRecord, RunFilter, Skipped, Store, TokenRecord,
 };
 
 /// A boxed conformance case.
@@ -89,6 +90,8 @@ macro_rules! conformance_cases {
             finish_and_claim_in_one_step,
             a_runs_project_is_read_without_its_jobs,
             run_ids_found_by_prefix,
+            tokens_created_found_touched_and_revoked,
+            token_name_and_hash_each_taken_once,
         );
     };
 }
@@ -2949,4 +2952,141 @@ pub async fn run_ids_found_by_prefix(store: &dyn Store) {
         "exact: callers upper-case what the operator typed"
     );
     drain(store).await;
+}
+
+/// A token named `name` whose secret hashes to `hash`.
+fn token(name: &str, hash: &str, role: Role) -> TokenRecord {
+    TokenRecord {
+        name: name.to_string(),
+        role,
+        projects: vec!["shop".into(), "billing".into()],
+        hash: hash.to_string(),
+        created: at(1_700_000_000_123),
+        expires: Some(at(1_800_000_000_456)),
+        last_used: None,
+    }
+}
+
+/// A token round-trips, is found by its hash only, its last use only moves forward, and a
+/// revoked one is gone.
+pub async fn tokens_created_found_touched_and_revoked(store: &dyn Store) {
+    let t = tag();
+    let (a, b) = (format!("{t}-a"), format!("{t}-b"));
+    let mine = |tokens: Vec<TokenRecord>| -> Vec<TokenRecord> {
+        tokens
+            .into_iter()
+            .filter(|k| k.name.starts_with(&t))
+            .collect()
+    };
+    let first = token(&b, &format!("{t}-hash-b"), Role::Operator);
+    let second = TokenRecord {
+        projects: Vec::new(),
+        expires: None,
+        ..token(&a, &format!("{t}-hash-a"), Role::Viewer)
+    };
+    assert!(store.create_token(&first).await.expect("create b"));
+    assert!(store.create_token(&second).await.expect("create a"));
+    assert_eq!(
+        mine(store.list_tokens().await.expect("list")),
+        [second.clone(), first.clone()],
+        "sorted by name, every field kept"
+    );
+    assert_eq!(
+        store.token_by_hash(&first.hash).await.expect("by hash"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.token_by_hash(&first.name).await.expect("by name"),
+        None
+    );
+    assert_eq!(
+        store
+            .token_by_hash(&format!("{t}-nope"))
+            .await
+            .expect("none"),
+        None
+    );
+
+    // A last use given at create is not kept: a new token was never used.
+    let used_at_birth = TokenRecord {
+        last_used: Some(at(1_700_000_000_999)),
+        ..token(&format!("{t}-c"), &format!("{t}-hash-c"), Role::Admin)
+    };
+    assert!(store.create_token(&used_at_birth).await.expect("create c"));
+    let c = store.token_by_hash(&used_at_birth.hash).await.expect("c");
+    assert_eq!(c.and_then(|c| c.last_used), None);
+
+    assert!(
+        store
+            .touch_token(&b, at(1_700_000_005_000))
+            .await
+            .expect("touch")
+    );
+    assert!(
+        store
+            .touch_token(&b, at(1_700_000_001_000))
+            .await
+            .expect("earlier touch")
+    );
+    let touched = store.token_by_hash(&first.hash).await.expect("touched");
+    assert_eq!(
+        touched.map(|k| k.last_used),
+        Some(Some(at(1_700_000_005_000))),
+        "an earlier use does not move the last use back"
+    );
+    assert!(
+        !store
+            .touch_token(&format!("{t}-nope"), at(1))
+            .await
+            .expect("touch none")
+    );
+
+    assert!(store.revoke_token(&b).await.expect("revoke"));
+    assert!(!store.revoke_token(&b).await.expect("revoke again"));
+    assert_eq!(
+        store.token_by_hash(&first.hash).await.expect("revoked"),
+        None
+    );
+    let left: Vec<String> = mine(store.list_tokens().await.expect("list"))
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(left, [a.clone(), format!("{t}-c")]);
+    // Its name (and hash) are free again.
+    assert!(store.create_token(&first).await.expect("create b again"));
+}
+
+/// A name, or a hash, is taken once: a second token with either changes nothing, and of
+/// several processes creating one name at once exactly one wins.
+pub async fn token_name_and_hash_each_taken_once(store: &dyn Store) {
+    let t = tag();
+    let original = token(&format!("{t}-x"), &format!("{t}-hash-x"), Role::Viewer);
+    assert!(store.create_token(&original).await.expect("create"));
+    let same_name = token(&original.name, &format!("{t}-hash-other"), Role::Admin);
+    assert!(!store.create_token(&same_name).await.expect("same name"));
+    let same_hash = token(&format!("{t}-y"), &original.hash, Role::Admin);
+    assert!(!store.create_token(&same_hash).await.expect("same hash"));
+    let tokens: Vec<TokenRecord> = store
+        .list_tokens()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|k| k.name.starts_with(&t))
+        .collect();
+    assert_eq!(tokens, [original], "nothing of the refused two was written");
+
+    for round in 0..5 {
+        let name = format!("{t}-race-{round}");
+        let create = |n: u32| {
+            let k = token(&name, &format!("{t}-hash-{round}-{n}"), Role::Operator);
+            async move { store.create_token(&k).await.expect("create_token") }
+        };
+        let results = tokio::join!(create(1), create(2), create(3), create(4), create(5));
+        let results = [results.0, results.1, results.2, results.3, results.4];
+        assert_eq!(
+            results.iter().filter(|won| **won).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+    }
 }

@@ -25,6 +25,7 @@
 //! such as "no blocking run with this dedupe key" or "fewer than `max_parallel` running"
 //! hold across every connection and process.
 
+mod access;
 mod catalog;
 mod checkpoint;
 pub mod file;

@@ -116,6 +116,12 @@ CREATE TABLE IF NOT EXISTS locks (
     doc     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS locks_expires ON locks (expires);
+CREATE TABLE IF NOT EXISTS tokens (
+    name      TEXT PRIMARY KEY NOT NULL,
+    hash      TEXT NOT NULL UNIQUE,
+    last_used INTEGER,
+    doc       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS control (
     key TEXT PRIMARY KEY NOT NULL,
     at  INTEGER NOT NULL

@@ -10,8 +10,9 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::*;
+use crate::access::Role;
 use crate::queue::state::Reason;
-use crate::store::MemberKind;
+use crate::store::{MemberKind, TokenRecord};
 
 /// Whether every MongoDB-compatible server stores `value` as is (see the module docs).
 pub(super) fn portable(value: &serde_json::Value, in_array: bool) -> bool {
@@ -171,6 +172,7 @@ stored!(MemberRecord => MemberDoc, "worker");
 stored!(Problems => ProblemsDoc, "problems");
 stored!(LogRecord => LogDoc, "log record");
 stored!(Fire => FireDoc, "fire");
+stored!(TokenRecord => TokenDoc, "token");
 
 use bson::serde_helpers::chrono_datetime_as_bson_datetime as date;
 use bson::serde_helpers::chrono_datetime_as_bson_datetime_optional as opt_date;
@@ -359,6 +361,22 @@ struct MemberDoc {
     slots: u32,
     running: Vec<String>,
     holding: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "TokenRecord")]
+struct TokenDoc {
+    #[serde(rename = "_id")]
+    name: String,
+    role: Role,
+    projects: Vec<String>,
+    hash: String,
+    #[serde(with = "date")]
+    created: DateTime<Utc>,
+    #[serde(with = "opt_date", default)]
+    expires: Option<DateTime<Utc>>,
+    #[serde(with = "opt_date", default)]
+    last_used: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -54,6 +54,7 @@
 //! keeps. Nothing relies on a TTL index (not every compatible server runs one): every
 //! marker is deleted by the step that makes it useless, or by the reaper or pruning.
 
+mod access;
 mod catalog;
 mod codec;
 mod fires;
@@ -141,6 +142,7 @@ fn indexes() -> Vec<(&'static str, &'static str, Document, bool)> {
         ("locks", "kind_at", doc! { "kind": 1, "at": 1 }, false),
         ("workers", "heartbeat", doc! { "heartbeat": 1 }, false),
         ("log", "at", doc! { "at": 1 }, false),
+        ("tokens", "hash", doc! { "hash": 1 }, true),
         (
             "fires",
             "settled_fired_at",
