@@ -31,8 +31,9 @@ pub const MAX_PROJECTS: usize = 64;
 /// The shortest lifetime a token may be given.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
 
-/// The longest lifetime a token may be given (ten years); without `--expires` it never ends.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// The longest lifetime a token may be given (ten years of 365.25 days, as `10y` reads);
+/// without `--expires` it never ends.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 31_557_600);
 
 /// What a token may do. Stored as its lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

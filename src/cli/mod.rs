@@ -30,6 +30,7 @@ pub(crate) mod run_id;
 pub mod schema;
 pub(crate) mod spinner;
 pub(crate) mod status;
+pub(crate) mod token;
 pub(crate) mod validate;
 pub(crate) mod wait;
 pub(crate) mod worker;
@@ -196,6 +197,11 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// One screen: daemons, apps, schedules, queue, manifest errors.
     Status(JsonFlag),
+    /// API tokens: create (the secret is shown once), list, revoke.
+    ///
+    /// `coco token create ci --role viewer`; roles: viewer (read), operator (also enqueue,
+    /// kill, restart, remove, pause), admin (everything); `--project P` limits a token.
+    Token(token::TokenArgs),
     /// Log records daemons and workers keep in the store (filter by project, job, run, app,
     /// level; --follow).
     Log(log::LogArgs),
@@ -291,6 +297,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Apps(args) => apps::run(&global, &args).await,
         Command::Status(flags) => status::run(&global, flags).await,
         Command::Log(args) => log::run(&global, &args).await,
+        Command::Token(args) => token::run(&global, &args).await,
         Command::Init(args) => init::run(&global, &args).await,
         Command::Build(args) => release::build(&global, &args).await,
         Command::Release(args) => release::release(&global, &args).await,

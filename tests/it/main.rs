@@ -27,4 +27,5 @@ mod scheduler;
 mod store;
 mod store_file;
 mod support;
+mod token_cli;
 mod worker;
