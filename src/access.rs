@@ -6,13 +6,15 @@
 //! random bytes.
 //!
 //! The rules for what a token may be called and how long it may live are here, so the
-//! command line and, later, the API refuse the same things ([`check_name`], [`check_lifetime`]).
+//! command line and, later, the API refuse the same things ([`check_name`], [`check_lifetime`]),
+//! and so is what a token may do ([`authorize`]): the one decision every API route asks.
 
 use std::fmt;
 use std::io;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -73,6 +75,81 @@ impl FromStr for Role {
             .into_iter()
             .find(|role| role.as_str() == s)
             .ok_or_else(|| format!("unknown role `{s}` (viewer, operator or admin)"))
+    }
+}
+
+/// What a request asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read (every role).
+    Read,
+    /// Change runs, apps or pauses: enqueue, kill, restart, remove, pause, resume (operator,
+    /// admin).
+    Operate,
+    /// Manage tokens (admin).
+    Administer,
+}
+
+/// What a request's token holds: its role, its projects (empty: all) and its expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    pub role: Role,
+    pub projects: &'a [String],
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl Holder<'_> {
+    /// Has it expired at `now`?
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires.is_some_and(|expires| expires <= now)
+    }
+
+    /// May it see project `project` at all? An admin sees every project; another token only
+    /// those it is limited to, if it is limited.
+    pub fn sees(&self, project: &str) -> bool {
+        self.role == Role::Admin
+            || self.projects.is_empty()
+            || self.projects.iter().any(|p| p == project)
+    }
+}
+
+/// The answer to a request (an HTTP status, when the API gives it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// No token, an unknown, revoked or expired one (401).
+    Unauthenticated,
+    /// A token that sees the project but may not do this (403).
+    Forbidden,
+    /// What the request names is in a project the token does not see: answered exactly as
+    /// if it did not exist (404), so a token never learns what other projects hold.
+    Hidden,
+}
+
+/// May `holder` (`None`: no valid token was sent) do `need` at `now`, on what belongs to
+/// `project` (`None`: nothing of one project, e.g. a list the caller filters with
+/// [`Holder::sees`])? Pure.
+pub fn authorize(
+    holder: Option<&Holder<'_>>,
+    now: DateTime<Utc>,
+    need: Need,
+    project: Option<&str>,
+) -> Verdict {
+    let Some(holder) = holder.filter(|h| !h.expired(now)) else {
+        return Verdict::Unauthenticated;
+    };
+    if project.is_some_and(|p| !holder.sees(p)) {
+        return Verdict::Hidden;
+    }
+    let allowed = match need {
+        Need::Read => true,
+        Need::Operate => holder.role >= Role::Operator,
+        Need::Administer => holder.role == Role::Admin,
+    };
+    if allowed {
+        Verdict::Allowed
+    } else {
+        Verdict::Forbidden
     }
 }
 
@@ -221,6 +298,103 @@ mod tests {
         }
         let long = "a".repeat(MAX_NAME_LEN + 1);
         assert!(check_name(&long).unwrap_err().contains("at most 64"));
+    }
+
+    /// The access matrix: role × need × project (own, another, none), expired and missing.
+    #[test]
+    fn what_each_role_may_do_where() {
+        use Need::*;
+        use Verdict::*;
+        let now = DateTime::from_timestamp_millis(1_780_000_000_000).unwrap();
+        let shop = ["shop".to_string()];
+        let holder = |role, projects: &'static [String]| Holder {
+            role,
+            projects,
+            expires: None,
+        };
+        let everywhere = |role| holder(role, &[]);
+        let cases: &[(Holder<'_>, Need, Option<&str>, Verdict)] = &[
+            (everywhere(Role::Viewer), Read, Some("shop"), Allowed),
+            (everywhere(Role::Viewer), Read, None, Allowed),
+            (everywhere(Role::Viewer), Operate, Some("shop"), Forbidden),
+            (everywhere(Role::Viewer), Operate, None, Forbidden),
+            (everywhere(Role::Viewer), Administer, None, Forbidden),
+            (everywhere(Role::Operator), Read, Some("billing"), Allowed),
+            (
+                everywhere(Role::Operator),
+                Operate,
+                Some("billing"),
+                Allowed,
+            ),
+            (everywhere(Role::Operator), Operate, None, Allowed),
+            (everywhere(Role::Operator), Administer, None, Forbidden),
+            (everywhere(Role::Admin), Administer, None, Allowed),
+            (everywhere(Role::Admin), Operate, Some("billing"), Allowed),
+        ];
+        for (holder, need, project, verdict) in cases {
+            assert_eq!(
+                authorize(Some(holder), now, *need, *project),
+                *verdict,
+                "{holder:?} {need:?} {project:?}"
+            );
+        }
+        // Limited to `shop`: another project's things do not exist for it, whatever the role
+        // would allow; its own follow the role.
+        let shop_operator = Holder {
+            role: Role::Operator,
+            projects: &shop,
+            expires: None,
+        };
+        let shop_viewer = Holder {
+            role: Role::Viewer,
+            ..shop_operator
+        };
+        for (holder, need, project, verdict) in [
+            (shop_operator, Operate, Some("shop"), Allowed),
+            (shop_operator, Read, Some("shop"), Allowed),
+            (shop_operator, Operate, Some("billing"), Hidden),
+            (shop_operator, Read, Some("billing"), Hidden),
+            (shop_operator, Operate, None, Allowed),
+            (shop_operator, Administer, None, Forbidden),
+            (shop_viewer, Operate, Some("shop"), Forbidden),
+            (shop_viewer, Operate, Some("billing"), Hidden),
+            (shop_viewer, Read, Some("billing"), Hidden),
+        ] {
+            assert_eq!(
+                authorize(Some(&holder), now, need, project),
+                verdict,
+                "{holder:?} {need:?} {project:?}"
+            );
+        }
+        assert!(shop_viewer.sees("shop") && !shop_viewer.sees("billing"));
+        // An admin sees every project, even if a store says otherwise.
+        let odd_admin = Holder {
+            role: Role::Admin,
+            ..shop_operator
+        };
+        assert_eq!(
+            authorize(Some(&odd_admin), now, Operate, Some("billing")),
+            Allowed
+        );
+        // No token, or an expired one: nothing, not even a read; the expiry instant itself
+        // is past.
+        assert_eq!(authorize(None, now, Read, None), Unauthenticated);
+        for expires in [now, now - chrono::TimeDelta::seconds(1)] {
+            let expired = Holder {
+                expires: Some(expires),
+                ..everywhere(Role::Admin)
+            };
+            assert_eq!(authorize(Some(&expired), now, Read, None), Unauthenticated);
+            assert_eq!(
+                authorize(Some(&expired), now, Read, Some("shop")),
+                Unauthenticated
+            );
+        }
+        let later = Holder {
+            expires: Some(now + chrono::TimeDelta::seconds(1)),
+            ..everywhere(Role::Viewer)
+        };
+        assert_eq!(authorize(Some(&later), now, Read, None), Allowed);
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub struct TokenLine {
 impl TokenLine {
     pub fn of(token: TokenRecord, now: DateTime<Utc>) -> Self {
         Self {
-            expired: token.expires.is_some_and(|expires| expires <= now),
+            expired: token.holder().expired(now),
             name: token.name,
             role: token.role,
             projects: token.projects,

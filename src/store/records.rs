@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, MemberKind, StoreResult};
-use crate::access::Role;
+use crate::access::{Holder, Role};
 use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
 
@@ -311,6 +311,15 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// What it holds, for [`crate::access::authorize`].
+    pub fn holder(&self) -> Holder<'_> {
+        Holder {
+            role: self.role,
+            projects: &self.projects,
+            expires: self.expires,
+        }
+    }
+
     /// Timestamps truncated to the millisecond (what every backend keeps).
     pub fn truncated_to_ms(mut self) -> Self {
         fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
