@@ -128,16 +128,16 @@ fn token_of(args: &CreateArgs, hash: String, now: DateTime<Utc>) -> Result<Token
                  lowercase letters, digits, `_` or `-`)"
             ));
         }
-        if !projects.contains(project) {
-            projects.push(project.clone());
+        if projects.contains(project) {
+            continue;
         }
-    }
-    if projects.len() > access::MAX_PROJECTS {
-        return Err(format!(
-            "a token is limited to at most {} projects (got {})",
-            access::MAX_PROJECTS,
-            projects.len()
-        ));
+        if projects.len() == access::MAX_PROJECTS {
+            return Err(format!(
+                "a token is limited to at most {} projects",
+                access::MAX_PROJECTS
+            ));
+        }
+        projects.push(project.clone());
     }
     let expires = match &args.expires {
         None => None,
