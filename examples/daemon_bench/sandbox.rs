@@ -58,7 +58,8 @@ impl Sandbox {
             config: store_config,
             mongo,
         } = sandbox_store(backend, &state, "coco_daemon_bench", name);
-        let config = format!("{config}{store_config}");
+        // The daemon's API on a port of the kernel's choosing: 5001 may be another daemon's.
+        let config = format!("{config}{store_config}api:\n  listen: 127.0.0.1:0\n");
         std::fs::write(dir.path().join("local.yaml"), config)?;
         Ok(Sandbox {
             store: store::open(&location).await.context("opening the store")?,

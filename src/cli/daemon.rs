@@ -1,4 +1,5 @@
-//! `coco daemon` (watch, converge, schedule, work) and `coco scheduler` (the scheduler alone).
+//! `coco daemon` (watch, converge, schedule, work, serve the API) and `coco scheduler` (the
+//! scheduler alone).
 
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ pub struct DaemonArgs {
     /// Name of this daemon's worker in the store (default: HOST-PID).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Serve the HTTP API on this IP:PORT (default: api.listen from local.yaml, else
+    /// 127.0.0.1:5001; `api.enabled: false` turns it off, this flag on again).
+    #[arg(long, value_name = "IP:PORT", value_parser = crate::config::listen_address)]
+    pub api_listen: Option<std::net::SocketAddr>,
 }
 
 /// Run the daemon until SIGINT/SIGTERM or `coco halt`.
@@ -46,6 +51,30 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
     } else {
         None
     };
+    // Bound before anything is said: a port taken by another daemon stops this one at once.
+    let mut api_line = None;
+    let api = match args.api_listen.or(config.api.listen) {
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                let bound = listener.local_addr().unwrap_or(address);
+                api_line = Some(format!("daemon: API on http://{bound}"));
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let serving =
+                    tokio::spawn(crate::api::serve(listener, Arc::clone(&store), async {
+                        let _ = stopped.await;
+                    }));
+                Some((stop, serving))
+            }
+            Err(error) => {
+                output::error(&format!(
+                    "the API cannot listen on {address}: {error} (another daemon on that port? \
+                     set api.listen or --api-listen, or api.enabled: false)"
+                ));
+                return Ok(1);
+            }
+        },
+        None => None,
+    };
     // Absolute, as every path of the configuration, so the watcher's events match them.
     let config_files = config.source_files.clone();
     let overrides = global.overrides();
@@ -56,6 +85,9 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         config.home.display(),
         store.describe()
     ));
+    if let Some(line) = api_line {
+        output::text(&line);
+    }
     let name = args.name.clone().unwrap_or_else(default_name);
     ship_log(&store, &name);
     let stopped = daemon::run(
@@ -72,7 +104,16 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
         },
         shutdown_signal(),
     )
-    .await?;
+    .await;
+    if let Some((stop, serving)) = api {
+        let _ = stop.send(());
+        match tokio::time::timeout(std::time::Duration::from_secs(5), serving).await {
+            Ok(Ok(Err(error))) => output::warning(&format!("the API stopped with: {error}")),
+            Ok(_) => {}
+            Err(_) => output::warning("the API did not stop within 5s"),
+        }
+    }
+    let stopped = stopped?;
     output::text(&format!(
         "daemon stopped{}: {} convergence passes{}",
         if stopped.halted { " (halted)" } else { "" },

@@ -36,7 +36,7 @@ use crate::redact::redact;
 use crate::store::StoreLocation;
 use crate::yaml::Diagnostic;
 pub use daemon::DaemonConfig;
-use raw::{KEYS, LevelSetting, RawConfig, RawDefault, RawFolder, RawLogging};
+use raw::{KEYS, LevelSetting, RawApi, RawConfig, RawDefault, RawFolder, RawLogging};
 use sources::Layer;
 
 /// The name of the configuration file.
@@ -205,6 +205,29 @@ pub fn zombie_after_problem(after: Duration) -> Option<String> {
     }
 }
 
+/// The `api` section, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Where a daemon serves HTTP; `None` with `api.enabled: false`.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Where a daemon serves HTTP unless `api.listen` says otherwise.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:5001";
+
+/// `text` as the address `api.listen` (or `--api-listen`) names: `IP:PORT`, an IPv6 address in
+/// brackets (`[::1]:5001`); no host names, which would make the daemon's address depend on
+/// name resolution at start-up.
+pub fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "expected IP:PORT, such as {DEFAULT_API_LISTEN}, 0.0.0.0:5001 or [::1]:5001 (got \
+             `{}`)",
+            text.chars().take(100).collect::<String>()
+        )
+    })
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -220,6 +243,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// `daemon`: the daemon's and its app supervisor's timings.
     pub daemon: DaemonConfig,
+    /// `api`: the HTTP API a daemon serves.
+    pub api: ApiConfig,
     /// The files read, lowest precedence first.
     pub files: Vec<PathBuf>,
     /// The files whose change re-reads the configuration: the system file and the user file
@@ -470,6 +495,10 @@ fn defaults(home: &Path) -> Layer {
             },
             worker: Default::default(),
             daemon: Default::default(),
+            api: RawApi {
+                enabled: Some(true),
+                listen: Some(DEFAULT_API_LISTEN.to_owned()),
+            },
         },
     )
 }
@@ -545,6 +574,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
         ),
     ];
     all.extend(daemon::values(&raw.daemon));
+    all.extend([
+        ("api.enabled", raw.api.enabled.map(|v| v.to_string())),
+        ("api.listen", raw.api.listen.clone()),
+    ]);
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
 }
@@ -582,6 +615,17 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
             containment: raw.worker.containment.unwrap_or_default(),
         },
         daemon: daemon::resolve(&raw.daemon),
+        api: ApiConfig {
+            // Checked in every layer ([`sources::check`]): the merged value parses.
+            listen: match raw.api.enabled {
+                Some(false) => None,
+                _ => raw
+                    .api
+                    .listen
+                    .as_deref()
+                    .and_then(|text| listen_address(text).ok()),
+            },
+        },
         files,
         source_files,
     }

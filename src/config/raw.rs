@@ -38,6 +38,8 @@ pub const KEYS: &[&str] = &[
     "daemon.app_stale_after",
     "daemon.app_grace",
     "daemon.app_output_every",
+    "api.enabled",
+    "api.listen",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -52,6 +54,7 @@ pub struct RawOutline {
     pub folder: Option<Value>,
     pub worker: Option<Value>,
     pub daemon: Option<Value>,
+    pub api: Option<Value>,
 }
 
 /// One layer of the configuration.
@@ -68,6 +71,8 @@ pub struct RawConfig {
     pub worker: RawWorker,
     #[serde(default)]
     pub daemon: RawDaemon,
+    #[serde(default)]
+    pub api: RawApi,
 }
 
 /// `DEFAULT`: where the state store is.
@@ -170,6 +175,18 @@ pub struct RawDaemon {
     /// How often an app's output tail is stored (default `1s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_output_every: Option<HumanDuration>,
+}
+
+/// `api`: the HTTP API a `coco daemon` serves.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// `false`: the daemon serves no HTTP at all (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `IP:PORT` to listen on (default `127.0.0.1:5001`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -348,6 +365,8 @@ mod tests {
                 "zombie_after" => "90s",
                 _ if section == "daemon" => "1h",
                 "containment" => "subreaper",
+                "enabled" => "true",
+                "listen" => "127.0.0.1:5001",
                 _ => "INFO",
             };
             let text = format!("{section}:\n  {name}: {value}\n");

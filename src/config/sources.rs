@@ -170,6 +170,11 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
         ));
     }
     problems.extend(super::daemon::check(&raw.daemon));
+    if let Some(listen) = &raw.api.listen
+        && let Err(why) = super::listen_address(listen)
+    {
+        problems.push(("api.listen", why));
+    }
     problems
 }
 
@@ -203,7 +208,7 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
         _ => {
             return Err(vec![doc.at(
                 &[],
-                "expected a mapping of sections (DEFAULT, logging, folder, worker)",
+                "expected a mapping of sections (DEFAULT, logging, folder, worker, daemon, api)",
             )]);
         }
     };
@@ -225,6 +230,7 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
         ("folder", "folder"),
         ("worker", "worker"),
         ("daemon", "daemon"),
+        ("api", "api"),
     ] {
         let path = vec![written.to_owned()];
         let value = match doc.get(&path) {
@@ -236,7 +242,8 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
             "logging" => doc.deserialize(&path, &value).map(|v| raw.logging = v),
             "folder" => doc.deserialize(&path, &value).map(|v| raw.folder = v),
             "worker" => doc.deserialize(&path, &value).map(|v| raw.worker = v),
-            _ => doc.deserialize(&path, &value).map(|v| raw.daemon = v),
+            "daemon" => doc.deserialize(&path, &value).map(|v| raw.daemon = v),
+            _ => doc.deserialize(&path, &value).map(|v| raw.api = v),
         };
         if let Err(diagnostic) = result {
             problems.push(diagnostic);

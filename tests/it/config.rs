@@ -843,3 +843,39 @@ fn app_take_over_sooner_than_three_status_writes_is_refused_through_the_binary()
         stderr(&refused)
     );
 }
+
+#[test]
+fn the_api_listens_on_loopback_5001_unless_told_otherwise() {
+    let m = Machine::new();
+    let (config, settings) = m.ok(&[], &no_flags());
+    assert_eq!(config.api.listen, Some("127.0.0.1:5001".parse().unwrap()));
+    assert_eq!(
+        setting(&settings, "api.listen"),
+        ("127.0.0.1:5001", "default")
+    );
+    assert_eq!(setting(&settings, "api.enabled"), ("true", "default"));
+
+    m.user("api:\n  listen: '[::1]:6000'\n");
+    let (config, _) = m.ok(&[], &no_flags());
+    assert_eq!(config.api.listen, Some("[::1]:6000".parse().unwrap()));
+    let (config, settings) = m.ok(&[("COCO_API__LISTEN", "0.0.0.0:7000")], &no_flags());
+    assert_eq!(config.api.listen, Some("0.0.0.0:7000".parse().unwrap()));
+    assert_eq!(setting(&settings, "api.listen").1, "env COCO_API__LISTEN");
+
+    // Turned off: no address, whatever listen says.
+    m.user("api:\n  enabled: false\n  listen: 127.0.0.1:6000\n");
+    let (config, _) = m.ok(&[], &no_flags());
+    assert_eq!(config.api.listen, None);
+
+    for (bad, says) in [
+        ("api:\n  listen: localhost:5001\n", "local.yaml:2:11"),
+        ("api:\n  listen: 127.0.0.1\n", "expected IP:PORT"),
+        ("api:\n  listen: 127.0.0.1:99999\n", "expected IP:PORT"),
+        ("api:\n  enabled: sometimes\n", "local.yaml:2:12"),
+        ("api:\n  port: 5001\n", "port"),
+    ] {
+        m.user(bad);
+        let error = m.error(&[], &no_flags());
+        assert!(error.contains(says), "{bad:?}: {error}");
+    }
+}

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["store", "lifecycle"],
     &["config", "reconcile"],
     &["logging"],
-    &["scheduler", "worker", "supervisor"],
+    &["scheduler", "worker", "supervisor", "api"],
     &["daemon"],
     &["cli"],
 ];

@@ -1,3 +1,4 @@
+mod api;
 mod apps;
 mod cli;
 mod completions;

@@ -125,6 +125,9 @@ impl Sandbox {
                 command.env_remove(key);
             }
         }
+        // A daemon's API on a port of the kernel's choosing: tests run many daemons at once
+        // (a test of the API names its port; `env` may say otherwise).
+        command.env("COCO_API__LISTEN", "127.0.0.1:0");
         for (key, value) in env {
             command.env(key, value);
         }

@@ -1,0 +1,67 @@
+//! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
+//!
+//! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise);
+//! every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`, a 401
+//! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
+//! "expired"). Every answer comes from the store, so daemons sharing one store agree.
+//!
+//! Limits on every request: a body of at most [`MAX_BODY`] and an answer within
+//! [`TIME_LIMIT`] (a 503 otherwise). Errors are JSON, `{"error": "…"}`.
+
+mod auth;
+mod error;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::store::Store;
+
+pub use error::ApiError;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// How long a request may take before it is answered 503.
+pub const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// What every handler shares: the store.
+#[derive(Clone)]
+pub struct Api {
+    store: Arc<dyn Store>,
+}
+
+/// The whole API over `store`.
+pub fn router(store: Arc<dyn Store>) -> Router {
+    let api = Api { store };
+    let v1 = Router::new()
+        .route("/token/self", get(routes::token_self))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .nest("/api/v1", v1)
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(routes::time_limit))
+        .with_state(api)
+}
+
+/// Serve the API over `store` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,298 @@
+//! The HTTP API of a real `coco daemon`, over real TCP, on both stores: `/healthz`, the token
+//! check in front of every `/api/` route (missing, malformed, unknown, revoked, expired),
+//! `token/self`, errors as JSON, a token's last use recorded; `api.enabled: false`, a taken
+//! port and a bad `api.listen` refused.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+
+use coco::access::{self, Role};
+use coco::store::{StoreLocation, TokenRecord};
+
+use crate::support::{Background, Sandbox, free_port, ok, stderr};
+
+/// One answer: status, headers (lowercase names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `METHOD path` on `port` with `headers`, HTTP/1.1, the connection closed after.
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += "Content-Length: 0\r\n\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn get(port: u16, path: &str, secret: Option<&str>) -> Answer {
+    match secret {
+        Some(secret) => http(
+            port,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {secret}"))],
+        ),
+        None => http(port, "GET", path, &[]),
+    }
+}
+
+/// A daemon (no worker) serving the API on a free port.
+fn daemon(sandbox: &Sandbox) -> (Background, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = sandbox.spawn(&["daemon", "--no-worker", "--api-listen", &listen]);
+    daemon.wait_for_log(&format!("daemon: API on http://{listen}"));
+    (daemon, port)
+}
+
+fn create(sandbox: &Sandbox, args: &[&str]) -> String {
+    let mut all = vec!["token", "create"];
+    all.extend_from_slice(args);
+    ok(sandbox, &all, 0).trim().to_string()
+}
+
+/// Write a token that expired a minute ago straight into the sandbox's store (the command
+/// line refuses to make one); its secret.
+fn expired_token(sandbox: &Sandbox) -> String {
+    let location = match sandbox.store_args.as_slice() {
+        [_, url, _, database] => StoreLocation::Mongo {
+            url: url.clone(),
+            database: database.clone(),
+        },
+        _ => StoreLocation::Embedded {
+            path: sandbox.dir.path().join("state/coco.db"),
+        },
+    };
+    let secret = access::new_secret().unwrap();
+    let token = TokenRecord {
+        name: "old".into(),
+        role: Role::Admin,
+        projects: Vec::new(),
+        hash: access::secret_hash(&secret),
+        created: Utc::now() - TimeDelta::days(2),
+        expires: Some(Utc::now() - TimeDelta::minutes(1)),
+        last_used: None,
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = coco::store::open(&location).await.expect("open the store");
+        assert!(store.create_token(&token).await.expect("create"));
+    });
+    secret
+}
+
+#[test]
+fn the_api_on_the_embedded_store() {
+    api(&Sandbox::with_stderr_level("DEBUG"));
+}
+
+#[test]
+fn the_api_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_api") {
+        api(&sandbox);
+    }
+}
+
+fn api(sandbox: &Sandbox) {
+    let viewer = create(sandbox, &["grafana", "--role", "viewer"]);
+    let operator = create(
+        sandbox,
+        &["deploy", "--role", "operator", "--project", "shop"],
+    );
+    let admin = create(sandbox, &["root", "--role", "admin", "--expires", "1h"]);
+    let expired = expired_token(sandbox);
+    let (daemon, port) = daemon(sandbox);
+
+    // No token needed, nothing told but that the store answers.
+    let health = get(port, "/healthz", None);
+    assert_eq!(
+        (health.status, health.json()),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+
+    // Every way of not having a valid token: 401, a JSON error, the scheme to use.
+    let zeros = format!("coco_{}", "0".repeat(64));
+    for (secret, says) in [
+        (None, "send a token"),
+        (Some("coco_short"), "not a coco token"),
+        (Some(viewer.to_uppercase().as_str()), "not a coco token"),
+        (Some(zeros.as_str()), "unknown or revoked"),
+        (Some(expired.as_str()), "expired"),
+    ] {
+        let refused = get(port, "/api/v1/token/self", secret);
+        assert_eq!(refused.status, 401, "{secret:?}: {}", refused.body);
+        assert_eq!(
+            refused.header("www-authenticate"),
+            Some("Bearer realm=\"coco\"")
+        );
+        assert!(
+            refused.json()["error"].as_str().unwrap().contains(says),
+            "{}",
+            refused.body
+        );
+    }
+    let basic = http(
+        port,
+        "GET",
+        "/api/v1/token/self",
+        &[("Authorization", "Basic dTpw")],
+    );
+    assert_eq!(basic.status, 401);
+
+    // token/self: who the caller is and what it may do.
+    let me = get(port, "/api/v1/token/self", Some(&viewer));
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(
+        me.json(),
+        serde_json::json!({"name": "grafana", "role": "viewer", "projects": [], "expires": null,
+                           "may": {"read": true, "operate": false, "administer": false}})
+    );
+    let me = get(port, "/api/v1/token/self", Some(&operator)).json();
+    assert_eq!(
+        (me["projects"].clone(), me["may"]["operate"].clone()),
+        (serde_json::json!(["shop"]), true.into())
+    );
+    assert_eq!(me["may"]["administer"], false);
+    let me = get(port, "/api/v1/token/self", Some(&admin)).json();
+    assert_eq!(me["may"]["administer"], true);
+    assert!(me["expires"].is_string());
+
+    // Its use is recorded; unused tokens stay "never".
+    let tokens: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(sandbox, &["token", "list", "--json"], 0)).unwrap();
+    let used = |name: &str| tokens.iter().find(|t| t["name"] == name).unwrap()["last_used"].clone();
+    assert!(
+        used("grafana").is_string() && used("deploy").is_string(),
+        "{tokens:?}"
+    );
+    assert!(used("old").is_null());
+
+    // Errors are JSON too.
+    let missing = get(port, "/nope", None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "no such route");
+    let wrong_method = http(port, "POST", "/healthz", &[]);
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.json()["error"].is_string());
+
+    // A revoked token is refused from the next request on.
+    ok(sandbox, &["token", "revoke", "grafana"], 0);
+    let revoked = get(port, "/api/v1/token/self", Some(&viewer));
+    assert_eq!(revoked.status, 401);
+    assert!(revoked.body.contains("unknown or revoked"));
+
+    // No secret in anything the daemon said (its log is at DEBUG on the embedded store).
+    let log = daemon.log();
+    for secret in [&viewer, &operator, &admin, &expired] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret in the daemon's log:\n{log}"
+        );
+    }
+    drop(daemon);
+}
+
+#[test]
+fn a_daemon_with_the_api_turned_off_serves_nothing_and_a_taken_port_stops_it() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.path().join(".coco/local.yaml"),
+        "logging:\n  stderr: WARNING\nfolder:\n  home: ~/home\n  state: ~/state\napi:\n  enabled: false\n",
+    )
+    .unwrap();
+    let daemon = sandbox.spawn(&["daemon", "--no-worker"]);
+    daemon.wait_for_log("daemon: home");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!daemon.log().contains("API on"), "{}", daemon.log());
+    drop(daemon);
+
+    // A port in use: the daemon says so and stops, before it starts anything.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let refused = sandbox.coco(&[
+        "daemon",
+        "--no-worker",
+        "--api-listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains(&format!("the API cannot listen on 127.0.0.1:{port}")));
+    assert!(!String::from_utf8_lossy(&refused.stdout).contains("daemon: home"));
+
+    // A flag that is not IP:PORT is refused by the command line.
+    let bad = sandbox.coco(&["daemon", "--api-listen", "localhost:5001"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("expected IP:PORT"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn a_bad_api_listen_is_a_located_error() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.path().join(".coco/local.yaml"),
+        "folder:\n  home: ~/home\napi:\n  listen: localhost:5001\n",
+    )
+    .unwrap();
+    // (The sandbox's own COCO_API__LISTEN, a good one, is a layer above the file: each
+    // layer is checked on its own.)
+    let config = sandbox.coco(&["config"]);
+    let said = stderr(&config);
+    assert_ne!(config.status.code(), Some(0), "{said}");
+    assert!(said.contains("local.yaml:4:11"), "{said}");
+    assert!(said.contains("expected IP:PORT"), "{said}");
+    // From the environment, named as such.
+    let from_env = sandbox.coco_env(&["config"], &[("COCO_API__LISTEN", "5001")]);
+    assert!(
+        stderr(&from_env).contains("COCO_API__LISTEN"),
+        "{}",
+        stderr(&from_env)
+    );
+}
