@@ -26,6 +26,7 @@ pub mod scheduler;
 pub mod store;
 pub mod supervisor;
 pub(crate) mod tail;
+pub mod views;
 pub mod wake;
 pub mod worker;
 pub mod yaml;

@@ -1,6 +1,7 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise);
+//! `GET /api/v1/token/self`, `runs/{id}` and `runs/{id}/output` so far;
 //! every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`, a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
 //! "expired"). Every answer comes from the store, so daemons sharing one store agree.
@@ -11,6 +12,7 @@
 mod auth;
 mod error;
 mod routes;
+mod runs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub fn router(store: Arc<dyn Store>) -> Router {
     let api = Api { store };
     let v1 = Router::new()
         .route("/token/self", get(routes::token_self))
+        .route("/runs/{id}", get(runs::detail))
+        .route("/runs/{id}/output", get(runs::output))
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),
             auth::require_token,

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{GlobalArgs, output, run_id};
+use super::{GlobalArgs, output};
 use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
 use crate::process::guard::{Guard, StartError};
 use crate::queue::run::RunRecord;
 use crate::reconcile::{self, Plan, Stored};
+use crate::store::run_id;
 use crate::store::{self, Store};
 use crate::worker::WorkerSettings;
 use crate::worker::load::Limits;
@@ -99,7 +100,7 @@ pub(crate) async fn open_store_for(
 }
 
 /// The run `typed` names (its id or a unique prefix of it, any case: see
-/// [`super::run_id`]); `None` after printing why there is none.
+/// [`crate::store::run_id`]); `None` after printing why there is none.
 pub(crate) async fn find_run(store: &dyn Store, typed: &str) -> anyhow::Result<Option<RunRecord>> {
     let Some(id) = find_run_id(store, typed).await? else {
         return Ok(None);

@@ -9,6 +9,7 @@ use super::list::{human_duration, progress, runtime};
 use super::{GlobalArgs, context, output};
 use crate::queue::history;
 use crate::queue::run::RunRecord;
+use crate::views::RunDetail;
 
 #[derive(Debug, Args)]
 pub struct DetailArgs {
@@ -26,9 +27,9 @@ pub async fn run(global: &GlobalArgs, args: &DetailArgs) -> anyhow::Result<i32> 
     let Some(run) = context::find_run(store.as_ref(), &args.id).await? else {
         return Ok(1);
     };
-    let tail = store.get_output(&run.id).await?;
+    let RunDetail { run, output: tail } = RunDetail::of(store.as_ref(), run).await?;
     if args.json {
-        output::json(&serde_json::json!({ "run": run, "output": tail }));
+        output::json(&RunDetail { run, output: tail });
     } else {
         let mut text = render(&run, Utc::now());
         if let Some(tail) = tail.filter(|t| !t.is_empty()) {

@@ -6,7 +6,7 @@
 //! - remove: a waiting run becomes `removed` (kept, with its history, for `coco list` and
 //!   `coco detail`); a running run must be killed instead.
 //!
-//! Each id may be a unique prefix ([`super::run_id`]). Exit 1 if any id is unknown or
+//! Each id may be a unique prefix ([`crate::store::run_id`]). Exit 1 if any id is unknown or
 //! ambiguous, or its run in a state the verb does not apply to.
 
 use chrono::Utc;

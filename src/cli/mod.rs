@@ -26,7 +26,6 @@ pub(crate) mod projects;
 pub(crate) mod release;
 pub(crate) mod restart;
 pub(crate) mod run;
-pub(crate) mod run_id;
 pub mod schema;
 pub(crate) mod spinner;
 pub(crate) mod status;

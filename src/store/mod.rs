@@ -38,6 +38,7 @@ pub mod mongo;
 mod records;
 mod roles;
 mod rules;
+pub mod run_id;
 mod states;
 
 pub(crate) use error::Context;

@@ -296,3 +296,86 @@ fn a_bad_api_listen_is_a_located_error() {
         stderr(&from_env)
     );
 }
+
+#[test]
+fn runs_on_the_embedded_store() {
+    runs(&Sandbox::new());
+}
+
+#[test]
+fn runs_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_api_runs") {
+        runs(&sandbox);
+    }
+}
+
+/// `GET runs/{id}` is `coco detail ID --json`, by whole id or prefix; `…/output` the kept
+/// tail; another project's run is answered as a missing one.
+fn runs(sandbox: &Sandbox) {
+    sandbox.project(
+        "shop",
+        "jobs:\n  hello:\n    command: [sh, -c, 'echo hello from {{args.who}}']\n    args: {who: nobody}\n",
+    );
+    sandbox.project("billing", "jobs:\n  quiet:\n    command: ['true']\n");
+    sandbox.apply();
+    let viewer = create(sandbox, &["all-seeing", "--role", "viewer"]);
+    let elsewhere = create(
+        sandbox,
+        &["billing-ops", "--role", "operator", "--project", "billing"],
+    );
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = sandbox.spawn(&["daemon", "--slots", "1", "--api-listen", &listen]);
+    daemon.wait_for_log(&format!("daemon: API on http://{listen}"));
+    let id = ok(
+        sandbox,
+        &["enqueue", "shop.hello", "--arg", "who=api", "--wait"],
+        0,
+    );
+    let id = id.lines().next().unwrap_or_default().trim().to_string();
+    assert_eq!(id.len(), 26, "{id:?}");
+
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["detail", &id, "--json"], 0)).unwrap();
+    for typed in [id.clone(), id[..10].to_lowercase()] {
+        let answer = get(port, &format!("/api/v1/runs/{typed}"), Some(&viewer));
+        assert_eq!(answer.status, 200, "{typed}: {}", answer.body);
+        assert_eq!(answer.json(), cli, "the API and `coco detail --json` agree");
+    }
+    assert_eq!(cli["run"]["state"], "complete", "{cli:#}");
+    let output = get(port, &format!("/api/v1/runs/{id}/output"), Some(&viewer));
+    assert_eq!(output.status, 200);
+    assert_eq!(
+        output.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(output.body.contains("hello from api"), "{}", output.body);
+
+    // A token of another project: the run does not exist for it, word for word.
+    let unknown = "01JD6W3B6Z8J8Q0M3TTV4M9N7C";
+    let hidden = get(port, &format!("/api/v1/runs/{id}"), Some(&elsewhere));
+    let missing = get(port, &format!("/api/v1/runs/{unknown}"), Some(&elsewhere));
+    assert_eq!((hidden.status, missing.status), (404, 404));
+    assert_eq!(
+        hidden.json()["error"].as_str().unwrap().replace(&id, "ID"),
+        missing.json()["error"]
+            .as_str()
+            .unwrap()
+            .replace(unknown, "ID")
+    );
+    let hidden_output = get(port, &format!("/api/v1/runs/{id}/output"), Some(&elsewhere));
+    assert_eq!(hidden_output.status, 404);
+    assert!(!hidden_output.body.contains("hello"));
+
+    for (typed, says) in [("01j!", "not a run id"), ("01j", "too short")] {
+        let refused = get(port, &format!("/api/v1/runs/{typed}"), Some(&viewer));
+        assert_eq!(refused.status, 400, "{typed}: {}", refused.body);
+        assert!(
+            refused.json()["error"].as_str().unwrap().contains(says),
+            "{}",
+            refused.body
+        );
+    }
+    assert_eq!(get(port, &format!("/api/v1/runs/{id}"), None).status, 401);
+    drop(daemon);
+}

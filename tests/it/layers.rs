@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["git", "tail", "manifest"],
     &["queue", "project_env", "scaffold"],
     &["store", "lifecycle"],
-    &["config", "reconcile"],
+    &["config", "reconcile", "views"],
     &["logging"],
     &["scheduler", "worker", "supervisor", "api"],
     &["daemon"],

@@ -4,8 +4,7 @@
 
 use std::fmt;
 
-use crate::store::Queue;
-use crate::store::StoreResult;
+use super::{Queue, StoreResult};
 
 /// The shortest prefix taken: shorter ones match too much to be meant.
 pub const MIN_PREFIX: usize = 4;
