@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// The run the error is about (a duplicate's blocking run), answered as `"run"`.
+    pub run: Option<String>,
 }
 
 impl ApiError {
@@ -15,6 +17,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            run: None,
         }
     }
 
@@ -35,7 +38,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
+        let body = match &self.run {
+            Some(run) => serde_json::json!({ "error": self.message, "run": run }),
+            None => serde_json::json!({ "error": self.message }),
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

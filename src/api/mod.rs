@@ -1,26 +1,31 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise);
-//! `GET /api/v1/token/self`, `runs/{id}` and `runs/{id}/output` so far;
+//! `GET /api/v1/token/self`, `runs/{id}` and `runs/{id}/output`, `POST
+//! jobs/{project}.{job}/enqueue` so far;
 //! every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`, a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
 //! "expired"). Every answer comes from the store, so daemons sharing one store agree.
 //!
-//! Limits on every request: a body of at most [`MAX_BODY`] and an answer within
-//! [`TIME_LIMIT`] (a 503 otherwise). Errors are JSON, `{"error": "…"}`.
+//! Limits on every request: a body of at most [`MAX_BODY`] (a 413), JSON with no unknown field
+//! (a 400 naming it: `body.rs`), and an answer within [`TIME_LIMIT`] (a 503 otherwise).
+//! Errors are JSON, `{"error": "…"}`.
 
 mod auth;
+mod body;
 mod error;
+mod jobs;
 mod routes;
 mod runs;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::store::Store;
 
@@ -32,19 +37,23 @@ pub const MAX_BODY: usize = 1 << 20;
 /// How long a request may take before it is answered 503.
 pub const TIME_LIMIT: Duration = Duration::from_secs(30);
 
-/// What every handler shares: the store.
+/// What every handler shares: the store, and this host's state folder (to wake its workers
+/// when a run is enqueued).
 #[derive(Clone)]
 pub struct Api {
     store: Arc<dyn Store>,
+    state_dir: Option<PathBuf>,
 }
 
-/// The whole API over `store`.
-pub fn router(store: Arc<dyn Store>) -> Router {
-    let api = Api { store };
+/// The whole API over `store`; `state_dir`: this host's state folder, if it has workers to
+/// wake.
+pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
+    let api = Api { store, state_dir };
     let v1 = Router::new()
         .route("/token/self", get(routes::token_self))
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/output", get(runs::output))
+        .route("/jobs/{job}/enqueue", post(jobs::enqueue))
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),
             auth::require_token,
@@ -63,9 +72,10 @@ pub fn router(store: Arc<dyn Store>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn Store>,
+    state_dir: Option<PathBuf>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store))
+    axum::serve(listener, router(store, state_dir))
         .with_graceful_shutdown(shutdown)
         .await
 }

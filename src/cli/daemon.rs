@@ -59,10 +59,14 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
                 let bound = listener.local_addr().unwrap_or(address);
                 api_line = Some(format!("daemon: API on http://{bound}"));
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let serving =
-                    tokio::spawn(crate::api::serve(listener, Arc::clone(&store), async {
+                let serving = tokio::spawn(crate::api::serve(
+                    listener,
+                    Arc::clone(&store),
+                    Some(config.state_dir.clone()),
+                    async {
                         let _ = stopped.await;
-                    }));
+                    },
+                ));
                 Some((stop, serving))
             }
             Err(error) => {

@@ -35,6 +35,11 @@ impl Answer {
 
 /// `METHOD path` on `port` with `headers`, HTTP/1.1, the connection closed after.
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    http_with(port, method, path, headers, b"")
+}
+
+/// [`http`] with a body.
+fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -44,10 +49,13 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer
     for (name, value) in headers {
         request += &format!("{name}: {value}\r\n");
     }
-    request += "Content-Length: 0\r\n\r\n";
+    request += &format!("Content-Length: {}\r\n\r\n", body.len());
     stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
+    // A server may answer (413) and close before it has read all of a large body.
+    let _ = stream.write_all(body);
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
     let mut lines = head.lines();
     let status = lines
@@ -377,5 +385,144 @@ fn runs(sandbox: &Sandbox) {
         );
     }
     assert_eq!(get(port, &format!("/api/v1/runs/{id}"), None).status, 401);
+    drop(daemon);
+}
+
+/// `POST path` with a JSON `body` and `secret`.
+fn post(port: u16, path: &str, secret: &str, body: &str) -> Answer {
+    let bearer = format!("Bearer {secret}");
+    http_with(
+        port,
+        "POST",
+        path,
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn enqueue_on_the_embedded_store() {
+    enqueue(&Sandbox::new());
+}
+
+#[test]
+fn enqueue_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_api_enq") {
+        enqueue(&sandbox);
+    }
+}
+
+/// `POST jobs/{job}/enqueue`: 201 with the run for an operator of its project, 409 naming the
+/// blocking run, 403 for a viewer, 404 for a job of another project as for none; bad bodies
+/// are 400s that say what is wrong, a large one a 413.
+fn enqueue(sandbox: &Sandbox) {
+    sandbox.project(
+        "shop",
+        "jobs:\n  slow:\n    command: [sleep, '{{args.secs}}']\n    args: {secs: 30}\n",
+    );
+    sandbox.project("billing", "jobs:\n  quiet:\n    command: ['true']\n");
+    sandbox.apply();
+    let operator = create(
+        sandbox,
+        &["shop-ops", "--role", "operator", "--project", "shop"],
+    );
+    let elsewhere = create(
+        sandbox,
+        &["billing-ops", "--role", "operator", "--project", "billing"],
+    );
+    let viewer = create(sandbox, &["watcher", "--role", "viewer"]);
+    let (daemon, port) = daemon(sandbox);
+    let path = "/api/v1/jobs/shop.slow/enqueue";
+
+    let created = post(
+        port,
+        path,
+        &operator,
+        r#"{"args": {"secs": 31}, "priority": 5}"#,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let run = created.json();
+    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (run["job"].as_str(), run["state"].as_str()),
+        (Some("shop.slow"), Some("pending"))
+    );
+    assert_eq!(
+        (run["args"]["secs"].as_i64(), run["priority"].as_i64()),
+        (Some(31), Some(5))
+    );
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["detail", &id, "--json"], 0)).unwrap();
+    assert_eq!(cli["run"]["args"], run["args"]);
+
+    // The same arguments again while it waits: 409, naming it.
+    let duplicate = post(port, path, &operator, r#"{"args": {"secs": 31}}"#);
+    assert_eq!(duplicate.status, 409, "{}", duplicate.body);
+    assert_eq!(duplicate.json()["run"], id.as_str());
+
+    let forbidden = post(port, path, &viewer, "{}");
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert!(
+        forbidden.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("viewer")
+    );
+    let hidden = post(port, path, &elsewhere, "{}");
+    let missing = post(port, "/api/v1/jobs/shop.nope/enqueue", &elsewhere, "{}");
+    assert_eq!((hidden.status, missing.status), (404, 404));
+    assert_eq!(
+        hidden.json()["error"]
+            .as_str()
+            .unwrap()
+            .replace("shop.slow", "JOB"),
+        missing.json()["error"]
+            .as_str()
+            .unwrap()
+            .replace("shop.nope", "JOB")
+    );
+
+    for (body, says) in [
+        (r#"{"argz": {}}"#, "unknown field `argz`"),
+        (r#"{"force": "yes"}"#, "invalid type"),
+        (r#"{"args": [1, 2]}"#, "invalid type"),
+        ("not json", "expected"),
+        ("", "EOF"),
+    ] {
+        let refused = post(port, path, &operator, body);
+        assert_eq!(refused.status, 400, "{body:?}: {}", refused.body);
+        assert!(
+            refused.json()["error"].as_str().unwrap().contains(says),
+            "{body:?}: {}",
+            refused.body
+        );
+    }
+    let no_type = http_with(
+        port,
+        "POST",
+        path,
+        &[("Authorization", &format!("Bearer {operator}"))],
+        b"{}",
+    );
+    assert_eq!(no_type.status, 400, "{}", no_type.body);
+    let large = format!(r#"{{"args": {{"blob": "{}"}}}}"#, "x".repeat(2 << 20));
+    let too_large = post(port, path, &operator, &large);
+    assert_eq!(
+        too_large.status,
+        413,
+        "{}",
+        &too_large.body[..too_large.body.len().min(200)]
+    );
+    assert_eq!(
+        http(port, "POST", path, &[("Content-Type", "application/json")]).status,
+        401
+    );
+    // Nothing the refused calls asked for was enqueued.
+    let runs = sandbox.list_json(&["--job", "shop.slow"]);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    ok(sandbox, &["kill", &id], 0);
     drop(daemon);
 }

@@ -1,0 +1,120 @@
+//! `POST /api/v1/jobs/{project}.{job}/enqueue`: what `coco enqueue` does, for an operator
+//! of the job's project: 201 with the run, 409 with the blocking run's id for a duplicate.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::body::Body;
+use super::{Api, ApiError};
+use crate::access::{self, Need, Verdict};
+use crate::queue::{self, NewRun};
+use crate::store::Enqueued;
+
+/// The body of an enqueue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBody {
+    /// Run arguments over the job's default `args`.
+    #[serde(default)]
+    pub args: serde_json::Map<String, serde_json::Value>,
+    /// Claim it even while its project or the queue is paused.
+    #[serde(default)]
+    pub force: bool,
+    /// Its priority (default: the job's).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+pub async fn enqueue(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(job_id): Path<String>,
+    Body(body): Body<EnqueueBody>,
+) -> Result<Response, ApiError> {
+    let unknown = || ApiError::new(StatusCode::NOT_FOUND, format!("no applied job `{job_id}`"));
+    let record = api
+        .store
+        .get_job(&job_id)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .filter(|record| record.active)
+        .ok_or_else(unknown)?;
+    let holder = caller.0.holder();
+    match access::authorize(
+        Some(&holder),
+        Utc::now(),
+        Need::Operate,
+        Some(&record.project),
+    ) {
+        Verdict::Allowed => {}
+        Verdict::Hidden | Verdict::Unauthenticated => return Err(unknown()),
+        Verdict::Forbidden => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("a {} token may not enqueue runs", holder.role),
+            ));
+        }
+    }
+    let job = record.job().map_err(|e| {
+        tracing::error!(job = %record.id, "api: the stored definition does not read: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the stored definition of job `{job_id}` does not read"),
+        )
+    })?;
+    let mut args: serde_json::Map<String, serde_json::Value> = job
+        .args
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    args.extend(body.args);
+    let mut run = queue::new_run(
+        &job,
+        NewRun {
+            force: body.force,
+            ..NewRun::new(
+                &record.id,
+                &record.project,
+                serde_json::Value::Object(args),
+                Utc::now(),
+            )
+        },
+    );
+    if let Some(priority) = body.priority {
+        run.priority = priority;
+    }
+    match api
+        .store
+        .enqueue(&run)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+    {
+        Enqueued::Queued(id) => {
+            if let Some(state_dir) = &api.state_dir {
+                queue::wake(state_dir);
+            }
+            let stored = api
+                .store
+                .get_run(&id)
+                .await
+                .map_err(|e| ApiError::store(&e))?
+                .unwrap_or(run);
+            Ok((StatusCode::CREATED, Json(stored)).into_response())
+        }
+        Enqueued::Duplicate(existing) => Err(ApiError {
+            run: Some(existing.clone()),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "not enqueued: run {existing} of {job_id} with the same arguments is still \
+                     pending, running, failed or deferred"
+                ),
+            )
+        }),
+    }
+}
