@@ -5,6 +5,7 @@
 //! See `docs/ARCHITECTURE.md` for the map and its invariants.
 
 pub mod access;
+pub mod actions;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -1,8 +1,8 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise);
-//! `GET /api/v1/token/self`, `runs/{id}` and `runs/{id}/output`, `POST
-//! jobs/{project}.{job}/enqueue` so far;
+//! `GET /api/v1/token/self`, `runs/{id}` and `runs/{id}/output`; `POST
+//! jobs/{project}.{job}/enqueue`, `runs/{id}/kill|remove|restart`, `pause`, `resume` so far;
 //! every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`, a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
 //! "expired"). Every answer comes from the store, so daemons sharing one store agree.
@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod control;
 mod error;
 mod jobs;
 mod routes;
@@ -54,6 +55,11 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/output", get(runs::output))
         .route("/jobs/{job}/enqueue", post(jobs::enqueue))
+        .route("/runs/{id}/kill", post(runs::kill))
+        .route("/runs/{id}/remove", post(runs::remove))
+        .route("/runs/{id}/restart", post(runs::restart))
+        .route("/pause", post(control::pause))
+        .route("/resume", post(control::resume))
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),
             auth::require_token,

@@ -1,5 +1,5 @@
 //! `GET /api/v1/runs/{id}` (the `coco detail --json` shape) and `…/output` (the kept tail,
-//! as text). The id is a whole run id or a unique prefix, any case, as on the command line;
+//! as text); `POST …/kill`, `…/remove`, `…/restart` for an operator of the run's project. The id is a whole run id or a unique prefix, any case, as on the command line;
 //! a run of a project the token does not see answers exactly as one that does not exist.
 
 use axum::Json;
@@ -11,7 +11,10 @@ use chrono::Utc;
 use super::auth::Caller;
 use super::{Api, ApiError};
 use crate::access::{self, Need, Verdict};
-use crate::queue::run::RunRecord;
+use crate::actions::{self, Restarted};
+use crate::queue::run::{Cancel, RunRecord};
+use crate::queue::state::RunState;
+use crate::store::Cancelled;
 use crate::store::run_id::{self, RunIdProblem};
 use crate::views::RunDetail;
 
@@ -101,4 +104,109 @@ async fn visible_run(api: &Api, caller: &Caller, typed: &str) -> Result<RunRecor
 
 async fn get(api: &Api, id: &str) -> Result<Option<RunRecord>, ApiError> {
     api.store.get_run(id).await.map_err(|e| ApiError::store(&e))
+}
+
+/// The run `typed` names, for an operator of its project (403 for a viewer).
+async fn operable_run(api: &Api, caller: &Caller, typed: &str) -> Result<RunRecord, ApiError> {
+    let run = visible_run(api, caller, typed).await?;
+    let holder = caller.0.holder();
+    match access::authorize(Some(&holder), Utc::now(), Need::Operate, Some(&run.project)) {
+        Verdict::Allowed => Ok(run),
+        Verdict::Forbidden => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("a {} token may not change runs", holder.role),
+        )),
+        Verdict::Hidden | Verdict::Unauthenticated => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no run with id `{typed}`"),
+        )),
+    }
+}
+
+pub async fn kill(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(typed): Path<String>,
+) -> Result<Json<RunRecord>, ApiError> {
+    cancel(&api, &caller, &typed, Cancel::Kill).await
+}
+
+pub async fn remove(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(typed): Path<String>,
+) -> Result<Json<RunRecord>, ApiError> {
+    cancel(&api, &caller, &typed, Cancel::Remove).await
+}
+
+/// Kill or remove: 200 with the run as it is now, 409 when its state does not allow it.
+async fn cancel(
+    api: &Api,
+    caller: &Caller,
+    typed: &str,
+    how: Cancel,
+) -> Result<Json<RunRecord>, ApiError> {
+    let run = operable_run(api, caller, typed).await?;
+    match api
+        .store
+        .cancel_run(&run.id, how, Utc::now())
+        .await
+        .map_err(|e| ApiError::store(&e))?
+    {
+        Cancelled::Done(run) => {
+            if actions::previous_state(&run) == Some(RunState::Running)
+                && let Some(state_dir) = &api.state_dir
+            {
+                // This host's workers stop its process now, not at their next heartbeat.
+                crate::queue::wake_control(state_dir);
+            }
+            Ok(Json(run))
+        }
+        Cancelled::Refused(run) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            actions::cancel_refused(&run, how),
+        )),
+        Cancelled::Missing => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no run with id `{typed}`"),
+        )),
+    }
+}
+
+/// `POST runs/{id}/restart`: 201 with the new run; 409 when there is nothing to restart or a
+/// run of the same job and arguments waits (its id as `"run"`).
+pub async fn restart(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(typed): Path<String>,
+) -> Result<Response, ApiError> {
+    let old = operable_run(&api, &caller, &typed).await?;
+    let restarted = actions::restart(api.store.as_ref(), &old, Utc::now())
+        .await
+        .map_err(|error| match error {
+            actions::ActionError::Store(e) => ApiError::store(&e),
+            other => {
+                tracing::error!("api: restarting {}: {other}", old.id);
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
+            }
+        })?;
+    match restarted {
+        Restarted::Queued(id) => {
+            if let Some(state_dir) = &api.state_dir {
+                crate::queue::wake(state_dir);
+            }
+            let new = get(&api, &id).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("run {id} disappeared meanwhile"),
+                )
+            })?;
+            Ok((StatusCode::CREATED, Json(new)).into_response())
+        }
+        Restarted::Refused(message) => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        Restarted::Duplicate { existing, message } => Err(ApiError {
+            run: Some(existing),
+            ..ApiError::new(StatusCode::CONFLICT, message)
+        }),
+    }
 }

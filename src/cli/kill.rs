@@ -13,7 +13,8 @@ use chrono::Utc;
 use clap::Args;
 
 use super::{GlobalArgs, context, output};
-use crate::queue::run::{Cancel, RunRecord};
+use crate::actions::{cancel_done, cancel_refused, previous_state};
+use crate::queue::run::Cancel;
 use crate::queue::{self, state::RunState};
 use crate::store::Cancelled;
 
@@ -39,10 +40,10 @@ pub async fn run(global: &GlobalArgs, args: &CancelArgs, cancel: Cancel) -> anyh
             Cancelled::Done(run) => {
                 let was_running = previous_state(&run) == Some(RunState::Running);
                 killed_running |= was_running;
-                output::text(&done_message(&run, was_running));
+                output::text(&cancel_done(&run, was_running));
             }
             Cancelled::Refused(run) => {
-                output::error(&refusal(&run, cancel));
+                output::error(&cancel_refused(&run, cancel));
                 status = 1;
             }
             Cancelled::Missing => {
@@ -56,49 +57,4 @@ pub async fn run(global: &GlobalArgs, args: &CancelArgs, cancel: Cancel) -> anyh
         queue::wake_control(&config.state_dir);
     }
     Ok(status)
-}
-
-/// The state a run was in before its latest change.
-fn previous_state(run: &RunRecord) -> Option<RunState> {
-    let n = run.history.len();
-    (n >= 2).then(|| run.history[n - 2].state)
-}
-
-/// What was done (pure).
-pub fn done_message(run: &RunRecord, was_running: bool) -> String {
-    let verb = run.state.as_str();
-    if was_running {
-        let worker = run.worker.as_deref().unwrap_or("its worker");
-        format!(
-            "{verb} run {} of {} (attempt {}): {worker} ends its process group",
-            run.id, run.job, run.attempt
-        )
-    } else if run.attempt == 0 {
-        format!("{verb} run {} of {} before it started", run.id, run.job)
-    } else {
-        format!("{verb} run {} of {} before its next try", run.id, run.job)
-    }
-}
-
-/// Why nothing was done (pure).
-pub fn refusal(run: &RunRecord, cancel: Cancel) -> String {
-    match (cancel, run.state) {
-        (Cancel::Remove, RunState::Running) => format!(
-            "run {} of {} is running: stop it with `coco kill {}`",
-            run.id, run.job, run.id
-        ),
-        (_, state) => format!(
-            "run {} of {} is {state} already: only {} runs can be {}",
-            run.id,
-            run.job,
-            match cancel {
-                Cancel::Kill => "pending, running, failed or deferred",
-                Cancel::Remove => "pending, failed or deferred",
-            },
-            match cancel {
-                Cancel::Kill => "killed",
-                Cancel::Remove => "removed",
-            }
-        ),
-    }
 }

@@ -403,6 +403,37 @@ fn post(port: u16, path: &str, secret: &str, body: &str) -> Answer {
     )
 }
 
+/// The secrets of an operator of `shop`, one of `billing`, and a viewer of everything.
+struct Tokens {
+    operator: String,
+    elsewhere: String,
+    viewer: String,
+}
+
+/// Projects `shop` (job `slow`: `sleep {{args.secs}}`) and `billing` applied, and [`Tokens`].
+fn shop_and_billing(sandbox: &Sandbox) -> Tokens {
+    sandbox.project(
+        "shop",
+        "jobs:\n  slow:\n    command: [sleep, '{{args.secs}}']\n    args: {secs: 30}\n",
+    );
+    sandbox.project("billing", "jobs:\n  quiet:\n    command: ['true']\n");
+    sandbox.apply();
+    let operator = create(
+        sandbox,
+        &["shop-ops", "--role", "operator", "--project", "shop"],
+    );
+    let elsewhere = create(
+        sandbox,
+        &["billing-ops", "--role", "operator", "--project", "billing"],
+    );
+    let viewer = create(sandbox, &["watcher", "--role", "viewer"]);
+    Tokens {
+        operator,
+        elsewhere,
+        viewer,
+    }
+}
+
 #[test]
 fn enqueue_on_the_embedded_store() {
     enqueue(&Sandbox::new());
@@ -419,21 +450,11 @@ fn enqueue_on_mongodb() {
 /// blocking run, 403 for a viewer, 404 for a job of another project as for none; bad bodies
 /// are 400s that say what is wrong, a large one a 413.
 fn enqueue(sandbox: &Sandbox) {
-    sandbox.project(
-        "shop",
-        "jobs:\n  slow:\n    command: [sleep, '{{args.secs}}']\n    args: {secs: 30}\n",
-    );
-    sandbox.project("billing", "jobs:\n  quiet:\n    command: ['true']\n");
-    sandbox.apply();
-    let operator = create(
-        sandbox,
-        &["shop-ops", "--role", "operator", "--project", "shop"],
-    );
-    let elsewhere = create(
-        sandbox,
-        &["billing-ops", "--role", "operator", "--project", "billing"],
-    );
-    let viewer = create(sandbox, &["watcher", "--role", "viewer"]);
+    let Tokens {
+        operator,
+        elsewhere,
+        viewer,
+    } = shop_and_billing(sandbox);
     let (daemon, port) = daemon(sandbox);
     let path = "/api/v1/jobs/shop.slow/enqueue";
 
@@ -524,5 +545,153 @@ fn enqueue(sandbox: &Sandbox) {
     let runs = sandbox.list_json(&["--job", "shop.slow"]);
     assert_eq!(runs.len(), 1, "{runs:?}");
     ok(sandbox, &["kill", &id], 0);
+    drop(daemon);
+}
+
+#[test]
+fn operating_on_the_embedded_store() {
+    operating(&Sandbox::new());
+}
+
+#[test]
+fn operating_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_api_op") {
+        operating(&sandbox);
+    }
+}
+
+/// kill, remove, restart, pause and resume over HTTP: each for an operator of the project,
+/// a 403 for a viewer, a 404 for another project's token; what the CLI then sees agrees.
+fn operating(sandbox: &Sandbox) {
+    let Tokens {
+        operator,
+        elsewhere,
+        viewer,
+    } = shop_and_billing(sandbox);
+    let admin = create(sandbox, &["root", "--role", "admin"]);
+    let (daemon, port) = daemon(sandbox);
+    let enqueue = |secs: u32| {
+        let answer = post(
+            port,
+            "/api/v1/jobs/shop.slow/enqueue",
+            &operator,
+            &format!(r#"{{"args": {{"secs": {secs}}}}}"#),
+        );
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        answer.json()["id"].as_str().unwrap().to_string()
+    };
+    let state = |id: &str| -> String {
+        let detail: serde_json::Value =
+            serde_json::from_str(&ok(sandbox, &["detail", id, "--json"], 0)).unwrap();
+        detail["run"]["state"].as_str().unwrap().to_string()
+    };
+
+    // kill
+    let first = enqueue(40);
+    let kill = format!("/api/v1/runs/{first}/kill");
+    assert_eq!(post(port, &kill, &viewer, "").status, 403);
+    assert_eq!(post(port, &kill, &elsewhere, "").status, 404);
+    let killed = post(port, &kill, &operator, "");
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    assert_eq!(killed.json()["state"], "killed");
+    assert_eq!(state(&first), "killed");
+    let again = post(port, &kill, &operator, "");
+    assert_eq!(again.status, 409);
+    assert!(
+        again.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("killed already"),
+        "{}",
+        again.body
+    );
+
+    // remove, by a prefix
+    let second = enqueue(41);
+    let removed = post(
+        port,
+        &format!("/api/v1/runs/{}/remove", &second[..12]),
+        &operator,
+        "",
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(state(&second), "removed");
+
+    // restart: a new run linked to the old; a second restart meets the first's run waiting
+    let restart = format!("/api/v1/runs/{first}/restart");
+    assert_eq!(post(port, &restart, &viewer, "").status, 403);
+    let restarted = post(port, &restart, &operator, "");
+    assert_eq!(restarted.status, 201, "{}", restarted.body);
+    let new = restarted.json();
+    assert_eq!(new["restart_of"], first.as_str(), "{new:#}");
+    assert_eq!(new["args"]["secs"], 40);
+    let twice = post(port, &restart, &operator, "");
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert_eq!(twice.json()["run"], new["id"]);
+    let pending = post(
+        port,
+        &format!("/api/v1/runs/{}/restart", new["id"].as_str().unwrap()),
+        &operator,
+        "",
+    );
+    assert_eq!(pending.status, 409);
+    assert!(
+        pending.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to restart")
+    );
+
+    // pause and resume
+    let mode = || -> serde_json::Value {
+        serde_json::from_str(&ok(sandbox, &["mode", "--json"], 0)).unwrap()
+    };
+    let all = post(port, "/api/v1/pause", &operator, "");
+    assert_eq!(all.status, 403, "{}", all.body);
+    assert!(
+        all.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains(r#"{"project": "shop"}"#)
+    );
+    let shop = post(port, "/api/v1/pause", &operator, r#"{"project": "shop"}"#);
+    assert_eq!(shop.status, 200, "{}", shop.body);
+    assert_eq!(shop.json()["paused_projects"], serde_json::json!(["shop"]));
+    assert_eq!(mode()["paused_projects"], serde_json::json!(["shop"]));
+    assert_eq!(
+        post(
+            port,
+            "/api/v1/pause",
+            &operator,
+            r#"{"project": "billing"}"#
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        post(port, "/api/v1/pause", &viewer, r#"{"project": "shop"}"#).status,
+        403
+    );
+    let bad = post(port, "/api/v1/pause", &admin, r#"{"projects": ["shop"]}"#);
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `projects`")
+    );
+    let everything = post(port, "/api/v1/pause", &admin, "");
+    assert_eq!(
+        (everything.status, everything.json()["paused"].clone()),
+        (200, true.into())
+    );
+    assert_eq!(mode()["paused"], true);
+    let resumed = post(port, "/api/v1/resume", &admin, "");
+    assert_eq!(resumed.json()["paused"], false);
+    let resumed = post(port, "/api/v1/resume", &operator, r#"{"project": "shop"}"#);
+    assert_eq!(resumed.json()["paused_projects"], serde_json::json!([]));
+    assert_eq!(mode()["paused"], false);
+
+    ok(sandbox, &["kill", new["id"].as_str().unwrap()], 0);
     drop(daemon);
 }

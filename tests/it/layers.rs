@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["git", "tail", "manifest"],
     &["queue", "project_env", "scaffold"],
     &["store", "lifecycle"],
-    &["config", "reconcile", "views"],
+    &["config", "reconcile", "views", "actions"],
     &["logging"],
     &["scheduler", "worker", "supervisor", "api"],
     &["daemon"],
