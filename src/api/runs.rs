@@ -1,21 +1,24 @@
 //! `GET /api/v1/runs/{id}` (the `coco detail --json` shape) and `…/output` (the kept tail,
-//! as text); `POST …/kill`, `…/remove`, `…/restart` for an operator of the run's project. The id is a whole run id or a unique prefix, any case, as on the command line;
+//! as text); `POST …/kill`, `…/remove`, `…/restart` for an operator of the run's project;
+//! `GET runs`, the runs a token sees, a page at a time. The id is a whole run id or a unique prefix, any case, as on the command line;
 //! a run of a project the token does not see answers exactly as one that does not exist.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::{Api, ApiError};
-use crate::access::{self, Need, Verdict};
+use crate::access::{self, Need, Role, Verdict};
 use crate::actions::{self, Restarted};
 use crate::queue::run::{Cancel, RunRecord};
 use crate::queue::state::RunState;
-use crate::store::Cancelled;
 use crate::store::run_id::{self, RunIdProblem};
+use crate::store::{Cancelled, RunCursor, RunFilter};
 use crate::views::RunDetail;
 
 pub async fn detail(
@@ -209,4 +212,98 @@ pub async fn restart(
             ..ApiError::new(StatusCode::CONFLICT, message)
         }),
     }
+}
+
+/// The most runs one page holds, and how many without `limit`.
+pub const MAX_PAGE: usize = 1000;
+pub const DEFAULT_PAGE: usize = 50;
+
+/// `GET runs`'s query: `state`, `project`, `job`, `limit`, `before` (the `next` of the page
+/// before).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    pub state: Option<String>,
+    pub project: Option<String>,
+    pub job: Option<String>,
+    pub limit: Option<usize>,
+    pub before: Option<String>,
+}
+
+/// A page of runs, newest first; `next` the `before` of the page after (`None`: the last).
+#[derive(Debug, Serialize)]
+pub struct RunsPage {
+    pub runs: Vec<RunRecord>,
+    pub next: Option<String>,
+}
+
+/// `GET runs`: the runs the token sees, newest first, a page at a time.
+pub async fn list(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    query: Result<Query<RunsQuery>, QueryRejection>,
+) -> Result<Json<RunsPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit: from 1 to {MAX_PAGE} runs a page (got {limit})"),
+        ));
+    }
+    let state = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(RunState::parse(text).ok_or_else(|| {
+            let names: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("state: unknown `{text}` (one of {})", names.join(", ")),
+            )
+        })?),
+    };
+    let before = match &query.before {
+        None => None,
+        // The cursor is a run the token sees: anything else is not a page of this listing.
+        Some(id) => Some(RunCursor::of(
+            &visible_run(&api, &caller, id).await.map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("before: no run `{id}`"))
+            })?,
+        )),
+    };
+    let holder = caller.0.holder();
+    let job_project = query
+        .job
+        .as_deref()
+        .map(|job| job.split('.').next().unwrap_or(job));
+    // The projects to list: the one asked for (or the job's), else all the token sees.
+    let projects: Vec<Option<String>> = match query.project.as_deref().or(job_project) {
+        Some(project) if holder.sees(project) => vec![Some(project.to_string())],
+        // Another project's runs do not exist for this token: an empty page, as for none.
+        Some(_) => Vec::new(),
+        None if holder.role == Role::Admin || holder.projects.is_empty() => vec![None],
+        None => holder.projects.iter().cloned().map(Some).collect(),
+    };
+    let mut runs = Vec::new();
+    for project in projects {
+        let filter = RunFilter {
+            state,
+            project: project.or_else(|| query.project.clone()),
+            job: query.job.clone(),
+            limit: Some(limit),
+            before: before.clone(),
+        };
+        runs.extend(
+            api.store
+                .list_runs(&filter)
+                .await
+                .map_err(|e| ApiError::store(&e))?,
+        );
+    }
+    // Several projects' pages merged: newest first, as one listing would give them.
+    runs.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+    runs.truncate(limit);
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|run| run.id.clone()))
+        .flatten();
+    Ok(Json(RunsPage { runs, next }))
 }

@@ -50,6 +50,7 @@ pub async fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<i32> {
             project: args.project.clone(),
             job: args.job.clone(),
             limit: args.limit,
+            before: None,
         };
         runs.extend(store.list_runs(&filter).await?);
     }

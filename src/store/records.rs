@@ -341,6 +341,27 @@ pub struct RunFilter {
     pub job: Option<String>,
     /// At most this many (the newest).
     pub limit: Option<usize>,
+    /// Only runs older than this place in the newest-first order (the next page).
+    pub before: Option<RunCursor>,
+}
+
+/// A place in the newest-first order of runs ([`RunFilter::before`]): runs are listed by
+/// `created`, then `id`, both descending, so the runs after a run are those created before
+/// it, or at the same millisecond with a smaller id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCursor {
+    pub created: DateTime<Utc>,
+    pub id: String,
+}
+
+impl RunCursor {
+    /// The place of `run`.
+    pub fn of(run: &RunRecord) -> Self {
+        Self {
+            created: run.created,
+            id: run.id.clone(),
+        }
+    }
 }
 
 /// A run just claimed, with what its worker needs to start it.

@@ -695,3 +695,118 @@ fn operating(sandbox: &Sandbox) {
     ok(sandbox, &["kill", new["id"].as_str().unwrap()], 0);
     drop(daemon);
 }
+
+#[test]
+fn listing_runs_on_the_embedded_store() {
+    listing_runs(&Sandbox::new());
+}
+
+#[test]
+fn listing_runs_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_api_list") {
+        listing_runs(&sandbox);
+    }
+}
+
+/// `GET runs`: newest first, a page at a time by `next`, as `coco list --json` orders them;
+/// a token limited to a project sees only its runs, another project's listing is empty.
+fn listing_runs(sandbox: &Sandbox) {
+    let Tokens {
+        operator,
+        elsewhere: _,
+        viewer,
+    } = shop_and_billing(sandbox);
+    let (daemon, port) = daemon(sandbox);
+    for secs in [31, 32, 33] {
+        sandbox.enqueue(&["shop.slow", "--arg", &format!("secs={secs}")]);
+    }
+    sandbox.enqueue(&["billing.quiet"]);
+    let ids = |runs: &serde_json::Value| -> Vec<String> {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["list", "--json"], 0)).unwrap();
+    let all = ids(&cli);
+    assert_eq!(all.len(), 4);
+
+    // Two pages of two, then nothing more.
+    let first = get(port, "/api/v1/runs?limit=2", Some(&viewer));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let first = first.json();
+    assert_eq!(ids(&first["runs"]), all[..2]);
+    let next = first["next"].as_str().unwrap().to_string();
+    let second = get(
+        port,
+        &format!("/api/v1/runs?limit=2&before={next}"),
+        Some(&viewer),
+    )
+    .json();
+    assert_eq!(ids(&second["runs"]), all[2..]);
+    let third = get(
+        port,
+        &format!(
+            "/api/v1/runs?limit=2&before={}",
+            second["next"].as_str().unwrap()
+        ),
+        Some(&viewer),
+    )
+    .json();
+    assert_eq!(
+        (ids(&third["runs"]).len(), third["next"].clone()),
+        (0, serde_json::Value::Null)
+    );
+    // The same records as the CLI's, field for field.
+    let shop = get(port, "/api/v1/runs?job=shop.slow", Some(&viewer)).json();
+    let cli_shop: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["list", "--job", "shop.slow", "--json"], 0)).unwrap();
+    assert_eq!(shop["runs"], cli_shop);
+    assert_eq!(shop["next"], serde_json::Value::Null);
+    let pending = get(
+        port,
+        "/api/v1/runs?state=pending&project=billing",
+        Some(&viewer),
+    )
+    .json();
+    assert_eq!(ids(&pending["runs"]).len(), 1);
+
+    // Limited to shop: only shop's runs; billing's listing is empty, as for no project.
+    let mine = get(port, "/api/v1/runs", Some(&operator)).json();
+    assert_eq!(ids(&mine["runs"]), ids(&cli_shop));
+    for path in [
+        "/api/v1/runs?project=billing",
+        "/api/v1/runs?job=billing.quiet",
+        "/api/v1/runs?project=nope",
+    ] {
+        let none = get(port, path, Some(&operator));
+        assert_eq!(
+            (none.status, ids(&none.json()["runs"]).len()),
+            (200, 0),
+            "{path}"
+        );
+    }
+
+    for (path, says) in [
+        ("/api/v1/runs?limit=0", "limit"),
+        ("/api/v1/runs?limit=5000", "limit"),
+        ("/api/v1/runs?limit=many", "limit"),
+        ("/api/v1/runs?state=nope", "state: unknown `nope`"),
+        ("/api/v1/runs?colour=red", "unknown field `colour`"),
+        (
+            "/api/v1/runs?before=01JD6W3B6Z8J8Q0M3TTV4M9N7C",
+            "before: no run",
+        ),
+    ] {
+        let refused = get(port, path, Some(&viewer));
+        assert_eq!(refused.status, 400, "{path}: {}", refused.body);
+        assert!(
+            refused.json()["error"].as_str().unwrap().contains(says),
+            "{path}: {}",
+            refused.body
+        );
+    }
+    drop(daemon);
+}

@@ -26,7 +26,7 @@ use coco::queue::{NewRun, new_run};
 use coco::store::{
     AppRecord, AppState, AppStatus, Cancelled, Control, Enqueued, Fire, FireOutcome, FireTimes,
     JobRecord, LogFilter, LogRecord, MemberKind, MemberRecord, Paused, Problems, ProjectRecord,
-    ReleaseRecord, RunFilter, Skipped, Store, TokenRecord,
+    ReleaseRecord, RunCursor, RunFilter, Skipped, Store, TokenRecord,
 };
 
 /// A boxed conformance case.
@@ -92,6 +92,7 @@ macro_rules! conformance_cases {
             run_ids_found_by_prefix,
             tokens_created_found_touched_and_revoked,
             token_name_and_hash_each_taken_once,
+            runs_paged_newest_first_by_cursor,
         );
     };
 }
@@ -2128,6 +2129,7 @@ pub async fn runs_listed_by_state_and_project(store: &dyn Store) {
             project: project.map(str::to_string),
             job: job.map(str::to_string),
             limit: Some(1),
+            before: None,
         };
         async move { store.count_runs(&filter).await.expect("count_runs") }
     };
@@ -3089,4 +3091,58 @@ pub async fn token_name_and_hash_each_taken_once(store: &dyn Store) {
             "round {round}: {results:?}"
         );
     }
+}
+
+/// Pages of runs, newest first: each page starts after the last run of the one before, runs
+/// created in the same millisecond ordered by id, none twice, none left out.
+pub async fn runs_paged_newest_first_by_cursor(store: &dyn Store) {
+    let t = tag();
+    let project = format!("{t}-p");
+    let job = format!("{project}.j");
+    // Seven runs: two pairs share their millisecond.
+    let created = [1_000, 2_000, 2_000, 3_000, 4_000, 4_000, 5_000];
+    let mut expected = Vec::new();
+    for (i, ms) in created.iter().enumerate() {
+        let r = run(&project, "j", json!({ "i": i }), 1_700_000_000_000 + ms);
+        enqueue_new(store, &r).await;
+        expected.push((r.created, r.id.clone()));
+    }
+    expected.sort();
+    expected.reverse();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    for page_size in [1, 2, 3, 7, 8] {
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .list_runs(&RunFilter {
+                    job: Some(job.clone()),
+                    limit: Some(page_size),
+                    before: before.clone(),
+                    ..RunFilter::default()
+                })
+                .await
+                .expect("list_runs");
+            seen.extend(page.iter().map(|r| r.id.clone()));
+            match page.last() {
+                Some(last) if page.len() == page_size => before = Some(RunCursor::of(last)),
+                _ => break,
+            }
+            assert!(seen.len() <= expected.len(), "pages never end: {seen:?}");
+        }
+        assert_eq!(seen, expected, "pages of {page_size}");
+    }
+    // Counting after a place counts what the pages after it hold.
+    let after_third = RunFilter {
+        job: Some(job.clone()),
+        before: store
+            .get_run(&expected[2])
+            .await
+            .expect("get")
+            .as_ref()
+            .map(RunCursor::of),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.count_runs(&after_third).await.expect("count"), 4);
+    drain(store).await;
 }

@@ -361,6 +361,15 @@ pub(super) fn run_filter_sql(filter: &RunFilter) -> (String, Vec<rusqlite::types
             conditions.push(format!("{column} = ?{}", values.len()));
         }
     }
+    if let Some(before) = &filter.before {
+        values.push(Value::Integer(to_ms(before.created)));
+        let created = values.len();
+        values.push(Value::Text(before.id.clone()));
+        let id = values.len();
+        conditions.push(format!(
+            "(created < ?{created} OR (created = ?{created} AND id < ?{id}))"
+        ));
+    }
     if conditions.is_empty() {
         (String::new(), values)
     } else {

@@ -384,6 +384,15 @@ pub(super) fn run_filter_doc(filter: &RunFilter) -> Document {
     if let Some(job) = &filter.job {
         query.insert("job", job);
     }
+    if let Some(before) = &filter.before {
+        query.insert(
+            "$or",
+            vec![
+                doc! { "created": { "$lt": time(before.created) } },
+                doc! { "created": time(before.created), "_id": { "$lt": &before.id } },
+            ],
+        );
+    }
     query
 }
 
