@@ -1,7 +1,7 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise);
-//! `GET /api/v1/token/self`, `runs` (paged), `runs/{id}` and `runs/{id}/output`; `POST
+//! `GET /api/v1/token/self`, `jobs`, `apps`, `runs` (paged), `runs/{id}` and `runs/{id}/output`; `POST
 //! jobs/{project}.{job}/enqueue`, `runs/{id}/kill|remove|restart`, `pause`, `resume` so far;
 //! every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`, a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod catalog;
 mod control;
 mod error;
 mod jobs;
@@ -52,6 +53,8 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
     let api = Api { store, state_dir };
     let v1 = Router::new()
         .route("/token/self", get(routes::token_self))
+        .route("/jobs", get(catalog::jobs))
+        .route("/apps", get(catalog::apps))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/output", get(runs::output))

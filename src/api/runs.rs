@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::{Api, ApiError};
-use crate::access::{self, Need, Role, Verdict};
+use crate::access::{self, Need, Verdict};
 use crate::actions::{self, Restarted};
 use crate::queue::run::{Cancel, RunRecord};
 use crate::queue::state::RunState;
@@ -243,7 +243,7 @@ pub async fn list(
     axum::Extension(caller): axum::Extension<Caller>,
     query: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<RunsPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let query = super::catalog::query(query)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::new(
@@ -276,13 +276,8 @@ pub async fn list(
         .as_deref()
         .map(|job| job.split('.').next().unwrap_or(job));
     // The projects to list: the one asked for (or the job's), else all the token sees.
-    let projects: Vec<Option<String>> = match query.project.as_deref().or(job_project) {
-        Some(project) if holder.sees(project) => vec![Some(project.to_string())],
-        // Another project's runs do not exist for this token: an empty page, as for none.
-        Some(_) => Vec::new(),
-        None if holder.role == Role::Admin || holder.projects.is_empty() => vec![None],
-        None => holder.projects.iter().cloned().map(Some).collect(),
-    };
+    let projects =
+        super::catalog::listed_projects(&holder, query.project.as_deref().or(job_project));
     let mut runs = Vec::new();
     for project in projects {
         let filter = RunFilter {

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
-use serde::Serialize;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
-use crate::store::AppStatus;
+pub use crate::views::AppLine;
+use crate::views::app_lines;
 
 /// A status older than this says its daemon is probably gone.
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(10);
@@ -18,28 +18,10 @@ pub struct AppsArgs {
     pub flags: JsonFlag,
 }
 
-/// One app as `coco apps` shows it.
-#[derive(Debug, Serialize)]
-pub struct AppLine {
-    pub app: String,
-    /// The status its daemon reports; `None`: no daemon runs it.
-    pub status: Option<AppStatus>,
-}
-
 pub async fn run(global: &GlobalArgs, args: &AppsArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let statuses = store.list_app_status().await?;
-    let lines: Vec<AppLine> = store
-        .list_apps(None)
-        .await?
-        .into_iter()
-        .filter(|record| record.active)
-        .map(|record| AppLine {
-            status: statuses.iter().find(|s| s.id == record.id).cloned(),
-            app: record.id,
-        })
-        .collect();
+    let lines = app_lines(store.as_ref(), None).await?;
     if args.flags.json {
         output::json(&lines);
     } else if lines.is_empty() {

@@ -4,12 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde::Serialize;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
-use crate::queue::run::RunRecord;
-use crate::store::{JobRecord, RunFilter};
+use crate::views::job_lines;
+pub use crate::views::{JobLine, job_line as line};
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -20,37 +19,10 @@ pub struct JobsArgs {
     pub flags: JsonFlag,
 }
 
-/// One job as `coco jobs` shows it.
-#[derive(Debug, Serialize)]
-pub struct JobLine {
-    pub job: String,
-    pub schedule: Option<String>,
-    pub timezone: String,
-    pub last_fire: Option<DateTime<Utc>>,
-    pub next_fire: Option<DateTime<Utc>>,
-    /// The latest run: its id and state.
-    pub last_run: Option<String>,
-    pub last_state: Option<String>,
-    pub last_created: Option<DateTime<Utc>>,
-    /// When the latest run entered its state (for a finished run: when it ended).
-    pub last_changed: Option<DateTime<Utc>>,
-}
-
 pub async fn run(global: &GlobalArgs, args: &JobsArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let jobs = store.list_jobs(args.project.as_deref()).await?;
-    let mut lines = Vec::new();
-    for record in jobs.iter().filter(|record| record.active) {
-        let latest = store
-            .list_runs(&RunFilter {
-                job: Some(record.id.clone()),
-                limit: Some(1),
-                ..RunFilter::default()
-            })
-            .await?;
-        lines.push(line(record, latest.first()));
-    }
+    let lines = job_lines(store.as_ref(), args.project.as_deref()).await?;
     if args.flags.json {
         output::json(&lines);
     } else if lines.is_empty() {
@@ -72,27 +44,6 @@ pub const HEADER: &[&str] = &[
     "NEXT FIRE",
     "LAST RUN",
 ];
-
-/// The line of `record` with its latest run (pure).
-pub fn line(record: &JobRecord, latest: Option<&RunRecord>) -> JobLine {
-    let job = record.job().ok();
-    JobLine {
-        job: record.id.clone(),
-        schedule: job.as_ref().and_then(|job| job.schedule.clone()),
-        timezone: job.map(|job| job.timezone).unwrap_or_default(),
-        last_fire: record.last_fire,
-        next_fire: record.next_fire,
-        last_run: latest.map(|run| run.id.clone()),
-        last_state: latest.map(|run| run.state.as_str().to_owned()),
-        last_created: latest.map(|run| run.created),
-        last_changed: latest.map(state_since),
-    }
-}
-
-/// When `run` entered its current state: its latest history entry (pure).
-pub fn state_since(run: &RunRecord) -> DateTime<Utc> {
-    run.history.last().map_or(run.created, |change| change.at)
-}
 
 /// One table row (pure): times relative to `now`.
 pub fn row(line: &JobLine, now: DateTime<Utc>) -> Vec<String> {
@@ -126,6 +77,7 @@ pub fn row(line: &JobLine, now: DateTime<Utc>) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::manifest::Job;
+    use crate::store::JobRecord;
     use crate::queue::state::Outcome;
     use crate::queue::{NewRun, new_run};
 

@@ -51,17 +51,7 @@ pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
 }
 
 async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
-    let statuses = store.list_app_status().await?;
-    let apps = store
-        .list_apps(None)
-        .await?
-        .into_iter()
-        .filter(|record| record.active)
-        .map(|record| AppLine {
-            status: statuses.iter().find(|s| s.id == record.id).cloned(),
-            app: record.id,
-        })
-        .collect();
+    let apps = crate::views::app_lines(store, None).await?;
     let mut schedules = Vec::new();
     for record in store.list_jobs(None).await? {
         let line = jobs::line(&record, None);

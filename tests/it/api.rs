@@ -789,6 +789,27 @@ fn listing_runs(sandbox: &Sandbox) {
         );
     }
 
+    // jobs and apps: what `coco jobs --json` and `coco apps --json` print, limited alike.
+    let cli_jobs: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["jobs", "--json"], 0)).unwrap();
+    assert_eq!(cli_jobs.as_array().map(Vec::len), Some(2), "{cli_jobs:#}");
+    assert_eq!(get(port, "/api/v1/jobs", Some(&viewer)).json(), cli_jobs);
+    let shop_jobs: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["jobs", "--project", "shop", "--json"], 0)).unwrap();
+    assert_eq!(get(port, "/api/v1/jobs", Some(&operator)).json(), shop_jobs);
+    assert_eq!(
+        get(port, "/api/v1/jobs?project=shop", Some(&viewer)).json(),
+        shop_jobs
+    );
+    assert_eq!(
+        get(port, "/api/v1/jobs?project=billing", Some(&operator)).json(),
+        serde_json::json!([])
+    );
+    let cli_apps: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["apps", "--json"], 0)).unwrap();
+    assert_eq!(get(port, "/api/v1/apps", Some(&viewer)).json(), cli_apps);
+    assert_eq!(get(port, "/api/v1/jobs?team=x", Some(&viewer)).status, 400);
+
     for (path, says) in [
         ("/api/v1/runs?limit=0", "limit"),
         ("/api/v1/runs?limit=5000", "limit"),
