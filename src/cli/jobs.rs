@@ -8,7 +8,7 @@ use clap::Args;
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
 use crate::views::job_lines;
-pub use crate::views::{JobLine, job_line as line};
+pub use crate::views::JobLine;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -78,6 +78,7 @@ mod tests {
     use super::*;
     use crate::manifest::Job;
     use crate::store::JobRecord;
+    use crate::views::job_line as line;
     use crate::queue::state::Outcome;
     use crate::queue::{NewRun, new_run};
 

@@ -52,21 +52,11 @@ pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
 
 async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
     let apps = crate::views::app_lines(store, None).await?;
-    let mut schedules = Vec::new();
-    for record in store.list_jobs(None).await? {
-        let line = jobs::line(&record, None);
-        if !record.active || line.schedule.is_none() {
-            continue;
-        }
-        let latest = store
-            .list_runs(&RunFilter {
-                job: Some(record.id.clone()),
-                limit: Some(1),
-                ..RunFilter::default()
-            })
-            .await?;
-        schedules.push(jobs::line(&record, latest.first()));
-    }
+    let schedules: Vec<JobLine> = crate::views::job_lines(store, None)
+        .await?
+        .into_iter()
+        .filter(|line| line.schedule.is_some())
+        .collect();
     let mut queue = Vec::new();
     for state in COUNTED {
         let runs = store
