@@ -1,11 +1,12 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
-//! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise);
-//! `GET /api/v1/token/self`, `jobs`, `apps`, `runs` (paged), `runs/{id}` and `runs/{id}/output`; `POST
-//! jobs/{project}.{job}/enqueue`, `runs/{id}/kill|remove|restart`, `pause`, `resume` so far;
-//! every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`, a 401
+//! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise).
+//! Every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`; a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
-//! "expired"). Every answer comes from the store, so daemons sharing one store agree.
+//! "expired"): so far `GET token/self`, `jobs`, `apps`, `runs` (paged), `runs/{id}` and
+//! `runs/{id}/output`; `POST jobs/{project}.{job}/enqueue`, `runs/{id}/kill|remove|restart`,
+//! `pause`, `resume`. Every answer comes from the store, so daemons sharing one store agree;
+//! what a token may do is [`crate::access::authorize`]'s to say.
 //!
 //! Limits on every request: a body of at most [`MAX_BODY`] (a 413), JSON with no unknown field
 //! (a 400 naming it: `body.rs`), and an answer within [`TIME_LIMIT`] (a 503 otherwise).

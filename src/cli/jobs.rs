@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
-use crate::views::job_lines;
 pub use crate::views::JobLine;
+use crate::views::job_lines;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -77,10 +77,10 @@ pub fn row(line: &JobLine, now: DateTime<Utc>) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::manifest::Job;
-    use crate::store::JobRecord;
-    use crate::views::job_line as line;
     use crate::queue::state::Outcome;
     use crate::queue::{NewRun, new_run};
+    use crate::store::JobRecord;
+    use crate::views::job_line as line;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
