@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::queue::run::RunRecord;
-use crate::store::{AppStatus, Catalog, Fleet, JobRecord, Queue, RunFilter, StoreResult};
+use crate::queue::state::RunState;
+use crate::store::{
+    AppStatus, Catalog, Fleet, JobRecord, MemberRecord, Queue, RunFilter, StoreResult,
+};
 
 /// One run and the output kept of its latest try: `coco detail ID --json`,
 /// `GET /api/v1/runs/{id}`.
@@ -107,4 +110,42 @@ pub async fn app_lines<S: Catalog + Fleet + ?Sized>(
             app: record.id,
         })
         .collect())
+}
+
+/// Every worker and daemon (`coco alive --json`, `GET /api/v1/members`), each with the runs
+/// the queue says it runs now (a member's own record is up to a heartbeat old), and the
+/// running runs themselves.
+pub async fn members_with_running<S: Fleet + Queue + ?Sized>(
+    store: &S,
+) -> StoreResult<(Vec<MemberRecord>, Vec<RunRecord>)> {
+    let mut members = store.list_members().await?;
+    let running = store
+        .list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })
+        .await?;
+    running_from_queue(&mut members, &running);
+    Ok((members, running))
+}
+
+/// [`members_with_running`] without the runs.
+pub async fn members_as_they_run<S: Fleet + Queue + ?Sized>(
+    store: &S,
+) -> StoreResult<Vec<MemberRecord>> {
+    Ok(members_with_running(store).await?.0)
+}
+
+/// Set each member's running runs to those of `running` on it, sorted (pure): the queue is
+/// the truth, a member's own list is as old as its latest heartbeat.
+pub fn running_from_queue(members: &mut [MemberRecord], running: &[RunRecord]) {
+    for member in members {
+        let mut ids: Vec<String> = running
+            .iter()
+            .filter(|run| run.worker.as_deref() == Some(member.name.as_str()))
+            .map(|run| run.id.clone())
+            .collect();
+        ids.sort();
+        member.running = ids;
+    }
 }

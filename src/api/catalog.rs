@@ -1,5 +1,6 @@
 //! `GET /api/v1/jobs` and `apps` (`?project=`): `coco jobs --json` and `coco apps --json`,
-//! limited to the projects the token sees.
+//! limited to the projects the token sees; `GET members`: `coco alive --json`, each member's
+//! running runs limited alike.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::{Api, ApiError};
 use crate::access::{Holder, Role};
+use crate::store::MemberRecord;
 use crate::views::{self, AppLine, JobLine};
 
 /// The query of a listing by project.
@@ -70,6 +72,25 @@ pub async fn apps(
         );
     }
     Ok(Json(lines))
+}
+
+pub async fn members(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Result<Json<Vec<MemberRecord>>, ApiError> {
+    let (mut members, running) = views::members_with_running(api.store.as_ref())
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    let holder = caller.0.holder();
+    for member in &mut members {
+        // Another project's runs do not exist for this token, not even as ids.
+        member.running.retain(|id| {
+            running
+                .iter()
+                .any(|run| &run.id == id && holder.sees(&run.project))
+        });
+    }
+    Ok(Json(members))
 }
 
 #[cfg(test)]

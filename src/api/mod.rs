@@ -3,9 +3,9 @@
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise).
 //! Every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`; a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
-//! "expired"): so far `GET token/self`, `jobs`, `apps`, `runs` (paged), `runs/{id}` and
-//! `runs/{id}/output`; `POST jobs/{project}.{job}/enqueue`, `runs/{id}/kill|remove|restart`,
-//! `pause`, `resume`. Every answer comes from the store, so daemons sharing one store agree;
+//! "expired"): so far `GET token/self`, `jobs`, `apps`, `members`, `runs` (paged),
+//! `runs/{id}` and `runs/{id}/output`; `POST jobs/{project}.{job}/enqueue`,
+//! `runs/{id}/kill|remove|restart`, `pause`, `resume`. Every answer comes from the store, so daemons sharing one store agree;
 //! what a token may do is [`crate::access::authorize`]'s to say.
 //!
 //! Limits on every request: a body of at most [`MAX_BODY`] (a 413), JSON with no unknown field
@@ -56,6 +56,7 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
         .route("/token/self", get(routes::token_self))
         .route("/jobs", get(catalog::jobs))
         .route("/apps", get(catalog::apps))
+        .route("/members", get(catalog::members))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/output", get(runs::output))

@@ -11,9 +11,8 @@ use clap::Args;
 
 use super::list::human_duration;
 use super::{GlobalArgs, JsonFlag, context, output};
-use crate::queue::run::RunRecord;
-use crate::queue::state::RunState;
-use crate::store::{MemberRecord, RunFilter, Store};
+use crate::store::MemberRecord;
+pub use crate::views::members_as_they_run;
 
 /// Silent for longer than this (the default zombie interval): probably gone.
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(60);
@@ -38,34 +37,6 @@ pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
         output::table(HEADER, &rows);
     }
     Ok(0)
-}
-
-/// Set each member's running runs to those the queue has running on it (pure): the queue
-/// is the truth, a member's own list is as old as its latest heartbeat.
-/// Every member, each with the runs the queue says it runs now (a member's own record is up
-/// to a heartbeat old).
-pub async fn members_as_they_run(store: &dyn Store) -> anyhow::Result<Vec<MemberRecord>> {
-    let mut members = store.list_members().await?;
-    let running = store
-        .list_runs(&RunFilter {
-            state: Some(RunState::Running),
-            ..RunFilter::default()
-        })
-        .await?;
-    running_from_queue(&mut members, &running);
-    Ok(members)
-}
-
-pub fn running_from_queue(members: &mut [MemberRecord], running: &[RunRecord]) {
-    for member in members {
-        let mut ids: Vec<String> = running
-            .iter()
-            .filter(|run| run.worker.as_deref() == Some(member.name.as_str()))
-            .map(|run| run.id.clone())
-            .collect();
-        ids.sort();
-        member.running = ids;
-    }
 }
 
 /// The columns of [`row`].
@@ -116,6 +87,7 @@ pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::views::running_from_queue;
 
     #[test]
     fn rows_show_ages_load_and_lost_members() {

@@ -831,3 +831,72 @@ fn listing_runs(sandbox: &Sandbox) {
     }
     drop(daemon);
 }
+
+#[test]
+fn members_on_the_embedded_store() {
+    members(&Sandbox::new());
+}
+
+#[test]
+fn members_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_api_mem") {
+        members(&sandbox);
+    }
+}
+
+/// `GET members`: `coco alive --json`'s members, each with the runs it runs now, of which a
+/// token limited to another project sees none.
+fn members(sandbox: &Sandbox) {
+    let Tokens {
+        operator,
+        elsewhere,
+        viewer,
+    } = shop_and_billing(sandbox);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = sandbox.spawn(&[
+        "daemon",
+        "--slots",
+        "2",
+        "--name",
+        "d1",
+        "--api-listen",
+        &listen,
+    ]);
+    daemon.wait_for_log(&format!("daemon: API on http://{listen}"));
+    let id = sandbox.enqueue(&["shop.slow"]);
+    sandbox.wait_for_state(&id, "running");
+
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["alive", "--json"], 0)).unwrap();
+    let names = |members: &serde_json::Value| -> Vec<(String, String)> {
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().into(),
+                    m["kind"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let seen = get(port, "/api/v1/members", Some(&viewer));
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let seen = seen.json();
+    assert_eq!(names(&seen), names(&cli));
+    assert_eq!(names(&seen), [("d1".to_string(), "daemon".to_string())]);
+    assert_eq!(seen[0]["running"], serde_json::json!([id]));
+    assert_eq!(seen[0]["slots"], 2);
+    assert_eq!(
+        get(port, "/api/v1/members", Some(&operator)).json()[0]["running"],
+        serde_json::json!([id])
+    );
+    let other = get(port, "/api/v1/members", Some(&elsewhere)).json();
+    assert_eq!(names(&other), names(&cli), "members are no project's");
+    assert_eq!(other[0]["running"], serde_json::json!([]), "{other:#}");
+    assert_eq!(get(port, "/api/v1/members", None).status, 401);
+    ok(sandbox, &["kill", &id], 0);
+    drop(daemon);
+}
