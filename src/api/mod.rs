@@ -3,7 +3,7 @@
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise).
 //! Every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`; a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
-//! "expired"): so far `GET token/self`, `jobs`, `apps`, `members`, `runs` (paged),
+//! "expired"): so far `GET token/self`, `jobs`, `apps`, `members`, `log`, `runs` (paged),
 //! `runs/{id}` and `runs/{id}/output`; `POST jobs/{project}.{job}/enqueue`,
 //! `runs/{id}/kill|remove|restart`, `pause`, `resume`. Every answer comes from the store, so daemons sharing one store agree;
 //! what a token may do is [`crate::access::authorize`]'s to say.
@@ -18,6 +18,7 @@ mod catalog;
 mod control;
 mod error;
 mod jobs;
+mod log;
 mod routes;
 mod runs;
 
@@ -57,6 +58,7 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
         .route("/jobs", get(catalog::jobs))
         .route("/apps", get(catalog::apps))
         .route("/members", get(catalog::members))
+        .route("/log", get(log::list))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/output", get(runs::output))

@@ -80,7 +80,7 @@ pub async fn run(global: &GlobalArgs, args: &LogArgs) -> anyhow::Result<i32> {
         job: args.job.clone(),
         run,
         app: args.app.clone(),
-        min_levelno: args.level.map(levelno),
+        min_levelno: args.level.map(Level::levelno),
         since: args.since.and_then(|d| {
             TimeDelta::from_std(d)
                 .ok()
@@ -145,16 +145,6 @@ fn empty_note(level: &Option<Level>) -> String {
             "(no log records match; daemons, workers and schedulers keep records at {level} and above)"
         ),
         None => "(no log records: logging.mongodb is off in local.yaml)".into(),
-    }
-}
-
-/// Python's number for a level (CRITICAL is stored as ERROR: tracing has no higher level).
-fn levelno(level: Level) -> u8 {
-    match level {
-        Level::Debug => 10,
-        Level::Info => 20,
-        Level::Warning => 30,
-        Level::Error | Level::Critical => 40,
     }
 }
 
@@ -267,7 +257,7 @@ mod tests {
 
     #[test]
     fn levels_are_pythons_numbers() {
-        assert_eq!(levelno(Level::Warning), 30);
-        assert_eq!(levelno(Level::Critical), 40);
+        assert_eq!(Level::Warning.levelno(), 30);
+        assert_eq!(Level::Critical.levelno(), 40);
     }
 }

@@ -120,6 +120,17 @@ impl Level {
         }
     }
 
+    /// Python's number for the level, as log records keep it (CRITICAL is stored as ERROR:
+    /// tracing has no higher level).
+    pub fn levelno(self) -> u8 {
+        match self {
+            Level::Debug => 10,
+            Level::Info => 20,
+            Level::Warning => 30,
+            Level::Error | Level::Critical => 40,
+        }
+    }
+
     /// The nearest `tracing` level (`CRITICAL` is `ERROR`).
     pub fn to_tracing(self) -> tracing::Level {
         match self {
