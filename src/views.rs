@@ -52,10 +52,24 @@ pub fn job_line(record: &JobRecord, latest: Option<&RunRecord>) -> JobLine {
         timezone: job.map(|job| job.timezone).unwrap_or_default(),
         last_fire: record.last_fire,
         next_fire: record.next_fire,
-        last_run: latest.map(|run| run.id.clone()),
-        last_state: latest.map(|run| run.state.as_str().to_owned()),
-        last_created: latest.map(|run| run.created),
-        last_changed: latest.map(state_since),
+        last_run: None,
+        last_state: None,
+        last_created: None,
+        last_changed: None,
+    }
+    .with_latest(latest)
+}
+
+impl JobLine {
+    /// This line with `latest` as its latest run (pure).
+    fn with_latest(self, latest: Option<&RunRecord>) -> Self {
+        Self {
+            last_run: latest.map(|run| run.id.clone()),
+            last_state: latest.map(|run| run.state.as_str().to_owned()),
+            last_created: latest.map(|run| run.created),
+            last_changed: latest.map(state_since),
+            ..self
+        }
     }
 }
 
@@ -69,9 +83,23 @@ pub async fn job_lines<S: Catalog + Queue + ?Sized>(
     store: &S,
     project: Option<&str>,
 ) -> StoreResult<Vec<JobLine>> {
+    job_lines_where(store, project, |_| true).await
+}
+
+/// [`job_lines`] of the jobs whose line (without its run) `keep` says, so a caller that wants
+/// only some (`coco status`: the scheduled ones) reads no latest run of the others.
+pub async fn job_lines_where<S: Catalog + Queue + ?Sized>(
+    store: &S,
+    project: Option<&str>,
+    keep: impl Fn(&JobLine) -> bool,
+) -> StoreResult<Vec<JobLine>> {
     let mut lines = Vec::new();
     for record in store.list_jobs(project).await? {
         if !record.active {
+            continue;
+        }
+        let line = job_line(&record, None);
+        if !keep(&line) {
             continue;
         }
         let latest = store
@@ -81,7 +109,7 @@ pub async fn job_lines<S: Catalog + Queue + ?Sized>(
                 ..RunFilter::default()
             })
             .await?;
-        lines.push(job_line(&record, latest.first()));
+        lines.push(line.with_latest(latest.first()));
     }
     Ok(lines)
 }

@@ -45,14 +45,11 @@ pub async fn jobs(
     axum::Extension(caller): axum::Extension<Caller>,
     asked: Result<Query<ByProject>, QueryRejection>,
 ) -> Result<Json<Vec<JobLine>>, ApiError> {
-    let asked = query(asked)?;
     let mut lines = Vec::new();
-    for project in listed_projects(&caller.0.holder(), asked.project.as_deref()) {
-        lines.extend(
-            views::job_lines(api.store.as_ref(), project.as_deref())
-                .await
-                .map_err(|e| ApiError::store(&e))?,
-        );
+    for project in listed_for(&caller, asked)? {
+        lines.extend(store_answer(
+            views::job_lines(api.store.as_ref(), project.as_deref()).await,
+        )?);
     }
     Ok(Json(lines))
 }
@@ -62,16 +59,30 @@ pub async fn apps(
     axum::Extension(caller): axum::Extension<Caller>,
     asked: Result<Query<ByProject>, QueryRejection>,
 ) -> Result<Json<Vec<AppLine>>, ApiError> {
-    let asked = query(asked)?;
     let mut lines = Vec::new();
-    for project in listed_projects(&caller.0.holder(), asked.project.as_deref()) {
-        lines.extend(
-            views::app_lines(api.store.as_ref(), project.as_deref())
-                .await
-                .map_err(|e| ApiError::store(&e))?,
-        );
+    for project in listed_for(&caller, asked)? {
+        lines.extend(store_answer(
+            views::app_lines(api.store.as_ref(), project.as_deref()).await,
+        )?);
     }
     Ok(Json(lines))
+}
+
+/// The projects a `?project=` listing reads for `caller` ([`listed_projects`]), or a 400.
+fn listed_for(
+    caller: &Caller,
+    asked: Result<Query<ByProject>, QueryRejection>,
+) -> Result<Vec<Option<String>>, ApiError> {
+    let asked = query(asked)?;
+    Ok(listed_projects(
+        &caller.0.holder(),
+        asked.project.as_deref(),
+    ))
+}
+
+/// A store's answer, or the 503 that says it failed.
+fn store_answer<T>(answer: crate::store::StoreResult<T>) -> Result<T, ApiError> {
+    answer.map_err(|e| ApiError::store(&e))
 }
 
 pub async fn members(

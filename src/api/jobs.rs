@@ -67,22 +67,12 @@ pub async fn enqueue(
             format!("the stored definition of job `{job_id}` does not read"),
         )
     })?;
-    let mut args: serde_json::Map<String, serde_json::Value> = job
-        .args
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    args.extend(body.args);
+    let args = queue::overlay_args(&job.args, body.args);
     let mut run = queue::new_run(
         &job,
         NewRun {
             force: body.force,
-            ..NewRun::new(
-                &record.id,
-                &record.project,
-                serde_json::Value::Object(args),
-                Utc::now(),
-            )
+            ..NewRun::new(&record.id, &record.project, args, Utc::now())
         },
     );
     if let Some(priority) = body.priority {

@@ -99,7 +99,7 @@ pub async fn list(
     let mut records = Vec::new();
     for project in listed_projects(&holder, asked_project.as_deref()) {
         let filter = LogFilter {
-            project: project.or_else(|| asked.project.clone()),
+            project,
             job: asked.job.clone(),
             run: run.clone(),
             app: asked.app.clone(),

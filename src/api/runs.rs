@@ -282,7 +282,7 @@ pub async fn list(
     for project in projects {
         let filter = RunFilter {
             state,
-            project: project.or_else(|| query.project.clone()),
+            project,
             job: query.job.clone(),
             limit: Some(limit),
             before: before.clone(),

@@ -127,16 +127,13 @@ pub fn parse_arg(text: &str) -> Result<RunArg, String> {
     })
 }
 
-/// The arguments of a run: the job's defaults, with `given` on top (a later key wins).
+/// The arguments of a run: the job's defaults, with `given` on top (a later key wins; see
+/// [`crate::queue::overlay_args`]).
 pub fn merge_args(defaults: &BTreeMap<String, Value>, given: &[RunArg]) -> Value {
-    let mut merged: serde_json::Map<String, Value> = defaults
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for arg in given {
-        merged.insert(arg.key.clone(), arg.value.clone());
-    }
-    Value::Object(merged)
+    crate::queue::overlay_args(
+        defaults,
+        given.iter().map(|arg| (arg.key.clone(), arg.value.clone())),
+    )
 }
 
 /// Which run arguments a job's command renders (`{{args.NAME}}` in its elements).

@@ -52,11 +52,8 @@ pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
 
 async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
     let apps = crate::views::app_lines(store, None).await?;
-    let schedules: Vec<JobLine> = crate::views::job_lines(store, None)
-        .await?
-        .into_iter()
-        .filter(|line| line.schedule.is_some())
-        .collect();
+    let schedules: Vec<JobLine> =
+        crate::views::job_lines_where(store, None, |line| line.schedule.is_some()).await?;
     let mut queue = Vec::new();
     for state in COUNTED {
         let runs = store

@@ -12,6 +12,20 @@ pub mod history;
 pub mod run;
 pub mod state;
 
+/// The arguments of a run: the job's `defaults` with `given` on top, a later key winning
+/// (pure): `coco enqueue --arg`, `coco run --arg` and the API's `{"args": {…}}`.
+pub fn overlay_args(
+    defaults: &std::collections::BTreeMap<String, serde_json::Value>,
+    given: impl IntoIterator<Item = (String, serde_json::Value)>,
+) -> serde_json::Value {
+    let mut merged: serde_json::Map<String, serde_json::Value> = defaults
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    merged.extend(given);
+    serde_json::Value::Object(merged)
+}
+
 /// Wake the idle workers of this host now (they poll otherwise): call after an enqueue.
 /// Returns how many workers were reached. See [`crate::wake`].
 pub fn wake(state_dir: &std::path::Path) -> usize {
