@@ -10,6 +10,7 @@ mod control_cli;
 mod daemon;
 mod daemon_paths;
 mod enqueue_warnings;
+mod events;
 mod examples;
 mod init;
 mod job_env;
