@@ -1331,8 +1331,14 @@ fn app_restart(sandbox: &Sandbox) {
     let hidden = post(port, "/api/v1/apps/shop.web/restart", &elsewhere, "");
     assert_eq!(hidden.status, 404, "{}", hidden.body);
     let unknown = post(port, "/api/v1/apps/shop.nothing/restart", &operator, "");
-    assert_eq!(hidden.body.replace("shop.web", "X"), unknown.body.replace("shop.nothing", "X"));
-    assert_eq!(post(port, "/api/v1/apps/shop.web/restart", "", "").status, 401);
+    assert_eq!(
+        hidden.body.replace("shop.web", "X"),
+        unknown.body.replace("shop.nothing", "X")
+    );
+    assert_eq!(
+        post(port, "/api/v1/apps/shop.web/restart", "", "").status,
+        401
+    );
 
     let asked = post(port, "/api/v1/apps/shop.web/restart", &operator, "");
     assert_eq!(asked.status, 202, "{}", asked.body);
@@ -1342,7 +1348,10 @@ fn app_restart(sandbox: &Sandbox) {
         s["pid"].as_u64().is_some_and(|p| p != pid)
     });
     assert_eq!(second["restarts"], 1, "{second:#}");
-    assert!(!crate::support::pid_alive(pid as i32), "the old process ended");
+    assert!(
+        !crate::support::pid_alive(pid as i32),
+        "the old process ended"
+    );
 
     // The same from the command line.
     let said = ok(sandbox, &["restart", "shop.web"], 0);
