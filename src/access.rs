@@ -38,7 +38,19 @@ pub const MIN_LIFETIME: Duration = Duration::from_secs(60);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 31_557_600);
 
 /// What a token may do. Stored as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read everything it may see.

@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{self, Need, Verdict};
 
 /// The answer to a restart.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RestartAsked {
     pub app: String,
     /// The instant asked for: a process started before it is replaced.
@@ -25,6 +26,18 @@ pub struct RestartAsked {
     pub supervised: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/apps/{app}/restart",
+    operation_id = "restart_app",
+    tag = "apps",
+    params(("app" = String, Path, description = "The app as `project.app`")),
+    responses(
+        (status = 202, description = "Asked for: the app's daemon replaces its process at its next status write", body = RestartAsked),
+        (status = 403, description = "The token may not restart apps", body = ErrorBody),
+        (status = 404, description = "No applied app the token sees has this id", body = ErrorBody),
+    ),
+)]
 pub async fn restart(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

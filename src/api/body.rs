@@ -1,8 +1,10 @@
 //! A JSON request body: unknown fields, wrong types and what is not JSON are a 400 that says
-//! what was wrong (serde's message names the field); a body over the limit a 413.
+//! what was wrong (serde's message names the field); a body over the limit a 413 (a body read
+//! as bytes too: [`bytes`]).
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -25,10 +27,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 fn refusal(rejection: &JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a request body holds at most {} KiB", MAX_BODY >> 10),
-        );
+        return too_large();
     }
     ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+/// The body as bytes, or the JSON error to answer instead (a 413 over the limit).
+pub fn bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        status => ApiError::new(status, rejection.body_text()),
+    })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("a request body holds at most {} KiB", MAX_BODY >> 10),
+    )
 }

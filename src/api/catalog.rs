@@ -9,15 +9,18 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{Holder, Role};
 use crate::store::MemberRecord;
 use crate::views::{self, AppLine, JobLine};
 
 /// The query of a listing by project.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ByProject {
+    /// Only this project's (default: every project the token sees).
     pub project: Option<String>,
 }
 
@@ -40,6 +43,17 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> 
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
+/// `GET jobs`: `coco jobs --json`.
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    tag = "catalog",
+    params(ByProject),
+    responses(
+        (status = 200, description = "The active jobs of the projects the token sees, each with its latest run", body = Vec<JobLine>),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorBody),
+    ),
+)]
 pub async fn jobs(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -54,6 +68,17 @@ pub async fn jobs(
     Ok(Json(lines))
 }
 
+/// `GET apps`: `coco apps --json`.
+#[utoipa::path(
+    get,
+    path = "/apps",
+    tag = "catalog",
+    params(ByProject),
+    responses(
+        (status = 200, description = "The active apps of the projects the token sees, each with the status its daemon reports", body = Vec<AppLine>),
+        (status = 400, description = "An unknown or malformed query parameter", body = ErrorBody),
+    ),
+)]
 pub async fn apps(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -85,6 +110,15 @@ fn store_answer<T>(answer: crate::store::StoreResult<T>) -> Result<T, ApiError> 
     answer.map_err(|e| ApiError::store(&e))
 }
 
+/// `GET members`: `coco alive --json`.
+#[utoipa::path(
+    get,
+    path = "/members",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "Every worker and daemon, each with the running runs (of projects the token sees) the queue gives it", body = Vec<MemberRecord>),
+    ),
+)]
 pub async fn members(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

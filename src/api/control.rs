@@ -4,15 +4,18 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{self, Need, Role, Verdict};
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of a pause or resume (optional: none, or only white space, is `{}`).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchBody {
     /// Only this project (default: everything).
@@ -21,26 +24,54 @@ pub struct SwitchBody {
 }
 
 /// The switches after the change (`coco mode --json`'s first two fields).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Switches {
     pub paused: bool,
     pub paused_projects: Vec<String>,
 }
 
+/// `POST pause`: `coco pause [PROJECT]`.
+#[utoipa::path(
+    post,
+    path = "/pause",
+    tag = "control",
+    request_body(content = Option<SwitchBody>, description = "The project to pause (none: the whole queue)"),
+    responses(
+        (status = 200, description = "Paused: the switches now", body = Switches),
+        (status = 400, description = "The body is not JSON or has an unknown field or a wrong type", body = ErrorBody),
+        (status = 403, description = "A viewer token may not pause; a token limited to projects pauses only those, one at a time", body = ErrorBody),
+        (status = 404, description = "No applied project the token sees has this name", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+    ),
+)]
 pub async fn pause(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Switches>, ApiError> {
-    switch(&api, &caller, &body, true).await
+    switch(&api, &caller, &super::body::bytes(body)?, true).await
 }
 
+/// `POST resume`: `coco resume [PROJECT]`.
+#[utoipa::path(
+    post,
+    path = "/resume",
+    tag = "control",
+    request_body(content = Option<SwitchBody>, description = "The project to resume (none: the whole queue)"),
+    responses(
+        (status = 200, description = "Resumed: the switches now", body = Switches),
+        (status = 400, description = "The body is not JSON or has an unknown field or a wrong type", body = ErrorBody),
+        (status = 403, description = "A viewer token may not resume; a token limited to projects resumes only those, one at a time", body = ErrorBody),
+        (status = 404, description = "No project the token sees has this name (applied, or paused before it was removed)", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+    ),
+)]
 pub async fn resume(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Switches>, ApiError> {
-    switch(&api, &caller, &body, false).await
+    switch(&api, &caller, &super::body::bytes(body)?, false).await
 }
 
 async fn switch(

@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +37,24 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer (the document's `Error`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+    /// The run the error is about: a 409's blocking run (a duplicate of the same job and
+    /// arguments). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub run: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match &self.run {
-            Some(run) => serde_json::json!({ "error": self.message, "run": run }),
-            None => serde_json::json!({ "error": self.message }),
+        let body = ErrorBody {
+            error: self.message,
+            run: self.run,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

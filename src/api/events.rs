@@ -34,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{Holder, Role};
 use crate::queue::state::RunState;
@@ -212,6 +213,16 @@ impl Drop for Place {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `run` (a run), `status` (`GET status`, or `null`: read it again), `resync` (read everything again)", body = String, content_type = "text/event-stream"),
+        (status = 429, description = "The token holds 16 streams already", body = ErrorBody),
+    ),
+)]
 pub async fn events(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{Holder, Role};
 use crate::manifest::discover::Discovery;
@@ -32,6 +33,14 @@ fn project_of(id: &str) -> &str {
     id.split_once('.').map_or(id, |(project, _)| project)
 }
 
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "home",
+    responses(
+        (status = 200, description = "`coco status --json`: members, apps, schedules, queue counts, manifest problems, mode (for a token limited to projects, their part)", body = Status),
+    ),
+)]
 pub async fn status(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -138,6 +147,15 @@ async fn discover(api: &Api) -> Result<Discovery, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects",
+    tag = "home",
+    responses(
+        (status = 200, description = "`coco projects --json`: the projects of the home the serving daemon watches", body = Vec<ProjectLine>),
+        (status = 404, description = "The serving daemon watches no home", body = ErrorBody),
+    ),
+)]
 pub async fn projects(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -154,6 +172,15 @@ pub async fn projects(
     Ok(Json(lines))
 }
 
+#[utoipa::path(
+    get,
+    path = "/plan",
+    tag = "home",
+    responses(
+        (status = 200, description = "`coco plan --json`: what applying the home would change, and the invalid manifests' problems", body = PlanView),
+        (status = 404, description = "The serving daemon watches no home", body = ErrorBody),
+    ),
+)]
 pub async fn plan(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

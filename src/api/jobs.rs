@@ -10,17 +10,20 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::body::Body;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{self, Need, Verdict};
+use crate::queue::run::RunRecord;
 use crate::queue::{self, NewRun};
 use crate::store::Enqueued;
 
 /// The body of an enqueue.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueBody {
-    /// Run arguments over the job's default `args`.
+    /// Run arguments over the job's default `args` (any JSON values; numbers keep their text).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub args: serde_json::Map<String, serde_json::Value>,
     /// Claim it even while its project or the queue is paused.
     #[serde(default)]
@@ -30,6 +33,23 @@ pub struct EnqueueBody {
     pub priority: Option<i32>,
 }
 
+/// `POST jobs/{job}/enqueue`: `coco enqueue`.
+#[utoipa::path(
+    post,
+    path = "/jobs/{job}/enqueue",
+    tag = "jobs",
+    params(("job" = String, Path, description = "The job, `project.job`")),
+    request_body(content = EnqueueBody, description = "What to run it with (`{}`: the job's defaults)"),
+    responses(
+        (status = 201, description = "Enqueued: the new run", body = RunRecord),
+        (status = 400, description = "The body is not JSON (or not sent as `application/json`), has an unknown field or a wrong type", body = ErrorBody),
+        (status = 403, description = "A viewer token may not enqueue runs", body = ErrorBody),
+        (status = 404, description = "No applied job of a project the token sees has this id", body = ErrorBody),
+        (status = 409, description = "A run of the same job and arguments is still pending, running, failed or deferred: its id as `run`", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 500, description = "The stored definition of the job does not read", body = ErrorBody),
+    ),
+)]
 pub async fn enqueue(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

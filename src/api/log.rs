@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::catalog::{listed_projects, query};
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::config::Level;
 use crate::store::{LogFilter, LogRecord, run_id};
@@ -19,16 +20,26 @@ use crate::store::{LogFilter, LogRecord, run_id};
 pub const MAX_RECORDS: usize = 1000;
 pub const DEFAULT_RECORDS: usize = 50;
 
-#[derive(Debug, Deserialize)]
+/// `GET log`'s query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Only records about this project.
     pub project: Option<String>,
+    /// Only records about this job (`project.job`).
     pub job: Option<String>,
+    /// Only records about this run (an id or a unique prefix).
     pub run: Option<String>,
+    /// Only records about this app (`project.app`).
     pub app: Option<String>,
+    /// Only records at or above this level (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`; any
+    /// case).
     pub level: Option<String>,
-    /// A time (RFC 3339) or how long ago (`10m`, `2h`).
+    /// Only records at or after this time: a time (RFC 3339) or how long ago (`10m`, `2h`).
     pub since: Option<String>,
+    /// The newest this many records (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -50,6 +61,18 @@ pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("since: `{text}` is too long ago"))
 }
 
+/// `GET log`: `coco log --json`.
+#[utoipa::path(
+    get,
+    path = "/log",
+    operation_id = "log",
+    tag = "log",
+    params(LogQuery),
+    responses(
+        (status = 200, description = "The newest matching records of the projects the token sees, oldest first", body = Vec<LogRecord>),
+        (status = 400, description = "An unknown or malformed query parameter (a limit out of range, an unknown level, a `since` that is neither a time nor a duration, a run id malformed, too short or ambiguous)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

@@ -5,8 +5,10 @@
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
 //! "expired"): so far `GET token/self`, `jobs`, `apps`, `members`, `log`, `runs` (paged),
 //! `runs/{id}` and `runs/{id}/output`; `POST jobs/{project}.{job}/enqueue`,
-//! `runs/{id}/kill|remove|restart`, `pause`, `resume`. Every answer comes from the store, so daemons sharing one store agree;
-//! what a token may do is [`crate::access::authorize`]'s to say.
+//! `runs/{id}/kill|remove|restart`, `pause`, `resume`; and `GET openapi.json`, the OpenAPI
+//! document of them all, generated from the same list of routes ([`openapi`]: how to add one).
+//! Every answer comes from the store, so daemons sharing one store agree; what a token may do
+//! is [`crate::access::authorize`]'s to say.
 //!
 //! Limits on every request: a body of at most [`MAX_BODY`] (a 413), JSON with no unknown field
 //! (a 400 naming it: `body.rs`), and an answer within [`TIME_LIMIT`] (a 503 otherwise).
@@ -22,6 +24,7 @@ mod events;
 mod home;
 mod jobs;
 mod log;
+mod openapi;
 mod page;
 mod routes;
 mod runs;
@@ -31,9 +34,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::store::Store;
 
@@ -63,6 +68,32 @@ pub struct Place {
     pub home: Option<PathBuf>,
 }
 
+/// Every `/api/v1` route (paths relative to it), each with its documentation: `routes!`
+/// registers the handler's route and its `#[utoipa::path]` operation together.
+fn v1() -> OpenApiRouter<Api> {
+    OpenApiRouter::default()
+        .routes(routes!(routes::token_self))
+        .routes(routes!(home::status))
+        .routes(routes!(home::projects))
+        .routes(routes!(home::plan))
+        .routes(routes!(catalog::jobs))
+        .routes(routes!(catalog::apps))
+        .routes(routes!(catalog::members))
+        .routes(routes!(log::list))
+        .routes(routes!(events::events))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::detail))
+        .routes(routes!(runs::output))
+        .routes(routes!(jobs::enqueue))
+        .routes(routes!(runs::kill))
+        .routes(routes!(runs::remove))
+        .routes(routes!(runs::restart))
+        .routes(routes!(apps::restart))
+        .routes(routes!(control::pause))
+        .routes(routes!(control::resume))
+        .routes(routes!(openapi::json))
+}
+
 /// The whole API over `store`, served from `place`.
 pub fn router(store: Arc<dyn Store>, place: Place) -> Router {
     router_with(store, place, events::Hub::new())
@@ -75,37 +106,20 @@ fn router_with(store: Arc<dyn Store>, place: Place, hub: Arc<events::Hub>) -> Ro
         home: place.home,
         hub,
     };
-    let v1 = Router::new()
-        .route("/token/self", get(routes::token_self))
-        .route("/status", get(home::status))
-        .route("/projects", get(home::projects))
-        .route("/plan", get(home::plan))
-        .route("/jobs", get(catalog::jobs))
-        .route("/apps", get(catalog::apps))
-        .route("/members", get(catalog::members))
-        .route("/log", get(log::list))
-        .route("/events", get(events::events))
-        .route("/runs", get(runs::list))
-        .route("/runs/{id}", get(runs::detail))
-        .route("/runs/{id}/output", get(runs::output))
-        .route("/jobs/{job}/enqueue", post(jobs::enqueue))
-        .route("/runs/{id}/kill", post(runs::kill))
-        .route("/runs/{id}/remove", post(runs::remove))
-        .route("/runs/{id}/restart", post(runs::restart))
-        .route("/apps/{app}/restart", post(apps::restart))
-        .route("/pause", post(control::pause))
-        .route("/resume", post(control::resume))
-        .route_layer(axum::middleware::from_fn_with_state(
-            api.clone(),
-            auth::require_token,
-        ));
-    Router::new()
+    let v1 = v1().route_layer(axum::middleware::from_fn_with_state(
+        api.clone(),
+        auth::require_token,
+    ));
+    let (routed, document) = openapi::split(v1);
+    // Outside `/api/v1`, undocumented: `/healthz`, the page and its login (no token).
+    routed
         .route("/healthz", get(routes::healthz))
         .route("/", get(page::index))
         .route("/page/{file}", get(page::asset))
         .route("/login", get(page::login))
         .route("/logout", post(page::logout))
-        .nest("/api/v1", v1)
+        // What `GET /api/v1/openapi.json` answers.
+        .layer(Extension(openapi::Served::new(&document)))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -38,7 +38,7 @@ fn unavailable() -> Response {
 
 /// What `GET /api/v1/token/self` answers: the caller's token and what it may do (the page
 /// hides what it may not; the server still checks every call).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenSelf {
     pub name: String,
     pub role: Role,
@@ -48,13 +48,24 @@ pub struct TokenSelf {
     pub may: May,
 }
 
-#[derive(Debug, Serialize)]
+/// What the token may do, each as [`access::authorize`] says for any project it sees.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "What the token may do in the projects it sees.")]
 pub struct May {
     pub read: bool,
     pub operate: bool,
     pub administer: bool,
 }
 
+/// `GET token/self`: the caller's own token, never its secret.
+#[utoipa::path(
+    get,
+    path = "/token/self",
+    tag = "token",
+    responses(
+        (status = 200, description = "The caller's token and what it may do", body = TokenSelf),
+    ),
+)]
 pub async fn token_self(
     axum::Extension(Caller(token)): axum::Extension<Caller>,
 ) -> Json<TokenSelf> {

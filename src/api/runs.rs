@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
+use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{self, Need, Verdict};
 use crate::actions::{self, Restarted};
@@ -21,6 +22,19 @@ use crate::store::run_id::{self, RunIdProblem};
 use crate::store::{Cancelled, RunCursor, RunFilter};
 use crate::views::RunDetail;
 
+/// `GET runs/{id}`: `coco detail ID --json`.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    operation_id = "run",
+    tag = "runs",
+    params(RunId),
+    responses(
+        (status = 200, description = "The run and the output kept of its latest try", body = RunDetail),
+        (status = 400, description = "The id is malformed, too short or ambiguous among the runs the token sees", body = ErrorBody),
+        (status = 404, description = "No run the token sees has this id", body = ErrorBody),
+    ),
+)]
 pub async fn detail(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -33,6 +47,19 @@ pub async fn detail(
     Ok(Json(detail))
 }
 
+/// `GET runs/{id}/output`: the kept tail of the latest try's output.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/output",
+    operation_id = "run_output",
+    tag = "runs",
+    params(RunId),
+    responses(
+        (status = 200, description = "The kept output lines (`HH:MM:SS.mmm tag text`), empty if none was stored", body = String, content_type = "text/plain"),
+        (status = 400, description = "The id is malformed, too short or ambiguous among the runs the token sees", body = ErrorBody),
+        (status = 404, description = "No run the token sees has this id", body = ErrorBody),
+    ),
+)]
 pub async fn output(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -51,6 +78,16 @@ pub async fn output(
     )
         .into_response())
 }
+
+/// The `{id}` of a run's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)] // Only its documentation is used: the handlers take `Path<String>`.
+pub struct RunId(
+    /// A run id, or a unique prefix of 4 or more of its characters (any case), as on the
+    /// command line.
+    String,
+);
 
 /// The run `typed` names among those `caller` may see, or the answer to give instead.
 async fn visible_run(api: &Api, caller: &Caller, typed: &str) -> Result<RunRecord, ApiError> {
@@ -126,6 +163,21 @@ async fn operable_run(api: &Api, caller: &Caller, typed: &str) -> Result<RunReco
     }
 }
 
+/// `POST runs/{id}/kill`: `coco kill ID`.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/kill",
+    operation_id = "kill_run",
+    tag = "runs",
+    params(RunId),
+    responses(
+        (status = 200, description = "Killed: the run as it is now", body = RunRecord),
+        (status = 400, description = "The id is malformed, too short or ambiguous among the runs the token sees", body = ErrorBody),
+        (status = 403, description = "A viewer token may not change runs", body = ErrorBody),
+        (status = 404, description = "No run the token sees has this id", body = ErrorBody),
+        (status = 409, description = "The run's state does not allow a kill", body = ErrorBody),
+    ),
+)]
 pub async fn kill(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -134,6 +186,21 @@ pub async fn kill(
     cancel(&api, &caller, &typed, Cancel::Kill).await
 }
 
+/// `POST runs/{id}/remove`: `coco remove ID`.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/remove",
+    operation_id = "remove_run",
+    tag = "runs",
+    params(RunId),
+    responses(
+        (status = 200, description = "Removed from the queue: the run as it is now", body = RunRecord),
+        (status = 400, description = "The id is malformed, too short or ambiguous among the runs the token sees", body = ErrorBody),
+        (status = 403, description = "A viewer token may not change runs", body = ErrorBody),
+        (status = 404, description = "No run the token sees has this id", body = ErrorBody),
+        (status = 409, description = "The run's state does not allow a removal", body = ErrorBody),
+    ),
+)]
 pub async fn remove(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -178,6 +245,21 @@ async fn cancel(
 
 /// `POST runs/{id}/restart`: 201 with the new run; 409 when there is nothing to restart or a
 /// run of the same job and arguments waits (its id as `"run"`).
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/restart",
+    operation_id = "restart_run",
+    tag = "runs",
+    params(RunId),
+    responses(
+        (status = 201, description = "The new run, enqueued with the old one's job and arguments", body = RunRecord),
+        (status = 400, description = "The id is malformed, too short or ambiguous among the runs the token sees", body = ErrorBody),
+        (status = 403, description = "A viewer token may not change runs", body = ErrorBody),
+        (status = 404, description = "No run the token sees has this id (or the new run disappeared meanwhile)", body = ErrorBody),
+        (status = 409, description = "Nothing to restart (the run is pending or running, its job is no longer applied, or it changed meanwhile), or a run of the same job and arguments is waiting or running: its id as `run`", body = ErrorBody),
+        (status = 500, description = "The stored definition of the run's job does not read", body = ErrorBody),
+    ),
+)]
 pub async fn restart(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -220,24 +302,44 @@ pub const DEFAULT_PAGE: usize = 50;
 
 /// `GET runs`'s query: `state`, `project`, `job`, `limit`, `before` (the `next` of the page
 /// before).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
+    /// Only runs in this state.
+    #[param(value_type = Option<RunState>)]
     pub state: Option<String>,
+    /// Only runs of this project.
     pub project: Option<String>,
+    /// Only runs of this job (`project.job`).
     pub job: Option<String>,
+    /// Runs a page (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// The page after this run: the `next` of the page before.
     pub before: Option<String>,
 }
 
-/// A page of runs, newest first; `next` the `before` of the page after (`None`: the last).
-#[derive(Debug, Serialize)]
+/// A page of runs, newest first; `next` the `before` of the page after (`null`: the last).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunsPage {
     pub runs: Vec<RunRecord>,
+    /// The `before` of the next page; `null` on the last.
     pub next: Option<String>,
 }
 
 /// `GET runs`: the runs the token sees, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/runs",
+    operation_id = "runs",
+    tag = "runs",
+    params(RunsQuery),
+    responses(
+        (status = 200, description = "A page of the runs the token sees, newest first", body = RunsPage),
+        (status = 400, description = "An unknown or malformed query parameter (a limit out of range, an unknown state, a `before` that names no run the token sees)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,

@@ -12,17 +12,18 @@ use super::state::{self, Outcome, Reason, RunState};
 
 /// One run of a job (a `queue` document): created by an enqueue, claimed by a worker, ended
 /// by the worker (or taken back from a lost one). Timestamps are kept to the millisecond.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// A ULID (unique key; sorts by creation time).
     pub id: String,
     /// `project.job`.
     pub job: String,
     pub project: String,
-    /// Arguments (a JSON object).
+    /// Arguments (a JSON object; numbers keep the text they were given in).
+    #[schema(value_type = Object)]
     pub args: serde_json::Value,
-    /// [`super::dedupe_key`] of job and args: at most one run per key is in a
-    /// [`RunState::BLOCKING`] state.
+    /// The key of job and args (`queue::dedupe_key`): at most one run per key is pending,
+    /// running, failed or deferred (`RunState::BLOCKING`).
     pub dedupe: String,
     pub state: RunState,
     /// Higher is claimed first.
@@ -56,8 +57,9 @@ pub struct RunRecord {
     pub progress: Option<f64>,
     pub progress_message: Option<String>,
     pub exit_code: Option<i32>,
-    /// Why the latest try ended other than by exit 0 / 75 ([`Reason`]'s text: `exit`,
-    /// `signal`, `timeout`, `killed`, `zombie`, `lost 3 times with its worker`, …).
+    /// Why the latest try ended other than by exit 0 / 75 (`Reason`'s text: `exit`,
+    /// `signal`, `timeout`, `killed`, `zombie`, `lost 3 times with its worker`, …); none
+    /// while it did not, or has not ended.
     pub reason: Option<Reason>,
     /// The run that enqueued this one (a `then:` chain).
     pub parent: Option<String>,
@@ -66,7 +68,7 @@ pub struct RunRecord {
     pub restart_of: Option<String>,
     /// Claimable even while its project or the whole queue is paused.
     pub force: bool,
-    /// Tries lost with their worker in a row (see [`state::Streaks`]).
+    /// Tries lost with their worker in a row (`state::Streaks`).
     #[serde(default)]
     pub lost: u32,
     /// Deferrals in a row, and when the first of them happened.
@@ -75,7 +77,7 @@ pub struct RunRecord {
     #[serde(default)]
     pub deferred_since: Option<DateTime<Utc>>,
     /// Every state the run entered, oldest first — bounded: the first and the latest
-    /// entries (see [`super::history`]).
+    /// entries (`queue::history`).
     pub history: Vec<StateChange>,
     /// How many entries were folded away from the middle of `history`.
     #[serde(default)]
@@ -96,7 +98,8 @@ fn duration_ms(duration: Duration) -> u64 {
 }
 
 /// One entry of [`RunRecord::history`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(description = "One entry of a run's `history`.")]
 pub struct StateChange {
     pub state: RunState,
     pub at: DateTime<Utc>,

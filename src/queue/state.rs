@@ -34,7 +34,19 @@ use serde::{Deserialize, Serialize};
 pub const EXIT_DEFER: i32 = 75;
 
 /// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     /// Waiting to be claimed (from `not_before` on).
@@ -254,6 +266,28 @@ impl std::str::FromStr for Reason {
             .map_err(|_| unknown())
     }
 }
+
+/// In the API's document a reason is its text, as stored: one of the plain words, or
+/// `lost N time(s) with its worker`, or `deferred for longer than defer_max (DURATION)`.
+impl utoipa::PartialSchema for Reason {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some(
+                "Why the latest try ended other than by exit 0 / 75: `exit`, `signal`, \
+                 `timeout`, `killed`, `zombie`, `shutdown`, `setup`, `removed`, \
+                 `lost N time(s) with its worker` or `deferred for longer than defer_max \
+                 (DURATION)`.",
+            ))
+            .examples([
+                serde_json::json!("exit"),
+                serde_json::json!("lost 3 times with its worker"),
+            ])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Reason {}
 
 impl From<Reason> for String {
     fn from(reason: Reason) -> String {

@@ -161,7 +161,7 @@ impl Control {
 
 /// What the daemon supervising an app reports about it (`coco apps`); the record also says
 /// which daemon owns the app, so that two daemons never both run it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppStatus {
     /// `project.app`.
     pub id: String,
@@ -201,7 +201,7 @@ impl AppStatus {
 }
 
 /// The manifest problems one daemon currently sees (`coco status`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problems {
     /// The daemon that found them (its name).
     pub source: String,
@@ -237,7 +237,7 @@ pub struct ReleaseRecord {
 
 /// One log record of a coco process, kept in the store's `log` collection at or above
 /// `logging.mongodb` (`coco log`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogRecord {
     /// A ULID: records sort by id in the order their processes made them.
     pub id: String,
@@ -273,7 +273,7 @@ pub struct LogFilter {
 }
 
 /// One live coco process that works on the store (`coco alive`): a worker or a daemon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberRecord {
     /// Unique name (workers: `--name`, default `HOST-PID`).
     pub name: String,

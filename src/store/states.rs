@@ -27,8 +27,9 @@ impl UnknownText {
 }
 
 /// What the daemon supervising an app says of it ([`super::AppStatus::state`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(description = "What the daemon supervising an app says of it.")]
 pub enum AppState {
     /// Started, not yet found healthy (it has a health check).
     Starting,
@@ -94,8 +95,9 @@ macro_rules! stored_as_name {
 stored_as_name!(AppState, "app state");
 
 /// What kind of coco process a member is ([`super::MemberRecord::kind`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(description = "What kind of coco process a member is.")]
 pub enum MemberKind {
     /// `coco worker`.
     Worker,

@@ -16,7 +16,7 @@ use crate::store::{
 
 /// One run and the output kept of its latest try: `coco detail ID --json`,
 /// `GET /api/v1/runs/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
     pub run: RunRecord,
     /// The tail of the latest try's output, if any was stored.
@@ -32,7 +32,7 @@ impl RunDetail {
 }
 
 /// One job as `coco jobs` shows it (`GET /api/v1/jobs`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobLine {
     pub job: String,
     pub schedule: Option<String>,
@@ -119,10 +119,10 @@ pub async fn job_lines_where<S: Catalog + Queue + ?Sized>(
 }
 
 /// One app as `coco apps` shows it (`GET /api/v1/apps`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AppLine {
     pub app: String,
-    /// The status its daemon reports; `None`: no daemon runs it.
+    /// The status its daemon reports; none (`null`): no daemon runs it.
     pub status: Option<AppStatus>,
 }
 

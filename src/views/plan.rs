@@ -12,13 +12,15 @@ use crate::reconcile::{self, Plan, ProjectPlan, Stored};
 use crate::store::{Store, StoreResult};
 
 /// A plan as JSON shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlanView {
     /// Whether applying would change anything.
     pub changes: bool,
     pub create: usize,
     pub update: usize,
     pub deactivate: usize,
+    /// Each project's change and its items' (`coco plan --json`'s shape).
+    #[schema(value_type = Vec<Object>)]
     pub projects: Vec<ProjectPlan>,
     /// The problems of manifests that are invalid (their projects keep their applied state
     /// and are left out of the plan): `file:line:column: message` with the snippet. The CLI

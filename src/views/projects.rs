@@ -11,9 +11,10 @@ use crate::manifest::discover::Discovery;
 use crate::reconcile::{Change, Plan};
 
 /// One project of the home.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProjectLine {
     pub name: String,
+    #[schema(value_type = String)]
     pub folder: PathBuf,
     pub version: Option<String>,
     /// `develop`, `tag 1.2.0`, `detached 1a2b3c4`, with ` *` when the tree has changes;

@@ -20,12 +20,13 @@ pub const COUNTED: [RunState; 6] = [
 ];
 
 /// Everything `coco status` shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub members: Vec<MemberRecord>,
     pub apps: Vec<AppLine>,
     pub schedules: Vec<JobLine>,
-    /// Runs per state.
+    /// Runs per state, each `[state, count]`.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub queue: Vec<(String, u64)>,
     pub problems: Vec<Problems>,
     /// What is wrong with the home (`folder.home`) of whoever answers, if anything: missing,

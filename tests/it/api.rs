@@ -15,17 +15,17 @@ use coco::store::{StoreLocation, TokenRecord};
 use crate::support::{Background, Sandbox, free_port, ok, stderr};
 
 /// One answer: status, headers (lowercase names), body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -34,12 +34,18 @@ impl Answer {
 }
 
 /// `METHOD path` on `port` with `headers`, HTTP/1.1, the connection closed after.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+pub(crate) fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
     http_with(port, method, path, headers, b"")
 }
 
 /// [`http`] with a body.
-fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+pub(crate) fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -88,7 +94,7 @@ fn refused_with(port: u16, path: &str, secret: &str, status: u16, says: &str) {
     assert!(error.contains(says), "{path}: {}", refused.body);
 }
 
-fn get(port: u16, path: &str, secret: Option<&str>) -> Answer {
+pub(crate) fn get(port: u16, path: &str, secret: Option<&str>) -> Answer {
     match secret {
         Some(secret) => http(
             port,
@@ -101,7 +107,7 @@ fn get(port: u16, path: &str, secret: Option<&str>) -> Answer {
 }
 
 /// A daemon (no worker) serving the API on a free port.
-fn daemon(sandbox: &Sandbox) -> (Background, u16) {
+pub(crate) fn daemon(sandbox: &Sandbox) -> (Background, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let daemon = sandbox.spawn(&["daemon", "--no-worker", "--api-listen", &listen]);
@@ -109,7 +115,7 @@ fn daemon(sandbox: &Sandbox) -> (Background, u16) {
     (daemon, port)
 }
 
-fn create(sandbox: &Sandbox, args: &[&str]) -> String {
+pub(crate) fn create(sandbox: &Sandbox, args: &[&str]) -> String {
     let mut all = vec!["token", "create"];
     all.extend_from_slice(args);
     ok(sandbox, &all, 0).trim().to_string()
@@ -765,6 +771,11 @@ fn operating(sandbox: &Sandbox) {
             .unwrap()
             .contains("unknown field `projects`")
     );
+    // A body over the limit is refused in JSON too (it is read as bytes here).
+    let large = format!(r#"{{"project": "{}"}}"#, "x".repeat(2 << 20));
+    let too_large = post(port, "/api/v1/pause", &admin, &large);
+    assert_eq!(too_large.status, 413);
+    assert!(too_large.json()["error"].as_str().unwrap().contains("KiB"));
     let everything = post(port, "/api/v1/pause", &admin, "");
     assert_eq!(
         (everything.status, everything.json()["paused"].clone()),

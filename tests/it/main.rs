@@ -18,6 +18,7 @@ mod layers;
 mod lifecycle;
 mod log;
 mod manifest;
+mod openapi;
 mod process;
 mod queue_cli;
 mod queue_limits;
