@@ -52,6 +52,9 @@ function draw() {
     render.jobs(state, ctx);
     render.apps(state, ctx);
     render.members(state);
+    const running = [...state.runs.values()].filter((r) => r.state === 'running').length;
+    const problems = !$('problems').hidden;
+    document.title = `${problems ? '⚠ ' : ''}${running ? `${running} running · ` : ''}coco`;
     for (const el of document.querySelectorAll('[data-needs="operate"]')) {
       if (!ctx.mayOperate()) el.hidden = true;
     }

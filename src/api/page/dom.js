@@ -49,7 +49,10 @@ export function syncList(container, items, { key, sig, render, patch }) {
       if (!(el && patch && patch(el, item))) {
         const fresh = render(item);
         fresh.dataset.key = k;
-        if (el) el.replaceWith(fresh);
+        if (el) {
+          if (el === before) before = fresh;
+          el.replaceWith(fresh);
+        }
         el = fresh;
       }
       el.$sig = s;
