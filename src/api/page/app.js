@@ -180,7 +180,7 @@ async function attempt(what, call) {
   try {
     return await call();
   } catch (error) {
-    toast(`${what}: ${error.message}`, 'error');
+    toast(`Could not ${what}: ${error.message}`, 'error');
     return null;
   }
 }
