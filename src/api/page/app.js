@@ -136,6 +136,23 @@ async function doRefresh() {
   draw();
 }
 
+let statusTimer = 0;
+/** `GET status` again soon (a stream for a token limited to projects says only "changed"). */
+function refetchStatus() {
+  if (statusTimer) return;
+  statusTimer = setTimeout(async () => {
+    statusTimer = 0;
+    try {
+      const seen = statusEvents;
+      const status = await api.get('status');
+      if (seen === statusEvents || !state.status) state.status = status;
+      draw();
+    } catch {
+      // The next event or poll tries again.
+    }
+  }, 300);
+}
+
 let jobsTimer = 0;
 /** `GET jobs` again soon (its latest fires change with the status). */
 function refetchJobs() {
@@ -155,15 +172,18 @@ function onEvent(name, data) {
   switch (name) {
     case 'status':
       statusEvents += 1;
-      state.status = data;
+      // `null`: the status changed, and this token's view of it is its own: read it.
+      if (data) state.status = data;
+      else refetchStatus();
       refetchJobs();
       break;
     case 'run':
+      if (!data || !data.id) return;
       upsert(data);
       prune();
       break;
     case 'run_removed':
-      state.runs.delete(data.id);
+      if (data) state.runs.delete(data.id);
       break;
     case 'resync':
       refresh();

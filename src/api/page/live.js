@@ -54,9 +54,9 @@ export function start(handlers) {
     for (const name of ['status', 'run', 'run_removed', 'resync']) {
       es.addEventListener(name, (event) => {
         if (source !== es) return;
-        let data = {};
+        let data = null;
         try {
-          data = event.data ? JSON.parse(event.data) : {};
+          data = event.data ? JSON.parse(event.data) : null;
         } catch {
           return;
         }
