@@ -235,6 +235,51 @@ pub fn check_lifetime(lifetime: Duration) -> Result<(), String> {
     Ok(())
 }
 
+/// How long a `coco dashboard` login link is accepted.
+pub const LOGIN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long a dashboard session lasts (never longer than the token it was made for).
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// What a stored token record is, told by its name (pure). Login links and sessions are
+/// token records whose names carry a `:`, which [`check_name`] refuses, so no token named by
+/// an operator is taken for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind<'a> {
+    /// A token `coco token create` made.
+    Token,
+    /// A one-time login link (`login:RANDOM:FOR`), accepted once by `GET /login`.
+    Login { of: Option<&'a str> },
+    /// A dashboard session (`session:RANDOM:FOR`), sent as a cookie.
+    Session { of: Option<&'a str> },
+}
+
+impl<'a> TokenKind<'a> {
+    /// The kind of the record named `name`; `of`: the token it was made for (`None`: the
+    /// operator's own admin).
+    pub fn of_name(name: &'a str) -> TokenKind<'a> {
+        let mut parts = name.splitn(3, ':');
+        let (Some(kind), Some(_random), Some(of)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return TokenKind::Token;
+        };
+        let of = (!of.is_empty()).then_some(of);
+        match kind {
+            "login" => TokenKind::Login { of },
+            "session" => TokenKind::Session { of },
+            _ => TokenKind::Token,
+        }
+    }
+}
+
+/// The record name of a new login link or session for token `of` (`None`: the operator's
+/// own admin), made unique by 8 random hex digits.
+pub fn derived_name(kind: &str, of: Option<&str>) -> io::Result<String> {
+    let random = new_secret()?;
+    let random = &random[PREFIX.len()..PREFIX.len() + 8];
+    Ok(format!("{kind}:{random}:{}", of.unwrap_or("")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +456,27 @@ mod tests {
                 .unwrap_err()
                 .contains("at most 10 years")
         );
+    }
+
+    #[test]
+    fn login_links_and_sessions_are_told_by_their_names() {
+        assert_eq!(TokenKind::of_name("ci"), TokenKind::Token);
+        assert_eq!(TokenKind::of_name("a:b"), TokenKind::Token);
+        assert_eq!(
+            TokenKind::of_name("login:0a1b2c3d:"),
+            TokenKind::Login { of: None }
+        );
+        assert_eq!(
+            TokenKind::of_name("session:0a1b2c3d:ci"),
+            TokenKind::Session { of: Some("ci") }
+        );
+        assert_eq!(TokenKind::of_name("other:0a1b2c3d:ci"), TokenKind::Token);
+        let name = derived_name("session", Some("ci")).unwrap();
+        assert_eq!(
+            TokenKind::of_name(&name),
+            TokenKind::Session { of: Some("ci") }
+        );
+        assert_eq!(name.len(), "session:".len() + 8 + ":ci".len());
+        assert!(check_name(&name).is_err(), "no operator names one so");
     }
 }

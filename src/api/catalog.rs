@@ -89,10 +89,19 @@ pub async fn members(
     State(api): State<Api>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Result<Json<Vec<MemberRecord>>, ApiError> {
-    let (mut members, running) = views::members_with_running(api.store.as_ref())
+    Ok(Json(
+        members_seen_by(api.store.as_ref(), &caller.0.holder()).await?,
+    ))
+}
+
+/// The members as they run, each with only the running runs `holder` sees.
+pub async fn members_seen_by(
+    store: &dyn crate::store::Store,
+    holder: &Holder<'_>,
+) -> Result<Vec<MemberRecord>, ApiError> {
+    let (mut members, running) = views::members_with_running(store)
         .await
         .map_err(|e| ApiError::store(&e))?;
-    let holder = caller.0.holder();
     for member in &mut members {
         // Another project's runs do not exist for this token, not even as ids.
         member.running.retain(|id| {
@@ -101,7 +110,7 @@ pub async fn members(
                 .any(|run| &run.id == id && holder.sees(&run.project))
         });
     }
-    Ok(Json(members))
+    Ok(members)
 }
 
 #[cfg(test)]

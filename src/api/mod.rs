@@ -12,13 +12,17 @@
 //! (a 400 naming it: `body.rs`), and an answer within [`TIME_LIMIT`] (a 503 otherwise).
 //! Errors are JSON, `{"error": "…"}`.
 
+mod apps;
 mod auth;
 mod body;
 mod catalog;
 mod control;
 mod error;
+mod events;
+mod home;
 mod jobs;
 mod log;
+mod page;
 mod routes;
 mod runs;
 
@@ -47,18 +51,40 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(30);
 pub struct Api {
     store: Arc<dyn Store>,
     state_dir: Option<PathBuf>,
+    home: Option<PathBuf>,
+    hub: Arc<events::Hub>,
 }
 
-/// The whole API over `store`; `state_dir`: this host's state folder, if it has workers to
-/// wake.
-pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
-    let api = Api { store, state_dir };
+/// Where the serving daemon lives: its state folder (to wake its workers when a run is
+/// enqueued) and the home it watches (`projects`, `plan`), each if it has one.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    pub state_dir: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+/// The whole API over `store`, served from `place`.
+pub fn router(store: Arc<dyn Store>, place: Place) -> Router {
+    router_with(store, place, events::Hub::new())
+}
+
+fn router_with(store: Arc<dyn Store>, place: Place, hub: Arc<events::Hub>) -> Router {
+    let api = Api {
+        store,
+        state_dir: place.state_dir,
+        home: place.home,
+        hub,
+    };
     let v1 = Router::new()
         .route("/token/self", get(routes::token_self))
+        .route("/status", get(home::status))
+        .route("/projects", get(home::projects))
+        .route("/plan", get(home::plan))
         .route("/jobs", get(catalog::jobs))
         .route("/apps", get(catalog::apps))
         .route("/members", get(catalog::members))
         .route("/log", get(log::list))
+        .route("/events", get(events::events))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::detail))
         .route("/runs/{id}/output", get(runs::output))
@@ -66,6 +92,7 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
         .route("/runs/{id}/kill", post(runs::kill))
         .route("/runs/{id}/remove", post(runs::remove))
         .route("/runs/{id}/restart", post(runs::restart))
+        .route("/apps/{app}/restart", post(apps::restart))
         .route("/pause", post(control::pause))
         .route("/resume", post(control::resume))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -74,10 +101,16 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/", get(page::index))
+        .route("/page/{file}", get(page::asset))
+        .route("/login", get(page::login))
+        .route("/logout", post(page::logout))
         .nest("/api/v1", v1)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // JSON and the page gzipped for clients that take it (not the event stream).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(routes::time_limit))
         .with_state(api)
 }
@@ -86,10 +119,15 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn Store>,
-    state_dir: Option<PathBuf>,
+    place: Place,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, state_dir))
-        .with_graceful_shutdown(shutdown)
+    let hub = events::Hub::new();
+    let router = router_with(store, place, Arc::clone(&hub));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            hub.close();
+        })
         .await
 }

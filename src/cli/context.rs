@@ -2,8 +2,6 @@
 //! what the long-running verbs (`worker`, `daemon`, `scheduler`) share: the worker's
 //! settings, the process guard, the name, the stop signal, the log shipped to the store.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -13,7 +11,7 @@ use crate::config::{self, Config, Overrides, Setting};
 use crate::manifest::discover::{Discovery, discover};
 use crate::process::guard::{Guard, StartError};
 use crate::queue::run::RunRecord;
-use crate::reconcile::{self, Plan, Stored};
+use crate::reconcile::{Plan, Stored};
 use crate::store::run_id;
 use crate::store::{self, Store};
 use crate::worker::WorkerSettings;
@@ -62,10 +60,7 @@ pub(crate) async fn plan_home(
     discovery: &Discovery,
     store: &dyn Store,
 ) -> anyhow::Result<(Plan, Stored)> {
-    let stored = reconcile::load_stored(store).await?;
-    let invalid: BTreeSet<PathBuf> = discovery.invalid.keys().cloned().collect();
-    let plan = reconcile::diff(&discovery.projects, &stored, &invalid, Utc::now());
-    Ok((plan, stored))
+    Ok(crate::views::plan::plan_home(discovery, store, Utc::now()).await?)
 }
 
 /// Open the configured store (creating its schema if needed) for a command that writes.

@@ -62,7 +62,10 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
                 let serving = tokio::spawn(crate::api::serve(
                     listener,
                     Arc::clone(&store),
-                    Some(config.state_dir.clone()),
+                    crate::api::Place {
+                        state_dir: Some(config.state_dir.clone()),
+                        home: Some(config.home.clone()),
+                    },
                     async {
                         let _ = stopped.await;
                     },

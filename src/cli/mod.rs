@@ -9,6 +9,7 @@ pub(crate) mod completions;
 pub(crate) mod config;
 pub mod context;
 pub(crate) mod daemon;
+pub(crate) mod dashboard;
 pub(crate) mod detail;
 pub(crate) mod enqueue;
 pub(crate) mod halt;
@@ -201,6 +202,11 @@ pub enum Command {
     /// `coco token create ci --role viewer`; roles: viewer (read), operator (also enqueue,
     /// kill, restart, remove, pause), admin (everything); `--project P` limits a token.
     Token(token::TokenArgs),
+    /// Print a one-time link that logs a browser in to the dashboard the daemon serves.
+    ///
+    /// The link works once, within a minute; `--token NAME` logs in with that token's role
+    /// and projects (default: admin).
+    Dashboard(dashboard::DashboardArgs),
     /// Log records daemons and workers keep in the store (filter by project, job, run, app,
     /// level; --follow).
     Log(log::LogArgs),
@@ -297,6 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(flags) => status::run(&global, flags).await,
         Command::Log(args) => log::run(&global, &args).await,
         Command::Token(args) => token::run(&global, &args).await,
+        Command::Dashboard(args) => dashboard::run(&global, &args).await,
         Command::Init(args) => init::run(&global, &args).await,
         Command::Build(args) => release::build(&global, &args).await,
         Command::Release(args) => release::release(&global, &args).await,

@@ -10,7 +10,7 @@ use clap::Args;
 use super::args::close_names;
 use super::{GlobalArgs, JsonFlag, context, output};
 use crate::queue;
-use crate::store::{Control, Store};
+use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct PauseArgs {
@@ -31,7 +31,7 @@ pub async fn run(global: &GlobalArgs, args: &PauseArgs, paused: bool) -> anyhow:
     store.set_paused(args.project.as_deref(), paused).await?;
     queue::wake_control(&config.state_dir);
     let control = store.control().await?;
-    output::text(&describe(&control));
+    output::text(&crate::views::status::mode(&control));
     Ok(0)
 }
 
@@ -47,7 +47,7 @@ pub async fn mode(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
             "halt_before": control.halt_before,
         }));
     } else {
-        output::text(&describe(&control));
+        output::text(&crate::views::status::mode(&control));
     }
     Ok(0)
 }
@@ -79,41 +79,23 @@ async fn known_project(store: &dyn Store, project: &str, pausing: bool) -> anyho
     Ok(false)
 }
 
-/// The switches in one or two lines (pure).
-pub fn describe(control: &Control) -> String {
-    let mut text = if control.paused_all {
-        "mode: paused: no new runs start (except forced ones); `coco resume` to go on".to_string()
-    } else {
-        "mode: running".to_string()
-    };
-    if !control.paused_projects.is_empty() {
-        text.push_str(&format!(
-            "\npaused projects: {}",
-            control.paused_projects.join(", ")
-        ));
-    }
-    if let Some(before) = control.halt_before {
-        text.push_str(&format!(
-            "\nlast halt: {} (workers and daemons started before it stop)",
-            before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::Control;
 
     #[test]
-    fn describe_names_every_switch() {
-        assert_eq!(describe(&Control::default()), "mode: running");
+    fn the_mode_names_every_switch() {
+        assert_eq!(
+            crate::views::status::mode(&Control::default()),
+            "mode: running"
+        );
         let control = Control {
             paused_all: true,
             paused_projects: vec!["a".into(), "b".into()],
             halt_before: chrono::DateTime::from_timestamp(1_700_000_000, 0),
+            ..Control::default()
         };
-        let text = describe(&control);
+        let text = crate::views::status::mode(&control);
         assert!(
             text.starts_with("mode: paused: no new runs start"),
             "{text}"

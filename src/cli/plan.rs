@@ -27,16 +27,9 @@ pub async fn compute(
     Ok(Some((store, plan, stored)))
 }
 
-/// JSON form of a plan for `--json`.
-pub fn plan_json(plan: &Plan) -> serde_json::Value {
-    let (create, update, deactivate) = plan.counts();
-    serde_json::json!({
-        "changes": plan.has_changes(),
-        "create": create,
-        "update": update,
-        "deactivate": deactivate,
-        "projects": plan.projects,
-    })
+/// JSON form of a plan for `--json` (the CLI plans only a valid home).
+pub fn plan_json(plan: &Plan) -> crate::views::plan::PlanView {
+    crate::views::plan::PlanView::new(plan, &crate::manifest::discover::Discovery::default())
 }
 
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {

@@ -2,78 +2,25 @@
 //! the current manifest problems and the operator switches.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use super::apps::{self, AppLine};
-use super::jobs::{self, JobLine};
+use super::apps;
+use super::jobs;
 use super::list::human_duration;
-use super::{GlobalArgs, JsonFlag, alive, context, output, pause};
-use crate::queue::state::RunState;
-use crate::store::{MemberRecord, Problems, RunFilter, Store};
+use super::{GlobalArgs, JsonFlag, alive, context, output};
+use crate::store::Problems;
 
-/// The states whose runs are counted (finished ones pile up; `coco list` shows them).
-const COUNTED: [RunState; 6] = [
-    RunState::Pending,
-    RunState::Running,
-    RunState::Failed,
-    RunState::Deferred,
-    RunState::Error,
-    RunState::Killed,
-];
-
-/// Everything `coco status` shows.
-#[derive(Debug, Serialize)]
-pub struct Status {
-    pub members: Vec<MemberRecord>,
-    pub apps: Vec<AppLine>,
-    pub schedules: Vec<JobLine>,
-    /// Runs per state.
-    pub queue: Vec<(String, u64)>,
-    pub problems: Vec<Problems>,
-    /// What is wrong with this host's home (`folder.home`), if anything: missing, no folder.
-    pub home_problem: Option<String>,
-    pub mode: String,
-}
+pub use crate::views::status::Status;
 
 pub async fn run(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store_to_read(&config).await?;
-    let mut status = gather(store.as_ref()).await?;
-    status.home_problem = crate::manifest::discover::project_dirs(&config.home)
-        .err()
-        .map(|error| error.to_string());
+    let status = crate::views::status::status(store.as_ref(), Some(&config.home)).await?;
     if flags.json {
         output::json(&status);
     } else {
         output::text(&render(&status, Utc::now()));
     }
     Ok(0)
-}
-
-async fn gather(store: &dyn Store) -> anyhow::Result<Status> {
-    let apps = crate::views::app_lines(store, None).await?;
-    let schedules: Vec<JobLine> =
-        crate::views::job_lines_where(store, None, |line| line.schedule.is_some()).await?;
-    let mut queue = Vec::new();
-    for state in COUNTED {
-        let runs = store
-            .count_runs(&RunFilter {
-                state: Some(state),
-                ..RunFilter::default()
-            })
-            .await?;
-        queue.push((state.as_str().to_owned(), runs));
-    }
-    let members = alive::members_as_they_run(store).await?;
-    Ok(Status {
-        members,
-        apps,
-        schedules,
-        queue,
-        problems: store.list_problems().await?,
-        home_problem: None,
-        mode: pause::describe(&store.control().await?),
-    })
 }
 
 /// The screen (pure).

@@ -228,6 +228,14 @@ async fn list(global: &GlobalArgs, flags: JsonFlag) -> anyhow::Result<i32> {
         .list_tokens()
         .await?
         .into_iter()
+        // Login links live a minute and are no one's to manage; sessions are listed (and
+        // revoked) as what they are: `session:RANDOM:TOKEN`.
+        .filter(|token| {
+            !matches!(
+                access::TokenKind::of_name(&token.name),
+                access::TokenKind::Login { .. }
+            )
+        })
         .map(|token| TokenLine::of(token, now))
         .collect();
     if flags.json {
@@ -245,7 +253,23 @@ async fn revoke(global: &GlobalArgs, args: &RevokeArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let store = context::open_store(&config).await?;
     if store.revoke_token(&args.name).await? {
-        output::text(&format!("Revoked token `{}`.", args.name));
+        // Its dashboard sessions and login links end with it.
+        let mut ended = 0;
+        for token in store.list_tokens().await? {
+            let of = match access::TokenKind::of_name(&token.name) {
+                access::TokenKind::Login { of } | access::TokenKind::Session { of } => of,
+                access::TokenKind::Token => None,
+            };
+            if of == Some(args.name.as_str()) && store.revoke_token(&token.name).await? {
+                ended += 1;
+            }
+        }
+        let sessions = match ended {
+            0 => String::new(),
+            1 => " and its dashboard session".to_string(),
+            n => format!(" and its {n} dashboard sessions"),
+        };
+        output::text(&format!("Revoked token `{}`{sessions}.", args.name));
         Ok(0)
     } else {
         output::error(&format!(

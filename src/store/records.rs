@@ -132,6 +132,9 @@ pub struct Control {
     pub paused_projects: Vec<String>,
     /// `coco halt`: every worker and daemon started before this instant stops.
     pub halt_before: Option<DateTime<Utc>>,
+    /// Restarts asked for, by app id (`project.app`): the app's process started before that
+    /// instant is replaced by its daemon.
+    pub app_restarts: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Control {
@@ -141,6 +144,13 @@ impl Control {
             all: self.paused_all,
             projects: self.paused_projects.clone(),
         }
+    }
+
+    /// Must app `id`'s process that started at `started` be replaced?
+    pub fn restarts_app(&self, id: &str, started: DateTime<Utc>) -> bool {
+        self.app_restarts
+            .get(id)
+            .is_some_and(|asked| started < *asked)
     }
 
     /// Must a process that started at `started` stop?

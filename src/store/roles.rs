@@ -316,6 +316,10 @@ pub trait Fleet: Send + Sync {
     /// Ask every worker and daemon started before `before` to stop.
     async fn halt(&self, before: DateTime<Utc>) -> StoreResult<()>;
 
+    /// Ask whichever daemon runs app `id` to replace its process if it started before `at`
+    /// ([`Control::app_restarts`]).
+    async fn request_app_restart(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
     /// Insert or replace the record of a live worker or daemon (by name).
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()>;
 

@@ -89,6 +89,8 @@ struct Supervised {
     restarts: u32,
     in_a_row: u32,
     restart_at: Option<Instant>,
+    /// When the latest process was started (or tried to start).
+    last_start: DateTime<Utc>,
     health: Option<String>,
     healthy: Option<bool>,
     checked: Option<DateTime<Utc>>,
@@ -118,6 +120,7 @@ pub async fn supervise(
         restarts: 0,
         in_a_row: 0,
         restart_at: None,
+        last_start: Utc::now(),
         health: None,
         healthy: None,
         checked: None,
@@ -177,6 +180,10 @@ pub async fn supervise(
                     app.terminate().await;
                     break;
                 }
+                if app.restart_asked().await {
+                    app.restart_asked_for().await;
+                    next_check = Instant::now() + STARTING_CHECK;
+                }
             }
         }
     }
@@ -203,6 +210,7 @@ impl Supervised {
 
     /// Start the plan's process; on failure, retry after the backoff.
     async fn start(&mut self) {
+        self.last_start = Utc::now();
         let mut spec = self.plan.spec.clone();
         if let Some(guard) = &self.settings.guard {
             guard.hold(&mut spec, &format!("app-{}", self.plan.id));
@@ -214,7 +222,7 @@ impl Supervised {
                 self.running = Some(Running {
                     child,
                     _capture: capture,
-                    started: Utc::now(),
+                    started: self.last_start,
                     since: Instant::now(),
                 });
                 self.state = if self.health_check().is_some() {
@@ -310,6 +318,31 @@ impl Supervised {
         tracing::info!("definition changed: restarting the app");
         let shares_port = plan.app.port.is_some() || self.plan.app.port.is_some();
         self.plan = plan;
+        self.renew(shares_port).await;
+    }
+
+    /// Has an operator asked for a restart (`POST apps/{id}/restart`) since the process (or
+    /// its latest try to start) started? A switch that cannot be read asks for nothing.
+    async fn restart_asked(&self) -> bool {
+        match self.store.control().await {
+            Ok(control) => control.restarts_app(&self.plan.id, self.last_start),
+            Err(error) => {
+                tracing::debug!("cannot read the switches: {error}");
+                false
+            }
+        }
+    }
+
+    /// Restart because an operator asked: as a change of definition does.
+    async fn restart_asked_for(&mut self) {
+        tracing::info!("a restart was asked for: restarting the app");
+        self.push_line("log", "INFO restart asked for");
+        self.renew(self.plan.app.port.is_some()).await;
+    }
+
+    /// A new process for the plan: the old one stopped first if the two would share a port,
+    /// else stopped once the new one started (a rolling restart).
+    async fn renew(&mut self, shares_port: bool) {
         self.restart_at = None;
         self.in_a_row = 0;
         if shares_port {

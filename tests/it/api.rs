@@ -45,7 +45,7 @@ fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request += &format!("{name}: {value}\r\n");
     }
@@ -977,5 +977,389 @@ fn members(sandbox: &Sandbox) {
     assert_eq!(other[0]["running"], serde_json::json!([]), "{other:#}");
     assert_eq!(get(port, "/api/v1/members", None).status, 401);
     ok(sandbox, &["kill", &id], 0);
+    drop(daemon);
+}
+
+#[test]
+fn the_home_on_the_embedded_store() {
+    home_views(&Sandbox::new());
+}
+
+#[test]
+fn the_home_on_mongodb() {
+    let Some(sandbox) = Sandbox::on_mongodb("api_home") else {
+        return;
+    };
+    home_views(&sandbox);
+}
+
+/// The value without the members' volatile parts (heartbeats move between two reads).
+fn steady(mut status: serde_json::Value) -> serde_json::Value {
+    for member in status["members"].as_array_mut().into_iter().flatten() {
+        member.as_object_mut().unwrap().remove("heartbeat");
+    }
+    status
+}
+
+/// `GET status`, `projects` and `plan`: what `coco status --json`, `coco projects --json` and
+/// `coco plan --json` print, and for a token limited to a project only that project's part.
+fn home_views(sandbox: &Sandbox) {
+    sandbox.project(
+        "shop",
+        "jobs:\n  nightly:\n    command: ['true']\n    schedule: '0 3 * * *'\n",
+    );
+    sandbox.project(
+        "billing",
+        "jobs:\n  invoice:\n    command: ['true']\n    schedule: '0 4 * * *'\n",
+    );
+    sandbox.apply();
+    let operator = create(
+        sandbox,
+        &["shop-ops", "--role", "operator", "--project", "shop"],
+    );
+    let viewer = create(sandbox, &["watcher", "--role", "viewer"]);
+    let (daemon, port) = daemon(sandbox);
+    sandbox.enqueue(&["shop.nightly"]);
+    sandbox.enqueue(&["billing.invoice"]);
+    ok(sandbox, &["pause", "billing"], 0);
+
+    let status = get(port, "/api/v1/status", Some(&viewer));
+    assert_eq!(status.status, 200, "{}", status.body);
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["status", "--json"], 0)).unwrap();
+    assert_eq!(steady(status.json()), steady(cli.clone()));
+    assert_eq!(
+        cli["queue"][0],
+        serde_json::json!(["pending", 2]),
+        "{cli:#}"
+    );
+
+    let mine = get(port, "/api/v1/status", Some(&operator)).json();
+    let jobs: Vec<&str> = mine["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["shop.nightly"], "{mine:#}");
+    assert_eq!(
+        mine["queue"][0],
+        serde_json::json!(["pending", 1]),
+        "{mine:#}"
+    );
+    assert!(
+        !mine["mode"].as_str().unwrap().contains("billing"),
+        "another project's pause is not shown: {mine:#}"
+    );
+
+    let projects = get(port, "/api/v1/projects", Some(&viewer));
+    assert_eq!(projects.status, 200, "{}", projects.body);
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["projects", "--json"], 0)).unwrap();
+    assert_eq!(projects.json(), cli);
+    let names: Vec<serde_json::Value> = get(port, "/api/v1/projects", Some(&operator))
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["name"].clone())
+        .collect();
+    assert_eq!(names, [serde_json::json!("shop")]);
+
+    let plan = get(port, "/api/v1/plan", Some(&viewer));
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    let cli: serde_json::Value =
+        serde_json::from_str(&ok(sandbox, &["plan", "--json"], 0)).unwrap();
+    assert_eq!(plan.json(), cli);
+    assert_eq!(cli["changes"], false, "{cli:#}");
+    assert_eq!(cli["invalid"], serde_json::json!([]), "{cli:#}");
+
+    // A broken manifest: its problem, located, for whoever sees its project.
+    sandbox.project("billing", "jobs:\n  invoice:\n    command: ['true'\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let problems = loop {
+        let status = get(port, "/api/v1/status", Some(&viewer)).json();
+        if status["problems"].as_array().is_some_and(|p| !p.is_empty()) {
+            break status["problems"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no problem: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = problems[0]["problems"][0].as_str().unwrap();
+    assert!(text.contains("billing/coco.yaml:4:"), "{text}");
+    let plan = get(port, "/api/v1/plan", Some(&viewer)).json();
+    assert!(
+        plan["invalid"][0]
+            .as_str()
+            .unwrap()
+            .contains("billing/coco.yaml:4:"),
+        "{plan:#}"
+    );
+    let mine = get(port, "/api/v1/status", Some(&operator)).json();
+    assert_eq!(mine["problems"], serde_json::json!([]), "{mine:#}");
+    let plan = get(port, "/api/v1/plan", Some(&operator)).json();
+    assert_eq!(plan["invalid"], serde_json::json!([]), "{plan:#}");
+    for path in ["/api/v1/status", "/api/v1/projects", "/api/v1/plan"] {
+        assert_eq!(get(port, path, None).status, 401, "{path}");
+    }
+    drop(daemon);
+}
+
+#[test]
+fn the_dashboard_login_on_the_embedded_store() {
+    dashboard_login(&Sandbox::new());
+}
+
+#[test]
+fn the_dashboard_login_on_mongodb() {
+    let Some(sandbox) = Sandbox::on_mongodb("api_login") else {
+        return;
+    };
+    dashboard_login(&sandbox);
+}
+
+/// The code of a link `coco dashboard ARGS` prints for the daemon on `port`.
+fn login_link(sandbox: &Sandbox, port: u16, args: &[&str]) -> String {
+    let listen = format!("127.0.0.1:{port}");
+    let mut all = vec!["dashboard", "--api-listen", &listen];
+    all.extend_from_slice(args);
+    let link = ok(sandbox, &all, 0);
+    let prefix = format!("http://{listen}/login?code=");
+    let code = link
+        .trim()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("not a link: {link}"));
+    assert!(access::looks_like_secret(code), "{code}");
+    code.to_string()
+}
+
+/// The session cookie a login answer sets (its `name=value` part), and the whole header.
+fn session_of(answer: &Answer) -> (String, String) {
+    let set = answer
+        .header("set-cookie")
+        .unwrap_or_else(|| panic!("no cookie: {:?}", answer.headers))
+        .to_string();
+    (set.split(';').next().unwrap().to_string(), set)
+}
+
+/// `coco dashboard`'s one-time link: the page, the session cookie (HttpOnly, SameSite=Strict),
+/// single use, a named token's role and projects, CSRF checks on changes, logout, and the
+/// session ending with its token.
+fn dashboard_login(sandbox: &Sandbox) {
+    let Tokens { .. } = shop_and_billing(sandbox);
+    let (daemon, port) = daemon(sandbox);
+
+    let page = get(port, "/", None);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(get(port, "/page/../Cargo.toml", None).status, 404);
+    assert_eq!(get(port, "/page/nothing.js", None).status, 404);
+
+    // The operator's own admin.
+    let code = login_link(sandbox, port, &[]);
+    let login = get(port, &format!("/login?code={code}"), None);
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert_eq!(login.header("location"), Some("/"));
+    let (cookie, set) = session_of(&login);
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let with_cookie = |path: &str| http(port, "GET", path, &[("Cookie", &cookie)]);
+    let me = with_cookie("/api/v1/token/self");
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["role"], "admin");
+    assert_eq!(me.json()["may"]["administer"], true);
+    // Once only.
+    let again = get(port, &format!("/login?code={code}"), None);
+    assert_eq!(again.status, 401);
+    assert!(again.header("set-cookie").is_none());
+    assert!(again.body.contains("coco dashboard"), "{}", again.body);
+    // A login code is no bearer token, a session no bearer token either.
+    let unused = login_link(sandbox, port, &[]);
+    refused_with(port, "/api/v1/token/self", &unused, 401, "login link");
+    let session_secret = cookie.split_once('=').unwrap().1.to_string();
+    refused_with(port, "/api/v1/token/self", &session_secret, 401, "unknown");
+    assert_eq!(get(port, "/login?code=coco_nonsense", None).status, 401);
+    assert_eq!(get(port, "/login", None).status, 401);
+
+    // A change with the cookie comes from the page, or is refused.
+    let pause = |headers: &[(&str, &str)]| {
+        let mut all = vec![
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        all.extend_from_slice(headers);
+        http_with(
+            port,
+            "POST",
+            "/api/v1/pause",
+            &all,
+            b"{\"project\": \"shop\"}",
+        )
+    };
+    let host = format!("127.0.0.1:{port}");
+    let origin = format!("http://{host}");
+    assert_eq!(pause(&[]).status, 403, "no sign of the page");
+    assert_eq!(pause(&[("Sec-Fetch-Site", "cross-site")]).status, 403);
+    assert_eq!(pause(&[("Origin", "http://evil.example")]).status, 403);
+    let done = pause(&[("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(pause(&[("Origin", &origin)]).status, 200);
+
+    // A named token's role and projects; its revocation ends the session.
+    create(
+        sandbox,
+        &["shop-viewer", "--role", "viewer", "--project", "shop"],
+    );
+    let code = login_link(sandbox, port, &["--token", "shop-viewer"]);
+    let (viewer_cookie, _) = session_of(&get(port, &format!("/login?code={code}"), None));
+    let me = http(
+        port,
+        "GET",
+        "/api/v1/token/self",
+        &[("Cookie", &viewer_cookie)],
+    )
+    .json();
+    assert_eq!(me["role"], "viewer", "{me:#}");
+    assert_eq!(me["projects"], serde_json::json!(["shop"]), "{me:#}");
+    assert_eq!(me["may"]["operate"], false, "{me:#}");
+    let listed = ok(sandbox, &["token", "list"], 0);
+    assert!(listed.contains("session:"), "sessions are listed: {listed}");
+    assert!(!listed.contains("login:"), "links are not: {listed}");
+    let revoked = ok(sandbox, &["token", "revoke", "shop-viewer"], 0);
+    assert!(revoked.contains("its dashboard session"), "{revoked}");
+    let after = http(
+        port,
+        "GET",
+        "/api/v1/token/self",
+        &[("Cookie", &viewer_cookie)],
+    );
+    assert_eq!(after.status, 401);
+    let failed = sandbox.coco(&["dashboard", "--token", "shop-viewer"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("no token named `shop-viewer`"),
+        "{}",
+        stderr(&failed)
+    );
+
+    // Logout ends the admin's session.
+    let out = http(
+        port,
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(out.status, 204);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(with_cookie("/api/v1/token/self").status, 401);
+    drop(daemon);
+}
+
+#[test]
+fn an_app_restart_on_the_embedded_store() {
+    app_restart(&Sandbox::new());
+}
+
+#[test]
+fn an_app_restart_on_mongodb() {
+    let Some(sandbox) = Sandbox::on_mongodb("api_app_restart") else {
+        return;
+    };
+    app_restart(&sandbox);
+}
+
+/// The status of app `id` once `until` holds (at most 20 s).
+fn app_status_when(
+    port: u16,
+    secret: &str,
+    id: &str,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let apps = get(port, "/api/v1/apps", Some(secret)).json();
+        let status = apps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|line| line["app"] == id)
+            .map(|line| line["status"].clone())
+            .unwrap_or_default();
+        if until(&status) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{apps:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `POST apps/{id}/restart` (and `coco restart PROJECT.APP`): the daemon replaces the app's
+/// process; only an operator of its project may ask, and another project's app is missing.
+fn app_restart(sandbox: &Sandbox) {
+    let Tokens {
+        operator,
+        elsewhere,
+        viewer,
+    } = shop_and_billing(sandbox);
+    sandbox.project(
+        "shop",
+        "jobs:\n  slow:\n    command: [sleep, '30']\napps:\n  web:\n    command: [sleep, '600']\n",
+    );
+    sandbox.apply();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = sandbox.spawn(&["daemon", "--no-worker", "--api-listen", &listen]);
+    daemon.wait_for_log(&format!("daemon: API on http://{listen}"));
+    let first = app_status_when(port, &viewer, "shop.web", |s| s["pid"].is_u64());
+    let pid = first["pid"].as_u64().unwrap();
+
+    let refused = post(port, "/api/v1/apps/shop.web/restart", &viewer, "");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let hidden = post(port, "/api/v1/apps/shop.web/restart", &elsewhere, "");
+    assert_eq!(hidden.status, 404, "{}", hidden.body);
+    let unknown = post(port, "/api/v1/apps/shop.nothing/restart", &operator, "");
+    assert_eq!(
+        hidden.body.replace("shop.web", "X"),
+        unknown.body.replace("shop.nothing", "X")
+    );
+    assert_eq!(
+        post(port, "/api/v1/apps/shop.web/restart", "", "").status,
+        401
+    );
+
+    let asked = post(port, "/api/v1/apps/shop.web/restart", &operator, "");
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    assert_eq!(asked.json()["app"], "shop.web");
+    assert_eq!(asked.json()["supervised"], true);
+    let second = app_status_when(port, &viewer, "shop.web", |s| {
+        s["pid"].as_u64().is_some_and(|p| p != pid)
+    });
+    assert_eq!(second["restarts"], 1, "{second:#}");
+    assert!(
+        !crate::support::pid_alive(pid as i32),
+        "the old process ended"
+    );
+
+    // The same from the command line.
+    let said = ok(sandbox, &["restart", "shop.web"], 0);
+    assert!(said.contains("restart of shop.web asked for"), "{said}");
+    let third = app_status_when(port, &viewer, "shop.web", |s| s["restarts"] == 2);
+    assert_ne!(third["pid"], second["pid"]);
+    let failed = sandbox.coco(&["restart", "shop.nothing"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(stderr(&failed).contains("no applied app `shop.nothing`"));
     drop(daemon);
 }

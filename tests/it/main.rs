@@ -11,6 +11,7 @@ mod daemon;
 mod daemon_paths;
 mod dashboard;
 mod enqueue_warnings;
+mod events;
 mod examples;
 mod init;
 mod job_env;

@@ -22,6 +22,11 @@ impl Fleet for EmbeddedStore {
                     _ => {
                         if let Some(project) = key.strip_prefix("pause:") {
                             control.paused_projects.push(project.to_string());
+                        } else if let (Some(app), Some(at)) = (
+                            key.strip_prefix("restart:"),
+                            DateTime::from_timestamp_millis(at),
+                        ) {
+                            control.app_restarts.insert(app.to_string(), at);
                         }
                     }
                 }
@@ -42,6 +47,17 @@ impl Fleet for EmbeddedStore {
                 conn.prepare_cached("DELETE FROM control WHERE key = ?1")?
                     .execute([key])?;
             }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn request_app_restart(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let key = format!("restart:{id}");
+        let at = to_ms(at);
+        self.run("asking for an app restart", move |conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO control (key, at) VALUES (?1, ?2)")?
+                .execute(params![key, at])?;
             Ok(())
         })
         .await

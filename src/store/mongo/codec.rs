@@ -470,7 +470,8 @@ pub(super) struct LockDoc {
     pub(super) seq: i64,
 }
 
-/// A `control` document: `halt` (with `before`), `pause` or `pause:{project}`.
+/// A `control` document: `halt` (with `before`), `pause`, `pause:{project}` or
+/// `restart:{app}` (with `before`).
 #[derive(Debug, Deserialize)]
 pub(super) struct ControlDoc {
     #[serde(rename = "_id")]

@@ -23,6 +23,8 @@ impl Fleet for MongoStore {
                 _ => {
                     if let Some(project) = key.strip_prefix("pause:") {
                         control.paused_projects.push(project.to_string());
+                    } else if let (Some(app), Some(at)) = (key.strip_prefix("restart:"), before) {
+                        control.app_restarts.insert(app.to_string(), at);
                     }
                 }
             }
@@ -47,6 +49,15 @@ impl Fleet for MongoStore {
                 .map(|_| ())
                 .map_err(self.err(doing))
         }
+    }
+
+    async fn request_app_restart(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.upsert(
+            "control",
+            doc! { "_id": format!("restart:{id}"), "before": time(at) },
+            "asking for an app restart",
+        )
+        .await
     }
 
     async fn halt(&self, before: DateTime<Utc>) -> StoreResult<()> {

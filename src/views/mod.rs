@@ -1,6 +1,10 @@
 //! The shapes the CLI's `--json` prints and the API answers: one type each, so the two
 //! cannot drift apart (`tests/it/api.rs` holds them equal).
 
+pub mod plan;
+pub mod projects;
+pub mod status;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
