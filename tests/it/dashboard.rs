@@ -124,8 +124,7 @@ fn the_dashboard_in_a_browser() {
     sandbox.wait_for_state(&hello, "complete");
     sandbox.wait_for_state(&flaky, "error");
 
-    // The link names the daemon's address as local.yaml and the environment give it.
-    let printed = sandbox.coco_env(&["dashboard"], &[("COCO_API__LISTEN", &listen)]);
+    let printed = sandbox.coco(&["dashboard", "--api-listen", &listen]);
     assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
     let link = stdout(&printed);
     let link = link
