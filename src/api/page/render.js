@@ -79,7 +79,9 @@ export function header(state, ctx) {
   show($('logout'), !!state.self);
   if (state.self) {
     const scope = state.self.projects.length ? ` · ${state.self.projects.join(', ')}` : '';
-    who.textContent = `${state.self.name} (${state.self.role}${scope})`;
+    // A session of `coco dashboard` without --token has an internal name: its role says it.
+    const name = state.self.name.startsWith('session:') ? 'dashboard session' : state.self.name;
+    who.textContent = `${name} (${state.self.role}${scope})`;
   }
 }
 
