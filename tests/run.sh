@@ -4,7 +4,8 @@
 #
 # The MongoDB tests use $COCO_TEST_MONGO_URL when it is set (any real MongoDB); otherwise
 # this script builds (once, cached outside the clone) and starts an embedded FerretDB
-# server on a free loopback port, and stops it at the end.
+# server on a free loopback port, and stops it at the end. The dashboard's browser test
+# drives Debian's headless Chromium: tests/browser.sh installs it when missing (as root).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,6 +22,9 @@ if [[ -z "${COCO_TEST_MONGO_URL:-}" ]]; then
     eval "$(tests/mongo_server.sh start)"
     trap 'eval "$(tests/mongo_server.sh stop)" || true' EXIT
 fi
+
+step "headless Chromium for the dashboard's browser test (tests/browser.sh)"
+tests/browser.sh
 
 step "cargo test (embedded store and MongoDB at the test server)"
 cargo test --locked --all-targets

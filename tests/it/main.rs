@@ -9,6 +9,7 @@ mod contain;
 mod control_cli;
 mod daemon;
 mod daemon_paths;
+mod dashboard;
 mod enqueue_warnings;
 mod events;
 mod examples;
