@@ -38,7 +38,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
 }
 
-async fn authenticate(
+pub(super) async fn authenticate(
     api: &Api,
     headers: &HeaderMap,
     now: DateTime<Utc>,

@@ -1,6 +1,8 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise).
+//! `GET /metrics` is Prometheus's ([`metrics`]: a token not limited to projects, or none with
+//! `api.open_metrics: true`); every answer is timed by its route pattern.
 //! Every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`; a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
 //! "expired"): so far `GET token/self`, `jobs`, `apps`, `members`, `log`, `runs` (paged),
@@ -19,6 +21,7 @@ mod control;
 mod error;
 mod jobs;
 mod log;
+mod metrics;
 mod routes;
 mod runs;
 
@@ -47,12 +50,18 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(30);
 pub struct Api {
     store: Arc<dyn Store>,
     state_dir: Option<PathBuf>,
+    /// `api.open_metrics`: `GET /metrics` needs no token.
+    open_metrics: bool,
 }
 
 /// The whole API over `store`; `state_dir`: this host's state folder, if it has workers to
-/// wake.
-pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
-    let api = Api { store, state_dir };
+/// wake; `open_metrics`: `GET /metrics` needs no token.
+pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>, open_metrics: bool) -> Router {
+    let api = Api {
+        store,
+        state_dir,
+        open_metrics,
+    };
     let v1 = Router::new()
         .route("/token/self", get(routes::token_self))
         .route("/jobs", get(catalog::jobs))
@@ -74,11 +83,13 @@ pub fn router(store: Arc<dyn Store>, state_dir: Option<PathBuf>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(metrics::scrape))
         .nest("/api/v1", v1)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(routes::time_limit))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(api)
 }
 
@@ -87,9 +98,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn Store>,
     state_dir: Option<PathBuf>,
+    open_metrics: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, state_dir))
+    axum::serve(listener, router(store, state_dir, open_metrics))
         .with_graceful_shutdown(shutdown)
         .await
 }

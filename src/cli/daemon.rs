@@ -63,6 +63,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
                     listener,
                     Arc::clone(&store),
                     Some(config.state_dir.clone()),
+                    config.api.open_metrics,
                     async {
                         let _ = stopped.await;
                     },

@@ -15,17 +15,17 @@ use coco::store::{StoreLocation, TokenRecord};
 use crate::support::{Background, Sandbox, free_port, ok, stderr};
 
 /// One answer: status, headers (lowercase names), body.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -88,7 +88,7 @@ fn refused_with(port: u16, path: &str, secret: &str, status: u16, says: &str) {
     assert!(error.contains(says), "{path}: {}", refused.body);
 }
 
-fn get(port: u16, path: &str, secret: Option<&str>) -> Answer {
+pub(crate) fn get(port: u16, path: &str, secret: Option<&str>) -> Answer {
     match secret {
         Some(secret) => http(
             port,
@@ -109,7 +109,7 @@ fn daemon(sandbox: &Sandbox) -> (Background, u16) {
     (daemon, port)
 }
 
-fn create(sandbox: &Sandbox, args: &[&str]) -> String {
+pub(crate) fn create(sandbox: &Sandbox, args: &[&str]) -> String {
     let mut all = vec!["token", "create"];
     all.extend_from_slice(args);
     ok(sandbox, &all, 0).trim().to_string()

@@ -17,6 +17,7 @@ mod layers;
 mod lifecycle;
 mod log;
 mod manifest;
+mod metrics;
 mod process;
 mod queue_cli;
 mod queue_limits;
