@@ -2,6 +2,7 @@
 //! refused (401) when missing, malformed, unknown, revoked or expired; the token found is
 //! handed to the route as a request extension ([`Caller`]), and its last use recorded (at
 //! most once a [`TOUCH_EVERY`], so a busy client does not write to the store per request).
+//! `GET /metrics` checks its token with the same [`authenticate`] (see `super::metrics`).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
