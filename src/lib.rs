@@ -16,6 +16,7 @@ pub(crate) mod host;
 pub mod lifecycle;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod process;
 pub(crate) mod project_env;
 pub mod queue;

@@ -2,6 +2,7 @@
 //! refused (401) when missing, malformed, unknown, revoked or expired; the token found is
 //! handed to the route as a request extension ([`Caller`]), and its last use recorded (at
 //! most once a [`TOUCH_EVERY`], so a busy client does not write to the store per request).
+//! `GET /metrics` checks its token with the same [`authenticate`] (see `super::metrics`).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -75,7 +76,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 /// The token a request is made with: a bearer token, or a dashboard session's cookie (whose
 /// requests that change something must come from the page: [`same_origin`]).
-async fn authenticate(
+pub(super) async fn authenticate(
     api: &Api,
     headers: &HeaderMap,
     changes: bool,

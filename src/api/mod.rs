@@ -1,12 +1,16 @@
 //! The HTTP API a `coco daemon` serves (axum, HTTP/1.1) on `api.listen`.
 //!
 //! `GET /healthz` answers without a token (200 while the store answers, 503 otherwise).
+//! `GET /metrics` is Prometheus's ([`metrics`]: a token not limited to projects, or none with
+//! `api.open_metrics: true`); every answer is timed by its route pattern.
 //! Every route under `/api/v1/` needs one ([`auth`]: `Authorization: Bearer coco_…`; a 401
 //! without a valid one, never a hint of why beyond "missing", "malformed", "unknown" or
-//! "expired"): so far `GET token/self`, `jobs`, `apps`, `members`, `log`, `runs` (paged),
-//! `runs/{id}` and `runs/{id}/output`; `POST jobs/{project}.{job}/enqueue`,
-//! `runs/{id}/kill|remove|restart`, `pause`, `resume`; and `GET openapi.json`, the OpenAPI
+//! "expired"): `GET token/self`, `status`, `projects`, `plan`, `jobs`, `apps`, `members`,
+//! `log`, `runs` (paged), `runs/{id}`, `runs/{id}/output` and `events` (Server-Sent Events);
+//! `POST jobs/{project}.{job}/enqueue`, `runs/{id}/kill|remove|restart`,
+//! `apps/{project}.{app}/restart`, `pause`, `resume`; and `GET openapi.json`, the OpenAPI
 //! document of them all, generated from the same list of routes ([`openapi`]: how to add one).
+//! `GET /` is the dashboard page, `GET /login?code=` its one-time login ([`page`]).
 //! Every answer comes from the store, so daemons sharing one store agree; what a token may do
 //! is [`crate::access::authorize`]'s to say.
 //!
@@ -24,6 +28,7 @@ mod events;
 mod home;
 mod jobs;
 mod log;
+mod metrics;
 mod openapi;
 mod page;
 mod routes;
@@ -58,14 +63,19 @@ pub struct Api {
     state_dir: Option<PathBuf>,
     home: Option<PathBuf>,
     hub: Arc<events::Hub>,
+    /// `api.open_metrics`: `GET /metrics` needs no token.
+    open_metrics: bool,
 }
 
 /// Where the serving daemon lives: its state folder (to wake its workers when a run is
-/// enqueued) and the home it watches (`projects`, `plan`), each if it has one.
+/// enqueued) and the home it watches (`projects`, `plan`), each if it has one; whether
+/// `GET /metrics` is open.
 #[derive(Debug, Clone, Default)]
 pub struct Place {
     pub state_dir: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    /// `api.open_metrics`: `GET /metrics` needs no token.
+    pub open_metrics: bool,
 }
 
 /// Every `/api/v1` route (paths relative to it), each with its documentation: `routes!`
@@ -105,6 +115,7 @@ fn router_with(store: Arc<dyn Store>, place: Place, hub: Arc<events::Hub>) -> Ro
         state_dir: place.state_dir,
         home: place.home,
         hub,
+        open_metrics: place.open_metrics,
     };
     let v1 = v1().route_layer(axum::middleware::from_fn_with_state(
         api.clone(),
@@ -114,6 +125,7 @@ fn router_with(store: Arc<dyn Store>, place: Place, hub: Arc<events::Hub>) -> Ro
     // Outside `/api/v1`, undocumented: `/healthz`, the page and its login (no token).
     routed
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/", get(page::index))
         .route("/page/{file}", get(page::asset))
         .route("/login", get(page::login))
@@ -126,6 +138,7 @@ fn router_with(store: Arc<dyn Store>, place: Place, hub: Arc<events::Hub>) -> Ro
         // JSON and the page gzipped for clients that take it (not the event stream).
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn(routes::time_limit))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(api)
 }
 

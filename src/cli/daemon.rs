@@ -65,6 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> 
                     crate::api::Place {
                         state_dir: Some(config.state_dir.clone()),
                         home: Some(config.home.clone()),
+                        open_metrics: config.api.open_metrics,
                     },
                     async {
                         let _ = stopped.await;

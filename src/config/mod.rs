@@ -221,6 +221,8 @@ pub fn zombie_after_problem(after: Duration) -> Option<String> {
 pub struct ApiConfig {
     /// Where a daemon serves HTTP; `None` with `api.enabled: false`.
     pub listen: Option<std::net::SocketAddr>,
+    /// `api.open_metrics`: `GET /metrics` answers without a token.
+    pub open_metrics: bool,
 }
 
 /// Where a daemon serves HTTP unless `api.listen` says otherwise.
@@ -509,6 +511,7 @@ fn defaults(home: &Path) -> Layer {
             api: RawApi {
                 enabled: Some(true),
                 listen: Some(DEFAULT_API_LISTEN.to_owned()),
+                open_metrics: Some(false),
             },
         },
     )
@@ -588,6 +591,10 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
     all.extend([
         ("api.enabled", raw.api.enabled.map(|v| v.to_string())),
         ("api.listen", raw.api.listen.clone()),
+        (
+            "api.open_metrics",
+            raw.api.open_metrics.map(|v| v.to_string()),
+        ),
     ]);
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -636,6 +643,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
                     .as_deref()
                     .and_then(|text| listen_address(text).ok()),
             },
+            open_metrics: raw.api.open_metrics.unwrap_or(false),
         },
         files,
         source_files,

@@ -40,6 +40,7 @@ pub const KEYS: &[&str] = &[
     "daemon.app_output_every",
     "api.enabled",
     "api.listen",
+    "api.open_metrics",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -187,6 +188,10 @@ pub struct RawApi {
     /// `IP:PORT` to listen on (default `127.0.0.1:5001`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// `true`: `GET /metrics` answers without a token (default `false`: a token of any role
+    /// that sees every project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_metrics: Option<bool>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -365,7 +370,7 @@ mod tests {
                 "zombie_after" => "90s",
                 _ if section == "daemon" => "1h",
                 "containment" => "subreaper",
-                "enabled" => "true",
+                "enabled" | "open_metrics" => "true",
                 "listen" => "127.0.0.1:5001",
                 _ => "INFO",
             };

@@ -392,6 +392,7 @@ async fn pass(
         Some(dirs) => converger.folders(dirs, store, now).await,
         None => converger.everything(store, now).await,
     };
+    crate::metrics::reconciled(started.elapsed());
     match result {
         Ok(pass) => {
             for problem in &pass.problems {
@@ -477,6 +478,9 @@ fn reread_config(config: &mut Config, overrides: &Overrides, watch: &mut watch::
     }
     if fresh.logging != config.logging {
         restart.push("logging");
+    }
+    if fresh.api != config.api {
+        restart.push("the API settings (api.*)");
     }
     if !restart.is_empty() {
         tracing::warn!(

@@ -21,6 +21,9 @@
 //! ([`Fires::retake_fire`](crate::store::Fires::retake_fire): one taker each) and handles them. A scheduled run's id is made
 //! from its job and instant ([`queue::scheduled_run_id`]), so a taker sees when the run was
 //! enqueued after all and never doubles it.
+//!
+//! How late each fire this scheduler recorded was (the pass's time minus the due instant)
+//! is counted in the process's metrics ([`crate::metrics::fired`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -311,6 +314,7 @@ impl Scheduler {
             if recorded {
                 last_fires[i] = Some(instant);
                 won.push((i, instant));
+                crate::metrics::fired((now - instant).to_std().unwrap_or_default());
             } else {
                 counts.lost += 1;
             }

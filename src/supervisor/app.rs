@@ -12,7 +12,8 @@
 //! one runs; with a port (which two processes cannot share) the old one is stopped first.
 //! The task runs in the supervisor's `app{app=ID}` span, so its records name the app.
 //! [`Order::Stop`] stops the process (SIGTERM, grace, SIGKILL to its group) and releases the
-//! app in the store.
+//! app in the store. Every restart is counted in the status and in the process's metrics
+//! (`coco_app_restarts_total`, [`crate::metrics::app_restarted`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,7 +156,7 @@ pub async fn supervise(
             }
             () = async { tokio::time::sleep_until(restart_at.expect("checked")).await }, if restart_at.is_some() => {
                 app.restart_at = None;
-                app.restarts += 1;
+                app.restarted();
                 app.start().await;
                 next_check = Instant::now() + STARTING_CHECK;
             }
@@ -199,6 +200,12 @@ fn steady_interval(configured: Duration) -> Duration {
 impl Supervised {
     fn health_check(&self) -> Option<(&crate::manifest::Health, u16)> {
         Some((self.plan.app.health.as_ref()?, self.plan.app.port?))
+    }
+
+    /// Count a restart: in the status (`coco apps`) and in the process's metrics.
+    fn restarted(&mut self) {
+        self.restarts += 1;
+        crate::metrics::app_restarted(&self.plan.id);
     }
 
     fn check_interval(&self) -> Duration {
@@ -347,11 +354,11 @@ impl Supervised {
         self.in_a_row = 0;
         if shares_port {
             self.terminate().await;
-            self.restarts += 1;
+            self.restarted();
             self.start().await;
         } else {
             let old = self.running.take();
-            self.restarts += 1;
+            self.restarted();
             self.start().await;
             if let Some(mut old) = old {
                 let _ = old.child.terminate_group(self.settings.grace).await;

@@ -24,6 +24,9 @@
 //! failed exit with reason `setup` and the cause in the history note. A run the store says
 //! is no longer ours (`Stop::Lost`) is stopped and not finished: its new owner or reaper
 //! already decided its fate.
+//!
+//! Each claimed run's wait and each try this worker ended (the state it left the run in,
+//! how long it ran) are counted in the process's metrics ([`crate::metrics`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -165,16 +168,43 @@ pub(crate) async fn execute(
     gate: &ClaimGate,
 ) -> StoreResult<Executed> {
     let Claimed { run, project, job } = claimed;
-    let prepared = match prepare(&run, project.as_ref(), job.as_ref(), settings) {
-        Ok(prepared) => prepared,
+    crate::metrics::run_started(waited(&run));
+    let executed = match prepare(&run, project.as_ref(), job.as_ref(), settings) {
+        Ok(prepared) => {
+            let observed = observe(store, worker, &run, &prepared, settings, stop).await;
+            conclude(store, worker, run, prepared, observed, gate).await?
+        }
         Err(message) => {
             tracing::warn!(run = %run.id, "{message}");
             let finished = finish_setup_failure(store, worker, &run, &message).await?;
-            return Ok(Executed::without_followers(run.id, finished));
+            Executed::without_followers(run.id, finished)
         }
     };
-    let observed = observe(store, worker, &run, &prepared, settings, stop).await;
-    conclude(store, worker, run, prepared, observed, gate).await
+    count_end(executed.finished.as_ref());
+    Ok(executed)
+}
+
+/// How long the claimed `run` waited since it could be claimed: since it was enqueued, or
+/// due again (a retry, a deferral), whichever is later (pure).
+fn waited(run: &RunRecord) -> Duration {
+    run.started
+        .and_then(|started| (started - run.created.max(run.not_before)).to_std().ok())
+        .unwrap_or_default()
+}
+
+/// Count the end of a try in this process's metrics ([`crate::metrics::run_ended`]): the
+/// state it left the run in and how long it ran. A try the store refused to end (the run was
+/// killed or taken back meanwhile) is not this worker's to count.
+fn count_end(finished: Option<&RunRecord>) {
+    let Some(run) = finished else {
+        return;
+    };
+    let job = crate::manifest::JobId::split(&run.job).map_or(run.job.as_str(), |(_, job)| job);
+    let ran = run
+        .started
+        .zip(run.finished)
+        .and_then(|(started, ended)| (ended - started).to_std().ok());
+    crate::metrics::run_ended(&run.project, job, run.state.as_str(), ran);
 }
 
 /// What a run executes: its process (held by the guard, if any), its timeout, and the job's

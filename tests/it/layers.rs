@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 /// From the bottom up. A module may use modules of the layers below its own, never its own
 /// layer's others nor any above.
 const LAYERS: &[&[&str]] = &[
-    &["yaml", "redact", "host", "wake", "fields", "access"],
+    &[
+        "yaml", "redact", "host", "wake", "fields", "access", "metrics",
+    ],
     &["process", "schedule"],
     &["git", "tail", "manifest"],
     &["queue", "project_env", "scaffold"],

@@ -19,6 +19,7 @@ mod layers;
 mod lifecycle;
 mod log;
 mod manifest;
+mod metrics;
 mod openapi;
 mod process;
 mod queue_cli;
