@@ -13,7 +13,6 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::error::ErrorBody;
 use super::{Api, ApiError};
-use crate::access::{self, Need, Verdict};
 
 /// The answer to a restart.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,22 +50,7 @@ pub async fn restart(
         .map_err(|e| ApiError::store(&e))?
         .filter(|record| record.active)
         .ok_or_else(unknown)?;
-    let holder = caller.0.holder();
-    match access::authorize(
-        Some(&holder),
-        Utc::now(),
-        Need::Operate,
-        Some(&record.project),
-    ) {
-        Verdict::Allowed => {}
-        Verdict::Hidden | Verdict::Unauthenticated => return Err(unknown()),
-        Verdict::Forbidden => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("a {} token may not restart apps", holder.role),
-            ));
-        }
-    }
+    caller.may_operate(Some(&record.project), "restart apps", unknown)?;
     let asked = Utc::now();
     api.store
         .request_app_restart(&record.id, asked)

@@ -21,6 +21,29 @@ pub const TOUCH_EVERY: TimeDelta = TimeDelta::seconds(60);
 #[derive(Debug, Clone)]
 pub struct Caller(pub TokenRecord);
 
+impl Caller {
+    /// Whether this caller may change things in `project` (the whole home when `None`):
+    /// `Ok`, a 403 that says its role may not `what` (e.g. "enqueue runs"), or `hidden()`
+    /// when the project is not one it sees — the same answer as for a thing that does not
+    /// exist, so a token never learns what another project holds.
+    pub fn may_operate(
+        &self,
+        project: Option<&str>,
+        what: &str,
+        hidden: impl FnOnce() -> ApiError,
+    ) -> Result<(), ApiError> {
+        let holder = self.0.holder();
+        match access::authorize(Some(&holder), Utc::now(), Need::Operate, project) {
+            Verdict::Allowed => Ok(()),
+            Verdict::Hidden | Verdict::Unauthenticated => Err(hidden()),
+            Verdict::Forbidden => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("a {} token may not {what}", holder.role),
+            )),
+        }
+    }
+}
+
 /// The cookie a dashboard session is sent in.
 pub const SESSION_COOKIE: &str = "coco_session";
 

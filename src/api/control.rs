@@ -6,13 +6,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::ErrorBody;
 use super::{Api, ApiError};
-use crate::access::{self, Need, Role, Verdict};
+use crate::access::Role;
 
 /// The body of a pause or resume (optional: none, or only white space, is `{}`).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -88,27 +87,12 @@ async fn switch(
     };
     let holder = caller.0.holder();
     let verb = if paused { "pause" } else { "resume" };
-    let verdict = access::authorize(
-        Some(&holder),
-        Utc::now(),
-        Need::Operate,
-        body.project.as_deref(),
-    );
-    match verdict {
-        Verdict::Allowed => {}
-        Verdict::Hidden | Verdict::Unauthenticated => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no project `{}`", body.project.unwrap_or_default()),
-            ));
-        }
-        Verdict::Forbidden => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("a {} token may not {verb}", holder.role),
-            ));
-        }
-    }
+    caller.may_operate(body.project.as_deref(), verb, || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no project `{}`", body.project.clone().unwrap_or_default()),
+        )
+    })?;
     if body.project.is_none() && holder.role != Role::Admin && !holder.projects.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

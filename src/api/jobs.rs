@@ -12,7 +12,6 @@ use super::auth::Caller;
 use super::body::Body;
 use super::error::ErrorBody;
 use super::{Api, ApiError};
-use crate::access::{self, Need, Verdict};
 use crate::queue::run::RunRecord;
 use crate::queue::{self, NewRun};
 use crate::store::Enqueued;
@@ -64,22 +63,7 @@ pub async fn enqueue(
         .map_err(|e| ApiError::store(&e))?
         .filter(|record| record.active)
         .ok_or_else(unknown)?;
-    let holder = caller.0.holder();
-    match access::authorize(
-        Some(&holder),
-        Utc::now(),
-        Need::Operate,
-        Some(&record.project),
-    ) {
-        Verdict::Allowed => {}
-        Verdict::Hidden | Verdict::Unauthenticated => return Err(unknown()),
-        Verdict::Forbidden => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("a {} token may not enqueue runs", holder.role),
-            ));
-        }
-    }
+    caller.may_operate(Some(&record.project), "enqueue runs", unknown)?;
     let job = record.job().map_err(|e| {
         tracing::error!(job = %record.id, "api: the stored definition does not read: {e}");
         ApiError::new(

@@ -149,18 +149,10 @@ async fn get(api: &Api, id: &str) -> Result<Option<RunRecord>, ApiError> {
 /// The run `typed` names, for an operator of its project (403 for a viewer).
 async fn operable_run(api: &Api, caller: &Caller, typed: &str) -> Result<RunRecord, ApiError> {
     let run = visible_run(api, caller, typed).await?;
-    let holder = caller.0.holder();
-    match access::authorize(Some(&holder), Utc::now(), Need::Operate, Some(&run.project)) {
-        Verdict::Allowed => Ok(run),
-        Verdict::Forbidden => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("a {} token may not change runs", holder.role),
-        )),
-        Verdict::Hidden | Verdict::Unauthenticated => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no run with id `{typed}`"),
-        )),
-    }
+    caller.may_operate(Some(&run.project), "change runs", || {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no run with id `{typed}`"))
+    })?;
+    Ok(run)
 }
 
 /// `POST runs/{id}/kill`: `coco kill ID`.

@@ -123,7 +123,7 @@ pub(crate) fn create(sandbox: &Sandbox, args: &[&str]) -> String {
 
 /// Write a token that expired a minute ago straight into the sandbox's store (the command
 /// line refuses to make one); its secret.
-fn expired_token(sandbox: &Sandbox) -> String {
+pub(crate) fn expired_token(sandbox: &Sandbox) -> String {
     let location = match sandbox.store_args.as_slice() {
         [_, url, _, database] => StoreLocation::Mongo {
             url: url.clone(),
@@ -480,7 +480,7 @@ fn runs(sandbox: &Sandbox) {
 }
 
 /// `POST path` with a JSON `body` and `secret`.
-fn post(port: u16, path: &str, secret: &str, body: &str) -> Answer {
+pub(crate) fn post(port: u16, path: &str, secret: &str, body: &str) -> Answer {
     let bearer = format!("Bearer {secret}");
     http_with(
         port,

@@ -1,3 +1,4 @@
+mod access_matrix;
 mod api;
 mod apps;
 mod cli;

@@ -12,7 +12,7 @@ use crate::support::Sandbox;
 
 /// Every route the router serves under `/api/v1` (axum cannot list them): a route added
 /// without its documentation, or documented without being added, fails here.
-const SERVED: &[(&str, &str)] = &[
+pub(crate) const SERVED: &[(&str, &str)] = &[
     ("get", "/api/v1/apps"),
     ("post", "/api/v1/apps/{app}/restart"),
     ("get", "/api/v1/events"),
@@ -270,7 +270,7 @@ fn fits(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
 }
 
 /// The head of an event stream (which does not end): its status and headers, no body.
-fn stream_head(port: u16, path: &str, secret: &str) -> Answer {
+pub(crate) fn stream_head(port: u16, path: &str, secret: &str) -> Answer {
     use std::io::{BufRead as _, Write as _};
     let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
