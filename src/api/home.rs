@@ -7,6 +7,7 @@
 //! problem and other projects' pauses are not its business.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -133,7 +134,9 @@ async fn counts_of(store: &dyn Store, projects: &[String]) -> Result<Vec<(String
     Ok(queue)
 }
 
-/// The home as it is on disk now (read on the blocking pool), or a 503 saying why not.
+/// The home as it is on disk now (read on the blocking pool, one read at a time per daemon so
+/// that a flood of requests queues instead of reading the home in parallel: past
+/// [`super::TIME_LIMIT`] a waiting request is a 503), or a 503 saying why not.
 async fn discover(api: &Api) -> Result<Discovery, ApiError> {
     let Some(home) = api.home.clone() else {
         return Err(ApiError::new(
@@ -141,10 +144,17 @@ async fn discover(api: &Api) -> Result<Discovery, ApiError> {
             "this daemon watches no home",
         ));
     };
-    tokio::task::spawn_blocking(move || crate::manifest::discover::discover(&home))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reading the home failed"))?
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+    // Held by the read itself, so a request given up on still blocks the next read until
+    // its read ends.
+    let one_at_a_time = Arc::clone(&api.home_read).lock_owned().await;
+    tokio::task::spawn_blocking(move || {
+        let read = crate::manifest::discover::discover(&home);
+        drop(one_at_a_time);
+        read
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reading the home failed"))?
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
 }
 
 #[utoipa::path(

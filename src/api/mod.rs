@@ -63,6 +63,8 @@ pub struct Api {
     state_dir: Option<PathBuf>,
     home: Option<PathBuf>,
     hub: Arc<events::Hub>,
+    /// Held while `projects` or `plan` reads the home: one read at a time, however many ask.
+    home_read: Arc<tokio::sync::Mutex<()>>,
     /// `api.open_metrics`: `GET /metrics` needs no token.
     open_metrics: bool,
 }
@@ -115,6 +117,7 @@ fn router_with(store: Arc<dyn Store>, place: Place, hub: Arc<events::Hub>) -> Ro
         state_dir: place.state_dir,
         home: place.home,
         hub,
+        home_read: Arc::default(),
         open_metrics: place.open_metrics,
     };
     let v1 = v1().route_layer(axum::middleware::from_fn_with_state(

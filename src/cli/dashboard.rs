@@ -5,7 +5,8 @@
 //! projects, and ends when the token is revoked or expires.
 //!
 //! The address is `api.listen` (or `--api-listen`); a daemon listening on every address
-//! (`0.0.0.0`, `[::]`) is reached on loopback.
+//! (`0.0.0.0`, `[::]`) is reached on loopback. No link is made unless a daemon answers
+//! `GET /healthz` there (within [`ANSWER_WITHIN`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -39,6 +40,38 @@ fn reachable(listen: SocketAddr) -> SocketAddr {
     }
 }
 
+/// How long `coco dashboard` waits for the daemon to answer `GET /healthz`.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The status a daemon at `at` answers `GET /healthz` with, or why none answered.
+async fn health(at: SocketAddr) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(at).await?;
+        stream
+            .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {at}\r\n\r\n").as_bytes())
+            .await?;
+        let mut head = [0u8; 32];
+        let mut read = 0;
+        while read < head.len() {
+            match stream.read(&mut head[read..]).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..read]).into_owned())
+    };
+    let head = match tokio::time::timeout(ANSWER_WITHIN, ask).await {
+        Err(_) => return Err(format!("no answer within {}s", ANSWER_WITHIN.as_secs())),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(head)) => head,
+    };
+    head.strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| "what answers is not coco's API".to_string())
+}
+
 pub async fn run(global: &GlobalArgs, args: &DashboardArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
     let Some(listen) = args.api_listen.or(config.api.listen) else {
@@ -48,6 +81,20 @@ pub async fn run(global: &GlobalArgs, args: &DashboardArgs) -> anyhow::Result<i3
         );
         return Ok(1);
     };
+    let at = reachable(listen);
+    match health(at).await {
+        Ok(200) => {}
+        Ok(status) => output::warning(&format!(
+            "the daemon at http://{at} cannot reach its store (GET /healthz answered {status})"
+        )),
+        Err(why) => {
+            output::error(&format!(
+                "no coco daemon answers at http://{at} ({why}): start `coco daemon`, or name \
+                 the address it serves on with --api-listen"
+            ));
+            return Ok(1);
+        }
+    }
     let store = context::open_store(&config).await?;
     let now = Utc::now();
     let (role, projects) = match &args.token {
@@ -87,7 +134,7 @@ pub async fn run(global: &GlobalArgs, args: &DashboardArgs) -> anyhow::Result<i3
         output::error("could not record the login link (try again)");
         return Ok(1);
     }
-    output::text(&format!("http://{}/login?code={code}", reachable(listen)));
+    output::text(&format!("http://{at}/login?code={code}"));
     output::text_stderr(&format!(
         "Open this link within a minute (it works once) while `coco daemon` runs; it logs \
          you in as {}.",

@@ -1258,7 +1258,14 @@ fn dashboard_login(sandbox: &Sandbox) {
         &[("Cookie", &viewer_cookie)],
     );
     assert_eq!(after.status, 401);
-    let failed = sandbox.coco(&["dashboard", "--token", "shop-viewer"]);
+    let listen = format!("127.0.0.1:{port}");
+    let failed = sandbox.coco(&[
+        "dashboard",
+        "--token",
+        "shop-viewer",
+        "--api-listen",
+        &listen,
+    ]);
     assert_eq!(failed.status.code(), Some(1));
     assert!(
         stderr(&failed).contains("no token named `shop-viewer`"),
@@ -1277,6 +1284,30 @@ fn dashboard_login(sandbox: &Sandbox) {
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
     assert_eq!(with_cookie("/api/v1/token/self").status, 401);
     drop(daemon);
+
+    // No link without a daemon to open it: nothing listening, or something that is not coco.
+    let failed = sandbox.coco(&["dashboard", "--api-listen", &listen]);
+    assert_eq!(failed.status.code(), Some(1));
+    let said = stderr(&failed);
+    assert!(
+        said.contains(&format!("no coco daemon answers at http://{listen}"))
+            && said.contains("start `coco daemon`"),
+        "{said}"
+    );
+    assert!(!crate::support::stdout(&failed).contains("code="));
+    let other = std::net::TcpListener::bind(&listen).unwrap();
+    let silent = std::thread::spawn(move || {
+        let (mut peer, _) = other.accept().unwrap();
+        let _ = peer.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+    });
+    let failed = sandbox.coco(&["dashboard", "--api-listen", &listen]);
+    silent.join().unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("what answers is not coco's API"),
+        "{}",
+        stderr(&failed)
+    );
 }
 
 #[test]
