@@ -1,7 +1,9 @@
 //! The dashboard end to end, in Debian's headless Chromium driven over WebDriver
 //! (chromedriver, fantoccini): log in through `coco dashboard`'s one-time link, enqueue a job
-//! from the page's form, watch its progress bar move and the run complete, break the manifest
-//! and see its located error. Saves `docs/dashboard.png` (1280×800) and
+//! from the page's form, watch its progress bar move and the run complete; restart a failed
+//! run, pause and resume, remove a waiting run and kill a running one (each asking "sure?"
+//! first), restart the app, each seen in the store; break the manifest and see its located
+//! error. Saves `docs/dashboard.png` (1280×800) and
 //! `docs/dashboard-narrow.png` (390×844) on the way, for the README.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`: `tests/browser.sh` installs them
@@ -139,7 +141,7 @@ fn the_dashboard_in_a_browser() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let browser = browser(&driver, tmp.path()).await;
-        drive(&browser, &sandbox, &daemon, &link).await;
+        drive(&browser, &sandbox, &daemon, &link, &flaky).await;
         let _ = browser.close().await;
     });
 }
@@ -174,7 +176,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         .expect("a WebDriver session with headless Chromium")
 }
 
-async fn drive(browser: &Client, sandbox: &Sandbox, daemon: &Background, link: &str) {
+async fn drive(browser: &Client, sandbox: &Sandbox, daemon: &Background, link: &str, flaky: &str) {
     let page = Page { browser, daemon };
     viewport(browser, 1280, 800).await;
 
@@ -270,6 +272,14 @@ async fn drive(browser: &Client, sandbox: &Sandbox, daemon: &Background, link: &
         .unwrap();
     assert!(later > first, "{first} then {later}");
     page.until("the job half done", &progress(0.4)).await;
+    // The "Enqueued" note is dismissed first, as a person would.
+    page.click("the enqueue note's close button", ".toast .toast-close")
+        .await;
+    page.until(
+        "no note left",
+        "return document.querySelector('.toast') ? null : true",
+    )
+    .await;
     shoot(browser, 1280, 800, "docs/dashboard.png").await;
     shoot(browser, 390, 844, "docs/dashboard-narrow.png").await;
     viewport(browser, 1280, 800).await;
@@ -281,6 +291,8 @@ async fn drive(browser: &Client, sandbox: &Sandbox, daemon: &Background, link: &
     )
     .await;
     assert_eq!(sandbox.run_json(&run)["args"]["steps"], 12);
+
+    operate(&page, sandbox, flaky).await;
 
     // A broken manifest: its error appears with the file, line and column.
     let broken = manifest(free_port()).replace("\"30 2 * * *\"", "\"61 2 * * *\"");
@@ -305,6 +317,93 @@ async fn drive(browser: &Client, sandbox: &Sandbox, daemon: &Background, link: &
     .await;
 }
 
+/// The operator's buttons, each seen to take effect in the store: restart the failed run,
+/// pause everything (a new run then waits) and remove the waiting run, resume, kill a
+/// running run (its button asks "sure?" first), restart the app.
+async fn operate(page: &Page<'_>, sandbox: &Sandbox, flaky: &str) {
+    let row = |id: &str| format!("#recent tr[data-run-id=\"{id}\"]");
+
+    page.click(
+        "the failed run's Restart",
+        &format!("{} button[data-action=restart]", row(flaky)),
+    )
+    .await;
+    let again = page
+        .until(
+            "the restarted run",
+            &format!(
+                "const rows = [...document.querySelectorAll('#recent tr[data-run-id]')]\
+                 .filter(r => r.textContent.includes('demo.flaky') && r.dataset.runId !== '{flaky}'); \
+                 return rows.length ? rows[0].dataset.runId : null"
+            ),
+        )
+        .await;
+    let again = again.as_str().unwrap().to_string();
+    assert_eq!(sandbox.run_json(&again)["job"], "demo.flaky");
+
+    page.click("Pause", "#pause-toggle[data-action=pause]")
+        .await;
+    page.until(
+        "the switch offering Resume",
+        "return document.getElementById('pause-toggle').dataset.action === 'resume' || null",
+    )
+    .await;
+    let status = |sandbox: &Sandbox| stdout(&sandbox.coco(&["status", "--json"]));
+    assert!(
+        status(sandbox).contains("mode: paused"),
+        "{}",
+        status(sandbox)
+    );
+    let waiting = sandbox.enqueue(&["demo.hello", "--arg", "who=Pat"]);
+    let remove = format!("{} button[data-action=remove]", row(&waiting));
+    page.click("the waiting run's Remove", &remove).await;
+    page.until(
+        "Remove asking to be sure",
+        &format!("return document.querySelector('{remove}.armed') || null"),
+    )
+    .await;
+    assert_eq!(sandbox.run_json(&waiting)["state"], "pending", "not yet");
+    page.click("Remove it?", &remove).await;
+    sandbox.wait_for_state(&waiting, "removed");
+    page.click("Resume", "#pause-toggle[data-action=resume]")
+        .await;
+    page.until(
+        "the switch offering Pause",
+        "return document.getElementById('pause-toggle').dataset.action === 'pause' || null",
+    )
+    .await;
+    assert!(
+        status(sandbox).contains("mode: running"),
+        "{}",
+        status(sandbox)
+    );
+
+    let long = sandbox.enqueue(&["demo.slow", "--arg", "steps=200"]);
+    let kill = format!("#running [data-run-id=\"{long}\"] button[data-action=kill]");
+    page.click("the running run's Kill", &kill).await;
+    page.click("Kill it?", &format!("{kill}.armed")).await;
+    sandbox.wait_for_state(&long, "killed");
+    page.until(
+        "the killed run",
+        &format!(
+            "return document.querySelector('{}[data-state=killed]') || null",
+            row(&long)
+        ),
+    )
+    .await;
+
+    page.click(
+        "the app's Restart",
+        "button[data-action=app-restart][data-app=\"demo.web\"]",
+    )
+    .await;
+    page.until(
+        "the app restarted once",
+        "return document.getElementById('apps').textContent.includes('1 restart') || null",
+    )
+    .await;
+}
+
 /// The page in the browser, and the daemon whose log a failure shows.
 struct Page<'a> {
     browser: &'a Client,
@@ -312,6 +411,29 @@ struct Page<'a> {
 }
 
 impl Page<'_> {
+    /// Click the element `css` finds (waiting up to 20 s for it to be there), as a person
+    /// would: a real click through WebDriver, not a script's.
+    async fn click(&self, what: &str, css: &str) {
+        let css_js = serde_json::to_string(css).unwrap();
+        self.until(
+            what,
+            &format!("return document.querySelector({css_js}) ? true : null"),
+        )
+        .await;
+        // An event may redraw the element between finding and clicking it (a person's click
+        // lands on whatever is there): then find it again.
+        for _ in 0..20 {
+            let found = self.browser.find(Locator::Css(css)).await;
+            let found = found.unwrap_or_else(|e| panic!("{what}: {e}"));
+            match found.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") => continue,
+                Err(e) => panic!("{what}: the click failed: {e}"),
+            }
+        }
+        panic!("{what}: redrawn under every click");
+    }
+
     /// Run `script` until it returns something other than null (up to 20 s); that value.
     async fn until(&self, what: &str, script: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);

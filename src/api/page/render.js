@@ -164,26 +164,46 @@ function setBar(el, run) {
   el.firstChild.style.width = has ? `${pct}%` : '';
 }
 
-/** A button that asks "sure?" on its first click and acts on the second (within 4 s). */
-function confirmButton(label, confirmText, action) {
-  let armed = 0;
+/** How long a "sure?" button waits for its second click. */
+const ARMED_FOR = 4000;
+/** When each armed button (by what it does to what) stops waiting: a button drawn anew
+ * while armed — its run's row updated by an event — is drawn armed, so the second click
+ * still acts however often the row changes. */
+const armedUntil = new Map();
+
+/** A button that asks "sure?" on its first click and acts on the second (within 4 s);
+ * `key` names what it acts on and where (a run's id, and row or panel). */
+function confirmButton(label, confirmText, key, action) {
+  const id = `${label}:${key}`;
   const button = h('button', { type: 'button', class: 'btn btn-small btn-danger', dataset: { action: label.toLowerCase() } }, label);
+  let timer = 0;
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = 0;
+    armedUntil.delete(id);
+    button.textContent = label;
+    button.classList.remove('armed');
+  };
+  const arm = (until) => {
+    clearTimeout(timer);
+    armedUntil.set(id, until);
+    button.textContent = confirmText;
+    button.classList.add('armed');
+    timer = setTimeout(() => {
+      if (armedUntil.get(id) === until) disarm();
+      else { button.textContent = label; button.classList.remove('armed'); }
+    }, Math.max(0, until - Date.now()));
+  };
+  const until = armedUntil.get(id);
+  if (until && until > Date.now()) arm(until);
   button.addEventListener('click', () => {
-    if (armed) {
-      clearTimeout(armed);
-      armed = 0;
-      button.textContent = label;
-      button.classList.remove('armed');
+    const armedNow = armedUntil.get(id);
+    if (armedNow && armedNow > Date.now()) {
+      disarm();
       action();
       return;
     }
-    button.textContent = confirmText;
-    button.classList.add('armed');
-    armed = setTimeout(() => {
-      armed = 0;
-      button.textContent = label;
-      button.classList.remove('armed');
-    }, 4000);
+    arm(Date.now() + ARMED_FOR);
   });
   return button;
 }
@@ -194,10 +214,11 @@ function confirmButton(label, confirmText, action) {
  */
 export function runActions(run, ctx, one = false) {
   if (!ctx.may(run.project)) return [];
+  const place = `${run.id}:${one ? 'row' : 'panel'}`;
   const buttons = [];
-  if (run.state === 'running') buttons.push(confirmButton('Kill', 'Kill it?', () => ctx.act(run, 'kill')));
+  if (run.state === 'running') buttons.push(confirmButton('Kill', 'Kill it?', place, () => ctx.act(run, 'kill')));
   if (one && ['pending', 'failed', 'deferred'].includes(run.state)) {
-    return [confirmButton('Remove', 'Remove it?', () => ctx.act(run, 'remove'))];
+    return [confirmButton('Remove', 'Remove it?', place, () => ctx.act(run, 'remove'))];
   }
   if (!['pending', 'running'].includes(run.state)) {
     buttons.push(h('button', {
@@ -206,7 +227,7 @@ export function runActions(run, ctx, one = false) {
     }, 'Restart'));
   }
   if (['pending', 'failed', 'deferred'].includes(run.state)) {
-    buttons.push(confirmButton('Remove', 'Remove it?', () => ctx.act(run, 'remove')));
+    buttons.push(confirmButton('Remove', 'Remove it?', place, () => ctx.act(run, 'remove')));
   }
   return buttons;
 }
