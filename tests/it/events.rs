@@ -2,7 +2,8 @@
 //! pending → running (with its progress) → complete, a resume with `Last-Event-ID` replaying
 //! what was missed, a resync for an id the daemon does not know, another project's runs not
 //! shown to a token limited to one, a limited token's `status` events as `null`, and at most
-//! 16 streams per token.
+//! 16 streams per token; two daemons on one store answering alike, each showing what the
+//! other was asked to do.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
@@ -243,4 +244,79 @@ fn events(sandbox: &Sandbox) {
     }
     drop(open);
     drop(daemon);
+}
+
+#[test]
+fn two_daemons_on_the_embedded_store() {
+    two_daemons(&Sandbox::new());
+}
+
+#[test]
+fn two_daemons_on_mongodb() {
+    if let Some(sandbox) = Sandbox::on_mongodb("coco_events_two") {
+        two_daemons(&sandbox);
+    }
+}
+
+/// Two daemons on one store, each serving the API: what one is asked to do, the other
+/// shows (its event stream included, built from the store), and both answer alike.
+fn two_daemons(sandbox: &Sandbox) {
+    sandbox.project(
+        "shop",
+        "jobs:\n  slow:\n    command: [sleep, '{{args.secs}}']\n    args: {secs: 30}\n",
+    );
+    sandbox.apply();
+    let admin = crate::api::create(sandbox, &["boss", "--role", "admin"]);
+    let (first, first_port) = crate::api::daemon(sandbox);
+    let (second, second_port) = crate::api::daemon(sandbox);
+    let mut on_second = Events::open(second_port, &admin, None);
+    assert_eq!(on_second.status, 200);
+
+    let made = crate::api::post(
+        first_port,
+        "/api/v1/jobs/shop.slow/enqueue",
+        &admin,
+        r#"{"args": {"secs": 31}}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = made.json()["id"].as_str().unwrap().to_string();
+    on_second.until(|e| run_state(e, &id).as_deref() == Some("pending"));
+
+    let get = |port, path: &str| crate::api::get(port, path, Some(&admin)).json();
+    for path in [
+        "/api/v1/runs".to_string(),
+        format!("/api/v1/runs/{id}"),
+        "/api/v1/jobs".to_string(),
+    ] {
+        assert_eq!(get(first_port, &path), get(second_port, &path), "{path}");
+    }
+    // Each lists both daemons once both have written their heartbeat.
+    let daemons = |port| {
+        let mut names: Vec<String> = get(port, "/api/v1/members")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == "daemon")
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while daemons(first_port).len() < 2 {
+        assert!(Instant::now() < deadline, "{:?}", daemons(first_port));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemons(first_port), daemons(second_port));
+
+    // A kill through the second shows on the first, and in the second's stream.
+    let killed = crate::api::post(second_port, &format!("/api/v1/runs/{id}/kill"), &admin, "");
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    assert_eq!(
+        get(first_port, &format!("/api/v1/runs/{id}"))["run"]["state"],
+        "killed"
+    );
+    on_second.until(|e| run_state(e, &id).as_deref() == Some("killed"));
+    drop(first);
+    drop(second);
 }
