@@ -217,6 +217,14 @@ fn access_matrix(sandbox: &Sandbox) {
     ];
     let mut asked: BTreeSet<(String, String)> = BTreeSet::new();
     let mut cells = 0;
+    // No GET changes anything: the runs and the switches are the same after them all.
+    let snapshot = || {
+        (
+            get(port, "/api/v1/runs?limit=1000", Some(&admin)).json(),
+            get(port, "/api/v1/status", Some(&admin)).json()["mode"].clone(),
+        )
+    };
+    let before_reads = snapshot();
     for (pattern, reach) in reads {
         asked.insert(("get".into(), pattern.to_string()));
         let path = pattern.replace("{id}", &kept);
@@ -238,6 +246,8 @@ fn access_matrix(sandbox: &Sandbox) {
             }
         }
     }
+
+    assert_eq!(snapshot(), before_reads, "a GET changed the store");
 
     // A billing token's 404 for shop's run says what it says for a run that is not there.
     let absent = "0123456789abcdef0123456789abcdef";
