@@ -1,7 +1,8 @@
 //! `coco daemon` the way the README starts it — relative `--config` and `--home` from the
 //! working directory — and the files a user can throw at its watcher: saves applied and
 //! typos reported, manifests caught empty in the middle of a save, manifests that cannot be
-//! read, symbolic links to watched folders, and what its log says about each.
+//! read, symbolic links to watched folders, and what its log says about each; and `coco
+//! dashboard`'s link to the `api.listen` of a relative local.yaml.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -72,6 +73,51 @@ fn a_relative_config_applies_saves_and_reports_typos() {
     });
 
     saves_apply_and_typos_show(&sandbox, &daemon, &home, &global);
+}
+
+/// README: `cargo run -- --config examples/local.yaml daemon`, then `… dashboard` in another
+/// terminal: the link it prints (to the `api.listen` of the relative local.yaml) logs in and
+/// opens the page.
+#[test]
+fn the_dashboard_link_from_a_relative_config() {
+    let sandbox = Sandbox::new();
+    relative_layout(&sandbox);
+    let port = crate::support::free_port();
+    let local = sandbox.dir.path().join("conf/local.yaml");
+    let text = std::fs::read_to_string(&local).unwrap();
+    std::fs::write(&local, format!("{text}api:\n  listen: 127.0.0.1:{port}\n")).unwrap();
+    let from_local_yaml = [("COCO_API__LISTEN", "")];
+    let daemon = sandbox.spawn_env(
+        &["--config", "conf/local.yaml", "daemon", "--no-worker"],
+        &from_local_yaml,
+    );
+    daemon.wait_for_log(&format!("daemon: API on http://127.0.0.1:{port}"));
+
+    let printed = sandbox.coco_env(
+        &["--config", "conf/local.yaml", "dashboard"],
+        &from_local_yaml,
+    );
+    assert_eq!(printed.status.code(), Some(0), "{}", stderr(&printed));
+    let link = stdout(&printed).trim().to_string();
+    let origin = format!("http://127.0.0.1:{port}");
+    let path = link
+        .strip_prefix(&origin)
+        .unwrap_or_else(|| panic!("not a link to {origin}: {link}"));
+    let login = crate::api::http(port, "GET", path, &[]);
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login.header("set-cookie").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = crate::api::http(port, "GET", "/", &[("Cookie", &cookie)]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.to_lowercase().starts_with("<!doctype html>"),
+        "{}",
+        page.body
+    );
+    let status = crate::api::http(port, "GET", "/api/v1/status", &[("Cookie", &cookie)]);
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert!(status.json()["schedules"].to_string().contains("p1.tick"));
+    drop(daemon);
 }
 
 /// The same with `--home DIR` relative to the working directory.

@@ -126,10 +126,14 @@ impl Sandbox {
             }
         }
         // A daemon's API on a port of the kernel's choosing: tests run many daemons at once
-        // (a test of the API names its port; `env` may say otherwise).
+        // (a test of the API names its port; `env` may say otherwise, and an empty
+        // `COCO_API__LISTEN` leaves the address to local.yaml).
         command.env("COCO_API__LISTEN", "127.0.0.1:0");
         for (key, value) in env {
             command.env(key, value);
+        }
+        if env.contains(&("COCO_API__LISTEN", "")) {
+            command.env_remove("COCO_API__LISTEN");
         }
         command
     }
