@@ -373,3 +373,37 @@ fn a_wrong_typed_open_metrics_is_a_located_error() {
         stderr(&from_env)
     );
 }
+
+/// A schedule's fires are measured: how late each fired after its due instant.
+#[test]
+fn fires_are_measured_for_their_lateness() {
+    let sandbox = Sandbox::new();
+    sandbox.project(
+        "clock",
+        "jobs:\n  tick:\n    command: ['true']\n    schedule: '* * * * * *'\n",
+    );
+    sandbox.apply();
+    let viewer = create(&sandbox, &["prometheus", "--role", "viewer"]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = sandbox.spawn(&["daemon", "--no-worker", "--api-listen", &listen]);
+    daemon.wait_for_log(&format!("daemon: API on http://{listen}"));
+    let (answer, samples) = scrape_until(port, &viewer, |samples| {
+        value(samples, "coco_schedule_lateness_seconds_count", &[]).is_some_and(|n| n >= 2.0)
+    });
+    let fires = value(&samples, "coco_schedule_lateness_seconds_count", &[]).unwrap();
+    // (Without a worker the first run waits, and the next instants are skipped for it: each
+    // is a fire, measured, that enqueues nothing.)
+    assert_eq!(sandbox.list_json(&["--project", "clock"]).len(), 1);
+    let sum = value(&samples, "coco_schedule_lateness_seconds_sum", &[]).unwrap();
+    assert!(sum >= 0.0, "a fire before its instant: {}", answer.body);
+    assert_eq!(
+        value(
+            &samples,
+            "coco_schedule_lateness_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        Some(fires)
+    );
+    drop(daemon);
+}
