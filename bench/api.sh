@@ -5,8 +5,8 @@
 # and one poll round), and the idle cost of 16 open event streams (against none) — on the
 # embedded store and on a MongoDB-wire server. See docs/benchmarks.md.
 #
-#   bench/api.sh                          # everything, both stores (about 10 minutes)
-#   bench/api.sh --store embedded         # no server needed (about 5 minutes)
+#   bench/api.sh                          # everything, both stores (about 8 minutes)
+#   bench/api.sh --store embedded         # no server needed (about 3.5 minutes)
 #   bench/api.sh --only reads --requests 2000 …   # any api_bench option
 #   bench/api.sh --help                   # the options
 #
