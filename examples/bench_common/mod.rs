@@ -1,7 +1,8 @@
-//! What the benchmark examples (`queue_bench`, `daemon_bench`) share: which stores to run
-//! on, where the coco binary is, spawning and signalling host processes, and the machine
-//! they ran on. Included by each with `#[path = "../bench_common/mod.rs"] mod common;` (a
-//! folder without `main.rs`, so not an example of its own).
+//! What the benchmark examples (`queue_bench`, `daemon_bench`, `api_bench`) share: which
+//! stores to run on, where the coco binary is, spawning and signalling host processes, and
+//! the machine they ran on. Included by each with
+//! `#[path = "../bench_common/mod.rs"] mod common;` (a folder without `main.rs`, so not an
+//! example of its own).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS queue (
     doc        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_state_priority_created ON queue (state, priority, created);
+-- The newest runs in one state (`list_runs` with a state: the event stream's poller,
+-- `GET runs?state=`, `coco list STATE`) without reading every run in that state.
+CREATE INDEX IF NOT EXISTS queue_state_created ON queue (state, created);
 CREATE INDEX IF NOT EXISTS queue_job_state ON queue (job, state);
 CREATE INDEX IF NOT EXISTS queue_dedupe_state ON queue (dedupe, state);
 CREATE INDEX IF NOT EXISTS queue_project_created ON queue (project, created);
