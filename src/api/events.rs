@@ -1,7 +1,8 @@
 //! `GET /api/v1/events`: one Server-Sent Events stream of everything the dashboard shows,
 //! built from the store — so it shows what every host does, not only this daemon.
 //!
-//! While any stream is open, one poller per daemon reads the store every [`POLL`]: the
+//! While any stream is open, one poller per daemon reads the store every [`POLL`] (or, when
+//! a round takes longer than that, waits as long as the round took): the
 //! active runs (pending, running, failed, deferred: at most [`WATCHED`] of each) and the newest
 //! [`WATCHED`], and the status (`GET status`: counts, members, apps, schedules with their
 //! fires, manifest problems, switches) after a run changed and at least every
@@ -347,6 +348,13 @@ impl Stream {
     }
 }
 
+/// How long the poller waits after a round that took `round` (pure): [`POLL`], or as long
+/// as the round took if that is longer — a slow store is read at most half of the time,
+/// never round after round.
+fn pause_after(round: Duration) -> Duration {
+    round.max(POLL)
+}
+
 /// Start the poller unless it runs.
 fn start_polling(api: &Api) {
     if api.hub.polling.swap(true, Ordering::SeqCst) {
@@ -361,13 +369,12 @@ fn start_polling(api: &Api) {
             kept.since = kept.last;
         }
         let mut poller = Poller::default();
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            let started = Instant::now();
             if let Err(error) = poller.poll(store.as_ref(), home.as_deref(), &hub).await {
                 tracing::debug!("api: events: reading the store: {error}");
             }
+            tokio::time::sleep(pause_after(started.elapsed())).await;
             if hub.live.receiver_count() == 0 {
                 hub.polling.store(false, Ordering::SeqCst);
                 // A stream that subscribed between the count and the flag restarts it.
@@ -461,6 +468,14 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_round_is_followed_by_as_long_a_pause() {
+        assert_eq!(pause_after(Duration::from_millis(5)), POLL);
+        assert_eq!(pause_after(POLL), POLL);
+        let slow = Duration::from_millis(2600);
+        assert_eq!(pause_after(slow), slow);
+    }
 
     fn kept(seqs: std::ops::RangeInclusive<u64>, since: u64) -> Kept {
         Kept {
