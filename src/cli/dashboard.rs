@@ -84,9 +84,16 @@ pub async fn run(global: &GlobalArgs, args: &DashboardArgs) -> anyhow::Result<i3
     let at = reachable(listen);
     match health(at).await {
         Ok(200) => {}
-        Ok(status) => output::warning(&format!(
-            "the daemon at http://{at} cannot reach its store (GET /healthz answered {status})"
+        Ok(503) => output::warning(&format!(
+            "the daemon at http://{at} cannot reach its store (GET /healthz answered 503)"
         )),
+        Ok(status) => {
+            output::error(&format!(
+                "what answers at http://{at} is not coco's API (GET /healthz answered \
+                 {status}): name the address `coco daemon` serves on with --api-listen"
+            ));
+            return Ok(1);
+        }
         Err(why) => {
             output::error(&format!(
                 "no coco daemon answers at http://{at} ({why}): start `coco daemon`, or name \

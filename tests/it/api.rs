@@ -1308,6 +1308,20 @@ fn dashboard_login(sandbox: &Sandbox) {
         "{}",
         stderr(&failed)
     );
+    // Another HTTP server (an app on the port, say).
+    let other = std::net::TcpListener::bind(&listen).unwrap();
+    let web = std::thread::spawn(move || {
+        let (mut peer, _) = other.accept().unwrap();
+        let _ = peer.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n");
+    });
+    let failed = sandbox.coco(&["dashboard", "--api-listen", &listen]);
+    web.join().unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("is not coco's API (GET /healthz answered 404)"),
+        "{}",
+        stderr(&failed)
+    );
 }
 
 #[test]
