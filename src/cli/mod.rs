@@ -28,6 +28,7 @@ pub(crate) mod release;
 pub(crate) mod restart;
 pub(crate) mod run;
 pub mod schema;
+pub(crate) mod service;
 pub(crate) mod spinner;
 pub(crate) mod status;
 pub(crate) mod token;
@@ -234,6 +235,11 @@ pub enum Command {
     Releases(release::ReleasesArgs),
     /// Install a project from a git remote into the home.
     Install(install::InstallArgs),
+    /// coco as a systemd service: install (or --print) a unit for `coco daemon`, uninstall.
+    ///
+    /// `sudo coco service install --run-as ops` writes /etc/systemd/system/coco.service;
+    /// `coco service install --user` a unit of your own. The global flags given go into it.
+    Service(service::ServiceArgs),
     /// Projects of the home with version, branch and state.
     Projects(JsonFlag),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
@@ -309,6 +315,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Release(args) => release::release(&global, &args).await,
         Command::Releases(args) => release::releases(&global, &args).await,
         Command::Install(args) => install::run(&global, &args).await,
+        Command::Service(args) => service::run(&global, &args).await,
         Command::Projects(flags) => projects::run(&global, flags).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),

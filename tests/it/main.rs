@@ -30,6 +30,7 @@ mod reconcile;
 mod redaction;
 mod run_args;
 mod scheduler;
+mod service;
 mod store;
 mod store_file;
 mod support;
