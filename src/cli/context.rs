@@ -49,6 +49,23 @@ pub(crate) fn load_config(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Se
     Ok((config, settings))
 }
 
+/// `--host NAME` as clap reads it: a name [`crate::host::name_problem`] finds nothing wrong
+/// with.
+pub(crate) fn host_name(text: &str) -> Result<String, String> {
+    match crate::host::name_problem(text) {
+        None => Ok(text.to_owned()),
+        Some(problem) => Err(problem),
+    }
+}
+
+/// This process goes by `flag` (`--host`), else `fleet.host`, else its hostname: chosen
+/// before anything names the host (members, app owners, log records).
+pub(crate) fn choose_host(config: &Config, flag: Option<&str>) {
+    if let Some(name) = flag.or(config.host.as_deref()) {
+        crate::host::choose(name);
+    }
+}
+
 /// Discover and validate the projects of the configured home.
 pub(crate) fn discover_home(config: &Config) -> anyhow::Result<Discovery> {
     Ok(discover(&config.home)?)

@@ -33,11 +33,16 @@ pub struct DaemonArgs {
     /// 127.0.0.1:5001; `api.enabled: false` turns it off, this flag on again).
     #[arg(long, value_name = "IP:PORT", value_parser = crate::config::listen_address)]
     pub api_listen: Option<std::net::SocketAddr>,
+    /// The name this host goes by in the store (default: fleet.host from local.yaml, else
+    /// the hostname); hosts sharing one store need names of their own.
+    #[arg(long, value_name = "NAME", value_parser = context::host_name)]
+    pub host: Option<String>,
 }
 
 /// Run the daemon until SIGINT/SIGTERM or `coco halt`.
 pub async fn run(global: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
+    context::choose_host(&config, args.host.as_deref());
     let store = context::open_store(&config).await?;
     let parts = Parts {
         worker: !args.no_worker,

@@ -14,6 +14,10 @@ use crate::worker::Worker;
 /// Arguments of `coco worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// The name this host goes by in the store (default: fleet.host from local.yaml, else
+    /// the hostname).
+    #[arg(long, value_name = "NAME", value_parser = context::host_name)]
+    pub host: Option<String>,
     /// Runs at once (default: worker.slots from local.yaml, else the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub slots: Option<u32>,
@@ -38,6 +42,7 @@ fn zombie_after(text: &str) -> Result<Duration, String> {
 /// Run a worker until SIGINT/SIGTERM; running runs get a grace period, then are handed back.
 pub async fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<i32> {
     let (config, _) = context::load_config(global)?;
+    context::choose_host(&config, args.host.as_deref());
     let store = context::open_store(&config).await?;
     let mut settings = context::worker_settings(&config, args.slots);
     if let Some(after) = args.zombie_after {

@@ -36,7 +36,7 @@ use crate::redact::redact;
 use crate::store::StoreLocation;
 use crate::yaml::Diagnostic;
 pub use daemon::DaemonConfig;
-use raw::{KEYS, LevelSetting, RawApi, RawConfig, RawDefault, RawFolder, RawLogging};
+use raw::{KEYS, LevelSetting, RawApi, RawConfig, RawDefault, RawFleet, RawFolder, RawLogging};
 use sources::Layer;
 
 /// The name of the configuration file.
@@ -258,6 +258,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `api`: the HTTP API a daemon serves.
     pub api: ApiConfig,
+    /// `fleet.host`: the name this host goes by, if not its hostname.
+    pub host: Option<String>,
     /// The files read, lowest precedence first.
     pub files: Vec<PathBuf>,
     /// The files whose change re-reads the configuration: the system file and the user file
@@ -513,6 +515,7 @@ fn defaults(home: &Path) -> Layer {
                 listen: Some(DEFAULT_API_LISTEN.to_owned()),
                 open_metrics: Some(false),
             },
+            fleet: RawFleet::default(),
         },
     )
 }
@@ -595,6 +598,7 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
             "api.open_metrics",
             raw.api.open_metrics.map(|v| v.to_string()),
         ),
+        ("fleet.host", raw.fleet.host.clone()),
     ]);
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -645,6 +649,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
             },
             open_metrics: raw.api.open_metrics.unwrap_or(false),
         },
+        host: raw.fleet.host,
         files,
         source_files,
     }

@@ -41,6 +41,7 @@ pub const KEYS: &[&str] = &[
     "api.enabled",
     "api.listen",
     "api.open_metrics",
+    "fleet.host",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -56,6 +57,7 @@ pub struct RawOutline {
     pub worker: Option<Value>,
     pub daemon: Option<Value>,
     pub api: Option<Value>,
+    pub fleet: Option<Value>,
 }
 
 /// One layer of the configuration.
@@ -74,6 +76,8 @@ pub struct RawConfig {
     pub daemon: RawDaemon,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub fleet: RawFleet,
 }
 
 /// `DEFAULT`: where the state store is.
@@ -192,6 +196,15 @@ pub struct RawApi {
     /// that sees every project).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_metrics: Option<bool>,
+}
+
+/// `fleet`: this host among the daemons sharing one store.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    /// The name this host goes by (default: the machine's hostname).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`

@@ -175,6 +175,14 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     {
         problems.push(("api.listen", why));
     }
+    if let Some(problem) = raw
+        .fleet
+        .host
+        .as_deref()
+        .and_then(crate::host::name_problem)
+    {
+        problems.push(("fleet.host", problem));
+    }
     problems
 }
 
@@ -231,6 +239,7 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
         ("worker", "worker"),
         ("daemon", "daemon"),
         ("api", "api"),
+        ("fleet", "fleet"),
     ] {
         let path = vec![written.to_owned()];
         let value = match doc.get(&path) {
@@ -243,7 +252,8 @@ pub fn parse_file(file: &Path, bytes: &[u8], home: &Path) -> Result<Layer, Vec<D
             "folder" => doc.deserialize(&path, &value).map(|v| raw.folder = v),
             "worker" => doc.deserialize(&path, &value).map(|v| raw.worker = v),
             "daemon" => doc.deserialize(&path, &value).map(|v| raw.daemon = v),
-            _ => doc.deserialize(&path, &value).map(|v| raw.api = v),
+            "api" => doc.deserialize(&path, &value).map(|v| raw.api = v),
+            _ => doc.deserialize(&path, &value).map(|v| raw.fleet = v),
         };
         if let Err(diagnostic) = result {
             problems.push(diagnostic);
