@@ -26,5 +26,8 @@ fi
 step "headless Chromium for the dashboard's browser test (tests/browser.sh)"
 tests/browser.sh
 
+step "iproute2 for the fleet tests' network namespaces (tests/netns.sh)"
+tests/netns.sh
+
 step "cargo test (embedded store and MongoDB at the test server)"
 cargo test --locked --all-targets

@@ -14,6 +14,7 @@ mod dashboard;
 mod enqueue_warnings;
 mod events;
 mod examples;
+mod fleet;
 mod hosts;
 mod init;
 mod job_env;

@@ -112,9 +112,36 @@ impl Sandbox {
         Background { child, log }
     }
 
-    #[allow(clippy::disallowed_methods)] // runs the coco binary under test
+    /// [`Sandbox::spawn`] inside network namespace `netns` (`ip netns exec`, which execs
+    /// coco itself: the child is coco's process).
+    pub fn spawn_in(&self, netns: &str, args: &[&str]) -> Background {
+        let log = self.dir.path().join(format!("{}.log", ulid::Ulid::new()));
+        let child = self
+            .command_in(Some(netns), args, &[])
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        Background { child, log }
+    }
+
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coco"));
+        self.command_in(None, args, env)
+    }
+
+    #[allow(clippy::disallowed_methods)] // runs the coco binary under test
+    fn command_in(&self, netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let coco = env!("CARGO_BIN_EXE_coco");
+        let mut command = match netns {
+            None => Command::new(coco),
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, coco]);
+                command
+            }
+        };
         command
             .args(args)
             .args(&self.store_args)

@@ -1,0 +1,434 @@
+//! The fleet on real test hosts (issue 14): three network namespaces joined by veth pairs to
+//! a bridge this test makes (a private subnet on that bridge only, no route beyond it), one
+//! FerretDB listening on the bridge, and in each namespace a `coco daemon --host hN` against
+//! it. Scenarios assert from the store and from the processes, not from logs.
+//!
+//! Needs root and iproute2 (`ip netns`): CI has both. Elsewhere the tests fail saying so,
+//! unless `COCO_TEST_SKIP_NETNS=1` asks to skip them (a CI run never passes by testing
+//! nothing).
+
+use std::collections::BTreeMap;
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::{Background, Sandbox, ok};
+
+/// Subnets handed out in this process (several tests may run at once).
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
+#[allow(clippy::disallowed_methods)] // the test sets up its network with iproute2
+fn ip(args: &[&str]) {
+    let done = Command::new("ip").args(args).output().expect("running ip");
+    assert!(
+        done.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+/// Whether this host can make network namespaces; `None` when the tests are to be skipped.
+fn netns_possible() -> Option<()> {
+    let root = unsafe { libc::geteuid() } == 0;
+    let has_ip = Path::new("/usr/sbin/ip").exists() || Path::new("/sbin/ip").exists();
+    if root && has_ip {
+        return Some(());
+    }
+    assert_eq!(
+        std::env::var("COCO_TEST_SKIP_NETNS").as_deref(),
+        Ok("1"),
+        "the fleet tests need root and iproute2 (ip netns): run them as root (CI does), or \
+         set COCO_TEST_SKIP_NETNS=1 to skip them (root: {root}, ip: {has_ip})"
+    );
+    eprintln!("skipped: the fleet tests need root and iproute2");
+    None
+}
+
+/// A bridge with `hosts` network namespaces on it, removed when dropped.
+struct TestNet {
+    bridge: String,
+    /// Each host's namespace and the bridge's end of its veth pair.
+    hosts: Vec<(String, String)>,
+    prefix: String,
+}
+
+impl TestNet {
+    fn new(hosts: usize) -> Option<TestNet> {
+        netns_possible()?;
+        let n = NEXT_NET.fetch_add(1, Ordering::SeqCst);
+        let tag = (std::process::id() % 1000) * 10 + n % 10;
+        let prefix = format!("10.{}.{}", 200 + (tag / 250) % 50, tag % 250);
+        let bridge = format!("cb{tag}");
+        let mut net = TestNet {
+            bridge: bridge.clone(),
+            hosts: Vec::new(),
+            prefix: prefix.clone(),
+        };
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&["addr", "add", &format!("{prefix}.1/24"), "dev", &bridge]);
+        ip(&["link", "set", &bridge, "up"]);
+        for i in 1..=hosts {
+            let ns = format!("coco-{tag}-h{i}");
+            let outside = format!("cv{tag}h{i}");
+            let inside = format!("ci{tag}h{i}");
+            ip(&["netns", "add", &ns]);
+            net.hosts.push((ns.clone(), outside.clone()));
+            ip(&[
+                "link", "add", &outside, "type", "veth", "peer", "name", &inside,
+            ]);
+            ip(&["link", "set", &inside, "netns", &ns]);
+            ip(&["link", "set", &outside, "master", &bridge]);
+            ip(&["link", "set", &outside, "up"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{prefix}.{}/24", 10 + i),
+                "dev",
+                &inside,
+            ]);
+            ip(&["-n", &ns, "link", "set", &inside, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        Some(net)
+    }
+
+    /// The store's address on the bridge.
+    fn store_ip(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    fn ns(&self, host: usize) -> &str {
+        &self.hosts[host - 1].0
+    }
+}
+
+impl Drop for TestNet {
+    #[allow(clippy::disallowed_methods)] // cleaning up what the test made
+    fn drop(&mut self) {
+        for (ns, outside) in &self.hosts {
+            let _ = Command::new("ip").args(["link", "del", outside]).output();
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+/// A FerretDB (the tests' MongoDB-wire server) listening on `ip`, stopped when dropped.
+struct Store {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Store {
+    #[allow(clippy::disallowed_methods)] // the test server
+    fn start(ip: &str) -> Store {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let built = Command::new(here.join("tests/ferretdb/build.sh"))
+            .output()
+            .expect("tests/ferretdb/build.sh");
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let bin = PathBuf::from(String::from_utf8(built.stdout).unwrap().trim());
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .arg("-data")
+            .arg(data.path().join("data"))
+            .arg(format!("{ip}:0"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("the test server said nothing").unwrap();
+            if let Some(url) = line.strip_prefix("ready ") {
+                break url.to_string();
+            }
+        };
+        Store {
+            child,
+            url,
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fleet: the net, the store, a sandbox whose commands use the store.
+struct Fleet {
+    net: TestNet,
+    _store: Store,
+    sandbox: Sandbox,
+}
+
+impl Fleet {
+    fn new(hosts: usize) -> Option<Fleet> {
+        let net = TestNet::new(hosts)?;
+        let store = Store::start(&net.store_ip());
+        let mut sandbox = Sandbox::new();
+        sandbox.store_args = vec![
+            "--mongo-url".into(),
+            store.url.clone(),
+            "--mongo-database".into(),
+            "fleet".into(),
+        ];
+        // Each host keeps its own state (wake sockets, guard markers).
+        for i in 1..=hosts {
+            std::fs::create_dir_all(sandbox.dir.path().join(format!("state-h{i}"))).unwrap();
+        }
+        Some(Fleet {
+            net,
+            _store: store,
+            sandbox,
+        })
+    }
+
+    /// `coco daemon --host hN` in host N's namespace.
+    fn daemon(&self, host: usize, extra: &[&str]) -> Background {
+        let name = format!("h{host}");
+        let state = self.sandbox.dir.path().join(format!("state-{name}"));
+        let mut args = vec![
+            "--state",
+            state.to_str().unwrap(),
+            "daemon",
+            "--host",
+            &name,
+        ];
+        args.extend_from_slice(extra);
+        self.sandbox.spawn_in(self.net.ns(host), &args)
+    }
+}
+
+/// One execution of a run: its host's namespace, its shell's pid, when it started and (if it
+/// said so) ended, in seconds since the epoch.
+#[derive(Debug, Clone)]
+struct Try {
+    ns: String,
+    pid: i32,
+    start: f64,
+    end: Option<f64>,
+}
+
+/// The lines `start RUN NS SECONDS PID` and `end RUN NS SECONDS` the job wrote, by run.
+fn intervals(log: &Path) -> BTreeMap<String, Vec<Try>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut runs: BTreeMap<String, Vec<Try>> = BTreeMap::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["start", run, ns, at, pid] => runs.entry(run.to_string()).or_default().push(Try {
+                ns: ns.to_string(),
+                pid: pid.parse().unwrap(),
+                start: at.parse().unwrap(),
+                end: None,
+            }),
+            ["end", run, ns, at] => {
+                if let Some(open) = runs
+                    .entry(run.to_string())
+                    .or_default()
+                    .iter_mut()
+                    .rev()
+                    .find(|t| t.ns == ns && t.end.is_none())
+                {
+                    open.end = Some(at.parse().unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    runs
+}
+
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Whether process `pid` is gone.
+fn gone(pid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) != 0 }
+}
+
+/// The host an app's status names while it runs (a pid), once `until` holds.
+fn app_status(
+    sandbox: &Sandbox,
+    app: &str,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let apps: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(sandbox, &["apps", "--json"], 0)).unwrap();
+        let status = apps
+            .iter()
+            .find(|line| line["app"] == app)
+            .map(|line| line["status"].clone())
+            .unwrap_or_default();
+        if until(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{app}: {apps:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Scenario 1: SIGKILL one host's daemon. Its app is healthy on another host within the
+/// lease and a start; its running runs are retried elsewhere and complete; no run executes
+/// on two hosts at once.
+#[test]
+fn a_killed_host_hands_over_its_app_and_runs() {
+    let Some(fleet) = Fleet::new(3) else { return };
+    let sandbox = &fleet.sandbox;
+    let log = sandbox.dir.path().join("runs.log");
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let text = std::fs::read_to_string(&local).unwrap();
+    std::fs::write(&local, format!("{text}worker:\n  zombie_after: 10s\n")).unwrap();
+    sandbox.project(
+        "shop",
+        &format!(
+            "jobs:\n  work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); \
+             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep 6; \
+             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}', '{{{{args.i}}}}']\n    \
+             args: {{i: 0}}\n    attempts: 1\n    max_parallel: 6\n\
+             apps:\n  web:\n    command: [python3, -m, http.server, '8080', --bind, 0.0.0.0]\n    \
+             port: 8080\n    health: {{http: /}}\n",
+            log = log.display()
+        ),
+    );
+    sandbox.apply();
+    // h1 alone first: it takes the app and two runs (its two slots); then h2 and h3 join
+    // and take the other runs.
+    let mut daemons: Vec<Option<Background>> = vec![Some(fleet.daemon(1, &["--slots", "2"]))];
+    let first = app_status(sandbox, "shop.web", |s| s["healthy"] == true);
+    let owner = first["host"].as_str().unwrap().to_string();
+    assert_eq!(owner, "h1");
+    let owner_index = 1;
+    for i in 1..=6 {
+        ok(
+            sandbox,
+            &["enqueue", "shop.work", "--arg", &format!("i={i}")],
+            0,
+        );
+    }
+    let ns = fleet.net.ns(owner_index).to_string();
+    let running_on = |ns: &str| {
+        intervals(&log)
+            .values()
+            .filter(|tries| tries.iter().any(|t| t.ns == ns && t.end.is_none()))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running_on(&ns) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "h1 runs nothing: {:?}",
+            intervals(&log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemons.push(Some(fleet.daemon(2, &["--slots", "2"])));
+    daemons.push(Some(fleet.daemon(3, &["--slots", "2"])));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running_on(fleet.net.ns(2)) + running_on(fleet.net.ns(3)) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "h2, h3 run nothing: {:?}",
+            intervals(&log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(running_on(&ns), 2, "{:?}", intervals(&log));
+
+    // SIGKILL the owner's daemon; its jobs are ended by its process guard. When the last of
+    // them is gone is when their tries ended.
+    let killed_at = Instant::now();
+    let mut victim = daemons[owner_index - 1].take().unwrap();
+    let _ = victim.child.kill();
+    let _ = victim.child.wait();
+    let orphans: Vec<i32> = intervals(&log)
+        .values()
+        .flatten()
+        .filter(|t| t.ns == ns && t.end.is_none())
+        .map(|t| t.pid)
+        .collect();
+    assert_eq!(orphans.len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !orphans.iter().all(|&pid| gone(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "the killed host's jobs live on: {orphans:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let orphans_ended = epoch_now();
+    eprintln!(
+        "the killed host's jobs ended {:?} after the kill",
+        killed_at.elapsed()
+    );
+
+    let moved = app_status(sandbox, "shop.web", |s| {
+        s["healthy"] == true && s["host"].as_str().is_some_and(|h| h != owner)
+    });
+    let failover = killed_at.elapsed();
+    assert_ne!(moved["host"], owner);
+
+    // Every run completes, the killed host's included (retried elsewhere).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let done = sandbox
+            .list_json(&["--state", "complete", "--job", "shop.work"])
+            .len();
+        if done == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of 6 complete: {:#?}",
+            sandbox.list_json(&["--job", "shop.work"])
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // No run on two hosts at once: each run's tries never overlap (a try the kill cut short
+    // lasted until its process was seen gone).
+    for (run, tries) in intervals(&log) {
+        let end = |t: &Try| t.end.unwrap_or(orphans_ended);
+        for (i, a) in tries.iter().enumerate() {
+            for b in &tries[i + 1..] {
+                assert!(
+                    end(a) <= b.start || end(b) <= a.start,
+                    "run {run} ran twice at once: {a:?} and {b:?}"
+                );
+            }
+        }
+        assert_eq!(
+            tries.iter().filter(|t| t.end.is_some()).count(),
+            1,
+            "run {run} completed once: {tries:?}"
+        );
+    }
+    eprintln!(
+        "failover of shop.web from {owner} to {}: {failover:?}",
+        moved["host"]
+    );
+    drop(daemons);
+}
