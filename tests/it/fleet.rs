@@ -1,7 +1,8 @@
 //! The fleet on real test hosts (issue 14): three network namespaces joined by veth pairs to
 //! a bridge this test makes (a private subnet on that bridge only, no route beyond it), one
 //! FerretDB listening on the bridge, and in each namespace a `coco daemon --host hN` against
-//! it. Scenarios assert from the store and from the processes, not from logs.
+//! it. Scenarios assert from the store and from the processes, not from logs: so far 1 (SIGKILL
+//! the app's owner) and 4 (a rolling restart).
 //!
 //! Needs root and iproute2 (`ip netns`): CI has both. Elsewhere the tests fail saying so,
 //! unless `COCO_TEST_SKIP_NETNS=1` asks to skip them (a CI run never passes by testing
@@ -430,5 +431,111 @@ fn a_killed_host_hands_over_its_app_and_runs() {
         "failover of shop.web from {owner} to {}: {failover:?}",
         moved["host"]
     );
+    drop(daemons);
+}
+
+/// Scenario 4: a rolling restart of all three hosts, one by one (SIGTERM, then start again):
+/// the app is handed over as its owner stops, so it never waits for a lease to expire —
+/// each stretch without a healthy copy is shorter than `daemon.app_stale_after` (10 s) — and
+/// it is healthy at the end.
+#[test]
+fn a_rolling_restart_keeps_the_app_up() {
+    let Some(fleet) = Fleet::new(3) else { return };
+    let sandbox = &fleet.sandbox;
+    sandbox.project(
+        "shop",
+        "apps:\n  web:\n    command: [python3, -m, http.server, '8080', --bind, 0.0.0.0]\n    \
+         port: 8080\n    health: {http: /}\n",
+    );
+    sandbox.apply();
+    let mut daemons: Vec<Background> = (1..=3).map(|i| fleet.daemon(i, &["--no-worker"])).collect();
+    app_status(sandbox, "shop.web", |s| s["healthy"] == true);
+
+    // Sample the app's health from the store while the hosts restart.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = std::sync::Arc::clone(&stop);
+        let coco = env!("CARGO_BIN_EXE_coco").to_string();
+        let home = sandbox.dir.path().to_path_buf();
+        let store = sandbox.store_args.clone();
+        std::thread::spawn(move || {
+            let mut samples: Vec<(Instant, Option<String>)> = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                #[allow(clippy::disallowed_methods)] // reads the store as an operator would
+                let out = Command::new(&coco)
+                    .args(["apps", "--json"])
+                    .args(&store)
+                    .env("HOME", &home)
+                    .current_dir(&home)
+                    .output()
+                    .unwrap();
+                let apps: Vec<serde_json::Value> =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                let healthy = apps
+                    .iter()
+                    .find(|line| line["app"] == "shop.web")
+                    .map(|line| line["status"].clone())
+                    .filter(|s| s["healthy"] == true && s["pid"].is_u64())
+                    .and_then(|s| s["host"].as_str().map(str::to_string));
+                samples.push((Instant::now(), healthy));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        })
+    };
+    // The owner first, then the others: each stopped, the app healthy again (elsewhere, for
+    // the owner), then started again.
+    let owner: usize = app_status(sandbox, "shop.web", |s| s["healthy"] == true)["host"]
+        .as_str()
+        .unwrap()[1..]
+        .parse()
+        .unwrap();
+    let order: Vec<usize> = std::iter::once(owner)
+        .chain((1..=3).filter(|&h| h != owner))
+        .collect();
+    for host in order {
+        let old = &mut daemons[host - 1];
+        // SAFETY: kill(2) of the daemon this test started and has not reaped.
+        unsafe { libc::kill(old.child.id() as i32, libc::SIGTERM) };
+        let _ = old.child.wait();
+        let name = format!("h{host}");
+        app_status(sandbox, "shop.web", |s| {
+            s["healthy"] == true && s["pid"].is_u64() && s["host"] != name.as_str()
+        });
+        daemons[host - 1] = fleet.daemon(host, &["--no-worker"]);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.join().unwrap();
+
+    // The stretches without a healthy copy, and who held it.
+    let mut gaps = Vec::new();
+    let mut since: Option<Instant> = None;
+    for (at, healthy) in &samples {
+        match (healthy, since) {
+            (None, None) => since = Some(*at),
+            (Some(_), Some(start)) => {
+                gaps.push(*at - start);
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    let owners: Vec<&String> = samples.iter().filter_map(|(_, h)| h.as_ref()).collect();
+    let mut changes = owners.clone();
+    changes.dedup();
+    eprintln!("rolling restart: owners {changes:?}, stretches without a healthy copy {gaps:?}");
+    assert!(since.is_none(), "unhealthy at the end");
+    assert!(
+        changes.len() >= 2,
+        "the app moved off its stopped owner: {changes:?}"
+    );
+    assert!(samples.len() > 20, "{} samples", samples.len());
+    for gap in &gaps {
+        assert!(
+            *gap < Duration::from_secs(10),
+            "the app waited for a lease: {gaps:?}"
+        );
+    }
     drop(daemons);
 }
