@@ -54,9 +54,13 @@ async fn health(at: SocketAddr) -> Result<u16, String> {
         let mut head = [0u8; 32];
         let mut read = 0;
         while read < head.len() {
-            match stream.read(&mut head[read..]).await? {
-                0 => break,
-                n => read += n,
+            match stream.read(&mut head[read..]).await {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                // A server that closes without reading the request may reset the connection
+                // after its answer: what came before the reset counts.
+                Err(_) if read > 0 => break,
+                Err(error) => return Err(error),
             }
         }
         Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..read]).into_owned())

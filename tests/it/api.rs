@@ -1147,6 +1147,16 @@ fn login_link(sandbox: &Sandbox, port: u16, args: &[&str]) -> String {
     code.to_string()
 }
 
+/// Read a request's head from `peer` (so that closing it after the answer is a clean close,
+/// not a reset that could reach the client before the answer).
+fn read_request(peer: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && peer.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+}
+
 /// The session cookie a login answer sets (its `name=value` part), and the whole header.
 fn session_of(answer: &Answer) -> (String, String) {
     let set = answer
@@ -1298,6 +1308,7 @@ fn dashboard_login(sandbox: &Sandbox) {
     let other = std::net::TcpListener::bind(&listen).unwrap();
     let silent = std::thread::spawn(move || {
         let (mut peer, _) = other.accept().unwrap();
+        read_request(&mut peer);
         let _ = peer.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
     });
     let failed = sandbox.coco(&["dashboard", "--api-listen", &listen]);
@@ -1312,6 +1323,7 @@ fn dashboard_login(sandbox: &Sandbox) {
     let other = std::net::TcpListener::bind(&listen).unwrap();
     let web = std::thread::spawn(move || {
         let (mut peer, _) = other.accept().unwrap();
+        read_request(&mut peer);
         let _ = peer.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n");
     });
     let failed = sandbox.coco(&["dashboard", "--api-listen", &listen]);
