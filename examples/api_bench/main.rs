@@ -36,6 +36,9 @@
 
 #[path = "../bench_common/mod.rs"]
 mod common;
+#[allow(dead_code)] // waiting for a log line is the daemon benchmark's
+#[path = "../bench_common/daemon.rs"]
+mod daemon_process;
 mod events;
 mod fill;
 mod http;
@@ -217,7 +220,7 @@ async fn run_size(
         let mix = fill::fill(&sandbox, runs).await?;
         let filled_in = filling.elapsed();
         eprintln!("   filled in {filled_in:.1?}: {mix:?}");
-        let daemon = sandbox.daemon(name).await?;
+        let (daemon, port) = sandbox.daemon(name).await?;
         let (requests, changes, rounds) = match backend {
             Backend::Embedded => (options.requests, options.changes, options.poll_rounds),
             Backend::Mongo { .. } => (
@@ -237,9 +240,7 @@ async fn run_size(
         };
         if wanted(Bench::Reads) {
             eprintln!("-- reads: GET /api/v1/runs?limit=50, {requests} requests a series");
-            size.reads = Some(logged(
-                reads::measure(&sandbox, daemon.port, requests).await,
-            ));
+            size.reads = Some(logged(reads::measure(&sandbox, port, requests).await));
             if let Some(Ok(r)) = &size.reads {
                 eprintln!(
                     "   keep-alive p50 {:.2} ms, library p50 {:.2} ms",
@@ -261,7 +262,7 @@ async fn run_size(
                     Duration::from_millis(options.gap_max_ms.max(options.gap_min_ms)),
                 );
                 size.events = Some(logged(
-                    events::measure(&sandbox, daemon.port, changes.div_ceil(2), gap).await,
+                    events::measure(&sandbox, port, changes.div_ceil(2), gap).await,
                 ));
             }
         }
@@ -274,7 +275,7 @@ async fn run_size(
             size.idle = Some(logged(
                 idle::measure(
                     daemon.pid(),
-                    daemon.port,
+                    port,
                     &sandbox.token,
                     options.streams,
                     options.idle_secs,

@@ -6,7 +6,7 @@
 //! port ([`DaemonProcess`]; a drop guard SIGKILLs it if a benchmark bails out early).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +16,8 @@ use coco::store::{self, Store};
 use tempfile::TempDir;
 use tokio::time::Instant;
 
-use crate::common::{Backend, SandboxStore, drop_database, host_command, sandbox_store, signal};
+use crate::common::{Backend, SandboxStore, drop_database, host_command, sandbox_store};
+pub use crate::daemon_process::{DaemonProcess, free_port};
 use crate::http;
 
 /// Keep the sandbox folders (`--keep`), to read the daemons' logs and the stores afterwards.
@@ -141,7 +142,8 @@ impl Sandbox {
 
     /// Start `coco daemon --no-worker --no-scheduler --no-apps --api-listen 127.0.0.1:PORT`
     /// on a free port and wait until `GET /healthz` answers 200.
-    pub async fn daemon(&self, log: &str) -> anyhow::Result<DaemonProcess> {
+    /// The daemon and its API's port on 127.0.0.1.
+    pub async fn daemon(&self, log: &str) -> anyhow::Result<(DaemonProcess, u16)> {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let err = self.path(&format!("logs/{log}.err"));
@@ -160,11 +162,7 @@ impl Sandbox {
             .stderr(std::fs::File::create(&err)?)
             .spawn()
             .context("starting coco daemon")?;
-        let mut daemon = DaemonProcess {
-            child: Some(child),
-            log: err,
-            port,
-        };
+        let mut daemon = DaemonProcess::new(child, err);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let healthy = tokio::task::spawn_blocking(move || {
@@ -174,7 +172,7 @@ impl Sandbox {
             })
             .await?;
             if healthy {
-                return Ok(daemon);
+                return Ok((daemon, port));
             }
             daemon.check_running()?;
             if Instant::now() > deadline {
@@ -196,70 +194,4 @@ impl Sandbox {
         }
         drop_database(self.mongo.as_ref()).await;
     }
-}
-
-/// A running `coco daemon`; SIGKILLed on drop if still running.
-pub struct DaemonProcess {
-    child: Option<Child>,
-    log: PathBuf,
-    /// Its API's port on 127.0.0.1.
-    pub port: u16,
-}
-
-impl DaemonProcess {
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// The last lines of its stderr, for error messages.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(10)..].join("\n")
-    }
-
-    /// An error if the daemon has exited.
-    pub fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Some(child) = self.child.as_mut()
-            && let Some(status) = child.try_wait()?
-        {
-            self.child = None;
-            bail!("the daemon exited ({status}):\n{}", self.log_tail());
-        }
-        Ok(())
-    }
-
-    /// SIGTERM, then wait for the exit (a stream still open would hold it: close them first).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let Some(child) = self.child.as_mut() else {
-            return Ok(());
-        };
-        signal(child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if child.try_wait()?.is_some() {
-                self.child = None;
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the daemon did not exit within 30 s of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Drop for DaemonProcess {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A TCP port of 127.0.0.1 free right now (bound, then released).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }

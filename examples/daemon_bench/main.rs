@@ -33,6 +33,8 @@
 
 #[path = "../bench_common/mod.rs"]
 mod common;
+#[path = "../bench_common/daemon.rs"]
+mod daemon_process;
 mod fire;
 mod idle;
 mod report;
