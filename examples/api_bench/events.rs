@@ -14,9 +14,9 @@
 //! alone is reported too. A change whose event did not come within 10 s is counted as
 //! missed (the benchmark goes on).
 //!
-//! The baselines: the poller's interval [`poll_interval`], read from `src/api/events.rs` as
-//! built, and one poll round measured in-process ([`poll_round`]): the store reads the
-//! poller makes, on this process's own connection to the same store — `list_runs` of the
+//! The baselines: the poller's interval (`coco::api::POLL`), and one poll
+//! round measured in-process ([`poll_round`]): the store reads the poller makes
+//! (`coco::api::watched_runs`), on this process's own connection to the same store — `list_runs` of the
 //! newest `WATCHED` runs and of the `WATCHED` newest of each active state (running,
 //! pending, failed, deferred), each run encoded to JSON as the poller compares them, then
 //! the status it reads after a change (`views::status::status`, encoded).
@@ -29,7 +29,7 @@ use chrono::Utc;
 use coco::queue::run::Cancel;
 use coco::queue::state::RunState;
 use coco::queue::{self, NewRun};
-use coco::store::{Cancelled, Enqueued, RunFilter, Store};
+use coco::store::{Cancelled, Enqueued, Store};
 use serde_json::json;
 
 use crate::Samples;
@@ -37,41 +37,8 @@ use crate::http::{Event, EventStream};
 use crate::sandbox::Sandbox;
 
 /// The poller's source, as built: its interval and how many runs it watches are read here.
-const EVENTS_SOURCE: &str = include_str!("../../src/api/events.rs");
-
 /// Longest wait for one change's event.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// `pub const NAME: …` of `src/api/events.rs`: the number in its definition's line.
-fn constant(name: &str) -> anyhow::Result<u64> {
-    let line = EVENTS_SOURCE
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("pub const {name}:")))
-        .with_context(|| format!("no `pub const {name}` in src/api/events.rs"))?;
-    let digits: String = line
-        .split('=')
-        .nth(1)
-        .unwrap_or_default()
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    digits
-        .parse()
-        .with_context(|| format!("reading the value of {name}: {line}"))
-}
-
-/// The poller's interval (`POLL`, `Duration::from_millis(N)`).
-pub fn poll_interval() -> anyhow::Result<Duration> {
-    let line = EVENTS_SOURCE
-        .lines()
-        .find(|l| l.trim_start().starts_with("pub const POLL:"))
-        .context("no `pub const POLL` in src/api/events.rs")?;
-    let ms = constant("POLL")?;
-    if !line.contains("from_millis") {
-        bail!("POLL is not given in milliseconds: {line}");
-    }
-    Ok(Duration::from_millis(ms))
-}
 
 /// What was measured.
 #[derive(Debug, Clone)]
@@ -223,7 +190,6 @@ pub async fn poll_round(
     home: &Path,
     rounds: usize,
 ) -> anyhow::Result<PollRound> {
-    let watched = usize::try_from(constant("WATCHED")?)?;
     let mut measured = PollRound {
         runs: Samples::default(),
         status: Samples::default(),
@@ -231,28 +197,7 @@ pub async fn poll_round(
     };
     for n in 0..rounds + 2 {
         let started = Instant::now();
-        let mut runs = store
-            .list_runs(&RunFilter {
-                limit: Some(watched),
-                ..RunFilter::default()
-            })
-            .await?;
-        for state in [
-            RunState::Running,
-            RunState::Pending,
-            RunState::Failed,
-            RunState::Deferred,
-        ] {
-            runs.extend(
-                store
-                    .list_runs(&RunFilter {
-                        state: Some(state),
-                        limit: Some(watched),
-                        ..RunFilter::default()
-                    })
-                    .await?,
-            );
-        }
+        let runs = coco::api::watched_runs(store).await?;
         let mut bytes = 0;
         for run in &runs {
             bytes += serde_json::to_string(run)?.len();

@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     sandbox::KEEP.store(options.keep, std::sync::atomic::Ordering::Relaxed);
     let coco = common::coco_binary(options.coco.as_ref())?;
-    let poll = events::poll_interval()?;
+    let poll = coco::api::POLL;
     let started = Instant::now();
     let mut all = Vec::new();
     for backend in common::backends(options.store, options.mongo_url.as_deref())? {

@@ -38,6 +38,7 @@ use super::auth::Caller;
 use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::access::{Holder, Role};
+use crate::queue::run::RunRecord;
 use crate::queue::state::RunState;
 use crate::store::{RunFilter, Store, StoreResult};
 
@@ -397,6 +398,34 @@ struct Poller {
     primed: bool,
 }
 
+/// The runs the poller watches, as one round reads them: the newest [`WATCHED`], and the
+/// [`WATCHED`] newest running, pending, failed and deferred (a run may come twice).
+pub async fn watched_runs(store: &dyn Store) -> StoreResult<Vec<RunRecord>> {
+    let mut runs = store
+        .list_runs(&RunFilter {
+            limit: Some(WATCHED),
+            ..RunFilter::default()
+        })
+        .await?;
+    for state in [
+        RunState::Running,
+        RunState::Pending,
+        RunState::Failed,
+        RunState::Deferred,
+    ] {
+        runs.extend(
+            store
+                .list_runs(&RunFilter {
+                    state: Some(state),
+                    limit: Some(WATCHED),
+                    ..RunFilter::default()
+                })
+                .await?,
+        );
+    }
+    Ok(runs)
+}
+
 impl Poller {
     async fn poll(
         &mut self,
@@ -405,28 +434,7 @@ impl Poller {
         hub: &Hub,
     ) -> StoreResult<()> {
         let mut seen = HashMap::new();
-        let mut runs = store
-            .list_runs(&RunFilter {
-                limit: Some(WATCHED),
-                ..RunFilter::default()
-            })
-            .await?;
-        for state in [
-            RunState::Running,
-            RunState::Pending,
-            RunState::Failed,
-            RunState::Deferred,
-        ] {
-            runs.extend(
-                store
-                    .list_runs(&RunFilter {
-                        state: Some(state),
-                        limit: Some(WATCHED),
-                        ..RunFilter::default()
-                    })
-                    .await?,
-            );
-        }
+        let runs = watched_runs(store).await?;
         let mut changed = false;
         for run in runs {
             if seen.contains_key(&run.id) {

@@ -48,6 +48,7 @@ use utoipa_axum::routes;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use events::{POLL, WATCHED, watched_runs};
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
