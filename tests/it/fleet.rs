@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{Background, Sandbox, ok};
+use crate::support::{Background, Sandbox, app_status, ok};
 
 /// Subnets handed out in this process (several tests may run at once).
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
@@ -268,29 +268,6 @@ fn epoch_now() -> f64 {
 fn gone(pid: i32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) != 0 }
-}
-
-/// The host an app's status names while it runs (a pid), once `until` holds.
-fn app_status(
-    sandbox: &Sandbox,
-    app: &str,
-    until: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let apps: Vec<serde_json::Value> =
-            serde_json::from_str(&ok(sandbox, &["apps", "--json"], 0)).unwrap();
-        let status = apps
-            .iter()
-            .find(|line| line["app"] == app)
-            .map(|line| line["status"].clone())
-            .unwrap_or_default();
-        if until(&status) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "{app}: {apps:#?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Scenario 1: SIGKILL one host's daemon. Its app is healthy on another host within the

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, ok, stderr};
+use crate::support::{Sandbox, app_status, ok, stderr};
 
 /// The hosts `coco alive --json` lists for each member kind.
 fn member_hosts(sandbox: &Sandbox) -> Vec<(String, String)> {
@@ -25,21 +25,10 @@ fn member_hosts(sandbox: &Sandbox) -> Vec<(String, String)> {
 
 /// The host `coco apps --json` says runs `app`, once one does.
 fn app_host(sandbox: &Sandbox, app: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let apps: Vec<serde_json::Value> =
-            serde_json::from_str(&ok(sandbox, &["apps", "--json"], 0)).unwrap();
-        let status = apps
-            .iter()
-            .find(|line| line["app"] == app)
-            .map(|line| line["status"].clone())
-            .unwrap_or_default();
-        if status["pid"].is_u64() {
-            return status["host"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "{app} never ran: {apps:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    app_status(sandbox, app, |status| status["pid"].is_u64())["host"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

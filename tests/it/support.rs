@@ -331,3 +331,26 @@ pub fn guard_of(worker: u32) -> Option<i32> {
             parent == Some(worker) && cmdline.split(|&b| b == 0).any(|arg| arg == b"__guard")
         })
 }
+
+/// App `app`'s status as `coco apps --json` shows it, once `until` holds (up to 40 s).
+pub fn app_status(
+    sandbox: &Sandbox,
+    app: &str,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let apps: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(sandbox, &["apps", "--json"], 0)).unwrap();
+        let status = apps
+            .iter()
+            .find(|line| line["app"] == app)
+            .map(|line| line["status"].clone())
+            .unwrap_or_default();
+        if until(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{app}: {apps:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
