@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use id::JobId;
-pub use raw::{Catchup, Concurrency, HumanDuration, RestartPolicy};
+pub use raw::{Catchup, Concurrency, HumanDuration, RestartPolicy, StoreLoss};
 
 use crate::schedule::Schedule;
 
@@ -175,6 +175,10 @@ pub struct App {
     pub env: BTreeMap<String, String>,
     /// Hosts that may run it; empty: any.
     pub hosts: Vec<String>,
+    /// What its owner does while the store is out of reach (`keep` is left out of the
+    /// stored form, so adding the key changed no app's hash).
+    #[serde(default, skip_serializing_if = "StoreLoss::is_keep")]
+    pub on_store_loss: StoreLoss,
 }
 
 /// How an app's health is checked.

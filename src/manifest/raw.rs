@@ -106,6 +106,10 @@ pub struct RawApp {
     pub env: Option<BTreeMap<String, Scalar>>,
     /// Hosts that may run it. Default: any (the daemon that claims it).
     pub hosts: Option<Vec<String>>,
+    /// What its owner does while it cannot reach the store to renew its hold: `keep` it
+    /// serving (default: a store outage never stops it), or `stop` it before the hold can
+    /// have expired, so that two copies never run at once even in a partition.
+    pub on_store_loss: Option<StoreLoss>,
 }
 
 /// A health check: exactly one of `http` or `tcp`.
@@ -156,6 +160,24 @@ pub enum RestartPolicy {
     Always,
     OnFailure,
     Never,
+}
+
+/// What an app's owner does while it cannot renew its hold on the app in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreLoss {
+    /// Keep serving (availability): another host may start a second copy once the hold
+    /// expires.
+    #[default]
+    Keep,
+    /// Stop the process before the hold can have expired (a singleton): no two copies.
+    Stop,
+}
+
+impl StoreLoss {
+    pub fn is_keep(&self) -> bool {
+        *self == StoreLoss::Keep
+    }
 }
 
 /// A command: a list of arguments, or one string split into arguments like a shell would

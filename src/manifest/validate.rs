@@ -258,6 +258,7 @@ pub fn app(doc: &Document, name: &str, raw: RawApp, problems: &mut Problems) -> 
         restart: raw.restart.unwrap_or_default(),
         env: env_map(doc, &at(&base, &["env"]), raw.env, problems),
         hosts: raw.hosts.unwrap_or_default(),
+        on_store_loss: raw.on_store_loss.unwrap_or_default(),
     }
 }
 

@@ -178,6 +178,7 @@ pub fn new_run(job: &Job, new: NewRun<'_>) -> RunRecord {
         restart_of: new.restart_of,
         force: new.force,
         lost: 0,
+        claims: 0,
         deferrals: 0,
         deferred_since: None,
         history_folded: 0,

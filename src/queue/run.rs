@@ -71,6 +71,11 @@ pub struct RunRecord {
     /// Tries lost with their worker in a row (`state::Streaks`).
     #[serde(default)]
     pub lost: u32,
+    /// Claims so far (each try's, counting those lost with their worker): the fence of the
+    /// try's output writes ([`crate::store::Queue::put_output`]), raised past a lost try when
+    /// it is taken back so that its stalled worker cannot write over the retry.
+    #[serde(default)]
+    pub claims: u32,
     /// Deferrals in a row, and when the first of them happened.
     #[serde(default)]
     pub deferrals: u32,
@@ -162,6 +167,7 @@ impl RunRecord {
     pub fn claimed(mut self, worker: &str, now: DateTime<Utc>) -> Self {
         self.state = RunState::Running;
         self.attempt += 1;
+        self.claims += 1;
         self.worker = Some(worker.to_string());
         self.started = Some(now);
         self.finished = None;

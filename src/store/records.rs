@@ -186,6 +186,10 @@ pub struct AppStatus {
     pub checked: Option<DateTime<Utc>>,
     /// The owner's latest sign of life.
     pub heartbeat: DateTime<Utc>,
+    /// The fencing token of the owner's hold: raised on every change of owner, and every
+    /// write on the owner's behalf is conditional on it ([`crate::store::Fleet::renew_app`]).
+    #[serde(default)]
+    pub token: u64,
 }
 
 impl AppStatus {

@@ -280,8 +280,13 @@ pub trait Queue: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Cancelled>;
 
-    /// Keep `text` as the output (tail) of run `id`'s latest try, replacing what was kept.
-    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()>;
+    /// Keep `text` as the output (tail) `id` (a run's id, or `app:<app>`), replacing what
+    /// was kept — unless it was kept under a higher `fence`: a run's try writes under its
+    /// claim count (`RunRecord::claims`), an app's owner under its fencing token
+    /// (`AppStatus::token`), and a take-back or take-over raises the fence past the writer
+    /// it replaces, so a stalled writer never overwrites its successor's output. True if
+    /// written.
+    async fn put_output(&self, id: &str, fence: u64, text: &str) -> StoreResult<bool>;
 
     /// The output (tail) kept for run `id`, if any.
     async fn get_output(&self, id: &str) -> StoreResult<Option<String>>;
@@ -294,14 +299,25 @@ pub trait Queue: Send + Sync {
 /// The fleet: live members (workers, daemons), operator switches (pause, halt), app ownership.
 #[async_trait]
 pub trait Fleet: Send + Sync {
-    /// Write `status` if its owner holds the app already, or nobody does, or the holder's
-    /// heartbeat is older than `stale_before` (it is taken over). True if written: the caller
-    /// owns the app. Of concurrent claims of a free app exactly one wins.
-    async fn claim_app(&self, status: &AppStatus, stale_before: DateTime<Utc>)
-    -> StoreResult<bool>;
+    /// Take app `id` for `status.owner` if nobody holds it, or the holder's heartbeat is
+    /// older than `stale_before`, or the holder is `status.owner` itself (an earlier task of
+    /// it): write `status` under a new fencing token, higher than any the app had (and than
+    /// its output's fence, which is raised to it), and return the token. `None`: a live
+    /// daemon holds it. Of concurrent claims of a free app exactly one wins.
+    async fn claim_app(
+        &self,
+        status: &AppStatus,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<Option<u64>>;
 
-    /// Forget app `id`'s status if `owner` holds it (the app was stopped or removed).
-    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()>;
+    /// Write `status` (a heartbeat, a new state) if `status.owner` still holds the app under
+    /// `status.token`; false once another daemon took it (or it was released): a stale owner
+    /// never overwrites its successor's status.
+    async fn renew_app(&self, status: &AppStatus) -> StoreResult<bool>;
+
+    /// Forget app `id`'s status if `owner` holds it under `token` (the app was stopped or
+    /// removed).
+    async fn release_app(&self, id: &str, owner: &str, token: u64) -> StoreResult<()>;
 
     /// Every app status, by id.
     async fn list_app_status(&self) -> StoreResult<Vec<AppStatus>>;

@@ -110,6 +110,12 @@ pub(crate) fn app_claim(
     }
 }
 
+/// The fencing token of a new hold of an app (pure): above the token it was held under
+/// and the fence its output was last written under, so no earlier owner's write matches.
+pub(crate) fn next_app_token(held: u64, output_fence: u64) -> u64 {
+    held.max(output_fence).saturating_add(1)
+}
+
 /// Refuse `end` for run `id` if no try can end that way (see [`RunEnd::check`]).
 pub(crate) fn check_end(id: &str, end: &RunEnd) -> StoreResult<()> {
     end.check()

@@ -100,7 +100,32 @@ struct Supervised {
     tail: TailBuffer,
     output_dirty: bool,
     events: mpsc::Sender<Event>,
+    /// The fencing token of this daemon's hold on the app (every write is conditional on it).
+    token: u64,
+    /// When the latest write that renewed the hold started: the hold lasts `stale_after`
+    /// from then.
+    renewed: Instant,
+    /// Stopped because the hold could not be renewed (`on_store_loss: stop`); started again
+    /// once a renewal succeeds.
+    fenced: bool,
+    /// What the latest status write found.
+    hold: Hold,
 }
+
+/// What a status write found out about the hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Renewed.
+    Held,
+    /// Another daemon took the app (or it was released): stop here.
+    Lost,
+    /// The store did not answer in time: unknown.
+    Unknown,
+}
+
+/// Before the hold can have expired, the margin a `stop` app's process is stopped by (on top
+/// of its grace): what signals and the kernel take.
+pub const STOP_MARGIN: Duration = Duration::from_secs(1);
 
 /// Supervise `plan` until [`Order::Stop`], the orders' sender is dropped, or another daemon
 /// takes the app over.
@@ -108,6 +133,7 @@ pub async fn supervise(
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
     plan: Plan,
+    token: u64,
     mut orders: mpsc::Receiver<Order>,
 ) {
     let (events, mut output) = mpsc::channel::<Event>(256);
@@ -130,6 +156,10 @@ pub async fn supervise(
         tail,
         output_dirty: false,
         events,
+        token,
+        renewed: Instant::now(),
+        fenced: false,
+        hold: Hold::Held,
     };
     app.start().await;
     let mut status_tick = tokio::time::interval(settings.status_every);
@@ -138,6 +168,7 @@ pub async fn supervise(
     loop {
         let restart_at = app.restart_at;
         let checking = app.running.is_some() && app.health_check().is_some();
+        let stop_at = app.stop_deadline();
         tokio::select! {
             order = orders.recv() => match order {
                 Some(Order::Run(plan)) => {
@@ -175,11 +206,22 @@ pub async fn supervise(
             }
             Some(event) = output.recv() => app.output(event),
             _ = output_tick.tick() => app.store_output().await,
+            () = async { tokio::time::sleep_until(stop_at.expect("checked")).await }, if stop_at.is_some() => {
+                app.fence().await;
+            }
             _ = status_tick.tick() => {
                 if !app.report().await {
                     tracing::warn!("another daemon took the app over: stopping it here");
                     app.terminate().await;
                     break;
+                }
+                if app.fenced && app.hold == Hold::Held {
+                    tracing::warn!(
+                        "the store answers again and the app is still this daemon's: starting it again"
+                    );
+                    app.fenced = false;
+                    app.start().await;
+                    next_check = Instant::now() + STARTING_CHECK;
                 }
                 if app.restart_asked().await {
                     app.restart_asked_for().await;
@@ -384,7 +426,7 @@ impl Supervised {
         self.state = AppState::Stopped;
         if let Err(error) = self
             .store
-            .release_app(&self.plan.id, &self.settings.owner)
+            .release_app(&self.plan.id, &self.settings.owner, self.token)
             .await
         {
             tracing::warn!("cannot release: {error}");
@@ -421,14 +463,56 @@ impl Supervised {
         }
         self.output_dirty = false;
         let key = format!("app:{}", self.plan.id);
-        if let Err(error) = self.store.put_output(&key, &self.tail.text()).await {
-            tracing::warn!("cannot store output: {error}");
+        match self
+            .store
+            .put_output(&key, self.token, &self.tail.text())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("not keeping the output: another daemon took the app"),
+            Err(error) => tracing::warn!("cannot store output: {error}"),
         }
     }
 
-    /// Write the status (renewing the hold); false if another daemon holds the app.
+    /// When a `stop` app's process must be stopped unless the hold is renewed before: the
+    /// hold expires `stale_after` after the latest renewal, and the process has `grace` (and
+    /// [`STOP_MARGIN`]) to end. `None` for a `keep` app, or with no process.
+    fn stop_deadline(&self) -> Option<Instant> {
+        if self.plan.app.on_store_loss.is_keep() || self.running.is_none() {
+            return None;
+        }
+        let ahead = self
+            .settings
+            .stale_after
+            .saturating_sub(self.settings.grace + STOP_MARGIN);
+        Some(self.renewed + ahead)
+    }
+
+    /// The hold could not be renewed in time (`on_store_loss: stop`): stop the process before
+    /// another daemon may take the app over; it starts again here if the next renewal works.
+    async fn fence(&mut self) {
+        tracing::warn!(
+            silent = %crate::fields::duration(self.renewed.elapsed()),
+            "cannot renew the hold on the app in the store: stopping it before the hold \
+             expires (on_store_loss: stop)"
+        );
+        self.push_line(
+            "log",
+            "WARNING store out of reach: stopped (on_store_loss: stop)",
+        );
+        self.terminate().await;
+        self.restart_at = None;
+        self.state = AppState::Stopped;
+        self.fenced = true;
+        self.report().await;
+    }
+
+    /// Write the status (renewing the hold); false if another daemon holds the app. A write
+    /// the store does not answer in time (before a `stop` app's deadline, else within half
+    /// the hold) leaves the hold as it was: kept, not renewed.
     async fn report(&mut self) -> bool {
         let now = Utc::now();
+        let began = Instant::now();
         let status = AppStatus {
             id: self.plan.id.clone(),
             owner: self.settings.owner.clone(),
@@ -443,18 +527,30 @@ impl Supervised {
             healthy: self.healthy,
             checked: self.checked,
             heartbeat: now,
+            token: self.token,
         };
-        let stale_before = now
-            - chrono::TimeDelta::from_std(self.settings.stale_after)
-                .unwrap_or(chrono::TimeDelta::MAX);
-        match self.store.claim_app(&status, stale_before).await {
-            Ok(held) => held,
-            Err(error) => {
-                // The store is away: keep running, try again at the next tick.
-                tracing::warn!("cannot record the app's status: {error}");
-                true
-            }
+        let bound = match self.stop_deadline() {
+            Some(deadline) => deadline.saturating_duration_since(began),
+            None => self.settings.stale_after / 2,
         }
+        .max(Duration::from_millis(100));
+        self.hold = match tokio::time::timeout(bound, self.store.renew_app(&status)).await {
+            Ok(Ok(true)) => {
+                self.renewed = began;
+                Hold::Held
+            }
+            Ok(Ok(false)) => Hold::Lost,
+            Ok(Err(error)) => {
+                // The store is away: keep the hold as it is, try again at the next tick.
+                tracing::debug!("cannot record the app's status: {error}");
+                Hold::Unknown
+            }
+            Err(_) => {
+                tracing::debug!("recording the app's status took too long");
+                Hold::Unknown
+            }
+        };
+        self.hold != Hold::Lost
     }
 }
 

@@ -146,9 +146,12 @@ impl Supervisor {
                 }
                 continue;
             }
-            if !self.may_take(statuses.get(&id)) || !self.claim(&plan).await? {
+            if !self.may_take(statuses.get(&id)) {
                 continue;
             }
+            let Some(token) = self.claim(&plan).await? else {
+                continue;
+            };
             let (orders, receiver) = mpsc::channel(8);
             let hash = plan.hash.clone();
             let span = tracing::info_span!("app", app = %id);
@@ -157,6 +160,7 @@ impl Supervisor {
                     Arc::clone(&self.store),
                     Arc::clone(&self.settings),
                     plan,
+                    token,
                     receiver,
                 )
                 .instrument(span),
@@ -184,8 +188,9 @@ impl Supervisor {
             || (status.host == self.settings.host && !process_exists(status.owner_pid))
     }
 
-    /// Record this daemon as the app's holder; false if another daemon was faster.
-    async fn claim(&self, plan: &Plan) -> StoreResult<bool> {
+    /// Record this daemon as the app's holder: its fencing token, or `None` if another
+    /// daemon was faster.
+    async fn claim(&self, plan: &Plan) -> StoreResult<Option<u64>> {
         let now = Utc::now();
         let status = AppStatus {
             id: plan.id.clone(),
@@ -201,6 +206,7 @@ impl Supervisor {
             healthy: None,
             checked: None,
             heartbeat: now,
+            token: 0,
         };
         // `may_take` decided the holder may be replaced: allow any heartbeat up to now.
         self.store.claim_app(&status, now).await

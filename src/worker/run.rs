@@ -137,6 +137,8 @@ struct Live {
     /// Output may be kept from an earlier try of the run (so even nothing must replace it),
     /// or was stored during this one.
     output_stored: bool,
+    /// The try's claim count: the fence its output is written under.
+    fence: u64,
 }
 
 /// A job's `::log:: LEVEL message` line, logged at its level with the run's context, for
@@ -261,6 +263,7 @@ async fn observe(
     let live = Arc::new(Mutex::new(Live {
         tail: TailBuffer::new(settings.tail_bytes),
         output_stored: tries > 1,
+        fence: u64::from(run.claims),
         ..Live::default()
     }));
     let on_event = {
@@ -544,7 +547,7 @@ async fn with_reports<T>(
 /// Store the output tail (a failure is logged: the run's end matters more).
 /// A first try that printed nothing stores nothing (one write fewer for a silent run).
 async fn store_output(store: &dyn Queue, id: &str, live: &Mutex<Live>) {
-    let text = {
+    let (fence, text) = {
         let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
         if live.tail.is_empty() && live.tail.dropped_lines() == 0 && !live.output_stored {
             return;
@@ -558,10 +561,14 @@ async fn store_output(store: &dyn Queue, id: &str, live: &Mutex<Live>) {
             ));
         }
         text.push_str(&live.tail.text());
-        text
+        (live.fence, text)
     };
-    if let Err(error) = store.put_output(id, &text).await {
-        tracing::warn!(run = %id, "keeping the output: {error}");
+    match store.put_output(id, fence, &text).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(run = %id, "not keeping the output: a later try of the run owns it")
+        }
+        Err(error) => tracing::warn!(run = %id, "keeping the output: {error}"),
     }
 }
 

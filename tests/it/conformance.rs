@@ -941,30 +941,54 @@ fn app_status(id: &str, owner: &str, heartbeat_ms: i64) -> AppStatus {
         healthy: Some(true),
         checked: Some(at(heartbeat_ms - 1)),
         heartbeat: at(heartbeat_ms),
+        token: 0,
     }
 }
 
-/// The first claim of an app wins it; others are refused while its holder heartbeats, and
-/// take it over once the holder's heartbeat is older than they allow; only the holder
-/// releases it.
+/// The first claim of an app wins it under a fencing token; others are refused while its
+/// holder heartbeats, and take it over (under a higher token) once the holder's heartbeat
+/// is older than they allow; a stale holder can neither renew, write its output, nor
+/// release; a claim after a release still gets a higher token.
 pub async fn app_owned_by_one_daemon_until_stale(store: &dyn Store) {
     let id = format!("{}.web", tag());
+    let output = format!("app:{id}");
     let mine = |status: &AppStatus| status.id == id;
     let a = app_status(&id, "daemon-a", 1_700_000_010_000);
-    assert!(store.claim_app(&a, at(0)).await.expect("claim a"));
-    let b = app_status(&id, "daemon-b", 1_700_000_011_000);
+    let token_a = store
+        .claim_app(&a, at(0))
+        .await
+        .expect("claim a")
+        .expect("a wins the free app");
+    assert!(token_a > 0);
     assert!(
-        !store
+        store
+            .put_output(&output, token_a, "a's line\n")
+            .await
+            .unwrap()
+    );
+    let b = app_status(&id, "daemon-b", 1_700_000_011_000);
+    assert_eq!(
+        store
             .claim_app(&b, at(1_700_000_000_000))
             .await
             .expect("claim b"),
+        None,
         "a's heartbeat is fresh"
     );
     let a2 = AppStatus {
         restarts: 3,
+        token: token_a,
         ..app_status(&id, "daemon-a", 1_700_000_012_000)
     };
-    assert!(store.claim_app(&a2, at(0)).await.expect("a renews"));
+    assert!(store.renew_app(&a2).await.expect("a renews"));
+    let wrong_token = AppStatus {
+        token: token_a + 1,
+        ..a2.clone()
+    };
+    assert!(
+        !store.renew_app(&wrong_token).await.expect("renew"),
+        "a renewal names the token it holds"
+    );
     let listed: Vec<AppStatus> = store
         .list_app_status()
         .await
@@ -975,20 +999,45 @@ pub async fn app_owned_by_one_daemon_until_stale(store: &dyn Store) {
     assert_eq!(listed, std::slice::from_ref(&a2));
     // b allows 1 s of silence; a's heartbeat is 3 s old.
     let b2 = app_status(&id, "daemon-b", 1_700_000_015_000);
+    let token_b = store
+        .claim_app(&b2, at(1_700_000_014_000))
+        .await
+        .expect("b takes over")
+        .expect("a is stale");
+    assert!(token_b > token_a, "{token_b} after {token_a}");
+    let b2 = AppStatus {
+        token: token_b,
+        ..b2
+    };
     assert!(
-        store
-            .claim_app(&b2, at(1_700_000_014_000))
-            .await
-            .expect("b takes over")
-    );
-    assert!(
-        !store.claim_app(&a2, at(0)).await.expect("a is out"),
+        !store.renew_app(&a2).await.expect("a is out"),
         "a lost the app"
     );
+    assert!(
+        !store
+            .put_output(&output, token_a, "a again\n")
+            .await
+            .unwrap(),
+        "the stale owner's output is refused from the take-over on"
+    );
+    assert_eq!(
+        store.get_output(&output).await.unwrap().as_deref(),
+        Some("a's line\n")
+    );
+    assert!(
+        store
+            .put_output(&output, token_b, "b's line\n")
+            .await
+            .unwrap()
+    );
     store
-        .release_app(&id, "daemon-a")
+        .release_app(&id, "daemon-a", token_a)
         .await
         .expect("a releases");
+    store
+        .release_app(&id, "daemon-b", token_a)
+        .await
+        .expect("b with a's token");
     let listed: Vec<AppStatus> = store
         .list_app_status()
         .await
@@ -996,9 +1045,9 @@ pub async fn app_owned_by_one_daemon_until_stale(store: &dyn Store) {
         .into_iter()
         .filter(mine)
         .collect();
-    assert_eq!(listed, [b2], "only the holder releases");
+    assert_eq!(listed, [b2], "only the holder releases, under its token");
     store
-        .release_app(&id, "daemon-b")
+        .release_app(&id, "daemon-b", token_b)
         .await
         .expect("b releases");
     assert!(
@@ -1009,6 +1058,26 @@ pub async fn app_owned_by_one_daemon_until_stale(store: &dyn Store) {
             .iter()
             .any(mine)
     );
+    let c = app_status(&id, "daemon-c", 1_700_000_020_000);
+    let token_c = store
+        .claim_app(&c, at(0))
+        .await
+        .expect("claim c")
+        .expect("free again");
+    assert!(
+        token_c > token_b,
+        "{token_c} after {token_b}: above every earlier hold"
+    );
+    assert!(
+        !store
+            .put_output(&output, token_b, "b late\n")
+            .await
+            .unwrap()
+    );
+    store
+        .release_app(&id, "daemon-c", token_c)
+        .await
+        .expect("c releases");
 }
 
 /// Of concurrent claims of a free app, exactly one wins.
@@ -1017,7 +1086,13 @@ pub async fn app_claim_concurrent_single_winner(store: &dyn Store) {
         let id = format!("{}.web", tag());
         let claim = |owner: &'static str| {
             let status = app_status(&id, owner, 1_700_000_000_000 + round);
-            async move { store.claim_app(&status, at(0)).await.expect("claim_app") }
+            async move {
+                store
+                    .claim_app(&status, at(0))
+                    .await
+                    .expect("claim_app")
+                    .is_some()
+            }
         };
         let results = tokio::join!(
             claim("d1"),
@@ -1999,6 +2074,14 @@ pub async fn zombies_taken_back_once(store: &dyn Store) {
             .expect("finish"),
         None
     );
+    assert!(
+        !store
+            .put_output(&lost.id, u64::from(lost.claims), "stalled worker\n")
+            .await
+            .expect("put_output"),
+        "nor write its output"
+    );
+    assert_eq!(store.get_output(&lost.id).await.unwrap(), None);
     // Nothing left to take back; the retry is claimed at once, on its first attempt again.
     assert!(
         store
@@ -2009,6 +2092,14 @@ pub async fn zombies_taken_back_once(store: &dyn Store) {
     );
     let again = claim(store, "w4", now).await.expect("retry claimed");
     assert_eq!((again.id.as_str(), again.attempt), (retried.id.as_str(), 1));
+    assert_eq!(again.claims, lost.claims + 1);
+    assert!(
+        store
+            .put_output(&again.id, u64::from(again.claims), "retry\n")
+            .await
+            .expect("put_output"),
+        "the retry writes its output"
+    );
     // A try that ends otherwise resets the losses.
     let ended = finish(store, &again, Outcome::Exited(0), now).await;
     assert_eq!((ended.state, ended.lost), (RunState::Complete, 0));
@@ -2223,20 +2314,30 @@ pub async fn report_run_shows_progress(store: &dyn Store) {
     drain(store).await;
 }
 
-/// A run's output is kept by id, replaced by the next `put_output`, and `None` when never put.
+/// A run's output is kept by id, replaced by the next `put_output` under the same or a
+/// higher fence (never a lower one), and `None` when never put (or put empty).
 pub async fn output_replaced_and_read_back(store: &dyn Store) {
     let id = ulid::Ulid::new().to_string();
     assert_eq!(store.get_output(&id).await.unwrap(), None);
-    store.put_output(&id, "first\n").await.unwrap();
+    assert!(store.put_output(&id, 1, "first\n").await.unwrap());
     assert_eq!(
         store.get_output(&id).await.unwrap().as_deref(),
         Some("first\n")
     );
     let long = "é line\n".repeat(10_000);
-    store.put_output(&id, &long).await.unwrap();
-    assert_eq!(store.get_output(&id).await.unwrap(), Some(long));
-    store.put_output(&id, "").await.unwrap();
-    assert_eq!(store.get_output(&id).await.unwrap().as_deref(), Some(""));
+    assert!(store.put_output(&id, 1, &long).await.unwrap());
+    assert_eq!(store.get_output(&id).await.unwrap(), Some(long.clone()));
+    assert!(store.put_output(&id, 2, "second try\n").await.unwrap());
+    assert!(
+        !store.put_output(&id, 1, "stale\n").await.unwrap(),
+        "a lower fence is refused"
+    );
+    assert_eq!(
+        store.get_output(&id).await.unwrap().as_deref(),
+        Some("second try\n")
+    );
+    assert!(store.put_output(&id, 2, "").await.unwrap());
+    assert_eq!(store.get_output(&id).await.unwrap(), None);
 }
 
 /// `cancel_run` with `cancel` at `now`, expecting it done.

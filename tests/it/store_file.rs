@@ -153,13 +153,16 @@ fn stores_of_earlier_versions_still_open() {
     sandbox.apply();
     assert_eq!(pragma(&path, "application_id"), 0x636F_636F);
 
-    // Schema 2: `fires` without `settled` and `outcome`, no mark.
+    // Schema 2: `fires` without `settled` and `outcome`, no mark (and, as schema 3 too,
+    // `outputs` without `fence`, `app_status` without `token`).
     {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP INDEX fires_unsettled;
              ALTER TABLE fires DROP COLUMN settled;
              ALTER TABLE fires DROP COLUMN outcome;
+             ALTER TABLE outputs DROP COLUMN fence;
+             ALTER TABLE app_status DROP COLUMN token;
              PRAGMA application_id = 0;
              PRAGMA user_version = 2;",
         )
@@ -176,7 +179,7 @@ fn stores_of_earlier_versions_still_open() {
     assert_eq!(pragma(&path, "user_version"), 2, "a read migrates nothing");
 
     sandbox.apply();
-    assert_eq!(pragma(&path, "user_version"), 3);
+    assert_eq!(pragma(&path, "user_version"), 4);
     assert_eq!(pragma(&path, "application_id"), 0x636F_636F);
     let runs = sandbox.list_json(&[]);
     assert_eq!(runs.len(), 1, "the run survived the migration");

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::Fleet;
-use crate::store::rules::{AppHolder, app_claim};
+use crate::store::rules::{AppHolder, app_claim, next_app_token};
 
 #[async_trait]
 impl Fleet for EmbeddedStore {
@@ -118,44 +118,84 @@ impl Fleet for EmbeddedStore {
         &self,
         status: &AppStatus,
         stale_before: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let status = status.clone().truncated_to_ms();
-        let doc = serde_json::to_string(&status)
-            .map_err(|e| StoreError::invalid("recording an app's status", e))?;
+    ) -> StoreResult<Option<u64>> {
+        let mut status = status.clone().truncated_to_ms();
         self.run("claiming an app", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let holder: Option<(String, i64)> = tx
-                .prepare_cached("SELECT owner, heartbeat FROM app_status WHERE id = ?1")?
-                .query_row([&status.id], |row| Ok((row.get(0)?, row.get(1)?)))
+            let holder: Option<(String, i64, i64)> = tx
+                .prepare_cached("SELECT owner, heartbeat, token FROM app_status WHERE id = ?1")?
+                .query_row([&status.id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
                 .optional()?;
-            let holder = holder.as_ref().map(|(owner, heartbeat)| AppHolder {
-                owner,
-                heartbeat: DateTime::from_timestamp_millis(*heartbeat),
-            });
-            let free = app_claim(holder, &status.owner, stale_before).wins();
-            if free {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO app_status (id, owner, heartbeat, doc)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![
-                    status.id,
-                    status.owner,
-                    to_ms(status.heartbeat),
-                    doc
-                ])?;
-                tx.commit()?;
+            let claim = app_claim(
+                holder.as_ref().map(|(owner, heartbeat, _)| AppHolder {
+                    owner,
+                    heartbeat: DateTime::from_timestamp_millis(*heartbeat),
+                }),
+                &status.owner,
+                stale_before,
+            );
+            if !claim.wins() {
+                return Ok(None);
             }
-            Ok(free)
+            let output = format!("app:{}", status.id);
+            let fence: i64 = tx
+                .prepare_cached("SELECT fence FROM outputs WHERE id = ?1")?
+                .query_row([&output], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let held = holder.map_or(0, |(_, _, token)| token);
+            status.token = next_app_token(as_u64(held), as_u64(fence));
+            let doc = serde_json::to_string(&status)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO app_status (id, owner, heartbeat, doc, token)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                status.id,
+                status.owner,
+                to_ms(status.heartbeat),
+                doc,
+                as_i64(status.token)
+            ])?;
+            super::queue::raise_output_fence(&tx, &output, status.token)?;
+            tx.commit()?;
+            Ok(Some(status.token))
         })
         .await
     }
 
-    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()> {
+    async fn renew_app(&self, status: &AppStatus) -> StoreResult<bool> {
+        let status = status.clone().truncated_to_ms();
+        let doc = serde_json::to_string(&status)
+            .map_err(|e| StoreError::invalid("recording an app's status", e))?;
+        self.run("recording an app's status", move |conn| {
+            let written = conn
+                .prepare_cached(
+                    "UPDATE app_status SET heartbeat = ?4, doc = ?5
+                     WHERE id = ?1 AND owner = ?2 AND token = ?3",
+                )?
+                .execute(params![
+                    status.id,
+                    status.owner,
+                    as_i64(status.token),
+                    to_ms(status.heartbeat),
+                    doc
+                ])?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
+    async fn release_app(&self, id: &str, owner: &str, token: u64) -> StoreResult<()> {
         let (id, owner) = (id.to_string(), owner.to_string());
         self.run("releasing an app", move |conn| {
-            conn.prepare_cached("DELETE FROM app_status WHERE id = ?1 AND owner = ?2")?
-                .execute([id, owner])?;
+            conn.prepare_cached(
+                "DELETE FROM app_status WHERE id = ?1 AND owner = ?2 AND token = ?3",
+            )?
+            .execute(params![id, owner, as_i64(token)])?;
             Ok(())
         })
         .await
@@ -176,4 +216,13 @@ impl Fleet for EmbeddedStore {
             })
             .collect()
     }
+}
+
+/// Tokens are kept as SQLite integers (a token never reaches 2^63).
+fn as_i64(token: u64) -> i64 {
+    i64::try_from(token).unwrap_or(i64::MAX)
+}
+
+fn as_u64(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or(0)
 }

@@ -238,6 +238,7 @@ impl Queue for EmbeddedStore {
                 let end = run.zombie_end(now, max_lost);
                 let ended = run.ended(&end);
                 update_run(&tx, &ended)?;
+                raise_output_fence(&tx, &ended.id, u64::from(ended.claims) + 1)?;
                 taken.push(ended);
             }
             tx.commit()?;
@@ -274,12 +275,18 @@ impl Queue for EmbeddedStore {
         .await
     }
 
-    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
+    async fn put_output(&self, id: &str, fence: u64, text: &str) -> StoreResult<bool> {
         let (id, text) = (id.to_string(), text.to_string());
-        self.run_hot("keeping a run's output", move |conn| {
-            conn.prepare_cached("INSERT OR REPLACE INTO outputs (id, text) VALUES (?1, ?2)")?
-                .execute(params![id, text])?;
-            Ok(())
+        let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+        self.run_hot("keeping an output", move |conn| {
+            let written = conn
+                .prepare_cached(
+                    "INSERT INTO outputs (id, text, fence) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET text = excluded.text, fence = excluded.fence
+                     WHERE outputs.fence <= excluded.fence",
+                )?
+                .execute(params![id, text, fence])?;
+            Ok(written == 1)
         })
         .await
     }
@@ -287,7 +294,7 @@ impl Queue for EmbeddedStore {
     async fn get_output(&self, id: &str) -> StoreResult<Option<String>> {
         let id = id.to_string();
         self.run("reading a run's output", move |conn| {
-            conn.prepare_cached("SELECT text FROM outputs WHERE id = ?1")?
+            conn.prepare_cached("SELECT text FROM outputs WHERE id = ?1 AND text != ''")?
                 .query_row(params![id], |row| row.get(0))
                 .optional()
         })
@@ -536,4 +543,16 @@ pub(super) fn claim_with_definitions_in(
     update_run(conn, &run)?;
     let (project, job) = project_and_job_in(conn, manifests, &run.project, &run.job)?;
     Ok(Some(ClaimedRows { run, project, job }))
+}
+
+/// Refuse output writes to `id` under a fence below `fence` from now on (inside the caller's
+/// transaction): what a take-back or take-over does before the successor writes anything.
+pub(super) fn raise_output_fence(tx: &Connection, id: &str, fence: u64) -> rusqlite::Result<()> {
+    let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+    tx.prepare_cached(
+        "INSERT INTO outputs (id, text, fence) VALUES (?1, '', ?2)
+         ON CONFLICT (id) DO UPDATE SET fence = MAX(outputs.fence, excluded.fence)",
+    )?
+    .execute(params![id, fence])?;
+    Ok(())
 }

@@ -7,7 +7,9 @@ use super::*;
 /// 2: the `queue` table got its real columns (version 1's was never written to, so it is
 /// dropped and recreated).
 /// 3: `fires` got `settled` and `outcome` (fires recorded before count as settled).
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: `outputs` got `fence` (the writer's claim count or fencing token; 0 before), and
+/// `app_status` `token` (the owner's fencing token).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Every table and index, `IF NOT EXISTS` so re-running is a no-op.
 pub(super) const SCHEMA: &str = "
@@ -52,8 +54,9 @@ CREATE TABLE IF NOT EXISTS fires (
 );
 CREATE INDEX IF NOT EXISTS fires_unsettled ON fires (fired_at) WHERE settled = 0;
 CREATE TABLE IF NOT EXISTS outputs (
-    id   TEXT PRIMARY KEY NOT NULL,
-    text TEXT NOT NULL
+    id    TEXT PRIMARY KEY NOT NULL,
+    text  TEXT NOT NULL,
+    fence INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS queue (
     id         TEXT PRIMARY KEY NOT NULL,
@@ -104,7 +107,8 @@ CREATE TABLE IF NOT EXISTS app_status (
     id        TEXT PRIMARY KEY NOT NULL,
     owner     TEXT NOT NULL,
     heartbeat INTEGER NOT NULL,
-    doc       TEXT NOT NULL
+    doc       TEXT NOT NULL,
+    token     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS log (
     id  TEXT PRIMARY KEY NOT NULL,
@@ -157,5 +161,27 @@ pub(super) fn migrate(tx: &Connection, version: i64) -> rusqlite::Result<()> {
             )?;
         }
     }
+    if version < 4 && has_table(tx, "outputs")? && !has_column(tx, "outputs", "fence")? {
+        tx.execute_batch("ALTER TABLE outputs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")?;
+    }
+    if version < 4 && has_table(tx, "app_status")? && !has_column(tx, "app_status", "token")? {
+        tx.execute_batch("ALTER TABLE app_status ADD COLUMN token INTEGER NOT NULL DEFAULT 0")?;
+    }
     Ok(())
+}
+
+fn has_table(tx: &Connection, table: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |row| row.get(0),
+    )
+}
+
+fn has_column(tx: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |row| row.get(0),
+    )
 }

@@ -282,6 +282,8 @@ struct RunDoc {
     #[serde(with = "int", default)]
     lost: u32,
     #[serde(with = "int", default)]
+    claims: u32,
+    #[serde(with = "int", default)]
     deferrals: u32,
     #[serde(with = "opt_date", default)]
     deferred_since: Option<DateTime<Utc>>,

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::Fleet;
-use crate::store::rules::{AppClaim, AppHolder, app_claim};
+use crate::store::rules::{AppClaim, AppHolder, app_claim, next_app_token};
 
 #[async_trait]
 impl Fleet for MongoStore {
@@ -73,23 +73,32 @@ impl Fleet for MongoStore {
         &self,
         status: &AppStatus,
         stale_before: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<u64>> {
         let doing = "claiming an app";
-        let status = status.clone().truncated_to_ms();
-        let json = serde_json::to_string(&status).map_err(|e| StoreError::invalid(doing, e))?;
-        let record = doc! {
-            "_id": &status.id,
-            "owner": &status.owner,
-            "heartbeat": time(status.heartbeat),
-            "status_json": json,
-        };
+        let mut status = status.clone().truncated_to_ms();
+        let output = format!("app:{}", status.id);
+        // Every claim raises the output's fence to its token: the fence is the floor of the
+        // next token even once the status record is gone (released).
+        let mut floor = self
+            .collection("outputs")
+            .find_one(doc! { "_id": &output })
+            .projection(doc! { "fence": 1 })
+            .await
+            .map_err(self.err(doing))?
+            .and_then(|doc| doc.get_i64("fence").ok())
+            .map_or(0, |fence| u64::try_from(fence).unwrap_or(0));
         let coll = self.collection("app_status");
         // Single-document updates may not be atomic (FerretDB): a free app is won by an
         // insert, a stale holder is removed by a delete that names its heartbeat (one
-        // deleter succeeds), and only the holder replaces its own record.
-        for _ in 0..2 {
+        // deleter succeeds), and only the holder replaces its own record, naming its token.
+        for _ in 0..3 {
+            status.token = next_app_token(floor, 0);
+            let record = app_record(&status, doing)?;
             match coll.insert_one(record.clone()).await {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    self.raise_output_fence(&output, status.token).await?;
+                    return Ok(Some(status.token));
+                }
                 Err(e) if is_duplicate_key(&e) => {}
                 Err(e) => return Err(self.err(doing)(e)),
             }
@@ -105,21 +114,32 @@ impl Fleet for MongoStore {
                 .get_datetime("heartbeat")
                 .ok()
                 .map(|t| t.to_chrono());
+            let held = current.get_i64("token").unwrap_or(0);
+            floor = floor.max(u64::try_from(held).unwrap_or(0));
             let holder = AppHolder {
                 owner: &owner,
                 heartbeat,
             };
             match app_claim(Some(holder), &status.owner, stale_before) {
                 AppClaim::Renew => {
+                    // An earlier task of this owner: a new hold all the same.
+                    status.token = next_app_token(floor, 0);
                     let replaced = coll
-                        .replace_one(doc! { "_id": &status.id, "owner": &owner }, record.clone())
+                        .replace_one(
+                            doc! { "_id": &status.id, "owner": &owner, "token": held },
+                            app_record(&status, doing)?,
+                        )
                         .await
                         .map_err(self.err(doing))?;
-                    return Ok(replaced.matched_count == 1);
+                    if replaced.matched_count != 1 {
+                        return Ok(None);
+                    }
+                    self.raise_output_fence(&output, status.token).await?;
+                    return Ok(Some(status.token));
                 }
                 AppClaim::TakeOver => {
                     let Some(heartbeat) = heartbeat else {
-                        return Ok(false);
+                        return Ok(None);
                     };
                     let removed = coll
                         .delete_one(doc! {
@@ -128,18 +148,34 @@ impl Fleet for MongoStore {
                         .await
                         .map_err(self.err(doing))?;
                     if removed.deleted_count != 1 {
-                        return Ok(false);
+                        return Ok(None);
                     }
                 }
-                AppClaim::Free | AppClaim::Held => return Ok(false),
+                AppClaim::Free | AppClaim::Held => return Ok(None),
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
-    async fn release_app(&self, id: &str, owner: &str) -> StoreResult<()> {
+    async fn renew_app(&self, status: &AppStatus) -> StoreResult<bool> {
+        let doing = "recording an app's status";
+        let status = status.clone().truncated_to_ms();
+        let token = i64::try_from(status.token).unwrap_or(i64::MAX);
+        let replaced = self
+            .collection("app_status")
+            .replace_one(
+                doc! { "_id": &status.id, "owner": &status.owner, "token": token },
+                app_record(&status, doing)?,
+            )
+            .await
+            .map_err(self.err(doing))?;
+        Ok(replaced.matched_count == 1)
+    }
+
+    async fn release_app(&self, id: &str, owner: &str, token: u64) -> StoreResult<()> {
+        let token = i64::try_from(token).unwrap_or(i64::MAX);
         self.collection("app_status")
-            .delete_one(doc! { "_id": id, "owner": owner })
+            .delete_one(doc! { "_id": id, "owner": owner, "token": token })
             .await
             .map(|_| ())
             .map_err(self.err("releasing an app"))
@@ -180,4 +216,17 @@ impl Fleet for MongoStore {
             .await?;
         docs.iter().map(decode).collect()
     }
+}
+
+/// The `app_status` document of `status`: owner, heartbeat and token as fields the claim
+/// filters on, the whole status as JSON.
+fn app_record(status: &AppStatus, doing: &str) -> StoreResult<Document> {
+    let json = serde_json::to_string(status).map_err(|e| StoreError::invalid(doing, e))?;
+    Ok(doc! {
+        "_id": &status.id,
+        "owner": &status.owner,
+        "heartbeat": time(status.heartbeat),
+        "token": i64::try_from(status.token).unwrap_or(i64::MAX),
+        "status_json": json,
+    })
 }

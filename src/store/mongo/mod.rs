@@ -254,6 +254,27 @@ impl MongoStore {
     }
 
     /// Insert or replace the document with `doc`'s `_id`.
+    /// Refuse output writes to `id` under a fence below `fence` from now on (see
+    /// [`crate::store::Queue::put_output`]).
+    pub(super) async fn raise_output_fence(&self, id: &str, fence: u64) -> StoreResult<()> {
+        let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+        let outputs = self.collection("outputs");
+        let attempt = || {
+            outputs
+                .update_one(
+                    doc! { "_id": id },
+                    doc! { "$max": { "fence": fence }, "$setOnInsert": { "text": "" } },
+                )
+                .upsert(true)
+        };
+        let doing = format!("fencing the output {id}");
+        match attempt().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => attempt().await.map(|_| ()).map_err(self.err(&doing)),
+            Err(e) => Err(self.err(&doing)(e)),
+        }
+    }
+
     async fn upsert(&self, collection: &str, doc: Document, doing: &str) -> StoreResult<()> {
         let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
         let coll = self.collection(collection);

@@ -254,6 +254,8 @@ impl Queue for MongoStore {
             }
             let end = run.zombie_end(now, max_lost);
             if let Some(ended) = self.end_try(run, seq, &end, doing).await? {
+                self.raise_output_fence(&ended.id, u64::from(ended.claims) + 1)
+                    .await?;
                 taken.push(ended);
             }
         }
@@ -294,13 +296,29 @@ impl Queue for MongoStore {
         ))
     }
 
-    async fn put_output(&self, id: &str, text: &str) -> StoreResult<()> {
-        self.upsert(
-            "outputs",
-            doc! { "_id": id, "text": text },
-            &format!("keeping the output of run {id}"),
-        )
-        .await
+    async fn put_output(&self, id: &str, fence: u64, text: &str) -> StoreResult<bool> {
+        let doing = format!("keeping the output {id}");
+        let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+        let filter = doc! {
+            "_id": id,
+            "$or": [ { "fence": { "$lte": fence } }, { "fence": { "$exists": false } } ],
+        };
+        let update = doc! { "$set": { "text": text, "fence": fence } };
+        // No match inserts, and an insert of an existing `_id` fails: the stored output is
+        // under a higher fence — or a concurrent first write won, so try once more.
+        for _ in 0..2 {
+            match self
+                .collection("outputs")
+                .update_one(filter.clone(), update.clone())
+                .upsert(true)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(self.err(&doing)(e)),
+            }
+        }
+        Ok(false)
     }
 
     async fn get_output(&self, id: &str) -> StoreResult<Option<String>> {
@@ -309,6 +327,8 @@ impl Queue for MongoStore {
             return Ok(None);
         };
         match doc.get_str("text") {
+            // Only a raised fence, nothing written yet.
+            Ok("") => Ok(None),
             Ok(text) => Ok(Some(text.to_string())),
             Err(e) => Err(StoreError::corrupt(format!("outputs {id}"), e)),
         }
