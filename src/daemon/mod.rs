@@ -277,9 +277,14 @@ impl Daemon {
             announce(self.store.as_ref(), &self.name, self.started).await;
         }
         match self.store.control().await {
-            Ok(control) => control.halts(self.started),
+            Ok(control) => {
+                crate::store::outage::answered();
+                control.halts(self.started)
+            }
             Err(error) => {
-                tracing::warn!("cannot read the halt switch: {error}");
+                crate::store::outage::failed(&error, || {
+                    tracing::warn!("cannot read the halt switch: {error}")
+                });
                 false
             }
         }
@@ -349,12 +354,16 @@ async fn housekeeping(store: &dyn Store) {
             "deleted {pruned} log records older than {} days",
             LOG_KEEP.num_days()
         ),
-        Err(error) => tracing::warn!("cannot prune the log: {error}"),
+        Err(error) => {
+            crate::store::outage::failed(&error, || tracing::warn!("cannot prune the log: {error}"))
+        }
     }
     match store.prune_fires(now - FIRES_KEEP).await {
         Ok(0) => {}
         Ok(pruned) => tracing::debug!("deleted {pruned} settled fires"),
-        Err(error) => tracing::warn!("cannot prune the schedule fires: {error}"),
+        Err(error) => crate::store::outage::failed(&error, || {
+            tracing::warn!("cannot prune the schedule fires: {error}")
+        }),
     }
 }
 
@@ -372,7 +381,9 @@ async fn announce(store: &dyn Fleet, name: &str, started: chrono::DateTime<Utc>)
         holding: None,
     };
     if let Err(error) = store.put_member(&member).await {
-        tracing::warn!("recording this daemon in the store: {error}");
+        crate::store::outage::failed(&error, || {
+            tracing::warn!("recording this daemon in the store: {error}")
+        });
     }
 }
 

@@ -596,6 +596,32 @@ pub fn kill_run_units(run_id: &str) -> usize {
     killed
 }
 
+/// Send `signal` to every process in the units of the worker folder `worker` whose label
+/// (or, without one, name) starts with `prefix` (`run-`, `app-<id>`): SIGKILL through
+/// `cgroup.kill`, another signal to each member. The folders stay (the worker reuses or
+/// removes them); returns how many units held processes.
+pub fn signal_units(worker: &Path, prefix: &str, signal: i32) -> usize {
+    let mut signalled = 0;
+    for unit in subgroups(worker) {
+        let name = file_name(&unit).unwrap_or_default();
+        if !unit_of_run(name, label(&unit).as_deref(), prefix) || !populated(&unit) {
+            continue;
+        }
+        signalled += 1;
+        if signal == libc::SIGKILL {
+            let _ = kill(&unit);
+            continue;
+        }
+        for pid in members(&unit) {
+            if let Ok(raw) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) on a pid listed in this worker's own cgroup just now.
+                unsafe { libc::kill(raw, signal) };
+            }
+        }
+    }
+    signalled
+}
+
 fn file_name(dir: &Path) -> Option<&str> {
     dir.file_name().and_then(|name| name.to_str())
 }
@@ -617,6 +643,11 @@ fn worker_alive(folder: &Path) -> bool {
         .and_then(|marker| marker.split('-').next())
         .and_then(|pid| pid.parse::<u32>().ok());
     pid.is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// The start of the unit names of app `id` with the spawn's `-` (`app-<id>-`).
+pub fn app_unit_prefix(id: &str) -> String {
+    format!("{}-", unit_name(&format!("app-{id}")))
 }
 
 /// The start of the unit names of run `run_id` (`run-<id>`; the spawn adds `-<n>`).

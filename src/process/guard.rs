@@ -20,16 +20,27 @@
 //! of file, kills and removes it too: that reaches what scrubbed its environment. (A
 //! subreaper notices the worker's end by itself.)
 //!
+//! The guard is also the fence that outlives a stalled worker: after each renewal in the store
+//! (its runs' heartbeat; a `stop` app's hold), the worker writes the renewal's deadline to the
+//! guard's stdin ([`Handle::renewed`]: `fence KEY MS GRACE_MS`, the deadline `MS` from now).
+//! A deadline that passes unrenewed — the worker cannot reach the store, or is stalled
+//! (SIGSTOP, a long pause) — makes the guard end what the key covers before any other host
+//! may take it over: SIGTERM to every process carrying the marker and the key's variable
+//! (`COCO_RUN_ID` for `runs`, `COCO_PROJECT`/`COCO_APP` for `app=ID`), the grace, then
+//! SIGKILL to them, their descendants and the key's cgroup units ([`FenceKey`]).
+//! `clear KEY` drops a deadline (no runs left, the app stopped).
+//!
 //! A watcher task restarts a guard that died (someone killed it) with the same marker, so it
 //! still covers the jobs started before; while it is down, [`Handle::leash`] falls back
 //! to the death signal.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::contain::{ContainError, Mode};
 use super::{Contained, Containment, Leash, Spec, cgroup, sweep};
@@ -54,12 +65,105 @@ pub struct Guard {
     watcher: tokio::task::JoinHandle<()>,
 }
 
+/// The write end of the guard's stdin, shared by the watcher (which replaces it when it
+/// restarts the guard) and the handles that send fences; `None` once the guard is dropped.
+type Pipe = Arc<Mutex<Option<std::fs::File>>>;
+
 /// What a spawner needs from a [`Guard`]: cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Handle {
     marker: String,
     up: Arc<AtomicBool>,
     containment: Containment,
+    pipe: Pipe,
+}
+
+/// What one fence deadline covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FenceKey {
+    /// Every run of the worker (processes with a `COCO_RUN_ID`).
+    Runs,
+    /// One app, `project.app`.
+    App(String),
+}
+
+impl FenceKey {
+    fn text(&self) -> String {
+        match self {
+            FenceKey::Runs => "runs".to_owned(),
+            FenceKey::App(id) => format!("app={id}"),
+        }
+    }
+
+    fn parse(text: &str) -> Option<FenceKey> {
+        match text {
+            "runs" => Some(FenceKey::Runs),
+            _ => {
+                let id = text.strip_prefix("app=")?;
+                id.split_once('.').map(|_| FenceKey::App(id.to_owned()))
+            }
+        }
+    }
+
+    /// The environment entries (besides the marker) of the processes it covers.
+    fn needles(&self) -> Vec<String> {
+        match self {
+            FenceKey::Runs => vec!["COCO_RUN_ID=".to_owned()],
+            FenceKey::App(id) => {
+                let (project, app) = id.split_once('.').unwrap_or((id, ""));
+                vec![format!("COCO_PROJECT={project}"), format!("COCO_APP={app}")]
+            }
+        }
+    }
+
+    /// The start of the names of the cgroup units it covers.
+    fn unit_prefix(&self) -> String {
+        match self {
+            FenceKey::Runs => "run-".to_owned(),
+            FenceKey::App(id) => cgroup::app_unit_prefix(id),
+        }
+    }
+}
+
+/// One line the worker sends its guard (pure to parse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FenceOrder {
+    /// End what `key` covers unless renewed within `within` (SIGTERM, `grace`, SIGKILL).
+    Fence {
+        key: FenceKey,
+        within: Duration,
+        grace: Duration,
+    },
+    /// Forget `key`'s deadline.
+    Clear(FenceKey),
+}
+
+impl FenceOrder {
+    fn line(&self) -> String {
+        match self {
+            FenceOrder::Fence { key, within, grace } => format!(
+                "fence {} {} {}\n",
+                key.text(),
+                within.as_millis(),
+                grace.as_millis()
+            ),
+            FenceOrder::Clear(key) => format!("clear {}\n", key.text()),
+        }
+    }
+
+    fn parse(line: &str) -> Option<FenceOrder> {
+        let mut words = line.split_ascii_whitespace();
+        let order = match (words.next()?, FenceKey::parse(words.next()?)?) {
+            ("fence", key) => {
+                let mut ms = || words.next()?.parse::<u64>().ok().map(Duration::from_millis);
+                let (within, grace) = (ms()?, ms()?);
+                FenceOrder::Fence { key, within, grace }
+            }
+            ("clear", key) => FenceOrder::Clear(key),
+            _ => return None,
+        };
+        words.next().is_none().then_some(order)
+    }
 }
 
 /// Why a guard could not be started.
@@ -100,6 +204,28 @@ impl Handle {
     pub fn contained(&self, unit: &str) -> Contained {
         self.containment.unit(unit)
     }
+
+    /// `key` was renewed in the store: unless renewed again within `within`, the guard ends
+    /// what it covers (SIGTERM, `grace`, SIGKILL). Never blocks: a message the pipe has no
+    /// room for is dropped, which leaves the earlier (sooner) deadline standing.
+    pub fn renewed(&self, key: FenceKey, within: Duration, grace: Duration) {
+        self.send(&FenceOrder::Fence { key, within, grace });
+    }
+
+    /// Forget `key`'s deadline (nothing of it runs any more).
+    pub fn clear(&self, key: FenceKey) {
+        self.send(&FenceOrder::Clear(key));
+    }
+
+    fn send(&self, order: &FenceOrder) {
+        use std::io::Write as _;
+        let mut pipe = self.pipe.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = pipe.as_mut()
+            && let Err(error) = file.write_all(order.line().as_bytes())
+        {
+            tracing::debug!("cannot tell the process guard a deadline: {error}");
+        }
+    }
 }
 
 impl Guard {
@@ -127,13 +253,20 @@ impl Guard {
             marker: marker.clone(),
             up: Arc::new(AtomicBool::new(true)),
             containment,
+            pipe: Pipe::default(),
         };
         let up = Arc::clone(&handle.up);
+        let pipe = Arc::clone(&handle.pipe);
         let watcher = tokio::spawn(async move {
             let mut guard = first;
             loop {
-                // The pipe's write end, held until this task ends (`wait` would close it).
-                let _pipe = guard.stdin.take();
+                // The pipe's write end, kept until the guard is dropped (`wait` would close it).
+                let stdin = guard
+                    .stdin
+                    .take()
+                    .and_then(|stdin| stdin.into_owned_fd().ok())
+                    .map(std::fs::File::from);
+                *pipe.lock().unwrap_or_else(PoisonError::into_inner) = stdin;
                 let status = guard.wait().await;
                 up.store(false, Ordering::Release);
                 tracing::warn!(
@@ -164,7 +297,12 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // Ends the watcher, which drops the child and with it the pipe's write end.
+        // Closing the pipe's write end makes the guard sweep and exit; the watcher goes too.
+        self.handle
+            .pipe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         self.watcher.abort();
     }
 }
@@ -187,20 +325,58 @@ fn spawn_guard(
         .spawn()
 }
 
-/// The guard's body (blocking): wait for end of file on stdin, then SIGKILL every process
-/// carrying `COCO_GUARD=marker` and everything in the cgroup folder `cgroup_dir` (then
-/// removed); returns how many processes were signalled by marker.
+/// The guard's body (blocking): until end of file on stdin, keep the fence deadlines the
+/// worker sends and end what a passed one covers; then SIGKILL every process carrying
+/// `COCO_GUARD=marker` and everything in the cgroup folder `cgroup_dir` (then removed);
+/// returns how many processes were signalled by marker at the end.
 pub fn serve(marker: &str, cgroup_dir: Option<&Path>) -> usize {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: setting a signal's disposition to "ignore" installs no handler code.
         unsafe { libc::signal(signal, libc::SIG_IGN) };
     }
     let mut stdin = io::stdin().lock();
-    let mut buf = [0u8; 64];
+    let mut deadlines: HashMap<FenceKey, (Instant, Duration)> = HashMap::new();
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
     loop {
+        let now = Instant::now();
+        let due: Vec<FenceKey> = deadlines
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in due {
+            if let Some((_, grace)) = deadlines.remove(&key) {
+                fence(marker, cgroup_dir, &key, grace);
+            }
+        }
+        let wait = deadlines
+            .values()
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()))
+            .min();
+        if !readable(&stdin, wait) {
+            continue; // a deadline came first
+        }
         match stdin.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    match FenceOrder::parse(&String::from_utf8_lossy(&line)) {
+                        Some(FenceOrder::Fence { key, within, grace }) => {
+                            deadlines.insert(key, (Instant::now() + within, grace));
+                        }
+                        Some(FenceOrder::Clear(key)) => {
+                            deadlines.remove(&key);
+                        }
+                        None => {}
+                    }
+                }
+                if pending.len() > buf.len() {
+                    pending.clear(); // not a line of ours: never grow
+                }
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
@@ -221,4 +397,106 @@ pub fn serve(marker: &str, cgroup_dir: Option<&Path>) -> usize {
         std::thread::sleep(PASS_GAP);
     }
     killed
+}
+
+/// Whether `stdin` has something to read (or its end) within `wait` (`None`: no limit).
+fn readable(stdin: &io::StdinLock<'_>, wait: Option<Duration>) -> bool {
+    use std::os::fd::AsRawFd as _;
+    let mut poll = libc::pollfd {
+        fd: stdin.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout = wait.map_or(-1, |wait| {
+        i32::try_from(wait.as_millis().saturating_add(1)).unwrap_or(i32::MAX)
+    });
+    // SAFETY: poll(2) on one pollfd we own, for at most `timeout` ms.
+    let ready = unsafe { libc::poll(&raw mut poll, 1, timeout) };
+    ready != 0
+}
+
+/// End what `key` covers: SIGTERM, `grace`, SIGKILL (with descendants and cgroup units).
+fn fence(marker: &str, cgroup_dir: Option<&Path>, key: &FenceKey, grace: Duration) {
+    let guard_entry = format!("{ENV}={marker}");
+    let needles = key.needles();
+    let mut all: Vec<&str> = vec![guard_entry.as_str()];
+    all.extend(needles.iter().map(String::as_str));
+    let prefix = key.unit_prefix();
+    let termed = sweep::signal_carrying(&all, libc::SIGTERM)
+        + cgroup_dir.map_or(0, |dir| cgroup::signal_units(dir, &prefix, libc::SIGTERM));
+    if termed == 0 {
+        return;
+    }
+    eprintln!(
+        "coco guard: the worker did not renew its hold on {} in time: ending it \
+         ({termed} processes or units)",
+        key.text()
+    );
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        std::thread::sleep(PASS_GAP.max(Duration::from_millis(50)));
+        if sweep::signal_carrying(&all, 0) == 0
+            && cgroup_dir.is_none_or(|dir| cgroup::signal_units(dir, &prefix, 0) == 0)
+        {
+            return;
+        }
+    }
+    for _ in 0..MAX_PASSES {
+        let killed = sweep::signal_carrying(&all, libc::SIGKILL)
+            + cgroup_dir.map_or(0, |dir| cgroup::signal_units(dir, &prefix, libc::SIGKILL));
+        if killed == 0 {
+            break;
+        }
+        std::thread::sleep(PASS_GAP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_orders_round_trip_and_anything_else_is_ignored() {
+        let orders = [
+            FenceOrder::Fence {
+                key: FenceKey::Runs,
+                within: Duration::from_millis(14_000),
+                grace: Duration::from_secs(5),
+            },
+            FenceOrder::Fence {
+                key: FenceKey::App("shop.web".into()),
+                within: Duration::ZERO,
+                grace: Duration::from_millis(100),
+            },
+            FenceOrder::Clear(FenceKey::Runs),
+        ];
+        for order in orders {
+            assert_eq!(FenceOrder::parse(&order.line()), Some(order));
+        }
+        for junk in [
+            "",
+            "fence runs",
+            "fence runs 1",
+            "fence runs x 1",
+            "fence app=web 1 1",
+            "fence jobs 1 1",
+            "clear runs extra",
+            "kill runs",
+        ] {
+            assert_eq!(FenceOrder::parse(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_names_the_processes_and_units_it_covers() {
+        assert_eq!(FenceKey::Runs.needles(), ["COCO_RUN_ID="]);
+        assert_eq!(
+            FenceKey::App("shop.web".into()).needles(),
+            ["COCO_PROJECT=shop", "COCO_APP=web"]
+        );
+        assert_eq!(
+            FenceKey::App("shop.web".into()).unit_prefix(),
+            "app-shop.web-"
+        );
+    }
 }

@@ -41,6 +41,57 @@ pub fn kill_carrying(needle: &str) -> usize {
     killed
 }
 
+/// Send `signal` to every other process of this host (that we may signal) whose environment
+/// holds every one of `needles` — an entry `KEY=value`, or any value of `KEY=` when the
+/// needle ends in `=` — and, with SIGKILL, to their descendants first; returns how many
+/// carriers were signalled. The guard's fence (a worker that stopped renewing its runs).
+pub fn signal_carrying(needles: &[&str], signal: i32) -> usize {
+    let Some(pids) = super::procfs::pids() else {
+        return 0;
+    };
+    let own = std::process::id();
+    let mut signalled = 0;
+    for pid in pids {
+        if pid == own {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if !needles
+            .iter()
+            .all(|needle| has_entry_like(&environ, needle))
+        {
+            continue;
+        }
+        if signal == libc::SIGKILL {
+            for descendant in super::reaper::descendants(pid) {
+                sigkill(descendant);
+            }
+        }
+        let Ok(raw) = libc::pid_t::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: kill(2) only sends a signal, to a pid read from /proc just now that carries
+        // this worker's guard marker.
+        if unsafe { libc::kill(raw, signal) } == 0 {
+            signalled += 1;
+        }
+    }
+    signalled
+}
+
+/// [`has_entry`], or with `needle` ending in `=`, an entry of that key with any value (pure).
+pub fn has_entry_like(environ: &[u8], needle: &str) -> bool {
+    if needle.ends_with('=') {
+        environ
+            .split(|&b| b == 0)
+            .any(|entry| entry.starts_with(needle.as_bytes()))
+    } else {
+        has_entry(environ, needle)
+    }
+}
+
 /// SIGKILL `pid`: it carries a run id or a guard marker, or descends from one that does, so
 /// it is ours to end; whether the signal was sent.
 fn sigkill(pid: u32) -> bool {
@@ -67,7 +118,16 @@ pub fn has_entry(environ: &[u8], needle: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::has_entry;
+    use super::{has_entry, has_entry_like};
+
+    #[test]
+    fn a_key_needle_matches_any_value_of_that_key_only() {
+        let environ = b"PATH=/bin\0COCO_RUN_ID=01ABC\0HOME=/h\0";
+        assert!(has_entry_like(environ, "COCO_RUN_ID="));
+        assert!(has_entry_like(environ, "HOME=/h"));
+        assert!(!has_entry_like(environ, "COCO_APP="));
+        assert!(!has_entry_like(b"XCOCO_RUN_ID=1\0", "COCO_RUN_ID="));
+    }
 
     #[test]
     fn only_whole_entries_match() {

@@ -382,10 +382,11 @@ pub(crate) mod tests {
     use crate::queue::{NewRun, new_run};
 
     /// The fields issue 11 added to a run, which older records lack.
-    pub(crate) const ADDED: [&str; 6] = [
+    pub(crate) const ADDED: [&str; 7] = [
         "defer_delay_ms",
         "defer_max_ms",
         "lost",
+        "claims",
         "deferrals",
         "deferred_since",
         "history_folded",

@@ -188,12 +188,16 @@ impl Scheduler {
                             marker = seen;
                             full_at = tokio::time::Instant::now() + FULL_RELOAD_EVERY;
                         }
-                        Err(error) => tracing::warn!("cannot read the scheduled jobs: {error}"),
+                        Err(error) => crate::store::outage::failed(&error, || {
+                            tracing::warn!("cannot read the scheduled jobs: {error}")
+                        }),
                     }
                 }
                 notified = false;
                 if let Err(error) = self.recover(Utc::now()).await {
-                    tracing::warn!("cannot look for unsettled fires: {error}");
+                    crate::store::outage::failed(&error, || {
+                        tracing::warn!("cannot look for unsettled fires: {error}")
+                    });
                 }
                 reload_at = tokio::time::Instant::now() + self.settings.reload_every;
             }
@@ -270,7 +274,9 @@ impl Scheduler {
         let result = self.fire_entries(entries, now, &mut counts).await;
         self.counts.add(&counts);
         if let Err(error) = result {
-            tracing::warn!("cannot fire {} job(s): {error}", entries.len());
+            crate::store::outage::failed(&error, || {
+                tracing::warn!("cannot fire {} job(s): {error}", entries.len())
+            });
         }
     }
 

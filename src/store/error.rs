@@ -73,6 +73,27 @@ impl std::error::Error for StoreError {
     }
 }
 
+impl StoreError {
+    /// Did the store not answer at all (no server reachable, the connection broke), as
+    /// opposed to answering with a refusal? What [`super::outage`] counts as an outage.
+    pub fn is_unreachable(&self) -> bool {
+        use mongodb::error::ErrorKind;
+        match self {
+            StoreError::Mongo { source, .. } => matches!(
+                *source.kind,
+                ErrorKind::ServerSelection { .. }
+                    | ErrorKind::Io(_)
+                    | ErrorKind::ConnectionPoolCleared { .. }
+            ),
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Why a record is [`StoreError::Corrupt`] or a request [`StoreError::Invalid`]: the error

@@ -35,6 +35,7 @@
 pub mod embedded;
 mod error;
 pub mod mongo;
+pub mod outage;
 mod records;
 mod roles;
 mod rules;

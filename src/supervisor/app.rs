@@ -423,6 +423,7 @@ impl Supervised {
     /// Stop for good and release the app.
     async fn stop(&mut self) {
         self.terminate().await;
+        self.tell_guard();
         self.state = AppState::Stopped;
         if let Err(error) = self
             .store
@@ -488,6 +489,26 @@ impl Supervised {
         Some(self.renewed + ahead)
     }
 
+    /// A `stop` app's process must end by its deadline even if this daemon stalls: tell the
+    /// process guard the deadline of each renewal (and that there is none without a process).
+    fn tell_guard(&self) {
+        let Some(guard) = &self.settings.guard else {
+            return;
+        };
+        if self.plan.app.on_store_loss.is_keep() {
+            return;
+        }
+        let key = crate::process::guard::FenceKey::App(self.plan.id.clone());
+        match self.stop_deadline() {
+            Some(deadline) => guard.renewed(
+                key,
+                deadline.saturating_duration_since(Instant::now()),
+                self.settings.grace,
+            ),
+            None => guard.clear(key),
+        }
+    }
+
     /// The hold could not be renewed in time (`on_store_loss: stop`): stop the process before
     /// another daemon may take the app over; it starts again here if the next renewal works.
     async fn fence(&mut self) {
@@ -501,6 +522,7 @@ impl Supervised {
             "WARNING store out of reach: stopped (on_store_loss: stop)",
         );
         self.terminate().await;
+        self.tell_guard();
         self.restart_at = None;
         self.state = AppState::Stopped;
         self.fenced = true;
@@ -537,6 +559,7 @@ impl Supervised {
         self.hold = match tokio::time::timeout(bound, self.store.renew_app(&status)).await {
             Ok(Ok(true)) => {
                 self.renewed = began;
+                self.tell_guard();
                 Hold::Held
             }
             Ok(Ok(false)) => Hold::Lost,

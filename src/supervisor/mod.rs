@@ -70,8 +70,11 @@ impl Supervisor {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            if let Err(error) = self.sync().await {
-                tracing::warn!("cannot read the apps: {error}");
+            match self.sync().await {
+                Ok(()) => crate::store::outage::answered(),
+                Err(error) => crate::store::outage::failed(&error, || {
+                    tracing::warn!("cannot read the apps: {error}");
+                }),
             }
             tokio::select! {
                 () = &mut shutdown => break,

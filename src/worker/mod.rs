@@ -26,6 +26,10 @@
 //!   runs are claimed.
 //! - Every `zombie_every` it takes back the runs of workers that stopped heartbeating: they
 //!   run again without spending an attempt, up to `max_lost` losses in a row.
+//! - A worker that cannot renew its runs' heartbeat for [`fence::fence_after`] ends them
+//!   itself before another host may take them back (`run::Stop::Fenced`), and tells its
+//!   process guard each renewal's deadline, so they end even while the worker is stalled
+//!   ([`fence`]). Heartbeats are bounded by the time left before that deadline.
 //! - Shutdown (signal or halt): claiming stops; running runs get `shutdown_grace` to finish,
 //!   then their process groups are terminated and the runs handed back (`pending` again,
 //!   the attempt not spent).
@@ -37,6 +41,7 @@
 pub(crate) mod argv;
 pub mod chain;
 pub(crate) mod env;
+pub mod fence;
 pub mod load;
 pub mod run;
 
@@ -198,7 +203,15 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
         recorded: impl FnOnce(),
     ) -> Summary {
-        let settings = &self.settings;
+        let mut this = self;
+        let fence = Arc::new(fence::Fence::new(fence::fence_after(
+            this.settings.zombie_after,
+            this.settings.run.grace,
+        )));
+        this.settings.run.fence = Some(Arc::clone(&fence));
+        let mut fenced = false;
+        let this = this;
+        let settings = &this.settings;
         let slots = settings.slots.max(1);
         let started = Utc::now();
         let mut summary = Summary::default();
@@ -212,7 +225,7 @@ impl Worker {
         let mut wake = settings
             .wake_dir
             .as_ref()
-            .and_then(|dir| wake::Listener::bind(dir, &self.name));
+            .and_then(|dir| wake::Listener::bind(dir, &this.name));
         let mut switches = Switches {
             control: Control::default(),
             read_at: None,
@@ -220,63 +233,97 @@ impl Worker {
             holding: None,
         };
         let mut poll = settings.poll_min;
+        // After a failed claim: the wait before the next try (zero: none failed).
+        let mut retry = Duration::ZERO;
         let gate = ClaimGate::default();
-        tracing::info!(worker = %self.name, slots, store = %self.store.describe(), "worker started");
-        self.announce(started, slots, &running, &switches).await;
+        tracing::info!(worker = %this.name, slots, store = %this.store.describe(), "worker started");
+        this.announce(started, slots, &running, &switches).await;
         recorded();
 
         loop {
-            self.read_switches(&mut switches, false).await;
+            this.read_switches(&mut switches, false).await;
             if switches.control.halts(started) {
-                tracing::info!(worker = %self.name, "halted by `coco halt`");
+                tracing::info!(worker = %this.name, "halted by `coco halt`");
                 summary.halted = true;
                 break;
             }
-            let (paused, changed) = self.holding(&mut switches);
+            let (paused, changed) = this.holding(&mut switches);
             if changed {
                 // `coco alive` says why at once, not at the next heartbeat.
-                self.announce(started, slots, &running, &switches).await;
+                this.announce(started, slots, &running, &switches).await;
             }
             gate.open(&paused);
             while running.len() < slots {
+                let began = Instant::now();
                 let claim = Some((Utc::now(), &paused));
-                let claimed = self
+                let claimed = this
                     .store
-                    .finish_and_claim(&self.name, None, claim)
+                    .finish_and_claim(&this.name, None, claim)
                     .await
                     .and_then(|stepped| stepped.claimed);
                 match claimed {
                     Ok(Some(claimed)) => {
                         poll = settings.poll_min;
-                        self.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
+                        retry = Duration::ZERO;
+                        if running.is_empty() {
+                            // The claim dates the run's heartbeat; no other run to renew.
+                            this.renewed(&fence, began, true);
+                            fenced = false;
+                        }
+                        this.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        retry = Duration::ZERO;
+                        break;
+                    }
                     Err(error) => {
-                        tracing::warn!(worker = %self.name, "claiming a run: {error}");
+                        crate::store::outage::failed(
+                            &error,
+                            || tracing::warn!(worker = %this.name, "claiming a run: {error}"),
+                        );
+                        // Capped and jittered: the hosts of a fleet do not retry in step.
+                        retry = crate::store::outage::retry_after(
+                            retry,
+                            crate::store::outage::jitter(),
+                        );
                         break;
                     }
                 }
             }
             let idle = running.len() < slots;
-            let poll_delay = tokio::time::sleep(if idle { poll } else { settings.poll_max });
+            let poll_delay = tokio::time::sleep(if !retry.is_zero() {
+                retry
+            } else if idle {
+                poll
+            } else {
+                settings.poll_max
+            });
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(joined) = tasks.join_next() => {
-                    if let Some(next) = self.ended(joined, &mut running, &mut summary) {
-                        self.start(next, &mut tasks, &mut running, &gate, &mut summary);
+                    if let Some(next) = this.ended(joined, &mut running, &mut summary) {
+                        this.start(next, &mut tasks, &mut running, &gate, &mut summary);
                     }
                     poll = settings.poll_min;
                 }
                 _ = heartbeat.tick() => {
-                    self.heartbeat(&running).await;
-                    self.announce(started, slots, &running, &switches).await;
+                    if this.heartbeat(&running, &fence).await {
+                        fenced = false;
+                    }
+                    this.announce(started, slots, &running, &switches).await;
                 }
-                _ = zombies.tick() => self.take_back_zombies().await,
+                () = tokio::time::sleep_until(fence.deadline()), if !running.is_empty() && !fenced => {
+                    fenced = true;
+                    this.fence(&running, &fence);
+                }
+                _ = zombies.tick() => this.take_back_zombies().await,
                 woken = wake::woken(&mut wake) => {
                     poll = settings.poll_min;
                     if woken.control {
-                        self.read_switches(&mut switches, true).await;
-                        self.heartbeat(&running).await;
+                        this.read_switches(&mut switches, true).await;
+                        if this.heartbeat(&running, &fence).await {
+                            fenced = false;
+                        }
                     }
                 }
                 () = poll_delay => {
@@ -289,20 +336,26 @@ impl Worker {
 
         // Shutdown: no more claims; let the runs finish for a while, then stop them.
         gate.close();
-        tracing::info!(worker = %self.name, running = running.len(), "worker stopping");
+        tracing::info!(worker = %this.name, running = running.len(), "worker stopping");
         let deadline = Instant::now() + settings.shutdown_grace;
         let mut stopped = false;
         while !tasks.is_empty() {
             tokio::select! {
                 Some(joined) = tasks.join_next() => {
                     // Claimed as the gate closed: give it back untouched.
-                    if let Some(next) = self.ended(joined, &mut running, &mut summary) {
-                        self.hand_back_unstarted(next.run, &mut summary).await;
+                    if let Some(next) = this.ended(joined, &mut running, &mut summary) {
+                        this.hand_back_unstarted(next.run, &mut summary).await;
                     }
                 }
                 _ = heartbeat.tick() => {
-                    self.heartbeat(&running).await;
-                    self.announce(started, slots, &running, &switches).await;
+                    if this.heartbeat(&running, &fence).await {
+                        fenced = false;
+                    }
+                    this.announce(started, slots, &running, &switches).await;
+                }
+                () = tokio::time::sleep_until(fence.deadline()), if !running.is_empty() && !fenced => {
+                    fenced = true;
+                    this.fence(&running, &fence);
                 }
                 () = tokio::time::sleep_until(deadline), if !stopped => {
                     for run in running.values() {
@@ -315,10 +368,10 @@ impl Worker {
         if let Some(listener) = wake {
             listener.remove();
         }
-        if let Err(error) = self.store.remove_member(&self.name).await {
-            tracing::warn!(worker = %self.name, "forgetting this worker in the store: {error}");
+        if let Err(error) = this.store.remove_member(&this.name).await {
+            tracing::warn!(worker = %this.name, "forgetting this worker in the store: {error}");
         }
-        tracing::info!(worker = %self.name, "worker stopped: {summary}");
+        tracing::info!(worker = %this.name, "worker stopped: {summary}");
         summary
     }
 
@@ -333,7 +386,10 @@ impl Worker {
         }
         match self.store.control().await {
             Ok(control) => switches.control = control,
-            Err(error) => tracing::warn!(worker = %self.name, "reading pauses and halts: {error}"),
+            Err(error) => crate::store::outage::failed(
+                &error,
+                || tracing::warn!(worker = %self.name, "reading pauses and halts: {error}"),
+            ),
         }
         switches.read_at = Some(Instant::now());
     }
@@ -388,7 +444,10 @@ impl Worker {
             holding: switches.holding.clone(),
         };
         if let Err(error) = self.store.put_member(&member).await {
-            tracing::warn!(worker = %self.name, "recording this worker in the store: {error}");
+            crate::store::outage::failed(
+                &error,
+                || tracing::warn!(worker = %self.name, "recording this worker in the store: {error}"),
+            );
         }
     }
 
@@ -526,19 +585,70 @@ impl Worker {
         running.retain(|_, run| !run.stop.is_closed());
     }
 
-    /// Heartbeat the running runs; stop those the store no longer lists as ours.
-    async fn heartbeat(&self, running: &HashMap<String, Running>) {
+    /// Heartbeat the running runs (bounded by the time left before the fence's deadline);
+    /// stop those the store no longer lists as ours. True if the store took it (the fence
+    /// and the guard's deadline renewed).
+    async fn heartbeat(&self, running: &HashMap<String, Running>, fence: &fence::Fence) -> bool {
         let ids: Vec<String> = running.keys().cloned().collect();
-        match self.store.heartbeat(&self.name, &ids, Utc::now()).await {
-            Ok(alive) => {
+        let began = Instant::now();
+        let within = if running.is_empty() {
+            self.settings.zombie_after
+        } else {
+            fence.remaining()
+        }
+        .max(Duration::from_millis(100));
+        let answer =
+            tokio::time::timeout(within, self.store.heartbeat(&self.name, &ids, Utc::now())).await;
+        match answer {
+            Ok(Ok(alive)) => {
+                crate::store::outage::answered();
+                self.renewed(fence, began, !running.is_empty());
                 for (id, run) in running {
                     if !alive.contains(id) {
                         tracing::info!(worker = %self.name, run = %id, job = %run.job, "no longer ours (killed, or taken back): stopping it");
                         let _ = run.stop.send(Some(Stop::Lost));
                     }
                 }
+                true
             }
-            Err(error) => tracing::warn!(worker = %self.name, "heartbeat: {error}"),
+            Ok(Err(error)) => {
+                crate::store::outage::failed(&error, || {
+                    tracing::warn!(worker = %self.name, "heartbeat: {error}");
+                });
+                false
+            }
+            Err(_) => {
+                tracing::debug!(worker = %self.name, "heartbeat: no answer in time");
+                false
+            }
+        }
+    }
+
+    /// The runs were renewed by a store call that began at `at`: move the fence, and tell
+    /// the guard the new deadline (or, with nothing running, that there is none).
+    fn renewed(&self, fence: &fence::Fence, at: Instant, runs: bool) {
+        fence.renew(at);
+        if let Some(guard) = &self.settings.run.guard {
+            if runs {
+                let key = crate::process::guard::FenceKey::Runs;
+                guard.renewed(key, fence.remaining(), self.settings.run.grace);
+            } else {
+                guard.clear(crate::process::guard::FenceKey::Runs);
+            }
+        }
+    }
+
+    /// The fence's deadline passed unrenewed: stop every run before another host may take
+    /// it back (each is handed back if the store still lists it as ours).
+    fn fence(&self, running: &HashMap<String, Running>, fence: &fence::Fence) {
+        tracing::warn!(
+            worker = %self.name,
+            runs = running.len(),
+            silent = %crate::fields::duration(fence.renewed().elapsed()),
+            "cannot renew the runs' heartbeat in the store: ending them before another host may take them back"
+        );
+        for run in running.values() {
+            let _ = run.stop.send(Some(Stop::Fenced));
         }
     }
 
@@ -569,7 +679,10 @@ impl Worker {
                     }
                 }
             }
-            Err(error) => tracing::warn!(worker = %self.name, "taking back zombies: {error}"),
+            Err(error) => crate::store::outage::failed(
+                &error,
+                || tracing::warn!(worker = %self.name, "taking back zombies: {error}"),
+            ),
         }
         self.forget_silent_members().await;
     }

@@ -61,6 +61,9 @@ pub struct RunSettings {
     pub tail_bytes: usize,
     /// The process guard jobs are put under; `None`: each gets the death signal.
     pub guard: Option<guard::Handle>,
+    /// The worker's fence (set by the worker's loop): a try that died by a signal after its
+    /// deadline passed was ended by the guard, not by a failure of its own.
+    pub fence: Option<Arc<super::fence::Fence>>,
 }
 
 impl Default for RunSettings {
@@ -71,6 +74,7 @@ impl Default for RunSettings {
             output_every: Duration::from_secs(1),
             tail_bytes: TailBuffer::DEFAULT_MAX_BYTES,
             guard: None,
+            fence: None,
         }
     }
 }
@@ -82,6 +86,9 @@ pub(crate) enum Stop {
     Lost,
     /// The worker shuts down: stop, and hand it back to be retried.
     Shutdown,
+    /// The worker could not renew its runs' heartbeat in time (`super::fence`): stop, and
+    /// hand it back (if the store still lists it as ours) before it may be taken back.
+    Fenced,
 }
 
 /// What became of one run.
@@ -326,7 +333,12 @@ async fn observe(
         on_event,
     );
     let result = with_reports(store, worker, &run.id, &live, settings, process).await;
-    let stop = *stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut stop = *stop_reason.lock().unwrap_or_else(PoisonError::into_inner);
+    let signalled = matches!(&result, Ok(ended) if ended.exit.code.is_none());
+    if stop.is_none() && signalled && settings.fence.as_ref().is_some_and(|f| f.expired()) {
+        // The guard ended it: the worker had not renewed its runs in time.
+        stop = Some(Stop::Fenced);
+    }
     Observed { result, stop, live }
 }
 
@@ -366,9 +378,17 @@ pub(crate) fn verdict(
         }
     };
     let note = Some(ended.exit.to_string());
-    let (outcome, exit_code, note) = if ended.cancelled {
+    let fenced = stop == Some(Stop::Fenced) && ended.exit.code.is_none();
+    let (outcome, exit_code, note) = if ended.cancelled || fenced {
         match stop {
             Some(Stop::Lost) => return Verdict::Lost,
+            Some(Stop::Fenced) => (
+                Outcome::HandedBack,
+                None,
+                Some(format!(
+                    "handed back: worker {worker} could not renew its runs in the store in time"
+                )),
+            ),
             _ => (
                 Outcome::HandedBack,
                 None,
@@ -671,6 +691,35 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_fenced_run_is_handed_back_even_when_the_guard_ended_it_but_not_after_an_exit_of_its_own() {
+        let fenced = Verdict::Finish {
+            outcome: Outcome::HandedBack,
+            exit_code: None,
+            note: Some(
+                "handed back: worker w1 could not renew its runs in the store in time".to_owned(),
+            ),
+        };
+        let mut cancelled = ended(None, Some(15));
+        cancelled.cancelled = true;
+        assert_eq!(
+            verdict(&Ok(cancelled), Some(Stop::Fenced), None, "w1"),
+            fenced
+        );
+        // SIGTERM from the guard while the worker was stalled: nobody in the worker sent it.
+        let by_guard = ended(None, Some(15));
+        assert_eq!(
+            verdict(&Ok(by_guard), Some(Stop::Fenced), None, "w1"),
+            fenced
+        );
+        // It completed just as the deadline passed: its end is written if still ours.
+        let completed = ended(Some(0), None);
+        assert_eq!(
+            verdict(&Ok(completed), Some(Stop::Fenced), None, "w1"),
+            finish(Outcome::Exited(0), Some(0), "exit code 0")
+        );
     }
 
     #[test]

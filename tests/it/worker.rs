@@ -226,6 +226,7 @@ fn settings(slots: usize) -> WorkerSettings {
             output_every: Duration::from_millis(100),
             tail_bytes: 64 * 1024,
             guard: None,
+            fence: None,
         },
         kind: coco::store::MemberKind::Worker,
     }

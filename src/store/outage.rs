@@ -1,0 +1,103 @@
+//! One voice for a store that does not answer: an outage is logged once when it starts and
+//! once when it ends (with its length), never once per retry.
+//!
+//! The periodic callers (the worker's heartbeat, the supervisor's sync, the daemon's switch
+//! reads) report each failure through [`failed`] and each answer through [`answered`]. A
+//! failure of the unreachable kind ([`StoreError::is_unreachable`]) starts the outage (one
+//! warning) and is otherwise logged at debug level only; the first answer after it ends the
+//! outage (one line, with how long it lasted). Other failures are the caller's to log. The
+//! state is one per process: a process has one store.
+
+use std::sync::Mutex;
+use std::sync::PoisonError;
+
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+
+/// Since when the store has not answered, if it has not.
+static DOWN_SINCE: Mutex<Option<DateTime<Utc>>> = Mutex::new(None);
+
+/// A store call failed with `error`: an unreachable store starts (or continues) the outage;
+/// anything else is logged by `otherwise`.
+pub fn failed(error: &StoreError, otherwise: impl FnOnce()) {
+    if !error.is_unreachable() {
+        otherwise();
+        return;
+    }
+    let mut down = DOWN_SINCE.lock().unwrap_or_else(PoisonError::into_inner);
+    if down.is_none() {
+        *down = Some(Utc::now());
+        tracing::warn!(
+            "the store does not answer: {error}; going on with what may go on (retrying with \
+             back-off; the end of the outage will be logged)"
+        );
+    } else {
+        tracing::debug!("the store still does not answer: {error}");
+    }
+}
+
+/// A store call was answered: the end of an outage, if one was going on.
+pub fn answered() {
+    let mut down = DOWN_SINCE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(since) = down.take() {
+        let lasted = (Utc::now() - since).to_std().unwrap_or_default();
+        tracing::warn!(
+            outage = %crate::fields::duration(lasted),
+            "the store answers again after {}",
+            crate::fields::duration(lasted)
+        );
+    }
+}
+
+/// Is an outage going on (the latest call of a periodic caller went unanswered)?
+pub fn is_down() -> bool {
+    DOWN_SINCE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+}
+
+/// The longest wait between two tries of a caller that retries at once otherwise.
+pub const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long to wait before trying again after a failure that followed a wait of `previous`:
+/// double it, at most [`MAX_RETRY`], spread by `jitter` (from 0 to 1: −25 % to +25 %) so that
+/// the hosts of a fleet do not come back in step (pure).
+pub fn retry_after(previous: std::time::Duration, jitter: f64) -> std::time::Duration {
+    let doubled = previous
+        .saturating_mul(2)
+        .clamp(std::time::Duration::from_millis(100), MAX_RETRY);
+    doubled.mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A jitter for [`retry_after`] from the kernel's randomness (ULIDs' generator).
+pub fn jitter() -> f64 {
+    f64::from(ulid::Ulid::new().random() as u16) / f64::from(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn retries_back_off_doubling_to_a_cap_with_a_spread() {
+        assert_eq!(retry_after(Duration::ZERO, 0.5), Duration::from_millis(100));
+        assert_eq!(
+            retry_after(Duration::from_millis(400), 0.5),
+            Duration::from_millis(800)
+        );
+        assert_eq!(retry_after(Duration::from_secs(60), 0.5), MAX_RETRY);
+        assert_eq!(
+            retry_after(Duration::from_secs(60), 0.0),
+            MAX_RETRY.mul_f64(0.75)
+        );
+        assert_eq!(
+            retry_after(Duration::from_secs(60), 1.0),
+            MAX_RETRY.mul_f64(1.25)
+        );
+        assert!((0.0..=1.0).contains(&jitter()));
+    }
+}
