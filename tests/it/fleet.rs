@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{Background, Sandbox, app_status, ok};
+use crate::support::{Background, Sandbox, app_status, ok, stdout};
 
 /// Subnets handed out in this process (several tests may run at once).
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
@@ -268,6 +268,177 @@ fn epoch_now() -> f64 {
 fn gone(pid: i32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) != 0 }
+}
+
+/// Send `signal` to process `pid`.
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on a child of this test.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+}
+
+/// The run of `job` (there is one), as `coco list --json` shows it.
+fn the_run(sandbox: &Sandbox, job: &str) -> serde_json::Value {
+    let runs = sandbox.list_json(&["--job", job]);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    runs[0].clone()
+}
+
+/// What a stale worker must not change of a run: all but the live reports.
+fn settled_fields(run: &serde_json::Value) -> serde_json::Value {
+    let mut run = run.clone();
+    for live in ["heartbeat", "progress", "progress_message", "pid"] {
+        run.as_object_mut().unwrap().remove(live);
+    }
+    run
+}
+
+/// Scenario 0: stall one host's daemon (SIGSTOP) past the zombie interval while it runs a
+/// job. Its process guard, told each renewal's deadline, ends the job before any other
+/// host may take the run back; the retry runs on the other host (without spending an
+/// attempt) and never beside the stalled try; after SIGCONT the stalled worker writes
+/// nothing over the new state (run record and output).
+#[test]
+fn a_stalled_worker_is_fenced_before_its_run_is_retried() {
+    let Some(fleet) = Fleet::new(2) else { return };
+    let sandbox = &fleet.sandbox;
+    let log = sandbox.dir.path().join("runs.log");
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let text = std::fs::read_to_string(&local).unwrap();
+    std::fs::write(&local, format!("{text}worker:\n  zombie_after: 15s\n")).unwrap();
+    sandbox.project(
+        "shop",
+        &format!(
+            "jobs:\n  work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); echo on $ns; \
+             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep 20; \
+             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}']\n    attempts: 1\n",
+            log = log.display()
+        ),
+    );
+    sandbox.apply();
+    let mut h1 = fleet.daemon(1, &["--slots", "1"]);
+    ok(sandbox, &["enqueue", "shop.work"], 0);
+    let ns1 = fleet.net.ns(1).to_string();
+    let ns2 = fleet.net.ns(2).to_string();
+    let tries_on = |ns: &str| -> Vec<Try> {
+        intervals(&log)
+            .into_values()
+            .flatten()
+            .filter(|t| t.ns == ns)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tries_on(&ns1).is_empty() {
+        assert!(Instant::now() < deadline, "h1 runs nothing: {}", h1.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stalled = tries_on(&ns1)[0].clone();
+    let h2 = fleet.daemon(2, &["--slots", "1"]);
+
+    signal(h1.child.id(), libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gone(stalled.pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled host's job lives on: {stalled:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fenced_at = epoch_now();
+    let fenced_after = stopped_at.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while tries_on(&ns2).is_empty() {
+        assert!(Instant::now() < deadline, "no retry on h2: {}", h2.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let retry = tries_on(&ns2)[0].clone();
+    let retried_after = stopped_at.elapsed();
+    assert!(
+        fenced_at < retry.start,
+        "the stalled try ended at {fenced_at}, after the retry started: {retry:?}"
+    );
+    // The retry's output is stored (it says where it runs) before the stalled host wakes.
+    let retry_output = format!("on {ns2}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run_id = the_run(sandbox, "shop.work")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    while !stdout(&sandbox.coco(&["logs", &run_id])).contains(&retry_output) {
+        assert!(Instant::now() < deadline, "the retry's output is not kept");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = the_run(sandbox, "shop.work");
+    assert_eq!(before["state"], "running");
+    assert_eq!(
+        before["attempt"], 1,
+        "a lost worker spends no attempt: {before:#}"
+    );
+    // The fence, not the rescuer's sweep of the zombie's processes (this machine's test hosts
+    // share one pid space; real ones do not): the stalled try was gone before the store
+    // says the run was taken back.
+    let taken_back = before["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| {
+            change["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("lost with worker"))
+        })
+        .unwrap_or_else(|| panic!("not taken back as a zombie: {before:#}"));
+    let taken_back_at = chrono::DateTime::parse_from_rfc3339(taken_back["at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis() as f64
+        / 1000.0;
+    assert!(
+        fenced_at < taken_back_at,
+        "the stalled try ended at {fenced_at}, after the take-back at {taken_back_at}"
+    );
+
+    signal(h1.child.id(), libc::SIGCONT);
+    // Two heartbeats and an output interval of the woken worker.
+    std::thread::sleep(Duration::from_secs(7));
+    let after = the_run(sandbox, "shop.work");
+    assert_eq!(
+        settled_fields(&after),
+        settled_fields(&before),
+        "the woken worker wrote over the retry's state"
+    );
+    let output = stdout(&sandbox.coco(&["logs", &run_id]));
+    assert!(
+        output.contains(&retry_output) && !output.contains(&format!("on {ns1}")),
+        "the woken worker wrote over the retry's output: {output}"
+    );
+    assert!(
+        tries_on(&ns1).len() == 1 && !gone(h1.child.id() as i32),
+        "the woken host neither ran the job again nor exited"
+    );
+
+    // The retry completes, once; the two tries never overlapped.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while the_run(sandbox, "shop.work")["state"] != "complete" {
+        assert!(
+            Instant::now() < deadline,
+            "{:#}",
+            the_run(sandbox, "shop.work")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let tries = intervals(&log);
+    let tries = tries.values().next().unwrap();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(
+        tries[0].end.is_none() && tries[1].end.is_some(),
+        "{tries:?}"
+    );
+    eprintln!(
+        "scenario 0: SIGSTOP at 0 s; the stalled try ended at {fenced_after:?}, taken back \
+         {:.1} s later, the retry started on h2 at {retried_after:?} (zombie_after 15 s)",
+        taken_back_at - fenced_at
+    );
+    let _ = h1.child.kill();
+    drop(h2);
 }
 
 /// Scenario 1: SIGKILL one host's daemon. Its app is healthy on another host within the

@@ -268,6 +268,9 @@ impl Drop for Background {
         if let Ok(None) = self.child.try_wait() {
             // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            // A stopped one (a fleet test's SIGSTOP that failed half-way) gets it once woken.
+            // SAFETY: as above.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGCONT) };
             let _ = self.child.wait();
         }
     }
