@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
@@ -149,10 +149,10 @@ impl Supervisor {
                 }
                 continue;
             }
-            if !self.may_take(statuses.get(&id)) {
+            let Some(stale_before) = self.may_take(statuses.get(&id)) else {
                 continue;
-            }
-            let Some(token) = self.claim(&plan).await? else {
+            };
+            let Some(token) = self.claim(&plan, stale_before).await? else {
                 continue;
             };
             let (orders, receiver) = mpsc::channel(8);
@@ -180,20 +180,24 @@ impl Supervisor {
         Ok(())
     }
 
-    /// May this daemon take an app held as `status` says?
-    fn may_take(&self, status: Option<&AppStatus>) -> bool {
+    /// May this daemon take an app held as `status` says? If so, the `stale_before` of its
+    /// claim: the holder it saw may be replaced only if it has not renewed since (another
+    /// daemon that took the app meanwhile is left alone).
+    fn may_take(&self, status: Option<&AppStatus>) -> Option<DateTime<Utc>> {
         let Some(status) = status else {
-            return true;
+            // Free when read: take it only if still free (no holder is ever stale to it).
+            return Some(DateTime::<Utc>::MIN_UTC);
         };
         let silent = Utc::now() - status.heartbeat;
-        status.owner == self.settings.owner
+        let replaceable = status.owner == self.settings.owner
             || silent > TimeDelta::from_std(self.settings.stale_after).unwrap_or(TimeDelta::MAX)
-            || (status.host == self.settings.host && !process_exists(status.owner_pid))
+            || (status.host == self.settings.host && !process_exists(status.owner_pid));
+        replaceable.then(|| status.heartbeat + TimeDelta::milliseconds(1))
     }
 
     /// Record this daemon as the app's holder: its fencing token, or `None` if another
     /// daemon was faster.
-    async fn claim(&self, plan: &Plan) -> StoreResult<Option<u64>> {
+    async fn claim(&self, plan: &Plan, stale_before: DateTime<Utc>) -> StoreResult<Option<u64>> {
         let now = Utc::now();
         let status = AppStatus {
             id: plan.id.clone(),
@@ -211,8 +215,7 @@ impl Supervisor {
             heartbeat: now,
             token: 0,
         };
-        // `may_take` decided the holder may be replaced: allow any heartbeat up to now.
-        self.store.claim_app(&status, now).await
+        self.store.claim_app(&status, stale_before).await
     }
 }
 

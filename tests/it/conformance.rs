@@ -1108,6 +1108,32 @@ pub async fn app_claim_concurrent_single_winner(store: &dyn Store) {
         let winners = results.iter().filter(|won| **won).count();
         assert_eq!(winners, 1, "round {round}: {results:?}");
     }
+    // A stale holder, replaced by daemons that all saw it stale: one takes over, and the
+    // others leave the new holder alone (their claim names the heartbeat they judged).
+    for round in 0..5 {
+        let id = format!("{}.web", tag());
+        let stale = app_status(&id, "gone", 1_600_000_000_000);
+        store
+            .claim_app(&stale, at(0))
+            .await
+            .expect("claim")
+            .expect("free");
+        let seen = at(1_600_000_000_001);
+        let claim = |owner: &'static str| {
+            let status = app_status(&id, owner, 1_700_000_000_000 + round);
+            async move {
+                store
+                    .claim_app(&status, seen)
+                    .await
+                    .expect("claim_app")
+                    .is_some()
+            }
+        };
+        let results = tokio::join!(claim("d1"), claim("d2"), claim("d3"), claim("d4"));
+        let results = [results.0, results.1, results.2, results.3];
+        let winners = results.iter().filter(|won| **won).count();
+        assert_eq!(winners, 1, "take-over round {round}: {results:?}");
+    }
 }
 
 /// Each source's problems replace its earlier ones; an empty list clears them.

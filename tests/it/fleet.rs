@@ -106,6 +106,11 @@ impl TestNet {
     fn ns(&self, host: usize) -> &str {
         &self.hosts[host - 1].0
     }
+
+    /// Host N's link to the bridge (the veth end outside its namespace).
+    fn link(&self, host: usize) -> &str {
+        &self.hosts[host - 1].1
+    }
 }
 
 impl Drop for TestNet {
@@ -580,6 +585,208 @@ fn a_killed_host_hands_over_its_app_and_runs() {
         moved["host"]
     );
     drop(daemons);
+}
+
+/// One copy of an app: its host's namespace, its pid, when it started (epoch seconds).
+#[derive(Debug, Clone)]
+struct Copy {
+    ns: String,
+    pid: i32,
+    start: f64,
+}
+
+/// The lines `APP NS SECONDS PID` the apps wrote as they started, by app.
+fn copies(log: &Path) -> BTreeMap<String, Vec<Copy>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut apps: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
+    for line in text.lines() {
+        if let [app, ns, at, pid] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            apps.entry(app.to_string()).or_default().push(Copy {
+                ns: ns.to_string(),
+                pid: pid.parse().unwrap(),
+                start: at.parse().unwrap(),
+            });
+        }
+    }
+    apps
+}
+
+/// Scenario 2: cut one host's link for 20 s (link down). Its `on_store_loss: stop` app
+/// (a singleton) stops before its hold can expire and runs elsewhere, never two at once; its
+/// `keep` app keeps serving; its run ends before the run is taken back; when the link
+/// returns the host rejoins without restarting what moved and without doubling anything.
+#[test]
+fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
+    let Some(fleet) = Fleet::new(3) else { return };
+    let sandbox = &fleet.sandbox;
+    let runs_log = sandbox.dir.path().join("runs.log");
+    let apps_log = sandbox.dir.path().join("apps.log");
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let text = std::fs::read_to_string(&local).unwrap();
+    std::fs::write(&local, format!("{text}worker:\n  zombie_after: 15s\n")).unwrap();
+    let app = |name: &str, port: u16, on_loss: &str| {
+        format!(
+            "  {name}:\n    command: [sh, -c, 'echo {name} $(ip netns identify $$) $(date +%s.%N) \
+             $$ >> {log}; exec python3 -m http.server {port} --bind 127.0.0.1']\n    \
+             port: {port}\n    health: {{http: /, interval: 1s}}\n    on_store_loss: {on_loss}\n",
+            log = apps_log.display()
+        )
+    };
+    sandbox.project(
+        "shop",
+        &format!(
+            "jobs:\n  work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); \
+             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep 15; \
+             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}']\n    attempts: 1\n\
+             apps:\n{single}{avail}",
+            log = runs_log.display(),
+            single = app("single", 8080, "stop"),
+            avail = app("avail", 8081, "keep"),
+        ),
+    );
+    sandbox.apply();
+    let h1 = fleet.daemon(1, &["--slots", "1"]);
+    for name in ["shop.single", "shop.avail"] {
+        app_status(sandbox, name, |s| s["healthy"] == true && s["host"] == "h1");
+    }
+    ok(sandbox, &["enqueue", "shop.work"], 0);
+    let ns1 = fleet.net.ns(1).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while intervals(&runs_log).is_empty() {
+        assert!(Instant::now() < deadline, "h1 runs nothing: {}", h1.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let others: Vec<Background> = (2..=3)
+        .map(|i| fleet.daemon(i, &["--slots", "1"]))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let first = copies(&apps_log);
+    let (single1, avail1) = (first["single"][0].clone(), first["avail"][0].clone());
+    let job1 = intervals(&runs_log).into_values().flatten().next().unwrap();
+    assert_eq!(
+        (single1.ns.as_str(), avail1.ns.as_str()),
+        (ns1.as_str(), ns1.as_str())
+    );
+
+    // Cut h1 off for 20 s, watching its processes.
+    ip(&["link", "set", fleet.net.link(1), "down"]);
+    let cut_at = Instant::now();
+    let (mut single_gone, mut job_gone) = (None, None);
+    while cut_at.elapsed() < Duration::from_secs(20) {
+        if single_gone.is_none() && gone(single1.pid) {
+            single_gone = Some((cut_at.elapsed(), epoch_now()));
+        }
+        if job_gone.is_none() && gone(job1.pid) {
+            job_gone = Some((cut_at.elapsed(), epoch_now()));
+        }
+        assert!(
+            !gone(avail1.pid),
+            "the keep app stopped serving on the cut host"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (single_after, single_gone_at) = single_gone.expect("the singleton ran on in the cut");
+    let (job_after, job_gone_at) = job_gone.expect("the cut host's job ran on");
+    // The hold was last renewed at most a status interval (1 s) before the cut, so it cannot
+    // expire before 9 s after it; the run's heartbeat (every 3 s) not before 12 s.
+    assert!(single_after < Duration::from_secs(9), "{single_after:?}");
+    assert!(job_after < Duration::from_secs(12), "{job_after:?}");
+    // Meanwhile the singleton runs elsewhere, started only after h1's copy was gone.
+    let during = copies(&apps_log);
+    let moved: Vec<&Copy> = during["single"].iter().filter(|c| c.ns != ns1).collect();
+    assert_eq!(moved.len(), 1, "{during:#?}");
+    assert!(
+        single_gone_at < moved[0].start,
+        "two singletons at once: h1's gone at {single_gone_at}, {:?}",
+        moved[0]
+    );
+    let moved_single = moved[0].clone();
+    let moved_avail: Vec<Copy> = during["avail"]
+        .iter()
+        .filter(|c| c.ns != ns1)
+        .cloned()
+        .collect();
+
+    ip(&["link", "set", fleet.net.link(1), "up"]);
+    let back_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        !gone(h1.child.id() as i32),
+        "the cut host's daemon exited: {}",
+        h1.log()
+    );
+    let after = copies(&apps_log);
+    // Nothing that moved was restarted; h1 started nothing again.
+    assert_eq!(
+        after["single"].len(),
+        2,
+        "the singleton was started again: {after:#?}"
+    );
+    assert!(!gone(moved_single.pid), "the moved singleton was stopped");
+    for copy in &moved_avail {
+        assert!(
+            !gone(copy.pid),
+            "the moved keep app was stopped: {copy:?}\nh1: {}\nh2: {}\nh3: {}",
+            h1.log(),
+            others[0].log(),
+            others[1].log()
+        );
+    }
+    assert!(
+        after["avail"].iter().filter(|c| c.ns == ns1).count() == 1,
+        "{after:#?}"
+    );
+    if !moved_avail.is_empty() {
+        // It was taken over during the cut: the stale copy on h1 ends once h1 learns it.
+        assert!(
+            gone(avail1.pid),
+            "two copies of the keep app after the rejoin"
+        );
+    }
+    for name in ["shop.single", "shop.avail"] {
+        let status = app_status(sandbox, name, |s| s["healthy"] == true);
+        eprintln!("{name} after the rejoin: on {}", status["host"]);
+    }
+
+    // The run: ended on h1 before the take-back, retried elsewhere once, completes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while the_run(sandbox, "shop.work")["state"] != "complete" {
+        assert!(
+            Instant::now() < deadline,
+            "{:#}",
+            the_run(sandbox, "shop.work")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let run = the_run(sandbox, "shop.work");
+    assert_eq!(run["attempt"], 1, "the lost try spent no attempt: {run:#}");
+    let tries = intervals(&runs_log);
+    let tries = tries.values().next().unwrap();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(
+        job_gone_at < tries[1].start && tries[1].ns != ns1 && tries[1].end.is_some(),
+        "{tries:?}"
+    );
+    eprintln!(
+        "scenario 2: link down at 0 s; the singleton stopped on h1 at {single_after:?} and \
+         started on {} {:.1} s later; h1's run ended at {job_after:?}, its retry started \
+         {:.1} s later; the keep app served on h1 throughout{}; link up at 20 s, checked {:?} \
+         later",
+        moved_single.ns,
+        moved_single.start - single_gone_at,
+        tries[1].start - job_gone_at,
+        if moved_avail.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (and a second copy on {} from the lease's end)",
+                moved_avail[0].ns
+            )
+        },
+        back_at.elapsed()
+    );
+    drop(others);
+    drop(h1);
 }
 
 /// Scenario 4: a rolling restart of all three hosts, one by one (SIGTERM, then start again):

@@ -1,8 +1,12 @@
 //! The MongoDB store's part of [`Fleet`]: the fleet: live members (workers, daemons), operator switches (pause, halt), app ownership.
 
+use super::marker::LockId;
 use super::*;
 use crate::store::Fleet;
 use crate::store::rules::{AppClaim, AppHolder, app_claim, next_app_token};
+
+/// A take-over marker older than this was left by a claimant that died mid-way.
+const TAKEOVER_ABANDONED: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
 #[async_trait]
 impl Fleet for MongoStore {
@@ -141,15 +145,53 @@ impl Fleet for MongoStore {
                     let Some(heartbeat) = heartbeat else {
                         return Ok(None);
                     };
-                    let removed = coll
-                        .delete_one(doc! {
-                            "_id": &status.id, "owner": &owner, "heartbeat": time(heartbeat),
+                    // One claimant wins the take-over of this hold: the insert of its marker
+                    // (a delete or replace may not be atomic on every server, an insert is).
+                    let marker = LockId::take_over(&status.id, held);
+                    let now = Utc::now();
+                    let inserted = self
+                        .locks()
+                        .insert_one(doc! {
+                            "_id": marker.to_string(), "kind": marker.kind(), "at": time(now),
                         })
+                        .await;
+                    match inserted {
+                        Ok(_) => {}
+                        Err(e) if is_duplicate_key(&e) => {
+                            // Another claimant's; one left by a claimant that died between
+                            // its insert and its delete is removed (the next sync retries).
+                            let abandoned = now - TAKEOVER_ABANDONED;
+                            let _ = self
+                                .locks()
+                                .delete_one(doc! {
+                                    "_id": marker.to_string(), "at": { "$lt": time(abandoned) },
+                                })
+                                .await;
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(self.err(doing)(e)),
+                    }
+                    status.token = next_app_token(floor, 0);
+                    let replaced = coll
+                        .replace_one(
+                            doc! {
+                                "_id": &status.id, "owner": &owner, "token": held,
+                                "heartbeat": time(heartbeat),
+                            },
+                            app_record(&status, doing)?,
+                        )
                         .await
-                        .map_err(self.err(doing))?;
-                    if removed.deleted_count != 1 {
+                        .map_err(self.err(doing));
+                    // Useless once the hold moved on (or did not): its token is gone.
+                    let _ = self
+                        .locks()
+                        .delete_one(doc! { "_id": marker.to_string() })
+                        .await;
+                    if replaced?.matched_count != 1 {
                         return Ok(None);
                     }
+                    self.raise_output_fence(&output, status.token).await?;
+                    return Ok(Some(status.token));
                 }
                 AppClaim::Free | AppClaim::Held => return Ok(None),
             }

@@ -23,6 +23,8 @@ pub(super) enum LockId {
     Fire { fire: String, generation: i64 },
     /// `live:{run}`: a running run's heartbeat, pid and progress (not a one-time marker).
     Live { run: String },
+    /// `takeover:{app}:{token}`: the take-over of an app held (stale) under `token`.
+    TakeOver { app: String, token: i64 },
 }
 
 impl LockId {
@@ -72,6 +74,13 @@ impl LockId {
             run: run.to_owned(),
         }
     }
+
+    pub(super) fn take_over(app: &str, token: i64) -> Self {
+        LockId::TakeOver {
+            app: app.to_owned(),
+            token,
+        }
+    }
 }
 
 /// The `kind` of a job slot marker (queries select slots by it).
@@ -90,6 +99,7 @@ impl LockId {
             LockId::Orphan { .. } => "orphan",
             LockId::Fire { .. } => FIRE_KIND,
             LockId::Live { .. } => "live",
+            LockId::TakeOver { .. } => "takeover",
         }
     }
 }
@@ -108,6 +118,7 @@ impl fmt::Display for LockId {
             LockId::Orphan { run, seq } => write!(f, "orphan:{run}:{seq}"),
             LockId::Fire { fire, generation } => write!(f, "fire:{fire}:{generation}"),
             LockId::Live { run } => write!(f, "live:{run}"),
+            LockId::TakeOver { app, token } => write!(f, "takeover:{app}:{token}"),
         }
     }
 }
@@ -155,6 +166,10 @@ impl FromStr for LockId {
                 let (fire, generation) = numbered()?;
                 LockId::Fire { fire, generation }
             }
+            "takeover" => {
+                let (app, token) = numbered()?;
+                LockId::TakeOver { app, token }
+            }
             _ => return Err(unknown()),
         };
         Ok(id)
@@ -185,6 +200,10 @@ mod tests {
                 LockId::fire("shop.report@1700000060000", 1_700_000_061_234),
             ),
             (format!("live:{run}"), LockId::live(run)),
+            (
+                "takeover:shop.web:7".to_owned(),
+                LockId::take_over("shop.web", 7),
+            ),
         ];
         for (text, id) in old {
             assert_eq!(id.to_string(), text);
