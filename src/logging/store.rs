@@ -142,8 +142,13 @@ fn take(message: Message, batch: &mut Vec<LogRecord>, waiting: &mut Vec<oneshot:
     }
 }
 
-/// Append `batch` (retried once), then empty it. A store that stays down loses the batch
-/// rather than growing memory without bound.
+/// How long a batch is kept for a store that does not answer before it is given up.
+const HOLD_FOR_OUTAGE: Duration = Duration::from_secs(300);
+
+/// Append `batch`, then empty it. While the store does not answer (an outage) the batch is
+/// kept and retried with capped, jittered back-off — new records wait in the bounded channel
+/// meanwhile (beyond [`CAPACITY`] they are dropped and counted) — for at most
+/// [`HOLD_FOR_OUTAGE`]; another failure is retried once. Memory stays bounded either way.
 async fn write(store: &dyn Journal, batch: &mut Vec<LogRecord>) {
     if batch.is_empty() {
         return;
@@ -152,15 +157,29 @@ async fn write(store: &dyn Journal, batch: &mut Vec<LogRecord>) {
     if dropped > 0 {
         tracing::warn!(target: SELF_TARGET, "{dropped} log records were dropped: the store could not keep up");
     }
-    if let Err(first) = store.append_log(batch).await {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Err(error) = store.append_log(batch).await {
+    let began = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(250);
+    let mut tried_again = false;
+    loop {
+        let error = match store.append_log(batch).await {
+            Ok(()) => break,
+            Err(error) => error,
+        };
+        let keep = if error.is_unreachable() {
+            began.elapsed() < HOLD_FOR_OUTAGE
+        } else {
+            !std::mem::replace(&mut tried_again, true)
+        };
+        if !keep {
             tracing::warn!(
                 target: SELF_TARGET,
-                "{} log records not stored: {error} (first try: {first})",
+                "{} log records not stored: {error}",
                 batch.len()
             );
+            break;
         }
+        tokio::time::sleep(wait).await;
+        wait = crate::store::outage::retry_after(wait, crate::store::outage::jitter());
     }
     batch.clear();
 }

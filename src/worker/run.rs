@@ -181,7 +181,7 @@ pub(crate) async fn execute(
     let executed = match prepare(&run, project.as_ref(), job.as_ref(), settings) {
         Ok(prepared) => {
             let observed = observe(store, worker, &run, &prepared, settings, stop).await;
-            conclude(store, worker, run, prepared, observed, gate).await?
+            conclude(store, worker, run, prepared, observed, settings, gate).await?
         }
         Err(message) => {
             tracing::warn!(run = %run.id, "{message}");
@@ -419,6 +419,7 @@ async fn conclude(
     run: RunRecord,
     prepared: Prepared,
     observed: Observed,
+    settings: &RunSettings,
     gate: &ClaimGate,
 ) -> StoreResult<Executed> {
     let now = Utc::now();
@@ -465,13 +466,15 @@ async fn conclude(
     };
     // A run handed back at shutdown claims nothing (the gate is closed by then anyway).
     let claim_under = gate.paused().filter(|_| outcome != Outcome::HandedBack);
-    let stepped = store
-        .finish_and_claim(
-            worker,
-            Some((&id, &end)),
-            claim_under.as_ref().map(|paused| (Utc::now(), paused)),
-        )
-        .await?;
+    let stepped = finish_through_outage(
+        store,
+        worker,
+        &id,
+        &end,
+        || claim_under.as_ref().map(|paused| (Utc::now(), paused)),
+        settings,
+    )
+    .await?;
     let next = stepped.claimed.unwrap_or_else(|error| {
         tracing::warn!(worker, "claiming the next run: {error}");
         None
@@ -589,6 +592,42 @@ async fn store_output(store: &dyn Queue, id: &str, live: &Mutex<Live>) {
             tracing::info!(run = %id, "not keeping the output: a later try of the run owns it")
         }
         Err(error) => tracing::warn!(run = %id, "keeping the output: {error}"),
+    }
+}
+
+/// Store the try's end (and claim the next run under `claim`): while the store does not
+/// answer, try again with capped, jittered back-off for as long as the run is still this
+/// worker's to end — until the fence's deadline (`super::fence`), after which another host
+/// may take it back and its end is no longer this worker's to write. A try that ended in
+/// an outage is thus recorded once, not run again.
+async fn finish_through_outage<'p>(
+    store: &dyn Store,
+    worker: &str,
+    id: &str,
+    end: &RunEnd,
+    claim: impl Fn() -> Option<(chrono::DateTime<Utc>, &'p Paused)>,
+    settings: &RunSettings,
+) -> StoreResult<crate::store::Stepped> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match store
+            .finish_and_claim(worker, Some((id, end)), claim())
+            .await
+        {
+            Err(error)
+                if error.is_unreachable()
+                    && settings
+                        .fence
+                        .as_ref()
+                        .is_some_and(|fence| !fence.expired()) =>
+            {
+                tracing::debug!(run = %id, "storing the end waits for the store: {error}");
+                let left = settings.fence.as_ref().map_or(wait, |f| f.remaining());
+                tokio::time::sleep(wait.min(left)).await;
+                wait = crate::store::outage::retry_after(wait, crate::store::outage::jitter());
+            }
+            other => return other,
+        }
     }
 }
 

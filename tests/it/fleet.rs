@@ -1,8 +1,9 @@
 //! The fleet on real test hosts (issue 14): three network namespaces joined by veth pairs to
 //! a bridge this test makes (a private subnet on that bridge only, no route beyond it), one
 //! FerretDB listening on the bridge, and in each namespace a `coco daemon --host hN` against
-//! it. Scenarios assert from the store and from the processes, not from logs: so far 1 (SIGKILL
-//! the app's owner) and 4 (a rolling restart).
+//! it. Scenarios assert from the store and from the processes (and, for the outage, its two
+//! log lines): 0 (a stalled worker), 1 (SIGKILL the app's owner), 2 (a cut link), 3 (the store
+//! stopped for 15 s under load) and 4 (a rolling restart).
 //!
 //! Needs root and iproute2 (`ip netns`): CI has both. Elsewhere the tests fail saying so,
 //! unless `COCO_TEST_SKIP_NETNS=1` asks to skip them (a CI run never passes by testing
@@ -126,11 +127,13 @@ impl Drop for TestNet {
     }
 }
 
-/// A FerretDB (the tests' MongoDB-wire server) listening on `ip`, stopped when dropped.
+/// A FerretDB (the tests' MongoDB-wire server) listening on `ip`, stopped when dropped;
+/// [`Store::stop`] and [`Store::start_again`] make an outage (same address, same data).
 struct Store {
-    child: Child,
+    child: Option<Child>,
     url: String,
-    _data: tempfile::TempDir,
+    bin: PathBuf,
+    data: tempfile::TempDir,
 }
 
 impl Store {
@@ -147,10 +150,21 @@ impl Store {
         );
         let bin = PathBuf::from(String::from_utf8(built.stdout).unwrap().trim());
         let data = tempfile::tempdir().unwrap();
+        let (child, url) = Store::spawn(&bin, data.path(), &format!("{ip}:0"));
+        Store {
+            child: Some(child),
+            url,
+            bin,
+            data,
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // the test server
+    fn spawn(bin: &Path, data: &Path, address: &str) -> (Child, String) {
         let mut child = Command::new(bin)
             .arg("-data")
-            .arg(data.path().join("data"))
-            .arg(format!("{ip}:0"))
+            .arg(data.join("data"))
+            .arg(address)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -162,25 +176,50 @@ impl Store {
                 break url.to_string();
             }
         };
-        Store {
-            child,
-            url,
-            _data: data,
+        (child, url)
+    }
+
+    /// Kill the server (an outage).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
+    }
+
+    /// The server again, on the same address with the same data.
+    fn start_again(&mut self) {
+        let address = self
+            .url
+            .trim_start_matches("mongodb://")
+            .trim_end_matches('/')
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (child, url) = loop {
+            let (mut child, url) = Store::spawn(&self.bin, self.data.path(), &address);
+            if url == self.url {
+                break (child, url);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(Instant::now() < deadline, "the address {address} is taken");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(url, self.url);
+        self.child = Some(child);
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
 /// A fleet: the net, the store, a sandbox whose commands use the store.
 struct Fleet {
     net: TestNet,
-    _store: Store,
+    store: Store,
     sandbox: Sandbox,
 }
 
@@ -201,7 +240,7 @@ impl Fleet {
         }
         Some(Fleet {
             net,
-            _store: store,
+            store,
             sandbox,
         })
     }
@@ -787,6 +826,170 @@ fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
     );
     drop(others);
     drop(h1);
+}
+
+/// Scenario 3: stop the store (FerretDB killed, started again on the same address and data
+/// after 15 s) under load — a job every second, a stream of enqueues, an app. No daemon
+/// exits; every acknowledged enqueue runs to completion exactly once; the schedule's missed
+/// instants are caught up (`catchup: all`), none fired twice; the app is not restarted;
+/// each daemon logs the outage once when it starts and once when it ends.
+#[test]
+fn a_store_outage_loses_nothing_and_doubles_nothing() {
+    let Some(mut fleet) = Fleet::new(3) else {
+        return;
+    };
+    let runs_log = fleet.sandbox.dir.path().join("runs.log");
+    let ticks_log = fleet.sandbox.dir.path().join("ticks.log");
+    let apps_log = fleet.sandbox.dir.path().join("apps.log");
+    fleet.sandbox.project(
+        "shop",
+        &format!(
+            "jobs:\n  tick:\n    schedule: '* * * * * *'\n    catchup: all\n    concurrency: allow\n    attempts: 1\n    \
+             command: [sh, -c, 'echo $COCO_RUN_ID $(ip netns identify $$) >> {ticks}']\n  \
+             work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); \
+             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {runs}; sleep 2; \
+             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {runs}', '{{{{args.i}}}}']\n    \
+             args: {{i: 0}}\n    attempts: 1\n    max_parallel: 6\n\
+             apps:\n  web:\n    command: [sh, -c, 'echo web $(ip netns identify $$) \
+             $(date +%s.%N) $$ >> {apps}; exec python3 -m http.server 8080 --bind 127.0.0.1']\n    \
+             port: 8080\n    health: {{http: /, interval: 1s}}\n",
+            ticks = ticks_log.display(),
+            runs = runs_log.display(),
+            apps = apps_log.display()
+        ),
+    );
+    fleet.sandbox.apply();
+    let daemons: Vec<Background> = (1..=3)
+        .map(|i| fleet.daemon(i, &["--slots", "2"]))
+        .collect();
+    app_status(&fleet.sandbox, "shop.web", |s| s["healthy"] == true);
+
+    // A stream of enqueues, each remembered with whether it was acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let enqueuer = {
+        let stop = std::sync::Arc::clone(&stop);
+        let coco = env!("CARGO_BIN_EXE_coco").to_string();
+        let home = fleet.sandbox.dir.path().to_path_buf();
+        let store = fleet.sandbox.store_args.clone();
+        std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            let mut refused = 0;
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                #[allow(clippy::disallowed_methods)] // enqueues as an operator would
+                let out = Command::new(&coco)
+                    .args(["enqueue", "shop.work", "--arg", &format!("i={i}")])
+                    .args(&store)
+                    .env("HOME", &home)
+                    .current_dir(&home)
+                    .output()
+                    .unwrap();
+                if out.status.success() {
+                    acknowledged.push(i);
+                } else {
+                    refused += 1;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            (acknowledged, refused)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    fleet.store.stop();
+    let outage = Instant::now();
+    std::thread::sleep(Duration::from_secs(15));
+    fleet.store.start_again();
+    let outage = outage.elapsed();
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::SeqCst);
+    let (acknowledged, refused) = enqueuer.join().unwrap();
+
+    // Every run of `work` completes; every acknowledged enqueue is one of them.
+    let sandbox = &fleet.sandbox;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let work = loop {
+        let work = sandbox.list_json(&["--job", "shop.work"]);
+        if work.iter().all(|run| run["state"] == "complete") {
+            break work;
+        }
+        assert!(Instant::now() < deadline, "{work:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let enqueued: std::collections::BTreeSet<i64> = work
+        .iter()
+        .map(|run| run["args"]["i"].as_i64().unwrap())
+        .collect();
+    for i in &acknowledged {
+        assert!(
+            enqueued.contains(i),
+            "enqueue {i} was acknowledged and lost"
+        );
+    }
+    // Each ran once: one try per run, on one host.
+    let tries = intervals(&runs_log);
+    for run in &work {
+        let id = run["id"].as_str().unwrap();
+        let of = tries.get(id).map_or(0, Vec::len);
+        assert_eq!(of, 1, "run {id} executed {of} times: {:?}", tries.get(id));
+        assert_eq!(run["attempt"], 1, "{run:#}");
+    }
+    // The schedule: every second from the first tick to the last fired exactly once, the
+    // outage's seconds caught up.
+    let ticks = std::fs::read_to_string(&ticks_log).unwrap();
+    let mut seconds: BTreeMap<i64, usize> = BTreeMap::new();
+    for line in ticks.lines() {
+        let id = line.split_whitespace().next().unwrap();
+        let ms = ulid::Ulid::from_string(id).unwrap().timestamp_ms() as i64;
+        *seconds.entry(ms / 1000).or_default() += 1;
+    }
+    let (first, last) = (
+        *seconds.keys().next().unwrap(),
+        *seconds.keys().last().unwrap(),
+    );
+    assert!(last - first >= 25, "{seconds:?}");
+    for second in first..=last {
+        assert_eq!(
+            seconds.get(&second),
+            Some(&1),
+            "the instant {second} ({} s after the first) fired {:?} times: {:?}",
+            second - first,
+            seconds.get(&second),
+            seconds.keys().map(|s| s - first).collect::<Vec<_>>()
+        );
+    }
+    // No daemon exited; the app was never started again.
+    for (i, daemon) in daemons.iter().enumerate() {
+        assert!(
+            !gone(daemon.child.id() as i32),
+            "h{} exited: {}",
+            i + 1,
+            daemon.log()
+        );
+    }
+    let apps = copies(&apps_log);
+    assert_eq!(apps["web"].len(), 1, "the app was restarted: {apps:#?}");
+    assert!(!gone(apps["web"][0].pid));
+    // The outage in each daemon's log: once as it began, once as it ended.
+    for (i, daemon) in daemons.iter().enumerate() {
+        let log = daemon.log();
+        let began = log.matches("the store does not answer").count();
+        let ended = log.matches("the store answers again").count();
+        assert_eq!(
+            (began, ended),
+            (1, 1),
+            "h{}'s log of the outage:\n{log}",
+            i + 1
+        );
+    }
+    eprintln!(
+        "scenario 3: store down {outage:?}; {} enqueues acknowledged, {refused} refused while \
+         it was down, {} runs complete, each once; {} schedule instants, each fired once",
+        acknowledged.len(),
+        work.len(),
+        seconds.len()
+    );
+    drop(daemons);
 }
 
 /// Scenario 4: a rolling restart of all three hosts, one by one (SIGTERM, then start again):
