@@ -1,6 +1,7 @@
-//! `coco alive [--json]`: the workers and daemons working on the store, with the age of
-//! their latest heartbeat (core4: `coco --alive`). One silent for longer than a zombie
-//! interval is marked `lost?`: it was probably killed, and its runs will be taken back.
+//! `coco alive [--json]`: the workers and daemons working on the store, with their host,
+//! coco version, the age of their lease against its length, the runs they run and the apps
+//! they hold (core4: `coco --alive`). One whose lease expired is shown as `lost`, not
+//! dropped: it was killed or cut off, and what it held is taken over.
 //!
 //! The runs a worker is running are read from the queue (runs `running` on it), not from
 //! its record, which it refreshes only with its heartbeat: a run that just ended or just
@@ -14,7 +15,8 @@ use super::{GlobalArgs, JsonFlag, context, output};
 use crate::store::MemberRecord;
 pub use crate::views::members_as_they_run;
 
-/// Silent for longer than this (the default zombie interval): probably gone.
+/// A member recorded without a lease (an older coco) is lost after this (the default
+/// zombie interval).
 const LOST_AFTER: TimeDelta = TimeDelta::seconds(60);
 
 #[derive(Debug, Args)]
@@ -41,19 +43,20 @@ pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
 
 /// The columns of [`row`].
 pub const HEADER: &[&str] = &[
-    "NAME",
-    "KIND",
-    "HOST",
-    "PID",
-    "UP",
-    "HEARTBEAT",
-    "RUNNING",
-    "NOTE",
+    "NAME", "KIND", "HOST", "VERSION", "PID", "UP", "LEASE", "RUNNING", "APPS", "NOTE",
 ];
 
-/// Has `member` been silent for so long that it is probably gone (pure)?
+/// The lease `member` recorded (or, recorded without one, [`LOST_AFTER`]).
+fn lease(member: &MemberRecord) -> TimeDelta {
+    if member.lease_ms == 0 {
+        return LOST_AFTER;
+    }
+    TimeDelta::milliseconds(i64::try_from(member.lease_ms).unwrap_or(i64::MAX))
+}
+
+/// Has `member`'s lease expired (it was killed, or cut off from the store) (pure)?
 pub fn is_lost(member: &MemberRecord, now: DateTime<Utc>) -> bool {
-    now - member.heartbeat > LOST_AFTER
+    now - member.heartbeat > lease(member)
 }
 
 /// Is any worker (or daemon with a worker: slots to run in) alive to run what is enqueued
@@ -68,7 +71,10 @@ pub fn any_worker_alive(members: &[MemberRecord], now: DateTime<Utc>) -> bool {
 pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
     let silent = now - member.heartbeat;
     let note = if is_lost(member, now) {
-        "lost? (no heartbeat)".to_string()
+        format!(
+            "lost (lease expired {} ago)",
+            human_duration(silent - lease(member))
+        )
     } else {
         member.holding.clone().unwrap_or_default()
     };
@@ -76,10 +82,24 @@ pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
         member.name.clone(),
         member.kind.to_string(),
         member.host.clone(),
+        if member.version.is_empty() {
+            "-".to_owned()
+        } else {
+            member.version.clone()
+        },
         member.pid.to_string(),
         human_duration(now - member.started),
-        format!("{} ago", human_duration(silent)),
+        format!(
+            "{} ago / {}",
+            human_duration(silent),
+            human_duration(lease(member))
+        ),
         format!("{}/{}", member.running.len(), member.slots),
+        if member.apps.is_empty() {
+            "-".to_owned()
+        } else {
+            member.apps.join(",")
+        },
         note,
     ]
 }
@@ -102,6 +122,9 @@ mod tests {
             slots: 4,
             running: vec!["A".into()],
             holding: Some("projects paused: shop".into()),
+            version: "0.9.0".into(),
+            lease_ms: 10_000,
+            apps: vec!["shop.web".into()],
         };
         let now = started + TimeDelta::seconds(120);
         assert_eq!(
@@ -110,15 +133,26 @@ mod tests {
                 "host-1",
                 "worker",
                 "host",
+                "0.9.0",
                 "42",
                 "2m",
-                "2s ago",
+                "2s ago / 10s",
                 "1/4",
+                "shop.web",
                 "projects paused: shop"
             ]
         );
-        let later = now + TimeDelta::minutes(5);
-        assert_eq!(row(&member, later)[7], "lost? (no heartbeat)");
+        // Lost once its lease is over, not dropped.
+        let later = now + TimeDelta::seconds(13);
+        assert_eq!(row(&member, later)[9], "lost (lease expired 5s ago)");
+        let older = MemberRecord {
+            lease_ms: 0,
+            ..member.clone()
+        };
+        assert!(
+            !is_lost(&older, later),
+            "without a lease: the zombie interval"
+        );
         assert!(any_worker_alive(std::slice::from_ref(&member), now));
         assert!(!any_worker_alive(std::slice::from_ref(&member), later));
         assert!(!any_worker_alive(&[], now));
@@ -144,6 +178,9 @@ mod tests {
             slots: 2,
             running: running.iter().map(|id| id.to_string()).collect(),
             holding: None,
+            version: String::new(),
+            lease_ms: 0,
+            apps: Vec::new(),
         };
         // w1's record still lists a run that ended; w2's not yet the one it claimed.
         let mut members = vec![member("w1", &["OLD"]), member("w2", &[])];
@@ -156,6 +193,6 @@ mod tests {
         running_from_queue(&mut members, std::slice::from_ref(&run));
         assert!(members[0].running.is_empty());
         assert_eq!(members[1].running, vec![run.id]);
-        assert_eq!(row(&members[1], started)[6], "1/2");
+        assert_eq!(row(&members[1], started)[7], "1/2");
     }
 }

@@ -146,6 +146,8 @@ pub(crate) async fn find_run_id(store: &dyn Store, typed: &str) -> anyhow::Resul
 pub fn worker_settings(config: &Config, slots: Option<u32>) -> WorkerSettings {
     let mut settings = WorkerSettings {
         wake_dir: Some(crate::wake::dir(&config.state_dir)),
+        heartbeat_every: config.fleet.renew_every,
+        lease: config.fleet.lease,
         limits: Limits {
             max_cpu: config.worker.max_cpu,
             min_free_ram_mib: config.worker.min_free_ram,

@@ -192,6 +192,67 @@ pub struct WorkerConfig {
     pub containment: crate::process::contain::Mode,
 }
 
+/// `fleet`: this host's lease among the daemons and workers sharing one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// How often a daemon or worker renews its lease: its record (`coco alive`) and its runs'
+    /// heartbeat.
+    pub renew_every: Duration,
+    /// A member whose lease is this old is lost; the default of `daemon.app_stale_after`.
+    pub lease: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            renew_every: Duration::from_secs(2),
+            lease: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The bounds of `fleet.renew_every` and `fleet.lease`, and why.
+pub const RENEW_EVERY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(60));
+pub const LEASE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+
+/// What is wrong with the `fleet` timings of one layer (pure): each out of its bounds, and
+/// a lease shorter than three renewals (one late renewal would lose a live host).
+pub fn fleet_problems(
+    renew_every: Option<Duration>,
+    lease: Option<Duration>,
+) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let bounds = |value: Duration, (least, most): (Duration, Duration)| {
+        (value < least || value > most).then(|| {
+            format!(
+                "must be from {} to {}",
+                humantime::format_duration(least),
+                humantime::format_duration(most)
+            )
+        })
+    };
+    if let Some(problem) = renew_every.and_then(|v| bounds(v, RENEW_EVERY)) {
+        problems.push(("fleet.renew_every", problem));
+    }
+    if let Some(problem) = lease.and_then(|v| bounds(v, LEASE)) {
+        problems.push(("fleet.lease", problem));
+    }
+    let renew = renew_every.unwrap_or(FleetConfig::default().renew_every);
+    if let Some(lease) = lease
+        && problems.is_empty()
+        && lease < renew * 3
+    {
+        problems.push((
+            "fleet.lease",
+            format!(
+                "must be at least three renewals ({}): one late renewal would lose a live host",
+                humantime::format_duration(renew * 3)
+            ),
+        ));
+    }
+    problems
+}
+
 /// The shortest `zombie_after` local.yaml and `coco worker` accept: three of the worker's
 /// default heartbeats, so a live worker's runs are never taken back for one late heartbeat.
 pub const MIN_ZOMBIE_AFTER: Duration = Duration::from_secs(10);
@@ -260,6 +321,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `fleet.host`: the name this host goes by, if not its hostname.
     pub host: Option<String>,
+    /// `fleet.renew_every` and `fleet.lease`: this host's lease.
+    pub fleet: FleetConfig,
     /// The files read, lowest precedence first.
     pub files: Vec<PathBuf>,
     /// The files whose change re-reads the configuration: the system file and the user file
@@ -599,6 +662,18 @@ fn values(raw: &RawConfig) -> Vec<(&'static str, Option<String>)> {
             raw.api.open_metrics.map(|v| v.to_string()),
         ),
         ("fleet.host", raw.fleet.host.clone()),
+        (
+            "fleet.renew_every",
+            raw.fleet
+                .renew_every
+                .map(|v| humantime::format_duration(v.0).to_string()),
+        ),
+        (
+            "fleet.lease",
+            raw.fleet
+                .lease
+                .map(|v| humantime::format_duration(v.0).to_string()),
+        ),
     ]);
     debug_assert!(all.iter().map(|(key, _)| *key).eq(KEYS.iter().copied()));
     all
@@ -617,6 +692,11 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
         },
     };
     let level = |l: Option<LevelSetting>| l.and_then(|l| l.0);
+    let defaults = FleetConfig::default();
+    let fleet = FleetConfig {
+        renew_every: raw.fleet.renew_every.map_or(defaults.renew_every, |v| v.0),
+        lease: raw.fleet.lease.map_or(defaults.lease, |v| v.0),
+    };
     Config {
         home: raw.folder.home.unwrap_or_default(),
         state_dir,
@@ -636,7 +716,14 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
             max_lost: raw.worker.max_lost,
             containment: raw.worker.containment.unwrap_or_default(),
         },
-        daemon: daemon::resolve(&raw.daemon),
+        daemon: DaemonConfig {
+            // The fleet's lease is the apps' hold unless `daemon.app_stale_after` says.
+            app_stale_after: raw
+                .daemon
+                .app_stale_after
+                .map_or(fleet.lease, |after| after.0),
+            ..daemon::resolve(&raw.daemon)
+        },
         api: ApiConfig {
             // Checked in every layer ([`sources::check`]): the merged value parses.
             listen: match raw.api.enabled {
@@ -650,6 +737,7 @@ fn resolve(raw: RawConfig, files: Vec<PathBuf>, source_files: Vec<PathBuf>) -> C
             open_metrics: raw.api.open_metrics.unwrap_or(false),
         },
         host: raw.fleet.host,
+        fleet,
         files,
         source_files,
     }

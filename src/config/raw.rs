@@ -42,6 +42,8 @@ pub const KEYS: &[&str] = &[
     "api.listen",
     "api.open_metrics",
     "fleet.host",
+    "fleet.renew_every",
+    "fleet.lease",
 ];
 
 /// The top level of a file: only used to reject unknown sections (each section is then read
@@ -205,6 +207,14 @@ pub struct RawFleet {
     /// The name this host goes by (default: the machine's hostname).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// How often a daemon or worker renews its lease (its record, its runs' heartbeat):
+    /// default `2s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_every: Option<HumanDuration>,
+    /// A host whose lease is this old is lost (`coco alive`) and its apps are taken over:
+    /// default `10s` (`daemon.app_stale_after`, if set, wins for apps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<HumanDuration>,
 }
 
 /// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `1GiB`
@@ -381,6 +391,7 @@ mod tests {
             let value = match name {
                 "slots" | "max_cpu" | "min_free_ram" | "max_output" | "max_lost" => "1",
                 "zombie_after" => "90s",
+                "renew_every" | "lease" => "3s",
                 _ if section == "daemon" => "1h",
                 "containment" => "subreaper",
                 "enabled" | "open_metrics" => "true",

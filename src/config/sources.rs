@@ -183,6 +183,10 @@ pub fn check(raw: &RawConfig) -> Vec<(&'static str, String)> {
     {
         problems.push(("fleet.host", problem));
     }
+    problems.extend(super::fleet_problems(
+        raw.fleet.renew_every.map(|v| v.0),
+        raw.fleet.lease.map(|v| v.0),
+    ));
     problems
 }
 

@@ -274,7 +274,13 @@ impl Daemon {
     /// worker, which would record itself).
     async fn halted(&self, announce_self: bool) -> bool {
         if announce_self {
-            announce(self.store.as_ref(), &self.name, self.started).await;
+            announce(
+                self.store.as_ref(),
+                &self.name,
+                self.started,
+                self.config.fleet.lease,
+            )
+            .await;
         }
         match self.store.control().await {
             Ok(control) => {
@@ -368,7 +374,12 @@ async fn housekeeping(store: &dyn Store) {
 }
 
 /// Record this daemon (one without a worker) for `coco alive` and `coco halt --wait`.
-async fn announce(store: &dyn Fleet, name: &str, started: chrono::DateTime<Utc>) {
+async fn announce(
+    store: &dyn Fleet,
+    name: &str,
+    started: chrono::DateTime<Utc>,
+    lease: std::time::Duration,
+) {
     let member = MemberRecord {
         name: name.to_owned(),
         kind: MemberKind::Daemon,
@@ -379,6 +390,9 @@ async fn announce(store: &dyn Fleet, name: &str, started: chrono::DateTime<Utc>)
         slots: 0,
         running: Vec::new(),
         holding: None,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+        apps: Vec::new(),
     };
     if let Err(error) = store.put_member(&member).await {
         crate::store::outage::failed(&error, || {

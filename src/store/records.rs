@@ -294,6 +294,16 @@ pub struct MemberRecord {
     pub running: Vec<String>,
     /// Why it takes no new runs right now (paused, overloaded), if so.
     pub holding: Option<String>,
+    /// The coco version it runs (empty: recorded by a coco before versions were).
+    #[serde(default)]
+    pub version: String,
+    /// Its lease: silent for longer than this, it is lost (0: recorded before leases were;
+    /// readers then allow the default zombie interval).
+    #[serde(default)]
+    pub lease_ms: u64,
+    /// The apps it holds (filled in by the readers from the app statuses, not stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
 }
 
 impl MemberRecord {

@@ -145,8 +145,8 @@ pub async fn app_lines<S: Catalog + Fleet + ?Sized>(
 }
 
 /// Every worker and daemon (`coco alive --json`, `GET /api/v1/members`), each with the runs
-/// the queue says it runs now (a member's own record is up to a heartbeat old), and the
-/// running runs themselves.
+/// the queue says it runs now (a member's own record is up to a heartbeat old) and the apps
+/// it holds, and the running runs themselves.
 pub async fn members_with_running<S: Fleet + Queue + ?Sized>(
     store: &S,
 ) -> StoreResult<(Vec<MemberRecord>, Vec<RunRecord>)> {
@@ -158,6 +158,14 @@ pub async fn members_with_running<S: Fleet + Queue + ?Sized>(
         })
         .await?;
     running_from_queue(&mut members, &running);
+    let statuses = store.list_app_status().await?;
+    for member in &mut members {
+        member.apps = statuses
+            .iter()
+            .filter(|status| status.owner == member.name)
+            .map(|status| status.id.clone())
+            .collect();
+    }
     Ok((members, running))
 }
 

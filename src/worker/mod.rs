@@ -92,13 +92,15 @@ pub struct WorkerSettings {
     pub run: RunSettings,
     /// What `coco alive` calls this process: `worker`, or `daemon` for a daemon's worker.
     pub kind: MemberKind,
+    /// Its lease as recorded for `coco alive` (`fleet.lease`): silent this long, it is lost.
+    pub lease: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             slots: std::thread::available_parallelism().map_or(1, usize::from),
-            heartbeat_every: Duration::from_secs(3),
+            heartbeat_every: Duration::from_secs(2),
             zombie_every: Duration::from_secs(30),
             zombie_after: Duration::from_secs(60),
             max_lost: crate::queue::state::DEFAULT_MAX_LOST,
@@ -110,6 +112,7 @@ impl Default for WorkerSettings {
             wake_dir: None,
             run: RunSettings::default(),
             kind: MemberKind::Worker,
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -442,6 +445,9 @@ impl Worker {
             slots: u32::try_from(slots).unwrap_or(u32::MAX),
             running: ids,
             holding: switches.holding.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            lease_ms: u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX),
+            apps: Vec::new(),
         };
         if let Err(error) = self.store.put_member(&member).await {
             crate::store::outage::failed(

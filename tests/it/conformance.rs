@@ -2806,6 +2806,9 @@ pub async fn members_recorded_listed_and_forgotten(store: &dyn Store) {
         slots: 4,
         running: vec![format!("{t}-r1"), format!("{t}-r2")],
         holding: None,
+        version: "1.2.3".into(),
+        lease_ms: 10_000,
+        apps: Vec::new(),
     };
     store.put_member(&member("b", 1)).await.expect("put");
     store.put_member(&member("a", 1)).await.expect("put");

@@ -584,6 +584,40 @@ fn a_killed_host_hands_over_its_app_and_runs() {
     });
     let failover = killed_at.elapsed();
     assert_ne!(moved["host"], owner);
+    // `coco alive` keeps the killed host, shown lost once its lease expired; the new owner
+    // shows the app it holds, and every member its coco version.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let table = ok(sandbox, &["alive"], 0);
+        let killed = table
+            .lines()
+            .find(|line| line.split_whitespace().nth(2) == Some("h1"));
+        if killed.is_some_and(|line| line.contains("lost (lease expired")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed host is not shown lost:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let members: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(sandbox, &["alive", "--json"], 0)).unwrap();
+    let holder = members
+        .iter()
+        .find(|m| m["host"] == moved["host"])
+        .expect("the new owner is listed");
+    assert_eq!(
+        holder["apps"],
+        serde_json::json!(["shop.web"]),
+        "{members:#?}"
+    );
+    assert!(
+        members
+            .iter()
+            .all(|m| m["version"] == env!("CARGO_PKG_VERSION") && m["lease_ms"] == 10_000),
+        "{members:#?}"
+    );
 
     // Every run completes, the killed host's included (retried elsewhere).
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -122,3 +122,64 @@ fn a_bad_host_name_is_refused_where_it_was_typed() {
         stderr(&env)
     );
 }
+
+#[test]
+fn the_lease_is_read_from_local_yaml_and_refused_out_of_bounds() {
+    let sandbox = Sandbox::new();
+    let local = sandbox.dir.path().join(".coco/local.yaml");
+    let base = "folder:\n  home: ~/home\n  state: ~/state\n";
+    std::fs::write(
+        &local,
+        format!("{base}fleet:\n  renew_every: 1s\n  lease: 6s\n"),
+    )
+    .unwrap();
+    let shown = ok(&sandbox, &["config"], 0);
+    for (key, value) in [("fleet.renew_every", "1s"), ("fleet.lease", "6s")] {
+        let line = shown
+            .lines()
+            .find(|line| line.contains(key))
+            .unwrap_or_else(|| panic!("{shown}"));
+        assert!(
+            line.contains(value) && line.contains("local.yaml"),
+            "{line}"
+        );
+    }
+    // A daemon records the lease it renews: `coco alive` judges it by it.
+    let daemon = sandbox.spawn(&["daemon", "--no-apps"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let members: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&sandbox, &["alive", "--json"], 0)).unwrap();
+        if members.iter().any(|m| m["lease_ms"] == 6_000) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{members:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(daemon);
+    for (text, at, says) in [
+        (
+            "fleet:\n  lease: 2s\n",
+            "local.yaml:5:10",
+            "at least three renewals (6s)",
+        ),
+        (
+            "fleet:\n  renew_every: 10ms\n",
+            "local.yaml:5:16",
+            "from 100ms to 1m",
+        ),
+        ("fleet:\n  lease: 2h\n", "local.yaml:5:10", "from 1s to 1h"),
+        ("fleet:\n  lease: soon\n", "local.yaml:5:10", "soon"),
+    ] {
+        std::fs::write(&local, format!("{base}{text}")).unwrap();
+        let refused = sandbox.coco(&["config"]);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{text}: {}",
+            stderr(&refused)
+        );
+        let said = stderr(&refused);
+        assert!(said.contains(at) && said.contains(says), "{text}: {said}");
+    }
+}

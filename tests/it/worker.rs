@@ -229,6 +229,7 @@ fn settings(slots: usize) -> WorkerSettings {
             fence: None,
         },
         kind: coco::store::MemberKind::Worker,
+        lease: Duration::from_secs(10),
     }
 }
 

@@ -365,8 +365,10 @@ export function jobs(state, ctx) {
 
 export const project = (id) => id.split('.')[0];
 
-function late(beat, now) {
+function late(beat, now, lease = 0) {
   const age = now - Date.parse(beat);
+  // A member that recorded its lease is lost once the lease is over, late past half of it.
+  if (lease > 0) return age > lease ? 'lost' : age > lease / 2 ? 'late' : 'ok';
   return age > 2 * LATE_MS ? 'lost' : age > LATE_MS ? 'late' : 'ok';
 }
 
@@ -399,7 +401,7 @@ export function apps(state, ctx) {
   });
 }
 
-/** Daemons and workers, with their heartbeat's age. */
+/** Daemons and workers: host, version, lease (lost once it expired), slots, apps held. */
 export function members(state) {
   const list = ((state.status && state.status.members) || []).slice()
     .sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
@@ -407,16 +409,20 @@ export function members(state) {
   show($('members-empty'), !!state.status && list.length === 0);
   syncList($('members-list'), list, {
     key: (m) => m.name,
-    sig: (m) => JSON.stringify([m, late(m.heartbeat, now)]),
+    sig: (m) => JSON.stringify([m, late(m.heartbeat, now, m.lease_ms)]),
     render: (m) => {
-      const beat = late(m.heartbeat, now);
+      const beat = late(m.heartbeat, now, m.lease_ms);
       return h('li', { class: 'row', dataset: { member: m.name, kind: m.kind } },
         h('div', { class: 'row-main' },
           h('span', { class: `kind kind-${m.kind}` }, m.kind),
           h('span', { class: 'name mono' }, m.name),
           h('span', { class: `beat beat-${beat}`, title: 'latest heartbeat' }, h('span', { class: 'pulse', 'aria-hidden': 'true' }), 'heartbeat ', timeEl(m.heartbeat))),
         h('div', { class: 'row-meta' },
+          h('span', null, `on ${m.host}`),
+          m.version && h('span', { class: 'muted' }, `coco ${m.version}`),
+          beat === 'lost' && h('span', { class: 'warn' }, 'lost: its lease expired'),
           h('span', null, 'up ', timeEl(m.started, 'for')),
+          m.apps && m.apps.length > 0 && h('span', null, `holds ${m.apps.join(', ')}`),
           m.slots > 0
             ? h('span', null, `${m.running.length}/${m.slots} slot${m.slots === 1 ? '' : 's'} busy`)
             : h('span', { class: 'muted' }, 'runs no jobs'),

@@ -363,6 +363,12 @@ struct MemberDoc {
     slots: u32,
     running: Vec<String>,
     holding: Option<String>,
+    #[serde(default)]
+    version: String,
+    #[serde(with = "int", default)]
+    lease_ms: u64,
+    #[serde(skip)]
+    apps: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -511,8 +511,21 @@ mod tests {
             "_id": "w1", "kind": "worker", "host": "h", "pid": 7_i64,
             "started": at(1_700_000_000_000), "heartbeat": at(1_700_000_001_000),
             "slots": 2_i64, "running": ["01JRUN"], "holding": Bson::Null,
+            "version": "0.9.0", "lease_ms": 10_000_i64,
         });
         assert_eq!(member.running, ["01JRUN"]);
+        assert_eq!(
+            (member.version.as_str(), member.lease_ms),
+            ("0.9.0", 10_000)
+        );
+        // Recorded before versions and leases: read with neither.
+        let older: MemberRecord = decode(&doc! {
+            "_id": "w1", "kind": "worker", "host": "h", "pid": 7_i64,
+            "started": at(1_700_000_000_000), "heartbeat": at(1_700_000_001_000),
+            "slots": 2_i64, "running": ["01JRUN"], "holding": Bson::Null,
+        })
+        .unwrap();
+        assert_eq!((older.version.as_str(), older.lease_ms), ("", 0));
         let _: Problems = same(doc! {
             "_id": "d1", "at": at(1_700_000_000_000), "problems": ["a.yaml:1:1: bad"],
         });
