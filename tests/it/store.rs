@@ -803,3 +803,103 @@ async fn mongo_locks_of_dead_processes_are_recovered() {
         .collect();
     assert!(left.is_empty(), "no locks left behind: {left:?}");
 }
+
+/// A MongoDB store of a newer schema is refused (by `coco apply` and `coco daemon`, with a
+/// message saying what to do) before anything is written; an older one is migrated once,
+/// by one of the hosts opening it at the same time (the migration lock), the others
+/// waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_newer_mongo_schema_is_refused_and_an_older_one_migrated_once() {
+    let Some(fixture) = mongo_store().await else {
+        return;
+    };
+    let database = format!("coco_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let client = mongodb::Client::with_uri_str(&fixture.url).await.unwrap();
+    let db = client.database(&database);
+    let store = MongoStore::connect(&fixture.url, &database).await.unwrap();
+    store.ensure_schema().await.expect("a new store");
+    let meta = db.collection::<mongodb::bson::Document>("meta");
+    let version = || async {
+        meta.find_one(mongodb::bson::doc! { "_id": "schema" })
+            .await
+            .unwrap()
+            .and_then(|doc| doc.get_i64("version").ok())
+    };
+    let current = coco::store::mongo::schema::SCHEMA_VERSION;
+    assert_eq!(version().await, Some(current));
+
+    // Newer: refused, nothing written.
+    meta.update_one(
+        mongodb::bson::doc! { "_id": "schema" },
+        mongodb::bson::doc! { "$set": { "version": current + 1 } },
+    )
+    .await
+    .unwrap();
+    let mut sandbox = crate::support::Sandbox::new();
+    sandbox.store_args = vec![
+        "--mongo-url".into(),
+        fixture.url.clone(),
+        "--mongo-database".into(),
+        database.clone(),
+    ];
+    sandbox.project("shop", "jobs:\n  hello:\n    command: [echo, hi]\n");
+    let newer = format!("its schema version {} is newer than this coco", current + 1);
+    let apply = sandbox.coco(&["apply"]);
+    assert_eq!(apply.status.code(), Some(1));
+    let said = crate::support::stderr(&apply);
+    assert!(
+        said.contains(&newer) && said.contains("upgrade coco"),
+        "{said}"
+    );
+    let mut daemon = sandbox.spawn(&["daemon"]);
+    assert_ne!(daemon.wait_exit(), Some(0));
+    assert!(daemon.log().contains(&newer), "{}", daemon.log());
+    let projects = db.collection::<mongodb::bson::Document>("projects");
+    assert_eq!(
+        projects
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Older (no version at all: before versions were kept), with an app held without a
+    // fencing token: three hosts open it at once; one migrates.
+    meta.delete_many(mongodb::bson::doc! {}).await.unwrap();
+    db.collection::<mongodb::bson::Document>("app_status")
+        .insert_one(mongodb::bson::doc! {
+            "_id": "shop.web", "owner": "old-daemon", "heartbeat": mongodb::bson::DateTime::now(),
+            "status_json": "{}",
+        })
+        .await
+        .unwrap();
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        hosts.push(MongoStore::connect(&fixture.url, &database).await.unwrap());
+    }
+    let (a, b, c) = tokio::join!(
+        hosts[0].ensure_schema(),
+        hosts[1].ensure_schema(),
+        hosts[2].ensure_schema()
+    );
+    a.and(b)
+        .and(c)
+        .expect("every host opens the migrated store");
+    assert_eq!(version().await, Some(current));
+    assert!(
+        meta.find_one(mongodb::bson::doc! { "_id": "migration" })
+            .await
+            .unwrap()
+            .is_none(),
+        "the migration lock is gone"
+    );
+    let held = db
+        .collection::<mongodb::bson::Document>("app_status")
+        .find_one(mongodb::bson::doc! { "_id": "shop.web" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.get_i64("token"), Ok(0));
+    assert!(sandbox.coco(&["apply"]).status.success());
+    let _ = db.drop().await;
+}

@@ -62,6 +62,7 @@ mod fleet;
 mod journal;
 mod marker;
 mod queue;
+pub mod schema;
 
 use codec::*;
 
@@ -353,7 +354,11 @@ impl Store for MongoStore {
     }
 
     async fn ensure_schema(&self) -> StoreResult<()> {
-        for name in COLLECTIONS {
+        // A newer schema is refused before anything is created or changed.
+        if let schema::Step::Refuse { .. } = schema::step(self.stored_schema_version().await?) {
+            return self.settle_schema_version().await;
+        }
+        for name in COLLECTIONS.iter().chain(&["meta"]) {
             match self.db.create_collection(*name).await {
                 Ok(()) => {}
                 // Already there (or created by another process just now).
@@ -384,7 +389,7 @@ impl Store for MongoStore {
                 Err(e) => return Err(self.err(&format!("dropping index {collection}.{name}"))(e)),
             }
         }
-        Ok(())
+        self.settle_schema_version().await
     }
 }
 
