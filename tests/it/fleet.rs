@@ -1131,3 +1131,256 @@ fn a_rolling_restart_keeps_the_app_up() {
     }
     drop(daemons);
 }
+
+/// The fleet benchmarks (`bench/fleet.sh`, figures in docs/benchmarks.md): ignored by the test
+/// command, run with `--ignored`. They print their figures; they assert nothing about speed.
+mod bench {
+    use super::*;
+    use coco::store::{Catalog as _, Queue as _, RunFilter};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn median(mut values: Vec<f64>) -> f64 {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    }
+
+    /// Failover: the owner of an app killed → the app healthy on the other host, 5 times.
+    #[test]
+    #[ignore = "a benchmark: bench/fleet.sh"]
+    fn failover_time() {
+        let Some(fleet) = Fleet::new(2) else { return };
+        let sandbox = &fleet.sandbox;
+        sandbox.project(
+            "shop",
+            "apps:\n  web:\n    command: [python3, -m, http.server, '8080', --bind, 0.0.0.0]\n    \
+             port: 8080\n    health: {http: /, interval: 1s}\n",
+        );
+        sandbox.apply();
+        let mut daemons: Vec<Option<Background>> = vec![
+            Some(fleet.daemon(1, &["--no-worker"])),
+            Some(fleet.daemon(2, &["--no-worker"])),
+        ];
+        let mut times = Vec::new();
+        for round in 0..5 {
+            let status = app_status(sandbox, "shop.web", |s| s["healthy"] == true);
+            let owner: usize = status["host"].as_str().unwrap()[1..].parse().unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            let killed = Instant::now();
+            let mut victim = daemons[owner - 1].take().unwrap();
+            let _ = victim.child.kill();
+            let _ = victim.child.wait();
+            let name = format!("h{owner}");
+            app_status(sandbox, "shop.web", |s| {
+                s["healthy"] == true && s["host"] != name.as_str()
+            });
+            let took = killed.elapsed().as_secs_f64();
+            eprintln!("failover {}: {took:.2} s (from h{owner})", round + 1);
+            times.push(took);
+            daemons[owner - 1] = Some(fleet.daemon(owner, &["--no-worker"]));
+        }
+        println!(
+            "failover (SIGKILL of the owner → healthy elsewhere, lease 10 s, 5 times): median \
+             {:.2} s, all {times:.2?}",
+            median(times.clone())
+        );
+    }
+
+    /// Commands by name, and the time the server took to answer them (a connection carries
+    /// one command at a time: from a request forwarded to its answer).
+    #[derive(Debug, Default)]
+    struct Counted {
+        commands: BTreeMap<String, usize>,
+        answering: Duration,
+    }
+
+    type Counts = Arc<Mutex<Counted>>;
+
+    const MONITORING: [&str; 4] = ["hello", "ismaster", "isMaster", "ping"];
+
+    /// One length-prefixed wire frame from `from`, if any.
+    async fn frame(from: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
+        let mut length = [0u8; 4];
+        from.read_exact(&mut length).await.ok()?;
+        let total = i32::from_le_bytes(length).max(16) as usize;
+        let mut frame = length.to_vec();
+        frame.resize(total, 0);
+        from.read_exact(&mut frame[4..]).await.ok()?;
+        Some(frame)
+    }
+
+    /// A proxy on `listen` to `target` counting each client command by name (the first key
+    /// of an `OP_MSG`'s section 0) and timing the server's answers.
+    async fn proxy(listen: &str, target: String, counts: Counts) -> String {
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (target, counts) = (target.clone(), Arc::clone(&counts));
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let sent: Arc<Mutex<Option<(Instant, bool)>>> = Arc::default();
+                    let upstream = async {
+                        while let Some(frame) = frame(&mut from_client).await {
+                            let name = frame
+                                .get(26..)
+                                .and_then(|rest| {
+                                    let end = rest.iter().position(|&b| b == 0)?;
+                                    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+                                })
+                                .unwrap_or_else(|| "?".into());
+                            let monitoring = MONITORING.contains(&name.as_str());
+                            *counts.lock().unwrap().commands.entry(name).or_default() += 1;
+                            if to_server.write_all(&frame).await.is_err() {
+                                break;
+                            }
+                            *sent.lock().unwrap() = Some((Instant::now(), monitoring));
+                        }
+                    };
+                    let downstream = async {
+                        while let Some(frame) = frame(&mut from_server).await {
+                            let asked = sent.lock().unwrap().take();
+                            if let Some((at, false)) = asked {
+                                counts.lock().unwrap().answering += at.elapsed();
+                            }
+                            if to_client.write_all(&frame).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        () = upstream => {}
+                        () = downstream => {}
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    /// Fleet throughput: runs/s of `true` with 1, 2 and 3 hosts (2 slots each) on one
+    /// FerretDB, the store commands per run (through a counting proxy), and the share of a
+    /// run's time its round trips take at the server's measured latency.
+    #[test]
+    #[ignore = "a benchmark: bench/fleet.sh"]
+    fn fleet_throughput() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let runs = std::env::var("COCO_BENCH_RUNS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(300usize);
+        println!(
+            "| hosts × slots | runs | runs/s | store commands per run | cheapest round trip | \
+             mean command | slot time per run | store share |\n|---|---|---|---|---|---|---|---|"
+        );
+        for hosts in 1..=3 {
+            let Some(mut fleet) = Fleet::new(hosts) else {
+                return;
+            };
+            let counts: Counts = Arc::default();
+            let target = fleet
+                .store
+                .url
+                .trim_start_matches("mongodb://")
+                .trim_end_matches('/')
+                .to_string();
+            let ip = fleet.net.store_ip();
+            let proxied = runtime.block_on(proxy(&format!("{ip}:0"), target, Arc::clone(&counts)));
+            let direct_url = fleet.store.url.clone();
+            fleet.sandbox.store_args[1] = format!("mongodb://{proxied}/");
+            let sandbox = &fleet.sandbox;
+            sandbox.project(
+                "bench",
+                "jobs:\n  noop:\n    command: ['true']\n    max_parallel: 64\n",
+            );
+            sandbox.apply();
+            let store = runtime
+                .block_on(coco::store::mongo::MongoStore::connect(
+                    &direct_url,
+                    "fleet",
+                ))
+                .unwrap();
+            // The server's cheapest round trip, from this (root) namespace.
+            let latency = runtime.block_on(async {
+                let began = Instant::now();
+                for _ in 0..200 {
+                    store.get_project("bench").await.unwrap();
+                }
+                began.elapsed().as_secs_f64() / 200.0
+            });
+            let job: coco::manifest::Job = serde_json::from_value(
+                runtime
+                    .block_on(store.get_job("bench.noop"))
+                    .unwrap()
+                    .unwrap()
+                    .definition,
+            )
+            .unwrap();
+            let now = chrono::Utc::now();
+            let records: Vec<_> = (0..runs)
+                .map(|i| {
+                    coco::queue::new_run(
+                        &job,
+                        coco::queue::NewRun::new(
+                            "bench.noop",
+                            "bench",
+                            serde_json::json!({ "i": i }),
+                            now,
+                        ),
+                    )
+                })
+                .collect();
+            runtime.block_on(store.enqueue_all(&records)).unwrap();
+            *counts.lock().unwrap() = Counted::default();
+            let daemons: Vec<Background> = (1..=hosts)
+                .map(|h| fleet.daemon(h, &["--slots", "2", "--no-apps", "--no-scheduler"]))
+                .collect();
+            let complete = RunFilter {
+                state: Some(coco::queue::state::RunState::Complete),
+                ..RunFilter::default()
+            };
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while runtime.block_on(store.count_runs(&complete)).unwrap() < runs as u64 {
+                assert!(Instant::now() < deadline, "the runs did not complete");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let (commands, answering) = {
+                let counted = counts.lock().unwrap();
+                let commands: usize = counted
+                    .commands
+                    .iter()
+                    .filter(|(name, _)| !MONITORING.contains(&name.as_str()))
+                    .map(|(_, n)| n)
+                    .sum();
+                (commands, counted.answering)
+            };
+            drop(daemons);
+            let done = runtime
+                .block_on(store.list_runs(&RunFilter {
+                    job: Some("bench.noop".into()),
+                    ..RunFilter::default()
+                }))
+                .unwrap();
+            let first = done.iter().filter_map(|r| r.started).min().unwrap();
+            let last = done.iter().filter_map(|r| r.finished).max().unwrap();
+            let seconds = (last - first).num_milliseconds() as f64 / 1000.0;
+            let per_second = runs as f64 / seconds;
+            // A run's time in the store: what the server took to answer the daemons'
+            // commands (all of them, heartbeats included), against the slots' time.
+            let per_run_commands = commands as f64 / runs as f64;
+            let store_ms = answering.as_secs_f64() * 1000.0 / runs as f64;
+            let slot_ms = (2 * hosts) as f64 * seconds * 1000.0 / runs as f64;
+            println!(
+                "| {hosts} × 2 | {runs} | {per_second:.1} | {per_run_commands:.1} | {:.2} ms | \
+                 {:.1} ms | {slot_ms:.0} ms | {:.0} % |",
+                latency * 1000.0,
+                store_ms / per_run_commands.max(1.0),
+                100.0 * (store_ms / slot_ms).min(1.0)
+            );
+        }
+    }
+}
