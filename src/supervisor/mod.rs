@@ -10,7 +10,10 @@
 //! projects and the app statuses. An app this host may run (`hosts:` empty or naming it) and
 //! that no live daemon holds is claimed in the store ([`crate::store::Fleet::claim_app`]); the
 //! winner starts an [`app`] task for it. A holder is live while its heartbeat is younger than
-//! `stale_after`, or — on this host — while its process exists, so a daemon restarted after a
+//! `stale_after` — a silence that counts only once this daemon has read the store without a
+//! failure for `stale_after` itself, so that after a store outage (when every hold looks
+//! stale) the holders renew before anyone takes over — or, on this host, while its process
+//! exists, so a daemon restarted after a
 //! SIGKILL takes its apps back at once. A changed plan (definition or project environment) is
 //! sent to the app's task; an app gone from its manifest (or from this host's list) is
 //! stopped and released. On shutdown every app is stopped.
@@ -49,6 +52,10 @@ pub struct Supervisor {
     settings: Arc<Settings>,
     reload: Arc<Notify>,
     tasks: BTreeMap<String, Task>,
+    /// Since when every read of the store has been answered (`None`: the latest was not).
+    /// A holder's silence counts only while this daemon could see the store: after an
+    /// outage every hold looks stale, and taking them all would restart every app at once.
+    reachable_since: Option<tokio::time::Instant>,
 }
 
 impl Supervisor {
@@ -58,6 +65,7 @@ impl Supervisor {
             settings: Arc::new(settings),
             reload: Arc::new(Notify::new()),
             tasks: BTreeMap::new(),
+            reachable_since: None,
         }
     }
 
@@ -72,9 +80,12 @@ impl Supervisor {
         loop {
             match self.sync().await {
                 Ok(()) => crate::store::outage::answered(),
-                Err(error) => crate::store::outage::failed(&error, || {
-                    tracing::warn!("cannot read the apps: {error}");
-                }),
+                Err(error) => {
+                    self.reachable_since = None;
+                    crate::store::outage::failed(&error, || {
+                        tracing::warn!("cannot read the apps: {error}");
+                    });
+                }
             }
             tokio::select! {
                 () = &mut shutdown => break,
@@ -90,6 +101,7 @@ impl Supervisor {
 
     /// Start, update and stop app tasks to match the store.
     async fn sync(&mut self) -> StoreResult<()> {
+        let began = tokio::time::Instant::now();
         let projects: BTreeMap<String, Project> = self
             .store
             .list_projects()
@@ -106,6 +118,7 @@ impl Supervisor {
             .into_iter()
             .map(|status| (status.id.clone(), status))
             .collect();
+        self.reachable_since.get_or_insert(began);
         let mut wanted = BTreeMap::new();
         for record in self.store.list_apps(None).await? {
             if !record.active {
@@ -189,8 +202,14 @@ impl Supervisor {
             return Some(DateTime::<Utc>::MIN_UTC);
         };
         let silent = Utc::now() - status.heartbeat;
+        let stale_after = self.settings.stale_after;
+        // Silent for the lease while this daemon saw the store all along: not an outage
+        // that kept the holder from renewing too.
+        let seen_silent = self
+            .reachable_since
+            .is_some_and(|since| since.elapsed() >= stale_after);
         let replaceable = status.owner == self.settings.owner
-            || silent > TimeDelta::from_std(self.settings.stale_after).unwrap_or(TimeDelta::MAX)
+            || (seen_silent && silent > TimeDelta::from_std(stale_after).unwrap_or(TimeDelta::MAX))
             || (status.host == self.settings.host && !process_exists(status.owner_pid));
         replaceable.then(|| status.heartbeat + TimeDelta::milliseconds(1))
     }

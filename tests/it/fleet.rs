@@ -793,7 +793,10 @@ fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
     assert_eq!(
         after["single"].len(),
         2,
-        "the singleton was started again: {after:#?}"
+        "the singleton was started again: {after:#?}\nh1: {}\nh2: {}\nh3: {}",
+        h1.log(),
+        others[0].log(),
+        others[1].log()
     );
     assert!(!gone(moved_single.pid), "the moved singleton was stopped");
     for copy in &moved_avail {
@@ -1002,7 +1005,16 @@ fn a_store_outage_loses_nothing_and_doubles_nothing() {
         );
     }
     let apps = copies(&apps_log);
-    assert_eq!(apps["web"].len(), 1, "the app was restarted: {apps:#?}");
+    assert_eq!(
+        apps["web"].len(),
+        1,
+        "the app was restarted: {apps:#?}\n{}",
+        daemons
+            .iter()
+            .map(|d| d.log())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
     assert!(!gone(apps["web"][0].pid));
     // The outage in each daemon's log: once as it began, once as it ended.
     for (i, daemon) in daemons.iter().enumerate() {
