@@ -282,9 +282,10 @@ impl Daemon {
             )
             .await;
         }
+        let began = std::time::Instant::now();
         match self.store.control().await {
             Ok(control) => {
-                crate::store::outage::answered();
+                crate::store::outage::answered(began);
                 control.halts(self.started)
             }
             Err(error) => {

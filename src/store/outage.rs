@@ -3,20 +3,32 @@
 //!
 //! The periodic callers (the worker's heartbeat, the supervisor's sync, the daemon's switch
 //! reads) report each failure through [`failed`] and each answer through [`answered`]. A
-//! failure of the unreachable kind ([`StoreError::is_unreachable`]) starts the outage (one
-//! warning) and is otherwise logged at debug level only; the first answer after it ends the
-//! outage (one line, with how long it lasted). Other failures are the caller's to log. The
+//! failure of the unreachable kind ([`StoreError::is_unreachable`]) starts the outage; once
+//! failures have lasted [`CONFIRM_AFTER`] it is logged (one warning), every failure otherwise
+//! at debug level only; the first answer to a call begun after it started ends the outage
+//! (one line, with how long it lasted). Other failures are the caller's to log. The
 //! state is one per process: a process has one store.
 
 use std::sync::Mutex;
 use std::sync::PoisonError;
 
-use chrono::{DateTime, Utc};
+use std::time::Instant;
 
 use super::StoreError;
 
-/// Since when the store has not answered, if it has not.
-static DOWN_SINCE: Mutex<Option<DateTime<Utc>>> = Mutex::new(None);
+/// An outage: since when the store has not answered, and whether that was logged (it is
+/// once it lasted [`CONFIRM_AFTER`]: a blip — a connection cut as a server restarts, answered
+/// at the next try — is no outage).
+#[derive(Debug, Clone, Copy)]
+struct Down {
+    since: Instant,
+    logged: bool,
+}
+
+static DOWN: Mutex<Option<Down>> = Mutex::new(None);
+
+/// Failures for this long make an outage (and its two log lines).
+pub const CONFIRM_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A store call failed with `error`: an unreachable store starts (or continues) the outage;
 /// anything else is logged by `otherwise`.
@@ -25,26 +37,45 @@ pub fn failed(error: &StoreError, otherwise: impl FnOnce()) {
         otherwise();
         return;
     }
-    let mut down = DOWN_SINCE.lock().unwrap_or_else(PoisonError::into_inner);
-    if down.is_none() {
-        *down = Some(Utc::now());
+    let mut down = DOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = down.get_or_insert(Down {
+        since: Instant::now(),
+        logged: false,
+    });
+    if !state.logged && state.since.elapsed() >= CONFIRM_AFTER {
+        state.logged = true;
         tracing::warn!(
-            "the store does not answer: {error}; going on with what may go on (retrying with \
-             back-off; the end of the outage will be logged)"
+            "the store does not answer (for {} now): {error}; going on with what may go on \
+             (retrying with back-off; the end of the outage will be logged)",
+            crate::fields::duration(state.since.elapsed())
         );
     } else {
-        tracing::debug!("the store still does not answer: {error}");
+        tracing::debug!("the store does not answer: {error}");
     }
 }
 
-/// A store call was answered: the end of an outage, if one was going on.
-pub fn answered() {
-    let mut down = DOWN_SINCE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(since) = down.take() {
-        let lasted = (Utc::now() - since).to_std().unwrap_or_default();
+/// A store call that began at `began` was answered: the end of an outage, if one was going
+/// on and the call began after it started (a call in flight as the store went away proves
+/// nothing).
+pub fn answered(began: Instant) {
+    let mut down = DOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(state) = *down else {
+        return;
+    };
+    if began <= state.since {
+        return;
+    }
+    *down = None;
+    let lasted = state.since.elapsed();
+    if state.logged {
         tracing::warn!(
             outage = %crate::fields::duration(lasted),
             "the store answers again after {}",
+            crate::fields::duration(lasted)
+        );
+    } else {
+        tracing::debug!(
+            "the store answers again after a blip of {}",
             crate::fields::duration(lasted)
         );
     }
@@ -52,10 +83,9 @@ pub fn answered() {
 
 /// Is an outage going on (the latest call of a periodic caller went unanswered)?
 pub fn is_down() -> bool {
-    DOWN_SINCE
-        .lock()
+    DOWN.lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .is_some()
+        .is_some_and(|down| down.logged)
 }
 
 /// The longest wait between two tries of a caller that retries at once otherwise.

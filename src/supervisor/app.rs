@@ -257,8 +257,24 @@ impl Supervised {
         }
     }
 
-    /// Start the plan's process; on failure, retry after the backoff.
+    /// Start the plan's process; on failure, retry after the backoff. A `stop` app whose
+    /// hold is past its stop deadline (not renewed in time: the guard may just have ended
+    /// it) is not started but fenced: it starts again only once a renewal succeeds.
     async fn start(&mut self) {
+        if !self.plan.app.on_store_loss.is_keep()
+            && Instant::now() >= self.renewed + self.stop_ahead()
+        {
+            self.restart_at = None;
+            self.state = AppState::Stopped;
+            if !self.fenced {
+                tracing::warn!(
+                    "the hold on the app was not renewed in time: not starting it here \
+                     (on_store_loss: stop)"
+                );
+                self.fenced = true;
+            }
+            return;
+        }
         self.last_start = Utc::now();
         let mut spec = self.plan.spec.clone();
         if let Some(guard) = &self.settings.guard {
@@ -482,11 +498,14 @@ impl Supervised {
         if self.plan.app.on_store_loss.is_keep() || self.running.is_none() {
             return None;
         }
-        let ahead = self
-            .settings
+        Some(self.renewed + self.stop_ahead())
+    }
+
+    /// How long after a renewal a `stop` app's process may run unrenewed.
+    fn stop_ahead(&self) -> Duration {
+        self.settings
             .stale_after
-            .saturating_sub(self.settings.grace + STOP_MARGIN);
-        Some(self.renewed + ahead)
+            .saturating_sub(self.settings.grace + STOP_MARGIN)
     }
 
     /// A `stop` app's process must end by its deadline even if this daemon stalls: tell the

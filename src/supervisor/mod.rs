@@ -78,8 +78,9 @@ impl Supervisor {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            let began = std::time::Instant::now();
             match self.sync().await {
-                Ok(()) => crate::store::outage::answered(),
+                Ok(()) => crate::store::outage::answered(began),
                 Err(error) => {
                     self.reachable_since = None;
                     crate::store::outage::failed(&error, || {

@@ -840,7 +840,8 @@ fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
     let tries = tries.values().next().unwrap();
     assert_eq!(tries.len(), 2, "{tries:?}");
     assert!(
-        job_gone_at < tries[1].start && tries[1].ns != ns1 && tries[1].end.is_some(),
+        // (The retry may run anywhere, h1 too once it is back.)
+        job_gone_at < tries[1].start && tries[1].end.is_some(),
         "{tries:?}"
     );
     eprintln!(
@@ -866,7 +867,7 @@ fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
 }
 
 /// Scenario 3: stop the store (FerretDB killed, started again on the same address and data
-/// after 15 s) under load — a job every second, a stream of enqueues, an app. No daemon
+/// after 15 s) under load — a job every second, an enqueue every 0.7 s, an app. No daemon
 /// exits; every acknowledged enqueue runs to completion exactly once; the schedule's missed
 /// instants are caught up (`catchup: all`), none fired twice; the app is not restarted;
 /// each daemon logs the outage once when it starts and once when it ends.
@@ -927,7 +928,7 @@ fn a_store_outage_loses_nothing_and_doubles_nothing() {
                 } else {
                     refused += 1;
                 }
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(Duration::from_millis(700));
             }
             (acknowledged, refused)
         })
@@ -941,6 +942,7 @@ fn a_store_outage_loses_nothing_and_doubles_nothing() {
     std::thread::sleep(Duration::from_secs(10));
     stop.store(true, Ordering::SeqCst);
     let (acknowledged, refused) = enqueuer.join().unwrap();
+    let load_ended = epoch_now() as i64;
 
     // Every run of `work` completes; every acknowledged enqueue is one of them.
     let sandbox = &fleet.sandbox;
@@ -971,21 +973,31 @@ fn a_store_outage_loses_nothing_and_doubles_nothing() {
         assert_eq!(of, 1, "run {id} executed {of} times: {:?}", tries.get(id));
         assert_eq!(run["attempt"], 1, "{run:#}");
     }
-    // The schedule: every second from the first tick to the last fired exactly once, the
-    // outage's seconds caught up.
-    let ticks = std::fs::read_to_string(&ticks_log).unwrap();
-    let mut seconds: BTreeMap<i64, usize> = BTreeMap::new();
-    for line in ticks.lines() {
-        let id = line.split_whitespace().next().unwrap();
-        let ms = ulid::Ulid::from_string(id).unwrap().timestamp_ms() as i64;
-        *seconds.entry(ms / 1000).or_default() += 1;
-    }
-    let (first, last) = (
-        *seconds.keys().next().unwrap(),
-        *seconds.keys().last().unwrap(),
-    );
-    assert!(last - first >= 25, "{seconds:?}");
-    for second in first..=last {
+    // The schedule: every second from the first tick to the end of the load fired exactly
+    // once, the outage's seconds caught up (the catch-up runs may still be waiting for a
+    // slot: wait for them).
+    let seconds = |ticks: &str| {
+        let mut seconds: BTreeMap<i64, usize> = BTreeMap::new();
+        for line in ticks.lines() {
+            let id = line.split_whitespace().next().unwrap();
+            let ms = ulid::Ulid::from_string(id).unwrap().timestamp_ms() as i64;
+            *seconds.entry(ms / 1000).or_default() += 1;
+        }
+        seconds
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let seconds = loop {
+        let seen = seconds(&std::fs::read_to_string(&ticks_log).unwrap_or_default());
+        let first = *seen.keys().next().expect("no tick ran");
+        if (first..load_ended).all(|second| seen.contains_key(&second)) {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "instants missing: {seen:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let first = *seconds.keys().next().unwrap();
+    assert!(load_ended - first >= 25, "{seconds:?}");
+    for second in first..load_ended {
         assert_eq!(
             seconds.get(&second),
             Some(&1),
@@ -995,6 +1007,7 @@ fn a_store_outage_loses_nothing_and_doubles_nothing() {
             seconds.keys().map(|s| s - first).collect::<Vec<_>>()
         );
     }
+    assert!(seconds.values().all(|&n| n == 1), "{seconds:?}");
     // No daemon exited; the app was never started again.
     for (i, daemon) in daemons.iter().enumerate() {
         assert!(
