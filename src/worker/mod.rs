@@ -607,7 +607,10 @@ impl Worker {
             tokio::time::timeout(within, self.store.heartbeat(&self.name, &ids, Utc::now())).await;
         match answer {
             Ok(Ok(alive)) => {
-                crate::store::outage::answered(began.into_std());
+                // With no runs the store was not asked anything: no sign it answers.
+                if !ids.is_empty() {
+                    crate::store::outage::answered(began.into_std());
+                }
                 self.renewed(fence, began, !running.is_empty());
                 for (id, run) in running {
                     if !alive.contains(id) {
