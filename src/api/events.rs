@@ -16,6 +16,9 @@
 //!   daemon no longer keeps (or never sent): the client reads everything again instead of
 //!   living with a silent gap.
 //!
+//! A new stream answers once the poller has made its first read (see [`PRIME_WITHIN`]), so
+//! a client that opens it and then reads the lists misses no change between the two.
+//!
 //! Every event has an id, `EPOCH-SEQ` (the epoch is this daemon's, random at start). The last
 //! [`KEPT`] events are kept, so a client that reconnects with `Last-Event-ID` (as
 //! `EventSource` does by itself) gets what it missed. A token holds at most
@@ -53,6 +56,12 @@ pub const WATCHED: usize = 200;
 
 /// How many events are kept for clients that resume.
 pub const KEPT: usize = 2048;
+
+/// How long a new stream waits for the poller's first read before it answers: a stream
+/// answers only once every change from then on becomes an event, so a client that reads
+/// the lists after it opened misses nothing. A store that does not answer by then gets the
+/// stream opened anyway, its first event a `resync` sent after that first read.
+pub const PRIME_WITHIN: Duration = Duration::from_secs(5);
 
 /// The most streams one token may hold open.
 pub const MAX_STREAMS_PER_TOKEN: usize = 16;
@@ -95,6 +104,9 @@ pub struct Hub {
     live: broadcast::Sender<Change>,
     streams: Mutex<HashMap<String, usize>>,
     polling: AtomicBool,
+    /// True once the running poller has made its first read: from then on every change
+    /// becomes an event (false while none runs, or before its first read).
+    primed: tokio::sync::watch::Sender<bool>,
     /// True once the daemon stops serving: every stream ends.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -121,6 +133,7 @@ impl Hub {
             live,
             streams: Mutex::new(HashMap::new()),
             polling: AtomicBool::new(false),
+            primed: tokio::sync::watch::Sender::new(false),
             closing: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -251,6 +264,12 @@ pub async fn events(
         Ok(seen) => hub.subscribe(seen),
         Err(()) => (None, hub.live.subscribe()),
     };
+    let mut primed = hub.primed.subscribe();
+    let in_time = tokio::time::timeout(PRIME_WITHIN, primed.wait_for(|primed| *primed))
+        .await
+        .is_ok_and(|waited| waited.is_ok());
+    // Too late: what the kept changes say may have a gap before the first read.
+    let replay = replay.filter(|_| in_time);
     let sees_all = caller.0.role == Role::Admin || caller.0.projects.is_empty();
     let closing = hub.closing.subscribe();
     if *closing.borrow() {
@@ -261,6 +280,7 @@ pub async fn events(
     }
     let stream = Stream {
         closing,
+        primed,
         place,
         caller,
         sees_all,
@@ -287,6 +307,7 @@ enum Item {
 /// One client's stream.
 struct Stream {
     closing: tokio::sync::watch::Receiver<bool>,
+    primed: tokio::sync::watch::Receiver<bool>,
     place: Place,
     caller: Caller,
     sees_all: bool,
@@ -311,6 +332,11 @@ impl Stream {
             };
             match item {
                 Item::Resync => {
+                    // Read everything again only once what changes after it becomes events.
+                    tokio::select! {
+                        waited = self.primed.wait_for(|primed| *primed) => waited.ok()?,
+                        _ = self.closing.wait_for(|closing| *closing) => return None,
+                    };
                     let last = self.place.hub.kept.lock().map_or(0, |k| k.last);
                     return Some(
                         SseEvent::default()
@@ -361,19 +387,24 @@ fn start_polling(api: &Api) {
     if api.hub.polling.swap(true, Ordering::SeqCst) {
         return;
     }
+    {
+        // Set before any stream subscribes to this poller's run.
+        let mut kept = api.hub.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.since = kept.last;
+        api.hub.primed.send_replace(false);
+    }
     let hub = Arc::clone(&api.hub);
     let store = Arc::clone(&api.store);
     let home = api.home.clone();
     tokio::spawn(async move {
-        {
-            let mut kept = hub.kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.since = kept.last;
-        }
         let mut poller = Poller::default();
         loop {
             let started = Instant::now();
             if let Err(error) = poller.poll(store.as_ref(), home.as_deref(), &hub).await {
                 tracing::debug!("api: events: reading the store: {error}");
+            }
+            if poller.primed && !*hub.primed.borrow() {
+                hub.primed.send_replace(true);
             }
             tokio::time::sleep(pause_after(started.elapsed())).await;
             if hub.live.receiver_count() == 0 {
