@@ -12,7 +12,7 @@
 //! ([`crate::process::guard::Handle::renewed`]), ends them even when the worker itself is
 //! stalled (SIGSTOP, a long pause) and cannot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,6 +35,8 @@ pub struct Fence {
     after: Duration,
     /// Milliseconds after `base` of the latest renewal.
     renewed_ms: AtomicU64,
+    /// The runs were ended for the current deadline (cleared when a renewal moves it).
+    ended: AtomicBool,
 }
 
 impl Fence {
@@ -44,14 +46,28 @@ impl Fence {
             base: Instant::now(),
             after,
             renewed_ms: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
         }
     }
 
-    /// The runs' heartbeat was renewed by a store call that began at `at`.
+    /// The runs' heartbeat was renewed by a store call that began at `at`: a later deadline,
+    /// and the runs are no longer ended for it (an older renewal changes nothing).
     pub(crate) fn renew(&self, at: Instant) {
         let ms =
             u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX);
-        self.renewed_ms.fetch_max(ms, Ordering::AcqRel);
+        if self.renewed_ms.fetch_max(ms, Ordering::AcqRel) < ms {
+            self.ended.store(false, Ordering::Release);
+        }
+    }
+
+    /// Mark the runs ended for the current deadline.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+    }
+
+    /// Is a deadline still to be acted on: runs, and not ended for this deadline yet?
+    pub(crate) fn armed(&self, runs: bool) -> bool {
+        runs && !self.ended.load(Ordering::Acquire)
     }
 
     /// The latest renewal.
@@ -97,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn a_renewal_moves_the_deadline_and_an_older_one_does_not() {
+    fn a_renewal_moves_the_deadline_and_rearms_it_and_an_older_one_does_neither() {
         let fence = Fence::new(Duration::from_secs(10));
         let start = fence.base;
         assert!(!fence.expired());
@@ -106,6 +122,13 @@ mod tests {
         fence.renew(start + Duration::from_secs(1));
         assert_eq!(fence.deadline(), start + Duration::from_secs(14));
         assert!(fence.remaining() > Duration::from_secs(10));
+        assert!(fence.armed(true) && !fence.armed(false));
+        fence.end();
+        assert!(!fence.armed(true), "ended for this deadline");
+        fence.renew(start + Duration::from_secs(2));
+        assert!(!fence.armed(true), "an older renewal does not re-arm it");
+        fence.renew(start + Duration::from_secs(5));
+        assert!(fence.armed(true), "a later one does");
         let stale = Fence::new(Duration::ZERO);
         assert!(stale.expired());
         assert_eq!(stale.remaining(), Duration::ZERO);

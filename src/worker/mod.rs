@@ -212,7 +212,6 @@ impl Worker {
             this.settings.run.grace,
         )));
         this.settings.run.fence = Some(Arc::clone(&fence));
-        let mut fenced = false;
         let this = this;
         let settings = &this.settings;
         let slots = settings.slots.max(1);
@@ -271,7 +270,6 @@ impl Worker {
                         if running.is_empty() {
                             // The claim dates the run's heartbeat; no other run to renew.
                             this.renewed(&fence, began, true);
-                            fenced = false;
                         }
                         this.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
                     }
@@ -309,14 +307,8 @@ impl Worker {
                     }
                     poll = settings.poll_min;
                 }
-                _ = heartbeat.tick() => {
-                    if this.heartbeat(&running, &fence).await {
-                        fenced = false;
-                    }
-                    this.announce(started, slots, &running, &switches).await;
-                }
-                () = tokio::time::sleep_until(fence.deadline()), if !running.is_empty() && !fenced => {
-                    fenced = true;
+                _ = heartbeat.tick() => this.beat(started, slots, &running, &switches, &fence).await,
+                () = tokio::time::sleep_until(fence.deadline()), if fence.armed(!running.is_empty()) => {
                     this.fence(&running, &fence);
                 }
                 _ = zombies.tick() => this.take_back_zombies().await,
@@ -324,9 +316,7 @@ impl Worker {
                     poll = settings.poll_min;
                     if woken.control {
                         this.read_switches(&mut switches, true).await;
-                        if this.heartbeat(&running, &fence).await {
-                            fenced = false;
-                        }
+                        this.heartbeat(&running, &fence).await;
                     }
                 }
                 () = poll_delay => {
@@ -350,14 +340,8 @@ impl Worker {
                         this.hand_back_unstarted(next.run, &mut summary).await;
                     }
                 }
-                _ = heartbeat.tick() => {
-                    if this.heartbeat(&running, &fence).await {
-                        fenced = false;
-                    }
-                    this.announce(started, slots, &running, &switches).await;
-                }
-                () = tokio::time::sleep_until(fence.deadline()), if !running.is_empty() && !fenced => {
-                    fenced = true;
+                _ = heartbeat.tick() => this.beat(started, slots, &running, &switches, &fence).await,
+                () = tokio::time::sleep_until(fence.deadline()), if fence.armed(!running.is_empty()) => {
                     this.fence(&running, &fence);
                 }
                 () = tokio::time::sleep_until(deadline), if !stopped => {
@@ -591,10 +575,23 @@ impl Worker {
         running.retain(|_, run| !run.stop.is_closed());
     }
 
+    /// One heartbeat tick: renew the runs, then record this worker (`coco alive`).
+    async fn beat(
+        &self,
+        started: DateTime<Utc>,
+        slots: usize,
+        running: &HashMap<String, Running>,
+        switches: &Switches,
+        fence: &fence::Fence,
+    ) {
+        self.heartbeat(running, fence).await;
+        self.announce(started, slots, running, switches).await;
+    }
+
     /// Heartbeat the running runs (bounded by the time left before the fence's deadline);
-    /// stop those the store no longer lists as ours. True if the store took it (the fence
-    /// and the guard's deadline renewed).
-    async fn heartbeat(&self, running: &HashMap<String, Running>, fence: &fence::Fence) -> bool {
+    /// stop those the store no longer lists as ours. When the store takes it, the fence and
+    /// the guard's deadline are renewed.
+    async fn heartbeat(&self, running: &HashMap<String, Running>, fence: &fence::Fence) {
         let ids: Vec<String> = running.keys().cloned().collect();
         let began = Instant::now();
         let within = if running.is_empty() {
@@ -618,17 +615,14 @@ impl Worker {
                         let _ = run.stop.send(Some(Stop::Lost));
                     }
                 }
-                true
             }
             Ok(Err(error)) => {
                 crate::store::outage::failed(&error, || {
                     tracing::warn!(worker = %self.name, "heartbeat: {error}");
                 });
-                false
             }
             Err(_) => {
                 tracing::debug!(worker = %self.name, "heartbeat: no answer in time");
-                false
             }
         }
     }
@@ -650,6 +644,7 @@ impl Worker {
     /// The fence's deadline passed unrenewed: stop every run before another host may take
     /// it back (each is handed back if the store still lists it as ours).
     fn fence(&self, running: &HashMap<String, Running>, fence: &fence::Fence) {
+        fence.end();
         tracing::warn!(
             worker = %self.name,
             runs = running.len(),
