@@ -245,6 +245,13 @@ impl Fleet {
         })
     }
 
+    /// Set `worker.zombie_after` in the home's `local.yaml`.
+    fn zombie_after(&self, after: &str) {
+        let local = self.sandbox.dir.path().join(".coco/local.yaml");
+        let text = std::fs::read_to_string(&local).unwrap();
+        std::fs::write(&local, format!("{text}worker:\n  zombie_after: {after}\n")).unwrap();
+    }
+
     /// `coco daemon --host hN` in host N's namespace.
     fn daemon(&self, host: usize, extra: &[&str]) -> Background {
         let name = format!("h{host}");
@@ -259,6 +266,18 @@ impl Fleet {
         args.extend_from_slice(extra);
         self.sandbox.spawn_in(self.net.ns(host), &args)
     }
+}
+
+/// The shell script of a job that says where it runs (its output: `on NS`) and appends
+/// `start ID NS TIME PID` and, after sleeping `secs`, `end ID NS TIME` to `log` (see
+/// [`intervals`]); for a command `[sh, -c, 'SCRIPT']`.
+fn logged_work(log: &Path, secs: u32) -> String {
+    format!(
+        "ns=$(ip netns identify $$); echo on $ns; \
+         echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep {secs}; \
+         echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}",
+        log = log.display()
+    )
 }
 
 /// One execution of a run: its host's namespace, its shell's pid, when it started and (if it
@@ -346,16 +365,12 @@ fn a_stalled_worker_is_fenced_before_its_run_is_retried() {
     let Some(fleet) = Fleet::new(2) else { return };
     let sandbox = &fleet.sandbox;
     let log = sandbox.dir.path().join("runs.log");
-    let local = sandbox.dir.path().join(".coco/local.yaml");
-    let text = std::fs::read_to_string(&local).unwrap();
-    std::fs::write(&local, format!("{text}worker:\n  zombie_after: 15s\n")).unwrap();
+    fleet.zombie_after("15s");
     sandbox.project(
         "shop",
         &format!(
-            "jobs:\n  work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); echo on $ns; \
-             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep 20; \
-             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}']\n    attempts: 1\n",
-            log = log.display()
+            "jobs:\n  work:\n    command: [sh, -c, '{work}']\n    attempts: 1\n",
+            work = logged_work(&log, 20)
         ),
     );
     sandbox.apply();
@@ -493,19 +508,15 @@ fn a_killed_host_hands_over_its_app_and_runs() {
     let Some(fleet) = Fleet::new(3) else { return };
     let sandbox = &fleet.sandbox;
     let log = sandbox.dir.path().join("runs.log");
-    let local = sandbox.dir.path().join(".coco/local.yaml");
-    let text = std::fs::read_to_string(&local).unwrap();
-    std::fs::write(&local, format!("{text}worker:\n  zombie_after: 10s\n")).unwrap();
+    fleet.zombie_after("10s");
     sandbox.project(
         "shop",
         &format!(
-            "jobs:\n  work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); \
-             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep 6; \
-             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}', '{{{{args.i}}}}']\n    \
+            "jobs:\n  work:\n    command: [sh, -c, '{work}', '{{{{args.i}}}}']\n    \
              args: {{i: 0}}\n    attempts: 1\n    max_parallel: 6\n\
              apps:\n  web:\n    command: [python3, -m, http.server, '8080', --bind, 0.0.0.0]\n    \
              port: 8080\n    health: {{http: /}}\n",
-            log = log.display()
+            work = logged_work(&log, 6)
         ),
     );
     sandbox.apply();
@@ -694,9 +705,7 @@ fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
     let sandbox = &fleet.sandbox;
     let runs_log = sandbox.dir.path().join("runs.log");
     let apps_log = sandbox.dir.path().join("apps.log");
-    let local = sandbox.dir.path().join(".coco/local.yaml");
-    let text = std::fs::read_to_string(&local).unwrap();
-    std::fs::write(&local, format!("{text}worker:\n  zombie_after: 15s\n")).unwrap();
+    fleet.zombie_after("15s");
     let app = |name: &str, port: u16, on_loss: &str| {
         format!(
             "  {name}:\n    command: [sh, -c, 'echo {name} $(ip netns identify $$) $(date +%s.%N) \
@@ -708,11 +717,9 @@ fn a_cut_link_fences_the_singleton_and_the_runs_and_keeps_the_rest() {
     sandbox.project(
         "shop",
         &format!(
-            "jobs:\n  work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); \
-             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {log}; sleep 15; \
-             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {log}']\n    attempts: 1\n\
+            "jobs:\n  work:\n    command: [sh, -c, '{work}']\n    attempts: 1\n\
              apps:\n{single}{avail}",
-            log = runs_log.display(),
+            work = logged_work(&runs_log, 15),
             single = app("single", 8080, "stop"),
             avail = app("avail", 8081, "keep"),
         ),
@@ -884,15 +891,13 @@ fn a_store_outage_loses_nothing_and_doubles_nothing() {
         &format!(
             "jobs:\n  tick:\n    schedule: '* * * * * *'\n    catchup: all\n    concurrency: allow\n    attempts: 1\n    \
              command: [sh, -c, 'echo $COCO_RUN_ID $(ip netns identify $$) >> {ticks}']\n  \
-             work:\n    command: [sh, -c, 'ns=$(ip netns identify $$); \
-             echo start $COCO_RUN_ID $ns $(date +%s.%N) $$ >> {runs}; sleep 2; \
-             echo end $COCO_RUN_ID $ns $(date +%s.%N) >> {runs}', '{{{{args.i}}}}']\n    \
+             work:\n    command: [sh, -c, '{work}', '{{{{args.i}}}}']\n    \
              args: {{i: 0}}\n    attempts: 1\n    max_parallel: 6\n\
              apps:\n  web:\n    command: [sh, -c, 'echo web $(ip netns identify $$) \
              $(date +%s.%N) $$ >> {apps}; exec python3 -m http.server 8080 --bind 127.0.0.1']\n    \
              port: 8080\n    health: {{http: /, interval: 1s}}\n",
             ticks = ticks_log.display(),
-            runs = runs_log.display(),
+            work = logged_work(&runs_log, 2),
             apps = apps_log.display()
         ),
     );
