@@ -265,7 +265,7 @@ impl Guard {
                     .stdin
                     .take()
                     .and_then(|stdin| stdin.into_owned_fd().ok())
-                    .map(std::fs::File::from);
+                    .map(non_blocking);
                 *pipe.lock().unwrap_or_else(PoisonError::into_inner) = stdin;
                 let status = guard.wait().await;
                 up.store(false, Ordering::Release);
@@ -397,6 +397,21 @@ pub fn serve(marker: &str, cgroup_dir: Option<&Path>) -> usize {
         std::thread::sleep(PASS_GAP);
     }
     killed
+}
+
+/// The write end of the guard's pipe, made non-blocking: a guard that does not read (stopped,
+/// hung) never blocks the worker. Each order is one write under `PIPE_BUF`, so it goes
+/// whole or not at all.
+fn non_blocking(fd: std::os::fd::OwnedFd) -> std::fs::File {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: fcntl(2) on a descriptor we own, adding O_NONBLOCK to its status flags.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+    std::fs::File::from(fd)
 }
 
 /// Whether `stdin` has something to read (or its end) within `wait` (`None`: no limit).
