@@ -41,6 +41,15 @@ pub async fn run(global: &GlobalArgs, args: &AliveArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `text`, or `-` for nothing.
+fn or_dash(text: String) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text
+    }
+}
+
 /// The columns of [`row`].
 pub const HEADER: &[&str] = &[
     "NAME", "KIND", "HOST", "VERSION", "PID", "UP", "LEASE", "RUNNING", "APPS", "NOTE",
@@ -82,11 +91,7 @@ pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
         member.name.clone(),
         member.kind.to_string(),
         member.host.clone(),
-        if member.version.is_empty() {
-            "-".to_owned()
-        } else {
-            member.version.clone()
-        },
+        or_dash(member.version.clone()),
         member.pid.to_string(),
         human_duration(now - member.started),
         format!(
@@ -95,11 +100,7 @@ pub fn row(member: &MemberRecord, now: DateTime<Utc>) -> Vec<String> {
             human_duration(lease(member))
         ),
         format!("{}/{}", member.running.len(), member.slots),
-        if member.apps.is_empty() {
-            "-".to_owned()
-        } else {
-            member.apps.join(",")
-        },
+        or_dash(member.apps.join(",")),
         note,
     ]
 }

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use figment::Figment;
 
+use crate::manifest::limits::{Bounds, duration_problem};
 use crate::redact::redact;
 use crate::store::StoreLocation;
 use crate::yaml::Diagnostic;
@@ -211,9 +212,19 @@ impl Default for FleetConfig {
     }
 }
 
-/// The bounds of `fleet.renew_every` and `fleet.lease`, and why.
-pub const RENEW_EVERY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(60));
-pub const LEASE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+/// The bounds of `fleet.renew_every`.
+pub const RENEW_EVERY: Bounds = Bounds {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(60),
+    why: "every host writes the store this often",
+};
+
+/// The bounds of `fleet.lease`.
+pub const LEASE: Bounds = Bounds {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(3600),
+    why: "a shorter one loses hosts that are alive",
+};
 
 /// What is wrong with the `fleet` timings of one layer (pure): each out of its bounds, and
 /// a lease shorter than three renewals (one late renewal would lose a live host).
@@ -222,19 +233,10 @@ pub fn fleet_problems(
     lease: Option<Duration>,
 ) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
-    let bounds = |value: Duration, (least, most): (Duration, Duration)| {
-        (value < least || value > most).then(|| {
-            format!(
-                "must be from {} to {}",
-                humantime::format_duration(least),
-                humantime::format_duration(most)
-            )
-        })
-    };
-    if let Some(problem) = renew_every.and_then(|v| bounds(v, RENEW_EVERY)) {
+    if let Some(problem) = renew_every.and_then(|v| duration_problem(v, RENEW_EVERY)) {
         problems.push(("fleet.renew_every", problem));
     }
-    if let Some(problem) = lease.and_then(|v| bounds(v, LEASE)) {
+    if let Some(problem) = lease.and_then(|v| duration_problem(v, LEASE)) {
         problems.push(("fleet.lease", problem));
     }
     let renew = renew_every.unwrap_or(FleetConfig::default().renew_every);

@@ -22,23 +22,7 @@ pub fn kill_run_orphans(run_id: &str) -> usize {
 /// A process that has exited but is not yet reaped has no environment left, so it is not
 /// counted twice.
 pub fn kill_carrying(needle: &str) -> usize {
-    let Some(pids) = super::procfs::pids() else {
-        return 0;
-    };
-    let own = std::process::id();
-    let mut killed = 0;
-    for pid in pids {
-        if pid == own || !carries(pid, needle) {
-            continue;
-        }
-        for descendant in super::reaper::descendants(pid) {
-            sigkill(descendant);
-        }
-        if sigkill(pid) {
-            killed += 1;
-        }
-    }
-    killed
+    signal_carrying(&[needle], libc::SIGKILL)
 }
 
 /// Send `signal` to every other process of this host (that we may signal) whose environment
@@ -52,29 +36,21 @@ pub fn signal_carrying(needles: &[&str], signal: i32) -> usize {
     let own = std::process::id();
     let mut signalled = 0;
     for pid in pids {
-        if pid == own {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if !needles
-            .iter()
-            .all(|needle| has_entry_like(&environ, needle))
-        {
+        let carries = pid != own
+            && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                needles
+                    .iter()
+                    .all(|needle| has_entry_like(&environ, needle))
+            });
+        if !carries {
             continue;
         }
         if signal == libc::SIGKILL {
             for descendant in super::reaper::descendants(pid) {
-                sigkill(descendant);
+                send(descendant, libc::SIGKILL);
             }
         }
-        let Ok(raw) = libc::pid_t::try_from(pid) else {
-            continue;
-        };
-        // SAFETY: kill(2) only sends a signal, to a pid read from /proc just now that carries
-        // this worker's guard marker.
-        if unsafe { libc::kill(raw, signal) } == 0 {
+        if send(pid, signal) {
             signalled += 1;
         }
     }
@@ -92,21 +68,14 @@ pub fn has_entry_like(environ: &[u8], needle: &str) -> bool {
     }
 }
 
-/// SIGKILL `pid`: it carries a run id or a guard marker, or descends from one that does, so
-/// it is ours to end; whether the signal was sent.
-fn sigkill(pid: u32) -> bool {
+/// Send `signal` to `pid`: it carries a run id or a guard marker, or descends from one that
+/// does, so it is ours to end; whether the signal was sent.
+fn send(pid: u32, signal: i32) -> bool {
     let Ok(raw) = libc::pid_t::try_from(pid) else {
         return false;
     };
     // SAFETY: kill(2) only sends a signal, to a pid read from /proc just now.
-    unsafe { libc::kill(raw, libc::SIGKILL) == 0 }
-}
-
-/// Does process `pid` have `needle` (`KEY=value`) in its environment?
-fn carries(pid: u32, needle: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|environ| has_entry(&environ, needle))
-        .unwrap_or(false)
+    unsafe { libc::kill(raw, signal) == 0 }
 }
 
 /// Is `needle` one of the NUL-separated entries of `environ` (pure)?

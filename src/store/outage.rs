@@ -81,13 +81,6 @@ pub fn answered(began: Instant) {
     }
 }
 
-/// Is an outage going on (the latest call of a periodic caller went unanswered)?
-pub fn is_down() -> bool {
-    DOWN.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .is_some_and(|down| down.logged)
-}
-
 /// The longest wait between two tries of a caller that retries at once otherwise.
 pub const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -10,13 +10,12 @@
 //! projects and the app statuses. An app this host may run (`hosts:` empty or naming it) and
 //! that no live daemon holds is claimed in the store ([`crate::store::Fleet::claim_app`]); the
 //! winner starts an [`app`] task for it. A holder is live while its heartbeat is younger than
-//! `stale_after` — a silence that counts only once this daemon has read the store without a
-//! failure for `stale_after` itself, so that after a store outage (when every hold looks
-//! stale) the holders renew before anyone takes over — or, on this host, while its process
-//! exists, so a daemon restarted after a
-//! SIGKILL takes its apps back at once. A changed plan (definition or project environment) is
-//! sent to the app's task; an app gone from its manifest (or from this host's list) is
-//! stopped and released. On shutdown every app is stopped.
+//! `stale_after`, or — on this host — while its process exists, so a daemon restarted after a
+//! SIGKILL takes its apps back at once. A holder's silence counts only once this daemon has
+//! itself read the store without a failure for `stale_after`: after a store outage every hold
+//! looks stale, and the holders renew before anyone takes over. A changed plan (definition or
+//! project environment) is sent to the app's task; an app gone from its manifest (or from this
+//! host's list) is stopped and released. On shutdown every app is stopped.
 
 pub mod app;
 pub mod backoff;

@@ -202,18 +202,16 @@ impl Worker {
     /// [`Worker::run`], calling `recorded` once this worker is recorded in the store (so
     /// `coco alive` lists it): what `coco worker` waits for before it says it started.
     pub async fn run_announced(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()>,
         recorded: impl FnOnce(),
     ) -> Summary {
-        let mut this = self;
         let fence = Arc::new(fence::Fence::new(fence::fence_after(
-            this.settings.zombie_after,
-            this.settings.run.grace,
+            self.settings.zombie_after,
+            self.settings.run.grace,
         )));
-        this.settings.run.fence = Some(Arc::clone(&fence));
-        let this = this;
-        let settings = &this.settings;
+        self.settings.run.fence = Some(Arc::clone(&fence));
+        let settings = &self.settings;
         let slots = settings.slots.max(1);
         let started = Utc::now();
         let mut summary = Summary::default();
@@ -227,7 +225,7 @@ impl Worker {
         let mut wake = settings
             .wake_dir
             .as_ref()
-            .and_then(|dir| wake::Listener::bind(dir, &this.name));
+            .and_then(|dir| wake::Listener::bind(dir, &self.name));
         let mut switches = Switches {
             control: Control::default(),
             read_at: None,
@@ -238,29 +236,29 @@ impl Worker {
         // After a failed claim: the wait before the next try (zero: none failed).
         let mut retry = Duration::ZERO;
         let gate = ClaimGate::default();
-        tracing::info!(worker = %this.name, slots, store = %this.store.describe(), "worker started");
-        this.announce(started, slots, &running, &switches).await;
+        tracing::info!(worker = %self.name, slots, store = %self.store.describe(), "worker started");
+        self.announce(started, slots, &running, &switches).await;
         recorded();
 
         loop {
-            this.read_switches(&mut switches, false).await;
+            self.read_switches(&mut switches, false).await;
             if switches.control.halts(started) {
-                tracing::info!(worker = %this.name, "halted by `coco halt`");
+                tracing::info!(worker = %self.name, "halted by `coco halt`");
                 summary.halted = true;
                 break;
             }
-            let (paused, changed) = this.holding(&mut switches);
+            let (paused, changed) = self.holding(&mut switches);
             if changed {
                 // `coco alive` says why at once, not at the next heartbeat.
-                this.announce(started, slots, &running, &switches).await;
+                self.announce(started, slots, &running, &switches).await;
             }
             gate.open(&paused);
             while running.len() < slots {
                 let began = Instant::now();
                 let claim = Some((Utc::now(), &paused));
-                let claimed = this
+                let claimed = self
                     .store
-                    .finish_and_claim(&this.name, None, claim)
+                    .finish_and_claim(&self.name, None, claim)
                     .await
                     .and_then(|stepped| stepped.claimed);
                 match claimed {
@@ -269,9 +267,9 @@ impl Worker {
                         retry = Duration::ZERO;
                         if running.is_empty() {
                             // The claim dates the run's heartbeat; no other run to renew.
-                            this.renewed(&fence, began, true);
+                            self.renewed(&fence, began, true);
                         }
-                        this.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
+                        self.start(claimed, &mut tasks, &mut running, &gate, &mut summary);
                     }
                     Ok(None) => {
                         retry = Duration::ZERO;
@@ -280,7 +278,7 @@ impl Worker {
                     Err(error) => {
                         crate::store::outage::failed(
                             &error,
-                            || tracing::warn!(worker = %this.name, "claiming a run: {error}"),
+                            || tracing::warn!(worker = %self.name, "claiming a run: {error}"),
                         );
                         // Capped and jittered: the hosts of a fleet do not retry in step.
                         retry = crate::store::outage::retry_after(
@@ -302,21 +300,21 @@ impl Worker {
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(joined) = tasks.join_next() => {
-                    if let Some(next) = this.ended(joined, &mut running, &mut summary) {
-                        this.start(next, &mut tasks, &mut running, &gate, &mut summary);
+                    if let Some(next) = self.ended(joined, &mut running, &mut summary) {
+                        self.start(next, &mut tasks, &mut running, &gate, &mut summary);
                     }
                     poll = settings.poll_min;
                 }
-                _ = heartbeat.tick() => this.beat(started, slots, &running, &switches, &fence).await,
+                _ = heartbeat.tick() => self.beat(started, slots, &running, &switches, &fence).await,
                 () = tokio::time::sleep_until(fence.deadline()), if fence.armed(!running.is_empty()) => {
-                    this.fence(&running, &fence);
+                    self.fence(&running, &fence);
                 }
-                _ = zombies.tick() => this.take_back_zombies().await,
+                _ = zombies.tick() => self.take_back_zombies().await,
                 woken = wake::woken(&mut wake) => {
                     poll = settings.poll_min;
                     if woken.control {
-                        this.read_switches(&mut switches, true).await;
-                        this.heartbeat(&running, &fence).await;
+                        self.read_switches(&mut switches, true).await;
+                        self.heartbeat(&running, &fence).await;
                     }
                 }
                 () = poll_delay => {
@@ -329,20 +327,20 @@ impl Worker {
 
         // Shutdown: no more claims; let the runs finish for a while, then stop them.
         gate.close();
-        tracing::info!(worker = %this.name, running = running.len(), "worker stopping");
+        tracing::info!(worker = %self.name, running = running.len(), "worker stopping");
         let deadline = Instant::now() + settings.shutdown_grace;
         let mut stopped = false;
         while !tasks.is_empty() {
             tokio::select! {
                 Some(joined) = tasks.join_next() => {
                     // Claimed as the gate closed: give it back untouched.
-                    if let Some(next) = this.ended(joined, &mut running, &mut summary) {
-                        this.hand_back_unstarted(next.run, &mut summary).await;
+                    if let Some(next) = self.ended(joined, &mut running, &mut summary) {
+                        self.hand_back_unstarted(next.run, &mut summary).await;
                     }
                 }
-                _ = heartbeat.tick() => this.beat(started, slots, &running, &switches, &fence).await,
+                _ = heartbeat.tick() => self.beat(started, slots, &running, &switches, &fence).await,
                 () = tokio::time::sleep_until(fence.deadline()), if fence.armed(!running.is_empty()) => {
-                    this.fence(&running, &fence);
+                    self.fence(&running, &fence);
                 }
                 () = tokio::time::sleep_until(deadline), if !stopped => {
                     for run in running.values() {
@@ -355,10 +353,10 @@ impl Worker {
         if let Some(listener) = wake {
             listener.remove();
         }
-        if let Err(error) = this.store.remove_member(&this.name).await {
-            tracing::warn!(worker = %this.name, "forgetting this worker in the store: {error}");
+        if let Err(error) = self.store.remove_member(&self.name).await {
+            tracing::warn!(worker = %self.name, "forgetting this worker in the store: {error}");
         }
-        tracing::info!(worker = %this.name, "worker stopped: {summary}");
+        tracing::info!(worker = %self.name, "worker stopped: {summary}");
         summary
     }
 

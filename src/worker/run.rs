@@ -608,21 +608,16 @@ async fn finish_through_outage<'p>(
     claim: impl Fn() -> Option<(chrono::DateTime<Utc>, &'p Paused)>,
     settings: &RunSettings,
 ) -> StoreResult<crate::store::Stepped> {
+    let fence = settings.fence.as_deref();
     let mut wait = Duration::from_millis(100);
     loop {
         match store
             .finish_and_claim(worker, Some((id, end)), claim())
             .await
         {
-            Err(error)
-                if error.is_unreachable()
-                    && settings
-                        .fence
-                        .as_ref()
-                        .is_some_and(|fence| !fence.expired()) =>
-            {
+            Err(error) if error.is_unreachable() && fence.is_some_and(|f| !f.expired()) => {
                 tracing::debug!(run = %id, "storing the end waits for the store: {error}");
-                let left = settings.fence.as_ref().map_or(wait, |f| f.remaining());
+                let left = fence.map_or(wait, super::fence::Fence::remaining);
                 tokio::time::sleep(wait.min(left)).await;
                 wait = crate::store::outage::retry_after(wait, crate::store::outage::jitter());
             }

@@ -166,9 +166,13 @@ fn the_lease_is_read_from_local_yaml_and_refused_out_of_bounds() {
         (
             "fleet:\n  renew_every: 10ms\n",
             "local.yaml:5:16",
-            "from 100ms to 1m",
+            "must be at least 100ms (every host writes the store this often)",
         ),
-        ("fleet:\n  lease: 2h\n", "local.yaml:5:10", "from 1s to 1h"),
+        (
+            "fleet:\n  lease: 2h\n",
+            "local.yaml:5:10",
+            "must be at most 1h",
+        ),
         ("fleet:\n  lease: soon\n", "local.yaml:5:10", "soon"),
     ] {
         std::fs::write(&local, format!("{base}{text}")).unwrap();
